@@ -1,0 +1,146 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+import TallyStorage
+
+/// Where the server is in its life; writes are taken only while `ready`.
+enum ServerPhase: UInt8, AtomicRepresentable {
+    case starting, ready, draining
+}
+
+/// Routes, limits and the ready/draining state, shared by every connection.
+final class Router: Sendable {
+    let configuration: ServerConfiguration
+    let ingester: RemoteWriteIngester
+    let metrics: ServerMetrics
+    let phase = Atomic<ServerPhase>(.starting)
+    let inFlight = Atomic<Int>(0)
+    let threadPool: NIOThreadPool
+
+    init(configuration: ServerConfiguration, ingester: RemoteWriteIngester, metrics: ServerMetrics, threadPool: NIOThreadPool) {
+        self.configuration = configuration
+        self.ingester = ingester
+        self.metrics = metrics
+        self.threadPool = threadPool
+    }
+
+    /// Answers a complete request; the future completes on `eventLoop`.
+    func answer(_ head: HTTPRequestHead, body: [UInt8], bodyTooLarge: Bool, on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        switch path {
+        case "/api/v1/write":
+            guard head.method == .POST else {
+                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 405, body: "use POST for remote write"))
+            }
+            if bodyTooLarge {
+                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 413, body: "request body over the limit of \(configuration.maxRequestBytes) bytes"))
+            }
+            guard phase.load(ordering: .acquiring) == .ready else {
+                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 503, body: "not ready: starting or shutting down"))
+            }
+            inFlight.wrappingAdd(1, ordering: .relaxed)
+            let headers = RemoteWriteIngester.RequestHeaders(
+                tenant: configuration.tenantHeaders.lazy.compactMap { head.headers.first(name: $0) }.first,
+                contentType: head.headers.first(name: "Content-Type"),
+                contentEncoding: head.headers.first(name: "Content-Encoding"))
+            let promise = eventLoop.makePromise(of: HTTPAnswer.self)
+            let ingester = self.ingester
+            threadPool.submit { state in
+                guard case .active = state else {
+                    return promise.succeed(HTTPAnswer(status: 503, body: "shutting down"))
+                }
+                ingester.ingest(headers, body: body) { promise.succeed($0) }
+            }
+            promise.futureResult.whenComplete { _ in self.inFlight.wrappingSubtract(1, ordering: .relaxed) }
+            return promise.futureResult
+        case "/metrics":
+            return eventLoop.makeSucceededFuture(HTTPAnswer(status: 200, body: metrics.registry.emitToString(),
+                                                            contentType: "text/plain; version=0.0.4; charset=utf-8"))
+        case "/-/healthy":
+            return eventLoop.makeSucceededFuture(HTTPAnswer(status: 200, body: "Tally is Healthy.\n"))
+        case "/-/ready":
+            let ready = phase.load(ordering: .acquiring) == .ready
+            return eventLoop.makeSucceededFuture(HTTPAnswer(status: ready ? 200 : 503, body: ready ? "Tally is Ready.\n" : "Tally is not ready.\n"))
+        default:
+            return eventLoop.makeSucceededFuture(HTTPAnswer(status: 404, body: "not found: \(path)"))
+        }
+    }
+
+    /// The handler label for the request counter: known routes by name, everything else as "other".
+    static func handlerName(_ uri: String) -> String {
+        let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
+        return ["/api/v1/write", "/metrics", "/-/healthy", "/-/ready"].contains(path) ? path : "other"
+    }
+}
+
+/// One connection: collects a request (bounded), asks the router, writes the answer.
+final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let router: Router
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var tooLarge = false
+
+    init(router: Router) { self.router = router }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case let .head(requestHead):
+            head = requestHead
+            body = []
+            let declared = requestHead.headers.first(name: "Content-Length").flatMap(Int.init) ?? 0
+            tooLarge = declared > router.configuration.maxRequestBytes
+            if !tooLarge && declared > 0 { body.reserveCapacity(declared) }
+        case var .body(buffer):
+            guard !tooLarge else { return }
+            if body.count + buffer.readableBytes > router.configuration.maxRequestBytes {
+                tooLarge = true
+                body = []
+                return
+            }
+            buffer.readWithUnsafeReadableBytes { bytes in
+                body.append(contentsOf: bytes)
+                return bytes.count
+            }
+        case .end:
+            guard let requestHead = head else { return }
+            head = nil
+            let requestBody = body
+            body = []
+            let keepAlive = requestHead.isKeepAlive && !tooLarge
+            let handler = Router.handlerName(requestHead.uri)
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            router.answer(requestHead, body: requestBody, bodyTooLarge: tooLarge, on: context.eventLoop).whenSuccess { answer in
+                let (this, context) = bound.value
+                this.router.metrics.request(handler: handler, code: answer.status)
+                this.write(answer, version: requestHead.version, keepAlive: keepAlive, context: context)
+            }
+        }
+    }
+
+    private func write(_ answer: HTTPAnswer, version: HTTPVersion, keepAlive: Bool, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        let bytes = Array(answer.body.utf8)
+        headers.add(name: "Content-Length", value: String(bytes.count))
+        if !bytes.isEmpty { headers.add(name: "Content-Type", value: answer.contentType) }
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        let responseHead = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: answer.status), headers: headers)
+        context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
+        if !bytes.isEmpty {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+        }
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,150 @@
+import NIOCore
+import TallyStorage
+import TallyWire
+
+/// The answer to one HTTP request, independent of the transport.
+public struct HTTPAnswer: Sendable, Equatable {
+    public var status: Int
+    public var body: String
+    public var contentType = "text/plain; charset=utf-8"
+
+    public init(status: Int, body: String, contentType: String = "text/plain; charset=utf-8") {
+        self.status = status
+        self.body = body
+        self.contentType = contentType
+    }
+}
+
+/// Remote-Write 1.0 ingestion: tenant resolution, decoding, validation, append, and the status code
+/// the sender must see (2xx stored; 4xx never retried; 5xx only when a retry can succeed).
+public final class RemoteWriteIngester: Sendable {
+    let configuration: ServerConfiguration
+    let registry: TenantRegistry
+    let metrics: ServerMetrics
+
+    init(configuration: ServerConfiguration, registry: TenantRegistry, metrics: ServerMetrics) {
+        self.configuration = configuration
+        self.registry = registry
+        self.metrics = metrics
+    }
+
+    /// Request headers that matter to ingestion.
+    public struct RequestHeaders: Sendable {
+        public var tenant: String?
+        public var contentType: String?
+        public var contentEncoding: String?
+    }
+
+    /// Stores what is valid of a request and calls `answer` once it is durable.
+    public func ingest(_ headers: RequestHeaders, body: [UInt8], answer: @escaping @Sendable (HTTPAnswer) -> Void) {
+        if let refusal = checkMediaType(headers) { return answer(refusal) }
+        let tenant = headers.tenant ?? configuration.defaultTenant
+        let view: WriteRequestView
+        do {
+            view = try RemoteWriteDecoder.decode(compressed: body, maxDecodedBytes: configuration.maxDecodedBytes)
+        } catch {
+            if case .decodedTooLarge = error { return answer(HTTPAnswer(status: 413, body: error.description)) }
+            return answer(HTTPAnswer(status: 400, body: error.description))
+        }
+        let db: TenantDatabase
+        do {
+            db = try registry.database(for: tenant)
+        } catch {
+            if case .io = error { return answer(HTTPAnswer(status: 500, body: error.description)) }
+            return answer(HTTPAnswer(status: 400, body: error.description))
+        }
+        let tally: RejectionTally
+        let commit: AppendCommit
+        do {
+            (tally, commit) = try append(view, to: db)
+        } catch {
+            if case .closed = error { return answer(HTTPAnswer(status: 503, body: "shutting down")) }
+            return answer(HTTPAnswer(status: 500, body: "storage: \(error)"))
+        }
+        metrics.appended(tenant: tenant, samples: commit.appendedSamples, series: commit.createdSeries, headSeries: db.seriesCount)
+        metrics.notStored(tenant: tenant, kind: "metadata", count: view.metadataCount)
+        metrics.notStored(tenant: tenant, kind: "exemplar", count: view.exemplarCount)
+        for (reason, count) in tally.counts where count > 0 { metrics.rejected(tenant: tenant, reason: reason, samples: count) }
+        db.whenDurable(commit.position) { error in
+            if let error { return answer(HTTPAnswer(status: 500, body: "WAL sync failed, retry: \(error)")) }
+            if tally.total == 0 { return answer(HTTPAnswer(status: 204, body: "")) }
+            answer(HTTPAnswer(status: 400, body: tally.message(stored: commit.appendedSamples, received: view.sampleCount + view.histogramCount)))
+        }
+    }
+
+    private func checkMediaType(_ headers: RequestHeaders) -> HTTPAnswer? {
+        if let encoding = headers.contentEncoding, encoding.lowercased() != "snappy" {
+            return HTTPAnswer(status: 415, body: "unsupported Content-Encoding \(encoding): send snappy")
+        }
+        guard let type = headers.contentType else { return nil }
+        let parts = type.split(separator: ";").map { $0.trimmingCharacters(in: " \t") }
+        guard parts.first?.lowercased() == "application/x-protobuf" else {
+            return HTTPAnswer(status: 415, body: "unsupported Content-Type \(type): send application/x-protobuf")
+        }
+        for parameter in parts.dropFirst() where parameter.lowercased().hasPrefix("proto=") {
+            let proto = parameter.dropFirst("proto=".count)
+            if proto != "prometheus.WriteRequest" {
+                return HTTPAnswer(status: 415, body: "unsupported remote-write message \(proto): Tally accepts prometheus.WriteRequest (Remote-Write 1.0)")
+            }
+        }
+        return nil
+    }
+
+    private func append(_ view: WriteRequestView, to db: TenantDatabase) throws(StorageError) -> (RejectionTally, AppendCommit) {
+        try view.body.withUnsafeBytes { base in Result { () throws(StorageError) in try appendSeries(view, base, to: db) } }.get()
+    }
+
+    private func appendSeries(_ view: WriteRequestView, _ base: UnsafeRawBufferPointer, to db: TenantDatabase) throws(StorageError) -> (RejectionTally, AppendCommit) {
+            try db.append { batch in
+                var tally = RejectionTally()
+                var scratch: [RawLabel] = []
+                for series in view.series {
+                    if series.histogramCount > 0 { tally.add("native_histogram_unsupported", Int(series.histogramCount)) }
+                    if let rejection = series.rejection {
+                        tally.add(rejection.rawValue, Int(series.sampleCount))
+                        continue
+                    }
+                    if series.sampleCount == 0 { continue }
+                    scratch.removeAll(keepingCapacity: true)
+                    for label in view.labels(of: series) {
+                        scratch.append(RawLabel(name: UnsafeRawBufferPointer(rebasing: base[label.name.range]),
+                                                value: UnsafeRawBufferPointer(rebasing: base[label.value.range])))
+                    }
+                    let handle = scratch.withUnsafeBufferPointer { batch.series($0) }
+                    for sample in view.samples(of: series) {
+                        switch batch.add(handle, timestamp: sample.timestamp, valueBits: sample.valueBits) {
+                        case .accepted, .duplicate: break
+                        case .conflict: tally.add("duplicate_timestamp_different_value", 1)
+                        case .outOfOrder: tally.add("out_of_order", 1)
+                        }
+                    }
+                }
+                return tally
+            }
+    }
+}
+
+/// Counts of refused samples by reason, and the one-line message a sender logs.
+struct RejectionTally: Sendable {
+    private(set) var counts: [(String, Int)] = []
+
+    mutating func add(_ reason: String, _ n: Int) {
+        if let i = counts.firstIndex(where: { $0.0 == reason }) { counts[i].1 += n } else { counts.append((reason, n)) }
+    }
+
+    var total: Int { counts.reduce(0) { $0 + $1.1 } }
+
+    func message(stored: Int, received: Int) -> String {
+        let reasons = counts.filter { $0.1 > 0 }.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
+        return "stored \(stored) of \(received) samples; rejected \(total): \(reasons)"
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let c = s.first, set.contains(c) { s.removeFirst() }
+        while let c = s.last, set.contains(c) { s.removeLast() }
+        return String(s)
+    }
+}

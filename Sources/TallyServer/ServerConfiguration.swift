@@ -1,0 +1,21 @@
+import TallyStorage
+
+/// Everything `tally serve` can be told; the defaults are the embedded configuration.
+public struct ServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 9201
+    public var storageRoot = "storage"
+    /// Headers that name the tenant, first present wins.
+    public var tenantHeaders = ["THANOS-TENANT", "X-Scope-OrgID", "Cloud-Account-Id"]
+    public var defaultTenant = "default-tenant"
+    /// Largest accepted compressed body.
+    public var maxRequestBytes = 16 * 1024 * 1024
+    /// Largest accepted body after snappy decompression (as client_golang's 32 MiB, doubled for headroom).
+    public var maxDecodedBytes = 64 * 1024 * 1024
+    public var syncPolicy: WALSyncPolicy = .always
+    public var walSegmentSize = 128 * 1024 * 1024
+    /// How long shutdown waits for in-flight requests.
+    public var drainTimeout: Duration = .seconds(30)
+
+    public init() {}
+}

@@ -1,0 +1,44 @@
+import Prometheus
+
+/// Tally's own metrics, served on /metrics in the Prometheus text format.
+public final class ServerMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    let walFsync: DurationHistogram
+
+    private static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "tally", metricName: metric, unitName: unit, helpText: help)
+    }
+
+    private static var requests: MetricNameDescriptor { name("http_requests", "total", "HTTP requests by handler and status code.") }
+    private static var appendedSamples: MetricNameDescriptor { name("samples_appended", "total", "Samples stored, per tenant.") }
+    private static var createdSeries: MetricNameDescriptor { name("series_created", "total", "Series created, per tenant.") }
+    private static var headSeries: MetricNameDescriptor { name("head_series", "", "Series in the tenant's head.") }
+    private static var rejectedSamples: MetricNameDescriptor { name("samples_rejected", "total", "Samples refused with 4xx, per tenant and reason.") }
+    private static var notStored: MetricNameDescriptor { name("received_not_stored", "total", "Metadata and exemplars parsed but not stored, per tenant.") }
+
+    init() {
+        walFsync = registry.makeDurationHistogram(
+            descriptor: Self.name("wal_fsync_duration", "seconds", "Duration of WAL fdatasync calls (one covers every request waiting for it)."),
+            buckets: [.microseconds(100), .microseconds(500), .milliseconds(1), .milliseconds(5), .milliseconds(10),
+                      .milliseconds(50), .milliseconds(100), .milliseconds(500), .seconds(1)])
+    }
+
+    func request(handler: String, code: Int) {
+        registry.makeCounter(descriptor: Self.requests, labels: [("handler", handler), ("code", String(code))]).increment()
+    }
+
+    func appended(tenant: String, samples: Int, series: Int, headSeries: Int) {
+        if samples > 0 { registry.makeCounter(descriptor: Self.appendedSamples, labels: [("tenant", tenant)]).increment(by: Int64(samples)) }
+        if series > 0 { registry.makeCounter(descriptor: Self.createdSeries, labels: [("tenant", tenant)]).increment(by: Int64(series)) }
+        registry.makeGauge(descriptor: Self.headSeries, labels: [("tenant", tenant)]).set(Int64(headSeries))
+    }
+
+    func rejected(tenant: String, reason: String, samples: Int) {
+        registry.makeCounter(descriptor: Self.rejectedSamples, labels: [("tenant", tenant), ("reason", reason)]).increment(by: Int64(samples))
+    }
+
+    func notStored(tenant: String, kind: String, count: Int) {
+        guard count > 0 else { return }
+        registry.makeCounter(descriptor: Self.notStored, labels: [("tenant", tenant), ("kind", kind)]).increment(by: Int64(count))
+    }
+}

@@ -1,0 +1,90 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+import TallyStorage
+
+/// The Tally server as a lifecycle service: binds, replays every tenant's WAL while answering 503,
+/// turns ready, and on SIGTERM/SIGINT stops accepting, drains in-flight writes and closes the WALs.
+public final class TallyServer: Service, Sendable {
+    public let configuration: ServerConfiguration
+    let logger: Logger
+    let metrics = ServerMetrics()
+    private let boundAddress = Mutex<String?>(nil)
+
+    public init(configuration: ServerConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// `host:port` actually bound (useful with port 0), once listening.
+    public var listeningAddress: String? { boundAddress.withLock { $0 } }
+
+    public func run() async throws {
+        let metrics = self.metrics
+        let options = StorageOptions(syncPolicy: configuration.syncPolicy, walSegmentSize: configuration.walSegmentSize,
+                                     observeSync: { metrics.walFsync.record($0) })
+        let registry = try TenantRegistry(root: configuration.storageRoot, options: options)
+        let rootLock = try StorageRootLock(root: configuration.storageRoot)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let threadPool = NIOThreadPool(numberOfThreads: System.coreCount)
+        threadPool.start()
+        let router = Router(configuration: configuration,
+                            ingester: RemoteWriteIngester(configuration: configuration, registry: registry, metrics: metrics),
+                            metrics: metrics, threadPool: threadPool)
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(HTTPConnectionHandler(router: router))
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port).get()
+        let address = "\(configuration.host):\(channel.localAddress?.port ?? configuration.port)"
+        boundAddress.withLock { $0 = address }
+        logger.info("listening", metadata: ["address": "\(address)", "storage": "\(configuration.storageRoot)"])
+
+        do {
+            try registry.openExisting { db in
+                let r = db.replay
+                logger.info("replayed WAL", metadata: [
+                    "tenant": "\(db.tenant)", "segments": "\(r.segments)", "series": "\(r.series)",
+                    "samples": "\(r.samples)", "duration": "\(r.duration)"])
+                for problem in r.problems { logger.warning("WAL repair", metadata: ["tenant": "\(db.tenant)", "problem": "\(problem)"]) }
+                if r.orphanSamples > 0 {
+                    logger.warning("samples without a series record", metadata: ["tenant": "\(db.tenant)", "count": "\(r.orphanSamples)"])
+                }
+            }
+            router.phase.store(.ready, ordering: .releasing)
+            logger.info("ready")
+            try? await gracefulShutdown()
+        } catch {
+            logger.error("startup failed", metadata: ["error": "\(error)"])
+            await stop(channel: channel, router: router, registry: registry, group: group, threadPool: threadPool)
+            throw error
+        }
+        logger.info("shutting down: no new writes; draining")
+        await stop(channel: channel, router: router, registry: registry, group: group, threadPool: threadPool)
+        withExtendedLifetime(rootLock) {}
+        logger.info("stopped")
+    }
+
+    private func stop(channel: Channel, router: Router, registry: TenantRegistry, group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool) async {
+        router.phase.store(.draining, ordering: .releasing)
+        try? await channel.close()
+        let clock = ContinuousClock()
+        let deadline = clock.now + configuration.drainTimeout
+        while router.inFlight.load(ordering: .relaxed) > 0 && clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        let left = router.inFlight.load(ordering: .relaxed)
+        if left > 0 { logger.warning("drain timed out", metadata: ["in_flight": "\(left)"]) }
+        for problem in registry.closeAll() { logger.error("closing WAL failed", metadata: ["problem": "\(problem)"]) }
+        try? await threadPool.shutdownGracefully()
+        try? await group.shutdownGracefully()
+    }
+}

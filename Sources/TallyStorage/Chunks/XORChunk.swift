@@ -1,0 +1,257 @@
+/// The Prometheus XOR (Gorilla) float chunk, encoding 1, byte-identical to `tsdb/chunkenc/xor.go`
+/// of Prometheus 2.42 (format in ../shared/notes/prometheus-formats.md §6 and docs/formats.md).
+///
+/// Bytes 0-1 hold the sample count (big-endian); the bit stream follows, MSB first. Values are kept
+/// as bit patterns so staleness markers (a signalling NaN) are never quieted.
+public struct XORChunk: Sendable {
+    public static let encoding: UInt8 = 1
+
+    public private(set) var bytes: [UInt8]
+    /// Free low bits in the last byte of `bytes` (Prometheus' `bstream.count`).
+    private var freeBits: UInt8 = 0
+    private var lastTimestamp: Int64 = 0
+    private var lastValueBits: UInt64 = 0
+    private var lastDelta: UInt64 = 0
+    private var leading: UInt8 = 0xff
+    private var trailing: UInt8 = 0
+
+    public init() {
+        bytes = [0, 0]
+        bytes.reserveCapacity(128)
+    }
+
+    public var count: Int { Int(bytes[0]) << 8 | Int(bytes[1]) }
+
+    public mutating func append(timestamp t: Int64, valueBits v: UInt64) {
+        let n = count
+        switch n {
+        case 0:
+            var zigzag = UInt64(bitPattern: (t << 1) ^ (t >> 63))
+            writeUvarintBytes(&zigzag)
+            writeBits(v, 64)
+        case 1:
+            var delta = UInt64(bitPattern: t &- lastTimestamp)
+            lastDelta = delta
+            writeUvarintBytes(&delta)
+            writeValue(v)
+        default:
+            let delta = UInt64(bitPattern: t &- lastTimestamp)
+            let dod = Int64(bitPattern: delta &- lastDelta)
+            lastDelta = delta
+            if dod == 0 {
+                writeBit(false)
+            } else if Self.fits(dod, 14) {
+                writeBits(0b10, 2); writeBits(UInt64(bitPattern: dod), 14)
+            } else if Self.fits(dod, 17) {
+                writeBits(0b110, 3); writeBits(UInt64(bitPattern: dod), 17)
+            } else if Self.fits(dod, 20) {
+                writeBits(0b1110, 4); writeBits(UInt64(bitPattern: dod), 20)
+            } else {
+                writeBits(0b1111, 4); writeBits(UInt64(bitPattern: dod), 64)
+            }
+            writeValue(v)
+        }
+        lastTimestamp = t
+        lastValueBits = v
+        bytes[0] = UInt8(truncatingIfNeeded: (n + 1) >> 8)
+        bytes[1] = UInt8(truncatingIfNeeded: n + 1)
+    }
+
+    /// Prometheus' `bitRange`: -(2^(n-1)-1) <= x <= 2^(n-1).
+    static func fits(_ x: Int64, _ n: Int64) -> Bool {
+        -((1 << (n - 1)) - 1) <= x && x <= 1 << (n - 1)
+    }
+
+    private mutating func writeValue(_ v: UInt64) {
+        let delta = v ^ lastValueBits
+        if delta == 0 {
+            writeBit(false)
+            return
+        }
+        writeBit(true)
+        var newLeading = UInt8(delta.leadingZeroBitCount)
+        let newTrailing = UInt8(delta.trailingZeroBitCount)
+        if newLeading >= 32 { newLeading = 31 }
+        if leading != 0xff && newLeading >= leading && newTrailing >= trailing {
+            writeBit(false)
+            writeBits(delta >> trailing, Int(64 - leading - trailing))
+            return
+        }
+        leading = newLeading
+        trailing = newTrailing
+        writeBit(true)
+        writeBits(UInt64(newLeading), 5)
+        let significant = 64 - newLeading - newTrailing
+        writeBits(UInt64(significant), 6)
+        writeBits(delta >> newTrailing, Int(significant))
+    }
+
+    private mutating func writeUvarintBytes(_ value: inout UInt64) {
+        while value >= 0x80 {
+            writeByte(UInt8(truncatingIfNeeded: value) | 0x80)
+            value >>= 7
+        }
+        writeByte(UInt8(value))
+    }
+
+    private mutating func writeBit(_ bit: Bool) {
+        if freeBits == 0 {
+            bytes.append(0)
+            freeBits = 8
+        }
+        if bit { bytes[bytes.count - 1] |= 1 << (freeBits - 1) }
+        freeBits -= 1
+    }
+
+    /// Writes a whole byte; like Prometheus it leaves a fresh trailing byte even when aligned.
+    private mutating func writeByte(_ byte: UInt8) {
+        if freeBits == 0 {
+            bytes.append(0)
+            freeBits = 8
+        }
+        bytes[bytes.count - 1] |= byte >> (8 - freeBits)
+        bytes.append(freeBits == 8 ? 0 : byte << freeBits)
+    }
+
+    private mutating func writeBits(_ value: UInt64, _ count: Int) {
+        var n = count
+        var u = n == 64 ? value : value << UInt64(64 - n)
+        while n >= 8 {
+            writeByte(UInt8(truncatingIfNeeded: u >> 56))
+            u <<= 8
+            n -= 8
+        }
+        while n > 0 {
+            writeBit(u >> 63 == 1)
+            u <<= 1
+            n -= 1
+        }
+    }
+}
+
+/// Iterates the samples of an encoded XOR chunk without allocating.
+public struct XORIterator: IteratorProtocol {
+    private let bytes: UnsafeBufferPointer<UInt8>
+    private let total: Int
+    private var read = 0
+    private var bitPosition: Int
+    private var timestamp: Int64 = 0
+    private var valueBits: UInt64 = 0
+    private var delta: UInt64 = 0
+    private var leading: UInt8 = 0
+    private var trailing: UInt8 = 0
+    public private(set) var failed = false
+
+    /// `bytes` must stay valid while iterating (a mapped file or a pinned array).
+    public init(_ bytes: UnsafeBufferPointer<UInt8>) {
+        self.bytes = bytes
+        total = bytes.count >= 2 ? Int(bytes[0]) << 8 | Int(bytes[1]) : 0
+        bitPosition = 16
+    }
+
+    public mutating func next() -> (timestamp: Int64, valueBits: UInt64)? {
+        guard read < total, !failed else { return nil }
+        guard let sample = decodeNext() else {
+            failed = true
+            return nil
+        }
+        read += 1
+        return sample
+    }
+
+    private mutating func decodeNext() -> (timestamp: Int64, valueBits: UInt64)? {
+        switch read {
+        case 0:
+            guard let raw = readUvarint(), let v = readBits(64) else { return nil }
+            timestamp = Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1)
+            valueBits = v
+        case 1:
+            guard let d = readUvarint() else { return nil }
+            delta = d
+            timestamp = timestamp &+ Int64(bitPattern: d)
+            guard readValue() else { return nil }
+        default:
+            var prefix = 0
+            for _ in 0..<4 {
+                guard let bit = readBit() else { return nil }
+                if !bit { break }
+                prefix += 1
+            }
+            let width: Int
+            switch prefix {
+            case 0: width = 0
+            case 1: width = 14
+            case 2: width = 17
+            case 3: width = 20
+            default: width = 64
+            }
+            var dod: Int64 = 0
+            if width > 0 {
+                guard let raw = readBits(width) else { return nil }
+                if width == 64 {
+                    dod = Int64(bitPattern: raw)
+                } else {
+                    dod = raw > (1 << (width - 1)) ? Int64(raw) - (1 << width) : Int64(raw)
+                }
+            }
+            delta = delta &+ UInt64(bitPattern: dod)
+            timestamp = timestamp &+ Int64(bitPattern: delta)
+            guard readValue() else { return nil }
+        }
+        return (timestamp, valueBits)
+    }
+
+    private mutating func readValue() -> Bool {
+        guard let changed = readBit() else { return false }
+        if !changed { return true }
+        guard let newWindow = readBit() else { return false }
+        if newWindow {
+            guard let l = readBits(5), let s = readBits(6) else { return false }
+            leading = UInt8(l)
+            let significant = s == 0 ? 64 : UInt8(s)
+            guard Int(leading) + Int(significant) <= 64 else { return false }
+            trailing = 64 - leading - significant
+        }
+        let significant = 64 - Int(leading) - Int(trailing)
+        guard let bits = readBits(significant) else { return false }
+        valueBits ^= bits << trailing
+        return true
+    }
+
+    private mutating func readBit() -> Bool? {
+        guard bitPosition < bytes.count * 8 else { return nil }
+        let bit = bytes[bitPosition >> 3] & (0x80 >> UInt8(bitPosition & 7)) != 0
+        bitPosition += 1
+        return bit
+    }
+
+    private mutating func readBits(_ n: Int) -> UInt64? {
+        guard n > 0 else { return 0 }
+        guard bitPosition + n <= bytes.count * 8 else { return nil }
+        var result: UInt64 = 0
+        var remaining = n
+        while remaining > 0 {
+            let byte = bytes[bitPosition >> 3]
+            let offset = bitPosition & 7
+            let available = 8 - offset
+            let take = min(available, remaining)
+            let chunk = (UInt64(byte) >> UInt64(available - take)) & ((1 << UInt64(take)) - 1)
+            result = result << UInt64(take) | chunk
+            bitPosition += take
+            remaining -= take
+        }
+        return result
+    }
+
+    private mutating func readUvarint() -> UInt64? {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while shift < 64 {
+            guard let byte = readBits(8) else { return nil }
+            result |= (byte & 0x7f) << shift
+            if byte < 0x80 { return result }
+            shift += 7
+        }
+        return nil
+    }
+}

@@ -1,0 +1,236 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An encoded chunk that no longer takes appends.
+struct ClosedChunk {
+    var minTime: Int64
+    var maxTime: Int64
+    var bytes: [UInt8]
+}
+
+/// One series in memory. A struct in one contiguous array: no per-series or per-sample objects
+/// beyond its label and chunk buffers.
+struct MemSeries {
+    let ref: UInt64
+    /// Symbol ids, name then value, sorted by name.
+    let labels: [UInt32]
+    /// Next series with the same label hash (index into `Head.series`), or -1.
+    var hashNext: Int32 = -1
+    var closed: [ClosedChunk] = []
+    var open = XORChunk()
+    var openMinTime: Int64 = 0
+    var nextCutAt: Int64 = .max
+    var lastTimestamp: Int64 = .min
+    var lastValueBits: UInt64 = 0
+    /// Whether the WAL holds this series' Series record.
+    var logged = false
+    /// Latest sample accepted by the batch `pendingEpoch`, not yet applied.
+    var pendingEpoch: UInt32 = 0
+    var pendingTimestamp: Int64 = .min
+    var pendingValueBits: UInt64 = 0
+
+    var isEmpty: Bool { lastTimestamp == .min }
+
+    /// Cuts chunks like Prometheus 2.42 (`memSeries.appendPreprocessor`): at the block range end,
+    /// at an end predicted after 30 samples so chunks come out even, or at 240 samples.
+    mutating func append(timestamp t: Int64, valueBits v: UInt64, chunkRange: Int64) {
+        precondition(t > lastTimestamp, "head appends must be in order")
+        if isEmpty {
+            cut(at: t, chunkRange: chunkRange)
+        } else {
+            let n = open.count
+            if n == Head.samplesPerChunk / 4 {
+                nextCutAt = Self.chunkEnd(start: openMinTime, current: lastTimestamp, max: nextCutAt)
+            }
+            if t >= nextCutAt || n >= Head.samplesPerChunk * 2 {
+                cut(at: t, chunkRange: chunkRange)
+            }
+        }
+        open.append(timestamp: t, valueBits: v)
+        lastTimestamp = t
+        lastValueBits = v
+    }
+
+    private mutating func cut(at t: Int64, chunkRange: Int64) {
+        if open.count > 0 {
+            closed.append(ClosedChunk(minTime: openMinTime, maxTime: lastTimestamp, bytes: open.bytes))
+            open = XORChunk()
+        }
+        openMinTime = t
+        nextCutAt = (t / chunkRange) * chunkRange + chunkRange
+    }
+
+    /// Prometheus' `computeChunkEndTime`: spreads the rest of the range evenly over future chunks.
+    static func chunkEnd(start: Int64, current: Int64, max: Int64) -> Int64 {
+        let n = (max - start) / ((current - start + 1) * 4)
+        if n <= 1 { return max }
+        return start + (max - start) / n
+    }
+}
+
+/// The in-memory part of a tenant: series index, postings and chunks. Guarded by its tenant's lock.
+final class Head {
+    static let samplesPerChunk = 120
+    /// Chunks never cross a block range boundary (2h), like Prometheus' head.
+    let chunkRange: Int64
+
+    private(set) var symbols = SymbolTable()
+    private(set) var series: [MemSeries] = []
+    private var byHash: [UInt64: Int32] = [:]
+    private var byRef: [UInt64: Int32] = [:]
+    /// Series indexes per (name, value) symbol pair, ascending.
+    private var postings: [UInt64: [Int32]] = [:]
+    private(set) var nextRef: UInt64 = 1
+    private(set) var minTime: Int64 = .max
+    private(set) var maxTime: Int64 = .min
+
+    init(chunkRange: Int64 = 2 * 3600 * 1000) { self.chunkRange = chunkRange }
+
+    var seriesCount: Int { series.count }
+
+    // MARK: series
+
+    static func hash(_ labels: UnsafeBufferPointer<RawLabel>) -> UInt64 {
+        var hasher = LabelHasher()
+        for label in labels {
+            hasher.combine(label.name)
+            hasher.combine(label.value)
+        }
+        return hasher.value
+    }
+
+    private static func hash(_ labels: [(String, String)]) -> UInt64 {
+        var hasher = LabelHasher()
+        for (name, value) in labels {
+            hasher.combine(name)
+            hasher.combine(value)
+        }
+        return hasher.value
+    }
+
+    /// Finds the series with exactly these (sorted) labels, comparing bytes, without allocating.
+    func find(_ labels: UnsafeBufferPointer<RawLabel>, hash: UInt64) -> Int32? {
+        var candidate = byHash[hash] ?? -1
+        while candidate >= 0 {
+            let s = series[Int(candidate)]
+            if s.labels.count == labels.count * 2 && matches(s.labels, labels) { return candidate }
+            candidate = s.hashNext
+        }
+        return nil
+    }
+
+    private func matches(_ ids: [UInt32], _ labels: UnsafeBufferPointer<RawLabel>) -> Bool {
+        for (i, label) in labels.enumerated() {
+            if !symbols.equals(ids[2 * i], label.name) || !symbols.equals(ids[2 * i + 1], label.value) { return false }
+        }
+        return true
+    }
+
+    func create(_ labels: UnsafeBufferPointer<RawLabel>, hash: UInt64) -> Int32 {
+        let pairs = labels.map { (String(decoding: $0.name, as: UTF8.self), String(decoding: $0.value, as: UTF8.self)) }
+        return insert(ref: nextRef, pairs, hash: hash)
+    }
+
+    /// Re-creates a series from a WAL Series record; a ref seen before keeps its first labels.
+    func restore(ref: UInt64, labels: [(String, String)]) {
+        guard byRef[ref] == nil else { return }
+        let index = insert(ref: ref, labels, hash: Self.hash(labels))
+        series[Int(index)].logged = true
+    }
+
+    private func insert(ref: UInt64, _ pairs: [(String, String)], hash: UInt64) -> Int32 {
+        let index = Int32(series.count)
+        var ids: [UInt32] = []
+        ids.reserveCapacity(pairs.count * 2)
+        for (name, value) in pairs {
+            let n = symbols.intern(name)
+            let v = symbols.intern(value)
+            ids.append(n)
+            ids.append(v)
+            postings[UInt64(n) << 32 | UInt64(v), default: []].append(index)
+        }
+        var s = MemSeries(ref: ref, labels: ids)
+        s.hashNext = byHash[hash] ?? -1
+        byHash[hash] = index
+        byRef[ref] = index
+        series.append(s)
+        nextRef = max(nextRef, ref + 1)
+        return index
+    }
+
+    func index(ofRef ref: UInt64) -> Int32? { byRef[ref] }
+
+    func labelPairs(_ index: Int32) -> [(String, String)] {
+        let ids = series[Int(index)].labels
+        return stride(from: 0, to: ids.count, by: 2).map { (symbols[ids[$0]], symbols[ids[$0 + 1]]) }
+    }
+
+    func labels(_ index: Int32) -> Labels {
+        Labels(labelPairs(index).map { Label($0.0, $0.1) })
+    }
+
+    func markLogged(_ index: Int32) { series[Int(index)].logged = true }
+
+    func setPending(_ index: Int32, epoch: UInt32, timestamp: Int64, valueBits: UInt64) {
+        series[Int(index)].pendingEpoch = epoch
+        series[Int(index)].pendingTimestamp = timestamp
+        series[Int(index)].pendingValueBits = valueBits
+    }
+
+    // MARK: samples
+
+    /// Appends a sample newer than the series' last one.
+    func append(_ index: Int32, timestamp t: Int64, valueBits v: UInt64) {
+        series[Int(index)].append(timestamp: t, valueBits: v, chunkRange: chunkRange)
+        if t < minTime { minTime = t }
+        if t > maxTime { maxTime = t }
+    }
+
+    /// The value bits stored at exactly `t`, if any: used to tell a resent sample from a conflicting one.
+    func valueBits(_ index: Int32, at t: Int64) -> UInt64? {
+        var found: UInt64?
+        forEachChunk(index) { minTime, maxTime, bytes in
+            guard found == nil, minTime <= t, t <= maxTime else { return }
+            var it = XORIterator(bytes)
+            while let (ts, v) = it.next() {
+                if ts == t { found = v }
+                if ts >= t { break }
+            }
+        }
+        return found
+    }
+
+    /// Visits each chunk (closed, then open) with its bytes pinned for the duration of the call.
+    func forEachChunk(_ index: Int32, _ body: (Int64, Int64, UnsafeBufferPointer<UInt8>) -> Void) {
+        let s = series[Int(index)]
+        for c in s.closed { c.bytes.withUnsafeBufferPointer { body(c.minTime, c.maxTime, $0) } }
+        if s.open.count > 0 {
+            s.open.bytes.withUnsafeBufferPointer { body(s.openMinTime, s.lastTimestamp, $0) }
+        }
+    }
+
+    // MARK: selection
+
+    /// Series indexes matching all `matchers`, using postings for the first non-empty equality.
+    func select(_ matchers: [LabelMatcher]) -> [Int32] {
+        var candidates: [Int32]
+        if let eq = matchers.first(where: { $0.kind == .equal && !$0.value.isEmpty }) {
+            guard let n = symbols.id(of: eq.name), let v = symbols.id(of: eq.value) else { return [] }
+            candidates = postings[UInt64(n) << 32 | UInt64(v)] ?? []
+        } else {
+            candidates = Array(0..<Int32(series.count))
+        }
+        let predicates = matchers.map { ($0.name, $0.predicate()) }
+        return candidates.filter { index in
+            let ids = series[Int(index)].labels
+            return predicates.allSatisfy { name, matches in
+                var value = ""
+                for i in stride(from: 0, to: ids.count, by: 2) where symbols[ids[i]] == name {
+                    value = symbols[ids[i + 1]]
+                }
+                return matches(value)
+            }
+        }
+    }
+}

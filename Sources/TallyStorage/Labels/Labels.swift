@@ -1,0 +1,56 @@
+/// A label pair with owned strings: what the query side hands out.
+public struct Label: Sendable, Hashable {
+    public var name: String
+    public var value: String
+    public init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// A label set sorted by name, compared like Prometheus' `labels.Compare`.
+public struct Labels: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public private(set) var pairs: [Label]
+
+    /// Sorts by name; the caller guarantees names are unique.
+    public init(_ pairs: [Label]) {
+        self.pairs = pairs.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+    }
+
+    public init(_ dictionary: KeyValuePairs<String, String>) {
+        self.init(dictionary.map { Label($0.key, $0.value) })
+    }
+
+    public subscript(name: String) -> String? { pairs.first { $0.name == name }?.value }
+
+    /// Pairwise by name then value in byte order; a prefix sorts first.
+    public static func < (a: Labels, b: Labels) -> Bool {
+        for (x, y) in zip(a.pairs, b.pairs) {
+            if x.name != y.name { return x.name.utf8.lexicographicallyPrecedes(y.name.utf8) }
+            if x.value != y.value { return x.value.utf8.lexicographicallyPrecedes(y.value.utf8) }
+        }
+        return a.pairs.count < b.pairs.count
+    }
+
+    /// The form Prometheus prints: `{a="1", b="2"}` with Go-quoted values.
+    public var description: String {
+        var out = "{"
+        for (i, label) in pairs.enumerated() {
+            if i > 0 { out += ", " }
+            out += label.name
+            out += "="
+            out += GoFormat.quote(label.value)
+        }
+        return out + "}"
+    }
+}
+
+/// A label pair as raw bytes borrowed from a request buffer; valid only during the call it is passed to.
+public struct RawLabel {
+    public var name: UnsafeRawBufferPointer
+    public var value: UnsafeRawBufferPointer
+    public init(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        self.name = name
+        self.value = value
+    }
+}

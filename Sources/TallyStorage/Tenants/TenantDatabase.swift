@@ -1,0 +1,332 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+public struct StorageOptions: Sendable {
+    public var syncPolicy: WALSyncPolicy
+    public var walSegmentSize: Int
+    /// Observes each WAL fdatasync's duration (self-metrics).
+    public var observeSync: @Sendable (Duration) -> Void
+
+    public init(syncPolicy: WALSyncPolicy = .always, walSegmentSize: Int = 128 * 1024 * 1024,
+                observeSync: @escaping @Sendable (Duration) -> Void = { _ in }) {
+        self.syncPolicy = syncPolicy
+        self.walSegmentSize = walSegmentSize
+        self.observeSync = observeSync
+    }
+}
+
+/// What replaying a tenant's WAL found.
+public struct ReplayReport: Sendable {
+    public var segments = 0
+    public var records = 0
+    public var series = 0
+    public var samples = 0
+    /// Samples whose series record was not found (after a corrupt segment).
+    public var orphanSamples = 0
+    /// Torn tails cut and corruption found, one readable line each.
+    public var problems: [String] = []
+    public var duration: Duration = .zero
+}
+
+/// Whether one sample was taken.
+public enum SampleVerdict: Sendable, Equatable {
+    case accepted
+    /// The same timestamp and value bits are already stored: accepted silently.
+    case duplicate
+    /// The timestamp is stored with a different value.
+    case conflict
+    /// Older than the series' newest sample and not stored.
+    case outOfOrder
+}
+
+/// An opaque series id valid within one `append` call.
+public struct SeriesHandle: Sendable { let index: Int32 }
+
+/// What one append wrote; `position` is what `whenDurable` waits for.
+public struct AppendCommit: Sendable {
+    public let position: UInt64
+    public let createdSeries: Int
+    public let appendedSamples: Int
+}
+
+public enum StorageError: Error, CustomStringConvertible, Sendable {
+    case io(StorageIOError)
+    case readOnly
+    case closed
+
+    public var description: String {
+        switch self {
+        case let .io(e): e.description
+        case .readOnly: "the database is open read-only"
+        case .closed: "the database is closed"
+        }
+    }
+}
+
+/// Samples of one series, copied out of storage for a caller.
+public struct SeriesSamples: Sendable {
+    public let labels: Labels
+    public let samples: [WireSampleValue]
+}
+
+/// A (timestamp, value bits) pair.
+public struct WireSampleValue: Sendable, Equatable {
+    public let timestamp: Int64
+    public let valueBits: UInt64
+    public init(timestamp: Int64, valueBits: UInt64) {
+        self.timestamp = timestamp
+        self.valueBits = valueBits
+    }
+}
+
+/// Collects one request's samples under the tenant lock. Nothing is visible or durable until the
+/// batch is committed to the WAL and then applied to the head.
+public struct AppendBatch {
+    struct Pending {
+        let index: Int32
+        let timestamp: Int64
+        let valueBits: UInt64
+    }
+
+    fileprivate let head: Head
+    fileprivate let epoch: UInt32
+    fileprivate var pending: [Pending]
+    fileprivate var created = 0
+
+    /// The series with these labels (sorted by name, unique, non-empty), created if new.
+    public mutating func series(_ labels: UnsafeBufferPointer<RawLabel>) -> SeriesHandle {
+        let hash = Head.hash(labels)
+        if let index = head.find(labels, hash: hash) { return SeriesHandle(index: index) }
+        created += 1
+        return SeriesHandle(index: head.create(labels, hash: hash))
+    }
+
+    public mutating func add(_ handle: SeriesHandle, timestamp t: Int64, valueBits v: UInt64) -> SampleVerdict {
+        let s = handle.index
+        let (lastT, lastV) = head.latest(s, epoch: epoch)
+        if t > lastT {
+            pending.append(Pending(index: s, timestamp: t, valueBits: v))
+            head.setPending(s, epoch: epoch, timestamp: t, valueBits: v)
+            return .accepted
+        }
+        if t == lastT { return v == lastV ? .duplicate : .conflict }
+        if let stored = head.valueBits(s, at: t) ?? pendingValue(s, at: t) {
+            return stored == v ? .duplicate : .conflict
+        }
+        return .outOfOrder
+    }
+
+    private func pendingValue(_ index: Int32, at t: Int64) -> UInt64? {
+        pending.last { $0.index == index && $0.timestamp == t }?.valueBits
+    }
+}
+
+/// One tenant's storage: its directory, WAL and head. Thread-safe; the state below is guarded by
+/// `lock`, which serialises appends (the WAL is a single ordered log).
+public final class TenantDatabase: @unchecked Sendable {
+    public let tenant: String
+    public let directory: String
+    public let replay: ReplayReport
+
+    private let lock = Mutex<Void>(())
+    private let head: Head
+    private let wal: WALWriter?
+    private let durability: WALDurability?
+    private var epoch: UInt32 = 0
+    private var pendingBuffer: [AppendBatch.Pending] = []
+    private var closed = false
+    private var encoder = WALRecordEncoder()
+
+    private init(tenant: String, directory: String, head: Head, wal: WALWriter?, durability: WALDurability?, replay: ReplayReport) {
+        self.tenant = tenant
+        self.directory = directory
+        self.head = head
+        self.wal = wal
+        self.durability = durability
+        self.replay = replay
+    }
+
+    /// Opens (creating if needed) a tenant directory and replays its WAL. Read-only opens change
+    /// nothing on disk, so they are safe on a store a server is writing.
+    public static func open(directory: String, tenant: String, options: StorageOptions = StorageOptions(), readOnly: Bool = false) throws(StorageIOError) -> TenantDatabase {
+        let walDirectory = directory + "/wal"
+        if !readOnly {
+            try FileSystem.makeDirectory(directory)
+            try FileSystem.makeDirectory(walDirectory)
+        }
+        let head = Head()
+        let clock = ContinuousClock()
+        let started = clock.now
+        var report = ReplayReport()
+        let segments = FileSystem.isDirectory(walDirectory) ? try WALFormat.segments(in: walDirectory) : []
+        for (k, segment) in segments.enumerated() {
+            let path = walDirectory + "/" + WALFormat.segmentName(segment)
+            let bytes = try FileSystem.readFile(path)
+            report.segments += 1
+            let end = WALSegmentReader.read(bytes) { record in replayRecord(record, into: head, &report) }
+            let isLast = k == segments.count - 1
+            switch end {
+            case .clean: break
+            case let .torn(validEnd):
+                report.problems.append("\(path): torn record at offset \(validEnd) (a write cut short); \(isLast && !readOnly ? "cut there" : "read up to it")")
+            case let .corrupt(validEnd, offset, reason):
+                report.problems.append("\(path): \(reason) at offset \(offset); records after offset \(validEnd) \(isLast && !readOnly ? "moved to wal-quarantine/" : "not read")")
+            }
+            if isLast && !readOnly {
+                try repairTail(path: path, bytes: bytes, validEnd: end.validEnd, quarantine: directory + "/wal-quarantine")
+            }
+        }
+        report.series = head.seriesCount
+        report.duration = clock.now - started
+        guard !readOnly else {
+            return TenantDatabase(tenant: tenant, directory: directory, head: head, wal: nil, durability: nil, replay: report)
+        }
+        let wal = try WALWriter(directory: walDirectory, segmentIndex: (segments.last ?? -1) + 1, segmentSize: options.walSegmentSize)
+        let durability = WALDurability(policy: options.syncPolicy, observeSync: options.observeSync)
+        durability.written(wal.position, in: wal.file)
+        return TenantDatabase(tenant: tenant, directory: directory, head: head, wal: wal, durability: durability, replay: report)
+    }
+
+    private static func replayRecord(_ record: UnsafeRawBufferPointer, into head: Head, _ report: inout ReplayReport) {
+        report.records += 1
+        var decoder = WALRecordDecoder(record)
+        do {
+            switch decoder.type {
+            case WALRecordType.series.rawValue:
+                try decoder.forEachSeries { ref, labels in head.restore(ref: ref, labels: labels) }
+            case WALRecordType.samples.rawValue:
+                try decoder.forEachSample { ref, t, v in
+                    guard let index = head.index(ofRef: ref) else {
+                        report.orphanSamples += 1
+                        return
+                    }
+                    if t > head.latest(index, epoch: 0).timestamp {
+                        head.append(index, timestamp: t, valueBits: v)
+                        report.samples += 1
+                    }
+                }
+            default:
+                report.problems.append("skipped WAL record of unknown type \(decoder.type)")
+            }
+        } catch {
+            report.problems.append("\(error)")
+        }
+    }
+
+    /// Cuts a torn or corrupt tail off the last segment, keeping the cut bytes in quarantine when
+    /// they hold anything but zeros, and pads the segment to a whole page so Prometheus' reader,
+    /// which reads segments back to back, stays page-aligned.
+    private static func repairTail(path: String, bytes: [UInt8], validEnd: Int?, quarantine: String) throws(StorageIOError) {
+        let keep = validEnd ?? bytes.count
+        if keep < bytes.count && bytes[keep...].contains(where: { $0 != 0 }) {
+            try FileSystem.makeDirectory(quarantine)
+            let name = (path.split(separator: "/").last.map(String.init) ?? "segment") + "-offset-\(keep)"
+            try FileSystem.writeFile(quarantine + "/" + name, Array(bytes[keep...]))
+            try FileSystem.syncDirectory(quarantine)
+        }
+        let padded = (keep + WALFormat.pageSize - 1) / WALFormat.pageSize * WALFormat.pageSize
+        guard padded != bytes.count || keep != bytes.count else { return }
+        let file = try OpenFile(path: path, flags: O_WRONLY)
+        try file.truncate(to: keep)
+        try file.truncate(to: padded)
+        try file.sync()
+    }
+
+    /// Runs `body` under the tenant lock, then writes the accepted samples to the WAL and applies
+    /// them to the head. If the WAL write fails nothing of the batch is kept.
+    public func append<R>(_ body: (inout AppendBatch) -> R) throws(StorageError) -> (R, AppendCommit) {
+        try lock.withLock { (_) throws(StorageError) -> (R, AppendCommit) in
+            guard let wal, let durability else { throw .readOnly }
+            if closed { throw .closed }
+            if let failure = durability.failure { throw .io(failure) }
+            epoch &+= 1
+            if epoch == 0 { epoch = 1 }
+            pendingBuffer.removeAll(keepingCapacity: true)
+            var batch = AppendBatch(head: head, epoch: epoch, pending: pendingBuffer)
+            pendingBuffer = []
+            let result = body(&batch)
+            pendingBuffer = batch.pending
+            guard !pendingBuffer.isEmpty else {
+                return (result, AppendCommit(position: wal.position, createdSeries: 0, appendedSamples: 0))
+            }
+            let records = encodeRecords(pendingBuffer)
+            let segmentBefore = wal.segmentIndex
+            let (file, position): (OpenFile, UInt64)
+            do throws(StorageIOError) {
+                (file, position) = try wal.log(records.records)
+            } catch {
+                epoch &+= 1
+                throw .io(error)
+            }
+            if wal.segmentIndex != segmentBefore { durability.syncedAll(through: wal.syncedAtCut) }
+            durability.written(position, in: file)
+            for index in records.newSeries { head.markLogged(index) }
+            for p in pendingBuffer { head.append(p.index, timestamp: p.timestamp, valueBits: p.valueBits) }
+            return (result, AppendCommit(position: position, createdSeries: records.newSeries.count, appendedSamples: pendingBuffer.count))
+        }
+    }
+
+    private func encodeRecords(_ pending: [AppendBatch.Pending]) -> (records: [[UInt8]], newSeries: [Int32]) {
+        var newSeries: [Int32] = []
+        var seen = Set<Int32>()
+        for p in pending where !head.series[Int(p.index)].logged && seen.insert(p.index).inserted {
+            newSeries.append(p.index)
+        }
+        var records: [[UInt8]] = []
+        if !newSeries.isEmpty {
+            encoder.beginSeries()
+            for index in newSeries { encoder.addSeries(ref: head.series[Int(index)].ref, labels: head.labelPairs(index)) }
+            records.append(encoder.bytes)
+        }
+        let first = pending[0]
+        encoder.beginSamples(baseRef: head.series[Int(first.index)].ref, baseTimestamp: first.timestamp)
+        for p in pending { encoder.addSample(ref: head.series[Int(p.index)].ref, timestamp: p.timestamp, valueBits: p.valueBits) }
+        records.append(encoder.bytes)
+        return (records, newSeries)
+    }
+
+    /// Calls `done` when `position` is durable by the sync policy (or with the error preventing it).
+    public func whenDurable(_ position: UInt64, _ done: @escaping @Sendable (StorageIOError?) -> Void) {
+        guard let durability else { return done(nil) }
+        durability.whenDurable(position, done)
+    }
+
+    public var seriesCount: Int { lock.withLock { _ in head.seriesCount } }
+
+    /// Series matching `matchers` with their samples in [minTime, maxTime], sorted by labels.
+    public func select(_ matchers: [LabelMatcher], minTime: Int64 = .min, maxTime: Int64 = .max) -> [SeriesSamples] {
+        lock.withLock { _ in
+            head.select(matchers).compactMap { index -> SeriesSamples? in
+                var samples: [WireSampleValue] = []
+                head.forEachChunk(index) { chunkMin, chunkMax, bytes in
+                    guard chunkMax >= minTime, chunkMin <= maxTime else { return }
+                    var it = XORIterator(bytes)
+                    while let (t, v) = it.next(), t <= maxTime {
+                        if t >= minTime { samples.append(WireSampleValue(timestamp: t, valueBits: v)) }
+                    }
+                }
+                return samples.isEmpty ? nil : SeriesSamples(labels: head.labels(index), samples: samples)
+            }.sorted { $0.labels < $1.labels }
+        }
+    }
+
+    /// Pads and syncs the WAL; later appends fail with `.closed`.
+    public func close() throws(StorageIOError) {
+        try lock.withLock { (_) throws(StorageIOError) in
+            guard !closed else { return }
+            closed = true
+            durability?.close()
+            try wal?.close()
+        }
+    }
+}
+
+extension Head {
+    /// The newest sample of a series, counting one accepted earlier in the same batch.
+    func latest(_ index: Int32, epoch: UInt32) -> (timestamp: Int64, valueBits: UInt64) {
+        let s = series[Int(index)]
+        return epoch != 0 && s.pendingEpoch == epoch ? (s.pendingTimestamp, s.pendingValueBits) : (s.lastTimestamp, s.lastValueBits)
+    }
+}

@@ -1,0 +1,123 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An error from the file system, with the path and the operation, for logs and 5xx answers.
+public struct StorageIOError: Error, CustomStringConvertible, Sendable {
+    public let operation: String
+    public let path: String
+    public let errno: Int32
+    public var description: String { "\(operation) \(path): \(String(cString: strerror(errno)))" }
+
+    init(_ operation: String, _ path: String, errno code: Int32 = Glibc.errno) {
+        self.operation = operation
+        self.path = path
+        self.errno = code
+    }
+}
+
+/// An open file descriptor closed when the last reference goes, so a syncer may keep fsyncing a
+/// segment that the writer has already moved past.
+final class OpenFile: @unchecked Sendable {
+    let fd: Int32
+    let path: String
+
+    init(path: String, flags: Int32, mode: mode_t = 0o644) throws(StorageIOError) {
+        let fd = open(path, flags | O_CLOEXEC, mode)
+        if fd < 0 { throw StorageIOError("open", path) }
+        self.fd = fd
+        self.path = path
+    }
+
+    deinit { close(fd) }
+
+    /// Writes all of `bytes`, retrying short writes and EINTR.
+    func writeAll(_ bytes: UnsafeRawBufferPointer) throws(StorageIOError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw StorageIOError("write", path)
+            }
+            offset += n
+        }
+    }
+
+    func writeAll(_ bytes: [UInt8]) throws(StorageIOError) {
+        try bytes.withUnsafeBytes { b in Result { () throws(StorageIOError) in try writeAll(b) } }.get()
+    }
+
+    func sync() throws(StorageIOError) {
+        if fdatasync(fd) != 0 { throw StorageIOError("fdatasync", path) }
+    }
+
+    func truncate(to size: Int) throws(StorageIOError) {
+        if ftruncate(fd, off_t(size)) != 0 { throw StorageIOError("ftruncate", path) }
+    }
+
+    func size() throws(StorageIOError) -> Int {
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw StorageIOError("fstat", path) }
+        return Int(st.st_size)
+    }
+}
+
+enum FileSystem {
+    static func readFile(_ path: String) throws(StorageIOError) -> [UInt8] {
+        let file = try OpenFile(path: path, flags: O_RDONLY)
+        let size = try file.size()
+        var bytes = [UInt8](repeating: 0, count: size)
+        var offset = 0
+        while offset < size {
+            let n = bytes.withUnsafeMutableBytes { pread(file.fd, $0.baseAddress! + offset, size - offset, off_t(offset)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw StorageIOError("read", path)
+            }
+            if n == 0 { break }
+            offset += n
+        }
+        return offset == size ? bytes : Array(bytes[..<offset])
+    }
+
+    static func writeFile(_ path: String, _ bytes: [UInt8]) throws(StorageIOError) {
+        let file = try OpenFile(path: path, flags: O_WRONLY | O_CREAT | O_TRUNC)
+        try file.writeAll(bytes)
+        try file.sync()
+    }
+
+    /// Makes a directory entry durable (after creating, renaming or removing files in it).
+    static func syncDirectory(_ path: String) throws(StorageIOError) {
+        let dir = try OpenFile(path: path, flags: O_RDONLY | O_DIRECTORY)
+        if fsync(dir.fd) != 0 { throw StorageIOError("fsync", path) }
+    }
+
+    static func makeDirectory(_ path: String) throws(StorageIOError) {
+        if mkdir(path, 0o755) != 0 && errno != EEXIST { throw StorageIOError("mkdir", path) }
+        guard isDirectory(path) else { throw StorageIOError("mkdir", path, errno: ENOTDIR) }
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    static func listDirectory(_ path: String) throws(StorageIOError) -> [String] {
+        guard let dir = opendir(path) else { throw StorageIOError("opendir", path) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+}

@@ -1,0 +1,137 @@
+/// Record payloads of the Prometheus WAL (`tsdb/record`): Series (type 1) and Samples (type 2).
+/// Integers are big-endian; deltas are zigzag varints.
+enum WALRecordType: UInt8 {
+    case series = 1
+    case samples = 2
+}
+
+struct WALRecordEncoder {
+    private(set) var bytes: [UInt8] = []
+
+    mutating func beginSeries() { bytes = [WALRecordType.series.rawValue] }
+
+    mutating func addSeries(ref: UInt64, labels: [(String, String)]) {
+        appendBigEndian(ref)
+        appendUvarint(UInt64(labels.count))
+        for (name, value) in labels {
+            appendString(name)
+            appendString(value)
+        }
+    }
+
+    /// Starts a Samples record; its base is the first sample's ref and timestamp.
+    mutating func beginSamples(baseRef: UInt64, baseTimestamp: Int64) {
+        bytes = [WALRecordType.samples.rawValue]
+        appendBigEndian(baseRef)
+        appendBigEndian(UInt64(bitPattern: baseTimestamp))
+        base = (baseRef, baseTimestamp)
+    }
+
+    mutating func addSample(ref: UInt64, timestamp: Int64, valueBits: UInt64) {
+        appendVarint(Int64(bitPattern: ref &- base.ref))
+        appendVarint(timestamp &- base.timestamp)
+        appendBigEndian(valueBits)
+    }
+
+    private var base: (ref: UInt64, timestamp: Int64) = (0, 0)
+
+    private mutating func appendString(_ s: String) {
+        appendUvarint(UInt64(s.utf8.count))
+        bytes.append(contentsOf: s.utf8)
+    }
+
+    private mutating func appendBigEndian(_ v: UInt64) {
+        withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    private mutating func appendUvarint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+    }
+
+    private mutating func appendVarint(_ v: Int64) { appendUvarint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
+}
+
+enum WALRecordError: Error, CustomStringConvertible {
+    case malformed(String)
+    case unsupported(UInt8)
+
+    var description: String {
+        switch self {
+        case let .malformed(what): "malformed WAL record: \(what)"
+        case let .unsupported(type): "WAL record type \(type) is not supported"
+        }
+    }
+}
+
+/// Decodes record payloads; callbacks receive borrowed label bytes to avoid strings on replay of
+/// series that already exist.
+struct WALRecordDecoder {
+    private let bytes: UnsafeRawBufferPointer
+    private var position = 1
+
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    var type: UInt8 { bytes.isEmpty ? 0 : bytes[0] }
+
+    mutating func forEachSeries(_ body: (UInt64, [(String, String)]) -> Void) throws(WALRecordError) {
+        while position < bytes.count {
+            let ref = try readBigEndian()
+            let count = try readUvarint()
+            guard count <= UInt64(bytes.count) else { throw .malformed("label count \(count)") }
+            var labels: [(String, String)] = []
+            labels.reserveCapacity(Int(count))
+            for _ in 0..<count { labels.append((try readString(), try readString())) }
+            body(ref, labels)
+        }
+    }
+
+    mutating func forEachSample(_ body: (UInt64, Int64, UInt64) -> Void) throws(WALRecordError) {
+        guard position < bytes.count else { return }
+        let baseRef = try readBigEndian()
+        let baseTimestamp = Int64(bitPattern: try readBigEndian())
+        while position < bytes.count {
+            let dref = try readVarint()
+            let dt = try readVarint()
+            let value = try readBigEndian()
+            body(baseRef &+ UInt64(bitPattern: dref), baseTimestamp &+ dt, value)
+        }
+    }
+
+    private mutating func readBigEndian() throws(WALRecordError) -> UInt64 {
+        guard bytes.count - position >= 8 else { throw .malformed("truncated u64") }
+        let v = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: position, as: UInt64.self))
+        position += 8
+        return v
+    }
+
+    private mutating func readUvarint() throws(WALRecordError) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while position < bytes.count && shift < 64 {
+            let b = bytes[position]
+            position += 1
+            result |= UInt64(b & 0x7f) << shift
+            if b < 0x80 { return result }
+            shift += 7
+        }
+        throw .malformed("truncated varint")
+    }
+
+    private mutating func readVarint() throws(WALRecordError) -> Int64 {
+        let u = try readUvarint()
+        return Int64(bitPattern: u >> 1) ^ -Int64(bitPattern: u & 1)
+    }
+
+    private mutating func readString() throws(WALRecordError) -> String {
+        let n = try readUvarint()
+        guard n <= UInt64(bytes.count - position) else { throw .malformed("string overruns record") }
+        let s = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[position..<position + Int(n)]), as: UTF8.self)
+        position += Int(n)
+        return s
+    }
+}

@@ -1,0 +1,120 @@
+/// Decodes a Remote-Write 1.0 `prometheus.WriteRequest` (prompb/remote.proto, prompb/types.proto).
+///
+/// Unknown fields are skipped, as protobuf requires. Exemplars, native histograms and metadata are
+/// parsed for framing and counted; the caller decides what to report for them.
+public enum RemoteWriteDecoder {
+    /// Decompresses and decodes a request body, then validates each series' labels.
+    public static func decode(compressed: [UInt8], maxDecodedBytes: Int) throws(WireError) -> WriteRequestView {
+        let body = try SnappyBlock.decompress(compressed, maxDecodedBytes: maxDecodedBytes)
+        return try decode(body: body)
+    }
+
+    public static func decode(body: [UInt8]) throws(WireError) -> WriteRequestView {
+        var view = WriteRequestView(body: body)
+        try body.withUnsafeBufferPointer { (bytes) throws(WireError) in
+            guard bytes.count <= Int(Int32.max) else { throw .invalidProtobuf("body over 2 GiB") }
+            var reader = ProtobufReader(bytes, range: 0..<bytes.count)
+            while !reader.isAtEnd {
+                let (field, type) = try reader.readKey()
+                switch field {
+                case 1:
+                    try ProtobufReader.expect(type, .len, "WriteRequest.timeseries")
+                    try decodeTimeSeries(bytes, reader.readLengthDelimited(), into: &view)
+                case 3:
+                    try ProtobufReader.expect(type, .len, "WriteRequest.metadata")
+                    try checkMessage(bytes, reader.readLengthDelimited())
+                    view.metadataCount += 1
+                default:
+                    try reader.skip(type)
+                }
+            }
+            LabelValidator.validate(&view, bytes)
+        }
+        return view
+    }
+
+    private static func decodeTimeSeries(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, into view: inout WriteRequestView) throws(WireError) {
+        var series = WireSeries(
+            labelStart: Int32(view.labels.count), labelCount: 0,
+            sampleStart: Int32(view.samples.count), sampleCount: 0,
+            histogramCount: 0, rejection: nil)
+        var reader = ProtobufReader(bytes, range: range)
+        while !reader.isAtEnd {
+            let (field, type) = try reader.readKey()
+            switch field {
+            case 1:
+                try ProtobufReader.expect(type, .len, "TimeSeries.labels")
+                view.labels.append(try decodeLabel(bytes, reader.readLengthDelimited()))
+                series.labelCount += 1
+            case 2:
+                try ProtobufReader.expect(type, .len, "TimeSeries.samples")
+                view.samples.append(try decodeSample(bytes, reader.readLengthDelimited()))
+                series.sampleCount += 1
+            case 3:
+                try ProtobufReader.expect(type, .len, "TimeSeries.exemplars")
+                try checkMessage(bytes, reader.readLengthDelimited())
+                view.exemplarCount += 1
+            case 4:
+                try ProtobufReader.expect(type, .len, "TimeSeries.histograms")
+                try checkMessage(bytes, reader.readLengthDelimited())
+                series.histogramCount += 1
+                view.histogramCount += 1
+            default:
+                try reader.skip(type)
+            }
+        }
+        view.series.append(series)
+    }
+
+    private static func decodeLabel(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) throws(WireError) -> WireLabel {
+        var label = WireLabel(name: ByteSpan(start: Int32(range.lowerBound), count: 0),
+                              value: ByteSpan(start: Int32(range.lowerBound), count: 0))
+        var reader = ProtobufReader(bytes, range: range)
+        while !reader.isAtEnd {
+            let (field, type) = try reader.readKey()
+            switch field {
+            case 1:
+                try ProtobufReader.expect(type, .len, "Label.name")
+                let r = try reader.readLengthDelimited()
+                label.name = ByteSpan(start: Int32(r.lowerBound), count: Int32(r.count))
+            case 2:
+                try ProtobufReader.expect(type, .len, "Label.value")
+                let r = try reader.readLengthDelimited()
+                label.value = ByteSpan(start: Int32(r.lowerBound), count: Int32(r.count))
+            default:
+                try reader.skip(type)
+            }
+        }
+        return label
+    }
+
+    private static func decodeSample(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) throws(WireError) -> WireSample {
+        // proto3 defaults: an absent field is zero.
+        var sample = WireSample(timestamp: 0, valueBits: 0)
+        var reader = ProtobufReader(bytes, range: range)
+        while !reader.isAtEnd {
+            let (field, type) = try reader.readKey()
+            switch field {
+            case 1:
+                try ProtobufReader.expect(type, .i64, "Sample.value")
+                sample.valueBits = try reader.readFixed64()
+            case 2:
+                try ProtobufReader.expect(type, .varint, "Sample.timestamp")
+                sample.timestamp = Int64(bitPattern: try reader.readVarint())
+            default:
+                try reader.skip(type)
+            }
+        }
+        return sample
+    }
+
+    /// Walks a nested message's fields so that a malformed one fails the request instead of being
+    /// counted as if it were whole.
+    private static func checkMessage(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) throws(WireError) {
+        var reader = ProtobufReader(bytes, range: range)
+        while !reader.isAtEnd {
+            let (_, type) = try reader.readKey()
+            try reader.skip(type)
+        }
+    }
+}

@@ -1,0 +1,16 @@
+/// Why a whole request body could not be decoded. Every case is the sender's fault (a 4xx).
+public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
+    case framedSnappy
+    case corruptSnappy
+    case decodedTooLarge(Int, limit: Int)
+    case invalidProtobuf(String)
+
+    public var description: String {
+        switch self {
+        case .framedSnappy: "snappy: framed format is not allowed, send the block format"
+        case .corruptSnappy: "snappy: corrupt input"
+        case let .decodedTooLarge(size, limit): "decoded body is \(size) bytes, over the limit of \(limit)"
+        case let .invalidProtobuf(why): "invalid protobuf: \(why)"
+        }
+    }
+}

@@ -1,0 +1,67 @@
+/// Appends protobuf fields to a byte array. Senders (tests, the load generator) build requests with it.
+public struct ProtobufWriter: Sendable {
+    public var bytes: [UInt8] = []
+
+    public init() {}
+
+    public mutating func varint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+    }
+
+    public mutating func key(_ field: UInt64, _ wireType: UInt8) { varint(field << 3 | UInt64(wireType)) }
+
+    public mutating func varintField(_ field: UInt64, _ value: UInt64) {
+        key(field, 0)
+        varint(value)
+    }
+
+    public mutating func fixed64Field(_ field: UInt64, _ value: UInt64) {
+        key(field, 1)
+        for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: value >> (8 * UInt64(i)))) }
+    }
+
+    public mutating func bytesField(_ field: UInt64, _ value: some Collection<UInt8>) {
+        key(field, 2)
+        varint(UInt64(value.count))
+        bytes.append(contentsOf: value)
+    }
+
+    public mutating func messageField(_ field: UInt64, _ build: (inout ProtobufWriter) -> Void) {
+        var nested = ProtobufWriter()
+        build(&nested)
+        bytesField(field, nested.bytes)
+    }
+}
+
+/// Builds Remote-Write 1.0 request bodies.
+public struct WriteRequestEncoder: Sendable {
+    public private(set) var writer = ProtobufWriter()
+
+    public init() {}
+
+    /// Adds one TimeSeries with labels in the given order (the receiver sorts them).
+    public mutating func addSeries(labels: [(String, String)], samples: [WireSample]) {
+        writer.messageField(1) { series in
+            for (name, value) in labels {
+                series.messageField(1) { label in
+                    label.bytesField(1, Array(name.utf8))
+                    label.bytesField(2, Array(value.utf8))
+                }
+            }
+            for sample in samples {
+                series.messageField(2) { s in
+                    s.fixed64Field(1, sample.valueBits)
+                    s.varintField(2, UInt64(bitPattern: sample.timestamp))
+                }
+            }
+        }
+    }
+
+    /// The protobuf body, snappy-compressed as it goes on the wire.
+    public func compressed() -> [UInt8] { SnappyBlock.compress(writer.bytes) }
+}

@@ -1,0 +1,66 @@
+/// A decoded Remote-Write request as flat arrays of offsets into the decompressed body: no string or
+/// per-sample object is created while decoding.
+public struct WriteRequestView: Sendable {
+    /// The decompressed protobuf body that every `ByteSpan` points into.
+    public let body: [UInt8]
+    public internal(set) var labels: [WireLabel] = []
+    public internal(set) var samples: [WireSample] = []
+    public internal(set) var series: [WireSeries] = []
+    /// Elements the receiver parses but does not store; the server reports them.
+    public internal(set) var metadataCount = 0
+    public internal(set) var exemplarCount = 0
+    public internal(set) var histogramCount = 0
+
+    init(body: [UInt8]) { self.body = body }
+
+    public var sampleCount: Int { samples.count }
+
+    /// The labels of `series`, after validation: sorted by name, empty values dropped.
+    public func labels(of series: WireSeries) -> ArraySlice<WireLabel> {
+        labels[Int(series.labelStart)..<Int(series.labelStart + series.labelCount)]
+    }
+
+    public func samples(of series: WireSeries) -> ArraySlice<WireSample> {
+        samples[Int(series.sampleStart)..<Int(series.sampleStart + series.sampleCount)]
+    }
+}
+
+/// A byte range of `WriteRequestView.body`.
+public struct ByteSpan: Sendable, Equatable {
+    public var start: Int32
+    public var count: Int32
+    public var range: Range<Int> { Int(start)..<Int(start + count) }
+}
+
+public struct WireLabel: Sendable {
+    public var name: ByteSpan
+    public var value: ByteSpan
+}
+
+/// One float sample; the value stays a bit pattern so staleness markers survive exactly.
+public struct WireSample: Sendable, Equatable {
+    public var timestamp: Int64
+    public var valueBits: UInt64
+    public init(timestamp: Int64, valueBits: UInt64) {
+        self.timestamp = timestamp
+        self.valueBits = valueBits
+    }
+}
+
+public struct WireSeries: Sendable {
+    public var labelStart: Int32
+    public var labelCount: Int32
+    public var sampleStart: Int32
+    public var sampleCount: Int32
+    public var histogramCount: Int32
+    /// Set when the label set breaks a rule; none of the series' samples may be stored then.
+    public var rejection: SeriesRejection?
+}
+
+/// Why a whole series of a request is refused.
+public enum SeriesRejection: String, Sendable, CaseIterable {
+    case emptyLabelName = "empty_label_name"
+    case duplicateLabelName = "duplicate_label_name"
+    case invalidUTF8 = "invalid_utf8"
+    case missingMetricName = "missing_metric_name"
+}

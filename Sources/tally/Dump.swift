@@ -1,0 +1,41 @@
+import ArgumentParser
+import TallyStorage
+
+struct Dump: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a tenant's samples in the text form of `promtool tsdb dump`, sorted by series then time.",
+        discussion: "Reads the store without changing it, so it works whether or not a server is running on it.")
+
+    @Option(help: "Storage root.")
+    var storage = "storage"
+
+    @Option(help: "Tenant whose data to print.")
+    var tenant: String
+
+    @Option(help: "Series selector, e.g. '{__name__=\"up\", job=~\"a.*\"}'.")
+    var match = "{__name__=~\".+\"}"
+
+    @Option(help: "Earliest timestamp to print, in milliseconds since the epoch (inclusive).")
+    var minTime = Int64.min
+
+    @Option(help: "Latest timestamp to print, in milliseconds since the epoch (inclusive).")
+    var maxTime = Int64.max
+
+    func run() throws {
+        guard TenantID.isValid(tenant) else { throw ValidationError(TenantError.invalidName(tenant).description) }
+        let matchers: [LabelMatcher]
+        do { matchers = try SelectorParser.parse(match) } catch { throw ValidationError(error.description) }
+        let directory = storage + "/" + tenant
+        let db = try TenantDatabase.open(directory: directory, tenant: tenant, readOnly: true)
+        for problem in db.replay.problems { Output.error("tally dump: \(problem)\n") }
+        var out = ""
+        DumpFormat.write(db.select(matchers, minTime: minTime, maxTime: maxTime)) { line in
+            out += line
+            if out.utf8.count > 1 << 16 {
+                Output.write(out)
+                out = ""
+            }
+        }
+        Output.write(out)
+    }
+}

@@ -1,0 +1,90 @@
+import ArgumentParser
+import Logging
+import ServiceLifecycle
+import TallyServer
+import TallyStorage
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Receive Prometheus remote-write on POST /api/v1/write and store it per tenant.")
+
+    @Option(help: "Address to listen on, host:port (port 0 picks a free port).")
+    var listen = "127.0.0.1:9201"
+
+    @Option(help: "Storage root; each tenant gets <storage>/<tenant>/ with its own WAL.")
+    var storage = "storage"
+
+    @Option(name: .customLong("tenant-header"), parsing: .singleValue,
+            help: "Header naming the tenant; repeat for several, the first present wins. (default: THANOS-TENANT, X-Scope-OrgID, Cloud-Account-Id)")
+    var tenantHeaders: [String] = []
+
+    @Option(help: "Tenant for requests that name none.")
+    var defaultTenant = "default-tenant"
+
+    @Option(help: ArgumentHelp(
+        "WAL durability before a write is acknowledged: always or interval.",
+        discussion: """
+        always (default): fdatasync before answering 2xx; concurrent requests share one sync (group commit). \
+        A power loss loses nothing that was acknowledged.
+        interval: answer after write(2) and sync every --wal-sync-interval. Faster, but a machine crash or \
+        power loss can lose up to one interval of acknowledged samples (a process crash loses nothing).
+        """))
+    var walSync = "always"
+
+    @Option(help: "Sync period for --wal-sync interval, in milliseconds.")
+    var walSyncIntervalMs = 1000
+
+    @Option(help: "WAL segment size in bytes (Prometheus' default: 128 MiB).")
+    var walSegmentBytes = 128 * 1024 * 1024
+
+    @Option(help: "Largest compressed request body in bytes; larger ones get 413.")
+    var maxRequestBytes = 16 * 1024 * 1024
+
+    @Option(help: "Largest request body after snappy decompression in bytes; larger ones get 413.")
+    var maxDecodedBytes = 64 * 1024 * 1024
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    func validate() throws {
+        guard ["always", "interval"].contains(walSync) else { throw ValidationError("--wal-sync must be always or interval") }
+        guard walSyncIntervalMs > 0 else { throw ValidationError("--wal-sync-interval-ms must be positive") }
+        guard TenantID.isValid(defaultTenant) else { throw ValidationError("--default-tenant is not a valid tenant id") }
+        guard maxRequestBytes > 0, maxDecodedBytes > 0 else { throw ValidationError("request limits must be positive") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        _ = try parseListen()
+    }
+
+    private func parseListen() throws -> (String, Int) {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
+              (0...65535).contains(port) else {
+            throw ValidationError("--listen must be host:port")
+        }
+        return (String(listen[..<colon]), port)
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "tally")
+        var config = ServerConfiguration()
+        (config.host, config.port) = try parseListen()
+        config.storageRoot = storage
+        if !tenantHeaders.isEmpty { config.tenantHeaders = tenantHeaders }
+        config.defaultTenant = defaultTenant
+        config.syncPolicy = walSync == "always" ? .always : .interval(.milliseconds(walSyncIntervalMs))
+        config.walSegmentSize = walSegmentBytes
+        config.maxRequestBytes = maxRequestBytes
+        config.maxDecodedBytes = maxDecodedBytes
+        let server = TallyServer(configuration: config, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: server)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+    }
+}

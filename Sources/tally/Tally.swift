@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct Tally: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tally",
+        abstract: "Prometheus remote-write ingestion and query engine for Kubernetes cost metrics.",
+        subcommands: [Serve.self, Dump.self])
+}

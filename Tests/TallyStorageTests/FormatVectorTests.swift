@@ -1,0 +1,105 @@
+import XCTest
+@testable import TallyStorage
+
+/// Byte layouts checked against vectors that promtool 2.42 produced (../shared/notes/prometheus-formats.md §10).
+final class FormatVectorTests: XCTestCase {
+    func hex(_ s: String) -> [UInt8] {
+        let digits = Array(s.filter { !$0.isWhitespace && $0 != "|" })
+        return stride(from: 0, to: digits.count, by: 2).map { UInt8(String(digits[$0...$0 + 1]), radix: 16)! }
+    }
+
+    func testCRC32CCheckValue() {
+        XCTAssertEqual(CRC32C.checksum(Array("123456789".utf8)), 0xE306_9283)
+        // Long input exercises the slicing-by-8 path against the bytewise path.
+        let long = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        var split = CRC32C()
+        split.update(Array(long[..<3]))
+        split.update(Array(long[3...]))
+        XCTAssertEqual(split.value, CRC32C.checksum(long))
+    }
+
+    func testXORChunkMatchesPromtoolBytes() {
+        var chunk = XORChunk()
+        for (t, v) in [(1_700_000_000_000, 1.0), (1_700_000_015_000, 1.0), (1_700_000_030_000, 0.0), (1_700_000_046_000, 1.0)] {
+            chunk.append(timestamp: Int64(t), valueBits: v.bitPattern)
+        }
+        XCTAssertEqual(chunk.bytes, hex("0004 80a0abfef962 3ff0000000000000 9875 3115ffc1f45ff8"))
+        // The chunk CRC in the segment covers the encoding byte and the data.
+        XCTAssertEqual(CRC32C.checksum([XORChunk.encoding] + chunk.bytes), 0xE342_FB76)
+
+        var single = XORChunk()
+        single.append(timestamp: 1_700_000_000_000, valueBits: 2.5.bitPattern)
+        XCTAssertEqual(single.bytes, hex("0001 80a0abfef962 4004000000000000 00"))
+        XCTAssertEqual(CRC32C.checksum([1] + single.bytes), 0x4ADF_F223)
+    }
+
+    func testXORRoundTripKeepsEveryBitPattern() {
+        let specials: [UInt64] = [0x7ff0_0000_0000_0002, 0x7ff8_0000_0000_0001, (-0.0).bitPattern, Double.infinity.bitPattern,
+                                  (-Double.infinity).bitPattern, 1e300.bitPattern, 0, 42.5.bitPattern, Double.leastNonzeroMagnitude.bitPattern]
+        var rng = SystemRandomNumberGenerator()
+        var expected: [(Int64, UInt64)] = []
+        var t: Int64 = -5_000
+        for i in 0..<240 {
+            t += [1, 15_000, 60_000, 7, 1 << 40, 8193, 65537, 524_289][i % 8]
+            let v = i % 3 == 0 ? specials[i % specials.count] : rng.next()
+            expected.append((t, v))
+        }
+        var chunk = XORChunk()
+        for (t, v) in expected { chunk.append(timestamp: t, valueBits: v) }
+        XCTAssertEqual(chunk.count, expected.count)
+        var decoded: [(Int64, UInt64)] = []
+        chunk.bytes.withUnsafeBufferPointer { bytes in
+            var it = XORIterator(bytes)
+            while let s = it.next() { decoded.append(s) }
+            XCTAssertFalse(it.failed)
+        }
+        XCTAssertEqual(decoded.map(\.0), expected.map(\.0))
+        XCTAssertEqual(decoded.map(\.1), expected.map(\.1))
+    }
+
+    func testWALSegmentMatchesPromtoolVector() throws {
+        // Series {__name__="w",job="x"} ref 1, then Samples 1@1795382000000 and 2@+15000.
+        var encoder = WALRecordEncoder()
+        encoder.beginSeries()
+        encoder.addSeries(ref: 1, labels: [("__name__", "w"), ("job", "x")])
+        let series = encoder.bytes
+        encoder.beginSamples(baseRef: 1, baseTimestamp: 1_795_382_000_000)
+        encoder.addSample(ref: 1, timestamp: 1_795_382_000_000, valueBits: 1.0.bitPattern)
+        encoder.addSample(ref: 1, timestamp: 1_795_382_015_000, valueBits: 2.0.bitPattern)
+        let samples = encoder.bytes
+        let directory = try temporaryDirectory()
+        let wal = try WALWriter(directory: directory, segmentIndex: 0)
+        _ = try wal.log([series, samples])
+        try wal.close()
+        let bytes = try FileSystem.readFile(directory + "/00000000")
+        XCTAssertEqual(bytes.count, WALFormat.pageSize)
+        let expected = hex("""
+            01 001b cdfb3438 | 01 0000000000000001 02 08 5f5f6e616d655f5f 01 77 03 6a6f62 01 78
+            01 0027 bde23e09 | 02 0000000000000001 000001a2051b3980 00 00 3ff0000000000000 00 b0ea01 4000000000000000
+            """)
+        XCTAssertEqual(Array(bytes[..<expected.count]), expected)
+        XCTAssertTrue(bytes[expected.count...].allSatisfy { $0 == 0 })
+    }
+
+    func testGoFloatFormatting() {
+        let cases: [(Double, String)] = [
+            (1, "1"), (0.5, "0.5"), (-0.0, "-0"), (0, "0"), (100000, "100000"), (1e6, "1e+06"),
+            (1234567, "1.234567e+06"), (123456.7, "123456.7"), (0.0001, "0.0001"), (0.00001, "1e-05"),
+            (1.7e12, "1.7e+12"), (Double.nan, "NaN"), (Double.infinity, "+Inf"), (-Double.infinity, "-Inf"),
+            (0.1 + 0.2, "0.30000000000000004"), (-2.5e-7, "-2.5e-07"), (1e300, "1e+300"), (Double.leastNonzeroMagnitude, "5e-324"),
+        ]
+        for (v, s) in cases { XCTAssertEqual(GoFormat.float(v), s, "\(v)") }
+    }
+
+    func testGoQuote() {
+        XCTAssertEqual(GoFormat.quote("a\"b\\c\nd"), "\"a\\\"b\\\\c\\nd\"")
+        XCTAssertEqual(GoFormat.quote("ü\u{01}"), "\"ü\\x01\"")
+    }
+}
+
+func temporaryDirectory() throws -> String {
+    var template = Array("/tmp/tally-test-XXXXXX".utf8CString)
+    let path = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+    guard let path else { throw StorageIOError("mkdtemp", "/tmp") }
+    return String(cString: path)
+}

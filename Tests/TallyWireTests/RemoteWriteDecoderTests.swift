@@ -1,0 +1,110 @@
+import XCTest
+import TallyWire
+
+final class RemoteWriteDecoderTests: XCTestCase {
+    private func string(_ view: WriteRequestView, _ span: ByteSpan) -> String {
+        String(decoding: view.body[span.range], as: UTF8.self)
+    }
+
+    private func labels(_ view: WriteRequestView, _ series: WireSeries) -> [String] {
+        view.labels(of: series).map { string(view, $0.name) + "=" + string(view, $0.value) }
+    }
+
+    func testDecodesSeriesSortsLabelsAndDropsEmptyValues() throws {
+        var encoder = WriteRequestEncoder()
+        encoder.addSeries(labels: [("job", "a"), ("__name__", "up"), ("empty", ""), ("instance", "x")],
+                          samples: [WireSample(timestamp: 1000, valueBits: 1.0.bitPattern),
+                                    WireSample(timestamp: -5, valueBits: 0x7ff0_0000_0000_0002)])
+        let view = try RemoteWriteDecoder.decode(compressed: encoder.compressed(), maxDecodedBytes: 1 << 20)
+        XCTAssertEqual(view.series.count, 1)
+        XCTAssertNil(view.series[0].rejection)
+        XCTAssertEqual(labels(view, view.series[0]), ["__name__=up", "instance=x", "job=a"])
+        XCTAssertEqual(Array(view.samples(of: view.series[0])),
+                       [WireSample(timestamp: 1000, valueBits: 1.0.bitPattern), WireSample(timestamp: -5, valueBits: 0x7ff0_0000_0000_0002)])
+    }
+
+    func testSkipsUnknownFieldsAndCountsExemplarsHistogramsMetadata() throws {
+        var w = ProtobufWriter()
+        w.varintField(15, 7)                       // unknown WriteRequest field
+        w.messageField(1) { ts in
+            ts.messageField(1) { l in l.bytesField(1, Array("__name__".utf8)); l.bytesField(2, Array("m".utf8)); l.fixed64Field(9, 1) }
+            ts.messageField(2) { s in s.fixed64Field(1, 2.0.bitPattern); s.varintField(2, 5); s.bytesField(7, [1, 2, 3]) }
+            ts.messageField(3) { e in e.fixed64Field(2, 1.0.bitPattern); e.varintField(3, 5) }
+            ts.messageField(4) { h in h.varintField(1, 3); h.varintField(15, 5) }
+            ts.bytesField(12, [0xff])               // unknown TimeSeries field
+        }
+        w.messageField(3) { m in m.varintField(1, 2); m.bytesField(2, Array("m".utf8)) }
+        let view = try RemoteWriteDecoder.decode(body: w.bytes)
+        XCTAssertEqual(view.samples, [WireSample(timestamp: 5, valueBits: 2.0.bitPattern)])
+        XCTAssertEqual(view.exemplarCount, 1)
+        XCTAssertEqual(view.histogramCount, 1)
+        XCTAssertEqual(view.series[0].histogramCount, 1)
+        XCTAssertEqual(view.metadataCount, 1)
+    }
+
+    func testMetadataOnlyRequestIsValidAndEmpty() throws {
+        var w = ProtobufWriter()
+        w.messageField(3) { m in m.varintField(1, 1) }
+        let view = try RemoteWriteDecoder.decode(body: w.bytes)
+        XCTAssertTrue(view.series.isEmpty)
+        XCTAssertEqual(view.metadataCount, 1)
+    }
+
+    func testInvalidProtobufIsRejected() {
+        let cases: [(String, [UInt8])] = [
+            ("truncated varint", [0x08, 0x80]),
+            ("length overruns", [0x0a, 0x05, 0x01]),
+            ("group wire type", [0x0b]),
+            ("field zero", [0x02, 0x00]),
+            ("sample value with wrong wire type", { var w = ProtobufWriter(); w.messageField(1) { $0.messageField(2) { $0.varintField(1, 3) } }; return w.bytes }()),
+            ("truncated fixed64", { var w = ProtobufWriter(); w.messageField(1) { $0.bytesField(2, [0x09, 1, 2]) }; return w.bytes }()),
+        ]
+        for (name, body) in cases {
+            XCTAssertThrowsError(try RemoteWriteDecoder.decode(body: body), name) { error in
+                guard case .invalidProtobuf = error as? WireError else { return XCTFail("\(name): \(error)") }
+            }
+        }
+    }
+
+    func testSnappyFramingCorruptionAndLimits() throws {
+        var encoder = WriteRequestEncoder()
+        encoder.addSeries(labels: [("__name__", "m")], samples: [WireSample(timestamp: 1, valueBits: 0)])
+        let framed: [UInt8] = [0xff, 0x06, 0x00, 0x00, 0x73, 0x4e, 0x61, 0x50, 0x70, 0x59] + encoder.compressed()
+        XCTAssertThrowsError(try RemoteWriteDecoder.decode(compressed: framed, maxDecodedBytes: 1 << 20)) {
+            XCTAssertEqual($0 as? WireError, .framedSnappy)
+        }
+        XCTAssertThrowsError(try RemoteWriteDecoder.decode(compressed: Array("not snappy at all".utf8), maxDecodedBytes: 1 << 20)) {
+            XCTAssertEqual($0 as? WireError, .corruptSnappy)
+        }
+        var truncated = encoder.compressed()
+        truncated.removeLast(3)
+        XCTAssertThrowsError(try RemoteWriteDecoder.decode(compressed: truncated, maxDecodedBytes: 1 << 20)) {
+            XCTAssertEqual($0 as? WireError, .corruptSnappy)
+        }
+        let size = encoder.writer.bytes.count
+        XCTAssertThrowsError(try RemoteWriteDecoder.decode(compressed: encoder.compressed(), maxDecodedBytes: size - 1)) {
+            XCTAssertEqual($0 as? WireError, .decodedTooLarge(size, limit: size - 1))
+        }
+        XCTAssertEqual(try RemoteWriteDecoder.decode(compressed: encoder.compressed(), maxDecodedBytes: size).sampleCount, 1)
+    }
+
+    func testLabelRulesRejectWholeSeries() throws {
+        var w = ProtobufWriter()
+        func series(_ labels: [([UInt8], [UInt8])]) {
+            w.messageField(1) { ts in
+                for (n, v) in labels { ts.messageField(1) { $0.bytesField(1, n); $0.bytesField(2, v) } }
+                ts.messageField(2) { $0.fixed64Field(1, 1.0.bitPattern); $0.varintField(2, 1) }
+            }
+        }
+        let name = Array("__name__".utf8)
+        series([(name, Array("ok".utf8))])
+        series([(name, Array("a".utf8)), ([], Array("v".utf8))])
+        series([(name, Array("a".utf8)), (Array("x".utf8), Array("1".utf8)), (Array("x".utf8), Array("2".utf8))])
+        series([(name, Array("a".utf8)), (Array("x".utf8), [0xc3, 0x28])])
+        series([(name, [0xed, 0xa0, 0x80])])      // an encoded surrogate is not UTF-8
+        series([(Array("job".utf8), Array("a".utf8))])
+        series([(name, []), (Array("job".utf8), Array("a".utf8))])
+        let view = try RemoteWriteDecoder.decode(body: w.bytes)
+        XCTAssertEqual(view.series.map(\.rejection), [nil, .emptyLabelName, .duplicateLabelName, .invalidUTF8, .invalidUTF8, .missingMetricName, .missingMetricName])
+    }
+}
