@@ -1,0 +1,166 @@
+import Foundation
+import TallyStorage
+import TallyWire
+import XCTest
+
+/// Every rule of the receiver, against a real `tally serve` on loopback: the status, the message,
+/// exactly what is stored afterwards, and that nothing is written outside the tenant's directory.
+final class ReceiverBadInputTests: XCTestCase {
+    private var storage = ""
+    private var server: TallyServerProcess!
+    /// What tenant t1 must hold: series text form -> (timestamp, value bits).
+    private var expected: [String: [WireSampleValue]] = [:]
+
+    override func setUpWithError() throws {
+        storage = try makeTemporaryDirectory("badinput")
+        server = try TallyServerProcess(storage: storage, extraArguments: ["--max-request-bytes", "4096", "--max-decoded-bytes", "8192"])
+        try server.waitReady()
+    }
+
+    override func tearDown() {
+        server.stop(SIGTERM)
+        try? FileManager.default.removeItem(atPath: storage)
+    }
+
+    private let protobuf = [("Content-Type", "application/x-protobuf"), ("Content-Encoding", "snappy"),
+                            ("X-Prometheus-Remote-Write-Version", "0.1.0")]
+
+    private func post(_ body: [UInt8], tenant: String? = "t1", headers extra: [(String, String)] = []) throws -> LoopbackHTTP.Response {
+        var headers = protobuf + extra
+        if let tenant { headers.append(("THANOS-TENANT", tenant)) }
+        return try server.client.request("POST", "/api/v1/write", headers: headers, body: body)
+    }
+
+    private func sample(_ t: Int64, _ v: Double) -> WireSample { WireSample(timestamp: t, valueBits: v.bitPattern) }
+
+    /// A request with one valid series (recorded as expected) plus whatever `extra` adds.
+    private func request(valid name: String, _ samples: [WireSample], extra: (inout ProtobufWriter) -> Void = { _ in }) -> [UInt8] {
+        var encoder = WriteRequestEncoder()
+        encoder.addSeries(labels: [("__name__", name), ("job", "ok")], samples: samples)
+        expected["{__name__=\"\(name)\", job=\"ok\"}", default: []] += samples.map { WireSampleValue(timestamp: $0.timestamp, valueBits: $0.valueBits) }
+        var writer = encoder.writer
+        extra(&writer)
+        return SnappyBlock.compress(writer.bytes)
+    }
+
+    private func badSeries(_ labels: [([UInt8], [UInt8])]) -> (inout ProtobufWriter) -> Void {
+        { w in
+            w.messageField(1) { ts in
+                for (n, v) in labels { ts.messageField(1) { $0.bytesField(1, n); $0.bytesField(2, v) } }
+                ts.messageField(2) { $0.fixed64Field(1, 1.0.bitPattern); $0.varintField(2, 5000) }
+            }
+        }
+    }
+
+    private func assertStored(file: StaticString = #filePath, line: UInt = #line) throws {
+        let db = try TenantDatabase.open(directory: storage + "/t1", tenant: "t1", readOnly: true)
+        var actual: [String: [WireSampleValue]] = [:]
+        for s in db.select([try LabelMatcher("__name__", .regex, ".+")]) { actual[s.labels.description] = s.samples }
+        XCTAssertEqual(actual, expected, file: file, line: line)
+    }
+
+    func testEveryRuleAnswersClearlyAndStoresOnlyValidSamples() throws {
+        let name = Array("__name__".utf8)
+        let cases: [(String, [UInt8], Int, String)] = [
+            ("corrupt snappy", Array("definitely not snappy".utf8), 400, "snappy: corrupt input"),
+            ("framed snappy", [0xff, 0x06, 0x00, 0x00, 0x73, 0x4e, 0x61, 0x50, 0x70, 0x59, 0x00], 400, "framed format"),
+            ("invalid protobuf", SnappyBlock.compress([0x0a, 0x05, 0x01]), 400, "invalid protobuf"),
+            ("empty label name", request(valid: "v_empty_name", [sample(1000, 1)], extra: badSeries([(name, Array("x".utf8)), ([], Array("v".utf8))])),
+             400, "stored 1 of 2 samples; rejected 1: empty_label_name=1"),
+            ("duplicate label names", request(valid: "v_dup_name", [sample(1000, 1)], extra: badSeries([(name, Array("x".utf8)), (Array("a".utf8), Array("1".utf8)), (Array("a".utf8), Array("2".utf8))])),
+             400, "duplicate_label_name=1"),
+            ("invalid UTF-8", request(valid: "v_utf8", [sample(1000, 1)], extra: badSeries([(name, [0xff, 0xfe])])), 400, "invalid_utf8=1"),
+            ("no __name__", request(valid: "v_noname", [sample(1000, 1)], extra: badSeries([(Array("job".utf8), Array("x".utf8))])), 400, "missing_metric_name=1"),
+        ]
+        for (what, body, status, message) in cases {
+            let response = try post(body)
+            XCTAssertEqual(response.status, status, what)
+            XCTAssertTrue(response.body.contains(message), "\(what): \(response.body)")
+        }
+        try assertStored()
+
+        // Same timestamp, different value: refused; the other samples of the request are kept.
+        XCTAssertEqual(try post(request(valid: "v_conflict", [sample(1000, 1), sample(2000, 2)])).status, 204)
+        var encoder = WriteRequestEncoder()
+        encoder.addSeries(labels: [("__name__", "v_conflict"), ("job", "ok")], samples: [sample(2000, 3), sample(3000, 4)])
+        expected["{__name__=\"v_conflict\", job=\"ok\"}"]!.append(WireSampleValue(timestamp: 3000, valueBits: 4.0.bitPattern))
+        var response = try post(encoder.compressed())
+        XCTAssertEqual(response.status, 400)
+        XCTAssertTrue(response.body.contains("duplicate_timestamp_different_value=1"), response.body)
+
+        // Out of order: refused with 400 (until the out-of-order window lands).
+        encoder = WriteRequestEncoder()
+        encoder.addSeries(labels: [("__name__", "v_conflict"), ("job", "ok")], samples: [sample(1500, 9)])
+        response = try post(encoder.compressed())
+        XCTAssertEqual(response.status, 400)
+        XCTAssertTrue(response.body.contains("out_of_order=1"), response.body)
+
+        // An exact resend of stored samples, old ones included, is accepted silently.
+        encoder = WriteRequestEncoder()
+        encoder.addSeries(labels: [("job", "ok"), ("__name__", "v_conflict")], samples: [sample(1000, 1), sample(2000, 2), sample(3000, 4)])
+        XCTAssertEqual(try post(encoder.compressed()).status, 204)
+
+        // Unsorted labels are sorted; empty values dropped; staleness markers kept bit-exact.
+        encoder = WriteRequestEncoder()
+        encoder.addSeries(labels: [("zone", "b"), ("empty", ""), ("__name__", "v_norm")],
+                          samples: [sample(1000, 1), WireSample(timestamp: 2000, valueBits: 0x7ff0_0000_0000_0002)])
+        expected["{__name__=\"v_norm\", zone=\"b\"}"] = [WireSampleValue(timestamp: 1000, valueBits: 1.0.bitPattern),
+                                                          WireSampleValue(timestamp: 2000, valueBits: 0x7ff0_0000_0000_0002)]
+        XCTAssertEqual(try post(encoder.compressed()).status, 204)
+        try assertStored()
+    }
+
+    func testTransportLevelRefusals() throws {
+        XCTAssertEqual(try post(request(valid: "v_base", [sample(1000, 1)])).status, 204)
+        let cases: [(String, () throws -> LoopbackHTTP.Response, Int, String)] = [
+            ("body over --max-request-bytes", { try self.post([UInt8](repeating: 7, count: 5000)) }, 413, "over the limit of 4096"),
+            ("decoded over --max-decoded-bytes", {
+                var e = WriteRequestEncoder()
+                e.addSeries(labels: [("__name__", String(repeating: "a", count: 9000))], samples: [self.sample(1, 1)])
+                return try self.post(e.compressed())
+            }, 413, "over the limit of 8192"),
+            ("Remote-Write 2.0", { try self.server.client.request("POST", "/api/v1/write", headers: [
+                ("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request"), ("Content-Encoding", "snappy")], body: [0]) },
+             415, "io.prometheus.write.v2.Request"),
+            ("gzip encoding", { try self.server.client.request("POST", "/api/v1/write", headers: [("Content-Encoding", "gzip")], body: [0]) }, 415, "Content-Encoding"),
+            ("GET", { try self.server.client.request("GET", "/api/v1/write") }, 405, "POST"),
+            ("PUT", { try self.server.client.request("PUT", "/api/v1/write", body: [1]) }, 405, "POST"),
+        ]
+        for (what, send, status, message) in cases {
+            let response = try send()
+            XCTAssertEqual(response.status, status, what)
+            XCTAssertTrue(response.body.contains(message), "\(what): \(response.body)")
+        }
+        try assertStored()
+    }
+
+    func testTenantNamesNeverEscapeTheirDirectory() throws {
+        try Data().write(to: URL(fileURLWithPath: storage + "/notadir"))
+        let before = filesUnder(storage)
+        let body = { () -> [UInt8] in
+            var e = WriteRequestEncoder()
+            e.addSeries(labels: [("__name__", "m")], samples: [self.sample(1, 1)])
+            return e.compressed()
+        }()
+        for tenant in ["../escape", "a/b", ".hidden", "..", "-lead", String(repeating: "x", count: 129), "sp ace", "ünï"] {
+            let response = try post(body, tenant: tenant)
+            XCTAssertEqual(response.status, 400, tenant)
+            XCTAssertTrue(response.body.contains("invalid tenant"), "\(tenant): \(response.body)")
+        }
+        let reserved = try post(body, tenant: "notadir")
+        XCTAssertEqual(reserved.status, 400)
+        XCTAssertTrue(reserved.body.contains("not a tenant"), reserved.body)
+        XCTAssertEqual(filesUnder(storage), before, "a refused tenant must create nothing")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: storage + "/../escape"))
+
+        // X-Scope-OrgID names the tenant too; no header means default-tenant.
+        XCTAssertEqual(try server.client.request("POST", "/api/v1/write", headers: protobuf + [("X-Scope-OrgID", "org-2")], body: body).status, 204)
+        XCTAssertEqual(try post(body, tenant: nil).status, 204)
+        let tenants = try FileManager.default.contentsOfDirectory(atPath: storage).filter { !$0.hasPrefix(".") && $0 != "notadir" }.sorted()
+        XCTAssertEqual(tenants, ["default-tenant", "org-2"])
+        XCTAssertEqual(try tallyDump(storage: storage, tenant: "org-2"), "{__name__=\"m\"} 1 1\n")
+        for tenant in tenants {
+            XCTAssertTrue(filesUnder(storage + "/" + tenant).allSatisfy { $0 == "wal" || $0.hasPrefix("wal/") }, tenant)
+        }
+    }
+}
