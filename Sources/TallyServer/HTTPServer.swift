@@ -43,6 +43,7 @@ final class Router: Sendable {
             inFlight.wrappingAdd(1, ordering: .relaxed)
             let headers = RemoteWriteIngester.RequestHeaders(
                 tenant: configuration.tenantHeaders.lazy.compactMap { head.headers.first(name: $0) }.first,
+                tenantParameter: Self.queryParameter("tenant", in: head.uri),
                 contentType: head.headers.first(name: "Content-Type"),
                 contentEncoding: head.headers.first(name: "Content-Encoding"))
             let promise = eventLoop.makePromise(of: HTTPAnswer.self)
@@ -66,6 +67,17 @@ final class Router: Sendable {
         default:
             return eventLoop.makeSucceededFuture(HTTPAnswer(status: 404, body: "not found: \(path)"))
         }
+    }
+
+    /// A query parameter's raw value. Not percent-decoded: valid tenant ids need no escaping, and an
+    /// escaped one is refused as invalid rather than decoded into something else.
+    static func queryParameter(_ name: String, in uri: String) -> String? {
+        guard let query = uri.split(separator: "?", maxSplits: 1).dropFirst().first else { return nil }
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if parts.first == Substring(name) { return parts.count > 1 ? String(parts[1]) : "" }
+        }
+        return nil
     }
 
     /// The handler label for the request counter: known routes by name, everything else as "other".

@@ -31,6 +31,9 @@ public final class RemoteWriteIngester: Sendable {
     /// Request headers that matter to ingestion.
     public struct RequestHeaders: Sendable {
         public var tenant: String?
+        /// `?tenant=` on the write URL, for senders that cannot set headers (Debian's Prometheus
+        /// 2.42 drops `remote_write.headers`, prometheus/prometheus#13030).
+        public var tenantParameter: String?
         public var contentType: String?
         public var contentEncoding: String?
     }
@@ -38,7 +41,10 @@ public final class RemoteWriteIngester: Sendable {
     /// Stores what is valid of a request and calls `answer` once it is durable.
     public func ingest(_ headers: RequestHeaders, body: [UInt8], answer: @escaping @Sendable (HTTPAnswer) -> Void) {
         if let refusal = checkMediaType(headers) { return answer(refusal) }
-        let tenant = headers.tenant ?? configuration.defaultTenant
+        if let header = headers.tenant, let parameter = headers.tenantParameter, header != parameter {
+            return answer(HTTPAnswer(status: 400, body: "tenant header \(header) and tenant parameter \(parameter) disagree"))
+        }
+        let tenant = headers.tenant ?? headers.tenantParameter ?? configuration.defaultTenant
         let view: WriteRequestView
         do {
             view = try RemoteWriteDecoder.decode(compressed: body, maxDecodedBytes: configuration.maxDecodedBytes)

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 
-/// Label rules of Remote-Write 1.0 as Tally applies them (see docs/receiver.md):
+/// Label rules of Remote-Write 1.0 as Tally applies them (README.md, "What the receiver answers"):
 /// empty names, duplicate names, invalid UTF-8 and a missing `__name__` reject the series;
 /// empty values are dropped (Prometheus treats them as absent); unsorted labels are sorted.
 enum LabelValidator {

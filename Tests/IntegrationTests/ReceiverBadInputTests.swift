@@ -156,8 +156,15 @@ final class ReceiverBadInputTests: XCTestCase {
         // X-Scope-OrgID names the tenant too; no header means default-tenant.
         XCTAssertEqual(try server.client.request("POST", "/api/v1/write", headers: protobuf + [("X-Scope-OrgID", "org-2")], body: body).status, 204)
         XCTAssertEqual(try post(body, tenant: nil).status, 204)
+        // ?tenant= serves senders that cannot set headers; it must agree with a header if both come.
+        XCTAssertEqual(try server.client.request("POST", "/api/v1/write?tenant=url-3", headers: protobuf, body: body).status, 204)
+        XCTAssertEqual(try server.client.request("POST", "/api/v1/write?tenant=url-3", headers: protobuf + [("THANOS-TENANT", "url-3")], body: body).status, 204)
+        let disagree = try server.client.request("POST", "/api/v1/write?tenant=other", headers: protobuf + [("THANOS-TENANT", "url-3")], body: body)
+        XCTAssertEqual(disagree.status, 400)
+        XCTAssertTrue(disagree.body.contains("disagree"), disagree.body)
+        XCTAssertEqual(try server.client.request("POST", "/api/v1/write?tenant=%2e%2e", headers: protobuf, body: body).status, 400)
         let tenants = try FileManager.default.contentsOfDirectory(atPath: storage).filter { !$0.hasPrefix(".") && $0 != "notadir" }.sorted()
-        XCTAssertEqual(tenants, ["default-tenant", "org-2"])
+        XCTAssertEqual(tenants, ["default-tenant", "org-2", "url-3"])
         XCTAssertEqual(try tallyDump(storage: storage, tenant: "org-2"), "{__name__=\"m\"} 1 1\n")
         for tenant in tenants {
             XCTAssertTrue(filesUnder(storage + "/" + tenant).allSatisfy { $0 == "wal" || $0.hasPrefix("wal/") }, tenant)

@@ -155,6 +155,7 @@ public final class TenantDatabase: @unchecked Sendable {
         if !readOnly {
             try FileSystem.makeDirectory(directory)
             try FileSystem.makeDirectory(walDirectory)
+            try FileSystem.syncDirectory(directory)
         }
         let head = Head()
         let clock = ContinuousClock()

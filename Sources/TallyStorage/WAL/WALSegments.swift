@@ -128,14 +128,20 @@ final class WALWriter {
         pagesDone += 1
     }
 
-    /// Pads the active page, syncs and closes the segment, and starts the next one.
+    /// Pads the active page, syncs and closes the segment, and starts the next one. Any failure
+    /// here breaks the writer for good: after a failed sync the page cache cannot be trusted.
     func cutSegment() throws(StorageIOError) {
-        try padPage()
-        try file.sync()
-        syncedAtCut = position
-        segmentIndex += 1
-        file = try Self.createSegment(directory, segmentIndex)
-        pagesDone = 0
+        do throws(StorageIOError) {
+            try padPage()
+            try file.sync()
+            syncedAtCut = position
+            segmentIndex += 1
+            file = try Self.createSegment(directory, segmentIndex)
+            pagesDone = 0
+        } catch {
+            broken = error
+            throw error
+        }
     }
 
     /// Completes the active page with zeros so that every closed segment is page-aligned.

@@ -22,7 +22,7 @@ enum Binaries {
 
 /// Runs a command to completion with a time limit and returns its exit status and output.
 @discardableResult
-func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 120) throws -> (status: Int32, stdout: String, stderr: String) {
+func runCommand(_ executable: String, _ arguments: [String], timeout: TimeInterval = 120) throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
@@ -97,7 +97,7 @@ func makeTemporaryDirectory(_ name: String) throws -> String {
 func tallyDump(storage: String, tenant: String, match: String? = nil) throws -> String {
     var arguments = ["dump", "--storage", storage, "--tenant", tenant]
     if let match { arguments += ["--match", match] }
-    let result = try run(Binaries.tally, arguments)
+    let result = try runCommand(Binaries.tally, arguments)
     guard result.status == 0 else { throw NSError(domain: "dump", code: Int(result.status), userInfo: [NSLocalizedDescriptionKey: result.stderr]) }
     return result.stdout
 }
