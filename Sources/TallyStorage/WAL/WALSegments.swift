@@ -52,8 +52,10 @@ final class WALWriter {
         file = try Self.createSegment(directory, segmentIndex)
     }
 
+    /// O_APPEND: after a failed write is truncated away, the next write must land at the new end,
+    /// not at the offset the failed write left behind.
     private static func createSegment(_ directory: String, _ index: Int) throws(StorageIOError) -> OpenFile {
-        let file = try OpenFile(path: directory + "/" + WALFormat.segmentName(index), flags: O_WRONLY | O_CREAT | O_TRUNC)
+        let file = try OpenFile(path: directory + "/" + WALFormat.segmentName(index), flags: O_WRONLY | O_CREAT | O_TRUNC | O_APPEND)
         try FileSystem.syncDirectory(directory)
         return file
     }

@@ -1,0 +1,170 @@
+import Synchronization
+import XCTest
+@testable import TallyStorage
+
+final class TenantDatabaseTests: XCTestCase {
+    private var directory = ""
+
+    override func setUpWithError() throws { directory = try temporaryDirectory() + "/tenant" }
+
+    private func contents(_ db: TenantDatabase) throws -> [String: [UInt64]] {
+        var out: [String: [UInt64]] = [:]
+        for s in db.select([try LabelMatcher("__name__", .regex, ".+")]) {
+            out[s.labels["__name__"]!] = s.samples.map { UInt64($0.timestamp) << 32 ^ $0.valueBits }
+        }
+        return out
+    }
+
+    func testVerdictsAndReplayAfterCleanClose() throws {
+        var db = try TenantDatabase.open(directory: directory, tenant: "t")
+        XCTAssertEqual(try appendSamples(db, "a", [(10, 1), (20, 2), (20, 2), (20, 3), (15, 1), (10, 1), (30, 0x7ff0_0000_0000_0002)]),
+                       [.accepted, .accepted, .duplicate, .conflict, .outOfOrder, .duplicate, .accepted])
+        try appendSamples(db, "b", (0..<500).map { (Int64($0) * 15_000, UInt64($0)) })
+        let before = try contents(db)
+        XCTAssertEqual(before["a"]?.count, 3)
+        try db.close()
+        db = try TenantDatabase.open(directory: directory, tenant: "t")
+        XCTAssertEqual(db.replay.problems, [])
+        XCTAssertEqual(try contents(db), before)
+        // After a restart, a new sample goes on where the replayed series ended.
+        XCTAssertEqual(try appendSamples(db, "a", [(30, 0x7ff0_0000_0000_0002), (40, 4)]), [.duplicate, .accepted])
+        try db.close()
+        XCTAssertEqual(try WALFormat.segments(in: directory + "/wal"), [0, 1], "each start writes a new segment")
+    }
+
+    func testTornTailIsCutQuarantinedAndPadded() throws {
+        let db = try TenantDatabase.open(directory: directory, tenant: "t")
+        try appendSamples(db, "a", [(1, 1), (2, 2)])
+        try appendSamples(db, "a", [(3, 3), (4, 4)])
+        let complete = try contents(db)
+        try appendSamples(db, "a", [(5, 5)])
+        // Simulate a crash: the last record is cut short and followed by garbage.
+        let segment = directory + "/wal/00000000"
+        var bytes = try FileSystem.readFile(segment)
+        let end = bytes.lastIndex { $0 != 0 }! + 1
+        bytes = Array(bytes[..<(end - 3)]) + [0xde, 0xad]
+        try FileSystem.writeFile(segment, bytes)
+
+        let readOnly = try TenantDatabase.open(directory: directory, tenant: "t", readOnly: true)
+        XCTAssertEqual(try contents(readOnly), complete)
+        XCTAssertEqual(try FileSystem.readFile(segment), bytes, "a read-only open changes nothing")
+
+        let reopened = try TenantDatabase.open(directory: directory, tenant: "t")
+        XCTAssertEqual(try contents(reopened), complete)
+        XCTAssertEqual(reopened.replay.problems.count, 1)
+        XCTAssertTrue(reopened.replay.problems[0].contains("00000000"), reopened.replay.problems[0])
+        let repaired = try FileSystem.readFile(segment)
+        XCTAssertEqual(repaired.count, WALFormat.pageSize, "cut, then padded to a whole page")
+        let quarantined = try FileSystem.listDirectory(directory + "/wal-quarantine")
+        XCTAssertEqual(quarantined.count, 1)
+        let cut = try FileSystem.readFile(directory + "/wal-quarantine/" + quarantined[0])
+        XCTAssertEqual(Array(repaired.prefix { _ in true }[..<(bytes.count - cut.count)]), Array(bytes[..<(bytes.count - cut.count)]))
+        XCTAssertEqual(cut.suffix(2), [0xde, 0xad], "the cut bytes are kept, not deleted")
+        try appendSamples(reopened, "a", [(5, 5)])
+        try reopened.close()
+        XCTAssertEqual(try TenantDatabase.open(directory: directory, tenant: "t", readOnly: true).replay.problems, [])
+    }
+
+    func testCorruptionInAnEarlierSegmentIsReportedAndLeftAlone() throws {
+        var db = try TenantDatabase.open(directory: directory, tenant: "t")
+        try appendSamples(db, "a", [(1, 1)])
+        try appendSamples(db, "a", [(2, 2)])
+        try db.close()
+        db = try TenantDatabase.open(directory: directory, tenant: "t")
+        try appendSamples(db, "b", [(1, 1)])
+        try db.close()
+        let first = directory + "/wal/00000000"
+        var bytes = try FileSystem.readFile(first)
+        bytes[bytes.lastIndex { $0 != 0 }!] ^= 0xff     // a bit flip in the last record of segment 0
+        try FileSystem.writeFile(first, bytes)
+        db = try TenantDatabase.open(directory: directory, tenant: "t")
+        XCTAssertEqual(db.replay.problems.count, 1)
+        XCTAssertTrue(db.replay.problems[0].contains("checksum"), db.replay.problems[0])
+        XCTAssertEqual(try FileSystem.readFile(first), bytes, "never rewritten")
+        let stored = try contents(db)
+        XCTAssertEqual(stored["a"]?.count, 1, "read up to the fault")
+        XCTAssertEqual(stored["b"]?.count, 1, "later segments still read")
+    }
+
+    func testFailedWALWriteLeavesNothingBehind() throws {
+        let db = try TenantDatabase.open(directory: directory, tenant: "t")
+        try appendSamples(db, "a", [(1, 1)])
+        let segment = directory + "/wal/00000000"
+        let size = try FileSystem.readFile(segment).count
+        // The process may grow no file past its current size: the next WAL write fails with EFBIG.
+        signal(SIGXFSZ, SIG_IGN)
+        var old = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &old)
+        var limit = rlimit(rlim_cur: rlim_t(size + 10), rlim_max: old.rlim_max)
+        setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &limit)
+        XCTAssertThrowsError(try appendSamples(db, "a", (2..<200).map { (Int64($0), UInt64($0)) }))
+        setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &old)
+        XCTAssertEqual(try FileSystem.readFile(segment).count, size, "truncated back")
+        XCTAssertEqual(try contents(db)["a"]?.count, 1, "nothing of the failed batch is visible")
+        XCTAssertEqual(try appendSamples(db, "a", [(2, 2)]), [.accepted], "the failed samples were never taken")
+        try db.close()
+        let replayed = try TenantDatabase.open(directory: directory, tenant: "t", readOnly: true)
+        XCTAssertEqual(replayed.replay.problems, [])
+        XCTAssertEqual(try contents(replayed)["a"]?.count, 2)
+    }
+
+    func testGroupCommitSharesSyncs() throws {
+        let syncs = Atomic<Int>(0)
+        // A slow disk: each sync takes 5 ms more (the observer runs before waiters are released).
+        let db = try TenantDatabase.open(directory: directory, tenant: "t", options: StorageOptions(observeSync: { _ in
+            syncs.add(1, ordering: .relaxed)
+            usleep(5_000)
+        }))
+        let requests = 200
+        // Eight real threads (GCD would run only as many blocking workers as there are cores).
+        let group = DispatchGroup()
+        for worker in 0..<8 {
+            group.enter()
+            Thread {
+                for i in 0..<(requests / 8) { _ = try? appendSamples(db, "w\(worker)", [(Int64(i), UInt64(i))]) }
+                group.leave()
+            }.start()
+        }
+        XCTAssertEqual(group.wait(timeout: .now() + 60), .success)
+        XCTAssertEqual(try contents(db).values.map(\.count).reduce(0, +), requests)
+        XCTAssertGreaterThan(syncs.load(ordering: .relaxed), 0)
+        XCTAssertLessThanOrEqual(syncs.load(ordering: .relaxed), requests / 2, "concurrent requests must share syncs")
+        print("group commit: \(requests) appends, \(syncs.load(ordering: .relaxed)) fdatasyncs")
+    }
+
+    func testChunksAreCutLikePrometheus() {
+        let head = Head()
+        let labels = [("__name__", "m")]
+        head.restore(ref: 1, labels: labels)
+        // 15 s scrapes over 4 h from an aligned start: 480 samples per 2 h range, cut into 4 x 120.
+        for i in 0..<960 { head.append(0, timestamp: Int64(i) * 15_000, valueBits: UInt64(i)) }
+        var chunks: [(Int64, Int64, Int)] = []
+        head.forEachChunk(0) { min, max, bytes in chunks.append((min, max, Int(bytes[0]) << 8 | Int(bytes[1]))) }
+        XCTAssertEqual(chunks.map(\.2), [120, 120, 120, 120, 120, 120, 120, 120])
+        XCTAssertTrue(chunks.allSatisfy { $0.0 / 7_200_000 == $0.1 / 7_200_000 }, "no chunk crosses a 2 h boundary")
+        XCTAssertEqual(head.valueBits(0, at: 15_000 * 500), 500)
+        XCTAssertNil(head.valueBits(0, at: 15_000 * 500 + 1))
+    }
+}
+
+/// Appends samples of `name` through the same path the server uses, and waits until durable.
+@discardableResult
+func appendSamples(_ db: TenantDatabase, _ name: String, _ samples: [(Int64, UInt64)]) throws -> [SampleVerdict] {
+    let nameBytes = Array("__name__".utf8), valueBytes = Array(name.utf8)
+    let (verdicts, commit) = try nameBytes.withUnsafeBytes { n in
+        try valueBytes.withUnsafeBytes { v in
+            try db.append { batch -> [SampleVerdict] in
+                let handle = [RawLabel(name: n, value: v)].withUnsafeBufferPointer { batch.series($0) }
+                return samples.map { batch.add(handle, timestamp: $0.0, valueBits: $0.1) }
+            }
+        }
+    }
+    let done = DispatchSemaphore(value: 0)
+    db.whenDurable(commit.position) { error in
+        XCTAssertNil(error)
+        done.signal()
+    }
+    XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+    return verdicts
+}
+
