@@ -57,6 +57,9 @@ final class ReceiverBadInputTests: XCTestCase {
         var actual: [String: [WireSampleValue]] = [:]
         for s in db.select([try LabelMatcher("__name__", .regex, ".+")]) { actual[s.labels.description] = s.samples }
         XCTAssertEqual(actual, expected, file: file, line: line)
+        // Nothing but the root lock and tenant t1's WAL exists in the storage root.
+        let stray = filesUnder(storage).filter { $0 != ".lock" && $0 != "t1" && $0 != "t1/wal" && !$0.hasPrefix("t1/wal/") }
+        XCTAssertEqual(stray, [], "files outside the tenant's WAL", file: file, line: line)
     }
 
     func testEveryRuleAnswersClearlyAndStoresOnlyValidSamples() throws {
