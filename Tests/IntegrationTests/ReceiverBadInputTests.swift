@@ -9,7 +9,7 @@ final class ReceiverBadInputTests: XCTestCase {
     private var storage = ""
     private var server: TallyServerProcess!
     /// What tenant t1 must hold: series text form -> (timestamp, value bits).
-    private var expected: [String: [WireSampleValue]] = [:]
+    private var expected: [String: [Sample]] = [:]
 
     override func setUpWithError() throws {
         storage = try makeTemporaryDirectory("badinput")
@@ -37,7 +37,7 @@ final class ReceiverBadInputTests: XCTestCase {
     private func request(valid name: String, _ samples: [WireSample], extra: (inout ProtobufWriter) -> Void = { _ in }) -> [UInt8] {
         var encoder = WriteRequestEncoder()
         encoder.addSeries(labels: [("__name__", name), ("job", "ok")], samples: samples)
-        expected["{__name__=\"\(name)\", job=\"ok\"}", default: []] += samples.map { WireSampleValue(timestamp: $0.timestamp, valueBits: $0.valueBits) }
+        expected["{__name__=\"\(name)\", job=\"ok\"}", default: []] += samples.map { Sample(timestamp: $0.timestamp, valueBits: $0.valueBits) }
         var writer = encoder.writer
         extra(&writer)
         return SnappyBlock.compress(writer.bytes)
@@ -54,7 +54,7 @@ final class ReceiverBadInputTests: XCTestCase {
 
     private func assertStored(file: StaticString = #filePath, line: UInt = #line) throws {
         let db = try TenantDatabase.open(directory: storage + "/t1", tenant: "t1", readOnly: true)
-        var actual: [String: [WireSampleValue]] = [:]
+        var actual: [String: [Sample]] = [:]
         for s in db.select([try LabelMatcher("__name__", .regex, ".+")]) { actual[s.labels.description] = s.samples }
         XCTAssertEqual(actual, expected, file: file, line: line)
         // Nothing but the root lock and tenant t1's WAL exists in the storage root.
@@ -86,7 +86,7 @@ final class ReceiverBadInputTests: XCTestCase {
         XCTAssertEqual(try post(request(valid: "v_conflict", [sample(1000, 1), sample(2000, 2)])).status, 204)
         var encoder = WriteRequestEncoder()
         encoder.addSeries(labels: [("__name__", "v_conflict"), ("job", "ok")], samples: [sample(2000, 3), sample(3000, 4)])
-        expected["{__name__=\"v_conflict\", job=\"ok\"}"]!.append(WireSampleValue(timestamp: 3000, valueBits: 4.0.bitPattern))
+        expected["{__name__=\"v_conflict\", job=\"ok\"}"]!.append(Sample(timestamp: 3000, valueBits: 4.0.bitPattern))
         var response = try post(encoder.compressed())
         XCTAssertEqual(response.status, 400)
         XCTAssertTrue(response.body.contains("duplicate_timestamp_different_value=1"), response.body)
@@ -107,8 +107,8 @@ final class ReceiverBadInputTests: XCTestCase {
         encoder = WriteRequestEncoder()
         encoder.addSeries(labels: [("zone", "b"), ("empty", ""), ("__name__", "v_norm")],
                           samples: [sample(1000, 1), WireSample(timestamp: 2000, valueBits: 0x7ff0_0000_0000_0002)])
-        expected["{__name__=\"v_norm\", zone=\"b\"}"] = [WireSampleValue(timestamp: 1000, valueBits: 1.0.bitPattern),
-                                                          WireSampleValue(timestamp: 2000, valueBits: 0x7ff0_0000_0000_0002)]
+        expected["{__name__=\"v_norm\", zone=\"b\"}"] = [Sample(timestamp: 1000, valueBits: 1.0.bitPattern),
+                                                          Sample(timestamp: 2000, valueBits: 0x7ff0_0000_0000_0002)]
         XCTAssertEqual(try post(encoder.compressed()).status, 204)
         try assertStored()
     }

@@ -68,11 +68,11 @@ public enum StorageError: Error, CustomStringConvertible, Sendable {
 /// Samples of one series, copied out of storage for a caller.
 public struct SeriesSamples: Sendable {
     public let labels: Labels
-    public let samples: [WireSampleValue]
+    public let samples: [Sample]
 }
 
 /// A (timestamp, value bits) pair.
-public struct WireSampleValue: Sendable, Equatable {
+public struct Sample: Sendable, Equatable {
     public let timestamp: Int64
     public let valueBits: UInt64
     public init(timestamp: Int64, valueBits: UInt64) {
@@ -300,12 +300,12 @@ public final class TenantDatabase: @unchecked Sendable {
     public func select(_ matchers: [LabelMatcher], minTime: Int64 = .min, maxTime: Int64 = .max) -> [SeriesSamples] {
         lock.withLock { _ in
             head.select(matchers).compactMap { index -> SeriesSamples? in
-                var samples: [WireSampleValue] = []
+                var samples: [Sample] = []
                 head.forEachChunk(index) { chunkMin, chunkMax, bytes in
                     guard chunkMax >= minTime, chunkMin <= maxTime else { return }
                     var it = XORIterator(bytes)
                     while let (t, v) = it.next(), t <= maxTime {
-                        if t >= minTime { samples.append(WireSampleValue(timestamp: t, valueBits: v)) }
+                        if t >= minTime { samples.append(Sample(timestamp: t, valueBits: v)) }
                     }
                 }
                 return samples.isEmpty ? nil : SeriesSamples(labels: head.labels(index), samples: samples)
