@@ -25,11 +25,16 @@ public struct Labels: Sendable, Hashable, Comparable, CustomStringConvertible {
 
     /// Pairwise by name then value in byte order; a prefix sorts first.
     public static func < (a: Labels, b: Labels) -> Bool {
-        for (x, y) in zip(a.pairs, b.pairs) {
-            if x.name != y.name { return x.name.utf8.lexicographicallyPrecedes(y.name.utf8) }
-            if x.value != y.value { return x.value.utf8.lexicographicallyPrecedes(y.value.utf8) }
+        pairsPrecede(a.pairs.map { ($0.name, $0.value) }, b.pairs.map { ($0.name, $0.value) })
+    }
+
+    /// `labels.Compare` over sorted (name, value) pairs.
+    static func pairsPrecede(_ a: [(String, String)], _ b: [(String, String)]) -> Bool {
+        for (x, y) in zip(a, b) {
+            if x.0 != y.0 { return x.0.utf8.lexicographicallyPrecedes(y.0.utf8) }
+            if x.1 != y.1 { return x.1.utf8.lexicographicallyPrecedes(y.1.utf8) }
         }
-        return a.pairs.count < b.pairs.count
+        return a.count < b.count
     }
 
     /// The form Prometheus prints: `{a="1", b="2"}` with Go-quoted values.

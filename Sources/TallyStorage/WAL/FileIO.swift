@@ -103,6 +103,27 @@ enum FileSystem {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
+    static func rename(_ from: String, _ to: String) throws(StorageIOError) {
+        if Glibc.rename(from, to) != 0 { throw StorageIOError("rename", from + " -> " + to) }
+    }
+
+    /// Removes a file or a directory tree (no error if absent).
+    static func removeTree(_ path: String) throws(StorageIOError) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            for name in try listDirectory(path) { try removeTree(path + "/" + name) }
+            if rmdir(path) != 0 { throw StorageIOError("rmdir", path) }
+        } else if unlink(path) != 0 {
+            throw StorageIOError("unlink", path)
+        }
+    }
+
+    static func fileSize(_ path: String) -> Int {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int(st.st_size) : 0
+    }
+
     static func exists(_ path: String) -> Bool {
         var st = stat()
         return lstat(path, &st) == 0
@@ -119,5 +140,72 @@ enum FileSystem {
             if name != "." && name != ".." { names.append(name) }
         }
         return names.sorted()
+    }
+}
+
+/// Appends to a new file through a 1 MiB buffer, tracking the file position; `finish` flushes and
+/// syncs. Big-endian helpers match the Prometheus formats.
+final class BufferedFileWriter {
+    let file: OpenFile
+    private var buffer: [UInt8] = []
+    private(set) var position = 0
+
+    init(path: String) throws(StorageIOError) {
+        file = try OpenFile(path: path, flags: O_WRONLY | O_CREAT | O_TRUNC)
+        buffer.reserveCapacity(1 << 20)
+    }
+
+    func write(_ bytes: some Collection<UInt8>) throws(StorageIOError) {
+        buffer.append(contentsOf: bytes)
+        position += bytes.count
+        if buffer.count >= 1 << 20 { try flush() }
+    }
+
+    func writeBigEndian(_ v: UInt32) throws(StorageIOError) {
+        try write([UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)])
+    }
+
+    func writeBigEndian(_ v: UInt64) throws(StorageIOError) {
+        try writeBigEndian(UInt32(v >> 32))
+        try writeBigEndian(UInt32(v & 0xffff_ffff))
+    }
+
+    /// Zero bytes up to the next multiple of `alignment`.
+    func pad(to alignment: Int) throws(StorageIOError) {
+        let rest = position % alignment
+        if rest != 0 { try write([UInt8](repeating: 0, count: alignment - rest)) }
+    }
+
+    private func flush() throws(StorageIOError) {
+        try file.writeAll(buffer)
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    func finish() throws(StorageIOError) {
+        try flush()
+        try file.sync()
+    }
+}
+
+/// Varint encodings of Go's encoding/binary, appended to a byte array.
+extension Array where Element == UInt8 {
+    mutating func appendUvarint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        append(UInt8(v))
+    }
+
+    mutating func appendVarint(_ v: Int64) { appendUvarint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
+
+    mutating func appendBigEndian(_ v: UInt32) {
+        append(contentsOf: [UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)])
+    }
+
+    mutating func appendBigEndian(_ v: UInt64) {
+        appendBigEndian(UInt32(v >> 32))
+        appendBigEndian(UInt32(v & 0xffff_ffff))
     }
 }

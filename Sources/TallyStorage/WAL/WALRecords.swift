@@ -36,24 +36,13 @@ struct WALRecordEncoder {
     private var base: (ref: UInt64, timestamp: Int64) = (0, 0)
 
     private mutating func appendString(_ s: String) {
-        appendUvarint(UInt64(s.utf8.count))
+        bytes.appendUvarint(UInt64(s.utf8.count))
         bytes.append(contentsOf: s.utf8)
     }
 
-    private mutating func appendBigEndian(_ v: UInt64) {
-        withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) }
-    }
-
-    private mutating func appendUvarint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        bytes.append(UInt8(v))
-    }
-
-    private mutating func appendVarint(_ v: Int64) { appendUvarint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
+    private mutating func appendBigEndian(_ v: UInt64) { bytes.appendBigEndian(v) }
+    private mutating func appendUvarint(_ value: UInt64) { bytes.appendUvarint(value) }
+    private mutating func appendVarint(_ v: Int64) { bytes.appendVarint(v) }
 }
 
 enum WALRecordError: Error, CustomStringConvertible {

@@ -1,0 +1,52 @@
+import Foundation
+
+/// `meta.json` of a Prometheus block (version 1), with Thanos' section so Thanos tools accept it.
+public struct BlockMeta: Codable, Sendable, Equatable {
+    public struct Stats: Codable, Sendable, Equatable {
+        public var numSamples: UInt64
+        public var numSeries: UInt64
+        public var numChunks: UInt64
+        public var numTombstones: UInt64?
+    }
+
+    public struct Parent: Codable, Sendable, Equatable {
+        public var ulid: String
+        public var minTime: Int64
+        public var maxTime: Int64
+    }
+
+    public struct Compaction: Codable, Sendable, Equatable {
+        public var level: Int
+        public var sources: [String]
+        public var parents: [Parent]?
+        public var hints: [String]?
+    }
+
+    public struct Thanos: Codable, Sendable, Equatable {
+        public struct Downsample: Codable, Sendable, Equatable { public var resolution: Int64 }
+        public var labels: [String: String]
+        public var downsample: Downsample
+        public var source: String
+        public var version: Int?
+    }
+
+    public var ulid: String
+    /// Inclusive.
+    public var minTime: Int64
+    /// Exclusive: one past the newest sample.
+    public var maxTime: Int64
+    public var stats: Stats
+    public var compaction: Compaction
+    public var version: Int
+    public var thanos: Thanos?
+
+    public func encoded() throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return Array(try encoder.encode(self)) + [0x0a]
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws -> BlockMeta {
+        try JSONDecoder().decode(BlockMeta.self, from: Data(bytes))
+    }
+}
