@@ -24,8 +24,10 @@ public final class TallyServer: Service, Sendable {
 
     public func run() async throws {
         let metrics = self.metrics
+        let logger = self.logger
         let options = StorageOptions(syncPolicy: configuration.syncPolicy, walSegmentSize: configuration.walSegmentSize,
-                                     observeSync: { metrics.walFsync.record($0) })
+                                     observeSync: { metrics.walFsync.record($0) },
+                                     report: { logger.info("\($0)") })
         let registry = try TenantRegistry(root: configuration.storageRoot, options: options)
         let rootLock = try StorageRootLock(root: configuration.storageRoot)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)

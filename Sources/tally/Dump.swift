@@ -29,7 +29,7 @@ struct Dump: ParsableCommand {
         let db = try TenantDatabase.open(directory: directory, tenant: tenant, readOnly: true)
         for problem in db.replay.problems { Output.error("tally dump: \(problem)\n") }
         var out = ""
-        DumpFormat.write(db.select(matchers, minTime: minTime, maxTime: maxTime)) { line in
+        DumpFormat.write(try db.select(matchers, minTime: minTime, maxTime: maxTime)) { line in
             out += line
             if out.utf8.count > 1 << 16 {
                 Output.write(out)

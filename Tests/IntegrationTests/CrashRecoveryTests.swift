@@ -79,7 +79,7 @@ final class CrashRecoveryTests: XCTestCase {
 
         let db = try TenantDatabase.open(directory: storage + "/crash", tenant: "crash", readOnly: true)
         XCTAssertEqual(db.replay.problems, [], "after a clean shutdown the WAL reads cleanly")
-        let stored = db.select([try LabelMatcher("__name__", .equal, "crash_test_series")])
+        let stored = try db.select([try LabelMatcher("__name__", .equal, "crash_test_series")])
         let ackedBatches = acked.withLock { $0 }
         XCTAssertEqual(stored.count, ackedBatches.filter { $0 >= 0 }.count * Self.seriesPerWriter)
         for series in stored {

@@ -55,7 +55,7 @@ final class ReceiverBadInputTests: XCTestCase {
     private func assertStored(file: StaticString = #filePath, line: UInt = #line) throws {
         let db = try TenantDatabase.open(directory: storage + "/t1", tenant: "t1", readOnly: true)
         var actual: [String: [Sample]] = [:]
-        for s in db.select([try LabelMatcher("__name__", .regex, ".+")]) { actual[s.labels.description] = s.samples }
+        for s in try db.select([try LabelMatcher("__name__", .regex, ".+")]) { actual[s.labels.description] = s.samples }
         XCTAssertEqual(actual, expected, file: file, line: line)
         // Nothing but the root lock and tenant t1's WAL exists in the storage root.
         let stray = filesUnder(storage).filter { $0 != ".lock" && $0 != "t1" && $0 != "t1/wal" && !$0.hasPrefix("t1/wal/") }

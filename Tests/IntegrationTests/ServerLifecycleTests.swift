@@ -89,7 +89,7 @@ final class ServerLifecycleTests: XCTestCase {
         XCTAssertEqual(db.replay.problems, [], "a drained shutdown leaves no torn tail")
         for (writer, batches) in acknowledged.withLock({ $0 }).enumerated() {
             XCTAssertGreaterThan(batches, 0)
-            let stored = db.select([try LabelMatcher("__name__", .equal, "drain_\(writer)")]).first?.samples.count ?? 0
+            let stored = try db.select([try LabelMatcher("__name__", .equal, "drain_\(writer)")]).first?.samples.count ?? 0
             // Every acknowledged batch is there; at most the one in flight at the stop besides.
             XCTAssertTrue(stored == batches * 10 || stored == (batches + 1) * 10, "writer \(writer): \(stored) stored, \(batches) acknowledged")
         }

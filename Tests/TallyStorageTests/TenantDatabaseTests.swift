@@ -9,7 +9,7 @@ final class TenantDatabaseTests: XCTestCase {
 
     private func contents(_ db: TenantDatabase) throws -> [String: [UInt64]] {
         var out: [String: [UInt64]] = [:]
-        for s in db.select([try LabelMatcher("__name__", .regex, ".+")]) {
+        for s in try db.select([try LabelMatcher("__name__", .regex, ".+")]) {
             out[s.labels["__name__"]!] = s.samples.map { UInt64($0.timestamp) << 32 ^ $0.valueBits }
         }
         return out

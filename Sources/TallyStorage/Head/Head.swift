@@ -76,13 +76,13 @@ final class Head {
     let chunkRange: Int64
 
     private(set) var symbols = SymbolTable()
-    private(set) var series: [MemSeries] = []
+    var series: [MemSeries] = []
     private var byHash: [UInt64: Int32] = [:]
     private var byRef: [UInt64: Int32] = [:]
     /// Series indexes per (name, value) symbol pair, ascending.
     private var postings: [UInt64: [Int32]] = [:]
     private(set) var nextRef: UInt64 = 1
-    private(set) var minTime: Int64 = .max
+    var minTime: Int64 = .max
     private(set) var maxTime: Int64 = .min
 
     init(chunkRange: Int64 = 2 * 3600 * 1000) { self.chunkRange = chunkRange }
@@ -160,6 +160,30 @@ final class Head {
     }
 
     func index(ofRef ref: UInt64) -> Int32? { byRef[ref] }
+
+    /// Rebuilds the lookup structures over the series `keep` accepts, so dropped series cost nothing.
+    func rebuild(keeping keep: (MemSeries) -> Bool) {
+        let kept = series.filter(keep)
+        guard kept.count != series.count else { return }
+        series = []
+        series.reserveCapacity(kept.count)
+        byHash = [:]
+        byRef = [:]
+        postings = [:]
+        for var s in kept {
+            let index = Int32(series.count)
+            var hasher = LabelHasher()
+            for i in stride(from: 0, to: s.labels.count, by: 2) {
+                hasher.combine(symbols[s.labels[i]])
+                hasher.combine(symbols[s.labels[i + 1]])
+                postings[UInt64(s.labels[i]) << 32 | UInt64(s.labels[i + 1]), default: []].append(index)
+            }
+            s.hashNext = byHash[hasher.value] ?? -1
+            byHash[hasher.value] = index
+            byRef[s.ref] = index
+            series.append(s)
+        }
+    }
 
     func labelPairs(_ index: Int32) -> [(String, String)] {
         let ids = series[Int(index)].labels

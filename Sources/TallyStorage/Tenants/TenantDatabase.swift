@@ -1,19 +1,28 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import Synchronization
 
 public struct StorageOptions: Sendable {
     public var syncPolicy: WALSyncPolicy
     public var walSegmentSize: Int
+    /// Block range in milliseconds (2h): head chunks never cross it, blocks are cut along it.
+    public var blockRange: Int64
     /// Observes each WAL fdatasync's duration (self-metrics).
     public var observeSync: @Sendable (Duration) -> Void
+    /// Receives what background work did or failed to do, one line each (the server logs it).
+    public var report: @Sendable (String) -> Void
 
     public init(syncPolicy: WALSyncPolicy = .always, walSegmentSize: Int = 128 * 1024 * 1024,
-                observeSync: @escaping @Sendable (Duration) -> Void = { _ in }) {
+                blockRange: Int64 = 2 * 3600 * 1000,
+                observeSync: @escaping @Sendable (Duration) -> Void = { _ in },
+                report: @escaping @Sendable (String) -> Void = { _ in }) {
         self.syncPolicy = syncPolicy
         self.walSegmentSize = walSegmentSize
+        self.blockRange = blockRange
         self.observeSync = observeSync
+        self.report = report
     }
 }
 
@@ -134,17 +143,25 @@ public final class TenantDatabase: @unchecked Sendable {
     private let head: Head
     private let wal: WALWriter?
     private let durability: WALDurability?
+    private let options: StorageOptions
+    /// Blocks by ascending minTime; replaced, never mutated, under `lock`.
+    private var blocks: [BlockReader]
+    private let cutQueue = DispatchQueue(label: "tally.block-cut")
+    private let cutScheduled = Atomic<Bool>(false)
     private var epoch: UInt32 = 0
     private var pendingBuffer: [AppendBatch.Pending] = []
     private var closed = false
     private var encoder = WALRecordEncoder()
 
-    private init(tenant: String, directory: String, head: Head, wal: WALWriter?, durability: WALDurability?, replay: ReplayReport) {
+    private init(tenant: String, directory: String, head: Head, wal: WALWriter?, durability: WALDurability?,
+                 blocks: [BlockReader], options: StorageOptions, replay: ReplayReport) {
         self.tenant = tenant
         self.directory = directory
         self.head = head
         self.wal = wal
         self.durability = durability
+        self.blocks = blocks
+        self.options = options
         self.replay = replay
     }
 
@@ -157,11 +174,24 @@ public final class TenantDatabase: @unchecked Sendable {
             try FileSystem.makeDirectory(walDirectory)
             try FileSystem.syncDirectory(directory)
         }
-        let head = Head()
+        let head = Head(chunkRange: options.blockRange)
         let clock = ContinuousClock()
         let started = clock.now
         var report = ReplayReport()
-        let segments = FileSystem.isDirectory(walDirectory) ? try WALFormat.segments(in: walDirectory) : []
+        let blocks = try openBlocks(directory, readOnly: readOnly, &report)
+        let checkpoint = FileSystem.isDirectory(walDirectory) ? try WALCheckpoint.latest(in: walDirectory) : nil
+        if let checkpoint {
+            let path = walDirectory + "/" + WALCheckpoint.name(checkpoint)
+            for segment in try WALFormat.segments(in: path) {
+                let end = WALSegmentReader.read(try FileSystem.readFile(path + "/" + WALFormat.segmentName(segment))) { record in
+                    replayRecord(record, into: head, &report)
+                }
+                if end != .clean { report.problems.append("\(path): checkpoint unreadable past offset \(end.validEnd ?? 0)") }
+            }
+        }
+        if !readOnly { try WALCheckpoint.removeObsolete(walDirectory: walDirectory, upTo: checkpoint ?? -1) }
+        let segments = FileSystem.isDirectory(walDirectory)
+            ? try WALFormat.segments(in: walDirectory).filter { $0 > (checkpoint ?? -1) } : []
         for (k, segment) in segments.enumerated() {
             let path = walDirectory + "/" + WALFormat.segmentName(segment)
             let bytes = try FileSystem.readFile(path)
@@ -182,12 +212,38 @@ public final class TenantDatabase: @unchecked Sendable {
         report.series = head.seriesCount
         report.duration = clock.now - started
         guard !readOnly else {
-            return TenantDatabase(tenant: tenant, directory: directory, head: head, wal: nil, durability: nil, replay: report)
+            return TenantDatabase(tenant: tenant, directory: directory, head: head, wal: nil, durability: nil,
+                                  blocks: blocks, options: options, replay: report)
         }
-        let wal = try WALWriter(directory: walDirectory, segmentIndex: (segments.last ?? -1) + 1, segmentSize: options.walSegmentSize)
+        let wal = try WALWriter(directory: walDirectory, segmentIndex: max(segments.last ?? -1, checkpoint ?? -1) + 1,
+                                segmentSize: options.walSegmentSize)
         let durability = WALDurability(policy: options.syncPolicy, observeSync: options.observeSync)
         durability.written(wal.position, in: wal.file)
-        return TenantDatabase(tenant: tenant, directory: directory, head: head, wal: wal, durability: durability, replay: report)
+        return TenantDatabase(tenant: tenant, directory: directory, head: head, wal: wal, durability: durability,
+                              blocks: blocks, options: options, replay: report)
+    }
+
+    /// Opens every block directory (a strict ULID name); in write mode first removes `.tmp`
+    /// leftovers of interrupted block writes. An unreadable block is reported and left on disk.
+    private static func openBlocks(_ directory: String, readOnly: Bool, _ report: inout ReplayReport) throws(StorageIOError) -> [BlockReader] {
+        guard FileSystem.isDirectory(directory) else { return [] }
+        var blocks: [BlockReader] = []
+        for name in try FileSystem.listDirectory(directory) {
+            if name.hasSuffix(".tmp"), ULID(String(name.dropLast(4))) != nil {
+                if !readOnly {
+                    try FileSystem.removeTree(directory + "/" + name)
+                    report.problems.append("removed unfinished block write \(name)")
+                }
+                continue
+            }
+            guard ULID(name) != nil, FileSystem.isDirectory(directory + "/" + name) else { continue }
+            do {
+                blocks.append(try BlockReader(directory: directory + "/" + name))
+            } catch {
+                report.problems.append("block \(name) not loaded: \(error)")
+            }
+        }
+        return blocks.sorted { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }
     }
 
     private static func replayRecord(_ record: UnsafeRawBufferPointer, into head: Head, _ report: inout ReplayReport) {
@@ -238,6 +294,12 @@ public final class TenantDatabase: @unchecked Sendable {
     /// Runs `body` under the tenant lock, then writes the accepted samples to the WAL and applies
     /// them to the head. If the WAL write fails nothing of the batch is kept.
     public func append<R>(_ body: (inout AppendBatch) -> R) throws(StorageError) -> (R, AppendCommit) {
+        let result = try appendLocked(body)
+        if needsCut { scheduleCut() }
+        return result
+    }
+
+    private func appendLocked<R>(_ body: (inout AppendBatch) -> R) throws(StorageError) -> (R, AppendCommit) {
         try lock.withLock { (_) throws(StorageError) -> (R, AppendCommit) in
             guard let wal, let durability else { throw .readOnly }
             if closed { throw .closed }
@@ -288,6 +350,62 @@ public final class TenantDatabase: @unchecked Sendable {
         return (records, newSeries)
     }
 
+    /// Whether the head spans more than 1.5 block ranges (Prometheus' rule for cutting a block).
+    private var needsCut: Bool {
+        lock.withLock { _ in head.maxTime != .min && head.maxTime - head.minTime > options.blockRange / 2 * 3 }
+    }
+
+    private func scheduleCut() {
+        guard cutScheduled.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
+        cutQueue.async {
+            defer { self.cutScheduled.store(false, ordering: .releasing) }
+            do {
+                while self.needsCut {
+                    guard let meta = try self.cutBlock() else { break }
+                    self.options.report("tenant \(self.tenant): cut block \(meta.ulid) [\(meta.minTime), \(meta.maxTime)) with \(meta.stats.numSeries) series, \(meta.stats.numSamples) samples")
+                }
+            } catch {
+                self.options.report("tenant \(self.tenant): block cut failed, the head keeps the data: \(error)")
+            }
+        }
+    }
+
+    /// Writes the head's oldest block range as a block, then drops it from the head and checkpoints
+    /// the WAL. Every step is safe to interrupt: before the rename the WAL still has everything;
+    /// after it, head or WAL and block may both hold a sample, which reads de-duplicate.
+    /// Returns nil when there is nothing to cut.
+    @discardableResult
+    public func cutBlock() throws -> BlockMeta? {
+        guard let wal else { throw StorageError.readOnly }
+        let collected: Head.Collected? = lock.withLock { _ in
+            guard head.maxTime != .min else { return nil }
+            let boundary = (head.minTime / options.blockRange) * options.blockRange + options.blockRange
+            let c = head.collect(before: boundary)
+            return c.series.isEmpty ? nil : c
+        }
+        guard let collected else { return nil }
+        let boundary = (collected.minTime / options.blockRange) * options.blockRange + options.blockRange
+        let meta = try BlockWriter.write(series: collected.series, minTime: collected.minTime, maxTime: boundary,
+                                         into: directory, tenant: tenant)
+        let block = try BlockReader(directory: directory + "/" + meta.ulid)
+        let (checkpoint, snapshot) = try lock.withLock { (_) throws -> (Int, [(ref: UInt64, labels: [(String, String)], chunks: [[UInt8]])]) in
+            blocks = (blocks + [block]).sorted { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }
+            head.drop(collected.drops)
+            let last = wal.segmentIndex
+            try wal.cutSegment()
+            durability?.syncedAll(through: wal.syncedAtCut)
+            durability?.written(wal.position, in: wal.file)
+            return (last, head.checkpointSnapshot())
+        }
+        let walDirectory = directory + "/wal"
+        try WALCheckpoint.write(walDirectory: walDirectory, index: checkpoint, snapshot: snapshot)
+        try WALCheckpoint.removeObsolete(walDirectory: walDirectory, upTo: checkpoint)
+        return meta
+    }
+
+    /// Block metas, oldest first.
+    public var blockMetas: [BlockMeta] { lock.withLock { _ in blocks.map(\.meta) } }
+
     /// Calls `done` when `position` is durable by the sync policy (or with the error preventing it).
     public func whenDurable(_ position: UInt64, _ done: @escaping @Sendable (StorageIOError?) -> Void) {
         guard let durability else { return done(nil) }
@@ -296,10 +414,17 @@ public final class TenantDatabase: @unchecked Sendable {
 
     public var seriesCount: Int { lock.withLock { _ in head.seriesCount } }
 
-    /// Series matching `matchers` with their samples in [minTime, maxTime], sorted by labels.
-    public func select(_ matchers: [LabelMatcher], minTime: Int64 = .min, maxTime: Int64 = .max) -> [SeriesSamples] {
-        lock.withLock { _ in
-            head.select(matchers).compactMap { index -> SeriesSamples? in
+    /// Series matching `matchers` with their samples in [minTime, maxTime] from blocks and head,
+    /// merged by timestamp (a timestamp held twice is returned once), sorted by labels.
+    public func select(_ matchers: [LabelMatcher], minTime: Int64 = .min, maxTime: Int64 = .max) throws -> [SeriesSamples] {
+        let (fromHead, blocks) = lock.withLock { _ in (selectHead(matchers, minTime: minTime, maxTime: maxTime), self.blocks) }
+        var sources = try blocks.map { try $0.select(matchers, minTime: minTime, maxTime: maxTime) }
+        sources.append(fromHead)
+        return SeriesMerger.merge(sources)
+    }
+
+    private func selectHead(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64) -> [SeriesSamples] {
+        head.select(matchers).compactMap { index -> SeriesSamples? in
                 var samples: [Sample] = []
                 head.forEachChunk(index) { chunkMin, chunkMax, bytes in
                     guard chunkMax >= minTime, chunkMin <= maxTime else { return }
@@ -309,8 +434,7 @@ public final class TenantDatabase: @unchecked Sendable {
                     }
                 }
                 return samples.isEmpty ? nil : SeriesSamples(labels: head.labels(index), samples: samples)
-            }.sorted { $0.labels < $1.labels }
-        }
+            }
     }
 
     /// Pads and syncs the WAL; later appends fail with `.closed`.

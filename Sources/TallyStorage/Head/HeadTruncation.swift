@@ -1,0 +1,62 @@
+/// Moving the head's old data into blocks: collect, then drop exactly what was collected.
+extension Head {
+    /// Chunks of a block cut: per series ref, how many leading closed chunks went into the block.
+    struct Collected {
+        var series: [BlockSeries] = []
+        var drops: [UInt64: Int] = [:]
+        var minTime: Int64 = .max
+        var maxTime: Int64 = .min
+    }
+
+    /// Seals each series' open chunk if it lies wholly before `boundary`, then collects every closed
+    /// chunk before it. Chunks never cross a range boundary, so none needs splitting. Samples
+    /// appended later start new chunks, which `drop` leaves alone.
+    func collect(before boundary: Int64) -> Collected {
+        var out = Collected()
+        for i in series.indices {
+            if series[i].open.count > 0 && series[i].lastTimestamp < boundary { series[i].seal() }
+            let chunks = series[i].closed.prefix { $0.maxTime < boundary }
+            guard !chunks.isEmpty else { continue }
+            out.drops[series[i].ref] = chunks.count
+            out.series.append(BlockSeries(labels: labelPairs(Int32(i)),
+                                          chunks: chunks.map { EncodedChunk(minTime: $0.minTime, maxTime: $0.maxTime, bytes: $0.bytes) }))
+            out.minTime = min(out.minTime, chunks.first!.minTime)
+            out.maxTime = max(out.maxTime, chunks.last!.maxTime)
+        }
+        return out
+    }
+
+    /// Drops the chunks a block now holds, then rebuilds the index without series left empty.
+    func drop(_ drops: [UInt64: Int]) {
+        for (ref, count) in drops {
+            guard let index = index(ofRef: ref) else { continue }
+            series[Int(index)].closed.removeFirst(min(count, series[Int(index)].closed.count))
+        }
+        rebuild(keeping: { !$0.closed.isEmpty || $0.open.count > 0 })
+        minTime = oldestSampleTime
+    }
+
+    /// Series and their chunks, for a WAL checkpoint (arrays are shared, not copied).
+    func checkpointSnapshot() -> [(ref: UInt64, labels: [(String, String)], chunks: [[UInt8]])] {
+        series.indices.map { i in
+            let s = series[i]
+            var chunks = s.closed.map(\.bytes)
+            if s.open.count > 0 { chunks.append(s.open.bytes) }
+            return (s.ref, labelPairs(Int32(i)), chunks)
+        }
+    }
+
+    /// The oldest sample time still in the head (`.max` when empty).
+    var oldestSampleTime: Int64 {
+        series.reduce(Int64.max) { m, s in min(m, s.closed.first?.minTime ?? (s.open.count > 0 ? s.openMinTime : .max)) }
+    }
+}
+
+extension MemSeries {
+    /// Closes the open chunk so later samples start a new one.
+    mutating func seal() {
+        closed.append(ClosedChunk(minTime: openMinTime, maxTime: lastTimestamp, bytes: open.bytes))
+        open = XORChunk()
+        nextCutAt = .min
+    }
+}

@@ -1,0 +1,33 @@
+/// Merges series from several sources (blocks, head): same label set, samples merged by timestamp.
+/// A timestamp present in more than one source is kept once, from the earliest source.
+enum SeriesMerger {
+    static func merge(_ sources: [[SeriesSamples]]) -> [SeriesSamples] {
+        var merged: [Labels: [Sample]] = [:]
+        for source in sources {
+            for series in source {
+                if let existing = merged[series.labels] {
+                    merged[series.labels] = mergeSorted(existing, series.samples)
+                } else {
+                    merged[series.labels] = series.samples
+                }
+            }
+        }
+        return merged.map { SeriesSamples(labels: $0.key, samples: $0.value) }.sorted { $0.labels < $1.labels }
+    }
+
+    static func mergeSorted(_ a: [Sample], _ b: [Sample]) -> [Sample] {
+        var out: [Sample] = []
+        out.reserveCapacity(a.count + b.count)
+        var i = 0, j = 0
+        while i < a.count || j < b.count {
+            if j == b.count || (i < a.count && a[i].timestamp < b[j].timestamp) {
+                out.append(a[i]); i += 1
+            } else if i == a.count || b[j].timestamp < a[i].timestamp {
+                out.append(b[j]); j += 1
+            } else {
+                out.append(a[i]); i += 1; j += 1
+            }
+        }
+        return out
+    }
+}
