@@ -63,6 +63,7 @@ public enum BlockWriter {
             thanos: BlockMeta.Thanos(labels: ["tenant_id": tenant], downsample: .init(resolution: 0), source: "receive", version: 1))
         try FileSystem.writeFile(temporary + "/meta.json", try meta.encoded())
         try FileSystem.syncDirectory(temporary)
+        Failpoint.hit("block-before-rename")
         try FileSystem.rename(temporary, final)
         try FileSystem.syncDirectory(directory)
         return meta

@@ -219,8 +219,11 @@ public final class TenantDatabase: @unchecked Sendable {
                                 segmentSize: options.walSegmentSize)
         let durability = WALDurability(policy: options.syncPolicy, observeSync: options.observeSync)
         durability.written(wal.position, in: wal.file)
-        return TenantDatabase(tenant: tenant, directory: directory, head: head, wal: wal, durability: durability,
-                              blocks: blocks, options: options, replay: report)
+        let db = TenantDatabase(tenant: tenant, directory: directory, head: head, wal: wal, durability: durability,
+                                blocks: blocks, options: options, replay: report)
+        // A replayed head may already owe blocks (a restart after a crash mid-cut): catch up now.
+        if db.needsCut { db.scheduleCut() }
+        return db
     }
 
     /// Opens every block directory (a strict ULID name); in write mode first removes `.tmp`
@@ -378,7 +381,7 @@ public final class TenantDatabase: @unchecked Sendable {
     public func cutBlock() throws -> BlockMeta? {
         guard let wal else { throw StorageError.readOnly }
         let collected: Head.Collected? = lock.withLock { _ in
-            guard head.maxTime != .min else { return nil }
+            guard !closed, head.maxTime != .min else { return nil }
             let boundary = (head.minTime / options.blockRange) * options.blockRange + options.blockRange
             let c = head.collect(before: boundary)
             return c.series.isEmpty ? nil : c
@@ -387,6 +390,7 @@ public final class TenantDatabase: @unchecked Sendable {
         let boundary = (collected.minTime / options.blockRange) * options.blockRange + options.blockRange
         let meta = try BlockWriter.write(series: collected.series, minTime: collected.minTime, maxTime: boundary,
                                          into: directory, tenant: tenant)
+        Failpoint.hit("block-renamed-before-head-drop")
         let block = try BlockReader(directory: directory + "/" + meta.ulid)
         let (checkpoint, snapshot) = try lock.withLock { (_) throws -> (Int, [(ref: UInt64, labels: [(String, String)], chunks: [[UInt8]])]) in
             blocks = (blocks + [block]).sorted { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }
@@ -397,8 +401,10 @@ public final class TenantDatabase: @unchecked Sendable {
             durability?.written(wal.position, in: wal.file)
             return (last, head.checkpointSnapshot())
         }
+        Failpoint.hit("head-dropped-before-checkpoint")
         let walDirectory = directory + "/wal"
         try WALCheckpoint.write(walDirectory: walDirectory, index: checkpoint, snapshot: snapshot)
+        Failpoint.hit("checkpoint-before-cleanup")
         try WALCheckpoint.removeObsolete(walDirectory: walDirectory, upTo: checkpoint)
         return meta
     }
@@ -437,8 +443,9 @@ public final class TenantDatabase: @unchecked Sendable {
             }
     }
 
-    /// Pads and syncs the WAL; later appends fail with `.closed`.
+    /// Waits for a running block cut, then pads and syncs the WAL; later appends fail with `.closed`.
     public func close() throws(StorageIOError) {
+        cutQueue.sync {}
         try lock.withLock { (_) throws(StorageIOError) in
             guard !closed else { return }
             closed = true

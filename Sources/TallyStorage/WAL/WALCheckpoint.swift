@@ -48,6 +48,7 @@ enum WALCheckpoint {
         if pending > 0 { _ = try writer.log([encoder.bytes]) }
         try writer.close()
         try FileSystem.syncDirectory(temporary)
+        Failpoint.hit("checkpoint-before-rename")
         try FileSystem.rename(temporary, final)
         try FileSystem.syncDirectory(walDirectory)
     }

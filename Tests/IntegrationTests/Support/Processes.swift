@@ -50,7 +50,7 @@ final class TallyServerProcess {
     let process = Process()
     let logPath: String
 
-    init(storage: String, port: Int = LoopbackHTTP.freePort(), extraArguments: [String] = []) throws {
+    init(storage: String, port: Int = LoopbackHTTP.freePort(), extraArguments: [String] = [], environment: [String: String] = [:]) throws {
         self.storage = storage
         self.port = port
         logPath = storage + ".log"
@@ -61,6 +61,7 @@ final class TallyServerProcess {
         process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--storage", storage] + extraArguments
         process.standardOutput = log
         process.standardError = log
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         try process.run()
     }
 
