@@ -14,6 +14,8 @@ public struct ServerConfiguration: Sendable {
     public var maxDecodedBytes = 64 * 1024 * 1024
     public var syncPolicy: WALSyncPolicy = .always
     public var walSegmentSize = 128 * 1024 * 1024
+    /// How often the server looks for blocks and tenants added by other processes (`tally import`).
+    public var blockScanInterval: Duration = .seconds(5)
     /// How long shutdown waits for in-flight requests.
     public var drainTimeout: Duration = .seconds(30)
 

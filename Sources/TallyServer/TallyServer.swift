@@ -63,7 +63,16 @@ public final class TallyServer: Service, Sendable {
             }
             router.phase.store(.ready, ordering: .releasing)
             logger.info("ready")
+            // Imports and other writers of the storage root show up within a scan interval.
+            let scanner = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: configuration.blockScanInterval)
+                    if Task.isCancelled { break }
+                    registry.scan { logger.info("\($0)") }
+                }
+            }
             try? await gracefulShutdown()
+            scanner.cancel()
         } catch {
             logger.error("startup failed", metadata: ["error": "\(error)"])
             await stop(channel: channel, router: router, registry: registry, group: group, threadPool: threadPool)

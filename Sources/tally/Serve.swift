@@ -43,11 +43,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Largest request body after snappy decompression in bytes; larger ones get 413.")
     var maxDecodedBytes = 64 * 1024 * 1024
 
+    @Option(help: "How often to look for blocks and tenants added by `tally import`, in milliseconds.")
+    var blockScanIntervalMs = 5000
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
     func validate() throws {
         guard ["always", "interval"].contains(walSync) else { throw ValidationError("--wal-sync must be always or interval") }
+        guard blockScanIntervalMs > 0 else { throw ValidationError("--block-scan-interval-ms must be positive") }
         guard walSyncIntervalMs > 0 else { throw ValidationError("--wal-sync-interval-ms must be positive") }
         guard TenantID.isValid(defaultTenant) else { throw ValidationError("--default-tenant is not a valid tenant id") }
         guard maxRequestBytes > 0, maxDecodedBytes > 0 else { throw ValidationError("request limits must be positive") }
@@ -80,6 +84,7 @@ struct Serve: AsyncParsableCommand {
         config.walSegmentSize = walSegmentBytes
         config.maxRequestBytes = maxRequestBytes
         config.maxDecodedBytes = maxDecodedBytes
+        config.blockScanInterval = .milliseconds(blockScanIntervalMs)
         let server = TallyServer(configuration: config, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: server)],

@@ -228,7 +228,8 @@ public final class TenantDatabase: @unchecked Sendable {
 
     /// Opens every block directory (a strict ULID name); in write mode first removes `.tmp`
     /// leftovers of interrupted block writes. An unreadable block is reported and left on disk.
-    private static func openBlocks(_ directory: String, readOnly: Bool, _ report: inout ReplayReport) throws(StorageIOError) -> [BlockReader] {
+    private static func openBlocks(_ directory: String, readOnly: Bool, skipping known: Set<String> = [],
+                                   _ report: inout ReplayReport) throws(StorageIOError) -> [BlockReader] {
         guard FileSystem.isDirectory(directory) else { return [] }
         var blocks: [BlockReader] = []
         for name in try FileSystem.listDirectory(directory) {
@@ -239,7 +240,7 @@ public final class TenantDatabase: @unchecked Sendable {
                 }
                 continue
             }
-            guard ULID(name) != nil, FileSystem.isDirectory(directory + "/" + name) else { continue }
+            guard ULID(name) != nil, !known.contains(name), FileSystem.isDirectory(directory + "/" + name) else { continue }
             do {
                 blocks.append(try BlockReader(directory: directory + "/" + name))
             } catch {
@@ -407,6 +408,21 @@ public final class TenantDatabase: @unchecked Sendable {
         Failpoint.hit("checkpoint-before-cleanup")
         try WALCheckpoint.removeObsolete(walDirectory: walDirectory, upTo: checkpoint)
         return meta
+    }
+
+    /// Loads block directories that appeared since the last look (imports); returns their ULIDs.
+    @discardableResult
+    public func loadNewBlocks() -> [String] {
+        let known = Set(lock.withLock { _ in blocks.map(\.ulid) })
+        var report = ReplayReport()
+        guard let fresh = try? Self.openBlocks(directory, readOnly: true, skipping: known, &report) else { return [] }
+        for problem in report.problems { options.report("tenant \(tenant): \(problem)") }
+        guard !fresh.isEmpty else { return [] }
+        lock.withLock { _ in
+            let current = Set(blocks.map(\.ulid))
+            blocks = (blocks + fresh.filter { !current.contains($0.ulid) }).sorted { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }
+        }
+        return fresh.map(\.ulid)
     }
 
     /// Block metas, oldest first.

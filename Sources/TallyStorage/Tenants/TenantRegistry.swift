@@ -71,6 +71,16 @@ public final class TenantRegistry: Sendable {
         }
     }
 
+    /// Picks up what other processes added (imported blocks, new tenant directories).
+    public func scan(_ report: (String) -> Void) {
+        for name in Self.existingTenants(root: root) where tenants.withLock({ $0[name] }) == nil {
+            if let db = try? database(for: name) { report("opened tenant \(db.tenant) found on disk, \(db.blockMetas.count) blocks") }
+        }
+        for db in all {
+            for ulid in db.loadNewBlocks() { report("tenant \(db.tenant): loaded block \(ulid)") }
+        }
+    }
+
     public var all: [TenantDatabase] { tenants.withLock { Array($0.values) }.sorted { $0.tenant < $1.tenant } }
 
     /// Closes every tenant's WAL (padding and syncing it); returns the errors met.

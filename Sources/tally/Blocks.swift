@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import TallyStorage
+
+struct Blocks: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Inspect a tenant's blocks.",
+        subcommands: [List.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ls",
+            abstract: "List a tenant's blocks: ULID, time range, compaction level, series, samples, chunks, size.")
+
+        @Option(help: "Storage root.")
+        var storage = "storage"
+
+        @Option(help: "Tenant whose blocks to list.")
+        var tenant: String
+
+        @Flag(help: "Print JSON instead of a table.")
+        var json = false
+
+        func run() throws {
+            guard TenantID.isValid(tenant) else { throw ValidationError(TenantError.invalidName(tenant).description) }
+            let blocks = try BlockCatalog.list(tenantDirectory: storage + "/" + tenant)
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                struct Row: Encodable { let meta: BlockMeta; let bytes: Int }
+                Output.write(String(decoding: try encoder.encode(blocks.map { Row(meta: $0.meta, bytes: $0.bytes) }), as: UTF8.self) + "\n")
+                return
+            }
+            var rows = [["ULID", "MIN TIME", "MAX TIME", "DURATION", "LEVEL", "SERIES", "SAMPLES", "CHUNKS", "SIZE"]]
+            for b in blocks {
+                let m = b.meta
+                rows.append([m.ulid, Self.utc(m.minTime), Self.utc(m.maxTime), Self.duration(m.maxTime - m.minTime),
+                             String(m.compaction.level), String(m.stats.numSeries), String(m.stats.numSamples),
+                             String(m.stats.numChunks), Self.bytes(b.bytes)])
+            }
+            Output.write(Table.render(rows))
+            Output.write("\(blocks.count) blocks, \(blocks.reduce(0) { $0 + $1.meta.stats.numSamples }) samples, \(Self.bytes(blocks.reduce(0) { $0 + $1.bytes }))\n")
+        }
+
+        static func utc(_ ms: Int64) -> String {
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+        }
+
+        static func duration(_ ms: Int64) -> String {
+            let seconds = ms / 1000
+            return String(format: "%dh%02dm%02ds", seconds / 3600, seconds / 60 % 60, seconds % 60)
+        }
+
+        static func bytes(_ n: Int) -> String {
+            n < 1 << 20 ? String(format: "%.1fKiB", Double(n) / 1024) : String(format: "%.1fMiB", Double(n) / 1048576)
+        }
+    }
+}
+
+/// Left-aligned text columns separated by two spaces.
+enum Table {
+    static func render(_ rows: [[String]]) -> String {
+        guard let width = rows.first?.count else { return "" }
+        let widths = (0..<width).map { c in rows.map { $0[c].count }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { c, cell in cell.padding(toLength: widths[c], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        }.joined(separator: "\n") + "\n"
+    }
+}

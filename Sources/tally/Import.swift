@@ -1,0 +1,51 @@
+import ArgumentParser
+import TallyStorage
+
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Add existing data to a tenant.",
+        subcommands: [ImportBlocks.self])
+
+    struct ImportBlocks: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "blocks",
+            abstract: "Verify Prometheus blocks (e.g. from `promtool tsdb create-blocks-from openmetrics`) and add them to a tenant.",
+            discussion: """
+            SRC_DIR is a block directory or a directory of blocks. Each block is read in full (checksums, \
+            series order, chunk ranges) before anything is written; it is copied under <ulid>.tmp, synced and \
+            renamed, so it is safe while a server runs on the storage (the server loads it within 5 s). \
+            A block whose ULID the tenant already has is skipped.
+            """)
+
+        @Argument(help: "A block directory, or a directory holding blocks.")
+        var source: String
+
+        @Option(help: "Storage root.")
+        var storage = "storage"
+
+        @Option(help: "Tenant to add the blocks to.")
+        var tenant: String
+
+        func run() throws {
+            guard TenantID.isValid(tenant) else { throw ValidationError(TenantError.invalidName(tenant).description) }
+            let blocks = try BlockImporter.blocks(in: source)
+            guard !blocks.isEmpty else { throw ValidationError("no blocks in \(source)") }
+            var failures = 0
+            for (i, block) in blocks.enumerated() {
+                let prefix = "[\(i + 1)/\(blocks.count)] \(block): "
+                do {
+                    switch try BlockImporter.importBlock(block, tenantDirectory: storage + "/" + tenant, tenant: tenant) {
+                    case let .imported(ulid, series, samples):
+                        Output.write(prefix + "imported as \(ulid) (\(series) series, \(samples) samples)\n")
+                    case let .alreadyPresent(ulid):
+                        Output.write(prefix + "skipped, tenant \(tenant) already has block \(ulid)\n")
+                    }
+                } catch {
+                    failures += 1
+                    Output.error(prefix + "refused: \(error)\n")
+                }
+            }
+            if failures > 0 { throw ExitCode(1) }
+        }
+    }
+}
