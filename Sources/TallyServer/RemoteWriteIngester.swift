@@ -122,6 +122,7 @@ public final class RemoteWriteIngester: Sendable {
                         case .accepted, .duplicate: break
                         case .conflict: tally.add("duplicate_timestamp_different_value", 1)
                         case .outOfOrder: tally.add("out_of_order", 1)
+                        case .tooOld: tally.add("too_old", 1)
                         }
                     }
                 }

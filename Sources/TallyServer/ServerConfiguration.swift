@@ -13,6 +13,10 @@ public struct ServerConfiguration: Sendable {
     /// Largest accepted body after snappy decompression (as client_golang's 32 MiB, doubled for headroom).
     public var maxDecodedBytes = 64 * 1024 * 1024
     public var syncPolicy: WALSyncPolicy = .always
+    /// Late samples up to this far behind a tenant's newest sample are accepted (ms); 0 refuses them.
+    public var outOfOrderWindow: Int64 = 24 * 3600 * 1000
+    /// Memory one tenant's late samples may hold before they are flushed into blocks.
+    public var outOfOrderMaxBytes = 64 * 1024 * 1024
     public var walSegmentSize = 128 * 1024 * 1024
     /// How often the server looks for blocks and tenants added by other processes (`tally import`).
     public var blockScanInterval: Duration = .seconds(5)

@@ -26,6 +26,8 @@ public final class TallyServer: Service, Sendable {
         let metrics = self.metrics
         let logger = self.logger
         let options = StorageOptions(syncPolicy: configuration.syncPolicy, walSegmentSize: configuration.walSegmentSize,
+                                     outOfOrderWindow: configuration.outOfOrderWindow,
+                                     outOfOrderMaxBytes: configuration.outOfOrderMaxBytes,
                                      observeSync: { metrics.walFsync.record($0) },
                                      report: { logger.info("\($0)") })
         let registry = try TenantRegistry(root: configuration.storageRoot, options: options)

@@ -37,6 +37,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "WAL segment size in bytes (Prometheus' default: 128 MiB).")
     var walSegmentBytes = 128 * 1024 * 1024
 
+    @Option(help: ArgumentHelp(
+        "How far behind a tenant's newest sample a late or out-of-order sample is still accepted (e.g. 24h, 90m, 0s).",
+        discussion: "Older samples get 400 too_old; 0s refuses every out-of-order sample (400 out_of_order)."))
+    var oooWindow = "24h"
+
+    @Option(help: "Memory one tenant's late samples may hold before they are written to blocks early, in bytes.")
+    var oooMaxBytes = 64 * 1024 * 1024
+
     @Option(help: "Largest compressed request body in bytes; larger ones get 413.")
     var maxRequestBytes = 16 * 1024 * 1024
 
@@ -51,12 +59,26 @@ struct Serve: AsyncParsableCommand {
 
     func validate() throws {
         guard ["always", "interval"].contains(walSync) else { throw ValidationError("--wal-sync must be always or interval") }
+        guard Self.milliseconds(oooWindow) != nil else { throw ValidationError("--ooo-window must be a duration like 24h, 90m or 0s") }
+        guard oooMaxBytes > 0 else { throw ValidationError("--ooo-max-bytes must be positive") }
         guard blockScanIntervalMs > 0 else { throw ValidationError("--block-scan-interval-ms must be positive") }
         guard walSyncIntervalMs > 0 else { throw ValidationError("--wal-sync-interval-ms must be positive") }
         guard TenantID.isValid(defaultTenant) else { throw ValidationError("--default-tenant is not a valid tenant id") }
         guard maxRequestBytes > 0, maxDecodedBytes > 0 else { throw ValidationError("request limits must be positive") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         _ = try parseListen()
+    }
+
+    /// A Prometheus-style duration (`500ms`, `30s`, `90m`, `24h`, `2d`, `1w`) in milliseconds.
+    static func milliseconds(_ text: String) -> Int64? {
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000), ("w", 604_800_000)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            let number = text.dropLast(suffix.count)
+            guard !number.isEmpty, number.allSatisfy(\.isNumber), let n = Int64(number) else { continue }
+            let (value, overflow) = n.multipliedReportingOverflow(by: scale)
+            return overflow ? nil : value
+        }
+        return nil
     }
 
     private func parseListen() throws -> (String, Int) {
@@ -85,6 +107,8 @@ struct Serve: AsyncParsableCommand {
         config.maxRequestBytes = maxRequestBytes
         config.maxDecodedBytes = maxDecodedBytes
         config.blockScanInterval = .milliseconds(blockScanIntervalMs)
+        config.outOfOrderWindow = Self.milliseconds(oooWindow)!
+        config.outOfOrderMaxBytes = oooMaxBytes
         let server = TallyServer(configuration: config, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: server)],

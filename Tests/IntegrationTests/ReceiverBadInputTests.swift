@@ -91,16 +91,17 @@ final class ReceiverBadInputTests: XCTestCase {
         XCTAssertEqual(response.status, 400)
         XCTAssertTrue(response.body.contains("duplicate_timestamp_different_value=1"), response.body)
 
-        // Out of order: refused with 400 (until the out-of-order window lands).
+        // Late: inside the out-of-order window (24h) accepted and stored; older than it, 400 too_old.
         encoder = WriteRequestEncoder()
-        encoder.addSeries(labels: [("__name__", "v_conflict"), ("job", "ok")], samples: [sample(1500, 9)])
+        encoder.addSeries(labels: [("__name__", "v_conflict"), ("job", "ok")], samples: [sample(1500, 9), sample(3000 - 25 * 3_600_000, 9)])
+        expected["{__name__=\"v_conflict\", job=\"ok\"}"]!.insert(Sample(timestamp: 1500, valueBits: 9.0.bitPattern), at: 1)
         response = try post(encoder.compressed())
         XCTAssertEqual(response.status, 400)
-        XCTAssertTrue(response.body.contains("out_of_order=1"), response.body)
+        XCTAssertTrue(response.body.contains("stored 1 of 2 samples; rejected 1: too_old=1"), response.body)
 
-        // An exact resend of stored samples, old ones included, is accepted silently.
+        // An exact resend of stored samples, old and late ones included, is accepted silently.
         encoder = WriteRequestEncoder()
-        encoder.addSeries(labels: [("job", "ok"), ("__name__", "v_conflict")], samples: [sample(1000, 1), sample(2000, 2), sample(3000, 4)])
+        encoder.addSeries(labels: [("job", "ok"), ("__name__", "v_conflict")], samples: [sample(1000, 1), sample(1500, 9), sample(2000, 2), sample(3000, 4)])
         XCTAssertEqual(try post(encoder.compressed()).status, 204)
 
         // Unsorted labels are sorted; empty values dropped; staleness markers kept bit-exact.

@@ -17,11 +17,11 @@ final class TenantDatabaseTests: XCTestCase {
 
     func testVerdictsAndReplayAfterCleanClose() throws {
         var db = try TenantDatabase.open(directory: directory, tenant: "t")
-        XCTAssertEqual(try appendSamples(db, "a", [(10, 1), (20, 2), (20, 2), (20, 3), (15, 1), (10, 1), (30, 0x7ff0_0000_0000_0002)]),
-                       [.accepted, .accepted, .duplicate, .conflict, .outOfOrder, .duplicate, .accepted])
+        XCTAssertEqual(try appendSamples(db, "a", [(10, 1), (20, 2), (20, 2), (20, 3), (15, 1), (10, 1), (15, 1), (15, 2), (30, 0x7ff0_0000_0000_0002)]),
+                       [.accepted, .accepted, .duplicate, .conflict, .accepted, .duplicate, .duplicate, .conflict, .accepted])
         try appendSamples(db, "b", (0..<500).map { (Int64($0) * 15_000, UInt64($0)) })
         let before = try contents(db)
-        XCTAssertEqual(before["a"]?.count, 3)
+        XCTAssertEqual(before["a"]?.count, 4, "the late sample at 15 is stored in order of time")
         try db.close()
         db = try TenantDatabase.open(directory: directory, tenant: "t")
         XCTAssertEqual(db.replay.problems, [])
@@ -130,6 +130,28 @@ final class TenantDatabaseTests: XCTestCase {
         XCTAssertGreaterThan(syncs.load(ordering: .relaxed), 0)
         XCTAssertLessThanOrEqual(syncs.load(ordering: .relaxed), requests / 2, "concurrent requests must share syncs")
         print("group commit: \(requests) appends, \(syncs.load(ordering: .relaxed)) fdatasyncs")
+    }
+
+    func testLateSamplesInsideTheWindowAreKeptAndOlderOnesRefused() throws {
+        let hour: Int64 = 3_600_000
+        var db = try TenantDatabase.open(directory: directory, tenant: "t", options: StorageOptions(outOfOrderWindow: 2 * hour))
+        try appendSamples(db, "a", [(10 * hour, 1)])
+        // Late, in any order, within 2h of the newest sample; one beyond it.
+        XCTAssertEqual(try appendSamples(db, "a", [(9 * hour, 2), (8 * hour + 1, 3), (9 * hour + 5, 4), (8 * hour - 1, 5)]),
+                       [.accepted, .accepted, .accepted, .tooOld])
+        // A new series may start anywhere: it has no newest sample to be late against.
+        XCTAssertEqual(try appendSamples(db, "b", [(1, 6)]), [.accepted])
+        let expected = try contents(db)
+        let a = try db.select([try LabelMatcher("__name__", .equal, "a")]).first
+        XCTAssertEqual(a?.samples.map(\.timestamp), [8 * hour + 1, 9 * hour, 9 * hour + 5, 10 * hour])
+        try db.close()
+        db = try TenantDatabase.open(directory: directory, tenant: "t", options: StorageOptions(outOfOrderWindow: 2 * hour))
+        XCTAssertEqual(try contents(db), expected, "replay routes late samples as they were routed")
+        XCTAssertEqual(try appendSamples(db, "a", [(9 * hour, 2), (9 * hour, 7)]), [.duplicate, .conflict])
+        try db.close()
+
+        let strict = try TenantDatabase.open(directory: directory, tenant: "t", options: StorageOptions(outOfOrderWindow: 0))
+        XCTAssertEqual(try appendSamples(strict, "a", [(9 * hour + 7, 8)]), [.outOfOrder])
     }
 
     func testChunksAreCutLikePrometheus() {

@@ -246,6 +246,35 @@ public final class BlockReader: Sendable {
         return UnsafeRawBufferPointer(rebasing: b[data]).bindMemory(to: UInt8.self)
     }
 
+    /// The value bits this block holds for exactly these labels at exactly `t`, if any.
+    func valueBits(labels: [(String, String)], at t: Int64) throws -> UInt64? {
+        guard meta.minTime <= t, t < meta.maxTime else { return nil }
+        var candidates: Set<UInt32>?
+        for (name, value) in labels {
+            guard let values = postingsOffsets[name] else { return nil }
+            var low = 0, high = values.count
+            while low < high {
+                let mid = (low + high) / 2
+                if values[mid].value.utf8.lexicographicallyPrecedes(value.utf8) { low = mid + 1 } else { high = mid }
+            }
+            guard low < values.count, values[low].value == value else { return nil }
+            let refs = Set(postings(values[low].offset))
+            candidates = candidates.map { $0.intersection(refs) } ?? refs
+            if candidates!.isEmpty { return nil }
+        }
+        for ref in candidates ?? [] {
+            let (found, chunks) = try series(ref)
+            guard found.count == labels.count, zip(found, labels).allSatisfy({ $0 == $1 }) else { continue }
+            for chunk in chunks where chunk.minTime <= t && t <= chunk.maxTime {
+                var it = XORIterator(try self.chunk(chunk.ref))
+                while let (ts, v) = it.next(), ts <= t {
+                    if ts == t { return v }
+                }
+            }
+        }
+        return nil
+    }
+
     private func postings(_ offset: Int) -> [UInt32] {
         var c = ByteCursor(index.bytes, from: offset)
         guard c.u32() != nil, let n = c.u32() else { return [] }

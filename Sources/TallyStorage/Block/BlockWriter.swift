@@ -51,6 +51,8 @@ public enum BlockWriter {
         try writeIndex(series, chunkRefs: refs, path: temporary + "/index")
         try FileSystem.writeFile(temporary + "/tombstones", tombstonesMagic + [1, 0, 0, 0, 0])
 
+        var compaction = compaction ?? BlockMeta.Compaction(level: 1, sources: [])
+        if compaction.sources.isEmpty { compaction.sources = [name] }
         var stats = BlockMeta.Stats(numSamples: 0, numSeries: UInt64(series.count), numChunks: 0)
         for s in series {
             stats.numChunks += UInt64(s.chunks.count)
@@ -58,7 +60,7 @@ public enum BlockWriter {
         }
         let meta = BlockMeta(
             ulid: name, minTime: minTime, maxTime: maxTime, stats: stats,
-            compaction: compaction ?? BlockMeta.Compaction(level: 1, sources: [name]),
+            compaction: compaction,
             version: 1,
             thanos: BlockMeta.Thanos(labels: ["tenant_id": tenant], downsample: .init(resolution: 0), source: "receive", version: 1))
         try FileSystem.writeFile(temporary + "/meta.json", try meta.encoded())

@@ -29,6 +29,9 @@ struct MemSeries {
     var pendingEpoch: UInt32 = 0
     var pendingTimestamp: Int64 = .min
     var pendingValueBits: UInt64 = 0
+    /// Late samples, sorted, not yet sealed into `outOfOrderChunks` (see OutOfOrder.swift).
+    var outOfOrderBuffer: [Sample] = []
+    var outOfOrderChunks: [ClosedChunk] = []
 
     var isEmpty: Bool { lastTimestamp == .min }
 
@@ -82,6 +85,8 @@ final class Head {
     /// Series indexes per (name, value) symbol pair, ascending.
     private var postings: [UInt64: [Int32]] = [:]
     private(set) var nextRef: UInt64 = 1
+    /// Memory held by out-of-order samples, all series together.
+    var outOfOrderBytes = 0
     var minTime: Int64 = .max
     private(set) var maxTime: Int64 = .min
 
@@ -213,8 +218,9 @@ final class Head {
 
     /// The value bits stored at exactly `t`, if any: used to tell a resent sample from a conflicting one.
     func valueBits(_ index: Int32, at t: Int64) -> UInt64? {
+        if let s = series[Int(index)].outOfOrderBuffer.first(where: { $0.timestamp == t }) { return s.valueBits }
         var found: UInt64?
-        forEachChunk(index) { minTime, maxTime, bytes in
+        forEachChunk(index, includingOutOfOrder: true) { minTime, maxTime, bytes in
             guard found == nil, minTime <= t, t <= maxTime else { return }
             var it = XORIterator(bytes)
             while let (ts, v) = it.next() {
@@ -225,12 +231,16 @@ final class Head {
         return found
     }
 
-    /// Visits each chunk (closed, then open) with its bytes pinned for the duration of the call.
-    func forEachChunk(_ index: Int32, _ body: (Int64, Int64, UnsafeBufferPointer<UInt8>) -> Void) {
+    /// Visits each chunk (closed, open, then out-of-order ones if asked) with its bytes pinned for
+    /// the duration of the call. In-order chunks come in time order; out-of-order ones may overlap.
+    func forEachChunk(_ index: Int32, includingOutOfOrder: Bool = false, _ body: (Int64, Int64, UnsafeBufferPointer<UInt8>) -> Void) {
         let s = series[Int(index)]
         for c in s.closed { c.bytes.withUnsafeBufferPointer { body(c.minTime, c.maxTime, $0) } }
         if s.open.count > 0 {
             s.open.bytes.withUnsafeBufferPointer { body(s.openMinTime, s.lastTimestamp, $0) }
+        }
+        if includingOutOfOrder {
+            for c in s.outOfOrderChunks { c.bytes.withUnsafeBufferPointer { body(c.minTime, c.maxTime, $0) } }
         }
     }
 

@@ -32,16 +32,20 @@ extension Head {
             guard let index = index(ofRef: ref) else { continue }
             series[Int(index)].closed.removeFirst(min(count, series[Int(index)].closed.count))
         }
-        rebuild(keeping: { !$0.closed.isEmpty || $0.open.count > 0 })
+        rebuild(keeping: { !$0.closed.isEmpty || $0.open.count > 0 || $0.hasOutOfOrder })
         minTime = oldestSampleTime
     }
 
     /// Series and their chunks, for a WAL checkpoint (arrays are shared, not copied).
+    /// In-order chunks first, so that replaying the checkpoint routes the out-of-order chunks that
+    /// follow to the out-of-order buffer again.
     func checkpointSnapshot() -> [(ref: UInt64, labels: [(String, String)], chunks: [[UInt8]])] {
         series.indices.map { i in
-            let s = series[i]
+            var s = series[i]
+            s.sealOutOfOrder()
             var chunks = s.closed.map(\.bytes)
             if s.open.count > 0 { chunks.append(s.open.bytes) }
+            chunks += s.outOfOrderChunks.map(\.bytes)
             return (s.ref, labelPairs(Int32(i)), chunks)
         }
     }

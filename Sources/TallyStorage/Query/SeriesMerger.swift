@@ -15,6 +15,17 @@ enum SeriesMerger {
         return merged.map { SeriesSamples(labels: $0.key, samples: $0.value) }.sorted { $0.labels < $1.labels }
     }
 
+    /// Sorts by timestamp and keeps the first sample of each timestamp.
+    static func sortedUnique(_ samples: [Sample]) -> [Sample] {
+        var out: [Sample] = []
+        out.reserveCapacity(samples.count)
+        for s in samples.enumerated().sorted(by: { ($0.element.timestamp, $0.offset) < ($1.element.timestamp, $1.offset) }).map(\.element)
+        where out.last?.timestamp != s.timestamp {
+            out.append(s)
+        }
+        return out
+    }
+
     static func mergeSorted(_ a: [Sample], _ b: [Sample]) -> [Sample] {
         var out: [Sample] = []
         out.reserveCapacity(a.count + b.count)

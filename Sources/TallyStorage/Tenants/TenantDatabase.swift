@@ -9,6 +9,11 @@ public struct StorageOptions: Sendable {
     public var walSegmentSize: Int
     /// Block range in milliseconds (2h): head chunks never cross it, blocks are cut along it.
     public var blockRange: Int64
+    /// How far behind the tenant's newest sample a late sample is still accepted (ms); 0 refuses
+    /// every out-of-order sample.
+    public var outOfOrderWindow: Int64
+    /// Memory the late samples of one tenant may hold before they are flushed into blocks early.
+    public var outOfOrderMaxBytes: Int
     /// Observes each WAL fdatasync's duration (self-metrics).
     public var observeSync: @Sendable (Duration) -> Void
     /// Receives what background work did or failed to do, one line each (the server logs it).
@@ -16,11 +21,15 @@ public struct StorageOptions: Sendable {
 
     public init(syncPolicy: WALSyncPolicy = .always, walSegmentSize: Int = 128 * 1024 * 1024,
                 blockRange: Int64 = 2 * 3600 * 1000,
+                outOfOrderWindow: Int64 = 24 * 3600 * 1000,
+                outOfOrderMaxBytes: Int = 64 * 1024 * 1024,
                 observeSync: @escaping @Sendable (Duration) -> Void = { _ in },
                 report: @escaping @Sendable (String) -> Void = { _ in }) {
         self.syncPolicy = syncPolicy
         self.walSegmentSize = walSegmentSize
         self.blockRange = blockRange
+        self.outOfOrderWindow = outOfOrderWindow
+        self.outOfOrderMaxBytes = outOfOrderMaxBytes
         self.observeSync = observeSync
         self.report = report
     }
@@ -46,8 +55,10 @@ public enum SampleVerdict: Sendable, Equatable {
     case duplicate
     /// The timestamp is stored with a different value.
     case conflict
-    /// Older than the series' newest sample and not stored.
+    /// Older than the series' newest sample, and out-of-order samples are not accepted (window 0).
     case outOfOrder
+    /// Older than the out-of-order window allows.
+    case tooOld
 }
 
 /// An opaque series id valid within one `append` call.
@@ -97,12 +108,22 @@ public struct AppendBatch {
         let index: Int32
         let timestamp: Int64
         let valueBits: UInt64
+        let outOfOrder: Bool
+    }
+
+    fileprivate struct LateKey: Hashable {
+        let index: Int32
+        let timestamp: Int64
     }
 
     fileprivate let head: Head
+    fileprivate let blocks: [BlockReader]
     fileprivate let epoch: UInt32
     fileprivate var pending: [Pending]
     fileprivate var created = 0
+    /// Late samples are accepted at or after this time (`.max` when none are).
+    fileprivate let oldestLateTimestamp: Int64
+    fileprivate var pendingLate: [LateKey: UInt64] = [:]
 
     /// The series with these labels (sorted by name, unique, non-empty), created if new.
     public mutating func series(_ labels: UnsafeBufferPointer<RawLabel>) -> SeriesHandle {
@@ -116,19 +137,39 @@ public struct AppendBatch {
         let s = handle.index
         let (lastT, lastV) = head.latest(s, epoch: epoch)
         if t > lastT {
-            pending.append(Pending(index: s, timestamp: t, valueBits: v))
+            pending.append(Pending(index: s, timestamp: t, valueBits: v, outOfOrder: false))
             head.setPending(s, epoch: epoch, timestamp: t, valueBits: v)
             return .accepted
         }
         if t == lastT { return v == lastV ? .duplicate : .conflict }
-        if let stored = head.valueBits(s, at: t) ?? pendingValue(s, at: t) {
+        let key = LateKey(index: s, timestamp: t)
+        if let stored = head.valueBits(s, at: t) ?? pendingLate[key] ?? pendingInOrderValue(s, at: t) ?? blockValue(s, at: t) {
             return stored == v ? .duplicate : .conflict
         }
-        return .outOfOrder
+        if oldestLateTimestamp == .max { return .outOfOrder }
+        if t < oldestLateTimestamp { return .tooOld }
+        pendingLate[key] = v
+        pending.append(Pending(index: s, timestamp: t, valueBits: v, outOfOrder: true))
+        return .accepted
     }
 
-    private func pendingValue(_ index: Int32, at t: Int64) -> UInt64? {
-        pending.last { $0.index == index && $0.timestamp == t }?.valueBits
+    /// What a block already holds at `t` for this series: late samples may repeat ones that have
+    /// left the head. An unreadable block counts as holding nothing (it was reported when opened).
+    private func blockValue(_ index: Int32, at t: Int64) -> UInt64? {
+        let covering = blocks.filter { $0.meta.minTime <= t && t < $0.meta.maxTime }
+        guard !covering.isEmpty else { return nil }
+        let labels = head.labelPairs(index)
+        for block in covering {
+            if let v = try? block.valueBits(labels: labels, at: t) { return v }
+        }
+        return nil
+    }
+
+    /// A sample accepted in order earlier in this batch at exactly `t` (only possible when `t` is
+    /// newer than what the head already holds for the series).
+    private func pendingInOrderValue(_ index: Int32, at t: Int64) -> UInt64? {
+        guard t > head.series[Int(index)].lastTimestamp else { return nil }
+        return pending.last { $0.index == index && $0.timestamp == t && !$0.outOfOrder }?.valueBits
     }
 }
 
@@ -263,8 +304,12 @@ public final class TenantDatabase: @unchecked Sendable {
                         report.orphanSamples += 1
                         return
                     }
+                    // Replaying in the order of appending routes each sample as it was routed then.
                     if t > head.latest(index, epoch: 0).timestamp {
                         head.append(index, timestamp: t, valueBits: v)
+                        report.samples += 1
+                    } else if head.valueBits(index, at: t) == nil {
+                        head.appendOutOfOrder(index, timestamp: t, valueBits: v)
                         report.samples += 1
                     }
                 }
@@ -311,7 +356,9 @@ public final class TenantDatabase: @unchecked Sendable {
             epoch &+= 1
             if epoch == 0 { epoch = 1 }
             pendingBuffer.removeAll(keepingCapacity: true)
-            var batch = AppendBatch(head: head, epoch: epoch, pending: pendingBuffer)
+            let window = options.outOfOrderWindow
+            let oldestLate = window <= 0 ? Int64.max : (head.maxTime == .min ? Int64.min : head.maxTime - window)
+            var batch = AppendBatch(head: head, blocks: blocks, epoch: epoch, pending: pendingBuffer, oldestLateTimestamp: oldestLate)
             pendingBuffer = []
             let result = body(&batch)
             pendingBuffer = batch.pending
@@ -330,7 +377,13 @@ public final class TenantDatabase: @unchecked Sendable {
             if wal.segmentIndex != segmentBefore { durability.syncedAll(through: wal.syncedAtCut) }
             durability.written(position, in: file)
             for index in records.newSeries { head.markLogged(index) }
-            for p in pendingBuffer { head.append(p.index, timestamp: p.timestamp, valueBits: p.valueBits) }
+            for p in pendingBuffer {
+                if p.outOfOrder {
+                    head.appendOutOfOrder(p.index, timestamp: p.timestamp, valueBits: p.valueBits)
+                } else {
+                    head.append(p.index, timestamp: p.timestamp, valueBits: p.valueBits)
+                }
+            }
             return (result, AppendCommit(position: position, createdSeries: records.newSeries.count, appendedSamples: pendingBuffer.count))
         }
     }
@@ -354,10 +407,13 @@ public final class TenantDatabase: @unchecked Sendable {
         return (records, newSeries)
     }
 
-    /// Whether the head spans more than 1.5 block ranges (Prometheus' rule for cutting a block).
+    /// Whether the head spans more than 1.5 block ranges (Prometheus' rule for cutting a block), or
+    /// its late samples hold more memory than allowed.
     private var needsCut: Bool {
-        lock.withLock { _ in head.maxTime != .min && head.maxTime - head.minTime > options.blockRange / 2 * 3 }
+        lock.withLock { _ in spansTooLong || head.outOfOrderBytes > options.outOfOrderMaxBytes }
     }
+
+    private var spansTooLong: Bool { head.maxTime != .min && head.maxTime - head.minTime > options.blockRange / 2 * 3 }
 
     private func scheduleCut() {
         guard cutScheduled.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
@@ -365,8 +421,12 @@ public final class TenantDatabase: @unchecked Sendable {
             defer { self.cutScheduled.store(false, ordering: .releasing) }
             do {
                 while self.needsCut {
-                    guard let meta = try self.cutBlock() else { break }
-                    self.options.report("tenant \(self.tenant): cut block \(meta.ulid) [\(meta.minTime), \(meta.maxTime)) with \(meta.stats.numSeries) series, \(meta.stats.numSamples) samples")
+                    let metas = try self.cutBlock()
+                    if metas.isEmpty { break }
+                    for meta in metas {
+                        let kind = meta.compaction.hints?.contains("from-out-of-order") == true ? "out-of-order block" : "block"
+                        self.options.report("tenant \(self.tenant): cut \(kind) \(meta.ulid) [\(meta.minTime), \(meta.maxTime)) with \(meta.stats.numSeries) series, \(meta.stats.numSamples) samples")
+                    }
                 }
             } catch {
                 self.options.report("tenant \(self.tenant): block cut failed, the head keeps the data: \(error)")
@@ -374,28 +434,43 @@ public final class TenantDatabase: @unchecked Sendable {
         }
     }
 
-    /// Writes the head's oldest block range as a block, then drops it from the head and checkpoints
-    /// the WAL. Every step is safe to interrupt: before the rename the WAL still has everything;
-    /// after it, head or WAL and block may both hold a sample, which reads de-duplicate.
-    /// Returns nil when there is nothing to cut.
+    /// Writes the head's oldest block range as a block when the head spans too long, and all late
+    /// samples as blocks of their own (one per range, hinted `from-out-of-order`), then drops them
+    /// from the head and checkpoints the WAL. Every step is safe to interrupt: before the renames the
+    /// WAL still has everything; after them, head or WAL and a block may both hold a sample, which
+    /// reads de-duplicate. Returns the blocks written (none when there was nothing to cut).
     @discardableResult
-    public func cutBlock() throws -> BlockMeta? {
+    public func cutBlock() throws -> [BlockMeta] {
         guard let wal else { throw StorageError.readOnly }
-        let collected: Head.Collected? = lock.withLock { _ in
-            guard !closed, head.maxTime != .min else { return nil }
-            let boundary = (head.minTime / options.blockRange) * options.blockRange + options.blockRange
-            let c = head.collect(before: boundary)
-            return c.series.isEmpty ? nil : c
+        let taken: (Head.Collected?, Head.CollectedOutOfOrder)? = lock.withLock { _ in
+            guard !closed, head.maxTime != .min || head.outOfOrderBytes > 0 else { return nil }
+            var inOrder: Head.Collected?
+            if spansTooLong {
+                let boundary = (head.minTime / options.blockRange) * options.blockRange + options.blockRange
+                let c = head.collect(before: boundary)
+                if !c.series.isEmpty { inOrder = c }
+            }
+            return (inOrder, head.collectOutOfOrder(blockRange: options.blockRange))
         }
-        guard let collected else { return nil }
-        let boundary = (collected.minTime / options.blockRange) * options.blockRange + options.blockRange
-        let meta = try BlockWriter.write(series: collected.series, minTime: collected.minTime, maxTime: boundary,
-                                         into: directory, tenant: tenant)
+        guard let (inOrder, late) = taken, inOrder != nil || !late.ranges.isEmpty else { return [] }
+        var written: [BlockMeta] = []
+        if let inOrder {
+            let boundary = (inOrder.minTime / options.blockRange) * options.blockRange + options.blockRange
+            written.append(try BlockWriter.write(series: inOrder.series, minTime: inOrder.minTime, maxTime: boundary,
+                                                 into: directory, tenant: tenant))
+        }
+        for (_, series) in late.ranges.sorted(by: { $0.key < $1.key }) {
+            let minTime = series.map { $0.chunks.first!.minTime }.min()!
+            let maxTime = series.map { $0.chunks.last!.maxTime }.max()! + 1
+            written.append(try BlockWriter.write(series: series, minTime: minTime, maxTime: maxTime, into: directory, tenant: tenant,
+                                                 compaction: .init(level: 1, sources: [], hints: ["from-out-of-order"])))
+        }
         Failpoint.hit("block-renamed-before-head-drop")
-        let block = try BlockReader(directory: directory + "/" + meta.ulid)
+        let readers = try written.map { try BlockReader(directory: directory + "/" + $0.ulid) }
         let (checkpoint, snapshot) = try lock.withLock { (_) throws -> (Int, [(ref: UInt64, labels: [(String, String)], chunks: [[UInt8]])]) in
-            blocks = (blocks + [block]).sorted { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }
-            head.drop(collected.drops)
+            blocks = (blocks + readers).sorted { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }
+            if let inOrder { head.drop(inOrder.drops) }
+            head.dropOutOfOrder(late.drops, bytes: late.bytes)
             let last = wal.segmentIndex
             try wal.cutSegment()
             durability?.syncedAll(through: wal.syncedAtCut)
@@ -407,7 +482,7 @@ public final class TenantDatabase: @unchecked Sendable {
         try WALCheckpoint.write(walDirectory: walDirectory, index: checkpoint, snapshot: snapshot)
         Failpoint.hit("checkpoint-before-cleanup")
         try WALCheckpoint.removeObsolete(walDirectory: walDirectory, upTo: checkpoint)
-        return meta
+        return written
     }
 
     /// Loads block directories that appeared since the last look (imports); returns their ULIDs.
@@ -448,12 +523,17 @@ public final class TenantDatabase: @unchecked Sendable {
     private func selectHead(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64) -> [SeriesSamples] {
         head.select(matchers).compactMap { index -> SeriesSamples? in
                 var samples: [Sample] = []
-                head.forEachChunk(index) { chunkMin, chunkMax, bytes in
+                head.forEachChunk(index, includingOutOfOrder: true) { chunkMin, chunkMax, bytes in
                     guard chunkMax >= minTime, chunkMin <= maxTime else { return }
                     var it = XORIterator(bytes)
                     while let (t, v) = it.next(), t <= maxTime {
                         if t >= minTime { samples.append(Sample(timestamp: t, valueBits: v)) }
                     }
+                }
+                let series = head.series[Int(index)]
+                if series.hasOutOfOrder {
+                    samples += series.outOfOrderBuffer.filter { $0.timestamp >= minTime && $0.timestamp <= maxTime }
+                    samples = SeriesMerger.sortedUnique(samples)
                 }
                 return samples.isEmpty ? nil : SeriesSamples(labels: head.labels(index), samples: samples)
             }
