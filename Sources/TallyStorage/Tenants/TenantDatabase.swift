@@ -441,12 +441,18 @@ public final class TenantDatabase: @unchecked Sendable {
     /// reads de-duplicate. Returns the blocks written (none when there was nothing to cut).
     @discardableResult
     public func cutBlock() throws -> [BlockMeta] {
+        try cut { spansTooLong ? rangeEnd(head.minTime) : nil }
+    }
+
+    private func rangeEnd(_ t: Int64) -> Int64 { Head.rangeStart(t, options.blockRange) + options.blockRange }
+
+    /// `boundary` (called under the lock) says before which time in-order data goes into a block, if any.
+    private func cut(before boundary: () -> Int64?) throws -> [BlockMeta] {
         guard let wal else { throw StorageError.readOnly }
         let taken: (Head.Collected?, Head.CollectedOutOfOrder)? = lock.withLock { _ in
             guard !closed, head.maxTime != .min || head.outOfOrderBytes > 0 else { return nil }
             var inOrder: Head.Collected?
-            if spansTooLong {
-                let boundary = (head.minTime / options.blockRange) * options.blockRange + options.blockRange
+            if let boundary = boundary() {
                 let c = head.collect(before: boundary)
                 if !c.series.isEmpty { inOrder = c }
             }
@@ -455,7 +461,7 @@ public final class TenantDatabase: @unchecked Sendable {
         guard let (inOrder, late) = taken, inOrder != nil || !late.ranges.isEmpty else { return [] }
         var written: [BlockMeta] = []
         if let inOrder {
-            let boundary = (inOrder.minTime / options.blockRange) * options.blockRange + options.blockRange
+            let boundary = rangeEnd(inOrder.maxTime)
             written.append(try BlockWriter.write(series: inOrder.series, minTime: inOrder.minTime, maxTime: boundary,
                                                  into: directory, tenant: tenant))
         }
@@ -539,9 +545,25 @@ public final class TenantDatabase: @unchecked Sendable {
             }
     }
 
-    /// Waits for a running block cut, then pads and syncs the WAL; later appends fail with `.closed`.
-    public func close() throws(StorageIOError) {
+    /// Waits for a running block cut, flushes what a Prometheus reader would not take from the WAL,
+    /// then pads and syncs the WAL; later appends fail with `.closed`.
+    ///
+    /// Prometheus replays only WAL samples at or after its newest block's end, and ignores late
+    /// ones. Tally's head is per series, so a slow sender's samples can lie below a block a faster
+    /// one filled; a clean stop writes those (and all late samples) into blocks, so `promtool`
+    /// and Thanos see everything a stopped Tally holds.
+    public func close() throws {
         cutQueue.sync {}
+        if wal != nil && !closed {
+            do {
+                _ = try cut {
+                    guard let newest = blocks.map(\.meta.maxTime).max(), head.maxTime != .min, head.minTime < newest else { return nil }
+                    return rangeEnd(newest - 1)
+                }
+            } catch {
+                options.report("tenant \(tenant): flushing at close failed, the WAL keeps the data: \(error)")
+            }
+        }
         try lock.withLock { (_) throws(StorageIOError) in
             guard !closed else { return }
             closed = true
