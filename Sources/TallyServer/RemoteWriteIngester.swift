@@ -67,7 +67,8 @@ public final class RemoteWriteIngester: Sendable {
             if case .closed = error { return answer(HTTPAnswer(status: 503, body: "shutting down")) }
             return answer(HTTPAnswer(status: 500, body: "storage: \(error)"))
         }
-        metrics.appended(tenant: tenant, samples: commit.appendedSamples, series: commit.createdSeries, headSeries: db.seriesCount)
+        metrics.appended(tenant: tenant, samples: commit.appendedSamples, series: commit.createdSeries, headSeries: db.seriesCount,
+                         outOfOrderBytes: db.outOfOrderBytes)
         metrics.notStored(tenant: tenant, kind: "metadata", count: view.metadataCount)
         metrics.notStored(tenant: tenant, kind: "exemplar", count: view.exemplarCount)
         for (reason, count) in tally.counts where count > 0 { metrics.rejected(tenant: tenant, reason: reason, samples: count) }

@@ -13,6 +13,7 @@ public final class ServerMetrics: Sendable {
     private static var appendedSamples: MetricNameDescriptor { name("samples_appended", "total", "Samples stored, per tenant.") }
     private static var createdSeries: MetricNameDescriptor { name("series_created", "total", "Series created, per tenant.") }
     private static var headSeries: MetricNameDescriptor { name("head_series", "", "Series in the tenant's head.") }
+    private static var outOfOrderBytes: MetricNameDescriptor { name("head_out_of_order", "bytes", "Memory held by late samples not yet in blocks, per tenant.") }
     private static var rejectedSamples: MetricNameDescriptor { name("samples_rejected", "total", "Samples refused with 4xx, per tenant and reason.") }
     private static var notStored: MetricNameDescriptor { name("received_not_stored", "total", "Metadata and exemplars parsed but not stored, per tenant.") }
 
@@ -27,7 +28,8 @@ public final class ServerMetrics: Sendable {
         registry.makeCounter(descriptor: Self.requests, labels: [("handler", handler), ("code", String(code))]).increment()
     }
 
-    func appended(tenant: String, samples: Int, series: Int, headSeries: Int) {
+    func appended(tenant: String, samples: Int, series: Int, headSeries: Int, outOfOrderBytes: Int) {
+        registry.makeGauge(descriptor: Self.outOfOrderBytes, labels: [("tenant", tenant)]).set(Int64(outOfOrderBytes))
         if samples > 0 { registry.makeCounter(descriptor: Self.appendedSamples, labels: [("tenant", tenant)]).increment(by: Int64(samples)) }
         if series > 0 { registry.makeCounter(descriptor: Self.createdSeries, labels: [("tenant", tenant)]).increment(by: Int64(series)) }
         registry.makeGauge(descriptor: Self.headSeries, labels: [("tenant", tenant)]).set(Int64(headSeries))

@@ -158,6 +158,29 @@ final class TenantDatabaseTests: XCTestCase {
         XCTAssertEqual(try appendSamples(strict, "a", [(9 * hour + 7, 8)]), [.outOfOrder])
     }
 
+    func testLateSampleMemoryIsBoundedByFlushingBlocks() throws {
+        let hour: Int64 = 3_600_000
+        let bound = 16 * 1024
+        let db = try TenantDatabase.open(directory: directory, tenant: "t", options: StorageOptions(outOfOrderMaxBytes: bound))
+        for s in 0..<50 { try appendSamples(db, "s\(s)", [(20 * hour, 1)]) }
+        var peak = 0
+        // 50 series x 400 late samples, in batches; a background flush keeps memory near the bound.
+        for batch in 0..<40 {
+            for s in 0..<50 {
+                try appendSamples(db, "s\(s)", (0..<10).map { i in (19 * hour - Int64(batch * 10 + i) * 1000, UInt64(batch * 10 + i)) })
+            }
+            peak = max(peak, db.outOfOrderBytes)
+        }
+        try db.close()
+        let reopened = try TenantDatabase.open(directory: directory, tenant: "t", readOnly: true)
+        let lateBlocks = reopened.blockMetas.filter { $0.compaction.hints == ["from-out-of-order"] }
+        XCTAssertGreaterThan(lateBlocks.count, 2, "flushed more than once")
+        XCTAssertEqual(try contents(reopened).values.map(\.count).reduce(0, +), 50 * 401)
+        // One flush runs at a time, so memory may pass the bound by what arrives during one flush.
+        XCTAssertLessThan(peak, 4 * bound, "late-sample memory stays near its bound")
+        print("late samples: peak \(peak) bytes for a bound of \(bound), \(lateBlocks.count) flushes")
+    }
+
     func testChunksAreCutLikePrometheus() {
         let head = Head()
         let labels = [("__name__", "m")]

@@ -517,6 +517,9 @@ public final class TenantDatabase: @unchecked Sendable {
 
     public var seriesCount: Int { lock.withLock { _ in head.seriesCount } }
 
+    /// Memory held by late samples not yet written to blocks (bounded by `outOfOrderMaxBytes`).
+    public var outOfOrderBytes: Int { lock.withLock { _ in head.outOfOrderBytes } }
+
     /// Series matching `matchers` with their samples in [minTime, maxTime] from blocks and head,
     /// merged by timestamp (a timestamp held twice is returned once), sorted by labels.
     public func select(_ matchers: [LabelMatcher], minTime: Int64 = .min, maxTime: Int64 = .max) throws -> [SeriesSamples] {
