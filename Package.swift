@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tally", targets: ["tally"]),
+        .executable(name: "tally-bench", targets: ["tally-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -43,11 +44,18 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(name: "TallyLoad", dependencies: ["TallyWire"], swiftSettings: strict),
+        .executableTarget(
+            name: "tally-bench",
+            dependencies: ["TallyLoad", "TallyWire", "TallyStorage", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "benchmarks/TallyBench",
+            swiftSettings: strict
+        ),
         .testTarget(name: "TallyWireTests", dependencies: ["TallyWire", "CSnappy"], swiftSettings: strict),
         .testTarget(name: "TallyStorageTests", dependencies: ["TallyStorage"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TallyWire", "TallyStorage"],
+            dependencies: ["TallyWire", "TallyStorage", "TallyLoad"],
             swiftSettings: strict
         ),
     ]

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import TallyStorage
 import TallyWire
+import TallyLoad
 import XCTest
 
 /// SIGKILL at each step of a block cut (block written, renamed, head dropped, checkpoint written,

@@ -1,6 +1,7 @@
 import Foundation
 import TallyStorage
 import TallyWire
+import TallyLoad
 import XCTest
 
 /// `tally import blocks` with blocks from promtool and from a real Prometheus, next to a running server.

@@ -1,6 +1,7 @@
 import Foundation
 import TallyStorage
 import TallyWire
+import TallyLoad
 import XCTest
 
 /// Blocks cut by a running server, read back by Tally and by promtool 2.42.

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import TallyStorage
 import TallyWire
+import TallyLoad
 import XCTest
 
 /// Writers push batches while the server is killed with SIGKILL at random moments and restarted.

@@ -1,6 +1,7 @@
 import Foundation
 import TallyStorage
 import TallyWire
+import TallyLoad
 import XCTest
 
 /// Four tenants, three senders each advancing at different speeds over two days of minute data,

@@ -1,5 +1,6 @@
 import Foundation
 import TallyWire
+import TallyLoad
 import XCTest
 
 /// Debian's Prometheus 2.42 as the other side: a real sender, and promtool as the reader of

@@ -1,6 +1,7 @@
 import Foundation
 import TallyStorage
 import TallyWire
+import TallyLoad
 import XCTest
 
 /// Every rule of the receiver, against a real `tally serve` on loopback: the status, the message,

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import TallyStorage
 import TallyWire
+import TallyLoad
 import XCTest
 
 private let lifeHeaders = [("Content-Type", "application/x-protobuf"), ("Content-Encoding", "snappy"), ("THANOS-TENANT", "life")]

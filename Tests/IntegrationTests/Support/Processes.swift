@@ -1,4 +1,5 @@
 import Foundation
+import TallyLoad
 import XCTest
 
 /// Paths of the binaries under test and of Debian's Prometheus tools.

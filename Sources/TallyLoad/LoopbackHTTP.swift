@@ -4,19 +4,25 @@ import Glibc
 #endif
 
 /// A minimal blocking HTTP/1.1 client for 127.0.0.1, one request per connection, with a timeout.
-/// Tests need the exact status and body, nothing more.
-struct LoopbackHTTP {
-    struct Response {
-        let status: Int
-        let body: String
+/// Tests and benchmarks need the exact status and body, nothing more; the server is measured, not
+/// the client.
+public struct LoopbackHTTP: Sendable {
+    public struct Response: Sendable {
+        public let status: Int
+        public let body: String
     }
 
-    enum Failure: Error { case connect(Int32), io(String), malformed(String) }
+    public enum Failure: Error { case connect(Int32), io(String), malformed(String) }
 
-    let port: Int
-    var timeoutSeconds = 10
+    public let port: Int
+    public var timeoutSeconds = 10
 
-    func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8] = []) throws -> Response {
+    public init(port: Int, timeoutSeconds: Int = 10) {
+        self.port = port
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    public func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8] = []) throws -> Response {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure.io("socket") }
         defer { close(fd) }
@@ -62,7 +68,7 @@ struct LoopbackHTTP {
     }
 
     /// A free loopback port: bind port 0, read it back, release it.
-    static func freePort() -> Int {
+    public static func freePort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
