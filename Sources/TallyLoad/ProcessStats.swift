@@ -9,6 +9,8 @@ public struct ProcessStats: Sendable {
     /// Resident set now and at its peak, in bytes.
     public let residentBytes: Int
     public let peakResidentBytes: Int
+    /// Resident anonymous memory (heap and stacks), without mapped files such as mmap'd blocks.
+    public let anonymousBytes: Int
 
     public static func read(pid: Int32) -> ProcessStats? {
         guard let stat = readText("/proc/\(pid)/stat"), let status = readText("/proc/\(pid)/status"),
@@ -21,7 +23,8 @@ public struct ProcessStats: Sendable {
             return (Int(line.split(separator: " ").dropFirst().first { !$0.isEmpty }.map(String.init) ?? "") ?? 0) * 1024
         }
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
-        return ProcessStats(cpuSeconds: (user + system) / ticks, residentBytes: kilobytes("VmRSS"), peakResidentBytes: kilobytes("VmHWM"))
+        return ProcessStats(cpuSeconds: (user + system) / ticks, residentBytes: kilobytes("VmRSS"), peakResidentBytes: kilobytes("VmHWM"),
+                            anonymousBytes: kilobytes("RssAnon"))
     }
 
     static func readText(_ path: String) -> String? {

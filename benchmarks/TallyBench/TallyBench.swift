@@ -41,7 +41,7 @@ struct TallyBench: ParsableCommand {
         var cpuSeconds = 0.0
         var wallSeconds = 0.0
         var peakRSS = 0
-        var rssGrowth = 0
+        var anonymousGrowth = 0
         var blockSamples: UInt64 = 0
         var blockBytes = 0
         var blocks = 0
@@ -135,9 +135,11 @@ struct TallyBench: ParsableCommand {
         let after = ProcessStats.read(pid: pid)!
         result.sent = requests.map(\.count).reduce(0, +)
         result.cpuSeconds = after.cpuSeconds - before.cpuSeconds
-        result.rssGrowth = after.residentBytes - before.residentBytes
         settle(blocksIn)
-        result.peakRSS = ProcessStats.read(pid: pid)?.peakResidentBytes ?? after.peakResidentBytes
+        waitUntilIdle(pid: pid)
+        let settled = ProcessStats.read(pid: pid) ?? after
+        result.anonymousGrowth = settled.anonymousBytes - before.anonymousBytes
+        result.peakRSS = settled.peakResidentBytes
         process.terminate()
         process.waitUntilExit()
         let blocks = try BlockCatalog.list(tenantDirectory: blocksIn)
@@ -145,6 +147,18 @@ struct TallyBench: ParsableCommand {
         result.blockSamples = blocks.reduce(0) { $0 + $1.meta.stats.numSamples }
         result.blockBytes = blocks.reduce(0) { $0 + $1.bytes }
         return result
+    }
+
+    /// Background work (block cuts, Go's GC) finishes before memory is read: waits until the
+    /// server has used under 1% of a core for two seconds, at most 60 seconds.
+    func waitUntilIdle(pid: Int32) {
+        var last = ProcessStats.read(pid: pid)?.cpuSeconds ?? 0
+        for _ in 0..<60 {
+            Thread.sleep(forTimeInterval: 2)
+            let now = ProcessStats.read(pid: pid)?.cpuSeconds ?? last
+            if now - last < 0.02 { return }
+            last = now
+        }
     }
 
     func render(_ results: [Result], dataset: KubecostDataset, requests: Int) -> String {
@@ -156,7 +170,7 @@ struct TallyBench: ParsableCommand {
         let tRate = samples * Double(t.accepted) / Double(requests) / t.cpuSeconds
         let pRate = samples * Double(p.accepted) / Double(requests) / p.cpuSeconds
         let tBps = Double(t.blockBytes) / Double(max(t.blockSamples, 1)), pBps = Double(p.blockBytes) / Double(max(p.blockSamples, 1))
-        let tSeries = Double(t.rssGrowth) / Double(dataset.seriesCount), pSeries = Double(p.rssGrowth) / Double(dataset.seriesCount)
+        let tSeries = Double(t.anonymousGrowth) / Double(dataset.seriesCount), pSeries = Double(p.anonymousGrowth) / Double(dataset.seriesCount)
         var out = "\n### Storage run, \(ISO8601DateFormatter().string(from: Date()))\n\n"
         out += "Command: `tally-bench --hours \(hours) --clusters \(clusters) --nodes \(nodes) --senders \(senders)` (release build, "
         out += "\(ProcessInfo.processInfo.activeProcessorCount) cores). Data: \(dataset.seriesCount) series x \(dataset.scrapes) one-minute "
@@ -167,7 +181,7 @@ struct TallyBench: ParsableCommand {
         out += row("accepted samples per server CPU-second", String(format: "%.0f", tRate), String(format: "%.0f", pRate), ratio(tRate, pRate))
         out += row("wall-clock ingest", String(format: "%.1f s", t.wallSeconds), String(format: "%.1f s", p.wallSeconds), ratio(t.wallSeconds, p.wallSeconds))
         out += row("peak RSS", mib(t.peakRSS), mib(p.peakRSS), ratio(Double(t.peakRSS), Double(p.peakRSS)))
-        out += row("RSS growth per active series", String(format: "%.0f B", tSeries), String(format: "%.0f B", pSeries), ratio(tSeries, pSeries))
+        out += row("anonymous memory per active series, settled", String(format: "%.0f B", tSeries), String(format: "%.0f B", pSeries), ratio(tSeries, pSeries))
         out += row("blocks / samples in blocks", "\(t.blocks) / \(t.blockSamples)", "\(p.blocks) / \(p.blockSamples)", "")
         out += row("bytes per sample in blocks", String(format: "%.3f", tBps), String(format: "%.3f", pBps), ratio(tBps, pBps))
         return out
