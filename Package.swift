@@ -21,6 +21,7 @@ let package = Package(
         .systemLibrary(name: "CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
         .target(name: "TallyWire", dependencies: ["CSnappy"], swiftSettings: strict),
         .target(name: "TallyStorage", swiftSettings: strict),
+        .target(name: "TallyCost", dependencies: ["TallyStorage"], swiftSettings: strict),
         .target(
             name: "TallyServer",
             dependencies: [
@@ -53,6 +54,7 @@ let package = Package(
         ),
         .testTarget(name: "TallyWireTests", dependencies: ["TallyWire", "CSnappy"], swiftSettings: strict),
         .testTarget(name: "TallyStorageTests", dependencies: ["TallyStorage"], swiftSettings: strict),
+        .testTarget(name: "TallyCostTests", dependencies: ["TallyCost", "TallyStorage"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["TallyWire", "TallyStorage", "TallyLoad"],

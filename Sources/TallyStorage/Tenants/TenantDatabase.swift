@@ -89,6 +89,10 @@ public enum StorageError: Error, CustomStringConvertible, Sendable {
 public struct SeriesSamples: Sendable {
     public let labels: Labels
     public let samples: [Sample]
+    public init(labels: Labels, samples: [Sample]) {
+        self.labels = labels
+        self.samples = samples
+    }
 }
 
 /// A (timestamp, value bits) pair.

@@ -1,0 +1,170 @@
+import Foundation
+
+/// The shapes an answer takes, the same from the HTTP API and the CLI.
+public enum CostReportFormat: String, CaseIterable, Sendable {
+    case json, csv, focus, table
+
+    public var contentType: String {
+        switch self {
+        case .json: "application/json"
+        case .csv, .focus: "text/csv; charset=utf-8"
+        case .table: "text/plain; charset=utf-8"
+        }
+    }
+}
+
+/// Renders cost rows. Numbers are printed in Swift's shortest round-trip form, so a reader parses
+/// back exactly the Float64 that was computed.
+public enum CostReport {
+    public static func daily(_ rows: [DailyClusterCost], tenant: String, format: CostReportFormat) -> String {
+        switch format {
+        case .json:
+            let items = rows.map { row -> String in
+                var fields = [("cluster", quoted(row.cluster)), ("date", quoted(row.day.date)),
+                              ("start", quoted(timestamp(row.day.start, row.day.offsetMinutes))),
+                              ("end", quoted(timestamp(row.day.end, row.day.offsetMinutes)))]
+                fields += CostCategory.allCases.map { ($0.rawValue, number(row.costs[$0])) }
+                fields += NetworkCategory.allCases.map { ("network_\($0.rawValue)", number(row.network[$0] ?? 0)) }
+                fields.append(("total", number(row.total)))
+                fields.append(("covered_minutes", object(CostCategory.allCases.map { ($0.rawValue, number(row.coveredMinutes[$0])) })))
+                fields.append(("complete", row.complete ? "true" : "false"))
+                fields.append(("computed_at", quoted(timestamp(row.computedAt, 0))))
+                return object(fields)
+            }
+            return object([("status", quoted("success")), ("tenant", quoted(tenant)), ("rows", "[" + items.joined(separator: ",") + "]")]) + "\n"
+        case .csv:
+            var header = ["cluster", "date"] + CostCategory.allCases.map(\.rawValue)
+            header += NetworkCategory.allCases.map { "network_\($0.rawValue)" } + ["total"]
+            header += CostCategory.allCases.map { "covered_minutes_\($0.rawValue)" } + ["complete", "computed_at"]
+            return csv(header, rows.map { row in
+                var cells = [row.cluster, row.day.date] + CostCategory.allCases.map { number(row.costs[$0]) }
+                cells += NetworkCategory.allCases.map { number(row.network[$0] ?? 0) } + [number(row.total)]
+                cells += CostCategory.allCases.map { number(row.coveredMinutes[$0]) }
+                return cells + [row.complete ? "true" : "false", timestamp(row.computedAt, 0)]
+            })
+        case .focus:
+            return focus(rows.flatMap { row in
+                CostCategory.allCases.map { category in
+                    FocusRow(day: row.day, cost: row.costs[category], resourceId: row.cluster, resourceName: row.cluster,
+                             resourceType: "Cluster", description: category.rawValue, tags: [("cluster", row.cluster)])
+                }
+            })
+        case .table:
+            var header = ["cluster", "date"] + CostCategory.allCases.map(\.rawValue) + ["total", "covered min (cpu)", "complete"]
+            header[header.firstIndex(of: "load_balancer")!] = "lb"
+            return table(header, rows.map { row in
+                [row.cluster.isEmpty ? "\"\"" : row.cluster, row.day.date] + CostCategory.allCases.map { money(row.costs[$0]) }
+                    + [money(row.total), String(format: "%.0f", row.coveredMinutes[.cpu]), row.complete ? "yes" : "no"]
+            }, textColumns: 2)
+        }
+    }
+
+    public static func allocation(_ rows: [AllocationRow], tenant: String, aggregate: AllocationAggregate, format: CostReportFormat) -> String {
+        switch format {
+        case .json:
+            let items = rows.map { row in
+                object([("cluster", quoted(row.cluster)), ("date", quoted(row.day.date)), (aggregate.rawValue, quoted(row.name)),
+                        ("idle", row.isIdle ? "true" : "false"), ("cpu", number(row.cpu)), ("ram", number(row.ram)),
+                        ("gpu", number(row.gpu)), ("pv", number(row.pv)), ("total", number(row.total)),
+                        ("complete", row.complete ? "true" : "false"), ("computed_at", quoted(timestamp(row.computedAt, 0)))])
+            }
+            return object([("status", quoted("success")), ("tenant", quoted(tenant)), ("aggregate", quoted(aggregate.rawValue)),
+                           ("rows", "[" + items.joined(separator: ",") + "]")]) + "\n"
+        case .csv:
+            return csv(["cluster", "date", aggregate.rawValue, "idle", "cpu", "ram", "gpu", "pv", "total", "complete", "computed_at"], rows.map { row in
+                [row.cluster, row.day.date, row.name, row.isIdle ? "true" : "false", number(row.cpu), number(row.ram), number(row.gpu),
+                 number(row.pv), number(row.total), row.complete ? "true" : "false", timestamp(row.computedAt, 0)]
+            })
+        case .focus:
+            return focus(rows.map { row in
+                let type = row.isIdle ? "Idle" : aggregate.rawValue.capitalized
+                var tags = [("cluster", row.cluster)]
+                if aggregate != .node && !row.isIdle { tags.append(("namespace", String(row.name.split(separator: "/").first ?? ""))) }
+                return FocusRow(day: row.day, cost: row.total, resourceId: row.cluster + "/" + row.name, resourceName: row.name,
+                                resourceType: type, description: "allocation", tags: tags)
+            })
+        case .table:
+            return table(["cluster", "date", aggregate.rawValue, "cpu", "ram", "gpu", "pv", "total"], rows.map { row in
+                [row.cluster.isEmpty ? "\"\"" : row.cluster, row.day.date, row.isIdle ? "(idle)" : row.name,
+                 money(row.cpu), money(row.ram), money(row.gpu), money(row.pv), money(row.total)]
+            }, textColumns: 3)
+        }
+    }
+
+    /// One FinOps FOCUS charge row.
+    struct FocusRow {
+        let day: CostDay
+        let cost: Double
+        let resourceId, resourceName, resourceType, description: String
+        let tags: [(String, String)]
+    }
+
+    static func focus(_ rows: [FocusRow]) -> String {
+        let header = ["ChargePeriodStart", "ChargePeriodEnd", "BilledCost", "EffectiveCost", "ListCost", "BillingCurrency",
+                      "ServiceName", "ServiceCategory", "ResourceId", "ResourceName", "ResourceType", "ChargeCategory",
+                      "ChargeDescription", "Tags"]
+        return csv(header, rows.map { row in
+            let cost = number(row.cost)
+            return [timestamp(row.day.start, 0), timestamp(row.day.end, 0), cost, cost, cost, "USD", "Kubernetes", "Compute",
+                    row.resourceId, row.resourceName, row.resourceType, "Usage", row.description,
+                    object(row.tags.map { ($0.0, quoted($0.1)) })]
+        })
+    }
+
+    // MARK: primitives
+
+    public static func number(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
+
+    static func money(_ x: Double) -> String { String(format: "%.4f", x) }
+
+    static func quoted(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    static func object(_ fields: [(String, String)]) -> String {
+        "{" + fields.map { quoted($0.0) + ":" + $0.1 }.joined(separator: ",") + "}"
+    }
+
+    static func csv(_ header: [String], _ rows: [[String]]) -> String {
+        func cell(_ s: String) -> String {
+            s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+        }
+        return ([header] + rows).map { $0.map(cell).joined(separator: ",") }.joined(separator: "\r\n") + "\r\n"
+    }
+
+    /// Aligned columns: the first `textColumns` to the left, numbers to the right.
+    static func table(_ header: [String], _ rows: [[String]], textColumns: Int) -> String {
+        let all = [header] + rows
+        let widths = header.indices.map { i in all.map { $0[i].count }.max() ?? 0 }
+        return all.map { row in
+            row.enumerated().map { i, cell in
+                let pad = String(repeating: " ", count: widths[i] - cell.count)
+                return i < textColumns ? cell + pad : pad + cell
+            }.joined(separator: "  ")
+        }.joined(separator: "\n") + "\n"
+    }
+
+    /// RFC 3339 in the given offset (`Z` for UTC).
+    public static func timestamp(_ ms: Int64, _ offsetMinutes: Int) -> String {
+        let local = ms + Int64(offsetMinutes) * 60_000
+        let dayIndex = local >= 0 ? local / 86_400_000 : (local + 1) / 86_400_000 - 1
+        let within = local - dayIndex * 86_400_000
+        let date = CostDay(index: dayIndex, calendar: CostCalendar(offsetMinutes: offsetMinutes)).date
+        let seconds = within / 1000
+        var out = date + "T" + twoDigits(seconds / 3600) + ":" + twoDigits(seconds / 60 % 60) + ":" + twoDigits(seconds % 60)
+        if within % 1000 != 0 { out += "." + String(within % 1000 + 1000).dropFirst() }
+        return out + (offsetMinutes == 0 ? "Z" : CostCalendar(offsetMinutes: offsetMinutes).label)
+    }
+}
