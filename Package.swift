@@ -19,13 +19,14 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "TallyWire", dependencies: ["CSnappy"], swiftSettings: strict),
         .target(name: "TallyStorage", swiftSettings: strict),
         .target(name: "TallyCost", dependencies: ["TallyStorage"], swiftSettings: strict),
         .target(
             name: "TallyServer",
             dependencies: [
-                "TallyWire", "TallyStorage",
+                "TallyWire", "TallyStorage", "TallyCost", "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -38,7 +39,7 @@ let package = Package(
         .executableTarget(
             name: "tally",
             dependencies: [
-                "TallyServer", "TallyStorage",
+                "TallyServer", "TallyStorage", "TallyCost",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -91,6 +91,36 @@ public enum CostReport {
         }
     }
 
+    /// The answer of `/metroculus/v2/kubecost_cluster_costs`: every cluster of the tenant summed,
+    /// per day and over the whole range.
+    public static func metroculus(_ rows: [DailyClusterCost], account: String, start: Int64, end: Int64) -> String {
+        func sums(_ rows: some Sequence<DailyClusterCost>) -> (CategoryValues, [NetworkCategory: Double]) {
+            var categories: [CostCategory: NeumaierSum] = [:], network: [NetworkCategory: NeumaierSum] = [:]
+            for row in rows {
+                for c in CostCategory.allCases { categories[c, default: NeumaierSum()].add(row.costs[c]) }
+                for n in NetworkCategory.allCases { network[n, default: NeumaierSum()].add(row.network[n] ?? 0) }
+            }
+            var values = CategoryValues()
+            for (c, sum) in categories { values[c] = sum.value }
+            return (values, network.mapValues(\.value))
+        }
+        func costFields(_ v: CategoryValues) -> [(String, String)] {
+            [("total_cost", number(v.total))] + CostCategory.allCases.map { ($0.rawValue + "_cost", number(v[$0])) }
+        }
+        let (summary, network) = sums(rows)
+        let byDay = Dictionary(grouping: rows, by: \.day)
+        let days = byDay.keys.sorted().map { day -> String in
+            let (values, _) = sums(byDay[day]!)
+            return object([("date", quoted(day.date)), ("start_date", "\(day.start / 1000)")] + costFields(values)
+                          + [("complete", byDay[day]!.allSatisfy(\.complete) ? "true" : "false")])
+        }
+        let breakdown = [("management_cost", number(summary[.management])), ("load_balancer_cost", number(summary[.loadBalancer]))]
+            + NetworkCategory.allCases.map { ("network_\($0.rawValue)_cost", number(network[$0] ?? 0)) }
+        return object([("cloud_account_id", quoted(account)), ("start_date", "\(start)"), ("end_date", "\(end)"),
+                       ("summary", object(costFields(summary))), ("breakdown", object(breakdown)),
+                       ("days", "[" + days.joined(separator: ",") + "]")]) + "\n"
+    }
+
     /// One FinOps FOCUS charge row.
     struct FocusRow {
         let day: CostDay

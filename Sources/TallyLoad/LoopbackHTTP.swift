@@ -9,7 +9,10 @@ import Glibc
 public struct LoopbackHTTP: Sendable {
     public struct Response: Sendable {
         public let status: Int
-        public let body: String
+        /// Header names in lower case.
+        public let headers: [String: String]
+        public let bytes: [UInt8]
+        public var body: String { String(decoding: bytes, as: UTF8.self) }
     }
 
     public enum Failure: Error { case connect(Int32), io(String), malformed(String) }
@@ -51,10 +54,15 @@ public struct LoopbackHTTP: Sendable {
             received.append(contentsOf: buffer[..<n])
         }
         guard let split = received.firstRange(of: Array("\r\n\r\n".utf8)) else { throw Failure.malformed("no header end") }
-        let statusLine = String(decoding: received[..<split.lowerBound], as: UTF8.self).split(separator: "\r\n").first ?? ""
-        let parts = statusLine.split(separator: " ")
-        guard parts.count >= 2, let status = Int(parts[1]) else { throw Failure.malformed(String(statusLine)) }
-        return Response(status: status, body: String(decoding: received[split.upperBound...], as: UTF8.self))
+        let lines = String(decoding: received[..<split.lowerBound], as: UTF8.self).split(separator: "\r\n")
+        let parts = (lines.first ?? "").split(separator: " ")
+        guard parts.count >= 2, let status = Int(parts[1]) else { throw Failure.malformed(String(lines.first ?? "")) }
+        var headers: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return Response(status: status, headers: headers, bytes: Array(received[split.upperBound...]))
     }
 
     private func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {

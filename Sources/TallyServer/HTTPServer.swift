@@ -14,14 +14,16 @@ enum ServerPhase: UInt8, AtomicRepresentable {
 final class Router: Sendable {
     let configuration: ServerConfiguration
     let ingester: RemoteWriteIngester
+    let costs: CostAPI
     let metrics: ServerMetrics
     let phase = Atomic<ServerPhase>(.starting)
     let inFlight = Atomic<Int>(0)
     let threadPool: NIOThreadPool
 
-    init(configuration: ServerConfiguration, ingester: RemoteWriteIngester, metrics: ServerMetrics, threadPool: NIOThreadPool) {
+    init(configuration: ServerConfiguration, ingester: RemoteWriteIngester, costs: CostAPI, metrics: ServerMetrics, threadPool: NIOThreadPool) {
         self.configuration = configuration
         self.ingester = ingester
+        self.costs = costs
         self.metrics = metrics
         self.threadPool = threadPool
     }
@@ -56,6 +58,19 @@ final class Router: Sendable {
             }
             promise.futureResult.whenComplete { _ in self.inFlight.wrappingSubtract(1, ordering: .relaxed) }
             return promise.futureResult
+        case _ where CostAPI.paths.contains(path):
+            guard head.method == .GET else {
+                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 405, body: "use GET for \(path)"))
+            }
+            guard phase.load(ordering: .acquiring) == .ready else {
+                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 503, body: "not ready: starting or shutting down"))
+            }
+            let request = CostAPI.Request(path: path, query: QueryString(uri: head.uri),
+                                          tenantHeader: configuration.tenantHeaders.lazy.compactMap { head.headers.first(name: $0) }.first,
+                                          acceptsGzip: Gzip.accepted(by: head.headers.first(name: "Accept-Encoding")))
+            let costs = self.costs
+            return threadPool.runIfActive(eventLoop: eventLoop) { costs.answer(request) }
+                .recover { _ in HTTPAnswer(status: 503, body: "shutting down") }
         case "/metrics":
             return eventLoop.makeSucceededFuture(HTTPAnswer(status: 200, body: metrics.registry.emitToString(),
                                                             contentType: "text/plain; version=0.0.4; charset=utf-8"))
@@ -83,7 +98,7 @@ final class Router: Sendable {
     /// The handler label for the request counter: known routes by name, everything else as "other".
     static func handlerName(_ uri: String) -> String {
         let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
-        return ["/api/v1/write", "/metrics", "/-/healthy", "/-/ready"].contains(path) ? path : "other"
+        return (["/api/v1/write", "/metrics", "/-/healthy", "/-/ready"] + CostAPI.paths).contains(path) ? path : "other"
     }
 }
 
@@ -136,9 +151,10 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 
     private func write(_ answer: HTTPAnswer, version: HTTPVersion, keepAlive: Bool, context: ChannelHandlerContext) {
         var headers = HTTPHeaders()
-        let bytes = Array(answer.body.utf8)
+        let bytes = answer.body
         headers.add(name: "Content-Length", value: String(bytes.count))
         if !bytes.isEmpty { headers.add(name: "Content-Type", value: answer.contentType) }
+        if let encoding = answer.contentEncoding { headers.add(name: "Content-Encoding", value: encoding) }
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         let responseHead = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: answer.status), headers: headers)
         context.write(wrapOutboundOut(.head(responseHead)), promise: nil)

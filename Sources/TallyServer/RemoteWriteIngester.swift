@@ -3,14 +3,16 @@ import TallyStorage
 import TallyWire
 
 /// The answer to one HTTP request, independent of the transport.
-public struct HTTPAnswer: Sendable, Equatable {
+public struct HTTPAnswer: Sendable, Equatable, Error {
     public var status: Int
-    public var body: String
+    public var body: [UInt8]
     public var contentType = "text/plain; charset=utf-8"
+    /// `gzip` when the body is compressed.
+    public var contentEncoding: String?
 
     public init(status: Int, body: String, contentType: String = "text/plain; charset=utf-8") {
         self.status = status
-        self.body = body
+        self.body = Array(body.utf8)
         self.contentType = contentType
     }
 }
@@ -41,10 +43,11 @@ public final class RemoteWriteIngester: Sendable {
     /// Stores what is valid of a request and calls `answer` once it is durable.
     public func ingest(_ headers: RequestHeaders, body: [UInt8], answer: @escaping @Sendable (HTTPAnswer) -> Void) {
         if let refusal = checkMediaType(headers) { return answer(refusal) }
-        if let header = headers.tenant, let parameter = headers.tenantParameter, header != parameter {
-            return answer(HTTPAnswer(status: 400, body: "tenant header \(header) and tenant parameter \(parameter) disagree"))
+        let tenant: String
+        switch configuration.tenant(header: headers.tenant, parameter: headers.tenantParameter) {
+        case let .success(name): tenant = name
+        case let .failure(refusal): return answer(refusal)
         }
-        let tenant = headers.tenant ?? headers.tenantParameter ?? configuration.defaultTenant
         let view: WriteRequestView
         do {
             view = try RemoteWriteDecoder.decode(compressed: body, maxDecodedBytes: configuration.maxDecodedBytes)

@@ -18,10 +18,23 @@ public struct ServerConfiguration: Sendable {
     /// Memory one tenant's late samples may hold before they are flushed into blocks.
     public var outOfOrderMaxBytes = 64 * 1024 * 1024
     public var walSegmentSize = 128 * 1024 * 1024
+    /// Block time range in milliseconds, aligned to the epoch.
+    public var blockRange: Int64 = 2 * 3_600_000
     /// How often the server looks for blocks and tenants added by other processes (`tally import`).
     public var blockScanInterval: Duration = .seconds(5)
     /// How long shutdown waits for in-flight requests.
     public var drainTimeout: Duration = .seconds(30)
 
     public init() {}
+}
+
+extension ServerConfiguration {
+    /// The tenant of a request, writes and reads alike: the header, else the URL parameter, else
+    /// the default tenant; a header and a parameter that disagree are refused.
+    func tenant(header: String?, parameter: String?) -> Result<String, HTTPAnswer> {
+        if let header, let parameter, header != parameter {
+            return .failure(HTTPAnswer(status: 400, body: "tenant header \(header) and tenant parameter \(parameter) disagree"))
+        }
+        return .success(header ?? parameter ?? defaultTenant)
+    }
 }

@@ -26,6 +26,7 @@ public final class TallyServer: Service, Sendable {
         let metrics = self.metrics
         let logger = self.logger
         let options = StorageOptions(syncPolicy: configuration.syncPolicy, walSegmentSize: configuration.walSegmentSize,
+                                     blockRange: configuration.blockRange,
                                      outOfOrderWindow: configuration.outOfOrderWindow,
                                      outOfOrderMaxBytes: configuration.outOfOrderMaxBytes,
                                      observeSync: { metrics.walFsync.record($0) },
@@ -37,6 +38,7 @@ public final class TallyServer: Service, Sendable {
         threadPool.start()
         let router = Router(configuration: configuration,
                             ingester: RemoteWriteIngester(configuration: configuration, registry: registry, metrics: metrics),
+                            costs: CostAPI(configuration: configuration, registry: registry),
                             metrics: metrics, threadPool: threadPool)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)

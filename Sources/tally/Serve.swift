@@ -42,6 +42,11 @@ struct Serve: AsyncParsableCommand {
         discussion: "Older samples get 400 too_old; 0s refuses every out-of-order sample (400 out_of_order)."))
     var oooWindow = "24h"
 
+    @Option(help: ArgumentHelp(
+        "Time range of a block, aligned to the Unix epoch (e.g. 2h, Prometheus' default).",
+        discussion: "The head is cut into a block once it spans 1.5 ranges."))
+    var blockRange = "2h"
+
     @Option(help: "Memory one tenant's late samples may hold before they are written to blocks early, in bytes.")
     var oooMaxBytes = 64 * 1024 * 1024
 
@@ -60,6 +65,9 @@ struct Serve: AsyncParsableCommand {
     func validate() throws {
         guard ["always", "interval"].contains(walSync) else { throw ValidationError("--wal-sync must be always or interval") }
         guard Self.milliseconds(oooWindow) != nil else { throw ValidationError("--ooo-window must be a duration like 24h, 90m or 0s") }
+        guard let range = Self.milliseconds(blockRange), range >= 60_000, range % 60_000 == 0 else {
+            throw ValidationError("--block-range must be a whole number of minutes, at least 1m (e.g. 2h)")
+        }
         guard oooMaxBytes > 0 else { throw ValidationError("--ooo-max-bytes must be positive") }
         guard blockScanIntervalMs > 0 else { throw ValidationError("--block-scan-interval-ms must be positive") }
         guard walSyncIntervalMs > 0 else { throw ValidationError("--wal-sync-interval-ms must be positive") }
@@ -109,6 +117,7 @@ struct Serve: AsyncParsableCommand {
         config.blockScanInterval = .milliseconds(blockScanIntervalMs)
         config.outOfOrderWindow = Self.milliseconds(oooWindow)!
         config.outOfOrderMaxBytes = oooMaxBytes
+        config.blockRange = Self.milliseconds(blockRange)!
         let server = TallyServer(configuration: config, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: server)],

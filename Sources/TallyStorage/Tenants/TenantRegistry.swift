@@ -71,6 +71,14 @@ public final class TenantRegistry: Sendable {
         }
     }
 
+    /// The tenant's database if the tenant has stored anything; readers never create tenants.
+    public func existingDatabase(for tenant: String) throws(TenantError) -> TenantDatabase? {
+        guard TenantID.isValid(tenant) else { throw .invalidName(tenant) }
+        if let db = tenants.withLock({ $0[tenant] }) { return db }
+        guard FileSystem.isDirectory(root + "/" + tenant) else { return nil }
+        return try database(for: tenant)
+    }
+
     /// Picks up what other processes added (imported blocks, new tenant directories).
     public func scan(_ report: (String) -> Void) {
         for name in Self.existingTenants(root: root) where tenants.withLock({ $0[name] }) == nil {

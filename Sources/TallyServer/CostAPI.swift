@@ -1,0 +1,103 @@
+import Foundation
+import TallyCost
+import TallyStorage
+
+/// The cost endpoints: daily cluster costs, allocation, and the Metroculus-compatible summary
+/// existing workers call. Each reads one tenant, named the way writes name it.
+struct CostAPI: Sendable {
+    let configuration: ServerConfiguration
+    let registry: TenantRegistry
+
+    static let paths = ["/api/v1/costs/daily", "/api/v1/costs/allocation", "/metroculus/v2/kubecost_cluster_costs"]
+
+    struct Request {
+        let path: String
+        let query: QueryString
+        let tenantHeader: String?
+        let acceptsGzip: Bool
+    }
+
+    func answer(_ request: Request, now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) -> HTTPAnswer {
+        var answer: HTTPAnswer
+        do {
+            answer = try compute(request, now: now)
+        } catch let refusal as HTTPAnswer {
+            answer = refusal
+        } catch let error as CostQueryError {
+            answer = HTTPAnswer(status: 400, body: error.description + "\n")
+        } catch {
+            answer = HTTPAnswer(status: 500, body: "reading the tenant failed: \(error)\n")
+        }
+        if request.acceptsGzip && answer.body.count > 256, let compressed = Gzip.compress(answer.body) {
+            answer.body = compressed
+            answer.contentEncoding = "gzip"
+        }
+        return answer
+    }
+
+    private func compute(_ request: Request, now: Int64) throws -> HTTPAnswer {
+        let q = request.query
+        if request.path == "/metroculus/v2/kubecost_cluster_costs" { return try metroculus(q, header: request.tenantHeader, now: now) }
+        let tenant = try configuration.tenant(header: request.tenantHeader, parameter: q["tenant"]).get()
+        guard let calendar = CostCalendar(parsing: q["tz"] ?? "") else { throw CostQueryError("tz: expected Z or an offset like +05:30, got \(q["tz"]!)") }
+        let first = try day(q, "start", calendar), last = try day(q, "end", calendar)
+        let format = try reportFormat(q["format"])
+        let engine = try self.engine(tenant)
+        if request.path == "/api/v1/costs/daily" {
+            let rows = try engine.daily(from: first, to: last, cluster: q["cluster"], now: now)
+            return HTTPAnswer(status: 200, body: CostReport.daily(rows, tenant: tenant, format: format), contentType: format.contentType)
+        }
+        guard let aggregate = AllocationAggregate(rawValue: q["aggregate"] ?? "namespace") else {
+            throw CostQueryError("aggregate: expected one of \(AllocationAggregate.allCases.map(\.rawValue).joined(separator: ", ")), got \(q["aggregate"]!)")
+        }
+        let rows = try engine.allocation(from: first, to: last, aggregate: aggregate, cluster: q["cluster"], now: now)
+        return HTTPAnswer(status: 200, body: CostReport.allocation(rows, tenant: tenant, aggregate: aggregate, format: format),
+                          contentType: format.contentType)
+    }
+
+    /// `GET /metroculus/v2/kubecost_cluster_costs?cloud_account_id=T&start_date=UNIX&end_date=UNIX`: the
+    /// tenant's clusters summed, over the UTC days from the one holding `start_date` to the one
+    /// holding the last second before `end_date`.
+    private func metroculus(_ q: QueryString, header: String?, now: Int64) throws -> HTTPAnswer {
+        guard let account = q["cloud_account_id"], !account.isEmpty else { throw CostQueryError("cloud_account_id is required") }
+        let tenant = try configuration.tenant(header: header, parameter: account).get()
+        guard let startText = q["start_date"], let start = Int64(startText), let endText = q["end_date"], let end = Int64(endText) else {
+            throw CostQueryError("start_date and end_date are required, as Unix seconds")
+        }
+        guard start < end else { throw CostQueryError("start_date \(start) is not before end_date \(end)") }
+        let first = CostCalendar.utc.day(containing: start * 1000), last = CostCalendar.utc.day(containing: end * 1000 - 1)
+        let rows = try engine(tenant).daily(from: first, to: last, now: now)
+        let body = CostReport.metroculus(rows, account: account, start: start, end: end)
+        return HTTPAnswer(status: 200, body: body, contentType: "application/json")
+    }
+
+    /// The tenant's engine; a tenant that has stored nothing answers no rows, after the same checks.
+    private func engine(_ tenant: String) throws -> CostEngine {
+        do {
+            let db = try registry.existingDatabase(for: tenant)
+            return CostEngine(querier: db ?? NoSeries() as any SeriesQuerier)
+        } catch {
+            if case .io = error { throw error }
+            throw HTTPAnswer(status: 400, body: error.description + "\n")
+        }
+    }
+
+    private func day(_ q: QueryString, _ name: String, _ calendar: CostCalendar) throws -> CostDay {
+        guard let text = q[name] else { throw CostQueryError("\(name) is required, as YYYY-MM-DD") }
+        guard let day = CostDay(parsing: text, calendar: calendar) else { throw CostQueryError("\(name): expected a date YYYY-MM-DD, got \(text)") }
+        return day
+    }
+
+    private func reportFormat(_ text: String?) throws -> CostReportFormat {
+        guard let text else { return .json }
+        guard let format = CostReportFormat(rawValue: text), format != .table else {
+            throw CostQueryError("format: expected json, csv or focus, got \(text)")
+        }
+        return format
+    }
+}
+
+/// The querier of a tenant that has stored nothing.
+private struct NoSeries: SeriesQuerier {
+    func select(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64) throws -> [SeriesSamples] { [] }
+}

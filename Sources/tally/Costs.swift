@@ -1,0 +1,86 @@
+import ArgumentParser
+import Foundation
+import TallyCost
+import TallyStorage
+
+struct Costs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Daily cluster costs and allocation of a tenant, by the cost semantics of docs/costs.md.",
+        discussion: "Reads the store without changing it, so it works whether or not a server is running on it.",
+        subcommands: [Daily.self, Allocation.self])
+
+    /// What both subcommands are asked.
+    struct Question: ParsableArguments {
+        @Option(help: "Storage root.")
+        var storage = "storage"
+
+        @Option(help: "Tenant to read.")
+        var tenant: String
+
+        @Option(help: "First day, YYYY-MM-DD.")
+        var from: String
+
+        @Option(help: "Last day (inclusive), YYYY-MM-DD.")
+        var to: String
+
+        @Option(help: "Only this cluster (its cluster_id).")
+        var cluster: String?
+
+        @Option(help: "Days of this fixed UTC offset, e.g. +05:30.")
+        var tz = "Z"
+
+        @Option(help: "table, json, csv or focus.")
+        var format = "table"
+
+        func open() throws -> (CostEngine, CostDay, CostDay, CostReportFormat) {
+            guard TenantID.isValid(tenant) else { throw ValidationError(TenantError.invalidName(tenant).description) }
+            guard let calendar = CostCalendar(parsing: tz) else { throw ValidationError("--tz: expected Z or an offset like +05:30") }
+            guard let first = CostDay(parsing: from, calendar: calendar) else { throw ValidationError("--from: expected YYYY-MM-DD") }
+            guard let last = CostDay(parsing: to, calendar: calendar) else { throw ValidationError("--to: expected YYYY-MM-DD") }
+            guard let format = CostReportFormat(rawValue: format) else { throw ValidationError("--format: expected table, json, csv or focus") }
+            let directory = storage + "/" + tenant
+            guard FileManager.default.fileExists(atPath: directory) else { throw ValidationError("no tenant \(tenant) under \(storage)") }
+            let db = try TenantDatabase.open(directory: directory, tenant: tenant, readOnly: true)
+            for problem in db.replay.problems { Output.error("tally costs: \(problem)\n") }
+            return (CostEngine(querier: db), first, last, format)
+        }
+
+        var now: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+    }
+
+    struct Daily: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One row per cluster and day: every category, total, covered minutes, completeness.")
+
+        @OptionGroup var question: Question
+
+        func run() throws {
+            let (engine, first, last, format) = try question.open()
+            let rows: [DailyClusterCost]
+            do { rows = try engine.daily(from: first, to: last, cluster: question.cluster, now: question.now) } catch let error as CostQueryError {
+                throw ValidationError(error.description)
+            }
+            Output.write(CostReport.daily(rows, tenant: question.tenant, format: format))
+        }
+    }
+
+    struct Allocation: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Cost per namespace, pod or node and day, with each cluster's idle cost.")
+
+        @OptionGroup var question: Question
+
+        @Option(help: "namespace, pod or node.")
+        var aggregate = "namespace"
+
+        func run() throws {
+            guard let aggregate = AllocationAggregate(rawValue: aggregate) else { throw ValidationError("--aggregate: expected namespace, pod or node") }
+            let (engine, first, last, format) = try question.open()
+            let rows: [AllocationRow]
+            do {
+                rows = try engine.allocation(from: first, to: last, aggregate: aggregate, cluster: question.cluster, now: question.now)
+            } catch let error as CostQueryError {
+                throw ValidationError(error.description)
+            }
+            Output.write(CostReport.allocation(rows, tenant: question.tenant, aggregate: aggregate, format: format))
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import TallyLoad
+import XCTest
+
+/// A small several-day Kubecost dataset on the exact minute grid with churn and staleness, days
+/// aligned to UTC midnight and ending before today.
+func costDataset(days: Int, prefix: String = "cluster-") -> KubecostDataset {
+    var dataset = KubecostDataset()
+    dataset.clusters = 2
+    dataset.nodesPerCluster = 3
+    dataset.podsPerNode = 2
+    dataset.volumesPerNode = 1
+    dataset.jitterMilliseconds = 0
+    dataset.churn = true
+    dataset.clusterPrefix = prefix
+    // 30 minutes past the last day, so no day ends while its last samples still hold.
+    dataset.scrapes = days * 1440 + 30
+    let today = Int64(Date().timeIntervalSince1970 * 1000) / 86_400_000 * 86_400_000
+    dataset.start = today - Int64(days + 1) * 86_400_000
+    return dataset
+}
+
+/// `YYYY-MM-DD` of a UTC day start.
+func utcDate(_ ms: Int64) -> String {
+    let formatter = DateFormatter()
+    formatter.dateFormat = "yyyy-MM-dd"
+    formatter.timeZone = TimeZone(identifier: "UTC")
+    return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+}
+
+/// Sends every request in order and checks each was stored.
+func push(_ requests: [[UInt8]], to client: LoopbackHTTP, headers: [(String, String)] = [], file: StaticString = #filePath, line: UInt = #line) throws {
+    for body in requests {
+        let r = try client.request("POST", "/api/v1/write", headers: headers + [("Content-Type", "application/x-protobuf"),
+            ("Content-Encoding", "snappy"), ("X-Prometheus-Remote-Write-Version", "0.1.0")], body: body)
+        guard r.status / 100 == 2 else { return XCTFail("write answered \(r.status): \(r.body)", file: file, line: line) }
+    }
+}
+
+/// Daily rows of a JSON answer keyed by "date cluster", each field as a number.
+func dailyRows(_ json: String) throws -> [String: [String: Double]] {
+    let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], json)
+    let rows = try XCTUnwrap(object["rows"] as? [[String: Any]], json)
+    var out: [String: [String: Double]] = [:]
+    for row in rows {
+        let key = "\(row["date"] as? String ?? "?") \(row["cluster"] as? String ?? "?")"
+        out[key] = row.filter { $0.key != "complete" }.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+        out[key]?["complete"] = (row["complete"] as? Bool).map { $0 ? 1 : 0 }
+    }
+    return out
+}
+
+/// Debian's Prometheus 2.42 as a remote-write receiver on its own directory, and its PromQL.
+final class PrometheusReceiver {
+    let port = LoopbackHTTP.freePort()
+    let process = Process()
+
+    init(directory: String) throws {
+        try "global:\n  scrape_interval: 1m\n".write(toFile: directory + "/prometheus.yml", atomically: true, encoding: .utf8)
+        process.executableURL = URL(fileURLWithPath: try Binaries.debian("prometheus"))
+        process.arguments = ["--config.file=\(directory)/prometheus.yml", "--storage.tsdb.path=\(directory)/data",
+                             "--web.listen-address=127.0.0.1:\(port)", "--web.enable-remote-write-receiver"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(60)
+        while (try? client.request("GET", "/-/ready"))?.status != 200 {
+            guard Date() < deadline, process.isRunning else { throw XCTSkip("Prometheus did not become ready") }
+            usleep(50_000)
+        }
+    }
+
+    var client: LoopbackHTTP { LoopbackHTTP(port: port, timeoutSeconds: 60) }
+
+    /// An instant query's vector as value by `cluster_id`.
+    func query(_ promql: String, at ms: Int64) throws -> [String: Double] {
+        let encoded = promql.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        let r = try client.request("GET", "/api/v1/query?query=\(encoded)&time=\(Double(ms) / 1000)")
+        guard r.status == 200,
+              let object = try JSONSerialization.jsonObject(with: Data(r.body.utf8)) as? [String: Any],
+              let data = object["data"] as? [String: Any], let result = data["result"] as? [[String: Any]] else {
+            throw NSError(domain: "promql", code: r.status, userInfo: [NSLocalizedDescriptionKey: "\(promql): \(r.body)"])
+        }
+        var out: [String: Double] = [:]
+        for element in result {
+            let cluster = (element["metric"] as? [String: String])?["cluster_id"] ?? ""
+            out[cluster] = Double(((element["value"] as? [Any])?.last as? String) ?? "")
+        }
+        return out
+    }
+
+    deinit {
+        if process.isRunning { process.terminate(); process.waitUntilExit() }
+    }
+}
+
+/// Whether two costs agree to a relative error below `tolerance`.
+func agree(_ a: Double, _ b: Double, within tolerance: Double) -> Bool {
+    a == b || abs(a - b) <= tolerance * max(abs(a), abs(b))
+}
