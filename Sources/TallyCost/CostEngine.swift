@@ -10,12 +10,15 @@ public struct CostQueryError: Error, CustomStringConvertible, Sendable {
 public struct CostEngine: Sendable {
     let querier: any SeriesQuerier
     public let options: CostOptions
+    let rollups: CostRollupStore?
 
     static let egressCounter = "kubecost_pod_network_egress_bytes_total"
 
-    public init(querier: any SeriesQuerier, options: CostOptions = CostOptions()) {
+    /// With `rollups`, days whose data is all in blocks are computed once and read back after.
+    public init(querier: any SeriesQuerier, options: CostOptions = CostOptions(), rollups: CostRollupStore? = nil) {
         self.querier = querier
         self.options = options
+        self.rollups = rollups
     }
 
     /// The days from `first` to `last` inclusive, checked against the documented maximum.
@@ -35,10 +38,11 @@ public struct CostEngine: Sendable {
         var perDay: [[String: DailyClusterCost]] = []
         var clusters: Set<String> = []
         for day in days {
-            let rows = try daily(day, cluster: cluster, now: now)
+            let rows = try rolledUp(day, cluster: cluster, now: now)
             clusters.formUnion(rows.keys)
             perDay.append(rows)
         }
+        rollups?.save()
         return zip(days, perDay).flatMap { day, rows in
             clusters.sorted().map { name in
                 rows[name] ?? {
@@ -49,6 +53,28 @@ public struct CostEngine: Sendable {
                 }()
             }
         }
+    }
+
+    /// A day's rows from the rollups when its data is immutable and was seen before; else
+    /// computed, and remembered when immutable.
+    func rolledUp(_ day: CostDay, cluster: String?, now: Int64) throws -> [String: DailyClusterCost] {
+        guard let rollups, let version = querier.immutableVersion(minTime: day.start - max(options.lookback, options.counterReach),
+                                                                   maxTime: day.end - 1) else {
+            return try daily(day, cluster: cluster, now: now)
+        }
+        let all: [DailyClusterCost]
+        if let cached = rollups.rows(day, version: version) {
+            all = cached.rows
+        } else {
+            all = Array(try daily(day, cluster: nil, now: now).values)
+            rollups.store(day, version: version, rows: all, computedAt: now)
+        }
+        var out: [String: DailyClusterCost] = [:]
+        for var row in all where cluster == nil || row.cluster == cluster {
+            row.complete = now >= day.end + options.grace
+            out[row.cluster] = row
+        }
+        return out
     }
 
     /// The rows of one day, by cluster.

@@ -1,12 +1,20 @@
 import Foundation
+import Synchronization
 import TallyCost
 import TallyStorage
 
 /// The cost endpoints: daily cluster costs, allocation, and the Metroculus-compatible summary
 /// existing workers call. Each reads one tenant, named the way writes name it.
-struct CostAPI: Sendable {
+final class CostAPI: Sendable {
     let configuration: ServerConfiguration
     let registry: TenantRegistry
+    /// One rollup store per tenant and day offset, shared by concurrent questions.
+    private let rollups = Mutex<[String: CostRollupStore]>([:])
+
+    init(configuration: ServerConfiguration, registry: TenantRegistry) {
+        self.configuration = configuration
+        self.registry = registry
+    }
 
     static let paths = ["/api/v1/costs/daily", "/api/v1/costs/allocation", "/metroculus/v2/kubecost_cluster_costs"]
 
@@ -42,7 +50,7 @@ struct CostAPI: Sendable {
         guard let calendar = CostCalendar(parsing: q["tz"] ?? "") else { throw CostQueryError("tz: expected Z or an offset like +05:30, got \(q["tz"]!)") }
         let first = try day(q, "start", calendar), last = try day(q, "end", calendar)
         let format = try reportFormat(q["format"])
-        let engine = try self.engine(tenant)
+        let engine = try self.engine(tenant, calendar)
         if request.path == "/api/v1/costs/daily" {
             let rows = try engine.daily(from: first, to: last, cluster: q["cluster"], now: now)
             return HTTPAnswer(status: 200, body: CostReport.daily(rows, tenant: tenant, format: format), contentType: format.contentType)
@@ -66,16 +74,24 @@ struct CostAPI: Sendable {
         }
         guard start < end else { throw CostQueryError("start_date \(start) is not before end_date \(end)") }
         let first = CostCalendar.utc.day(containing: start * 1000), last = CostCalendar.utc.day(containing: end * 1000 - 1)
-        let rows = try engine(tenant).daily(from: first, to: last, now: now)
+        let rows = try engine(tenant, .utc).daily(from: first, to: last, now: now)
         let body = CostReport.metroculus(rows, account: account, start: start, end: end)
         return HTTPAnswer(status: 200, body: body, contentType: "application/json")
     }
 
     /// The tenant's engine; a tenant that has stored nothing answers no rows, after the same checks.
-    private func engine(_ tenant: String) throws -> CostEngine {
+    private func engine(_ tenant: String, _ calendar: CostCalendar) throws -> CostEngine {
         do {
-            let db = try registry.existingDatabase(for: tenant)
-            return CostEngine(querier: db ?? NoSeries() as any SeriesQuerier)
+            guard let db = try registry.existingDatabase(for: tenant) else { return CostEngine(querier: NoSeries()) }
+            let options = CostOptions()
+            let store = rollups.withLock { stores in
+                let key = tenant + " " + calendar.label
+                if let store = stores[key] { return store }
+                let store = CostRollupStore(tenantDirectory: registry.root + "/" + tenant, calendar: calendar, options: options)
+                stores[key] = store
+                return store
+            }
+            return CostEngine(querier: db, options: options, rollups: store)
         } catch {
             if case .io = error { throw error }
             throw HTTPAnswer(status: 400, body: error.description + "\n")

@@ -42,7 +42,9 @@ struct Costs: ParsableCommand {
             guard FileManager.default.fileExists(atPath: directory) else { throw ValidationError("no tenant \(tenant) under \(storage)") }
             let db = try TenantDatabase.open(directory: directory, tenant: tenant, readOnly: true)
             for problem in db.replay.problems { Output.error("tally costs: \(problem)\n") }
-            return (CostEngine(querier: db), first, last, format)
+            // Rollups the server computed are used; this reader never writes them.
+            let rollups = CostRollupStore(tenantDirectory: directory, calendar: calendar, options: CostOptions(), readOnly: true)
+            return (CostEngine(querier: db, rollups: rollups), first, last, format)
         }
 
         var now: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }

@@ -30,6 +30,16 @@ extension MemSeries {
 }
 
 extension Head {
+    /// The oldest late sample held, if any.
+    var outOfOrderMinTime: Int64? {
+        guard outOfOrderBytes > 0 else { return nil }
+        var oldest = Int64.max
+        for s in series where s.hasOutOfOrder {
+            oldest = min(oldest, s.outOfOrderBuffer.first?.timestamp ?? .max, s.outOfOrderChunks.lazy.map(\.minTime).min() ?? .max)
+        }
+        return oldest
+    }
+
     func appendOutOfOrder(_ index: Int32, timestamp t: Int64, valueBits v: UInt64) {
         outOfOrderBytes += series[Int(index)].insertOutOfOrder(Sample(timestamp: t, valueBits: v))
     }

@@ -3,6 +3,14 @@
 /// read through it, so what one sees the others see.
 public protocol SeriesQuerier: Sendable {
     func select(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64) throws -> [SeriesSamples]
+
+    /// A name for the data in the range that changes whenever the data may have; nil when it
+    /// may still change. Sources without immutable parts answer nil.
+    func immutableVersion(minTime: Int64, maxTime: Int64) -> String?
+}
+
+extension SeriesQuerier {
+    public func immutableVersion(minTime: Int64, maxTime: Int64) -> String? { nil }
 }
 
 extension TenantDatabase: SeriesQuerier {}
