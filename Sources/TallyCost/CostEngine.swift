@@ -1,3 +1,5 @@
+import Dispatch
+import Synchronization
 import TallyStorage
 
 /// A question the cost layer refuses, with the reason a client gets as a 400.
@@ -35,14 +37,15 @@ public struct CostEngine: Sendable {
     /// without data for a cluster is a row of zeros with no covered minutes.
     public func daily(from first: CostDay, to last: CostDay, cluster: String? = nil, now: Int64) throws -> [DailyClusterCost] {
         let days = try days(from: first, to: last)
-        var perDay: [[String: DailyClusterCost]] = []
-        var clusters: Set<String> = []
-        for day in days {
-            let rows = try rolledUp(day, cluster: cluster, now: now)
-            clusters.formUnion(rows.keys)
-            perDay.append(rows)
+        // Days are independent: computed on every core.
+        let results = Mutex([Int: Result<[String: DailyClusterCost], any Error>]())
+        DispatchQueue.concurrentPerform(iterations: days.count) { i in
+            let result = Result { try rolledUp(days[i], cluster: cluster, now: now) }
+            results.withLock { $0[i] = result }
         }
         rollups?.save()
+        let perDay = try results.withLock { all in try days.indices.map { try all[$0]!.get() } }
+        let clusters = Set(perDay.flatMap(\.keys))
         return zip(days, perDay).flatMap { day, rows in
             clusters.sorted().map { name in
                 rows[name] ?? {
@@ -136,6 +139,7 @@ public struct CostEngine: Sendable {
             if out[name] == nil { out[name] = NetworkDay() }
             guard let price = signals.items(category.priceMetric)[ItemKey(values: [name])] else { continue }
             var previous: Double?
+            var sum = NeumaierSum()
             for sample in series.samples {
                 guard sample.valueBits != staleMarkerBits else { previous = nil; continue }
                 let value = Double(bitPattern: sample.valueBits)
@@ -144,8 +148,9 @@ public struct CostEngine: Sendable {
                 guard let earlier = previous, sample.timestamp >= day.start, sample.timestamp < day.end,
                       let unitPrice = price.value(at: sample.timestamp) else { continue }
                 let increase = value >= earlier ? value - earlier : value
-                sums[name, default: [:]][category, default: NeumaierSum()].add(increase / bytesPerGiB * unitPrice)
+                sum.add(increase / bytesPerGiB * unitPrice)
             }
+            sums[name, default: [:]][category, default: NeumaierSum()].add(sum.value)
             let held = HeldSignal(samples: series.samples, lookback: options.lookback).clipped(to: day.start, day.end)
             out[name, default: NetworkDay()].coverage.add(price.multiplied(by: held))
         }

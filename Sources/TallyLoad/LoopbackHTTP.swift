@@ -62,7 +62,23 @@ public struct LoopbackHTTP: Sendable {
             guard let colon = line.firstIndex(of: ":") else { continue }
             headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
-        return Response(status: status, headers: headers, bytes: Array(received[split.upperBound...]))
+        var body = Array(received[split.upperBound...])
+        if headers["transfer-encoding"]?.lowercased() == "chunked" { body = try Self.dechunk(body) }
+        return Response(status: status, headers: headers, bytes: body)
+    }
+
+    /// The body of a `Transfer-Encoding: chunked` answer (large Go answers come this way).
+    static func dechunk(_ bytes: [UInt8]) throws -> [UInt8] {
+        var out: [UInt8] = []
+        var rest = bytes[...]
+        while true {
+            guard let lineEnd = rest.firstRange(of: Array("\r\n".utf8)),
+                  let size = Int(String(decoding: rest[..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? "", radix: 16),
+                  rest.distance(from: lineEnd.upperBound, to: rest.endIndex) >= size else { throw Failure.malformed("bad chunk") }
+            if size == 0 { return out }
+            out += rest[lineEnd.upperBound..<(lineEnd.upperBound + size)]
+            rest = rest[(lineEnd.upperBound + size)...].dropFirst(2)
+        }
     }
 
     private func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {

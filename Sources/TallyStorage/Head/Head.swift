@@ -249,9 +249,10 @@ final class Head {
     /// Series indexes matching all `matchers`, using postings for the first non-empty equality.
     func select(_ matchers: [LabelMatcher]) -> [Int32] {
         var candidates: [Int32]
-        if let eq = matchers.first(where: { $0.kind == .equal && !$0.value.isEmpty }) {
-            guard let n = symbols.id(of: eq.name), let v = symbols.id(of: eq.value) else { return [] }
-            candidates = postings[UInt64(n) << 32 | UInt64(v)] ?? []
+        if let indexed = matchers.first(where: { $0.exactValues != nil }), let values = indexed.exactValues {
+            guard let n = symbols.id(of: indexed.name) else { return [] }
+            candidates = values.flatMap { value in symbols.id(of: value).map { postings[UInt64(n) << 32 | UInt64($0)] ?? [] } ?? [] }
+            if values.count > 1 { candidates.sort() }
         } else {
             candidates = Array(0..<Int32(series.count))
         }

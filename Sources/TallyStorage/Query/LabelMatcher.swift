@@ -6,6 +6,9 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
     public let kind: Kind
     public let value: String
     private let pattern: AnchoredPattern?
+    /// A regex that is only an alternation of plain strings (`a|b|c`), as a set: matched without a
+    /// regex engine, and looked up in postings value by value (Prometheus' set matches).
+    private let literals: Set<String>?
 
     public init(_ name: String, _ kind: Kind, _ value: String) throws(SelectorError) {
         self.name = name
@@ -13,8 +16,21 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
         self.value = value
         if kind == .regex || kind == .notRegex {
             pattern = try AnchoredPattern(value)
+            let metacharacters = Set("\\.+*?()[]{}^$")
+            literals = value.contains(where: metacharacters.contains) ? nil : Set(value.split(separator: "|", omittingEmptySubsequences: false).map(String.init))
         } else {
             pattern = nil
+            literals = nil
+        }
+    }
+
+    /// The only values a matching series can have for the label, when that is a short list and
+    /// excludes the empty value: `="x"` and `=~"a|b"`. Indexes look these up directly.
+    public var exactValues: [String]? {
+        switch kind {
+        case .equal: value.isEmpty ? nil : [value]
+        case .regex: literals.flatMap { $0.contains("") ? nil : $0.sorted() }
+        case .notEqual, .notRegex: nil
         }
     }
 
@@ -24,6 +40,9 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
         case .equal: return { [value] in $0 == value }
         case .notEqual: return { [value] in $0 != value }
         case .regex, .notRegex:
+            if let literals {
+                return kind == .regex ? { literals.contains($0) } : { !literals.contains($0) }
+            }
             let regex = pattern!.compile()
             let negate = kind == .notRegex
             return { ((try? regex.wholeMatch(in: $0)) != nil) != negate }

@@ -5,11 +5,7 @@ enum SeriesMerger {
         var merged: [Labels: [Sample]] = [:]
         for source in sources {
             for series in source {
-                if let existing = merged[series.labels] {
-                    merged[series.labels] = mergeSorted(existing, series.samples)
-                } else {
-                    merged[series.labels] = series.samples
-                }
+                merged[series.labels, default: []].merge(series.samples)
             }
         }
         return merged.map { SeriesSamples(labels: $0.key, samples: $0.value) }.sorted { $0.labels < $1.labels }
@@ -40,5 +36,17 @@ enum SeriesMerger {
             }
         }
         return out
+    }
+}
+
+extension Array where Element == Sample {
+    /// Merges in place; sources come in time order (blocks by minTime, then the head), so the
+    /// common case is a plain append.
+    mutating func merge(_ later: [Sample]) {
+        guard let last, let first = later.first else {
+            if isEmpty { self = later }
+            return
+        }
+        if first.timestamp > last.timestamp { append(contentsOf: later) } else { self = SeriesMerger.mergeSorted(self, later) }
     }
 }
