@@ -41,5 +41,35 @@ final class CostDifferentialTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(compared, 8 * days * dataset.clusters)
         // Sanity of the oracle itself: a whole day of the $0.10/h management fee.
         XCTAssertEqual(rows["\(first) cluster-0"]?["management"] ?? 0, 2.4, accuracy: 1e-9)
+
+        // Compacted blocks: Prometheus compacts its 2h blocks into 6h and 18h ones in the background
+        // (once a minute). Those, imported into another tenant, answer the days they cover the same.
+        let promData = root + "/data"
+        let deadline = Date().addingTimeInterval(180)
+        while Date() < deadline && !compactionLevels(promData).contains(where: { $0 >= 2 }) { usleep(500_000) }
+        prometheus.process.terminate()
+        prometheus.process.waitUntilExit()
+        XCTAssertTrue(compactionLevels(promData).contains { $0 >= 2 }, "Prometheus compacted nothing within 3 minutes")
+        let imported = try runCommand(Binaries.tally, ["import", "blocks", promData, "--storage", root + "/storage", "--tenant", "compacted"])
+        XCTAssertEqual(imported.status, 0, imported.stderr)
+        let second = utcDate(dataset.start + 86_400_000)
+        let fromCompacted = try dailyRows(runCommand(Binaries.tally, ["costs", "daily", "--storage", root + "/storage", "--tenant", "compacted",
+                                                                      "--from", first, "--to", second, "--format", "json"]).stdout)
+        XCTAssertEqual(fromCompacted.count, 2 * dataset.clusters)
+        for (key, row) in fromCompacted {
+            for (field, value) in row where field != "complete" {
+                let mine = rows[key]?[field] ?? .nan
+                XCTAssertTrue(agree(value, mine, within: 1e-12), "compacted blocks: \(key) \(field) \(value) vs \(mine)")
+            }
+        }
+    }
+
+    /// `compaction.level` of every block in a Prometheus data directory.
+    private func compactionLevels(_ directory: String) -> [Int] {
+        (try? FileManager.default.contentsOfDirectory(atPath: directory))?.compactMap { name in
+            guard let data = FileManager.default.contents(atPath: directory + "/" + name + "/meta.json"),
+                  let meta = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+            return (meta["compaction"] as? [String: Any])?["level"] as? Int
+        } ?? []
     }
 }
