@@ -29,6 +29,22 @@ public struct KubecostDataset: Sendable {
 
     public init() {}
 
+    /// Whole UTC days of 2 clusters on the exact minute grid, with churn, ending 30 minutes into
+    /// yesterday (so no day ends while its last samples still hold): the shape of the cost tests
+    /// and the cost benchmark.
+    public static func costDays(_ days: Int, nodesPerCluster: Int, podsPerNode: Int, now: Int64) -> KubecostDataset {
+        var dataset = KubecostDataset()
+        dataset.clusters = 2
+        dataset.nodesPerCluster = nodesPerCluster
+        dataset.podsPerNode = podsPerNode
+        dataset.volumesPerNode = 1
+        dataset.jitterMilliseconds = 0
+        dataset.churn = true
+        dataset.scrapes = days * 1440 + 30
+        dataset.start = now / 86_400_000 * 86_400_000 - Int64(days + 1) * 86_400_000
+        return dataset
+    }
+
     enum Shape { case price(Double), constant(Double), allocation(Double), counter(Double) }
 
     struct Series {

@@ -92,15 +92,7 @@ struct TallyBench: ParsableCommand {
         var report = renderIngest(systems, ingest, dataset: dataset, requests: requests.map(\.count).reduce(0, +))
 
         if costDays > 0 {
-            var costData = KubecostDataset()
-            costData.clusters = 2
-            costData.nodesPerCluster = 5
-            costData.podsPerNode = 4
-            costData.volumesPerNode = 1
-            costData.jitterMilliseconds = 0
-            costData.churn = true
-            costData.scrapes = costDays * 1440 + 30
-            costData.start = Int64(Date().timeIntervalSince1970 * 1000) / 86_400_000 * 86_400_000 - Int64(costDays + 1) * 86_400_000
+            let costData = KubecostDataset.costDays(costDays, nodesPerCluster: 5, podsPerNode: 4, now: Int64(Date().timeIntervalSince1970 * 1000))
             let costRequests = costData.requests(senders: 1)
             print("cost question: \(costData.seriesCount) series x \(costData.scrapes) scrapes = \(costData.sampleCount) samples, \(costDays) days")
             var costs: [CostResult] = []

@@ -2,21 +2,10 @@ import Foundation
 import TallyLoad
 import XCTest
 
-/// A small several-day Kubecost dataset on the exact minute grid with churn and staleness, days
-/// aligned to UTC midnight and ending before today.
+/// A small several-day Kubecost dataset (2 clusters x 3 nodes x 2 pods) with churn and staleness.
 func costDataset(days: Int, prefix: String = "cluster-") -> KubecostDataset {
-    var dataset = KubecostDataset()
-    dataset.clusters = 2
-    dataset.nodesPerCluster = 3
-    dataset.podsPerNode = 2
-    dataset.volumesPerNode = 1
-    dataset.jitterMilliseconds = 0
-    dataset.churn = true
+    var dataset = KubecostDataset.costDays(days, nodesPerCluster: 3, podsPerNode: 2, now: Int64(Date().timeIntervalSince1970 * 1000))
     dataset.clusterPrefix = prefix
-    // 30 minutes past the last day, so no day ends while its last samples still hold.
-    dataset.scrapes = days * 1440 + 30
-    let today = Int64(Date().timeIntervalSince1970 * 1000) / 86_400_000 * 86_400_000
-    dataset.start = today - Int64(days + 1) * 86_400_000
     return dataset
 }
 
