@@ -71,6 +71,17 @@ final class Router: Sendable {
             let costs = self.costs
             return threadPool.runIfActive(eventLoop: eventLoop) { costs.answer(request) }
                 .recover { _ in HTTPAnswer(status: 503, body: "shutting down") }
+        case "/api/v1/admin/compact":
+            guard head.method == .POST else {
+                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 405, body: "use POST for \(path)"))
+            }
+            guard phase.load(ordering: .acquiring) == .ready else {
+                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 503, body: "not ready: starting or shutting down"))
+            }
+            let tenant = QueryString(uri: head.uri)["tenant"]
+            let registry = ingester.registry
+            return threadPool.runIfActive(eventLoop: eventLoop) { Self.compact(registry, tenant: tenant) }
+                .recover { _ in HTTPAnswer(status: 503, body: "shutting down") }
         case "/metrics":
             return eventLoop.makeSucceededFuture(HTTPAnswer(status: 200, body: metrics.registry.emitToString(),
                                                             contentType: "text/plain; version=0.0.4; charset=utf-8"))
@@ -82,6 +93,28 @@ final class Router: Sendable {
         default:
             return eventLoop.makeSucceededFuture(HTTPAnswer(status: 404, body: "not found: \(path)"))
         }
+    }
+
+    /// Compacts one tenant (or every open one) now; one JSON line per tenant.
+    static func compact(_ registry: TenantRegistry, tenant: String?) -> HTTPAnswer {
+        var databases: [TenantDatabase]
+        do {
+            if let tenant {
+                guard let db = try registry.existingDatabase(for: tenant) else { return HTTPAnswer(status: 404, body: "no tenant \(tenant)\n") }
+                databases = [db]
+            } else {
+                databases = registry.openDatabases
+            }
+        } catch {
+            return HTTPAnswer(status: 400, body: "\(error)\n")
+        }
+        var out = ""
+        for db in databases {
+            do { out += try db.compact().json(tenant: db.tenant, by: "the server") + "\n" } catch {
+                return HTTPAnswer(status: 500, body: out + "compacting \(db.tenant) failed: \(error)\n")
+            }
+        }
+        return HTTPAnswer(status: 200, body: out, contentType: "application/json")
     }
 
     /// A query parameter's raw value. Not percent-decoded: valid tenant ids need no escaping, and an
@@ -98,7 +131,7 @@ final class Router: Sendable {
     /// The handler label for the request counter: known routes by name, everything else as "other".
     static func handlerName(_ uri: String) -> String {
         let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
-        return (["/api/v1/write", "/metrics", "/-/healthy", "/-/ready"] + CostAPI.paths).contains(path) ? path : "other"
+        return (["/api/v1/write", "/metrics", "/-/healthy", "/-/ready", "/api/v1/admin/compact"] + CostAPI.paths).contains(path) ? path : "other"
     }
 }
 

@@ -22,6 +22,8 @@ public struct ServerConfiguration: Sendable {
     public var blockRange: Int64 = 2 * 3_600_000
     /// How often the server looks for blocks and tenants added by other processes (`tally import`).
     public var blockScanInterval: Duration = .seconds(5)
+    /// How often every tenant's blocks are compacted in the background; nil never.
+    public var compactionInterval: Duration? = .seconds(300)
     /// How long shutdown waits for in-flight requests.
     public var drainTimeout: Duration = .seconds(30)
 

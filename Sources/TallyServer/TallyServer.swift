@@ -75,8 +75,24 @@ public final class TallyServer: Service, Sendable {
                     registry.scan { logger.info("\($0)") }
                 }
             }
+            let compactor = Task {
+                guard let interval = configuration.compactionInterval else { return }
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    if Task.isCancelled { break }
+                    for db in registry.openDatabases {
+                        do {
+                            let report = try db.compact()
+                            if !report.groups.isEmpty { logger.info("compacted", metadata: ["report": "\(report.json(tenant: db.tenant, by: "the server"))"]) }
+                        } catch {
+                            logger.error("compaction failed", metadata: ["tenant": "\(db.tenant)", "error": "\(error)"])
+                        }
+                    }
+                }
+            }
             try? await gracefulShutdown()
             scanner.cancel()
+            compactor.cancel()
         } catch {
             logger.error("startup failed", metadata: ["error": "\(error)"])
             await stop(channel: channel, router: router, registry: registry, group: group, threadPool: threadPool)

@@ -47,6 +47,9 @@ struct Serve: AsyncParsableCommand {
         discussion: "The head is cut into a block once it spans 1.5 ranges."))
     var blockRange = "2h"
 
+    @Option(help: "How often to compact every tenant's blocks in the background (e.g. 5m; 0s never).")
+    var compactionInterval = "5m"
+
     @Option(help: "Memory one tenant's late samples may hold before they are written to blocks early, in bytes.")
     var oooMaxBytes = 64 * 1024 * 1024
 
@@ -68,6 +71,7 @@ struct Serve: AsyncParsableCommand {
         guard let range = Self.milliseconds(blockRange), range >= 60_000, range % 60_000 == 0 else {
             throw ValidationError("--block-range must be a whole number of minutes, at least 1m (e.g. 2h)")
         }
+        guard Self.milliseconds(compactionInterval) != nil else { throw ValidationError("--compaction-interval must be a duration like 5m or 0s") }
         guard oooMaxBytes > 0 else { throw ValidationError("--ooo-max-bytes must be positive") }
         guard blockScanIntervalMs > 0 else { throw ValidationError("--block-scan-interval-ms must be positive") }
         guard walSyncIntervalMs > 0 else { throw ValidationError("--wal-sync-interval-ms must be positive") }
@@ -118,6 +122,8 @@ struct Serve: AsyncParsableCommand {
         config.outOfOrderWindow = Self.milliseconds(oooWindow)!
         config.outOfOrderMaxBytes = oooMaxBytes
         config.blockRange = Self.milliseconds(blockRange)!
+        let compaction = Self.milliseconds(compactionInterval)!
+        config.compactionInterval = compaction > 0 ? .milliseconds(compaction) : nil
         let server = TallyServer(configuration: config, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: server)],

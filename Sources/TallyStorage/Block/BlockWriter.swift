@@ -48,6 +48,7 @@ public enum BlockWriter {
 
         let refs = try writeChunks(series, into: temporary + "/chunks")
         try FileSystem.syncDirectory(temporary + "/chunks")
+        Failpoint.hit("block-chunks-written")
         try writeIndex(series, chunkRefs: refs, path: temporary + "/index")
         try FileSystem.writeFile(temporary + "/tombstones", tombstonesMagic + [1, 0, 0, 0, 0])
 

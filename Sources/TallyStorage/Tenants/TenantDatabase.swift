@@ -85,6 +85,24 @@ public enum StorageError: Error, CustomStringConvertible, Sendable {
     }
 }
 
+/// What one `compact` call did.
+public struct CompactionReport: Sendable {
+    public var blocksBefore = 0
+    public var blocksAfter = 0
+    public var groups: [CompactionGroup] = []
+    public var written: [BlockMeta] = []
+
+    /// `{"tenant", "by", "blocks_before", "blocks_after", "merged": [{"reason", "parents", "child",
+    /// "min_time", "max_time"}]}`: the same from `tally compact --json` and the admin endpoint.
+    public func json(tenant: String, by: String) -> String {
+        let merged = zip(groups, written).map { group, child in
+            "{\"reason\":\"\(group.reason.rawValue)\",\"parents\":[\(group.parents.map { "\"\($0.ulid)\"" }.joined(separator: ","))],"
+                + "\"child\":\"\(child.ulid)\",\"min_time\":\(child.minTime),\"max_time\":\(child.maxTime)}"
+        }
+        return "{\"tenant\":\"\(tenant)\",\"by\":\"\(by)\",\"blocks_before\":\(blocksBefore),\"blocks_after\":\(blocksAfter),\"merged\":[\(merged.joined(separator: ","))]}"
+    }
+}
+
 /// Samples of one series, copied out of storage for a caller.
 public struct SeriesSamples: Sendable {
     public let labels: Labels
@@ -292,7 +310,18 @@ public final class TenantDatabase: @unchecked Sendable {
                 report.problems.append("block \(name) not loaded: \(error)")
             }
         }
-        return blocks.sorted { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }
+        // A compaction renames its child into place before it removes the parents: a parent still
+        // here after a crash is already inside a complete child.
+        let compacted = Set(blocks.flatMap { $0.meta.compaction.parents?.map(\.ulid) ?? [] })
+        for block in blocks where compacted.contains(block.ulid) {
+            if !readOnly {
+                try FileSystem.rename(block.directory, block.directory + ".tmp")
+                try FileSystem.syncDirectory(directory)
+                try FileSystem.removeTree(block.directory + ".tmp")
+                report.problems.append("removed block \(block.ulid): a compaction had already merged it into a child")
+            }
+        }
+        return blocks.filter { !compacted.contains($0.ulid) }.sorted { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }
     }
 
     private static func replayRecord(_ record: UnsafeRawBufferPointer, into head: Head, _ report: inout ReplayReport) {
@@ -495,9 +524,63 @@ public final class TenantDatabase: @unchecked Sendable {
         return written
     }
 
+    /// Compacts the tenant's blocks by the planner until nothing is left to do (at most 64 steps),
+    /// serialised with block cuts. Each child is written `.tmp` -> fsync -> rename before its
+    /// parents are removed; a compaction refuses to start when free disk is below its parents' size.
+    public func compact(ranges: [Int64] = CompactionPlanner.defaultRanges,
+                        progress: (_ done: Int, _ group: CompactionGroup) -> Void = { _, _ in }) throws -> CompactionReport {
+        guard wal != nil else { throw StorageError.readOnly }
+        return try cutQueue.sync { () throws -> CompactionReport in
+            var report = CompactionReport(blocksBefore: blockMetas.count)
+            for _ in 0..<64 {
+                let plan = CompactionPlanner.plan(blockMetas, ranges: ranges)
+                if plan.isEmpty { break }
+                for group in plan {
+                    report.written.append(try compact(group))
+                    report.groups.append(group)
+                    progress(report.groups.count, group)
+                }
+            }
+            report.blocksAfter = blockMetas.count
+            return report
+        }
+    }
+
+    private func compact(_ group: CompactionGroup) throws -> BlockMeta {
+        let wanted = Set(group.parents.map(\.ulid))
+        let parents = lock.withLock { _ in blocks.filter { wanted.contains($0.ulid) } }
+        let needed = try parents.reduce(0) { $0 + (try BlockCatalog.treeSize($1.directory)) }
+        let free = FileSystem.freeBytes(directory)
+        guard free >= needed else {
+            throw StorageIOError("compaction needs about \(needed) bytes, \(free) free", directory, errno: ENOSPC)
+        }
+        let series = try BlockCompactor.mergedSeries(parents)
+        let meta = try BlockWriter.write(series: series, minTime: group.minTime, maxTime: group.maxTime, into: directory, tenant: tenant,
+                                         compaction: BlockCompactor.childCompaction(group.parents))
+        Failpoint.hit("compaction-child-renamed")
+        let child = try BlockReader(directory: directory + "/" + meta.ulid)
+        lock.withLock { _ in
+            blocks = (blocks.filter { !wanted.contains($0.ulid) } + [child]).sorted { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }
+        }
+        // Readers that copied the old list keep their mappings; the files go when they let go.
+        for (k, parent) in parents.enumerated() {
+            try FileSystem.rename(parent.directory, parent.directory + ".tmp")
+            try FileSystem.syncDirectory(directory)
+            if k == 0 { Failpoint.hit("compaction-parent-removed") }
+            try FileSystem.removeTree(parent.directory + ".tmp")
+        }
+        Failpoint.hit("compaction-parents-removed")
+        return meta
+    }
+
     /// Loads block directories that appeared since the last look (imports); returns their ULIDs.
     @discardableResult
     public func loadNewBlocks() -> [String] {
+        // Serialised with cuts and compactions, which add the blocks they write themselves.
+        cutQueue.sync { loadNewBlocksNow() }
+    }
+
+    private func loadNewBlocksNow() -> [String] {
         let known = Set(lock.withLock { _ in blocks.map(\.ulid) })
         var report = ReplayReport()
         guard let fresh = try? Self.openBlocks(directory, readOnly: true, skipping: known, &report) else { return [] }

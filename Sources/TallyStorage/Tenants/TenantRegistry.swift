@@ -79,6 +79,9 @@ public final class TenantRegistry: Sendable {
         return try database(for: tenant)
     }
 
+    /// Every open tenant, by name.
+    public var openDatabases: [TenantDatabase] { tenants.withLock { $0.values.sorted { $0.tenant < $1.tenant } } }
+
     /// Picks up what other processes added (imported blocks, new tenant directories).
     public func scan(_ report: (String) -> Void) {
         for name in Self.existingTenants(root: root) where tenants.withLock({ $0[name] }) == nil {

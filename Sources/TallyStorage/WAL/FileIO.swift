@@ -119,6 +119,12 @@ enum FileSystem {
         }
     }
 
+    /// Bytes available to this process on the file system holding `path`.
+    static func freeBytes(_ path: String) -> Int {
+        var st = statvfs()
+        return statvfs(path, &st) == 0 ? Int(st.f_bavail) * Int(st.f_frsize) : 0
+    }
+
     static func fileSize(_ path: String) -> Int {
         var st = stat()
         return stat(path, &st) == 0 ? Int(st.st_size) : 0

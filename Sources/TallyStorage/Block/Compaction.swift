@@ -1,0 +1,118 @@
+/// One planned compaction: blocks to merge into one child.
+public struct CompactionGroup: Sendable, Equatable {
+    public enum Reason: String, Sendable {
+        /// Blocks whose time ranges overlap (late data, imports): merged first.
+        case overlapping
+        /// Blocks inside one aligned window of a larger range (2h -> 6h -> 24h).
+        case levelUp = "level-up"
+    }
+
+    public let reason: Reason
+    public let parents: [BlockMeta]
+    public let minTime: Int64
+    public let maxTime: Int64
+}
+
+/// Chooses what to compact, from block metas alone.
+///
+/// Overlapping blocks are merged before anything else, as Prometheus' vertical compaction does. Then,
+/// for each range after the first (default 6h, then 24h, both aligned to the epoch and so to UTC
+/// days), the blocks that fit one window are merged once the window lies wholly behind the newest
+/// block (no more in-order data will come for it). One call plans one step; the caller repeats until
+/// the plan is empty, since a merge can make a new candidate.
+public enum CompactionPlanner {
+    public static let defaultRanges: [Int64] = [2 * 3_600_000, 6 * 3_600_000, 24 * 3_600_000]
+
+    public static func plan(_ metas: [BlockMeta], ranges: [Int64] = defaultRanges) -> [CompactionGroup] {
+        let sorted = metas.sorted { ($0.minTime, $0.ulid) < ($1.minTime, $1.ulid) }
+        var overlapping: [CompactionGroup] = []
+        var current: [BlockMeta] = []
+        var currentEnd = Int64.min
+        func flush() {
+            if current.count > 1 {
+                overlapping.append(CompactionGroup(reason: .overlapping, parents: current, minTime: current.map(\.minTime).min()!,
+                                                   maxTime: currentEnd))
+            }
+            current = []
+        }
+        for meta in sorted {
+            if meta.minTime >= currentEnd { flush() }
+            current.append(meta)
+            currentEnd = current.count == 1 ? meta.maxTime : max(currentEnd, meta.maxTime)
+        }
+        flush()
+        if !overlapping.isEmpty { return overlapping }
+
+        guard let newest = sorted.map(\.maxTime).max() else { return [] }
+        for range in ranges.dropFirst() where range > 0 {
+            var windows: [Int64: [BlockMeta]] = [:]
+            for meta in sorted {
+                let window = floorDivide(meta.minTime, range)
+                if meta.maxTime <= (window + 1) * range { windows[window, default: []].append(meta) }
+            }
+            let groups = windows.sorted { $0.key < $1.key }.compactMap { window, members -> CompactionGroup? in
+                guard members.count > 1, (window + 1) * range <= newest else { return nil }
+                return CompactionGroup(reason: .levelUp, parents: members, minTime: window * range, maxTime: (window + 1) * range)
+            }
+            if !groups.isEmpty { return groups }
+        }
+        return []
+    }
+
+    /// Every step `plan` would take, each merge simulated on the metas, and how many blocks remain:
+    /// what `--dry-run` reports, and what a real compaction must end with.
+    public static func simulate(_ metas: [BlockMeta], ranges: [Int64] = defaultRanges) -> (steps: [[CompactionGroup]], blocksAfter: Int) {
+        var metas = metas
+        var steps: [[CompactionGroup]] = []
+        for step in 0..<64 {
+            let plan = plan(metas, ranges: ranges)
+            if plan.isEmpty { break }
+            steps.append(plan)
+            for (k, group) in plan.enumerated() {
+                let merged = Set(group.parents.map(\.ulid))
+                var child = group.parents[0]
+                child.ulid = "planned-\(step)-\(k)"
+                child.minTime = group.minTime
+                child.maxTime = group.maxTime
+                child.compaction = BlockCompactor.childCompaction(group.parents)
+                metas = metas.filter { !merged.contains($0.ulid) } + [child]
+            }
+        }
+        return (steps, metas.count)
+    }
+
+    static func floorDivide(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : (a + 1) / b - 1 }
+}
+
+/// Reads parent blocks and writes their union as one block.
+enum BlockCompactor {
+    /// The merged series of `parents` (a timestamp held twice is kept once, from the earlier
+    /// block), re-encoded as XOR chunks of at most 120 samples.
+    static func mergedSeries(_ parents: [BlockReader]) throws -> [BlockSeries] {
+        var merged: [Labels: [Sample]] = [:]
+        for parent in parents.sorted(by: { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }) {
+            for series in try parent.select([], minTime: .min, maxTime: .max) {
+                merged[series.labels, default: []].merge(series.samples)
+            }
+        }
+        return merged.map { labels, samples in
+            var chunks: [EncodedChunk] = []
+            var start = 0
+            while start < samples.count {
+                let end = min(start + 120, samples.count)
+                var chunk = XORChunk()
+                for s in samples[start..<end] { chunk.append(timestamp: s.timestamp, valueBits: s.valueBits) }
+                chunks.append(EncodedChunk(minTime: samples[start].timestamp, maxTime: samples[end - 1].timestamp, bytes: chunk.bytes))
+                start = end
+            }
+            return BlockSeries(labels: labels.pairs.map { ($0.name, $0.value) }, chunks: chunks)
+        }
+    }
+
+    /// The child's compaction section: one level above its highest parent, every source, the parents.
+    static func childCompaction(_ parents: [BlockMeta]) -> BlockMeta.Compaction {
+        BlockMeta.Compaction(level: (parents.map(\.compaction.level).max() ?? 0) + 1,
+                             sources: Array(Set(parents.flatMap(\.compaction.sources))).sorted(),
+                             parents: parents.map { BlockMeta.Parent(ulid: $0.ulid, minTime: $0.minTime, maxTime: $0.maxTime) })
+    }
+}

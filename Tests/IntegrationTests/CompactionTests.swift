@@ -1,0 +1,118 @@
+import Foundation
+import TallyLoad
+import XCTest
+
+/// `tally compact` on real stores: nothing any reader sees changes, the planner's count is what
+/// happens, a SIGKILL anywhere inside loses and duplicates nothing, and a live server is asked
+/// rather than raced.
+final class CompactionTests: XCTestCase {
+    let dataset = costDataset(days: 3)
+
+    /// A stopped store holding the dataset in 2h blocks under tenant `acme`.
+    func makeStore(_ root: String) throws -> String {
+        let storage = root + "/storage"
+        let server = try TallyServerProcess(storage: storage, extraArguments: ["--compaction-interval", "0s"])
+        try server.waitReady()
+        try push(dataset.requests(senders: 1)[0], to: server.client, headers: [("THANOS-TENANT", "acme")])
+        server.stop(SIGTERM)
+        return storage
+    }
+
+    func costs(_ storage: String) throws -> [String: [String: Double]] {
+        let r = try runCommand(Binaries.tally, ["costs", "daily", "--storage", storage, "--tenant", "acme", "--from", utcDate(dataset.start),
+                                                "--to", utcDate(dataset.start + 2 * 86_400_000), "--format", "json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return try dailyRows(r.stdout).mapValues { $0.filter { $0.key != "complete" } }
+    }
+
+    func blocks(_ storage: String) throws -> [[String: Any]] {
+        let r = try runCommand(Binaries.tally, ["blocks", "ls", "--storage", storage, "--tenant", "acme", "--json"])
+        return (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]] ?? []).compactMap { $0["meta"] as? [String: Any] }
+    }
+
+    /// "acme: N blocks -> M blocks in K step(s)" from `--dry-run`.
+    func plannedCount(_ storage: String) throws -> Int {
+        let r = try runCommand(Binaries.tally, ["compact", "--storage", storage, "--tenant", "acme", "--dry-run"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let first = r.stdout.split(separator: "\n").first ?? ""
+        return try XCTUnwrap(first.split(separator: ">").last?.split(separator: " ").first.flatMap { Int($0) }, r.stdout)
+    }
+
+    func testCompactionChangesNoAnswerAndEndsAsPlanned() throws {
+        let root = try makeTemporaryDirectory("compact")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let storage = try makeStore(root)
+        let dump = try tallyDump(storage: storage, tenant: "acme")
+        let promtool = try BlockInteropTests.promtoolDump(storage + "/acme")
+        let answer = try costs(storage)
+        let before = try blocks(storage).count
+        let planned = try plannedCount(storage)
+        XCTAssertLessThan(planned, before / 4, "3 days of 2h blocks become about one block a day")
+
+        let run = try runCommand(Binaries.tally, ["compact", "--storage", storage, "--tenant", "acme"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("compacted by this process"), run.stdout)
+        let after = try blocks(storage)
+        XCTAssertEqual(after.count, planned)
+        let levels = after.compactMap { ($0["compaction"] as? [String: Any])?["level"] as? Int }
+        XCTAssertGreaterThanOrEqual(levels.max() ?? 0, 3, "2h -> 6h -> 24h")
+        XCTAssertTrue(after.contains { (($0["compaction"] as? [String: Any])?["parents"] as? [Any])?.isEmpty == false })
+
+        XCTAssertEqual(try tallyDump(storage: storage, tenant: "acme"), dump)
+        XCTAssertEqual(try BlockInteropTests.promtoolDump(storage + "/acme"), promtool)
+        XCTAssertEqual(try costs(storage), answer)
+        XCTAssertEqual(try runCommand(Binaries.debian("promtool"), ["tsdb", "analyze", storage + "/acme"]).status, 0)
+
+        // Nothing left to do: a second run changes nothing.
+        let again = try runCommand(Binaries.tally, ["compact", "--storage", storage, "--tenant", "acme", "--json"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stdout.contains("\"blocks_before\":\(planned),\"blocks_after\":\(planned),\"merged\":[]"), again.stdout)
+    }
+
+    func testSIGKILLInsideACompactionLosesAndDuplicatesNothing() throws {
+        let root = try makeTemporaryDirectory("compact-crash")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let pristine = try makeStore(root)
+        let dump = try tallyDump(storage: pristine, tenant: "acme")
+        let planned = try plannedCount(pristine)
+        for point in ["block-chunks-written", "block-before-rename", "compaction-child-renamed", "compaction-parent-removed", "compaction-parents-removed"] {
+            let storage = root + "/" + point
+            try FileManager.default.copyItem(atPath: pristine, toPath: storage)
+            let killed = try runCommand("/usr/bin/env", ["TALLY_FAILPOINT=\(point)", Binaries.tally, "compact", "--storage", storage, "--tenant", "acme"])
+            XCTAssertEqual(killed.status, SIGKILL, "\(point): the failpoint was not reached: \(killed.stderr)")
+            // Readers in the half-finished state already see every sample exactly once.
+            XCTAssertEqual(try tallyDump(storage: storage, tenant: "acme"), dump, "\(point): read after the crash")
+            let finished = try runCommand(Binaries.tally, ["compact", "--storage", storage, "--tenant", "acme"])
+            XCTAssertEqual(finished.status, 0, "\(point): \(finished.stderr)")
+            XCTAssertEqual(try tallyDump(storage: storage, tenant: "acme"), dump, "\(point): read after finishing")
+            XCTAssertEqual(try blocks(storage).count, planned, point)
+            XCTAssertEqual(filesUnder(storage).filter { $0.hasSuffix(".tmp") }, [], point)
+        }
+    }
+
+    func testCompactWhileTheServerIngestsAsksTheServer() throws {
+        let root = try makeTemporaryDirectory("compact-live")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let server = try TallyServerProcess(storage: root + "/storage", extraArguments: ["--compaction-interval", "0s"])
+        try server.waitReady()
+        let requests = dataset.requests(senders: 1)[0]
+        try push(Array(requests.prefix(requests.count / 2)), to: server.client, headers: [("THANOS-TENANT", "acme")])
+        let client = server.client
+        let pusher = Thread {
+            try? push(Array(requests.suffix(from: requests.count / 2)), to: client, headers: [("THANOS-TENANT", "acme")])
+        }
+        pusher.start()
+        let compact = try runCommand(Binaries.tally, ["compact", "--storage", server.storage, "--tenant", "acme", "--server-port", String(server.port)])
+        XCTAssertEqual(compact.status, 0, compact.stderr)
+        XCTAssertTrue(compact.stdout.contains("asked it to compact"), compact.stdout)
+        XCTAssertTrue(compact.stdout.contains("\"by\":\"the server\""), compact.stdout)
+        let deadline = Date().addingTimeInterval(300)
+        while !pusher.isFinished && Date() < deadline { usleep(50_000) }
+        XCTAssertTrue(pusher.isFinished)
+        // The same data, never compacted, under another tenant of the same server.
+        try push(requests, to: server.client, headers: [("THANOS-TENANT", "reference")])
+        server.stop(SIGTERM)
+        XCTAssertEqual(try tallyDump(storage: server.storage, tenant: "acme"), try tallyDump(storage: server.storage, tenant: "reference"))
+        XCTAssertTrue(try blocks(server.storage).contains { (($0["compaction"] as? [String: Any])?["level"] as? Int ?? 0) >= 2 })
+    }
+}
