@@ -71,16 +71,25 @@ final class Router: Sendable {
             let costs = self.costs
             return threadPool.runIfActive(eventLoop: eventLoop) { costs.answer(request) }
                 .recover { _ in HTTPAnswer(status: 503, body: "shutting down") }
-        case "/api/v1/admin/compact":
+        case "/api/v1/admin/compact", "/api/v1/admin/retention":
             guard head.method == .POST else {
                 return eventLoop.makeSucceededFuture(HTTPAnswer(status: 405, body: "use POST for \(path)"))
             }
             guard phase.load(ordering: .acquiring) == .ready else {
                 return eventLoop.makeSucceededFuture(HTTPAnswer(status: 503, body: "not ready: starting or shutting down"))
             }
-            let tenant = QueryString(uri: head.uri)["tenant"]
+            let query = QueryString(uri: head.uri)
+            let work: @Sendable (TenantDatabase) throws -> String
+            if path == "/api/v1/admin/compact" {
+                work = { try $0.compact().json(tenant: $0.tenant, by: "the server") }
+            } else {
+                guard let keep = query["keep"].flatMap(ServerConfiguration.milliseconds), keep > 0 else {
+                    return eventLoop.makeSucceededFuture(HTTPAnswer(status: 400, body: "keep: expected a positive duration like 400d\n"))
+                }
+                work = { RetentionPolicy.json(try $0.applyRetention(keep: keep), tenant: $0.tenant, by: "the server") }
+            }
             let registry = ingester.registry
-            return threadPool.runIfActive(eventLoop: eventLoop) { Self.compact(registry, tenant: tenant) }
+            return threadPool.runIfActive(eventLoop: eventLoop) { Self.maintain(registry, tenant: query["tenant"], work) }
                 .recover { _ in HTTPAnswer(status: 503, body: "shutting down") }
         case "/metrics":
             return eventLoop.makeSucceededFuture(HTTPAnswer(status: 200, body: metrics.registry.emitToString(),
@@ -95,8 +104,8 @@ final class Router: Sendable {
         }
     }
 
-    /// Compacts one tenant (or every open one) now; one JSON line per tenant.
-    static func compact(_ registry: TenantRegistry, tenant: String?) -> HTTPAnswer {
+    /// Runs maintenance on one tenant (or every open one) now; one JSON line per tenant.
+    static func maintain(_ registry: TenantRegistry, tenant: String?, _ work: (TenantDatabase) throws -> String) -> HTTPAnswer {
         var databases: [TenantDatabase]
         do {
             if let tenant {
@@ -110,8 +119,8 @@ final class Router: Sendable {
         }
         var out = ""
         for db in databases {
-            do { out += try db.compact().json(tenant: db.tenant, by: "the server") + "\n" } catch {
-                return HTTPAnswer(status: 500, body: out + "compacting \(db.tenant) failed: \(error)\n")
+            do { out += try work(db) + "\n" } catch {
+                return HTTPAnswer(status: 500, body: out + "\(db.tenant) failed: \(error)\n")
             }
         }
         return HTTPAnswer(status: 200, body: out, contentType: "application/json")
@@ -131,7 +140,7 @@ final class Router: Sendable {
     /// The handler label for the request counter: known routes by name, everything else as "other".
     static func handlerName(_ uri: String) -> String {
         let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
-        return (["/api/v1/write", "/metrics", "/-/healthy", "/-/ready", "/api/v1/admin/compact"] + CostAPI.paths).contains(path) ? path : "other"
+        return (["/api/v1/write", "/metrics", "/-/healthy", "/-/ready", "/api/v1/admin/compact", "/api/v1/admin/retention"] + CostAPI.paths).contains(path) ? path : "other"
     }
 }
 

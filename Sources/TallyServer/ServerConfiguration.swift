@@ -24,6 +24,8 @@ public struct ServerConfiguration: Sendable {
     public var blockScanInterval: Duration = .seconds(5)
     /// How often every tenant's blocks are compacted in the background; nil never.
     public var compactionInterval: Duration? = .seconds(300)
+    /// Blocks ending this long (ms) before the newest one are dropped at each compaction run; nil keeps all.
+    public var retention: Int64?
     /// How long shutdown waits for in-flight requests.
     public var drainTimeout: Duration = .seconds(30)
 
@@ -38,5 +40,19 @@ extension ServerConfiguration {
             return .failure(HTTPAnswer(status: 400, body: "tenant header \(header) and tenant parameter \(parameter) disagree"))
         }
         return .success(header ?? parameter ?? defaultTenant)
+    }
+}
+
+extension ServerConfiguration {
+    /// A Prometheus-style duration (`500ms`, `30s`, `90m`, `24h`, `2d`, `1w`) in milliseconds.
+    public static func milliseconds(_ text: String) -> Int64? {
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000), ("w", 604_800_000)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            let number = text.dropLast(suffix.count)
+            guard !number.isEmpty, number.allSatisfy(\.isNumber), let n = Int64(number) else { continue }
+            let (value, overflow) = n.multipliedReportingOverflow(by: scale)
+            return overflow ? nil : value
+        }
+        return nil
     }
 }

@@ -82,6 +82,10 @@ public final class TallyServer: Service, Sendable {
                     if Task.isCancelled { break }
                     for db in registry.openDatabases {
                         do {
+                            if let keep = configuration.retention {
+                                let dropped = try db.applyRetention(keep: keep)
+                                if !dropped.isEmpty { logger.info("retention", metadata: ["report": "\(RetentionPolicy.json(dropped, tenant: db.tenant, by: "the server"))"]) }
+                            }
                             let report = try db.compact()
                             if !report.groups.isEmpty { logger.info("compacted", metadata: ["report": "\(report.json(tenant: db.tenant, by: "the server"))"]) }
                         } catch {

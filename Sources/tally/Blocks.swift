@@ -5,7 +5,59 @@ import TallyStorage
 struct Blocks: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inspect a tenant's blocks.",
-        subcommands: [List.self])
+        subcommands: [List.self, Verify.self])
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check every block of a tenant: checksums, index invariants, chunks, meta.json against the contents.",
+            discussion: "Reports problems with the block and the section; never repairs or deletes. Exits 1 if any block fails.")
+
+        @Option(help: "Storage root.")
+        var storage = "storage"
+
+        @Option(help: "Tenant whose blocks to verify.")
+        var tenant: String?
+
+        @Flag(help: "Verify every tenant.")
+        var allTenants = false
+
+        @Flag(help: "Print JSON lines instead of a table.")
+        var json = false
+
+        func validate() throws {
+            guard (tenant != nil) != allTenants else { throw ValidationError("name one --tenant, or --all-tenants") }
+            if let tenant, !TenantID.isValid(tenant) { throw ValidationError(TenantError.invalidName(tenant).description) }
+        }
+
+        func run() throws {
+            var rows = [["TENANT", "ULID", "RESULT"]]
+            var lines = ""
+            var failures = 0
+            for name in allTenants ? TenantRegistry.existingTenants(root: storage) : [tenant!] {
+                for block in try BlockCatalog.list(tenantDirectory: storage + "/" + name) {
+                    let directory = storage + "/" + name + "/" + block.meta.ulid
+                    var result = "ok"
+                    do { try BlockVerifier.verify(directory: directory) } catch {
+                        // A compaction on a live server may remove a block while it is read.
+                        if FileManager.default.fileExists(atPath: directory) {
+                            failures += 1
+                            result = "FAILED \(error)"
+                        } else {
+                            result = "removed while verifying (compacted or dropped)"
+                        }
+                    }
+                    rows.append([name, block.meta.ulid, result])
+                    lines += "{\"tenant\":\"\(name)\",\"ulid\":\"\(block.meta.ulid)\",\"ok\":\(result == "ok" || !result.hasPrefix("FAILED")),\"result\":\(Self.quoted(result))}\n"
+                }
+            }
+            Output.write(json ? lines : Table.render(rows) + "\(rows.count - 1) blocks, \(failures) failed\n")
+            if failures > 0 { throw ExitCode.failure }
+        }
+
+        static func quoted(_ s: String) -> String {
+            String(decoding: (try? JSONEncoder().encode(s)) ?? Data("\"\"".utf8), as: UTF8.self)
+        }
+    }
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -50,6 +50,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How often to compact every tenant's blocks in the background (e.g. 5m; 0s never).")
     var compactionInterval = "5m"
 
+    @Option(help: "Drop blocks ending more than this before the newest block (e.g. 400d), at each --compaction-interval. Default: keep everything.")
+    var retention: String?
+
     @Option(help: "Memory one tenant's late samples may hold before they are written to blocks early, in bytes.")
     var oooMaxBytes = 64 * 1024 * 1024
 
@@ -72,6 +75,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--block-range must be a whole number of minutes, at least 1m (e.g. 2h)")
         }
         guard Self.milliseconds(compactionInterval) != nil else { throw ValidationError("--compaction-interval must be a duration like 5m or 0s") }
+        if let retention { guard let keep = Self.milliseconds(retention), keep > 0 else { throw ValidationError("--retention must be a positive duration like 400d") } }
         guard oooMaxBytes > 0 else { throw ValidationError("--ooo-max-bytes must be positive") }
         guard blockScanIntervalMs > 0 else { throw ValidationError("--block-scan-interval-ms must be positive") }
         guard walSyncIntervalMs > 0 else { throw ValidationError("--wal-sync-interval-ms must be positive") }
@@ -81,17 +85,7 @@ struct Serve: AsyncParsableCommand {
         _ = try parseListen()
     }
 
-    /// A Prometheus-style duration (`500ms`, `30s`, `90m`, `24h`, `2d`, `1w`) in milliseconds.
-    static func milliseconds(_ text: String) -> Int64? {
-        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000), ("w", 604_800_000)]
-        for (suffix, scale) in units where text.hasSuffix(suffix) {
-            let number = text.dropLast(suffix.count)
-            guard !number.isEmpty, number.allSatisfy(\.isNumber), let n = Int64(number) else { continue }
-            let (value, overflow) = n.multipliedReportingOverflow(by: scale)
-            return overflow ? nil : value
-        }
-        return nil
-    }
+    static func milliseconds(_ text: String) -> Int64? { ServerConfiguration.milliseconds(text) }
 
     private func parseListen() throws -> (String, Int) {
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
@@ -124,6 +118,7 @@ struct Serve: AsyncParsableCommand {
         config.blockRange = Self.milliseconds(blockRange)!
         let compaction = Self.milliseconds(compactionInterval)!
         config.compactionInterval = compaction > 0 ? .milliseconds(compaction) : nil
+        config.retention = retention.flatMap(Self.milliseconds)
         let server = TallyServer(configuration: config, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: server)],

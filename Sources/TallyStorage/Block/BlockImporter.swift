@@ -16,7 +16,7 @@ public enum BlockImporter {
 
     public static func importBlock(_ source: String, tenantDirectory: String, tenant: String) throws -> Outcome {
         let reader = try BlockReader(directory: source)
-        try verify(reader)
+        try BlockVerifier.verify(reader)
         let ulid = reader.meta.ulid
         guard ULID(ulid) != nil else { throw BlockError(block: ulid, section: "meta.json", problem: "ulid is not a valid ULID") }
         if FileSystem.exists(tenantDirectory + "/" + ulid) { return .alreadyPresent(ulid: ulid) }
@@ -44,28 +44,5 @@ public enum BlockImporter {
         try FileSystem.rename(temporary, tenantDirectory + "/" + ulid)
         try FileSystem.syncDirectory(tenantDirectory)
         return .imported(ulid: ulid, series: meta.stats.numSeries, samples: meta.stats.numSamples)
-    }
-
-    /// Reads every series and chunk: sorted series, chunks decodable, in time order, inside the
-    /// block's range. (Index checksums were verified when the reader opened.)
-    static func verify(_ reader: BlockReader) throws {
-        var previous: [(String, String)]?
-        for ref in reader.seriesRefs {
-            let (labels, chunks) = try reader.series(ref)
-            func fail(_ problem: String) -> BlockError { BlockError(block: reader.ulid, section: "index series", problem: "\(labels): \(problem)") }
-            if let previous, !Labels.pairsPrecede(previous, labels) { throw fail("series out of order") }
-            previous = labels
-            var lastMax = Int64.min
-            for chunk in chunks {
-                guard chunk.minTime <= chunk.maxTime, chunk.minTime > lastMax || lastMax == .min else { throw fail("chunks overlap or are out of order") }
-                guard chunk.minTime >= reader.meta.minTime, chunk.maxTime < reader.meta.maxTime else {
-                    throw fail("chunk [\(chunk.minTime), \(chunk.maxTime)] outside the block's range")
-                }
-                var it = XORIterator(try reader.chunk(chunk.ref))
-                while it.next() != nil {}
-                if it.failed { throw fail("undecodable chunk") }
-                lastMax = chunk.maxTime
-            }
-        }
     }
 }

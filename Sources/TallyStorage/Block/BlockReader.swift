@@ -95,9 +95,9 @@ public final class BlockReader: Sendable {
     public let meta: BlockMeta
     private let index: MappedFile
     private let segments: [MappedFile]
-    private let symbols: [String]
+    let symbols: [String]
     /// Per label name: (value, offset of its postings list), values ascending.
-    private let postingsOffsets: [String: [(value: String, offset: Int)]]
+    let postingsOffsets: [String: [(value: String, offset: Int)]]
     /// Offsets/16 of every series, ascending (the all-postings list).
     public let seriesRefs: [UInt32]
 
@@ -275,7 +275,7 @@ public final class BlockReader: Sendable {
         return nil
     }
 
-    private func postings(_ offset: Int) -> [UInt32] {
+    func postings(_ offset: Int) -> [UInt32] {
         var c = ByteCursor(index.bytes, from: offset)
         guard c.u32() != nil, let n = c.u32() else { return [] }
         return (0..<n).compactMap { _ in c.u32() }

@@ -116,3 +116,15 @@ enum BlockCompactor {
                              parents: parents.map { BlockMeta.Parent(ulid: $0.ulid, minTime: $0.minTime, maxTime: $0.maxTime) })
     }
 }
+
+/// Time-based retention: whole blocks ending `keep` or more before the newest block ends.
+public enum RetentionPolicy {
+    public static func expired(_ metas: [BlockMeta], keep: Int64) -> [BlockMeta] {
+        guard let newest = metas.map(\.maxTime).max() else { return [] }
+        return metas.filter { $0.maxTime <= newest - keep }.sorted { $0.minTime < $1.minTime }
+    }
+
+    public static func json(_ dropped: [BlockMeta], tenant: String, by: String) -> String {
+        "{\"tenant\":\"\(tenant)\",\"by\":\"\(by)\",\"dropped\":[\(dropped.map { "\"\($0.ulid)\"" }.joined(separator: ","))]}"
+    }
+}

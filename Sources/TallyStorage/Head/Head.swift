@@ -246,7 +246,7 @@ final class Head {
 
     // MARK: selection
 
-    /// Series indexes matching all `matchers`, using postings for the first non-empty equality.
+    /// Series indexes matching all `matchers`, using postings for the first matcher with exact values.
     func select(_ matchers: [LabelMatcher]) -> [Int32] {
         var candidates: [Int32]
         if let indexed = matchers.first(where: { $0.exactValues != nil }), let values = indexed.exactValues {

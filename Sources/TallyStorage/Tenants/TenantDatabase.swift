@@ -113,6 +113,14 @@ public struct SeriesSamples: Sendable {
     }
 }
 
+/// One series' stored sample count and time span.
+public struct SeriesSpan: Sendable {
+    public let labels: Labels
+    public var samples: Int
+    public var minTime: Int64
+    public var maxTime: Int64
+}
+
 /// A (timestamp, value bits) pair.
 public struct Sample: Sendable, Equatable {
     public let timestamp: Int64
@@ -546,6 +554,33 @@ public final class TenantDatabase: @unchecked Sendable {
         }
     }
 
+    /// Drops the blocks `RetentionPolicy` finds expired, serialised with cuts and compactions.
+    public func applyRetention(keep: Int64) throws -> [BlockMeta] {
+        guard wal != nil else { throw StorageError.readOnly }
+        return try cutQueue.sync { () throws -> [BlockMeta] in
+            let expired = RetentionPolicy.expired(blockMetas, keep: keep)
+            let gone = Set(expired.map(\.ulid))
+            let removed = lock.withLock { _ in
+                let removed = blocks.filter { gone.contains($0.ulid) }
+                blocks = blocks.filter { !gone.contains($0.ulid) }
+                return removed
+            }
+            try remove(removed)
+            return expired
+        }
+    }
+
+    /// Removes block directories no longer in the list: renamed to `<ulid>.tmp` first, so a crash
+    /// midway leaves a leftover that the next open deletes, never a half-deleted block.
+    private func remove(_ readers: [BlockReader], afterFirst: () -> Void = {}) throws {
+        for (k, block) in readers.enumerated() {
+            try FileSystem.rename(block.directory, block.directory + ".tmp")
+            try FileSystem.syncDirectory(directory)
+            if k == 0 { afterFirst() }
+            try FileSystem.removeTree(block.directory + ".tmp")
+        }
+    }
+
     private func compact(_ group: CompactionGroup) throws -> BlockMeta {
         let wanted = Set(group.parents.map(\.ulid))
         let parents = lock.withLock { _ in blocks.filter { wanted.contains($0.ulid) } }
@@ -563,12 +598,7 @@ public final class TenantDatabase: @unchecked Sendable {
             blocks = (blocks.filter { !wanted.contains($0.ulid) } + [child]).sorted { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }
         }
         // Readers that copied the old list keep their mappings; the files go when they let go.
-        for (k, parent) in parents.enumerated() {
-            try FileSystem.rename(parent.directory, parent.directory + ".tmp")
-            try FileSystem.syncDirectory(directory)
-            if k == 0 { Failpoint.hit("compaction-parent-removed") }
-            try FileSystem.removeTree(parent.directory + ".tmp")
-        }
+        try remove(parents) { Failpoint.hit("compaction-parent-removed") }
         Failpoint.hit("compaction-parents-removed")
         return meta
     }
@@ -619,6 +649,50 @@ public final class TenantDatabase: @unchecked Sendable {
             for byte in ulids.joined(separator: ",").utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
             return "\(ulids.count)-" + String(hash, radix: 16)
         }
+    }
+
+    /// Every series with its sample count and time span, from the blocks' indexes and the head's
+    /// chunk headers (no sample is decoded): what `tally analyze` needs. A sample held in two
+    /// overlapping blocks counts twice until they are compacted.
+    public func seriesSpans() throws -> [SeriesSpan] {
+        var spans: [Labels: SeriesSpan] = [:]
+        func add(_ labels: Labels, _ minTime: Int64, _ maxTime: Int64, _ samples: Int) {
+            var span = spans[labels] ?? SeriesSpan(labels: labels, samples: 0, minTime: .max, maxTime: .min)
+            span.samples += samples
+            span.minTime = min(span.minTime, minTime)
+            span.maxTime = max(span.maxTime, maxTime)
+            spans[labels] = span
+        }
+        let (fromHead, blocks) = lock.withLock { _ in
+            var fromHead: [(Labels, Int64, Int64, Int)] = []
+            for index in 0..<Int32(head.seriesCount) {
+                var samples = 0, lo = Int64.max, hi = Int64.min
+                head.forEachChunk(index, includingOutOfOrder: true) { minTime, maxTime, bytes in
+                    samples += bytes.count >= 2 ? Int(bytes[0]) << 8 | Int(bytes[1]) : 0
+                    lo = min(lo, minTime)
+                    hi = max(hi, maxTime)
+                }
+                for sample in head.series[Int(index)].outOfOrderBuffer {
+                    samples += 1
+                    lo = min(lo, sample.timestamp)
+                    hi = max(hi, sample.timestamp)
+                }
+                if samples > 0 { fromHead.append((head.labels(index), lo, hi, samples)) }
+            }
+            return (fromHead, self.blocks)
+        }
+        for block in blocks {
+            for ref in block.seriesRefs {
+                let (pairs, chunks) = try block.series(ref)
+                let labels = Labels(pairs.map { Label($0.0, $0.1) })
+                for chunk in chunks {
+                    let bytes = try block.chunk(chunk.ref)
+                    add(labels, chunk.minTime, chunk.maxTime, bytes.count >= 2 ? Int(bytes[0]) << 8 | Int(bytes[1]) : 0)
+                }
+            }
+        }
+        for (labels, lo, hi, samples) in fromHead { add(labels, lo, hi, samples) }
+        return spans.values.sorted { $0.labels < $1.labels }
     }
 
     /// Series matching `matchers` with their samples in [minTime, maxTime] from blocks and head,

@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import TallyLoad
+import TallyStorage
+
+/// What the maintenance commands (`compact`, `retention`) share: which tenants, and who does the
+/// work. With no server on the storage this process takes the storage lock and works; when a server
+/// holds it, the server is asked over loopback, so two writers never touch one tenant.
+struct MaintenanceTarget: ParsableArguments {
+    @Option(help: "Storage root.")
+    var storage = "storage"
+
+    @Option(help: "Tenant to work on.")
+    var tenant: String?
+
+    @Flag(help: "Work on every tenant.")
+    var allTenants = false
+
+    @Flag(help: "Print JSON lines instead of a table.")
+    var json = false
+
+    @Option(help: "Port of the running server (on 127.0.0.1) to ask when it holds the storage lock.")
+    var serverPort = 9201
+
+    func validate() throws {
+        guard (tenant != nil) != allTenants else { throw ValidationError("name one --tenant, or --all-tenants") }
+        if let tenant, !TenantID.isValid(tenant) { throw ValidationError(TenantError.invalidName(tenant).description) }
+    }
+
+    func tenants() throws -> [String] {
+        let names = allTenants ? TenantRegistry.existingTenants(root: storage) : [tenant!]
+        for name in names where !FileManager.default.fileExists(atPath: storage + "/" + name) {
+            throw ValidationError("no tenant \(name) under \(storage)")
+        }
+        return names
+    }
+
+    /// Runs `work` on each tenant under the storage lock, or asks the server at `serverPath`.
+    /// `work` returns the tenant's JSON line and its table rows. Exits 1 if any tenant failed.
+    func run(_ what: String, header: [String], serverPath: (String) -> String,
+             work: (TenantDatabase) throws -> (json: String, rows: [[String]])) throws {
+        let names = try tenants()
+        let lock: StorageRootLock
+        do { lock = try StorageRootLock(root: storage) } catch { return try ask(names, what, serverPath) }
+        var failed = false
+        var rows = [header]
+        var lines = ""
+        for name in names {
+            let db = try TenantDatabase.open(directory: storage + "/" + name, tenant: name)
+            do {
+                let (line, tenantRows) = try work(db)
+                lines += line + "\n"
+                rows += tenantRows
+            } catch {
+                failed = true
+                Output.error("tally \(what): \(name): \(error)\n")
+            }
+            try db.close()
+        }
+        withExtendedLifetime(lock) {}
+        Output.write(json ? lines : "No server holds \(storage); this process did the work.\n" + Table.render(rows))
+        if failed { throw ExitCode.failure }
+    }
+
+    private func ask(_ names: [String], _ what: String, _ serverPath: (String) -> String) throws {
+        let client = LoopbackHTTP(port: serverPort, timeoutSeconds: 3600)
+        var out = json ? "" : "\(storage) is held by a running server; asked it to \(what) (127.0.0.1:\(serverPort)).\n"
+        for name in names {
+            let answer: LoopbackHTTP.Response
+            do { answer = try client.request("POST", serverPath(name)) } catch {
+                throw ValidationError("\(storage) is locked by a running server, and asking it on 127.0.0.1:\(serverPort) failed: \(error)")
+            }
+            guard answer.status == 200 else { throw ValidationError("the server answered \(answer.status): \(answer.body)") }
+            out += answer.body
+        }
+        Output.write(out)
+    }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import TallyLoad
+import XCTest
+
+/// `tally blocks verify`, `tally retention` and `tally analyze` on real stores.
+final class MaintenanceTests: XCTestCase {
+    let stores = StoreFixture()
+
+    func testVerifyNamesTheCorruptBlockAndSection() throws {
+        let root = try makeTemporaryDirectory("verify")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let storage = try stores.makeStore(root)
+        let clean = try runCommand(Binaries.tally, ["blocks", "verify", "--storage", storage, "--tenant", "acme"])
+        XCTAssertEqual(clean.status, 0, clean.stdout + clean.stderr)
+        XCTAssertTrue(clean.stdout.contains(", 0 failed"), clean.stdout)
+
+        let blocks = try stores.blocks(storage).compactMap { $0["ulid"] as? String }.sorted()
+        XCTAssertGreaterThan(blocks.count, 3)
+        for (block, file, section) in [(blocks[1], "chunks/000001", "chunks/000001"), (blocks[2], "index", "index")] {
+            let path = storage + "/acme/" + block + "/" + file
+            var bytes = try XCTUnwrap(FileManager.default.contents(atPath: path))
+            bytes[bytes.count / 2] ^= 0x40
+            try bytes.write(to: URL(fileURLWithPath: path))
+            let broken = try runCommand(Binaries.tally, ["blocks", "verify", "--storage", storage, "--tenant", "acme"])
+            XCTAssertEqual(broken.status, 1)
+            let line = try XCTUnwrap(broken.stdout.split(separator: "\n").first { $0.contains(block) }, broken.stdout)
+            XCTAssertTrue(line.contains("FAILED") && line.contains(section), String(line))
+        }
+        // Nothing was repaired or deleted.
+        XCTAssertEqual(try stores.blocks(storage).count, blocks.count)
+    }
+
+    func testRetentionDropsWholeBlocksPastTheHorizonThroughTheServer() throws {
+        let root = try makeTemporaryDirectory("retention")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let storage = try stores.makeStore(root)
+        let before = try stores.blocks(storage)
+        let newest = before.compactMap { $0["maxTime"] as? Int64 }.max() ?? 0
+        let expired = before.filter { ($0["maxTime"] as? Int64 ?? 0) <= newest - 86_400_000 }
+        XCTAssertGreaterThan(expired.count, 0)
+        let plan = try runCommand(Binaries.tally, ["retention", "--storage", storage, "--tenant", "acme", "--keep", "1d", "--dry-run"])
+        XCTAssertTrue(plan.stdout.hasPrefix("would drop \(expired.count) blocks"), plan.stdout)
+        XCTAssertEqual(try stores.blocks(storage).count, before.count)
+
+        let server = try TallyServerProcess(storage: storage, extraArguments: ["--compaction-interval", "0s"])
+        try server.waitReady()
+        let run = try runCommand(Binaries.tally, ["retention", "--storage", storage, "--tenant", "acme", "--keep", "1d", "--server-port", String(server.port)])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("asked it to apply retention"), run.stdout)
+        let after = try stores.blocks(storage)
+        XCTAssertEqual(after.count, before.count - expired.count)
+        XCTAssertTrue(after.allSatisfy { ($0["maxTime"] as? Int64 ?? 0) > newest - 86_400_000 })
+        // The server stops reading the dropped blocks at once.
+        let oldest = try server.client.request("GET", "/api/v1/costs/daily?start=\(utcDate(stores.dataset.start))&end=\(utcDate(stores.dataset.start))",
+                                               headers: [("THANOS-TENANT", "acme")])
+        XCTAssertEqual(try dailyRows(oldest.body).values.reduce(0) { $0 + ($1["total"] ?? 0) }, 0)
+        server.stop(SIGTERM)
+    }
+
+    func testAnalyzeCountsWhatDumpPrints() throws {
+        let root = try makeTemporaryDirectory("analyze")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let storage = try stores.makeStore(root)
+        let dump = try tallyDump(storage: storage, tenant: "acme").split(separator: "\n")
+        let series = Set(dump.map { $0[..<$0.lastIndex(of: "}")!] })
+        let r = try runCommand(Binaries.tally, ["analyze", "--storage", storage, "--tenant", "acme", "--json", "--limit", "100"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(report["series"] as? Int, series.count)
+        XCTAssertEqual(report["samples"] as? Int, dump.count)
+        let metrics = try XCTUnwrap(report["metrics"] as? [[String: Any]])
+        let cpu = try XCTUnwrap(metrics.first { $0["name"] as? String == "node_cpu_hourly_cost" })
+        XCTAssertEqual(cpu["series"] as? Int, series.filter { $0.hasPrefix("{__name__=\"node_cpu_hourly_cost\"") }.count)
+        // The replaced nodes and the upgraded label set churn; steady nodes do not.
+        XCTAssertGreaterThan(cpu["churned"] as? Int ?? 0, 0)
+        XCTAssertLessThan(cpu["churned"] as? Int ?? 0, cpu["series"] as? Int ?? 0)
+    }
+}
