@@ -91,6 +91,26 @@ final class Router: Sendable {
             let registry = ingester.registry
             return threadPool.runIfActive(eventLoop: eventLoop) { Self.maintain(registry, tenant: query["tenant"], work) }
                 .recover { _ in HTTPAnswer(status: 503, body: "shutting down") }
+        case Self.deleteSeriesPath:
+            guard head.method == .POST || head.method == .PUT else {
+                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 405, body: "use POST or PUT for \(path)"))
+            }
+            guard phase.load(ordering: .acquiring) == .ready else {
+                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 503, body: "not ready: starting or shutting down"))
+            }
+            let query = QueryString(uri: head.uri, formBody: body, contentType: head.headers.first(name: "Content-Type"))
+            let request: DeleteSeriesRequest
+            switch DeleteSeriesRequest.parse(query, tenantHeader: configuration.tenantHeaders.lazy.compactMap { head.headers.first(name: $0) }.first,
+                                             configuration: configuration) {
+            case let .success(parsed): request = parsed
+            case let .failure(answer): return eventLoop.makeSucceededFuture(answer)
+            }
+            let registry = ingester.registry
+            return threadPool.runIfActive(eventLoop: eventLoop) {
+                Self.maintain(registry, tenant: request.tenant) {
+                    try $0.deleteSeries(request.arguments.selectors, in: request.arguments.interval, dryRun: request.dryRun).json(tenant: $0.tenant, by: "the server")
+                }
+            }.recover { _ in HTTPAnswer(status: 503, body: "shutting down") }
         case "/metrics":
             return eventLoop.makeSucceededFuture(HTTPAnswer(status: 200, body: metrics.registry.emitToString(),
                                                             contentType: "text/plain; version=0.0.4; charset=utf-8"))
@@ -103,6 +123,8 @@ final class Router: Sendable {
             return eventLoop.makeSucceededFuture(HTTPAnswer(status: 404, body: "not found: \(path)"))
         }
     }
+
+    static let deleteSeriesPath = "/api/v1/admin/tsdb/delete_series"
 
     /// Runs maintenance on one tenant (or every open one) now; one JSON line per tenant.
     static func maintain(_ registry: TenantRegistry, tenant: String?, _ work: (TenantDatabase) throws -> String) -> HTTPAnswer {
@@ -140,7 +162,32 @@ final class Router: Sendable {
     /// The handler label for the request counter: known routes by name, everything else as "other".
     static func handlerName(_ uri: String) -> String {
         let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
-        return (["/api/v1/write", "/metrics", "/-/healthy", "/-/ready", "/api/v1/admin/compact", "/api/v1/admin/retention"] + CostAPI.paths).contains(path) ? path : "other"
+        return (["/api/v1/write", "/metrics", "/-/healthy", "/-/ready", "/api/v1/admin/compact", "/api/v1/admin/retention", deleteSeriesPath] + CostAPI.paths).contains(path) ? path : "other"
+    }
+}
+
+/// `POST /api/v1/admin/tsdb/delete_series?match[]=...&start=...&end=...` as Prometheus takes it
+/// (query or form body; times RFC 3339 or Unix seconds; no start or end means all time), plus
+/// `dry_run=1` to count without deleting. The tenant is chosen as for writes and reads.
+struct DeleteSeriesRequest: Sendable {
+    let tenant: String
+    let arguments: DeletionArguments
+    let dryRun: Bool
+
+    static func parse(_ query: QueryString, tenantHeader: String?, configuration: ServerConfiguration) -> Result<DeleteSeriesRequest, HTTPAnswer> {
+        func refuse(_ message: String) -> Result<DeleteSeriesRequest, HTTPAnswer> { .failure(HTTPAnswer(status: 400, body: message + "\n")) }
+        let tenant: String
+        switch configuration.tenant(header: tenantHeader, parameter: query["tenant"]) {
+        case let .success(name): tenant = name
+        case let .failure(answer): return .failure(answer)
+        }
+        guard TenantID.isValid(tenant) else { return refuse(TenantError.invalidName(tenant).description) }
+        do {
+            let arguments = try DeletionArguments(selectors: query.all("match[]"), start: query["start"], end: query["end"])
+            return .success(DeleteSeriesRequest(tenant: tenant, arguments: arguments, dryRun: ["1", "true"].contains(query["dry_run"] ?? "")))
+        } catch {
+            return refuse(error.description)
+        }
     }
 }
 

@@ -1,17 +1,34 @@
 /// A request's query parameters, percent-decoded as HTML forms encode them (`+` is a space).
 struct QueryString {
-    private(set) var values: [String: String] = [:]
+    /// Every (name, value) pair in order; a repeated name (`match[]`) appears once per value.
+    private(set) var pairs: [(name: String, value: String)] = []
 
     init(uri: String) {
         guard let query = uri.split(separator: "?", maxSplits: 1).dropFirst().first else { return }
-        for pair in query.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = Self.decode(parts[0]) else { continue }
-            values[name] = parts.count > 1 ? Self.decode(parts[1]) : ""
+        add(query)
+    }
+
+    /// Also reads an `application/x-www-form-urlencoded` body, as Prometheus' API does for POST.
+    init(uri: String, formBody: [UInt8], contentType: String?) {
+        self.init(uri: uri)
+        if contentType?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true {
+            add(Substring(decoding: formBody, as: UTF8.self))
         }
     }
 
-    subscript(name: String) -> String? { values[name] }
+    private mutating func add(_ query: Substring) {
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = Self.decode(parts[0]), let value = parts.count > 1 ? Self.decode(parts[1]) : "" else { continue }
+            pairs.append((name, value))
+        }
+    }
+
+    /// The last value given for `name`.
+    subscript(name: String) -> String? { pairs.last { $0.name == name }?.value }
+
+    /// Every value given for `name`, in order.
+    func all(_ name: String) -> [String] { pairs.filter { $0.name == name }.map(\.value) }
 
     /// Undoes percent-encoding; nil for a broken escape or bytes that are not UTF-8.
     static func decode(_ text: Substring) -> String? {

@@ -12,30 +12,15 @@ struct Blocks: ParsableCommand {
             abstract: "Check every block of a tenant: checksums, index invariants, chunks, meta.json against the contents.",
             discussion: "Reports problems with the block and the section; never repairs or deletes. Exits 1 if any block fails.")
 
-        @Option(help: "Storage root.")
-        var storage = "storage"
-
-        @Option(help: "Tenant whose blocks to verify.")
-        var tenant: String?
-
-        @Flag(help: "Verify every tenant.")
-        var allTenants = false
-
-        @Flag(help: "Print JSON lines instead of a table.")
-        var json = false
-
-        func validate() throws {
-            guard (tenant != nil) != allTenants else { throw ValidationError("name one --tenant, or --all-tenants") }
-            if let tenant, !TenantID.isValid(tenant) { throw ValidationError(TenantError.invalidName(tenant).description) }
-        }
+        @OptionGroup var selection: TenantSelection
 
         func run() throws {
             var rows = [["TENANT", "ULID", "RESULT"]]
             var lines = ""
             var failures = 0
-            for name in allTenants ? TenantRegistry.existingTenants(root: storage) : [tenant!] {
-                for block in try BlockCatalog.list(tenantDirectory: storage + "/" + name) {
-                    let directory = storage + "/" + name + "/" + block.meta.ulid
+            for name in try selection.tenants() {
+                for block in try BlockCatalog.list(tenantDirectory: selection.storage + "/" + name) {
+                    let directory = selection.storage + "/" + name + "/" + block.meta.ulid
                     var result = "ok"
                     do { try BlockVerifier.verify(directory: directory) } catch {
                         // A compaction on a live server may remove a block while it is read.
@@ -50,7 +35,7 @@ struct Blocks: ParsableCommand {
                     lines += "{\"tenant\":\"\(name)\",\"ulid\":\"\(block.meta.ulid)\",\"ok\":\(result == "ok" || !result.hasPrefix("FAILED")),\"result\":\(Self.quoted(result))}\n"
                 }
             }
-            Output.write(json ? lines : Table.render(rows) + "\(rows.count - 1) blocks, \(failures) failed\n")
+            Output.write(selection.json ? lines : Table.render(rows) + "\(rows.count - 1) blocks, \(failures) failed\n")
             if failures > 0 { throw ExitCode.failure }
         }
 

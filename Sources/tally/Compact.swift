@@ -4,7 +4,7 @@ import TallyStorage
 
 struct Compact: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Compact tenants' blocks now: merge overlapping blocks, then 2h -> 6h -> 24h (UTC days).",
+        abstract: "Compact tenants' blocks now: merge overlapping blocks, then 2h -> 6h -> 24h (UTC days), then rewrite blocks with 5% or more deleted.",
         discussion: """
         Safe at any time. With no server on the storage, this process takes the storage lock and compacts. \
         When a server holds the lock, the server is asked to compact (POST /api/v1/admin/compact), so two \
@@ -29,7 +29,7 @@ struct Compact: ParsableCommand {
             var rows = [[db.tenant, String(report.blocksBefore), String(report.blocksAfter), "", "", ""]]
             for (group, child) in zip(report.groups, report.written) {
                 rows.append(["", "", "", "\(group.parents.count) blocks", group.reason.rawValue,
-                             "\(child.ulid) [\(Blocks.List.utc(child.minTime)), \(Blocks.List.utc(child.maxTime)))"])
+                             child.map { "\($0.ulid) [\(Blocks.List.utc($0.minTime)), \(Blocks.List.utc($0.maxTime)))" } ?? "none: every sample was deleted"])
             }
             return (report.json(tenant: db.tenant, by: "this process"), rows)
         }

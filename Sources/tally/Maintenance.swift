@@ -3,10 +3,8 @@ import Foundation
 import TallyLoad
 import TallyStorage
 
-/// What the maintenance commands (`compact`, `retention`) share: which tenants, and who does the
-/// work. With no server on the storage this process takes the storage lock and works; when a server
-/// holds it, the server is asked over loopback, so two writers never touch one tenant.
-struct MaintenanceTarget: ParsableArguments {
+/// Which tenants a command works on, and how it prints: shared by every operator command.
+struct TenantSelection: ParsableArguments {
     @Option(help: "Storage root.")
     var storage = "storage"
 
@@ -18,9 +16,6 @@ struct MaintenanceTarget: ParsableArguments {
 
     @Flag(help: "Print JSON lines instead of a table.")
     var json = false
-
-    @Option(help: "Port of the running server (on 127.0.0.1) to ask when it holds the storage lock.")
-    var serverPort = 9201
 
     func validate() throws {
         guard (tenant != nil) != allTenants else { throw ValidationError("name one --tenant, or --all-tenants") }
@@ -34,6 +29,22 @@ struct MaintenanceTarget: ParsableArguments {
         }
         return names
     }
+}
+
+/// What the maintenance commands (`compact`, `retention`, `delete-series`) share: which tenants,
+/// and who does the work. With no server on the storage this process takes the storage lock and
+/// works; when a server holds it, the server is asked over loopback, so two writers never touch
+/// one tenant.
+struct MaintenanceTarget: ParsableArguments {
+    @OptionGroup var selection: TenantSelection
+
+    @Option(help: "Port of the running server (on 127.0.0.1) to ask when it holds the storage lock.")
+    var serverPort = 9201
+
+    var storage: String { selection.storage }
+    var json: Bool { selection.json }
+
+    func tenants() throws -> [String] { try selection.tenants() }
 
     /// Runs `work` on each tenant under the storage lock, or asks the server at `serverPath`.
     /// `work` returns the tenant's JSON line and its table rows. Exits 1 if any tenant failed.

@@ -5,5 +5,5 @@ struct Tally: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tally",
         abstract: "Prometheus remote-write ingestion and query engine for Kubernetes cost metrics.",
-        subcommands: [Serve.self, Dump.self, Costs.self, Blocks.self, Compact.self, Retention.self, Analyze.self, Import.self])
+        subcommands: [Serve.self, Dump.self, Costs.self, Blocks.self, Compact.self, Retention.self, DeleteSeries.self, Analyze.self, Import.self])
 }

@@ -81,6 +81,25 @@ final class FormatVectorTests: XCTestCase {
         XCTAssertTrue(bytes[expected.count...].allSatisfy { $0 == 0 })
     }
 
+    /// tombstones.go: magic, version 1, (uvarint ref, varint mint, varint maxt)..., CRC32C of the records.
+    func testTombstonesLayoutAndMerging() throws {
+        XCTAssertEqual(Tombstones().encoded(), [0x01, 0x30, 0xBA, 0x30, 0x01, 0, 0, 0, 0])
+        var t = Tombstones()
+        t.add(300, DeletedInterval(minTime: -1, maxTime: 2))
+        let records: [UInt8] = [0xAC, 0x02, 0x01, 0x04]
+        let crc = CRC32C.checksum(records)
+        XCTAssertEqual(t.encoded(), [0x01, 0x30, 0xBA, 0x30, 0x01] + records + [UInt8(crc >> 24), UInt8(crc >> 16 & 0xff), UInt8(crc >> 8 & 0xff), UInt8(crc & 0xff)])
+        t.add(300, DeletedInterval(minTime: 3, maxTime: 10))      // touches: merged
+        t.add(300, DeletedInterval(minTime: 20, maxTime: .max))   // apart: kept
+        t.add(7, DeletedInterval(minTime: .min, maxTime: 0))
+        XCTAssertEqual(t.intervals[300], [DeletedInterval(minTime: -1, maxTime: 10), DeletedInterval(minTime: 20, maxTime: .max)])
+        XCTAssertEqual(t.count, 3)
+        XCTAssertEqual(try Tombstones.decode(t.encoded(), block: "b"), t)
+        var corrupt = t.encoded()
+        corrupt[6] ^= 1
+        XCTAssertThrowsError(try Tombstones.decode(corrupt, block: "b")) { XCTAssertTrue("\($0)".contains("tombstones: checksum mismatch")) }
+    }
+
     func testGoFloatFormatting() {
         let cases: [(Double, String)] = [
             (1, "1"), (0.5, "0.5"), (-0.0, "-0"), (0, "0"), (100000, "100000"), (1e6, "1e+06"),

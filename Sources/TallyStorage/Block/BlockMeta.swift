@@ -10,7 +10,14 @@ public struct BlockMeta: Codable, Sendable, Equatable {
     }
 
     public struct Parent: Codable, Sendable, Equatable {
-        public var ulid: String
+        /// Tally's own section (readers of the format ignore unknown keys): facts the planner needs
+    /// that the Prometheus fields do not hold.
+    public struct Tally: Codable, Sendable, Equatable {
+        /// Samples the tombstones cover, counted when they were written.
+        public var deletedSamples: UInt64
+    }
+
+    public var ulid: String
         public var minTime: Int64
         public var maxTime: Int64
     }
@@ -30,6 +37,13 @@ public struct BlockMeta: Codable, Sendable, Equatable {
         public var version: Int?
     }
 
+    /// Tally's own section (readers of the format ignore unknown keys): facts the planner needs
+    /// that the Prometheus fields do not hold.
+    public struct Tally: Codable, Sendable, Equatable {
+        /// Samples the tombstones cover, counted when they were written.
+        public var deletedSamples: UInt64
+    }
+
     public var ulid: String
     /// Inclusive.
     public var minTime: Int64
@@ -39,6 +53,7 @@ public struct BlockMeta: Codable, Sendable, Equatable {
     public var compaction: Compaction
     public var version: Int
     public var thanos: Thanos?
+    public var tally: Tally?
 
     public func encoded() throws -> [UInt8] {
         let encoder = JSONEncoder()

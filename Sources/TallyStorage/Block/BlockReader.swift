@@ -100,6 +100,8 @@ public final class BlockReader: Sendable {
     let postingsOffsets: [String: [(value: String, offset: Int)]]
     /// Offsets/16 of every series, ascending (the all-postings list).
     public let seriesRefs: [UInt32]
+    /// Deleted intervals, skipped by every read of this block.
+    public let tombstones: Tombstones
 
     public var ulid: String { meta.ulid }
 
@@ -176,6 +178,7 @@ public final class BlockReader: Sendable {
             }
         }
 
+        tombstones = try Tombstones.read(directory: directory, block: name)
         let chunkFiles = try FileSystem.listDirectory(directory + "/chunks").filter { $0.count == 6 && $0.allSatisfy(\.isNumber) }
         segments = try chunkFiles.map { (file) throws -> MappedFile in
             let m = try MappedFile(path: directory + "/chunks/" + file)
@@ -184,6 +187,23 @@ public final class BlockReader: Sendable {
             }
             return m
         }
+    }
+
+    private init(_ other: BlockReader, meta: BlockMeta, tombstones: Tombstones) {
+        directory = other.directory
+        self.meta = meta
+        index = other.index
+        segments = other.segments
+        symbols = other.symbols
+        postingsOffsets = other.postingsOffsets
+        seriesRefs = other.seriesRefs
+        self.tombstones = tombstones
+    }
+
+    /// This block with `tombstones` and `meta`, sharing the mapped files: what reads use once a
+    /// deletion's files are on disk.
+    func replacing(tombstones: Tombstones, meta: BlockMeta) -> BlockReader {
+        BlockReader(self, meta: meta, tombstones: tombstones)
     }
 
     /// Labels and chunk metas of the series at `ref` (offset/16 in the index).
@@ -268,7 +288,7 @@ public final class BlockReader: Sendable {
             for chunk in chunks where chunk.minTime <= t && t <= chunk.maxTime {
                 var it = XORIterator(try self.chunk(chunk.ref))
                 while let (ts, v) = it.next(), ts <= t {
-                    if ts == t { return v }
+                    if ts == t { return tombstones.deletes(ref, t) ? nil : v }
                 }
             }
         }
@@ -301,24 +321,50 @@ public final class BlockReader: Sendable {
         return result ?? seriesRefs
     }
 
+    /// Series refs whose labels satisfy every matcher, with their labels and chunks.
+    private func forEachMatching(_ matchers: [LabelMatcher], _ body: (UInt32, [(String, String)], [ChunkMeta]) throws -> Void) throws {
+        let predicates = matchers.map { ($0.name, $0.predicate()) }
+        for ref in candidates(matchers) {
+            let (labels, chunks) = try series(ref)
+            if predicates.allSatisfy({ name, p in p(labels.first { $0.0 == name }?.1 ?? "") }) { try body(ref, labels, chunks) }
+        }
+    }
+
+    /// Samples of series `ref` in [minTime, maxTime] from `chunks`, without those its tombstones delete.
+    private func samples(_ ref: UInt32, _ chunks: [ChunkMeta], minTime: Int64, maxTime: Int64) throws -> [Sample] {
+        var samples: [Sample] = []
+        for meta in chunks where meta.maxTime >= minTime && meta.minTime <= maxTime {
+            var it = XORIterator(try chunk(meta.ref))
+            while let (t, v) = it.next(), t <= maxTime {
+                if t >= minTime { samples.append(Sample(timestamp: t, valueBits: v)) }
+            }
+            if it.failed { throw BlockError(block: ulid, section: "chunks", problem: "undecodable chunk \(meta.ref)") }
+        }
+        if let deleted = tombstones.intervals[ref] {
+            samples.removeAll { s in deleted.contains { $0.covers(s.timestamp) } }
+        }
+        return samples
+    }
+
     /// Series matching every matcher with their samples in [minTime, maxTime].
     public func select(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64) throws -> [SeriesSamples] {
         guard meta.maxTime > minTime, meta.minTime <= maxTime else { return [] }
-        let predicates = matchers.map { ($0.name, $0.predicate()) }
         var out: [SeriesSamples] = []
-        for ref in candidates(matchers) {
-            let (labels, chunks) = try series(ref)
-            let matches = predicates.allSatisfy { name, p in p(labels.first { $0.0 == name }?.1 ?? "") }
-            guard matches else { continue }
-            var samples: [Sample] = []
-            for meta in chunks where meta.maxTime >= minTime && meta.minTime <= maxTime {
-                var it = XORIterator(try chunk(meta.ref))
-                while let (t, v) = it.next(), t <= maxTime {
-                    if t >= minTime { samples.append(Sample(timestamp: t, valueBits: v)) }
-                }
-                if it.failed { throw BlockError(block: ulid, section: "chunks", problem: "undecodable chunk \(meta.ref)") }
-            }
+        try forEachMatching(matchers) { ref, labels, chunks in
+            let samples = try samples(ref, chunks, minTime: minTime, maxTime: maxTime)
             if !samples.isEmpty { out.append(SeriesSamples(labels: Labels(labels.map { Label($0.0, $0.1) }), samples: samples)) }
+        }
+        return out
+    }
+
+    /// Per matching series ref, how many of its readable samples lie inside `interval`: what a
+    /// deletion would add tombstones for.
+    func deletable(_ matchers: [LabelMatcher], in interval: DeletedInterval) throws -> [(ref: UInt32, samples: Int)] {
+        guard meta.maxTime > interval.minTime, meta.minTime <= interval.maxTime else { return [] }
+        var out: [(ref: UInt32, samples: Int)] = []
+        try forEachMatching(matchers) { ref, _, chunks in
+            let n = try samples(ref, chunks, minTime: interval.minTime, maxTime: interval.maxTime).count
+            if n > 0 { out.append((ref, n)) }
         }
         return out
     }

@@ -8,7 +8,8 @@ public enum BlockVerifier {
 
     /// Symbols sorted and unique; series sorted, each chunk decodable with a valid CRC, in time
     /// order without overlap, inside the block's range; every postings list sorted and naming only
-    /// series that carry its label pair; meta.json's counts equal to the contents.
+    /// series that carry its label pair; tombstones naming only series of the index; meta.json's
+    /// counts (samples, series, chunks, tombstones and the samples they delete) equal to the contents.
     static func verify(_ reader: BlockReader) throws {
         func fail(_ section: String, _ problem: String) -> BlockError { BlockError(block: reader.ulid, section: section, problem: problem) }
         for (a, b) in zip(reader.symbols, reader.symbols.dropFirst()) where !a.utf8.lexicographicallyPrecedes(b.utf8) {
@@ -16,7 +17,7 @@ public enum BlockVerifier {
         }
         var previous: [(String, String)]?
         var labelsByRef: [UInt32: [(String, String)]] = [:]
-        var samples: UInt64 = 0, chunkCount: UInt64 = 0
+        var samples: UInt64 = 0, chunkCount: UInt64 = 0, deleted: UInt64 = 0
         for ref in reader.seriesRefs {
             let (labels, chunks) = try reader.series(ref)
             func bad(_ problem: String) -> BlockError { fail("index series", "\(labels): \(problem)") }
@@ -31,7 +32,10 @@ public enum BlockVerifier {
                 }
                 var it = XORIterator(try reader.chunk(chunk.ref))
                 var count: UInt64 = 0
-                while it.next() != nil { count += 1 }
+                while let (t, _) = it.next() {
+                    count += 1
+                    if reader.tombstones.deletes(ref, t) { deleted += 1 }
+                }
                 if it.failed { throw bad("undecodable chunk") }
                 samples += count
                 chunkCount += 1
@@ -47,10 +51,19 @@ public enum BlockVerifier {
                 }
             }
         }
+        for ref in reader.tombstones.intervals.keys where labelsByRef[ref] == nil {
+            throw fail("tombstones", "names series \(ref), which the index does not hold")
+        }
         let stats = reader.meta.stats
         guard stats.numSeries == UInt64(reader.seriesRefs.count), stats.numChunks == chunkCount, stats.numSamples == samples else {
             throw fail("meta.json", "stats say \(stats.numSeries) series, \(stats.numChunks) chunks, \(stats.numSamples) samples; "
                        + "the block holds \(reader.seriesRefs.count), \(chunkCount), \(samples)")
+        }
+        guard stats.numTombstones ?? 0 == UInt64(reader.tombstones.count) else {
+            throw fail("meta.json", "numTombstones says \(stats.numTombstones ?? 0); the tombstones file holds \(reader.tombstones.count) intervals")
+        }
+        if let counted = reader.meta.tally?.deletedSamples, counted != deleted {
+            throw fail("meta.json", "tally.deletedSamples says \(counted); the tombstones cover \(deleted) samples")
         }
     }
 }

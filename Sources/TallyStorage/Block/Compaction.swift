@@ -5,6 +5,8 @@ public struct CompactionGroup: Sendable, Equatable {
         case overlapping
         /// Blocks inside one aligned window of a larger range (2h -> 6h -> 24h).
         case levelUp = "level-up"
+        /// One block whose tombstones cover 5% or more of its samples, rewritten without them.
+        case deletedData = "deleted-data"
     }
 
     public let reason: Reason
@@ -19,7 +21,8 @@ public struct CompactionGroup: Sendable, Equatable {
 /// for each range after the first (default 6h, then 24h, both aligned to the epoch and so to UTC
 /// days), the blocks that fit one window are merged once the window lies wholly behind the newest
 /// block (no more in-order data will come for it). One call plans one step; the caller repeats until
-/// the plan is empty, since a merge can make a new candidate.
+/// the plan is empty, since a merge can make a new candidate. Last, each block whose tombstones
+/// cover 5% or more of its samples is rewritten alone, so deleted data leaves the disk.
 public enum CompactionPlanner {
     public static let defaultRanges: [Int64] = [2 * 3_600_000, 6 * 3_600_000, 24 * 3_600_000]
 
@@ -56,7 +59,16 @@ public enum CompactionPlanner {
             }
             if !groups.isEmpty { return groups }
         }
-        return []
+        return sorted.filter(holdsMuchDeletedData).map {
+            CompactionGroup(reason: .deletedData, parents: [$0], minTime: $0.minTime, maxTime: $0.maxTime)
+        }
+    }
+
+    /// Tombstones over 5% or more of the samples; a block with tombstones but no count of what
+    /// they cover (written by another tool) is rewritten too.
+    static func holdsMuchDeletedData(_ meta: BlockMeta) -> Bool {
+        guard let deleted = meta.tally?.deletedSamples else { return (meta.stats.numTombstones ?? 0) > 0 }
+        return deleted > 0 && deleted * 20 >= meta.stats.numSamples
     }
 
     /// Every step `plan` would take, each merge simulated on the metas, and how many blocks remain:
@@ -75,6 +87,8 @@ public enum CompactionPlanner {
                 child.minTime = group.minTime
                 child.maxTime = group.maxTime
                 child.compaction = BlockCompactor.childCompaction(group.parents)
+                child.tally = nil
+                child.stats.numTombstones = nil
                 metas = metas.filter { !merged.contains($0.ulid) } + [child]
             }
         }

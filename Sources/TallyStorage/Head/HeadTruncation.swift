@@ -56,6 +56,60 @@ extension Head {
     }
 }
 
+extension Head {
+    /// Samples of series `index` inside `interval`, in order and late (what a deletion would remove).
+    func samples(_ index: Int32, in interval: DeletedInterval) -> Int {
+        var n = 0
+        forEachChunk(index, includingOutOfOrder: true) { minTime, maxTime, bytes in
+            guard maxTime >= interval.minTime, minTime <= interval.maxTime else { return }
+            var it = XORIterator(bytes)
+            while let (t, _) = it.next() { if interval.covers(t) { n += 1 } }
+        }
+        return n + series[Int(index)].outOfOrderBuffer.count { interval.covers($0.timestamp) }
+    }
+
+    /// Removes the samples of series `index` inside `interval` from memory by re-encoding its
+    /// chunks without them; returns how many went. The series keeps its newest timestamp, so a
+    /// resent sample in the deleted range is taken as late, as Prometheus' head would.
+    @discardableResult
+    func deleteSamples(_ index: Int32, in interval: DeletedInterval) -> Int {
+        let removed = samples(index, in: interval)
+        guard removed > 0 else { return 0 }
+        var inOrder: [Sample] = []
+        forEachChunk(index) { _, _, bytes in
+            var it = XORIterator(bytes)
+            while let (t, v) = it.next() { if !interval.covers(t) { inOrder.append(Sample(timestamp: t, valueBits: v)) } }
+        }
+        var s = series[Int(index)]
+        s.sealOutOfOrder()
+        var late: [Sample] = []
+        for chunk in s.outOfOrderChunks {
+            chunk.bytes.withUnsafeBufferPointer { bytes in
+                var it = XORIterator(bytes)
+                while let (t, v) = it.next() { if !interval.covers(t) { late.append(Sample(timestamp: t, valueBits: v)) } }
+            }
+        }
+        // Chunks never cross a range boundary: `collect` relies on it.
+        s.closed = []
+        var start = 0
+        while start < inOrder.count {
+            let range = Self.rangeStart(inOrder[start].timestamp, chunkRange)
+            var end = start
+            while end < inOrder.count && Self.rangeStart(inOrder[end].timestamp, chunkRange) == range { end += 1 }
+            s.closed += EncodedChunk.encode(inOrder[start..<end]).map { ClosedChunk(minTime: $0.minTime, maxTime: $0.maxTime, bytes: $0.bytes) }
+            start = end
+        }
+        s.open = XORChunk()
+        s.nextCutAt = .min
+        s.outOfOrderChunks = late.isEmpty ? [] : EncodedChunk.encode(SeriesMerger.sortedUnique(late)[...])
+            .map { ClosedChunk(minTime: $0.minTime, maxTime: $0.maxTime, bytes: $0.bytes) }
+        series[Int(index)] = s
+        outOfOrderBytes = series.reduce(0) { $0 + $1.outOfOrderBytes }
+        minTime = oldestSampleTime
+        return removed
+    }
+}
+
 extension MemSeries {
     /// Closes the open chunk so later samples start a new one.
     mutating func seal() {

@@ -90,16 +90,39 @@ public struct CompactionReport: Sendable {
     public var blocksBefore = 0
     public var blocksAfter = 0
     public var groups: [CompactionGroup] = []
-    public var written: [BlockMeta] = []
+    /// Per group its child; nil when every sample of the parents was deleted, so none was written.
+    public var written: [BlockMeta?] = []
 
     /// `{"tenant", "by", "blocks_before", "blocks_after", "merged": [{"reason", "parents", "child",
     /// "min_time", "max_time"}]}`: the same from `tally compact --json` and the admin endpoint.
     public func json(tenant: String, by: String) -> String {
         let merged = zip(groups, written).map { group, child in
             "{\"reason\":\"\(group.reason.rawValue)\",\"parents\":[\(group.parents.map { "\"\($0.ulid)\"" }.joined(separator: ","))],"
-                + "\"child\":\"\(child.ulid)\",\"min_time\":\(child.minTime),\"max_time\":\(child.maxTime)}"
+                + (child.map { "\"child\":\"\($0.ulid)\"," } ?? "\"child\":null,")
+                + "\"min_time\":\(child?.minTime ?? group.minTime),\"max_time\":\(child?.maxTime ?? group.maxTime)}"
         }
         return "{\"tenant\":\"\(tenant)\",\"by\":\"\(by)\",\"blocks_before\":\(blocksBefore),\"blocks_after\":\(blocksAfter),\"merged\":[\(merged.joined(separator: ","))]}"
+    }
+}
+
+/// What one `deleteSeries` call deleted (or, on a dry run, would delete), per block and the head.
+public struct DeletionReport: Sendable {
+    public struct Part: Sendable {
+        /// A block's ULID, or "head".
+        public var place: String
+        public var series: Int
+        public var samples: Int
+    }
+
+    public var dryRun: Bool
+    public var parts: [Part] = []
+
+    public var samples: Int { parts.reduce(0) { $0 + $1.samples } }
+
+    /// `{"tenant", "by", "dry_run", "samples", "parts": [{"place", "series", "samples"}]}`.
+    public func json(tenant: String, by: String) -> String {
+        let parts = parts.map { "{\"place\":\"\($0.place)\",\"series\":\($0.series),\"samples\":\($0.samples)}" }
+        return "{\"tenant\":\"\(tenant)\",\"by\":\"\(by)\",\"dry_run\":\(dryRun),\"samples\":\(samples),\"parts\":[\(parts.joined(separator: ","))]}"
     }
 }
 
@@ -339,6 +362,10 @@ public final class TenantDatabase: @unchecked Sendable {
             switch decoder.type {
             case WALRecordType.series.rawValue:
                 try decoder.forEachSeries { ref, labels in head.restore(ref: ref, labels: labels) }
+            case WALRecordType.tombstones.rawValue:
+                try decoder.forEachTombstone { ref, interval in
+                    if let index = head.index(ofRef: ref) { head.deleteSamples(index, in: interval) }
+                }
             case WALRecordType.samples.rawValue:
                 try decoder.forEachSample { ref, t, v in
                     guard let index = head.index(ofRef: ref) else {
@@ -570,6 +597,60 @@ public final class TenantDatabase: @unchecked Sendable {
         }
     }
 
+    /// Deletes the samples of the series any selector matches inside `interval`, at once for
+    /// every read: blocks get tombstones (written `.tmp` -> fsync -> rename, then meta.json), the
+    /// head drops the samples after a Tombstones record is in the WAL and fsynced. Compaction
+    /// removes block data physically later. Serialised with cuts and compactions. With `dryRun`,
+    /// only counts.
+    public func deleteSeries(_ selectors: [[LabelMatcher]], in interval: DeletedInterval, dryRun: Bool = false) throws -> DeletionReport {
+        guard let wal else { throw StorageError.readOnly }
+        return try cutQueue.sync { () throws -> DeletionReport in
+            var report = DeletionReport(dryRun: dryRun)
+            for block in lock.withLock({ _ in blocks }) {
+                var tombstones = block.tombstones
+                var seen = Set<UInt32>()
+                var deleted: UInt64 = 0, series = 0
+                for matchers in selectors {
+                    for (ref, n) in try block.deletable(matchers, in: interval) where seen.insert(ref).inserted {
+                        deleted += UInt64(n)
+                        series += 1
+                        tombstones.add(ref, interval)
+                    }
+                }
+                guard deleted > 0 else { continue }
+                report.parts.append(.init(place: block.ulid, series: series, samples: Int(deleted)))
+                if dryRun { continue }
+                var meta = block.meta
+                meta.stats.numTombstones = UInt64(tombstones.count)
+                meta.tally = BlockMeta.Tally(deletedSamples: (meta.tally?.deletedSamples ?? 0) + deleted)
+                try FileSystem.replaceFile(block.directory + "/tombstones", tombstones.encoded())
+                try FileSystem.replaceFile(block.directory + "/meta.json", try meta.encoded())
+                let replaced = block.replacing(tombstones: tombstones, meta: meta)
+                lock.withLock { _ in blocks = blocks.map { $0.ulid == block.ulid ? replaced : $0 } }
+            }
+            try lock.withLock { (_) throws in
+                var inHead: [(index: Int32, samples: Int)] = []
+                var seen = Set<Int32>()
+                for matchers in selectors {
+                    for index in head.select(matchers) where seen.insert(index).inserted {
+                        let n = head.samples(index, in: interval)
+                        if n > 0 { inHead.append((index, n)) }
+                    }
+                }
+                guard !inHead.isEmpty else { return }
+                report.parts.append(.init(place: "head", series: inHead.count, samples: inHead.reduce(0) { $0 + $1.samples }))
+                if dryRun { return }
+                if closed { throw StorageError.closed }
+                encoder.tombstones(inHead.map { (head.series[Int($0.index)].ref, interval) })
+                let (file, position) = try wal.log([encoder.bytes])
+                try file.sync()
+                durability?.written(position, in: file)
+                for (index, _) in inHead { head.deleteSamples(index, in: interval) }
+            }
+            return report
+        }
+    }
+
     /// Removes block directories no longer in the list: renamed to `<ulid>.tmp` first, so a crash
     /// midway leaves a leftover that the next open deletes, never a half-deleted block.
     private func remove(_ readers: [BlockReader], afterFirst: () -> Void = {}) throws {
@@ -581,7 +662,7 @@ public final class TenantDatabase: @unchecked Sendable {
         }
     }
 
-    private func compact(_ group: CompactionGroup) throws -> BlockMeta {
+    private func compact(_ group: CompactionGroup) throws -> BlockMeta? {
         let wanted = Set(group.parents.map(\.ulid))
         let parents = lock.withLock { _ in blocks.filter { wanted.contains($0.ulid) } }
         let needed = try parents.reduce(0) { $0 + (try BlockCatalog.treeSize($1.directory)) }
@@ -590,12 +671,18 @@ public final class TenantDatabase: @unchecked Sendable {
             throw StorageIOError("compaction needs about \(needed) bytes, \(free) free", directory, errno: ENOSPC)
         }
         let series = try BlockCompactor.mergedSeries(parents)
-        let meta = try BlockWriter.write(series: series, minTime: group.minTime, maxTime: group.maxTime, into: directory, tenant: tenant,
-                                         compaction: BlockCompactor.childCompaction(group.parents))
-        Failpoint.hit("compaction-child-renamed")
-        let child = try BlockReader(directory: directory + "/" + meta.ulid)
+        var meta: BlockMeta?
+        var children: [BlockReader] = []
+        // Parents whose every sample was deleted leave no child (as in Prometheus).
+        if !series.isEmpty {
+            let written = try BlockWriter.write(series: series, minTime: group.minTime, maxTime: group.maxTime, into: directory,
+                                                tenant: tenant, compaction: BlockCompactor.childCompaction(group.parents))
+            Failpoint.hit("compaction-child-renamed")
+            children = [try BlockReader(directory: directory + "/" + written.ulid)]
+            meta = written
+        }
         lock.withLock { _ in
-            blocks = (blocks.filter { !wanted.contains($0.ulid) } + [child]).sorted { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }
+            blocks = (blocks.filter { !wanted.contains($0.ulid) } + children).sorted { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }
         }
         // Readers that copied the old list keep their mappings; the files go when they let go.
         try remove(parents) { Failpoint.hit("compaction-parent-removed") }

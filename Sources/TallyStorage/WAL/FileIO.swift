@@ -87,6 +87,14 @@ enum FileSystem {
         try file.sync()
     }
 
+    /// Replaces a file so a crash leaves the old or the new contents, never a mix: written to
+    /// `<path>.tmp`, fsynced, renamed over `path`, then the directory fsynced.
+    static func replaceFile(_ path: String, _ bytes: [UInt8]) throws(StorageIOError) {
+        try writeFile(path + ".tmp", bytes)
+        try rename(path + ".tmp", path)
+        try syncDirectory(String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)]))
+    }
+
     /// Makes a directory entry durable (after creating, renaming or removing files in it).
     static func syncDirectory(_ path: String) throws(StorageIOError) {
         let dir = try OpenFile(path: path, flags: O_RDONLY | O_DIRECTORY)

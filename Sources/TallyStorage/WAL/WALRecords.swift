@@ -1,8 +1,9 @@
-/// Record payloads of the Prometheus WAL (`tsdb/record`): Series (type 1) and Samples (type 2).
-/// Integers are big-endian; deltas are zigzag varints.
+/// Record payloads of the Prometheus WAL (`tsdb/record`): Series (type 1), Samples (type 2) and
+/// Tombstones (type 3). Integers are big-endian; deltas are zigzag varints.
 enum WALRecordType: UInt8 {
     case series = 1
     case samples = 2
+    case tombstones = 3
 }
 
 struct WALRecordEncoder {
@@ -31,6 +32,16 @@ struct WALRecordEncoder {
         appendVarint(Int64(bitPattern: ref &- base.ref))
         appendVarint(timestamp &- base.timestamp)
         appendBigEndian(valueBits)
+    }
+
+    /// A Tombstones record: (`ref:u64`, `mint:varint`, `maxt:varint`) per deleted interval.
+    mutating func tombstones(_ deleted: [(ref: UInt64, interval: DeletedInterval)]) {
+        bytes = [WALRecordType.tombstones.rawValue]
+        for (ref, interval) in deleted {
+            appendBigEndian(ref)
+            appendVarint(interval.minTime)
+            appendVarint(interval.maxTime)
+        }
     }
 
     private var base: (ref: UInt64, timestamp: Int64) = (0, 0)
@@ -88,6 +99,14 @@ struct WALRecordDecoder {
             let dt = try readVarint()
             let value = try readBigEndian()
             body(baseRef &+ UInt64(bitPattern: dref), baseTimestamp &+ dt, value)
+        }
+    }
+
+    mutating func forEachTombstone(_ body: (UInt64, DeletedInterval) -> Void) throws(WALRecordError) {
+        while position < bytes.count {
+            let ref = try readBigEndian()
+            let minTime = try readVarint(), maxTime = try readVarint()
+            body(ref, DeletedInterval(minTime: minTime, maxTime: maxTime))
         }
     }
 

@@ -1,0 +1,93 @@
+import Foundation
+import TallyLoad
+import XCTest
+
+/// `tally delete-series` and `POST /api/v1/admin/tsdb/delete_series`: data leaves every read at
+/// once (head and blocks, across restarts, for promtool too) and the disk at the next compaction.
+final class DeletionTests: XCTestCase {
+    let stores = StoreFixture()
+
+    private func tenantBytes(_ storage: String) -> Int {
+        filesUnder(storage + "/acme").reduce(0) { total, path in
+            let attributes = try? FileManager.default.attributesOfItem(atPath: storage + "/acme/" + path)
+            return total + ((attributes?[.type] as? FileAttributeType) == .typeRegular ? (attributes?[.size] as? Int ?? 0) : 0)
+        }
+    }
+
+    func testDeletedDataLeavesEveryReadAtOnceAndTheDiskAtCompaction() throws {
+        let root = try makeTemporaryDirectory("delete")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let storage = try stores.makeStore(root)
+        let dump = try tallyDump(storage: storage, tenant: "acme").split(separator: "\n").map(String.init)
+        let cluster = "cluster_id=\"\(stores.dataset.clusterPrefix)1\""
+        let whole = dump.filter { $0.contains(cluster) }
+        // node_ram_hourly_cost of the other clusters over the dataset's second day, inclusive bounds.
+        let dayStart = stores.dataset.start + 86_400_000, dayEnd = dayStart + 86_400_000 - 1
+        let ranged = dump.filter { line in
+            guard line.hasPrefix("{__name__=\"node_ram_hourly_cost\""), !line.contains(cluster),
+                  let t = line.split(separator: " ").last.flatMap({ Int64($0) }) else { return false }
+            return t >= dayStart && t <= dayEnd
+        }
+        XCTAssertGreaterThan(whole.count, dump.count / 4)
+        XCTAssertGreaterThan(ranged.count, 100)
+        let before = try stores.costs(storage)
+        XCTAssertTrue(before.contains { $0.key.contains("\(stores.dataset.clusterPrefix)1") && ($0.value["total"] ?? 0) > 0 })
+
+        let server = try TallyServerProcess(storage: storage, extraArguments: ["--compaction-interval", "0s"])
+        try server.waitReady()
+        let base = ["delete-series", "--storage", storage, "--tenant", "acme", "--server-port", String(server.port), "--json"]
+        let dry = try runCommand(Binaries.tally, base + ["--match", "{\(cluster)}", "--dry-run"])
+        XCTAssertEqual(dry.status, 0, dry.stderr)
+        XCTAssertTrue(dry.stdout.contains("\"by\":\"the server\",\"dry_run\":true,\"samples\":\(whole.count),"), dry.stdout)
+        XCTAssertTrue(dry.stdout.contains("\"place\":\"head\""), "the newest hours are still in the head: \(dry.stdout)")
+
+        let first = try runCommand(Binaries.tally, base + ["--match", "{\(cluster)}"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertTrue(first.stdout.contains("\"dry_run\":false,\"samples\":\(whole.count),"), first.stdout)
+        // The Prometheus form of the same API: form body, RFC 3339 and Unix-seconds bounds.
+        let form = "match[]=" + LoopbackHTTP.escaped("{__name__=\"node_ram_hourly_cost\"}")
+            + "&start=" + LoopbackHTTP.escaped(iso8601(dayStart)) + "&end=\(Double(dayEnd) / 1000)"
+        let second = try server.client.request("POST", "/api/v1/admin/tsdb/delete_series",
+                                                headers: [("THANOS-TENANT", "acme"), ("Content-Type", "application/x-www-form-urlencoded")],
+                                                body: Array(form.utf8))
+        XCTAssertEqual(second.status, 200, second.body)
+        XCTAssertTrue(second.body.contains("\"samples\":\(ranged.count),"), second.body)
+        let refused = try server.client.request("POST", "/api/v1/admin/tsdb/delete_series?match[]=%7Bjob%3D~%22.%2A%22%7D",
+                                                 headers: [("THANOS-TENANT", "acme")])
+        XCTAssertEqual(refused.status, 400, "a selector matching everything is refused")
+
+        // Gone from the running server's reads at once.
+        let costs = try server.client.request("GET", "/api/v1/costs/daily?start=\(utcDate(stores.dataset.start))&end=\(utcDate(stores.dataset.start + 2 * 86_400_000))",
+                                              headers: [("THANOS-TENANT", "acme")])
+        let rows = try dailyRows(costs.body)
+        XCTAssertFalse(rows.keys.contains { $0.contains("\(stores.dataset.clusterPrefix)1") }, costs.body)
+        // Only the last price before the day is held into it, for at most the 5m lookback.
+        let day = rows.filter { $0.key.hasPrefix(utcDate(dayStart)) }
+        XCTAssertFalse(day.isEmpty)
+        for (key, row) in day { XCTAssertLessThan(row["ram"] ?? 1, (before[key]?["ram"] ?? 0) * 5 / 1440 + 1e-9, costs.body) }
+        server.stop(SIGTERM)
+
+        // Gone for good: after a restart (blocks' tombstones, the WAL's Tombstones record), for Tally and promtool.
+        let expected = dump.filter { !$0.contains(cluster) && !ranged.contains($0) }
+        let remaining = try tallyDump(storage: storage, tenant: "acme").split(separator: "\n").map(String.init)
+        XCTAssertEqual(remaining, expected)
+        XCTAssertEqual(try BlockInteropTests.promtoolDump(storage + "/acme"), expected.sorted())
+        XCTAssertEqual(try runCommand(Binaries.tally, ["blocks", "verify", "--storage", storage, "--tenant", "acme"]).status, 0)
+
+        // The next compaction removes the data physically.
+        let size = tenantBytes(storage)
+        let compact = try runCommand(Binaries.tally, ["compact", "--storage", storage, "--tenant", "acme"])
+        XCTAssertEqual(compact.status, 0, compact.stderr)
+        XCTAssertTrue(compact.stdout.contains("deleted-data") || compact.stdout.contains("level-up"), compact.stdout)
+        XCTAssertLessThan(Double(tenantBytes(storage)), Double(size) * 0.8, "a quarter or more of the data left the disk")
+        XCTAssertTrue(try stores.blocks(storage).allSatisfy { ($0["stats"] as? [String: Any])?["numTombstones"] == nil })
+        XCTAssertEqual(try tallyDump(storage: storage, tenant: "acme").split(separator: "\n").map(String.init), expected)
+        let verify = try runCommand(Binaries.tally, ["blocks", "verify", "--storage", storage, "--tenant", "acme"])
+        XCTAssertEqual(verify.status, 0, verify.stdout)
+    }
+
+    private func iso8601(_ ms: Int64) -> String {
+        let formatter = ISO8601DateFormatter()
+        return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+    }
+}
