@@ -3,16 +3,26 @@
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := libsnappy-dev zlib1g-dev pkg-config prometheus
+BENCH_PACKAGES := victoria-metrics
 SWIFT_TEST_FLAGS ?=
+BENCH_FLAGS ?=
 
-.PHONY: deps build run test release clean
+.PHONY: deps bench-deps build run test release bench bench-quick clean
 
-deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Installs the Debian packages named in $(1) that are missing.
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
+endef
+
+deps:
+	$(call apt_install,$(APT_PACKAGES))
+
+bench-deps: deps
+	$(call apt_install,$(BENCH_PACKAGES))
 
 build: deps
 	swift build
@@ -27,6 +37,19 @@ run: release
 test: deps
 	swift build --build-tests
 	swift test --skip-build --disable-swift-testing $(SWIFT_TEST_FLAGS)
+
+# Tally, Prometheus 2.42 and VictoriaMetrics 1.79 on the same requests, one at a time; appends the
+# tables (with date, machine, versions and command) to docs/benchmarks.md.
+bench: bench-deps
+	swift build -c release --product tally
+	swift build -c release --product tally-bench
+	.build/release/tally-bench --markdown docs/benchmarks.md $(BENCH_FLAGS)
+
+# The same on a small dataset, printed only: under 3 minutes once built.
+bench-quick: bench-deps
+	swift build -c release --product tally
+	swift build -c release --product tally-bench
+	.build/release/tally-bench --quick $(BENCH_FLAGS)
 
 clean:
 	swift package clean

@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "tally", targets: ["tally"]),
         .executable(name: "tally-bench", targets: ["tally-bench"]),
+        .executable(name: "tally-microbench", targets: ["tally-microbench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -51,6 +52,14 @@ let package = Package(
             name: "tally-bench",
             dependencies: ["TallyLoad", "TallyWire", "TallyStorage", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "benchmarks/TallyBench",
+            swiftSettings: strict
+        ),
+        .target(name: "CAllocationCounter", path: "benchmarks/CAllocationCounter"),
+        .executableTarget(
+            name: "tally-microbench",
+            dependencies: ["CAllocationCounter", "TallyLoad", "TallyWire", "TallyStorage", "TallyCost",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "benchmarks/TallyMicrobench",
             swiftSettings: strict
         ),
         .testTarget(name: "TallyWireTests", dependencies: ["TallyWire", "CSnappy"], swiftSettings: strict),

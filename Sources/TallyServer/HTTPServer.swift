@@ -73,7 +73,7 @@ final class Router: Sendable {
                 .recover { _ in HTTPAnswer(status: 503, body: "shutting down") }
         case "/api/v1/admin/compact", "/api/v1/admin/retention":
             guard head.method == .POST else {
-                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 405, body: "use POST for \(path)"))
+                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 405, body: "use POST for \(path)\n"))
             }
             guard phase.load(ordering: .acquiring) == .ready else {
                 return eventLoop.makeSucceededFuture(HTTPAnswer(status: 503, body: "not ready: starting or shutting down"))
@@ -81,19 +81,31 @@ final class Router: Sendable {
             let query = QueryString(uri: head.uri)
             let work: @Sendable (TenantDatabase) throws -> String
             if path == "/api/v1/admin/compact" {
-                work = { try $0.compact().json(tenant: $0.tenant, by: "the server") }
+                work = { db in
+                    let report = try db.compact()
+                    let json = report.json(tenant: db.tenant, by: "the server")
+                    // Some groups could not be merged: the caller must not read this as success.
+                    guard report.failures.isEmpty else { throw MaintenanceFailure(description: json) }
+                    return json
+                }
             } else {
                 guard let keep = query["keep"].flatMap(ServerConfiguration.milliseconds), keep > 0 else {
                     return eventLoop.makeSucceededFuture(HTTPAnswer(status: 400, body: "keep: expected a positive duration like 400d\n"))
                 }
                 work = { RetentionPolicy.json(try $0.applyRetention(keep: keep), tenant: $0.tenant, by: "the server") }
             }
+            // A tenant header or ?tenant= names one tenant (they must agree); neither means every open tenant.
+            let header = configuration.tenantHeaders.lazy.compactMap { head.headers.first(name: $0) }.first
+            if let header, let parameter = query["tenant"], header != parameter {
+                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 400, body: "tenant header \(header) and tenant parameter \(parameter) disagree\n"))
+            }
+            let tenant = header ?? query["tenant"]
             let registry = ingester.registry
-            return threadPool.runIfActive(eventLoop: eventLoop) { Self.maintain(registry, tenant: query["tenant"], work) }
+            return threadPool.runIfActive(eventLoop: eventLoop) { Self.maintain(registry, tenant: tenant, work) }
                 .recover { _ in HTTPAnswer(status: 503, body: "shutting down") }
         case Self.deleteSeriesPath:
             guard head.method == .POST || head.method == .PUT else {
-                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 405, body: "use POST or PUT for \(path)"))
+                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 405, body: "use POST or PUT for \(path)\n"))
             }
             guard phase.load(ordering: .acquiring) == .ready else {
                 return eventLoop.makeSucceededFuture(HTTPAnswer(status: 503, body: "not ready: starting or shutting down"))
@@ -164,6 +176,11 @@ final class Router: Sendable {
         let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
         return (["/api/v1/write", "/metrics", "/-/healthy", "/-/ready", "/api/v1/admin/compact", "/api/v1/admin/retention", deleteSeriesPath] + CostAPI.paths).contains(path) ? path : "other"
     }
+}
+
+/// Maintenance that did part of its work; the description says what (a JSON line).
+struct MaintenanceFailure: Error, CustomStringConvertible {
+    let description: String
 }
 
 /// `POST /api/v1/admin/tsdb/delete_series?match[]=...&start=...&end=...` as Prometheus takes it

@@ -76,7 +76,8 @@ public final class TallyServer: Service, Sendable {
                 }
             }
             let compactor = Task {
-                guard let interval = configuration.compactionInterval else { return }
+                // Retention still runs (every 5 minutes) when background compaction is turned off.
+                guard let interval = configuration.compactionInterval ?? (configuration.retention == nil ? nil : .seconds(300)) else { return }
                 while !Task.isCancelled {
                     try? await Task.sleep(for: interval)
                     if Task.isCancelled { break }
@@ -86,8 +87,13 @@ public final class TallyServer: Service, Sendable {
                                 let dropped = try db.applyRetention(keep: keep)
                                 if !dropped.isEmpty { logger.info("retention", metadata: ["report": "\(RetentionPolicy.json(dropped, tenant: db.tenant, by: "the server"))"]) }
                             }
+                            guard configuration.compactionInterval != nil else { continue }
                             let report = try db.compact()
-                            if !report.groups.isEmpty { logger.info("compacted", metadata: ["report": "\(report.json(tenant: db.tenant, by: "the server"))"]) }
+                            if !report.failures.isEmpty {
+                                logger.error("compaction left blocks as they were", metadata: ["report": "\(report.json(tenant: db.tenant, by: "the server"))"])
+                            } else if !report.groups.isEmpty {
+                                logger.info("compacted", metadata: ["report": "\(report.json(tenant: db.tenant, by: "the server"))"])
+                            }
                         } catch {
                             logger.error("compaction failed", metadata: ["tenant": "\(db.tenant)", "error": "\(error)"])
                         }

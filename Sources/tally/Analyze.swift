@@ -47,7 +47,7 @@ struct Analyze: ParsableCommand {
     func run() throws {
         guard TenantID.isValid(tenant) else { throw ValidationError(TenantError.invalidName(tenant).description) }
         let directory = storage + "/" + tenant
-        guard FileManager.default.fileExists(atPath: directory) else { throw ValidationError("no tenant \(tenant) under \(storage)") }
+        guard FileManager.default.fileExists(atPath: directory) else { throw CommandFailure("no tenant \(tenant) under \(storage)") }
         let db = try TenantDatabase.open(directory: directory, tenant: tenant, readOnly: true)
         for problem in db.replay.problems { Output.error("tally analyze: \(problem)\n") }
         let spans = try db.seriesSpans()

@@ -31,7 +31,7 @@ struct Compact: ParsableCommand {
                 rows.append(["", "", "", "\(group.parents.count) blocks", group.reason.rawValue,
                              child.map { "\($0.ulid) [\(Blocks.List.utc($0.minTime)), \(Blocks.List.utc($0.maxTime)))" } ?? "none: every sample was deleted"])
             }
-            return (report.json(tenant: db.tenant, by: "this process"), rows)
+            return (report.json(tenant: db.tenant, by: "this process"), rows, report.failures.map { "left as they were: \($0)" })
         }
     }
 

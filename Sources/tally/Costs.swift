@@ -39,7 +39,7 @@ struct Costs: ParsableCommand {
             guard let last = CostDay(parsing: to, calendar: calendar) else { throw ValidationError("--to: expected YYYY-MM-DD") }
             guard let format = CostReportFormat(rawValue: format) else { throw ValidationError("--format: expected table, json, csv or focus") }
             let directory = storage + "/" + tenant
-            guard FileManager.default.fileExists(atPath: directory) else { throw ValidationError("no tenant \(tenant) under \(storage)") }
+            guard FileManager.default.fileExists(atPath: directory) else { throw CommandFailure("no tenant \(tenant) under \(storage)") }
             let db = try TenantDatabase.open(directory: directory, tenant: tenant, readOnly: true)
             for problem in db.replay.problems { Output.error("tally costs: \(problem)\n") }
             // Rollups the server computed are used; this reader never writes them.

@@ -42,9 +42,10 @@ struct DeleteSeries: ParsableCommand {
                        header: ["TENANT", "WHERE", "SERIES", "SAMPLES"],
                        serverPath: { "/api/v1/admin/tsdb/delete_series?tenant=\($0)&" + query.joined(separator: "&") }) { db in
             let report = try db.deleteSeries(arguments.selectors, in: arguments.interval, dryRun: dryRun)
-            var rows = [[db.tenant, dryRun ? "(dry run) total" : "total", String(report.parts.reduce(0) { $0 + $1.series }), String(report.samples)]]
+            // A series spans blocks, so per-part series counts do not add up to a total.
+            var rows = [[db.tenant, dryRun ? "(dry run) total" : "total", "", String(report.samples)]]
             rows += report.parts.map { ["", $0.place, String($0.series), String($0.samples)] }
-            return (report.json(tenant: db.tenant, by: "this process"), rows)
+            return (report.json(tenant: db.tenant, by: "this process"), rows, [])
         }
     }
 }

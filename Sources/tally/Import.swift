@@ -29,7 +29,7 @@ struct Import: ParsableCommand {
         func run() throws {
             guard TenantID.isValid(tenant) else { throw ValidationError(TenantError.invalidName(tenant).description) }
             let blocks = try BlockImporter.blocks(in: source)
-            guard !blocks.isEmpty else { throw ValidationError("no blocks in \(source)") }
+            guard !blocks.isEmpty else { throw CommandFailure("no blocks in \(source)") }
             var failures = 0
             for (i, block) in blocks.enumerated() {
                 let prefix = "[\(i + 1)/\(blocks.count)] \(block): "

@@ -25,7 +25,7 @@ struct TenantSelection: ParsableArguments {
     func tenants() throws -> [String] {
         let names = allTenants ? TenantRegistry.existingTenants(root: storage) : [tenant!]
         for name in names where !FileManager.default.fileExists(atPath: storage + "/" + name) {
-            throw ValidationError("no tenant \(name) under \(storage)")
+            throw CommandFailure("no tenant \(name) under \(storage)")
         }
         return names
     }
@@ -47,9 +47,10 @@ struct MaintenanceTarget: ParsableArguments {
     func tenants() throws -> [String] { try selection.tenants() }
 
     /// Runs `work` on each tenant under the storage lock, or asks the server at `serverPath`.
-    /// `work` returns the tenant's JSON line and its table rows. Exits 1 if any tenant failed.
+    /// `work` returns the tenant's JSON line, its table rows and the problems it met (printed to
+    /// stderr). Exits 1 if any tenant failed or had a problem.
     func run(_ what: String, header: [String], serverPath: (String) -> String,
-             work: (TenantDatabase) throws -> (json: String, rows: [[String]])) throws {
+             work: (TenantDatabase) throws -> (json: String, rows: [[String]], problems: [String])) throws {
         let names = try tenants()
         let lock: StorageRootLock
         do { lock = try StorageRootLock(root: storage) } catch { return try ask(names, what, serverPath) }
@@ -59,9 +60,11 @@ struct MaintenanceTarget: ParsableArguments {
         for name in names {
             let db = try TenantDatabase.open(directory: storage + "/" + name, tenant: name)
             do {
-                let (line, tenantRows) = try work(db)
+                let (line, tenantRows, problems) = try work(db)
                 lines += line + "\n"
                 rows += tenantRows
+                for problem in problems { Output.error("tally \(what): \(name): \(problem)\n") }
+                if !problems.isEmpty { failed = true }
             } catch {
                 failed = true
                 Output.error("tally \(what): \(name): \(error)\n")
@@ -79,9 +82,9 @@ struct MaintenanceTarget: ParsableArguments {
         for name in names {
             let answer: LoopbackHTTP.Response
             do { answer = try client.request("POST", serverPath(name)) } catch {
-                throw ValidationError("\(storage) is locked by a running server, and asking it on 127.0.0.1:\(serverPort) failed: \(error)")
+                throw CommandFailure("\(storage) is locked by a running server, and asking it on 127.0.0.1:\(serverPort) failed: \(error)")
             }
-            guard answer.status == 200 else { throw ValidationError("the server answered \(answer.status): \(answer.body)") }
+            guard answer.status == 200 else { throw CommandFailure("the server answered \(answer.status): \(answer.body)") }
             out += answer.body
         }
         Output.write(out)

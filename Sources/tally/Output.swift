@@ -20,3 +20,10 @@ enum Output {
 
     static func error(_ text: String) { write(text, to: STDERR_FILENO) }
 }
+
+/// A command that could not do its work (as opposed to bad arguments): printed as "Error: ..."
+/// without the usage text, exit status 1.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

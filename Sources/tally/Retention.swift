@@ -4,7 +4,7 @@ import TallyStorage
 
 struct Retention: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Drop whole blocks that end more than --keep before the tenant's newest block ends.",
+        abstract: "Drop whole blocks that end --keep or more before the tenant's newest block ends.",
         discussion: """
         The horizon is measured from the newest block, as Prometheus' --storage.tsdb.retention.time is, so \
         old imported history is not dropped just for being old. Data in the head is never dropped. With a \
@@ -40,7 +40,7 @@ struct Retention: ParsableCommand {
             let dropped = try db.applyRetention(keep: keep)
             var rows = [[db.tenant, String(dropped.count), "", ""]]
             rows += dropped.map { ["", "", $0.ulid, Blocks.List.utc($0.maxTime)] }
-            return (RetentionPolicy.json(dropped, tenant: db.tenant, by: "this process"), rows)
+            return (RetentionPolicy.json(dropped, tenant: db.tenant, by: "this process"), rows, [])
         }
     }
 }

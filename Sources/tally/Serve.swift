@@ -50,7 +50,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How often to compact every tenant's blocks in the background (e.g. 5m; 0s never).")
     var compactionInterval = "5m"
 
-    @Option(help: "Drop blocks ending more than this before the newest block (e.g. 400d), at each --compaction-interval. Default: keep everything.")
+    @Option(help: "Drop blocks ending this long or more before the newest block (e.g. 400d), at each --compaction-interval (every 5m when that is 0s). Default: keep everything.")
     var retention: String?
 
     @Option(help: "Memory one tenant's late samples may hold before they are written to blocks early, in bytes.")

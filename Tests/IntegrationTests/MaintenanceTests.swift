@@ -28,6 +28,15 @@ final class MaintenanceTests: XCTestCase {
         }
         // Nothing was repaired or deleted.
         XCTAssertEqual(try stores.blocks(storage).count, blocks.count)
+
+        // Compaction leaves the group holding the unreadable chunk as it was, says so, fails, and
+        // still compacts the rest of the tenant.
+        let compact = try runCommand(Binaries.tally, ["compact", "--storage", storage, "--tenant", "acme"])
+        XCTAssertEqual(compact.status, 1, compact.stdout)
+        XCTAssertTrue(compact.stderr.contains("left as they were") && compact.stderr.contains(blocks[1]), compact.stderr)
+        let after = try stores.blocks(storage).compactMap { $0["ulid"] as? String }
+        XCTAssertTrue(after.contains(blocks[1]) && after.contains(blocks[2]))
+        XCTAssertLessThan(after.count, blocks.count / 2)
     }
 
     func testRetentionDropsWholeBlocksPastTheHorizonThroughTheServer() throws {
@@ -44,6 +53,10 @@ final class MaintenanceTests: XCTestCase {
 
         let server = try TallyServerProcess(storage: storage, extraArguments: ["--compaction-interval", "0s"])
         try server.waitReady()
+        // The tenant header names the one tenant to work on, as for writes and reads.
+        let other = try server.client.request("POST", "/api/v1/admin/retention?keep=1d", headers: [("THANOS-TENANT", "beta")])
+        XCTAssertEqual(other.status, 404, other.body)
+        XCTAssertEqual(try stores.blocks(storage).count, before.count)
         let run = try runCommand(Binaries.tally, ["retention", "--storage", storage, "--tenant", "acme", "--keep", "1d", "--server-port", String(server.port)])
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertTrue(run.stdout.contains("asked it to apply retention"), run.stdout)

@@ -3,6 +3,10 @@ import Foundation
 import Synchronization
 import TallyLoad
 import TallyStorage
+import TallyWire
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Side-by-side measurements: the same requests to Tally, Prometheus 2.42 (receiver mode) and
 /// VictoriaMetrics 1.79, one server at a time, each on a fresh directory on loopback.
@@ -36,6 +40,18 @@ struct TallyBench: ParsableCommand {
     @Option(help: "Days of data for the daily-cost question (2 clusters x 5 nodes); 0 skips it.")
     var costDays = 30
 
+    @Option(help: "Clusters of 10-pod nodes whose WAL the restart measurement replays; 0 skips it.")
+    var restartClusters = 10
+
+    @Option(help: "Nodes per cluster for the restart measurement.")
+    var restartNodes = 50
+
+    @Option(help: "Minutes of data in that WAL (under 180, so that neither system cuts a block).")
+    var restartMinutes = 150
+
+    @Flag(help: "A small run for a quick look (under 3 minutes): 4 hours of 2 clusters x 10 nodes, a 7-day cost question, a 2 x 10 restart WAL.")
+    var quick = false
+
     @Option(help: "Append the report to this Markdown file.")
     var markdown: String?
 
@@ -53,11 +69,35 @@ struct TallyBench: ParsableCommand {
 
     struct IngestResult {
         var sent = 0, accepted = 0
-        var refusals: [Int: Int] = [:]
+        var sentSamples = 0, acceptedSamples = 0
+        /// Refused requests by "status: first line of the answer".
+        var refusals: [String: Int] = [:]
         var cpuSeconds = 0.0, wallSeconds = 0.0
         var peakRSS = 0, anonymousGrowth = 0
         var diskBytes = 0
         var diskSamples: UInt64?
+        /// Tally only: the `tally compact` run before its disk was measured.
+        var compaction: CompactionRun?
+    }
+
+    /// One `tally compact` child: its own CPU and peak RSS (wait4), and the tenant's size over the run.
+    struct CompactionRun {
+        var blocksBefore = 0, blocksAfter = 0
+        var samples: UInt64 = 0
+        var wallSeconds = 0.0, cpuSeconds = 0.0
+        var peakRSS = 0
+        var bytesBefore = 0, peakBytes = 0, bytesAfter = 0
+        /// The largest block written: one child at a time sits beside its parents, so this bounds the extra disk.
+        var largestBlock = 0
+        var failure: String?
+    }
+
+    struct RestartResult {
+        var series = 0, samples = 0
+        var walBytes = 0
+        /// Start to ready, each restart after a SIGKILL.
+        var seconds: [Double] = []
+        var failure: String?
     }
 
     struct CostResult {
@@ -67,7 +107,10 @@ struct TallyBench: ParsableCommand {
         var totals: [String: Double] = [:]
     }
 
-    func run() throws {
+    mutating func run() throws {
+        if quick {
+            (hours, clusters, nodes, costDays, restartClusters, restartNodes) = (4, 2, 10, 7, 2, 10)
+        }
         let root = NSTemporaryDirectory() + "tally-bench-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: root) }
@@ -89,13 +132,14 @@ struct TallyBench: ParsableCommand {
             })
             print("  \(system.name): done")
         }
-        var report = renderIngest(systems, ingest, dataset: dataset, requests: requests.map(\.count).reduce(0, +))
+        var report = machineAndVersions(systems) + renderIngest(systems, ingest, dataset: dataset, requests: requests.map(\.count).reduce(0, +))
 
         if costDays > 0 {
             let costData = KubecostDataset.costDays(costDays, nodesPerCluster: 5, podsPerNode: 4, now: Int64(Date().timeIntervalSince1970 * 1000))
             let costRequests = costData.requests(senders: 1)
             print("cost question: \(costData.seriesCount) series x \(costData.scrapes) scrapes = \(costData.sampleCount) samples, \(costDays) days")
             var costs: [CostResult] = []
+            var compaction: CompactionRun?
             for (i, system) in systems.enumerated() {
                 let directory = root + "/cost-\(i)"
                 costs.append(try withServer(system, directory: directory) { process, client in
@@ -104,9 +148,27 @@ struct TallyBench: ParsableCommand {
                         return CostResult(failure: "\(error)")
                     }
                 })
+                // The server has stopped cleanly: a month of 2h blocks to compact into days.
+                if i == 0 { compaction = compact(tenantDirectory: directory + "/bench") }
                 print("  \(system.name): done")
             }
             report += renderCosts(systems, costs, dataset: costData)
+            if let compaction { report += renderCompaction(compaction, days: costDays) }
+        }
+        if restartClusters > 0 {
+            var restartData = KubecostDataset()
+            restartData.clusters = restartClusters
+            restartData.nodesPerCluster = restartNodes
+            restartData.scrapes = restartMinutes
+            restartData.start = Int64(Date().timeIntervalSince1970 * 1000) / 7_200_000 * 7_200_000 - 7_200_000
+            let restartRequests = restartData.requests(senders: senders)
+            print("restart: \(restartData.seriesCount) series x \(restartMinutes) scrapes = \(restartData.sampleCount) samples in the WAL")
+            var restarts: [RestartResult] = []
+            for (i, system) in systems.enumerated() where !system.name.hasPrefix("VictoriaMetrics") {
+                restarts.append(measureRestart(system, directory: root + "/restart-\(i)", requests: restartRequests, dataset: restartData))
+                print("  \(system.name): done")
+            }
+            report += renderRestart(systems.filter { !$0.name.hasPrefix("VictoriaMetrics") }, restarts)
         }
         print(report)
         if let markdown {
@@ -160,6 +222,13 @@ struct TallyBench: ParsableCommand {
     /// Starts `system` on a fresh directory, runs `body`, stops it.
     func withServer<R>(_ system: System, directory: String, _ body: (Process, LoopbackHTTP) throws -> R) throws -> R {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let (process, client) = try start(system, directory: directory)
+        defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+        return try body(process, client)
+    }
+
+    /// Starts `system` on `directory` and returns once its ready endpoint answers 200 (polled every 5 ms).
+    func start(_ system: System, directory: String) throws -> (process: Process, client: LoopbackHTTP) {
         let port = LoopbackHTTP.freePort()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: system.executable)
@@ -167,14 +236,16 @@ struct TallyBench: ParsableCommand {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
         let client = LoopbackHTTP(port: port, timeoutSeconds: 300)
-        let deadline = Date().addingTimeInterval(60)
+        let deadline = Date().addingTimeInterval(120)
         while (try? client.request("GET", system.readyPath))?.status != 200 {
-            guard Date() < deadline, process.isRunning else { throw ValidationError("\(system.name) did not become ready") }
-            Thread.sleep(forTimeInterval: 0.1)
+            guard Date() < deadline, process.isRunning else {
+                if process.isRunning { process.terminate(); process.waitUntilExit() }
+                throw ValidationError("\(system.name) did not become ready")
+            }
+            Thread.sleep(forTimeInterval: 0.005)
         }
-        return try body(process, client)
+        return (process, client)
     }
 
     /// Sends every request, lets the server settle, reads its CPU and memory, and with
@@ -184,31 +255,9 @@ struct TallyBench: ParsableCommand {
         let pid = process.processIdentifier
         let before = ProcessStats.read(pid: pid)!
         let started = Date()
-        let headers = system.headers
-        let counts = Mutex((accepted: 0, refusals: [Int: Int]()))
-        let group = DispatchGroup()
-        for share in requests {
-            group.enter()
-            Thread {
-                var accepted = 0, refusals: [Int: Int] = [:]
-                for body in share {
-                    let status = (try? client.request("POST", "/api/v1/write", headers: headers + [("Content-Type", "application/x-protobuf"),
-                        ("Content-Encoding", "snappy"), ("X-Prometheus-Remote-Write-Version", "0.1.0")], body: body))?.status ?? 0
-                    if status / 100 == 2 { accepted += 1 } else { refusals[status, default: 0] += 1 }
-                }
-                counts.withLock {
-                    $0.accepted += accepted
-                    $0.refusals.merge(refusals, uniquingKeysWith: +)
-                }
-                group.leave()
-            }.start()
-        }
-        group.wait()
-        var result = IngestResult()
+        var result = send(requests, to: client, headers: system.headers)
         result.wallSeconds = Date().timeIntervalSince(started)
-        (result.accepted, result.refusals) = counts.withLock { ($0.accepted, $0.refusals) }
         let after = ProcessStats.read(pid: pid)!
-        result.sent = requests.map(\.count).reduce(0, +)
         result.cpuSeconds = after.cpuSeconds - before.cpuSeconds
         system.settle(directory, client)
         waitUntilIdle(pid: pid)
@@ -217,11 +266,120 @@ struct TallyBench: ParsableCommand {
         result.peakRSS = settled.peakResidentBytes
         guard measureDisk else { return result }
         if system.name == "Tally" {
-            // Tally writes what Prometheus readers would skip into blocks at a clean stop; measure after it.
+            // Tally writes what Prometheus readers would skip into blocks at a clean stop, then
+            // compacts what it would compact in the background; measure after both.
             process.terminate()
             process.waitUntilExit()
+            result.compaction = compact(tenantDirectory: directory + "/bench")
         }
         (result.diskBytes, result.diskSamples) = try system.disk(directory)
+        return result
+    }
+
+    /// Sends every share of requests from its own thread, in order, as Prometheus' shards do.
+    func send(_ requests: [[[UInt8]]], to client: LoopbackHTTP, headers: [(String, String)]) -> IngestResult {
+        let counts = Mutex(IngestResult())
+        let group = DispatchGroup()
+        for share in requests {
+            group.enter()
+            Thread {
+                var part = IngestResult()
+                for body in share {
+                    let samples = (try? RemoteWriteDecoder.decode(compressed: body, maxDecodedBytes: 1 << 26).sampleCount) ?? 0
+                    part.sent += 1
+                    part.sentSamples += samples
+                    let answer = try? client.request("POST", "/api/v1/write", headers: headers + [("Content-Type", "application/x-protobuf"),
+                        ("Content-Encoding", "snappy"), ("X-Prometheus-Remote-Write-Version", "0.1.0")], body: body)
+                    if let answer, answer.status / 100 == 2 {
+                        part.accepted += 1
+                        part.acceptedSamples += samples
+                    } else {
+                        let reason = answer.map { "\($0.status): " + ($0.body.split(separator: "\n").first.map { String($0.prefix(80)) } ?? "") } ?? "no answer"
+                        part.refusals[reason, default: 0] += 1
+                    }
+                }
+                counts.withLock {
+                    $0.sent += part.sent
+                    $0.sentSamples += part.sentSamples
+                    $0.accepted += part.accepted
+                    $0.acceptedSamples += part.acceptedSamples
+                    $0.refusals.merge(part.refusals, uniquingKeysWith: +)
+                }
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        return counts.withLock { $0 }
+    }
+
+    /// Runs `tally compact` on a stopped tenant as a child of this process: its CPU from wait4, its
+    /// peak RSS (VmHWM; wait4's maxrss would include this process's own, inherited through the
+    /// spawn) and the tenant directory's size polled every 20 ms.
+    func compact(tenantDirectory: String) -> CompactionRun {
+        var run = CompactionRun()
+        let before = (try? BlockCatalog.list(tenantDirectory: tenantDirectory)) ?? []
+        run.blocksBefore = before.count
+        run.samples = before.reduce(0) { $0 + $1.meta.stats.numSamples }
+        run.bytesBefore = Self.directoryBytes(tenantDirectory)
+        run.peakBytes = run.bytesBefore
+        let storage = String(tenantDirectory[..<tenantDirectory.lastIndex(of: "/")!])
+        let tenant = String(tenantDirectory[tenantDirectory.index(after: tenantDirectory.lastIndex(of: "/")!)...])
+        let arguments = [tally, "compact", "--storage", storage, "--tenant", tenant, "--json"]
+        var pid: pid_t = 0
+        var argv = arguments.map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        let started = Date()
+        guard posix_spawn(&pid, tally, &actions, nil, &argv, environ) == 0 else {
+            run.failure = "could not start \(tally)"
+            return run
+        }
+        var status: Int32 = 0
+        var usage = rusage()
+        while wait4(pid, &status, WNOHANG, &usage) == 0 {
+            run.peakBytes = max(run.peakBytes, Self.directoryBytes(tenantDirectory))
+            run.peakRSS = max(run.peakRSS, ProcessStats.read(pid: pid)?.peakResidentBytes ?? 0)
+            usleep(20_000)
+        }
+        run.wallSeconds = Date().timeIntervalSince(started)
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        run.cpuSeconds = seconds(usage.ru_utime) + seconds(usage.ru_stime)
+        if status != 0 { run.failure = "tally compact exited with status \(status)" }
+        run.blocksAfter = ((try? BlockCatalog.list(tenantDirectory: tenantDirectory)) ?? []).count
+        run.bytesAfter = Self.directoryBytes(tenantDirectory)
+        run.largestBlock = ((try? BlockCatalog.list(tenantDirectory: tenantDirectory)) ?? []).map(\.bytes).max() ?? 0
+        return run
+    }
+
+    /// Fills a WAL (no block is cut: under 3 hours of data), SIGKILLs the server, then restarts it
+    /// three times on that directory, timing start to ready, and killing it again each time.
+    func measureRestart(_ system: System, directory: String, requests: [[[UInt8]]], dataset: KubecostDataset) -> RestartResult {
+        var result = RestartResult(series: dataset.seriesCount, samples: dataset.sampleCount)
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            var process = try start(system, directory: directory)
+            let sent = send(requests, to: process.client, headers: system.headers)
+            kill(process.process.processIdentifier, SIGKILL)
+            process.process.waitUntilExit()
+            guard sent.acceptedSamples == sent.sentSamples else {
+                result.failure = "\(system.name) refused \(sent.sentSamples - sent.acceptedSamples) samples"
+                return result
+            }
+            let wal = system.name == "Tally" ? directory + "/bench/wal" : directory + "/wal"
+            result.walBytes = Self.directoryBytes(wal)
+            for _ in 0..<3 {
+                let started = Date()
+                process = try start(system, directory: directory)
+                result.seconds.append(Date().timeIntervalSince(started))
+                kill(process.process.processIdentifier, SIGKILL)
+                process.process.waitUntilExit()
+            }
+        } catch {
+            result.failure = "\(error)"
+        }
         return result
     }
 
@@ -306,31 +464,99 @@ struct TallyBench: ParsableCommand {
         return out
     }
 
-    func row(_ label: String, _ values: [Double], format: String, lowerIsBetter: Bool = true) -> String {
+    func row(_ label: String, _ values: [Double], format: String) -> String {
         var out = "| \(label) | " + values.map { String(format: format, $0) }.joined(separator: " | ")
         for v in values.dropFirst() { out += " | " + (v == 0 ? "n/a" : String(format: "%.2f", values[0] / v)) }
         return out + " |\n"
     }
 
+    /// Date, machine, versions and the command, for the head of a report.
+    func machineAndVersions(_ systems: [System]) -> String {
+        func firstLine(_ executable: String, _ arguments: [String]) -> String {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            guard (try? process.run()) != nil else { return "unknown" }
+            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return text.split(separator: "\n").first.map(String.init) ?? "unknown"
+        }
+        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
+            .first { $0.hasPrefix("model name") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+        let memory = (try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8))?.split(separator: "\n").first?
+            .split(separator: " ").dropFirst().first { !$0.isEmpty }.flatMap { Int($0) } ?? 0
+        var out = "\n## `tally-bench` run of \(ISO8601DateFormatter().string(from: Date()))\n\n"
+        out += "- Command: `\(CommandLine.arguments.map { URL(fileURLWithPath: $0).lastPathComponent == "tally-bench" ? "tally-bench" : $0 }.joined(separator: " "))`"
+        out += " (effective: `--hours \(hours) --clusters \(clusters) --nodes \(nodes) --senders \(senders) --cost-days \(costDays) "
+        out += "--restart-clusters \(restartClusters) --restart-nodes \(restartNodes) --restart-minutes \(restartMinutes)`)\n"
+        out += "- Machine: \(ProcessInfo.processInfo.activeProcessorCount) cores of \(cpu), \(memory / 1024) MiB\n"
+        out += "- Tally: release build of \(firstLine("/usr/bin/git", ["rev-parse", "--short", "HEAD"])); "
+        for system in systems.dropFirst() {
+            let package = system.name.hasPrefix("Prometheus") ? "prometheus" : "victoria-metrics"
+            out += system.name + ": Debian package `" + package + " " + firstLine("/usr/bin/dpkg-query", ["-W", "-f", "${Version}", package]) + "`; "
+        }
+        return String(out.dropLast(2)) + "\n"
+    }
+
     func renderIngest(_ systems: [System], _ results: [IngestResult], dataset: KubecostDataset, requests: Int) -> String {
-        let samples = Double(dataset.sampleCount)
-        var out = "\n### Ingest run, \(ISO8601DateFormatter().string(from: Date()))\n\n"
-        out += "Command: `tally-bench --hours \(hours) --clusters \(clusters) --nodes \(nodes) --senders \(senders) --cost-days \(costDays)` (release build, "
-        out += "\(ProcessInfo.processInfo.activeProcessorCount) cores). Data: \(dataset.seriesCount) series x \(dataset.scrapes) one-minute "
-        out += "scrapes = \(dataset.sampleCount) samples in \(requests) requests of up to 500 samples, seed \(dataset.seed).\n\n"
+        var out = "\n### Ingest\n\n"
+        out += "Data: \(dataset.seriesCount) series x \(dataset.scrapes) one-minute "
+        out += "scrapes = \(dataset.sampleCount) samples in \(requests) requests of up to 500 samples from \(senders) senders, seed \(dataset.seed).\n\n"
         out += header(systems)
-        out += "| requests accepted | " + results.map { r in
-            "\(r.accepted) of \(r.sent)" + (r.refusals.isEmpty ? "" : " (refused: \(r.refusals.sorted { $0.key < $1.key }.map { "\($0.value) x \($0.key)" }.joined(separator: ", ")))")
+        out += "| accepted samples | " + results.map { r in
+            String(format: "%d of %d (%.2f%%)", r.acceptedSamples, r.sentSamples, 100 * Double(r.acceptedSamples) / Double(max(r.sentSamples, 1)))
         }.joined(separator: " | ") + String(repeating: " | ", count: systems.count - 1) + " |\n"
         out += row("server CPU seconds", results.map(\.cpuSeconds), format: "%.2f")
-        out += row("accepted samples per server CPU-second", results.map { samples * Double($0.accepted) / Double(requests) / $0.cpuSeconds }, format: "%.0f")
+        out += row("accepted samples per server CPU-second", results.map { Double($0.acceptedSamples) / $0.cpuSeconds }, format: "%.0f")
         out += row("wall-clock ingest (s)", results.map(\.wallSeconds), format: "%.1f")
         out += row("peak RSS (MiB)", results.map { Double($0.peakRSS) / 1_048_576 }, format: "%.1f")
         out += row("anonymous memory per series, settled (B)", results.map { Double($0.anonymousGrowth) / Double(dataset.seriesCount) }, format: "%.0f")
         out += row("bytes per sample on disk", results.map { Double($0.diskBytes) / Double($0.diskSamples.map { max($0, 1) } ?? UInt64(dataset.sampleCount)) }, format: "%.3f")
-        out += "\nBytes per sample: Tally's and Prometheus' blocks over the samples their `meta.json` count (the head's last "
-        out += "hours are not in blocks); VictoriaMetrics' whole data directory after `/internal/force_flush` over all samples sent.\n"
+        for (system, result) in zip(systems, results) where !result.refusals.isEmpty {
+            out += "\n\(system.name) refused: " + result.refusals.sorted { $0.key < $1.key }.map { "\($0.value) x `\($0.key)`" }.joined(separator: ", ") + "."
+        }
+        out += "\nRatios are Tally / peer. Bytes per sample: Tally's blocks after `tally compact` and Prometheus' blocks, over the samples their "
+        out += "`meta.json` count (the head's last hours are not in blocks); VictoriaMetrics' whole data directory after `/internal/force_flush` "
+        out += "over all samples sent.\n"
+        if let c = results.first?.compaction {
+            out += "Tally's compaction of this run: \(c.blocksBefore) -> \(c.blocksAfter) blocks"
+            out += c.failure.map { " FAILED: \($0)" } ?? String(format: ", %.2f CPU s", c.cpuSeconds)
+            out += ".\n"
+        }
         return out
+    }
+
+    func renderCompaction(_ c: CompactionRun, days: Int) -> String {
+        var out = "\n### Compaction: \(days) days of 2h blocks into days (`tally compact` on the stopped cost-question store)\n\n"
+        if let failure = c.failure { return out + "FAILED: \(failure)\n" }
+        let mib = { (bytes: Int) in String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
+        out += "| figure | value |\n|---|---|\n"
+        out += "| blocks | \(c.blocksBefore) -> \(c.blocksAfter) |\n"
+        out += "| samples rewritten | \(c.samples) |\n"
+        out += String(format: "| wall / CPU seconds | %.2f / %.2f |\n", c.wallSeconds, c.cpuSeconds)
+        out += String(format: "| samples per CPU-second | %.0f |\n", Double(c.samples) / max(c.cpuSeconds, 1e-9))
+        out += String(format: "| CPU per one-day merge (ms) | %.1f |\n", 1000 * c.cpuSeconds / Double(max(days, 1)))
+        out += "| peak RSS of `tally compact` (VmHWM, polled) | \(mib(c.peakRSS)) |\n"
+        out += "| tenant size before / peak / after | \(mib(c.bytesBefore)) / \(mib(c.peakBytes)) / \(mib(c.bytesAfter)) |\n"
+        out += String(format: "| peak extra disk, polled | %@ (%.0f%% of the tenant) |\n", mib(c.peakBytes - c.bytesBefore), 100 * Double(c.peakBytes - c.bytesBefore) / Double(max(c.bytesBefore, 1)))
+        out += String(format: "| largest block written (bound on extra disk) | %@ (%.0f%% of the tenant) |\n", mib(c.largestBlock), 100 * Double(c.largestBlock) / Double(max(c.bytesBefore, 1)))
+        return out + "\nThe size is polled every 20 ms, so short-lived children can be missed; the bound holds because merges run one at a time "
+            + "and each child is complete before its parents go.\n"
+    }
+
+    func renderRestart(_ systems: [System], _ results: [RestartResult]) -> String {
+        guard let first = results.first else { return "" }
+        var out = "\n### Restart after SIGKILL: \(first.series) series, \(first.samples) samples in the WAL (no block cut)\n\n"
+        out += header(systems)
+        out += row("WAL size (MiB)", results.map { Double($0.walBytes) / 1_048_576 }, format: "%.1f")
+        out += row("start to ready, median of 3 (s)", results.map { $0.seconds.count == 3 ? $0.seconds.sorted()[1] : 0 }, format: "%.2f")
+        for (system, result) in zip(systems, results) {
+            if let failure = result.failure { out += "\n\(system.name): \(failure)" }
+        }
+        return out + "\nEach start is timed from spawning the process to its ready endpoint answering 200, polled every 5 ms.\n"
     }
 
     func renderCosts(_ systems: [System], _ results: [CostResult], dataset: KubecostDataset) -> String {

@@ -303,7 +303,7 @@ public final class BlockReader: Sendable {
 
     /// Series refs that may match: the intersection over matchers that need a label value, each as
     /// the union of its matching values' postings. Callers check every matcher on the real labels.
-    func candidates(_ matchers: [LabelMatcher]) -> [UInt32] {
+    public func candidates(_ matchers: [LabelMatcher]) -> [UInt32] {
         var result: [UInt32]?
         for m in matchers {
             let predicate = m.predicate()

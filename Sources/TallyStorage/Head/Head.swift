@@ -118,9 +118,10 @@ final class Head {
     func find(_ labels: UnsafeBufferPointer<RawLabel>, hash: UInt64) -> Int32? {
         var candidate = byHash[hash] ?? -1
         while candidate >= 0 {
-            let s = series[Int(candidate)]
-            if s.labels.count == labels.count * 2 && matches(s.labels, labels) { return candidate }
-            candidate = s.hashNext
+            // Field by field: copying the whole MemSeries would retain and release each of its arrays.
+            let i = Int(candidate)
+            if series[i].labels.count == labels.count * 2 && matches(series[i].labels, labels) { return candidate }
+            candidate = series[i].hashNext
         }
         return nil
     }

@@ -97,7 +97,7 @@ extension Head {
 
 extension EncodedChunk {
     /// Encodes sorted samples into XOR chunks of at most 120 samples.
-    static func encode(_ samples: ArraySlice<Sample>) -> [EncodedChunk] {
+    public static func encode(_ samples: ArraySlice<Sample>) -> [EncodedChunk] {
         stride(from: samples.startIndex, to: samples.endIndex, by: Head.samplesPerChunk).map { start in
             let part = samples[start..<min(start + Head.samplesPerChunk, samples.endIndex)]
             var chunk = XORChunk()

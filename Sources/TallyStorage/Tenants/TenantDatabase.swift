@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Dispatch
+import Foundation
 import Synchronization
 
 public struct StorageOptions: Sendable {
@@ -92,6 +93,8 @@ public struct CompactionReport: Sendable {
     public var groups: [CompactionGroup] = []
     /// Per group its child; nil when every sample of the parents was deleted, so none was written.
     public var written: [BlockMeta?] = []
+    /// Groups that could not be merged, each with the reason; their blocks are left as they were.
+    public var failures: [String] = []
 
     /// `{"tenant", "by", "blocks_before", "blocks_after", "merged": [{"reason", "parents", "child",
     /// "min_time", "max_time"}]}`: the same from `tally compact --json` and the admin endpoint.
@@ -101,7 +104,9 @@ public struct CompactionReport: Sendable {
                 + (child.map { "\"child\":\"\($0.ulid)\"," } ?? "\"child\":null,")
                 + "\"min_time\":\(child?.minTime ?? group.minTime),\"max_time\":\(child?.maxTime ?? group.maxTime)}"
         }
-        return "{\"tenant\":\"\(tenant)\",\"by\":\"\(by)\",\"blocks_before\":\(blocksBefore),\"blocks_after\":\(blocksAfter),\"merged\":[\(merged.joined(separator: ","))]}"
+        let failed = (try? JSONEncoder().encode(failures)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+        return "{\"tenant\":\"\(tenant)\",\"by\":\"\(by)\",\"blocks_before\":\(blocksBefore),\"blocks_after\":\(blocksAfter),\"merged\":[\(merged.joined(separator: ","))],"
+            + "\"failed\":\(failed)}"
     }
 }
 
@@ -489,7 +494,7 @@ public final class TenantDatabase: @unchecked Sendable {
             defer { self.cutScheduled.store(false, ordering: .releasing) }
             do {
                 while self.needsCut {
-                    let metas = try self.cutBlock()
+                    let metas = try self.cutDueRange()
                     if metas.isEmpty { break }
                     for meta in metas {
                         let kind = meta.compaction.hints?.contains("from-out-of-order") == true ? "out-of-order block" : "block"
@@ -509,6 +514,11 @@ public final class TenantDatabase: @unchecked Sendable {
     /// reads de-duplicate. Returns the blocks written (none when there was nothing to cut).
     @discardableResult
     public func cutBlock() throws -> [BlockMeta] {
+        // Serialised with the background cuts, compactions and deletions.
+        try cutQueue.sync { try cutDueRange() }
+    }
+
+    private func cutDueRange() throws -> [BlockMeta] {
         try cut { spansTooLong ? rangeEnd(head.minTime) : nil }
     }
 
@@ -565,15 +575,23 @@ public final class TenantDatabase: @unchecked Sendable {
     public func compact(ranges: [Int64] = CompactionPlanner.defaultRanges,
                         progress: (_ done: Int, _ group: CompactionGroup) -> Void = { _, _ in }) throws -> CompactionReport {
         guard wal != nil else { throw StorageError.readOnly }
-        return try cutQueue.sync { () throws -> CompactionReport in
+        return cutQueue.sync { () -> CompactionReport in
             var report = CompactionReport(blocksBefore: blockMetas.count)
+            // A group that fails (an unreadable parent, a full disk) is reported and its blocks
+            // are left out of this run's later plans, so the rest of the tenant still compacts.
+            var failedBlocks = Set<String>()
             for _ in 0..<64 {
-                let plan = CompactionPlanner.plan(blockMetas, ranges: ranges)
+                let plan = CompactionPlanner.plan(blockMetas.filter { !failedBlocks.contains($0.ulid) }, ranges: ranges)
                 if plan.isEmpty { break }
                 for group in plan {
-                    report.written.append(try compact(group))
-                    report.groups.append(group)
-                    progress(report.groups.count, group)
+                    do {
+                        report.written.append(try compact(group))
+                        report.groups.append(group)
+                        progress(report.groups.count, group)
+                    } catch {
+                        report.failures.append("\(group.reason.rawValue) of \(group.parents.map(\.ulid).joined(separator: ", ")): \(error)")
+                        failedBlocks.formUnion(group.parents.map(\.ulid))
+                    }
                 }
             }
             report.blocksAfter = blockMetas.count
@@ -841,7 +859,9 @@ public final class TenantDatabase: @unchecked Sendable {
 extension Head {
     /// The newest sample of a series, counting one accepted earlier in the same batch.
     func latest(_ index: Int32, epoch: UInt32) -> (timestamp: Int64, valueBits: UInt64) {
-        let s = series[Int(index)]
-        return epoch != 0 && s.pendingEpoch == epoch ? (s.pendingTimestamp, s.pendingValueBits) : (s.lastTimestamp, s.lastValueBits)
+        // Field by field: copying the whole MemSeries would retain and release each of its arrays.
+        let i = Int(index)
+        return epoch != 0 && series[i].pendingEpoch == epoch
+            ? (series[i].pendingTimestamp, series[i].pendingValueBits) : (series[i].lastTimestamp, series[i].lastValueBits)
     }
 }
