@@ -69,6 +69,11 @@ func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Bo
     var i = range.lowerBound
     let end = range.upperBound
     while i < end {
+        // Eight ASCII bytes at a time: label names and most values are ASCII.
+        if end - i >= 8, UnsafeRawPointer(bytes.baseAddress! + i).loadUnaligned(as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+            i += 8
+            continue
+        }
         let b0 = bytes[i]
         if b0 < 0x80 { i += 1; continue }
         let need: Int

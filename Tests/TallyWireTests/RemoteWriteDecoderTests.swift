@@ -104,7 +104,13 @@ final class RemoteWriteDecoderTests: XCTestCase {
         series([(name, [0xed, 0xa0, 0x80])])      // an encoded surrogate is not UTF-8
         series([(Array("job".utf8), Array("a".utf8))])
         series([(name, []), (Array("job".utf8), Array("a".utf8))])
+        // Past the eight-bytes-at-a-time ASCII path: a bad byte after 8 and 16 ASCII bytes, then
+        // long valid multi-byte values (2, 3 and 4 bytes a character) that straddle those words.
+        series([(name, Array("abcdefgh".utf8) + [0xff])])
+        series([(name, Array("abcdefghijklmnop".utf8) + [0xc3])])
+        series([(name, Array("abcdefg\u{e9}z\u{20ac}\u{1F600}abcdefghij\u{e9}".utf8))])
         let view = try RemoteWriteDecoder.decode(body: w.bytes)
-        XCTAssertEqual(view.series.map(\.rejection), [nil, .emptyLabelName, .duplicateLabelName, .invalidUTF8, .invalidUTF8, .missingMetricName, .missingMetricName])
+        XCTAssertEqual(view.series.map(\.rejection), [nil, .emptyLabelName, .duplicateLabelName, .invalidUTF8, .invalidUTF8, .missingMetricName, .missingMetricName,
+                                                      .invalidUTF8, .invalidUTF8, nil])
     }
 }

@@ -3,15 +3,24 @@ import Glibc
 #endif
 
 /// Interns label strings so each distinct name or value is stored once per tenant head.
+///
+/// The bytes of every symbol are also kept back to back in `arena`, so that matching a request's
+/// raw label against a symbol is a length check and one memcmp, with no String retained or
+/// released: series lookup on every appended sample compares about twenty of them.
 struct SymbolTable {
     private(set) var strings: [String] = []
     private var ids: [String: UInt32] = [:]
+    private var arena: [UInt8] = []
+    /// Per symbol id: offset of its bytes in `arena` and their count.
+    private var spans: [(offset: Int, count: Int)] = []
 
     mutating func intern(_ string: String) -> UInt32 {
         if let id = ids[string] { return id }
         let id = UInt32(strings.count)
         strings.append(string)
         ids[string] = id
+        spans.append((arena.count, string.utf8.count))
+        arena.append(contentsOf: string.utf8)
         return id
     }
 
@@ -21,10 +30,9 @@ struct SymbolTable {
 
     /// Compares a symbol with raw bytes without creating a String.
     func equals(_ id: UInt32, _ bytes: UnsafeRawBufferPointer) -> Bool {
-        var string = strings[Int(id)]
-        return string.withUTF8 { utf8 in
-            utf8.count == bytes.count && (utf8.count == 0 || memcmp(utf8.baseAddress!, bytes.baseAddress!, utf8.count) == 0)
-        }
+        let span = spans[Int(id)]
+        guard span.count == bytes.count else { return false }
+        return span.count == 0 || arena.withUnsafeBytes { memcmp($0.baseAddress! + span.offset, bytes.baseAddress!, span.count) == 0 }
     }
 }
 
