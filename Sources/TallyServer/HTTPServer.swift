@@ -151,13 +151,16 @@ final class Router: Sendable {
         } catch {
             return HTTPAnswer(status: 400, body: "\(error)\n")
         }
+        // Every tenant is tried; one that fails makes the answer 500 without stopping the others.
         var out = ""
+        var failed = false
         for db in databases {
             do { out += try work(db) + "\n" } catch {
-                return HTTPAnswer(status: 500, body: out + "\(db.tenant) failed: \(error)\n")
+                out += error is MaintenanceFailure ? "\(error)\n" : "\(db.tenant) failed: \(error)\n"
+                failed = true
             }
         }
-        return HTTPAnswer(status: 200, body: out, contentType: "application/json")
+        return HTTPAnswer(status: failed ? 500 : 200, body: out, contentType: "application/json")
     }
 
     /// A query parameter's raw value. Not percent-decoded: valid tenant ids need no escaping, and an

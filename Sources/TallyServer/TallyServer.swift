@@ -82,12 +82,16 @@ public final class TallyServer: Service, Sendable {
                     try? await Task.sleep(for: interval)
                     if Task.isCancelled { break }
                     for db in registry.openDatabases {
-                        do {
-                            if let keep = configuration.retention {
+                        if let keep = configuration.retention {
+                            do {
                                 let dropped = try db.applyRetention(keep: keep)
                                 if !dropped.isEmpty { logger.info("retention", metadata: ["report": "\(RetentionPolicy.json(dropped, tenant: db.tenant, by: "the server"))"]) }
+                            } catch {
+                                logger.error("retention failed", metadata: ["tenant": "\(db.tenant)", "error": "\(error)"])
                             }
-                            guard configuration.compactionInterval != nil else { continue }
+                        }
+                        guard configuration.compactionInterval != nil else { continue }
+                        do {
                             let report = try db.compact()
                             if !report.failures.isEmpty {
                                 logger.error("compaction left blocks as they were", metadata: ["report": "\(report.json(tenant: db.tenant, by: "the server"))"])

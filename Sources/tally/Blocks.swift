@@ -60,6 +60,7 @@ struct Blocks: ParsableCommand {
 
         func run() throws {
             guard TenantID.isValid(tenant) else { throw ValidationError(TenantError.invalidName(tenant).description) }
+            guard FileManager.default.fileExists(atPath: storage + "/" + tenant) else { throw CommandFailure("no tenant \(tenant) under \(storage)") }
             let blocks = try BlockCatalog.list(tenantDirectory: storage + "/" + tenant)
             if json {
                 let encoder = JSONEncoder()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import TallyStorage
 
 struct Dump: ParsableCommand {
@@ -26,6 +27,7 @@ struct Dump: ParsableCommand {
         let matchers: [LabelMatcher]
         do { matchers = try SelectorParser.parse(match) } catch { throw ValidationError(error.description) }
         let directory = storage + "/" + tenant
+        guard FileManager.default.fileExists(atPath: directory) else { throw CommandFailure("no tenant \(tenant) under \(storage)") }
         let db = try TenantDatabase.open(directory: directory, tenant: tenant, readOnly: true)
         for problem in db.replay.problems { Output.error("tally dump: \(problem)\n") }
         var out = ""

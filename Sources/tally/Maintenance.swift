@@ -84,8 +84,11 @@ struct MaintenanceTarget: ParsableArguments {
             do { answer = try client.request("POST", serverPath(name)) } catch {
                 throw CommandFailure("\(storage) is locked by a running server, and asking it on 127.0.0.1:\(serverPort) failed: \(error)")
             }
-            guard answer.status == 200 else { throw CommandFailure("the server answered \(answer.status): \(answer.body)") }
             out += answer.body
+            guard answer.status == 200 else {
+                Output.write(out)
+                throw CommandFailure("the server answered \(answer.status) for tenant \(name) (see above)")
+            }
         }
         Output.write(out)
     }

@@ -90,6 +90,9 @@ struct TallyMicrobench: ParsableCommand {
             return db
         }) { db in try Self.append(series, to: db) })
         for db in opened { try db.close() }
+        results.append(try measure("WAL replay at open (restart)", unit: "sample") {
+            try TenantDatabase.open(directory: root + "/append-1", tenant: "bench", readOnly: true).replay.samples
+        })
 
         let samples = series.map(\.samples)
         results.append(measure("XOR chunk encode (120 samples a chunk)", unit: "sample") {

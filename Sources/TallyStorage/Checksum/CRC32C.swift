@@ -1,18 +1,20 @@
 /// CRC-32C (Castagnoli), the checksum of every Prometheus on-disk structure: reflected polynomial
-/// 0x82F63B78, init and xorout 0xFFFFFFFF. Slicing-by-8 tables keep it near a byte per cycle
+/// 0x82F63B78, init and xorout 0xFFFFFFFF. Slicing-by-8 tables keep it under a cycle a byte
 /// without depending on CPU intrinsics.
 public struct CRC32C: Sendable {
-    private static let tables: [[UInt32]] = {
-        var tables = [[UInt32]](repeating: [UInt32](repeating: 0, count: 256), count: 8)
+    /// Eight 256-entry tables back to back (table t at t * 256), read through one unchecked
+    /// pointer: nested arrays cost a bounds check and a retain per lookup.
+    private static let tables: [UInt32] = {
+        var tables = [UInt32](repeating: 0, count: 8 * 256)
         for i in 0..<256 {
             var crc = UInt32(i)
             for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
-            tables[0][i] = crc
+            tables[i] = crc
         }
-        for i in 0..<256 {
-            for t in 1..<8 {
-                let previous = tables[t - 1][i]
-                tables[t][i] = (previous >> 8) ^ tables[0][Int(previous & 0xff)]
+        for t in 1..<8 {
+            for i in 0..<256 {
+                let previous = tables[(t - 1) * 256 + i]
+                tables[t * 256 + i] = (previous >> 8) ^ tables[Int(previous & 0xff)]
             }
         }
         return tables
@@ -25,20 +27,22 @@ public struct CRC32C: Sendable {
     public var value: UInt32 { state ^ 0xFFFF_FFFF }
 
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        guard var p = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+        guard let start = bytes.baseAddress else { return }
+        var p = start
         var remaining = bytes.count
         var crc = state
-        Self.tables.withUnsafeBufferPointer { t in
-            let t0 = t[0], t1 = t[1], t2 = t[2], t3 = t[3], t4 = t[4], t5 = t[5], t6 = t[6], t7 = t[7]
+        Self.tables.withUnsafeBufferPointer { tables in
+            let t = tables.baseAddress!
             while remaining >= 8 {
-                let lo = crc ^ (UInt32(p[0]) | UInt32(p[1]) << 8 | UInt32(p[2]) << 16 | UInt32(p[3]) << 24)
-                crc = t7[Int(lo & 0xff)] ^ t6[Int((lo >> 8) & 0xff)] ^ t5[Int((lo >> 16) & 0xff)] ^ t4[Int(lo >> 24)]
-                    ^ t3[Int(p[4])] ^ t2[Int(p[5])] ^ t1[Int(p[6])] ^ t0[Int(p[7])]
+                let lo = crc ^ UInt32(littleEndian: p.loadUnaligned(as: UInt32.self))
+                let hi = UInt32(littleEndian: (p + 4).loadUnaligned(as: UInt32.self))
+                crc = t[7 * 256 + Int(lo & 0xff)] ^ t[6 * 256 + Int((lo >> 8) & 0xff)] ^ t[5 * 256 + Int((lo >> 16) & 0xff)] ^ t[4 * 256 + Int(lo >> 24)]
+                    ^ t[3 * 256 + Int(hi & 0xff)] ^ t[2 * 256 + Int((hi >> 8) & 0xff)] ^ t[256 + Int((hi >> 16) & 0xff)] ^ t[Int(hi >> 24)]
                 p += 8
                 remaining -= 8
             }
             while remaining > 0 {
-                crc = (crc >> 8) ^ t0[Int((crc ^ UInt32(p[0])) & 0xff)]
+                crc = (crc >> 8) ^ t[Int((crc ^ UInt32(p.load(as: UInt8.self))) & 0xff)]
                 p += 1
                 remaining -= 1
             }

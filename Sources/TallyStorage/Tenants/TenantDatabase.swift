@@ -579,9 +579,12 @@ public final class TenantDatabase: @unchecked Sendable {
             var report = CompactionReport(blocksBefore: blockMetas.count)
             // A group that fails (an unreadable parent, a full disk) is reported and its blocks
             // are left out of this run's later plans, so the rest of the tenant still compacts.
-            var failedBlocks = Set<String>()
+            var failed: [BlockMeta] = []
             for _ in 0..<64 {
-                let plan = CompactionPlanner.plan(blockMetas.filter { !failedBlocks.contains($0.ulid) }, ranges: ranges)
+                // Nor may a later group cover their time: a day merged around them would have a hole
+                // and overlap them, and every later run would plan that overlap again.
+                let plan = CompactionPlanner.plan(blockMetas.filter { meta in !failed.contains { $0.ulid == meta.ulid } }, ranges: ranges)
+                    .filter { group in !failed.contains { $0.minTime < group.maxTime && group.minTime < $0.maxTime } }
                 if plan.isEmpty { break }
                 for group in plan {
                     do {
@@ -590,7 +593,7 @@ public final class TenantDatabase: @unchecked Sendable {
                         progress(report.groups.count, group)
                     } catch {
                         report.failures.append("\(group.reason.rawValue) of \(group.parents.map(\.ulid).joined(separator: ", ")): \(error)")
-                        failedBlocks.formUnion(group.parents.map(\.ulid))
+                        failed += group.parents
                     }
                 }
             }
