@@ -7,17 +7,10 @@ struct Analyze: ParsableCommand {
         abstract: "Find a tenant's cardinality problems: series and samples per metric and label, the labels with most values, churn.",
         discussion: "Reads the blocks' indexes and the WAL without changing anything, with a server running or not. No sample is decoded.")
 
-    @Option(help: "Storage root.")
-    var storage = "storage"
-
-    @Option(help: "Tenant to analyze.")
-    var tenant: String
+    @OptionGroup var selection: TenantSelection
 
     @Option(help: "Rows per table.")
     var limit = 10
-
-    @Flag(help: "Print JSON instead of tables.")
-    var json = false
 
     struct Tally: Encodable {
         var name = ""
@@ -45,10 +38,12 @@ struct Analyze: ParsableCommand {
     }
 
     func run() throws {
-        guard TenantID.isValid(tenant) else { throw ValidationError(TenantError.invalidName(tenant).description) }
-        let directory = storage + "/" + tenant
-        guard FileManager.default.fileExists(atPath: directory) else { throw CommandFailure("no tenant \(tenant) under \(storage)") }
-        let db = try TenantDatabase.open(directory: directory, tenant: tenant, readOnly: true)
+        for tenant in try selection.tenants() { try analyze(tenant) }
+    }
+
+    /// Prints one tenant's report: a JSON line with `--json`, else its tables.
+    private func analyze(_ tenant: String) throws {
+        let db = try TenantDatabase.open(directory: selection.storage + "/" + tenant, tenant: tenant, readOnly: true)
         for problem in db.replay.problems { Output.error("tally analyze: \(problem)\n") }
         let spans = try db.seriesSpans()
         let first = spans.map(\.minTime).min() ?? 0, last = spans.map(\.maxTime).max() ?? 0
@@ -80,7 +75,7 @@ struct Analyze: ParsableCommand {
             labels: Array(values.map { LabelCardinality(label: $0.key, values: $0.value.count, series: labelSeries[$0.key] ?? 0) }
                 .sorted { ($0.values, $1.label) > ($1.values, $0.label) }.prefix(limit)),
             churningPairs: Array(pairs.values.sorted { ($0.churned, $1.name) > ($1.churned, $0.name) }.prefix(limit)))
-        if json {
+        if selection.json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             encoder.keyEncodingStrategy = .convertToSnakeCase
@@ -94,6 +89,6 @@ struct Analyze: ParsableCommand {
         out += Table.render([["LABEL", "VALUES", "SERIES"]] + report.labels.map { [$0.label, String($0.values), String($0.series)] })
         out += "\nLabel pairs most involved in churn (series that started or ended more than an hour inside the range):\n"
         out += Table.render([["PAIR", "CHURNED SERIES"]] + report.churningPairs.map { [$0.name, String($0.churned)] })
-        Output.write(out)
+        Output.write(out + "\n")
     }
 }

@@ -47,37 +47,35 @@ struct Blocks: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "ls",
-            abstract: "List a tenant's blocks: ULID, time range, compaction level, series, samples, chunks, size.")
+            abstract: "List tenants' blocks: ULID, time range, compaction level, series, samples, chunks, size.")
 
-        @Option(help: "Storage root.")
-        var storage = "storage"
-
-        @Option(help: "Tenant whose blocks to list.")
-        var tenant: String
-
-        @Flag(help: "Print JSON instead of a table.")
-        var json = false
+        @OptionGroup var selection: TenantSelection
 
         func run() throws {
-            guard TenantID.isValid(tenant) else { throw ValidationError(TenantError.invalidName(tenant).description) }
-            guard FileManager.default.fileExists(atPath: storage + "/" + tenant) else { throw CommandFailure("no tenant \(tenant) under \(storage)") }
-            let blocks = try BlockCatalog.list(tenantDirectory: storage + "/" + tenant)
-            if json {
+            let tenants = try selection.tenants()
+            if selection.json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                struct Row: Encodable { let meta: BlockMeta; let bytes: Int }
-                Output.write(String(decoding: try encoder.encode(blocks.map { Row(meta: $0.meta, bytes: $0.bytes) }), as: UTF8.self) + "\n")
+                struct Row: Encodable { let tenant: String; let meta: BlockMeta; let bytes: Int }
+                let rows = try tenants.flatMap { tenant in
+                    try BlockCatalog.list(tenantDirectory: selection.storage + "/" + tenant).map { Row(tenant: tenant, meta: $0.meta, bytes: $0.bytes) }
+                }
+                Output.write(String(decoding: try encoder.encode(rows), as: UTF8.self) + "\n")
                 return
             }
-            var rows = [["ULID", "MIN TIME", "MAX TIME", "DURATION", "LEVEL", "SERIES", "SAMPLES", "CHUNKS", "SIZE"]]
-            for b in blocks {
-                let m = b.meta
-                rows.append([m.ulid, Self.utc(m.minTime), Self.utc(m.maxTime), Self.duration(m.maxTime - m.minTime),
-                             String(m.compaction.level), String(m.stats.numSeries), String(m.stats.numSamples),
-                             String(m.stats.numChunks), Self.bytes(b.bytes)])
+            for tenant in tenants {
+                let blocks = try BlockCatalog.list(tenantDirectory: selection.storage + "/" + tenant)
+                if tenants.count > 1 { Output.write("Tenant \(tenant):\n") }
+                var rows = [["ULID", "MIN TIME", "MAX TIME", "DURATION", "LEVEL", "SERIES", "SAMPLES", "CHUNKS", "SIZE"]]
+                for b in blocks {
+                    let m = b.meta
+                    rows.append([m.ulid, Self.utc(m.minTime), Self.utc(m.maxTime), Self.duration(m.maxTime - m.minTime),
+                                 String(m.compaction.level), String(m.stats.numSeries), String(m.stats.numSamples),
+                                 String(m.stats.numChunks), Self.bytes(b.bytes)])
+                }
+                Output.write(Table.render(rows))
+                Output.write("\(blocks.count) blocks, \(blocks.reduce(0) { $0 + $1.meta.stats.numSamples }) samples, \(Self.bytes(blocks.reduce(0) { $0 + $1.bytes }))\n")
             }
-            Output.write(Table.render(rows))
-            Output.write("\(blocks.count) blocks, \(blocks.reduce(0) { $0 + $1.meta.stats.numSamples }) samples, \(Self.bytes(blocks.reduce(0) { $0 + $1.bytes }))\n")
         }
 
         static func utc(_ ms: Int64) -> String {

@@ -84,6 +84,14 @@ final class MaintenanceTests: XCTestCase {
         let metrics = try XCTUnwrap(report["metrics"] as? [[String: Any]])
         let cpu = try XCTUnwrap(metrics.first { $0["name"] as? String == "node_cpu_hourly_cost" })
         XCTAssertEqual(cpu["series"] as? Int, series.filter { $0.hasPrefix("{__name__=\"node_cpu_hourly_cost\"") }.count)
+        // --all-tenants: one JSON line per tenant, the same report; blocks ls names each block's tenant.
+        let all = try runCommand(Binaries.tally, ["analyze", "--storage", storage, "--all-tenants", "--json", "--limit", "100"])
+        XCTAssertEqual(all.status, 0, all.stderr)
+        XCTAssertEqual(all.stdout, r.stdout)
+        let listed = try runCommand(Binaries.tally, ["blocks", "ls", "--storage", storage, "--all-tenants", "--json"])
+        let rows = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]])
+        XCTAssertFalse(rows.isEmpty)
+        XCTAssertTrue(rows.allSatisfy { $0["tenant"] as? String == "acme" })
         // The replaced nodes and the upgraded label set churn; steady nodes do not.
         XCTAssertGreaterThan(cpu["churned"] as? Int ?? 0, 0)
         XCTAssertLessThan(cpu["churned"] as? Int ?? 0, cpu["series"] as? Int ?? 0)
