@@ -238,7 +238,7 @@ public final class TenantDatabase: @unchecked Sendable {
     public let directory: String
     public let replay: ReplayReport
 
-    private let lock = Mutex<Void>(())
+    private let lock = TenantLock()
     private let head: Head
     private let wal: WALWriter?
     private let durability: WALDurability?
