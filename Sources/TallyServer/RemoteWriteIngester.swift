@@ -48,9 +48,10 @@ public final class RemoteWriteIngester: Sendable {
         case let .success(name): tenant = name
         case let .failure(refusal): return answer(refusal)
         }
-        let view: WriteRequestView
+        var view: WriteRequestView
         do {
-            view = try RemoteWriteDecoder.decode(compressed: body, maxDecodedBytes: configuration.maxDecodedBytes)
+            // Labels are validated per series in `appendSeries`, and only for series not known already.
+            view = try RemoteWriteDecoder.decode(compressed: body, maxDecodedBytes: configuration.maxDecodedBytes, validatingLabels: false)
         } catch {
             if case .decodedTooLarge = error { return answer(HTTPAnswer(status: 413, body: error.description)) }
             return answer(HTTPAnswer(status: 400, body: error.description))
@@ -65,7 +66,7 @@ public final class RemoteWriteIngester: Sendable {
         let tally: RejectionTally
         let commit: AppendCommit
         do {
-            (tally, commit) = try append(view, to: db)
+            (tally, commit) = try append(&view, to: db)
         } catch {
             if case .closed = error { return answer(HTTPAnswer(status: 503, body: "shutting down")) }
             return answer(HTTPAnswer(status: 500, body: "storage: \(error)"))
@@ -75,10 +76,11 @@ public final class RemoteWriteIngester: Sendable {
         metrics.notStored(tenant: tenant, kind: "metadata", count: view.metadataCount)
         metrics.notStored(tenant: tenant, kind: "exemplar", count: view.exemplarCount)
         for (reason, count) in tally.counts where count > 0 { metrics.rejected(tenant: tenant, reason: reason, samples: count) }
+        let received = view.sampleCount + view.histogramCount
         db.whenDurable(commit.position) { error in
             if let error { return answer(HTTPAnswer(status: 500, body: "WAL sync failed, retry: \(error)")) }
             if tally.total == 0 { return answer(HTTPAnswer(status: 204, body: "")) }
-            answer(HTTPAnswer(status: 400, body: tally.message(stored: commit.appendedSamples, received: view.sampleCount + view.histogramCount)))
+            answer(HTTPAnswer(status: 400, body: tally.message(stored: commit.appendedSamples, received: received)))
         }
     }
 
@@ -100,27 +102,40 @@ public final class RemoteWriteIngester: Sendable {
         return nil
     }
 
-    private func append(_ view: WriteRequestView, to db: TenantDatabase) throws(StorageError) -> (RejectionTally, AppendCommit) {
-        try view.body.withUnsafeBytes { base in Result { () throws(StorageError) in try appendSeries(view, base, to: db) } }.get()
+    private func append(_ view: inout WriteRequestView, to db: TenantDatabase) throws(StorageError) -> (RejectionTally, AppendCommit) {
+        let body = view.body
+        return try body.withUnsafeBytes { base in Result { () throws(StorageError) in try appendSeries(&view, base, to: db) } }.get()
     }
 
-    private func appendSeries(_ view: WriteRequestView, _ base: UnsafeRawBufferPointer, to db: TenantDatabase) throws(StorageError) -> (RejectionTally, AppendCommit) {
+    private func appendSeries(_ view: inout WriteRequestView, _ base: UnsafeRawBufferPointer, to db: TenantDatabase) throws(StorageError) -> (RejectionTally, AppendCommit) {
             try db.append { batch in
                 var tally = RejectionTally()
                 var scratch: [RawLabel] = []
-                for series in view.series {
+                for index in view.series.indices {
+                    let series = view.series[index]
                     if series.histogramCount > 0 { tally.add("native_histogram_unsupported", Int(series.histogramCount)) }
-                    if let rejection = series.rejection {
-                        tally.add(rejection.rawValue, Int(series.sampleCount))
-                        continue
+                    // A series seen before with the same label bytes was valid then and is the same
+                    // series now: it skips label validation and the label-by-label lookup.
+                    let encoded = UnsafeRawBufferPointer(rebasing: base[series.encodedLabels.range])
+                    let (known, key) = encoded.isEmpty || series.sampleCount == 0 ? (nil, nil) : batch.knownSeries(encodedLabels: encoded)
+                    let handle: SeriesHandle
+                    if let known {
+                        handle = known
+                    } else {
+                        if let rejection = view.validateLabels(ofSeriesAt: index) {
+                            tally.add(rejection.rawValue, Int(series.sampleCount))
+                            continue
+                        }
+                        if series.sampleCount == 0 { continue }
+                        scratch.removeAll(keepingCapacity: true)
+                        for label in view.labels(of: view.series[index]) {
+                            scratch.append(RawLabel(name: UnsafeRawBufferPointer(rebasing: base[label.name.range]),
+                                                    value: UnsafeRawBufferPointer(rebasing: base[label.value.range])))
+                        }
+                        handle = scratch.withUnsafeBufferPointer { labels in
+                            key.map { batch.series(labels, encodedLabels: encoded, key: $0) } ?? batch.series(labels)
+                        }
                     }
-                    if series.sampleCount == 0 { continue }
-                    scratch.removeAll(keepingCapacity: true)
-                    for label in view.labels(of: series) {
-                        scratch.append(RawLabel(name: UnsafeRawBufferPointer(rebasing: base[label.name.range]),
-                                                value: UnsafeRawBufferPointer(rebasing: base[label.value.range])))
-                    }
-                    let handle = scratch.withUnsafeBufferPointer { batch.series($0) }
                     for sample in view.samples(of: series) {
                         switch batch.add(handle, timestamp: sample.timestamp, valueBits: sample.valueBits) {
                         case .accepted, .duplicate: break

@@ -9,11 +9,13 @@ enum LabelValidator {
     static let metricName = Array("__name__".utf8)
 
     static func validate(_ view: inout WriteRequestView, _ bytes: UnsafeBufferPointer<UInt8>) {
-        for index in view.series.indices {
-            var series = view.series[index]
-            series.rejection = normalize(&view.labels, &series, bytes)
-            view.series[index] = series
-        }
+        for index in view.series.indices { validate(&view, seriesAt: index, bytes) }
+    }
+
+    static func validate(_ view: inout WriteRequestView, seriesAt index: Int, _ bytes: UnsafeBufferPointer<UInt8>) {
+        var series = view.series[index]
+        series.rejection = normalize(&view.labels, &series, bytes)
+        view.series[index] = series
     }
 
     private static func normalize(_ labels: inout [WireLabel], _ series: inout WireSeries, _ bytes: UnsafeBufferPointer<UInt8>) -> SeriesRejection? {

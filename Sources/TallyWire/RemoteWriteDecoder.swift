@@ -3,13 +3,15 @@
 /// Unknown fields are skipped, as protobuf requires. Exemplars, native histograms and metadata are
 /// parsed for framing and counted; the caller decides what to report for them.
 public enum RemoteWriteDecoder {
-    /// Decompresses and decodes a request body, then validates each series' labels.
-    public static func decode(compressed: [UInt8], maxDecodedBytes: Int) throws(WireError) -> WriteRequestView {
+    /// Decompresses and decodes a request body, then validates each series' labels. Without
+    /// `validatingLabels` the caller validates each series it needs (`validateLabels(ofSeriesAt:)`)
+    /// before reading its labels: a receiver that knows a series by its encoded labels skips it.
+    public static func decode(compressed: [UInt8], maxDecodedBytes: Int, validatingLabels: Bool = true) throws(WireError) -> WriteRequestView {
         let body = try SnappyBlock.decompress(compressed, maxDecodedBytes: maxDecodedBytes)
-        return try decode(body: body)
+        return try decode(body: body, validatingLabels: validatingLabels)
     }
 
-    public static func decode(body: [UInt8]) throws(WireError) -> WriteRequestView {
+    public static func decode(body: [UInt8], validatingLabels: Bool = true) throws(WireError) -> WriteRequestView {
         var view = WriteRequestView(body: body)
         // A label takes about 24 bytes on the wire and a series ~250: reserving from the body's size
         // saves the growth copies that appending would make (at most one body's worth of memory).
@@ -33,7 +35,7 @@ public enum RemoteWriteDecoder {
                     try reader.skip(type)
                 }
             }
-            LabelValidator.validate(&view, bytes)
+            if validatingLabels { LabelValidator.validate(&view, bytes) }
         }
         return view
     }
@@ -44,13 +46,19 @@ public enum RemoteWriteDecoder {
             sampleStart: Int32(view.samples.count), sampleCount: 0,
             histogramCount: 0, rejection: nil)
         var reader = ProtobufReader(bytes, range: range)
+        // The label fields' bytes, while they come back to back (Prometheus writes them first).
+        var encodedLabels: Range<Int>?
+        var labelsContiguous = true
         while !reader.isAtEnd {
+            let fieldStart = reader.position
             let (field, type) = try reader.readKey()
             switch field {
             case 1:
                 try ProtobufReader.expect(type, .len, "TimeSeries.labels")
                 view.labels.append(try decodeLabel(bytes, reader.readLengthDelimited()))
                 series.labelCount += 1
+                if let previous = encodedLabels, previous.upperBound != fieldStart { labelsContiguous = false }
+                encodedLabels = (encodedLabels?.lowerBound ?? fieldStart)..<reader.position
             case 2:
                 try ProtobufReader.expect(type, .len, "TimeSeries.samples")
                 view.samples.append(try decodeSample(bytes, reader.readLengthDelimited()))
@@ -67,6 +75,9 @@ public enum RemoteWriteDecoder {
             default:
                 try reader.skip(type)
             }
+        }
+        if labelsContiguous, let encodedLabels {
+            series.encodedLabels = ByteSpan(start: Int32(encodedLabels.lowerBound), count: Int32(encodedLabels.count))
         }
         view.series.append(series)
     }

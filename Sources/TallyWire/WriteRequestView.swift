@@ -20,6 +20,14 @@ public struct WriteRequestView: Sendable {
         labels[Int(series.labelStart)..<Int(series.labelStart + series.labelCount)]
     }
 
+    /// Validates and normalizes the labels of the series at `index` (for a view decoded without
+    /// `validatingLabels`); returns why the series is refused, if it is.
+    public mutating func validateLabels(ofSeriesAt index: Int) -> SeriesRejection? {
+        let body = self.body
+        body.withUnsafeBufferPointer { LabelValidator.validate(&self, seriesAt: index, $0) }
+        return series[index].rejection
+    }
+
     public func samples(of series: WireSeries) -> ArraySlice<WireSample> {
         samples[Int(series.sampleStart)..<Int(series.sampleStart + series.sampleCount)]
     }
@@ -55,6 +63,10 @@ public struct WireSeries: Sendable {
     public var histogramCount: Int32
     /// Set when the label set breaks a rule; none of the series' samples may be stored then.
     public var rejection: SeriesRejection?
+    /// The series' `labels` fields exactly as they arrived, when they came back to back (empty
+    /// otherwise). Equal bytes decode and validate to the same label set, so a receiver may key
+    /// a cache of known series by them.
+    public var encodedLabels = ByteSpan(start: 0, count: 0)
 }
 
 /// Why a whole series of a request is refused.

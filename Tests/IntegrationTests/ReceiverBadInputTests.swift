@@ -80,6 +80,10 @@ final class ReceiverBadInputTests: XCTestCase {
             let response = try post(body)
             XCTAssertEqual(response.status, status, what)
             XCTAssertTrue(response.body.contains(message), "\(what): \(response.body)")
+            // Sent again: refused again (a refused label set is never remembered as a known series).
+            let again = try post(body)
+            XCTAssertEqual(again.status, status, what)
+            XCTAssertTrue(again.body.contains(String(message.split(separator: " ").last!)), "\(what), again: \(again.body)")
         }
         try assertStored()
 

@@ -113,4 +113,26 @@ final class RemoteWriteDecoderTests: XCTestCase {
         XCTAssertEqual(view.series.map(\.rejection), [nil, .emptyLabelName, .duplicateLabelName, .invalidUTF8, .invalidUTF8, .missingMetricName, .missingMetricName,
                                                       .invalidUTF8, .invalidUTF8, nil])
     }
+
+    /// `encodedLabels` covers exactly the label fields when they come back to back, and nothing when a
+    /// sample sits between them; without `validatingLabels` nothing is refused until asked.
+    func testEncodedLabelsAndDeferredValidation() throws {
+        var w = ProtobufWriter()
+        func label(_ ts: inout ProtobufWriter, _ n: String, _ v: [UInt8]) { ts.messageField(1) { $0.bytesField(1, Array(n.utf8)); $0.bytesField(2, v) } }
+        func sample(_ ts: inout ProtobufWriter) { ts.messageField(2) { $0.fixed64Field(1, 1.0.bitPattern); $0.varintField(2, 1) } }
+        w.messageField(1) { ts in label(&ts, "__name__", Array("up".utf8)); label(&ts, "job", Array("a".utf8)); sample(&ts) }
+        w.messageField(1) { ts in label(&ts, "__name__", Array("up".utf8)); sample(&ts); label(&ts, "job", Array("a".utf8)) }
+        w.messageField(1) { ts in label(&ts, "__name__", Array("up".utf8)); label(&ts, "job", [0xff]); sample(&ts) }
+        var view = try RemoteWriteDecoder.decode(body: w.bytes, validatingLabels: false)
+        XCTAssertEqual(view.series.map(\.rejection), [nil, nil, nil])
+        let first = view.series[0]
+        var labels = ProtobufWriter()
+        label(&labels, "__name__", Array("up".utf8))
+        label(&labels, "job", Array("a".utf8))
+        XCTAssertEqual(Array(view.body[first.encodedLabels.range]), labels.bytes)
+        XCTAssertEqual(view.series[1].encodedLabels.count, 0, "a sample between the labels")
+        XCTAssertEqual(view.validateLabels(ofSeriesAt: 2), .invalidUTF8)
+        XCTAssertNil(view.validateLabels(ofSeriesAt: 1))
+        XCTAssertEqual(view.labels(of: view.series[1]).map { string(view, $0.name) }, ["__name__", "job"])
+    }
 }

@@ -167,10 +167,43 @@ final class Head {
 
     func index(ofRef ref: UInt64) -> Int32? { byRef[ref] }
 
+    // MARK: known encoded label sets
+
+    /// Series by the exact bytes their labels arrived as in a request (see `AppendBatch`): a known
+    /// series is found with one hash over the bytes and one memcmp, without decoding, checking or
+    /// comparing its labels one by one. Emptied whenever series indexes change (`rebuild`).
+    private var encodedLabelIndex: [UInt64: Int32] = [:]
+    private var encodedLabelEntries: [(bytes: [UInt8], series: Int32, next: Int32)] = []
+
+    static func hash(encodedLabels bytes: UnsafeRawBufferPointer) -> UInt64 {
+        var hasher = LabelHasher()
+        hasher.combine(bytes)
+        return hasher.value
+    }
+
+    func series(encodedLabels bytes: UnsafeRawBufferPointer, hash: UInt64) -> Int32? {
+        var entry = encodedLabelIndex[hash] ?? -1
+        while entry >= 0 {
+            let e = Int(entry)
+            let matches = encodedLabelEntries[e].bytes.withUnsafeBytes { $0.count == bytes.count && memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }
+            if matches { return encodedLabelEntries[e].series }
+            entry = encodedLabelEntries[e].next
+        }
+        return nil
+    }
+
+    func remember(encodedLabels bytes: UnsafeRawBufferPointer, hash: UInt64, series index: Int32) {
+        guard !bytes.isEmpty else { return }
+        encodedLabelEntries.append((Array(bytes), index, encodedLabelIndex[hash] ?? -1))
+        encodedLabelIndex[hash] = Int32(encodedLabelEntries.count - 1)
+    }
+
     /// Rebuilds the lookup structures over the series `keep` accepts, so dropped series cost nothing.
     func rebuild(keeping keep: (MemSeries) -> Bool) {
         let kept = series.filter(keep)
         guard kept.count != series.count else { return }
+        encodedLabelIndex = [:]
+        encodedLabelEntries = []
         series = []
         series.reserveCapacity(kept.count)
         byHash = [:]

@@ -65,6 +65,9 @@ public enum SampleVerdict: Sendable, Equatable {
 /// An opaque series id valid within one `append` call.
 public struct SeriesHandle: Sendable { let index: Int32 }
 
+/// The hash of a series' encoded label bytes, computed once for the lookup and the remembering.
+public struct EncodedLabelsKey: Sendable { let hash: UInt64 }
+
 /// What one append wrote; `position` is what `whenDurable` waits for.
 public struct AppendCommit: Sendable {
     public let position: UInt64
@@ -189,6 +192,22 @@ public struct AppendBatch {
         if let index = head.find(labels, hash: hash) { return SeriesHandle(index: index) }
         created += 1
         return SeriesHandle(index: head.create(labels, hash: hash))
+    }
+
+    /// The series whose labels arrived before as exactly these encoded bytes (a request's label
+    /// fields), if the head knows them; else nil and the key to pass to `series(_:encodedLabels:key:)`.
+    /// Only bytes whose labels passed validation may be given, so equal bytes mean the same series.
+    public func knownSeries(encodedLabels bytes: UnsafeRawBufferPointer) -> (SeriesHandle?, EncodedLabelsKey) {
+        let hash = Head.hash(encodedLabels: bytes)
+        return (head.series(encodedLabels: bytes, hash: hash).map(SeriesHandle.init), EncodedLabelsKey(hash: hash))
+    }
+
+    /// `series(_:)`, remembering the encoded bytes so `knownSeries` finds the series next time.
+    public mutating func series(_ labels: UnsafeBufferPointer<RawLabel>, encodedLabels bytes: UnsafeRawBufferPointer,
+                                key: EncodedLabelsKey) -> SeriesHandle {
+        let handle = series(labels)
+        head.remember(encodedLabels: bytes, hash: key.hash, series: handle.index)
+        return handle
     }
 
     public mutating func add(_ handle: SeriesHandle, timestamp t: Int64, valueBits v: UInt64) -> SampleVerdict {
