@@ -194,6 +194,20 @@ final class TenantDatabaseTests: XCTestCase {
         XCTAssertEqual(head.valueBits(0, at: 15_000 * 500), 500)
         XCTAssertNil(head.valueBits(0, at: 15_000 * 500 + 1))
     }
+
+    /// The map of known encoded label sets finds what was remembered and stays bounded however many
+    /// encodings one series arrives in (a sender that orders labels differently each time).
+    func testKnownEncodedLabelSetsAreFoundAndBounded() {
+        let head = Head(chunkRange: 7_200_000)
+        head.restore(ref: 1, labels: [("__name__", "up"), ("job", "a")])
+        func bytes(_ i: Int) -> [UInt8] { Array("encoding-\(i)".utf8) }
+        for i in 0..<5000 {
+            bytes(i).withUnsafeBytes { head.remember(encodedLabels: $0, hash: Head.hash(encodedLabels: $0), series: 0) }
+        }
+        XCTAssertLessThanOrEqual(head.encodedLabelEntries.count, 1024)
+        bytes(4999).withUnsafeBytes { XCTAssertEqual(head.series(encodedLabels: $0, hash: Head.hash(encodedLabels: $0)), 0) }
+        bytes(5000).withUnsafeBytes { XCTAssertNil(head.series(encodedLabels: $0, hash: Head.hash(encodedLabels: $0))) }
+    }
 }
 
 /// Appends samples of `name` through the same path the server uses, and waits until durable.
@@ -216,4 +230,3 @@ func appendSamples(_ db: TenantDatabase, _ name: String, _ samples: [(Int64, UIn
     XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
     return verdicts
 }
-

@@ -173,7 +173,7 @@ final class Head {
     /// series is found with one hash over the bytes and one memcmp, without decoding, checking or
     /// comparing its labels one by one. Emptied whenever series indexes change (`rebuild`).
     private var encodedLabelIndex: [UInt64: Int32] = [:]
-    private var encodedLabelEntries: [(bytes: [UInt8], series: Int32, next: Int32)] = []
+    private(set) var encodedLabelEntries: [(bytes: [UInt8], series: Int32, next: Int32)] = []
 
     static func hash(encodedLabels bytes: UnsafeRawBufferPointer) -> UInt64 {
         var hasher = LabelHasher()
@@ -194,6 +194,12 @@ final class Head {
 
     func remember(encodedLabels bytes: UnsafeRawBufferPointer, hash: UInt64, series index: Int32) {
         guard !bytes.isEmpty else { return }
+        // A sender that orders labels differently each time would add an entry per sample: past two
+        // entries a series (on average), start over, so memory stays bounded whatever senders do.
+        if encodedLabelEntries.count >= max(1024, 2 * series.count) {
+            encodedLabelIndex = [:]
+            encodedLabelEntries = []
+        }
         encodedLabelEntries.append((Array(bytes), index, encodedLabelIndex[hash] ?? -1))
         encodedLabelIndex[hash] = Int32(encodedLabelEntries.count - 1)
     }
