@@ -34,13 +34,13 @@ final class Router: Sendable {
         switch path {
         case "/api/v1/write":
             guard head.method == .POST else {
-                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 405, body: "use POST for remote write"))
+                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 405, body: "use POST for remote write\n"))
             }
             if bodyTooLarge {
-                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 413, body: "request body over the limit of \(configuration.maxRequestBytes) bytes"))
+                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 413, body: "request body over the limit of \(configuration.maxRequestBytes) bytes\n"))
             }
             guard phase.load(ordering: .acquiring) == .ready else {
-                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 503, body: "not ready: starting or shutting down"))
+                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 503, body: "not ready: starting or shutting down\n"))
             }
             inFlight.wrappingAdd(1, ordering: .relaxed)
             let headers = RemoteWriteIngester.RequestHeaders(
@@ -52,7 +52,7 @@ final class Router: Sendable {
             let ingester = self.ingester
             threadPool.submit { state in
                 guard case .active = state else {
-                    return promise.succeed(HTTPAnswer(status: 503, body: "shutting down"))
+                    return promise.succeed(HTTPAnswer(status: 503, body: "shutting down\n"))
                 }
                 ingester.ingest(headers, body: body) { promise.succeed($0) }
             }
@@ -60,23 +60,23 @@ final class Router: Sendable {
             return promise.futureResult
         case _ where CostAPI.paths.contains(path):
             guard head.method == .GET else {
-                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 405, body: "use GET for \(path)"))
+                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 405, body: "use GET for \(path)\n"))
             }
             guard phase.load(ordering: .acquiring) == .ready else {
-                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 503, body: "not ready: starting or shutting down"))
+                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 503, body: "not ready: starting or shutting down\n"))
             }
             let request = CostAPI.Request(path: path, query: QueryString(uri: head.uri),
                                           tenantHeader: configuration.tenantHeaders.lazy.compactMap { head.headers.first(name: $0) }.first,
                                           acceptsGzip: Gzip.accepted(by: head.headers.first(name: "Accept-Encoding")))
             let costs = self.costs
             return threadPool.runIfActive(eventLoop: eventLoop) { costs.answer(request) }
-                .recover { _ in HTTPAnswer(status: 503, body: "shutting down") }
+                .recover { _ in HTTPAnswer(status: 503, body: "shutting down\n") }
         case "/api/v1/admin/compact", "/api/v1/admin/retention":
             guard head.method == .POST else {
                 return eventLoop.makeSucceededFuture(HTTPAnswer(status: 405, body: "use POST for \(path)\n"))
             }
             guard phase.load(ordering: .acquiring) == .ready else {
-                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 503, body: "not ready: starting or shutting down"))
+                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 503, body: "not ready: starting or shutting down\n"))
             }
             let query = QueryString(uri: head.uri)
             let work: @Sendable (TenantDatabase) throws -> String
@@ -102,13 +102,13 @@ final class Router: Sendable {
             let tenant = header ?? query["tenant"]
             let registry = ingester.registry
             return threadPool.runIfActive(eventLoop: eventLoop) { Self.maintain(registry, tenant: tenant, work) }
-                .recover { _ in HTTPAnswer(status: 503, body: "shutting down") }
+                .recover { _ in HTTPAnswer(status: 503, body: "shutting down\n") }
         case Self.deleteSeriesPath:
             guard head.method == .POST || head.method == .PUT else {
                 return eventLoop.makeSucceededFuture(HTTPAnswer(status: 405, body: "use POST or PUT for \(path)\n"))
             }
             guard phase.load(ordering: .acquiring) == .ready else {
-                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 503, body: "not ready: starting or shutting down"))
+                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 503, body: "not ready: starting or shutting down\n"))
             }
             let query = QueryString(uri: head.uri, formBody: body, contentType: head.headers.first(name: "Content-Type"))
             let request: DeleteSeriesRequest
@@ -122,7 +122,7 @@ final class Router: Sendable {
                 Self.maintain(registry, tenant: request.tenant) {
                     try $0.deleteSeries(request.arguments.selectors, in: request.arguments.interval, dryRun: request.dryRun).json(tenant: $0.tenant, by: "the server")
                 }
-            }.recover { _ in HTTPAnswer(status: 503, body: "shutting down") }
+            }.recover { _ in HTTPAnswer(status: 503, body: "shutting down\n") }
         case "/metrics":
             return eventLoop.makeSucceededFuture(HTTPAnswer(status: 200, body: metrics.registry.emitToString(),
                                                             contentType: "text/plain; version=0.0.4; charset=utf-8"))
@@ -132,7 +132,7 @@ final class Router: Sendable {
             let ready = phase.load(ordering: .acquiring) == .ready
             return eventLoop.makeSucceededFuture(HTTPAnswer(status: ready ? 200 : 503, body: ready ? "Tally is Ready.\n" : "Tally is not ready.\n"))
         default:
-            return eventLoop.makeSucceededFuture(HTTPAnswer(status: 404, body: "not found: \(path)"))
+            return eventLoop.makeSucceededFuture(HTTPAnswer(status: 404, body: "not found: \(path)\n"))
         }
     }
 

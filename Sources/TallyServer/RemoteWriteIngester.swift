@@ -68,8 +68,8 @@ public final class RemoteWriteIngester: Sendable {
         do {
             (tally, commit) = try append(&view, to: db)
         } catch {
-            if case .closed = error { return answer(HTTPAnswer(status: 503, body: "shutting down")) }
-            return answer(HTTPAnswer(status: 500, body: "storage: \(error)"))
+            if case .closed = error { return answer(HTTPAnswer(status: 503, body: "shutting down\n")) }
+            return answer(HTTPAnswer(status: 500, body: "storage: \(error)\n"))
         }
         metrics.appended(tenant: tenant, samples: commit.appendedSamples, series: commit.createdSeries, headSeries: db.seriesCount,
                          outOfOrderBytes: db.outOfOrderBytes)
@@ -78,7 +78,7 @@ public final class RemoteWriteIngester: Sendable {
         for (reason, count) in tally.counts where count > 0 { metrics.rejected(tenant: tenant, reason: reason, samples: count) }
         let received = view.sampleCount + view.histogramCount
         db.whenDurable(commit.position) { error in
-            if let error { return answer(HTTPAnswer(status: 500, body: "WAL sync failed, retry: \(error)")) }
+            if let error { return answer(HTTPAnswer(status: 500, body: "WAL sync failed, retry: \(error)\n")) }
             if tally.total == 0 { return answer(HTTPAnswer(status: 204, body: "")) }
             answer(HTTPAnswer(status: 400, body: tally.message(stored: commit.appendedSamples, received: received)))
         }
@@ -86,17 +86,17 @@ public final class RemoteWriteIngester: Sendable {
 
     private func checkMediaType(_ headers: RequestHeaders) -> HTTPAnswer? {
         if let encoding = headers.contentEncoding, encoding.lowercased() != "snappy" {
-            return HTTPAnswer(status: 415, body: "unsupported Content-Encoding \(encoding): send snappy")
+            return HTTPAnswer(status: 415, body: "unsupported Content-Encoding \(encoding): send snappy\n")
         }
         guard let type = headers.contentType else { return nil }
         let parts = type.split(separator: ";").map { $0.trimmingCharacters(in: " \t") }
         guard parts.first?.lowercased() == "application/x-protobuf" else {
-            return HTTPAnswer(status: 415, body: "unsupported Content-Type \(type): send application/x-protobuf")
+            return HTTPAnswer(status: 415, body: "unsupported Content-Type \(type): send application/x-protobuf\n")
         }
         for parameter in parts.dropFirst() where parameter.lowercased().hasPrefix("proto=") {
             let proto = parameter.dropFirst("proto=".count)
             if proto != "prometheus.WriteRequest" {
-                return HTTPAnswer(status: 415, body: "unsupported remote-write message \(proto): Tally accepts prometheus.WriteRequest (Remote-Write 1.0)")
+                return HTTPAnswer(status: 415, body: "unsupported remote-write message \(proto): Tally accepts prometheus.WriteRequest (Remote-Write 1.0)\n")
             }
         }
         return nil

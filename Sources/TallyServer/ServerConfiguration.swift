@@ -37,7 +37,7 @@ extension ServerConfiguration {
     /// the default tenant; a header and a parameter that disagree are refused.
     func tenant(header: String?, parameter: String?) -> Result<String, HTTPAnswer> {
         if let header, let parameter, header != parameter {
-            return .failure(HTTPAnswer(status: 400, body: "tenant header \(header) and tenant parameter \(parameter) disagree"))
+            return .failure(HTTPAnswer(status: 400, body: "tenant header \(header) and tenant parameter \(parameter) disagree\n"))
         }
         return .success(header ?? parameter ?? defaultTenant)
     }
