@@ -83,6 +83,17 @@ public enum RemoteWriteDecoder {
     }
 
     private static func decodeLabel(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) throws(WireError) -> WireLabel {
+        // How every Prometheus encodes a label: name then value, each with a one-byte length, and
+        // nothing else. Anything other than exactly that takes the general path below.
+        let start = range.lowerBound
+        if range.count >= 4 && bytes[start] == 0x0a && bytes[start + 1] < 0x80 {
+            let valueKey = start + 2 + Int(bytes[start + 1])
+            if valueKey + 2 <= range.upperBound && bytes[valueKey] == 0x12 && bytes[valueKey + 1] < 0x80
+                && valueKey + 2 + Int(bytes[valueKey + 1]) == range.upperBound {
+                return WireLabel(name: ByteSpan(start: Int32(start + 2), count: Int32(bytes[start + 1])),
+                                 value: ByteSpan(start: Int32(valueKey + 2), count: Int32(bytes[valueKey + 1])))
+            }
+        }
         var label = WireLabel(name: ByteSpan(start: Int32(range.lowerBound), count: 0),
                               value: ByteSpan(start: Int32(range.lowerBound), count: 0))
         var reader = ProtobufReader(bytes, range: range)
@@ -107,6 +118,16 @@ public enum RemoteWriteDecoder {
     private static func decodeSample(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) throws(WireError) -> WireSample {
         // proto3 defaults: an absent field is zero.
         var sample = WireSample(timestamp: 0, valueBits: 0)
+        // How Prometheus encodes a sample: the value (fixed64) then the timestamp (varint), nothing else.
+        let start = range.lowerBound
+        if range.count >= 11 && bytes[start] == 0x09 && bytes[start + 9] == 0x10 {
+            var rest = ProtobufReader(bytes, range: start + 10..<range.upperBound)
+            let timestamp = try rest.readVarint()
+            if rest.isAtEnd {
+                return WireSample(timestamp: Int64(bitPattern: timestamp),
+                                  valueBits: UInt64(littleEndian: UnsafeRawPointer(bytes.baseAddress! + start + 1).loadUnaligned(as: UInt64.self)))
+            }
+        }
         var reader = ProtobufReader(bytes, range: range)
         while !reader.isAtEnd {
             let (field, type) = try reader.readKey()

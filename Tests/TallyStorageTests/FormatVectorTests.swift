@@ -57,6 +57,54 @@ final class FormatVectorTests: XCTestCase {
         XCTAssertEqual(decoded.map(\.1), expected.map(\.1))
     }
 
+    /// `BitWriter.writeBits` writes a byte at a time; Prometheus' `bstream.writeBits` writes whole
+    /// bytes and then bit by bit, and where it ends on a byte boundary decides whether a zero byte
+    /// trails. Both must leave the same bytes and free bits after any sequence of writes.
+    func testBitWriterMatchesPrometheusBitByBitStream() {
+        struct ReferenceStream {
+            var stream: [UInt8] = []
+            var count: UInt8 = 0
+            mutating func writeBit(_ bit: Bool) {
+                if count == 0 { stream.append(0); count = 8 }
+                if bit { stream[stream.count - 1] |= 1 << (count - 1) }
+                count -= 1
+            }
+            mutating func writeByte(_ byte: UInt8) {
+                if count == 0 { stream.append(0); count = 8 }
+                stream[stream.count - 1] |= byte >> (8 - count)
+                stream.append(count == 8 ? 0 : byte << count)
+            }
+            mutating func writeBits(_ value: UInt64, _ nbits: Int) {
+                var u = nbits == 64 ? value : value << UInt64(64 - nbits)
+                var n = nbits
+                while n >= 8 { writeByte(UInt8(u >> 56)); u <<= 8; n -= 8 }
+                while n > 0 { writeBit(u >> 63 == 1); u <<= 1; n -= 1 }
+            }
+        }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            var reference = ReferenceStream()
+            var writer = BitWriter(bytes: [])
+            for _ in 0..<Int.random(in: 1...60, using: &rng) {
+                switch Int.random(in: 0..<4, using: &rng) {
+                case 0:
+                    let bit = Bool.random(using: &rng)
+                    reference.writeBit(bit); writer.writeBit(bit)
+                case 1:
+                    let byte = UInt8.random(in: 0...255, using: &rng)
+                    reference.writeByte(byte); writer.writeByte(byte)
+                default:
+                    let n = [1, 2, 5, 6, 7, 8, 9, 14, 16, 17, 20, 24, 31, 33, 52, 63, 64, Int.random(in: 1...64, using: &rng)].randomElement(using: &rng)!
+                    let random: UInt64 = rng.next()
+                    let value = n == 64 ? random : random & ((1 << UInt64(n)) - 1)
+                    reference.writeBits(value, n); writer.writeBits(value, n)
+                }
+                XCTAssertEqual(writer.bytes, reference.stream)
+                XCTAssertEqual(writer.freeBits, reference.count)
+            }
+        }
+    }
+
     func testWALSegmentMatchesPromtoolVector() throws {
         // Series {__name__="w",job="x"} ref 1, then Samples 1@1795382000000 and 2@+15000.
         var encoder = WALRecordEncoder()

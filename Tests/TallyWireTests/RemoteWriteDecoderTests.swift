@@ -50,6 +50,40 @@ final class RemoteWriteDecoderTests: XCTestCase {
         XCTAssertEqual(view.metadataCount, 1)
     }
 
+    /// The decoder reads the usual layout of a label and a sample directly; every other legal
+    /// encoding of the same message must decode to the same label set and samples.
+    func testUnusualButLegalEncodingsDecodeAlike() throws {
+        func request(_ label: (inout ProtobufWriter, String, String) -> Void,
+                     _ sample: (inout ProtobufWriter, Int64, UInt64) -> Void) throws -> ([String], [WireSample]) {
+            var w = ProtobufWriter()
+            w.messageField(1) { ts in
+                for (name, value) in [("__name__", "node_cpu_hourly_cost"), ("instance", String(repeating: "n", count: 200)), ("job", "")] {
+                    ts.messageField(1) { label(&$0, name, value) }
+                }
+                for (t, v) in [(Int64(1_700_000_000_000), (0.031 as Double).bitPattern), (-1, 0x7ff0_0000_0000_0002), (0, 0)] {
+                    ts.messageField(2) { sample(&$0, t, v) }
+                }
+            }
+            let view = try RemoteWriteDecoder.decode(body: w.bytes)
+            return (labels(view, view.series[0]), Array(view.samples(of: view.series[0])))
+        }
+        let usual = try request({ l, name, value in l.bytesField(1, Array(name.utf8)); l.bytesField(2, Array(value.utf8)) },
+                                { s, t, v in s.fixed64Field(1, v); s.varintField(2, UInt64(bitPattern: t)) })
+        XCTAssertEqual(usual.0, ["__name__=node_cpu_hourly_cost", "instance=" + String(repeating: "n", count: 200)])
+        XCTAssertEqual(usual.1.map(\.timestamp), [1_700_000_000_000, -1, 0])
+        XCTAssertEqual(usual.1.map(\.valueBits), [(0.031 as Double).bitPattern, 0x7ff0_0000_0000_0002, 0])
+        let reordered = try request({ l, name, value in l.bytesField(2, Array(value.utf8)); l.bytesField(1, Array(name.utf8)) },
+                                    { s, t, v in s.varintField(2, UInt64(bitPattern: t)); s.fixed64Field(1, v) })
+        let padded = try request({ l, name, value in l.bytesField(1, Array(name.utf8)); l.bytesField(2, Array(value.utf8)); l.varintField(7, 1) },
+                                 { s, t, v in s.fixed64Field(1, v); s.varintField(2, UInt64(bitPattern: t)); s.bytesField(9, []) })
+        let sparse = try request({ l, name, value in l.bytesField(1, Array(name.utf8)); if !value.isEmpty { l.bytesField(2, Array(value.utf8)) } },
+                                 { s, t, v in if v != 0 { s.fixed64Field(1, v) }; if t != 0 { s.varintField(2, UInt64(bitPattern: t)) } })
+        for (name, other) in [("reordered fields", reordered), ("unknown trailing fields", padded), ("proto3 defaults left out", sparse)] {
+            XCTAssertEqual(other.0, usual.0, name)
+            XCTAssertEqual(other.1, usual.1, name)
+        }
+    }
+
     func testInvalidProtobufIsRejected() {
         let cases: [(String, [UInt8])] = [
             ("truncated varint", [0x08, 0x80]),

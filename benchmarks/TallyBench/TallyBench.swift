@@ -19,7 +19,7 @@ struct TallyBench: ParsableCommand {
     @Option(help: "Tally binary (a release build).")
     var tally = ".build/release/tally"
 
-    @Option(help: "Prometheus binary (Debian's 2.42).")
+    @Option(help: "Prometheus binary (Debian's 2.42); empty to leave it out.")
     var prometheus = "/usr/bin/prometheus"
 
     @Option(help: "VictoriaMetrics binary (Debian's 1.79); empty to leave it out.")
@@ -54,6 +54,9 @@ struct TallyBench: ParsableCommand {
 
     @Option(help: "Append the report to this Markdown file.")
     var markdown: String?
+
+    @Flag(help: "Keep every system's data directories (printed at the end) for profiling, instead of removing them.")
+    var keepData = false
 
     /// One system under test: how to start it, where it keeps data, how to let it settle.
     struct System {
@@ -113,7 +116,9 @@ struct TallyBench: ParsableCommand {
         }
         let root = NSTemporaryDirectory() + "tally-bench-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: root) }
+        defer {
+            if keepData { print("data kept in \(root)") } else { try? FileManager.default.removeItem(atPath: root) }
+        }
         let systems = self.systems(root)
 
         var dataset = KubecostDataset()
@@ -188,25 +193,27 @@ struct TallyBench: ParsableCommand {
             System(name: "Tally", executable: tally, arguments: { ["serve", "--listen", "127.0.0.1:\($1)", "--storage", $0] },
                    readyPath: "/-/ready", headers: [("THANOS-TENANT", "bench")],
                    disk: { try blocks($0 + "/bench") }, settle: { _, _ in }),
-            System(name: "Prometheus 2.42", executable: prometheus,
-                   arguments: { directory, port in
-                       try? "global:\n  scrape_interval: 1m\n".write(toFile: directory + ".yml", atomically: true, encoding: .utf8)
-                       return ["--config.file=\(directory).yml", "--storage.tsdb.path=\(directory)", "--storage.tsdb.retention.time=100y",
-                               "--web.listen-address=127.0.0.1:\(port)", "--web.enable-remote-write-receiver"]
-                   },
-                   readyPath: "/-/ready", headers: [], disk: blocks,
-                   settle: { directory, _ in
-                       // Prometheus compacts its head in the background; wait until its blocks stop growing.
-                       var last: UInt64 = 0, stableSince = Date()
-                       let deadline = Date().addingTimeInterval(180)
-                       while Date() < deadline {
-                           let now = (try? BlockCatalog.list(tenantDirectory: directory).reduce(0) { $0 + $1.meta.stats.numSamples }) ?? 0
-                           if now != last { last = now; stableSince = Date() }
-                           if now > 0 && Date().timeIntervalSince(stableSince) > 15 { return }
-                           Thread.sleep(forTimeInterval: 1)
-                       }
-                   }),
         ]
+        if !prometheus.isEmpty {
+            out.append(System(name: "Prometheus 2.42", executable: prometheus,
+                                  arguments: { directory, port in
+                                      try? "global:\n  scrape_interval: 1m\n".write(toFile: directory + ".yml", atomically: true, encoding: .utf8)
+                                      return ["--config.file=\(directory).yml", "--storage.tsdb.path=\(directory)", "--storage.tsdb.retention.time=100y",
+                                              "--web.listen-address=127.0.0.1:\(port)", "--web.enable-remote-write-receiver"]
+                                  },
+                                  readyPath: "/-/ready", headers: [], disk: blocks,
+                                  settle: { directory, _ in
+                                      // Prometheus compacts its head in the background; wait until its blocks stop growing.
+                                      var last: UInt64 = 0, stableSince = Date()
+                                      let deadline = Date().addingTimeInterval(180)
+                                      while Date() < deadline {
+                                          let now = (try? BlockCatalog.list(tenantDirectory: directory).reduce(0) { $0 + $1.meta.stats.numSamples }) ?? 0
+                                          if now != last { last = now; stableSince = Date() }
+                                          if now > 0 && Date().timeIntervalSince(stableSince) > 15 { return }
+                                          Thread.sleep(forTimeInterval: 1)
+                                      }
+                                  }))
+        }
         if !victoriaMetrics.isEmpty {
             out.append(System(name: "VictoriaMetrics 1.79", executable: victoriaMetrics,
                               // A month of one-minute subquery points is over VictoriaMetrics' default limits (30000).

@@ -6,9 +6,8 @@
 public struct XORChunk: Sendable {
     public static let encoding: UInt8 = 1
 
-    public private(set) var bytes: [UInt8]
-    /// Free low bits in the last byte of `bytes` (Prometheus' `bstream.count`).
-    private var freeBits: UInt8 = 0
+    private var stream: BitWriter
+    public var bytes: [UInt8] { stream.bytes }
     private var lastTimestamp: Int64 = 0
     private var lastValueBits: UInt64 = 0
     private var lastDelta: UInt64 = 0
@@ -16,11 +15,11 @@ public struct XORChunk: Sendable {
     private var trailing: UInt8 = 0
 
     public init() {
-        bytes = [0, 0]
-        bytes.reserveCapacity(128)
+        stream = BitWriter(bytes: [0, 0])
+        stream.bytes.reserveCapacity(128)
     }
 
-    public var count: Int { Int(bytes[0]) << 8 | Int(bytes[1]) }
+    public var count: Int { Int(stream.bytes[0]) << 8 | Int(stream.bytes[1]) }
 
     public mutating func append(timestamp t: Int64, valueBits v: UInt64) {
         let n = count
@@ -28,7 +27,7 @@ public struct XORChunk: Sendable {
         case 0:
             var zigzag = UInt64(bitPattern: (t << 1) ^ (t >> 63))
             writeUvarintBytes(&zigzag)
-            writeBits(v, 64)
+            stream.writeBits(v, 64)
         case 1:
             var delta = UInt64(bitPattern: t &- lastTimestamp)
             lastDelta = delta
@@ -39,22 +38,22 @@ public struct XORChunk: Sendable {
             let dod = Int64(bitPattern: delta &- lastDelta)
             lastDelta = delta
             if dod == 0 {
-                writeBit(false)
+                stream.writeBit(false)
             } else if Self.fits(dod, 14) {
-                writeBits(0b10, 2); writeBits(UInt64(bitPattern: dod), 14)
+                stream.writeBits(0b10, 2); stream.writeBits(UInt64(bitPattern: dod), 14)
             } else if Self.fits(dod, 17) {
-                writeBits(0b110, 3); writeBits(UInt64(bitPattern: dod), 17)
+                stream.writeBits(0b110, 3); stream.writeBits(UInt64(bitPattern: dod), 17)
             } else if Self.fits(dod, 20) {
-                writeBits(0b1110, 4); writeBits(UInt64(bitPattern: dod), 20)
+                stream.writeBits(0b1110, 4); stream.writeBits(UInt64(bitPattern: dod), 20)
             } else {
-                writeBits(0b1111, 4); writeBits(UInt64(bitPattern: dod), 64)
+                stream.writeBits(0b1111, 4); stream.writeBits(UInt64(bitPattern: dod), 64)
             }
             writeValue(v)
         }
         lastTimestamp = t
         lastValueBits = v
-        bytes[0] = UInt8(truncatingIfNeeded: (n + 1) >> 8)
-        bytes[1] = UInt8(truncatingIfNeeded: n + 1)
+        stream.bytes[0] = UInt8(truncatingIfNeeded: (n + 1) >> 8)
+        stream.bytes[1] = UInt8(truncatingIfNeeded: n + 1)
     }
 
     /// Prometheus' `bitRange`: -(2^(n-1)-1) <= x <= 2^(n-1).
@@ -65,36 +64,46 @@ public struct XORChunk: Sendable {
     private mutating func writeValue(_ v: UInt64) {
         let delta = v ^ lastValueBits
         if delta == 0 {
-            writeBit(false)
+            stream.writeBit(false)
             return
         }
-        writeBit(true)
+        stream.writeBit(true)
         var newLeading = UInt8(delta.leadingZeroBitCount)
         let newTrailing = UInt8(delta.trailingZeroBitCount)
         if newLeading >= 32 { newLeading = 31 }
         if leading != 0xff && newLeading >= leading && newTrailing >= trailing {
-            writeBit(false)
-            writeBits(delta >> trailing, Int(64 - leading - trailing))
+            stream.writeBit(false)
+            stream.writeBits(delta >> trailing, Int(64 - leading - trailing))
             return
         }
         leading = newLeading
         trailing = newTrailing
-        writeBit(true)
-        writeBits(UInt64(newLeading), 5)
+        stream.writeBit(true)
+        stream.writeBits(UInt64(newLeading), 5)
         let significant = 64 - newLeading - newTrailing
-        writeBits(UInt64(significant), 6)
-        writeBits(delta >> newTrailing, Int(significant))
+        stream.writeBits(UInt64(significant), 6)
+        stream.writeBits(delta >> newTrailing, Int(significant))
     }
 
     private mutating func writeUvarintBytes(_ value: inout UInt64) {
         while value >= 0x80 {
-            writeByte(UInt8(truncatingIfNeeded: value) | 0x80)
+            stream.writeByte(UInt8(truncatingIfNeeded: value) | 0x80)
             value >>= 7
         }
-        writeByte(UInt8(value))
+        stream.writeByte(UInt8(value))
     }
+}
 
-    private mutating func writeBit(_ bit: Bool) {
+/// Prometheus' `bstream` writer: bits MSB first into a byte array, with the last byte's low
+/// `freeBits` still free. Kept apart from the chunk so tests can hold it to the bit-by-bit original.
+struct BitWriter {
+    var bytes: [UInt8]
+    /// Free low bits in the last byte of `bytes` (Prometheus' `bstream.count`).
+    private(set) var freeBits: UInt8 = 0
+
+    init(bytes: [UInt8]) { self.bytes = bytes }
+
+    mutating func writeBit(_ bit: Bool) {
         if freeBits == 0 {
             bytes.append(0)
             freeBits = 8
@@ -104,7 +113,7 @@ public struct XORChunk: Sendable {
     }
 
     /// Writes a whole byte; like Prometheus it leaves a fresh trailing byte even when aligned.
-    private mutating func writeByte(_ byte: UInt8) {
+    mutating func writeByte(_ byte: UInt8) {
         if freeBits == 0 {
             bytes.append(0)
             freeBits = 8
@@ -113,18 +122,34 @@ public struct XORChunk: Sendable {
         bytes.append(freeBits == 8 ? 0 : byte << freeBits)
     }
 
-    private mutating func writeBits(_ value: UInt64, _ count: Int) {
-        var n = count
-        var u = n == 64 ? value : value << UInt64(64 - n)
-        while n >= 8 {
-            writeByte(UInt8(truncatingIfNeeded: u >> 56))
-            u <<= 8
-            n -= 8
+    /// Writes the low `count` bits of `value` a byte at a time, leaving exactly the bytes and free
+    /// bits that Prometheus' bit-by-bit `writeBits` leaves: when it ends on a byte boundary after
+    /// whole-byte writes, that is a fresh zero byte with 8 free bits.
+    mutating func writeBits(_ value: UInt64, _ count: Int) {
+        guard count > 0 else { return }
+        let v = count == 64 ? value : value & ((1 &<< UInt64(count)) &- 1)
+        if freeBits == 0 {
+            bytes.append(0)
+            freeBits = 8
         }
-        while n > 0 {
-            writeBit(u >> 63 == 1)
-            u <<= 1
-            n -= 1
+        let free = Int(freeBits)
+        let last = bytes.count - 1
+        if count <= free {
+            bytes[last] |= UInt8(truncatingIfNeeded: v &<< UInt64(free - count))
+            freeBits = UInt8(free - count)
+        } else {
+            var n = count - free
+            bytes[last] |= UInt8(truncatingIfNeeded: v &>> UInt64(n))
+            while n >= 8 {
+                n -= 8
+                bytes.append(UInt8(truncatingIfNeeded: v &>> UInt64(n)))
+            }
+            if n > 0 { bytes.append(UInt8(truncatingIfNeeded: v &<< UInt64(8 - n))) }
+            freeBits = UInt8((8 - n) & 7)
+        }
+        if freeBits == 0 && count >= 8 && count % 8 == 0 {
+            bytes.append(0)
+            freeBits = 8
         }
     }
 }

@@ -80,8 +80,8 @@ final class Head {
 
     private(set) var symbols = SymbolTable()
     var series: [MemSeries] = []
-    private var byHash: [UInt64: Int32] = [:]
-    private var byRef: [UInt64: Int32] = [:]
+    private var byHash = IndexMap(.hashed)
+    private var byRef = IndexMap(.sequential)
     /// Series indexes per (name, value) symbol pair, ascending.
     private var postings: [UInt64: [Int32]] = [:]
     private(set) var nextRef: UInt64 = 1
@@ -158,8 +158,8 @@ final class Head {
         }
         var s = MemSeries(ref: ref, labels: ids)
         s.hashNext = byHash[hash] ?? -1
-        byHash[hash] = index
-        byRef[ref] = index
+        byHash.set(hash, index)
+        byRef.set(ref, index)
         series.append(s)
         nextRef = max(nextRef, ref + 1)
         return index
@@ -172,7 +172,7 @@ final class Head {
     /// Series by the exact bytes their labels arrived as in a request (see `AppendBatch`): a known
     /// series is found with one hash over the bytes and one memcmp, without decoding, checking or
     /// comparing its labels one by one. Emptied whenever series indexes change (`rebuild`).
-    private var encodedLabelIndex: [UInt64: Int32] = [:]
+    private var encodedLabelIndex = IndexMap(.hashed)
     private(set) var encodedLabelEntries: [(bytes: [UInt8], series: Int32, next: Int32)] = []
 
     static func hash(encodedLabels bytes: UnsafeRawBufferPointer) -> UInt64 {
@@ -197,23 +197,23 @@ final class Head {
         // A sender that orders labels differently each time would add an entry per sample: past two
         // entries a series (on average), start over, so memory stays bounded whatever senders do.
         if encodedLabelEntries.count >= max(1024, 2 * series.count) {
-            encodedLabelIndex = [:]
+            encodedLabelIndex = IndexMap(.hashed)
             encodedLabelEntries = []
         }
         encodedLabelEntries.append((Array(bytes), index, encodedLabelIndex[hash] ?? -1))
-        encodedLabelIndex[hash] = Int32(encodedLabelEntries.count - 1)
+        encodedLabelIndex.set(hash, Int32(encodedLabelEntries.count - 1))
     }
 
     /// Rebuilds the lookup structures over the series `keep` accepts, so dropped series cost nothing.
     func rebuild(keeping keep: (MemSeries) -> Bool) {
         let kept = series.filter(keep)
         guard kept.count != series.count else { return }
-        encodedLabelIndex = [:]
+        encodedLabelIndex = IndexMap(.hashed)
         encodedLabelEntries = []
         series = []
         series.reserveCapacity(kept.count)
-        byHash = [:]
-        byRef = [:]
+        byHash = IndexMap(.hashed, capacity: kept.count)
+        byRef = IndexMap(.sequential, capacity: kept.count)
         postings = [:]
         for var s in kept {
             let index = Int32(series.count)
@@ -224,8 +224,8 @@ final class Head {
                 postings[UInt64(s.labels[i]) << 32 | UInt64(s.labels[i + 1]), default: []].append(index)
             }
             s.hashNext = byHash[hasher.value] ?? -1
-            byHash[hasher.value] = index
-            byRef[s.ref] = index
+            byHash.set(hasher.value, index)
+            byRef.set(s.ref, index)
             series.append(s)
         }
     }

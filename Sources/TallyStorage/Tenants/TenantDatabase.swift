@@ -301,9 +301,8 @@ public final class TenantDatabase: @unchecked Sendable {
         if let checkpoint {
             let path = walDirectory + "/" + WALCheckpoint.name(checkpoint)
             for segment in try WALFormat.segments(in: path) {
-                let end = WALSegmentReader.read(try FileSystem.readFile(path + "/" + WALFormat.segmentName(segment))) { record in
-                    replayRecord(record, into: head, &report)
-                }
+                let bytes = try SegmentBytes(path: path + "/" + WALFormat.segmentName(segment), mapped: !readOnly)
+                let end = WALSegmentReader.read(bytes.bytes) { record in replayRecord(record, into: head, &report) }
                 if end != .clean { report.problems.append("\(path): checkpoint unreadable past offset \(end.validEnd ?? 0)") }
             }
         }
@@ -312,9 +311,9 @@ public final class TenantDatabase: @unchecked Sendable {
             ? try WALFormat.segments(in: walDirectory).filter { $0 > (checkpoint ?? -1) } : []
         for (k, segment) in segments.enumerated() {
             let path = walDirectory + "/" + WALFormat.segmentName(segment)
-            let bytes = try FileSystem.readFile(path)
+            let segmentBytes = try SegmentBytes(path: path, mapped: !readOnly)
             report.segments += 1
-            let end = WALSegmentReader.read(bytes) { record in replayRecord(record, into: head, &report) }
+            let end = WALSegmentReader.read(segmentBytes.bytes) { record in replayRecord(record, into: head, &report) }
             let isLast = k == segments.count - 1
             switch end {
             case .clean: break
@@ -324,7 +323,7 @@ public final class TenantDatabase: @unchecked Sendable {
                 report.problems.append("\(path): \(reason) at offset \(offset); records after offset \(validEnd) \(isLast && !readOnly ? "moved to wal-quarantine/" : "not read")")
             }
             if isLast && !readOnly {
-                try repairTail(path: path, bytes: bytes, validEnd: end.validEnd, quarantine: directory + "/wal-quarantine")
+                try repairTail(path: path, bytes: segmentBytes.bytes, validEnd: end.validEnd, quarantine: directory + "/wal-quarantine")
             }
         }
         report.series = head.seriesCount
@@ -416,7 +415,7 @@ public final class TenantDatabase: @unchecked Sendable {
     /// Cuts a torn or corrupt tail off the last segment, keeping the cut bytes in quarantine when
     /// they hold anything but zeros, and pads the segment to a whole page so Prometheus' reader,
     /// which reads segments back to back, stays page-aligned.
-    private static func repairTail(path: String, bytes: [UInt8], validEnd: Int?, quarantine: String) throws(StorageIOError) {
+    private static func repairTail(path: String, bytes: UnsafeRawBufferPointer, validEnd: Int?, quarantine: String) throws(StorageIOError) {
         let keep = validEnd ?? bytes.count
         if keep < bytes.count && bytes[keep...].contains(where: { $0 != 0 }) {
             try FileSystem.makeDirectory(quarantine)

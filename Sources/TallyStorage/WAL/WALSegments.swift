@@ -181,64 +181,62 @@ enum WALReadEnd: Equatable {
 enum WALSegmentReader {
     /// Calls `onRecord` for each complete record of `bytes`; stops at the first torn or corrupt
     /// fragment and says where the last complete record ended.
-    static func read(_ bytes: [UInt8], onRecord: (UnsafeRawBufferPointer) -> Void) -> WALReadEnd {
+    static func read(_ b: UnsafeRawBufferPointer, onRecord: (UnsafeRawBufferPointer) -> Void) -> WALReadEnd {
         var record: [UInt8] = []
         var inRecord = false
         var validEnd = 0
         var pos = 0
-        let count = bytes.count
-        return bytes.withUnsafeBytes { b -> WALReadEnd in
-            while pos < count {
-                let pageLeft = WALFormat.pageSize - pos % WALFormat.pageSize
-                if pageLeft < WALFormat.headerSize {
-                    pos += pageLeft
-                    continue
-                }
-                let typeByte = b[pos]
-                if typeByte == WALFormat.Fragment.pageTerminator.rawValue {
-                    let end = min(pos + pageLeft, count)
-                    if let bad = (pos..<end).first(where: { b[$0] != 0 }) {
-                        return .corrupt(validEnd: validEnd, offset: bad, reason: "non-zero page padding")
-                    }
-                    pos = end
-                    continue
-                }
-                guard pos + WALFormat.headerSize <= count else { return .torn(validEnd: validEnd) }
-                let length = Int(b[pos + 1]) << 8 | Int(b[pos + 2])
-                let crc = UInt32(bigEndian: b.loadUnaligned(fromByteOffset: pos + 3, as: UInt32.self))
-                let dataStart = pos + WALFormat.headerSize
-                if WALFormat.headerSize + length > pageLeft {
-                    return .corrupt(validEnd: validEnd, offset: pos, reason: "fragment crosses its page")
-                }
-                guard dataStart + length <= count else { return .torn(validEnd: validEnd) }
-                let data = UnsafeRawBufferPointer(rebasing: b[dataStart..<dataStart + length])
-                guard CRC32C.checksum(data) == crc else {
-                    return .corrupt(validEnd: validEnd, offset: pos, reason: "fragment checksum mismatch")
-                }
-                guard typeByte & 0xF8 == 0, let kind = WALFormat.Fragment(rawValue: typeByte & 7) else {
-                    return .corrupt(validEnd: validEnd, offset: pos, reason: "fragment type \(typeByte) (compressed records are not written by Tally)")
-                }
-                pos = dataStart + length
-                switch kind {
-                case .full where !inRecord:
-                    onRecord(data)
-                    validEnd = pos
-                case .first where !inRecord:
-                    record.removeAll(keepingCapacity: true)
-                    record.append(contentsOf: data)
-                    inRecord = true
-                case .middle where inRecord:
-                    record.append(contentsOf: data)
-                case .last where inRecord:
-                    record.append(contentsOf: data)
-                    record.withUnsafeBytes { onRecord($0) }
-                    inRecord = false
-                    validEnd = pos
-                default:
-                    return .corrupt(validEnd: validEnd, offset: pos - length - WALFormat.headerSize, reason: "fragment \(kind) out of sequence")
-                }
+        let count = b.count
+        while pos < count {
+            let pageLeft = WALFormat.pageSize - pos % WALFormat.pageSize
+            if pageLeft < WALFormat.headerSize {
+                pos += pageLeft
+                continue
             }
-            return inRecord ? .torn(validEnd: validEnd) : .clean
+            let typeByte = b[pos]
+            if typeByte == WALFormat.Fragment.pageTerminator.rawValue {
+                let end = min(pos + pageLeft, count)
+                if let bad = (pos..<end).first(where: { b[$0] != 0 }) {
+                    return .corrupt(validEnd: validEnd, offset: bad, reason: "non-zero page padding")
+                }
+                pos = end
+                continue
+            }
+            guard pos + WALFormat.headerSize <= count else { return .torn(validEnd: validEnd) }
+            let length = Int(b[pos + 1]) << 8 | Int(b[pos + 2])
+            let crc = UInt32(bigEndian: b.loadUnaligned(fromByteOffset: pos + 3, as: UInt32.self))
+            let dataStart = pos + WALFormat.headerSize
+            if WALFormat.headerSize + length > pageLeft {
+                return .corrupt(validEnd: validEnd, offset: pos, reason: "fragment crosses its page")
+            }
+            guard dataStart + length <= count else { return .torn(validEnd: validEnd) }
+            let data = UnsafeRawBufferPointer(rebasing: b[dataStart..<dataStart + length])
+            guard CRC32C.checksum(data) == crc else {
+                return .corrupt(validEnd: validEnd, offset: pos, reason: "fragment checksum mismatch")
+            }
+            guard typeByte & 0xF8 == 0, let kind = WALFormat.Fragment(rawValue: typeByte & 7) else {
+                return .corrupt(validEnd: validEnd, offset: pos, reason: "fragment type \(typeByte) (compressed records are not written by Tally)")
+            }
+            pos = dataStart + length
+            switch kind {
+            case .full where !inRecord:
+                onRecord(data)
+                validEnd = pos
+            case .first where !inRecord:
+                record.removeAll(keepingCapacity: true)
+                record.append(contentsOf: data)
+                inRecord = true
+            case .middle where inRecord:
+                record.append(contentsOf: data)
+            case .last where inRecord:
+                record.append(contentsOf: data)
+                record.withUnsafeBytes { onRecord($0) }
+                inRecord = false
+                validEnd = pos
+            default:
+                return .corrupt(validEnd: validEnd, offset: pos - length - WALFormat.headerSize, reason: "fragment \(kind) out of sequence")
+            }
         }
+        return inRecord ? .torn(validEnd: validEnd) : .clean
     }
 }
