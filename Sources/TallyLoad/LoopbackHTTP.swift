@@ -3,7 +3,8 @@ import Foundation
 import Glibc
 #endif
 
-/// A minimal blocking HTTP/1.1 client for 127.0.0.1, one request per connection, with a timeout.
+/// A minimal blocking HTTP/1.1 client for 127.0.0.1, one request per connection, with a timeout
+/// (`LoopbackConnection` keeps one open, as a remote-write sender does).
 /// Tests and benchmarks need the exact status and body, nothing more; the server is measured, not
 /// the client.
 public struct LoopbackHTTP: Sendable {
@@ -31,9 +32,23 @@ public struct LoopbackHTTP: Sendable {
     }
 
     public func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8] = []) throws -> Response {
+        let fd = try connect()
+        defer { close(fd) }
+        try Self.sendAll(fd, Self.requestBytes(method, path, headers: headers, body: body, keepAlive: false))
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while try Self.receive(fd, into: &received, buffer: &buffer) {}
+        guard let split = received.firstRange(of: Self.headerEnd) else { throw Failure.malformed("no header end") }
+        let (status, headers) = try Self.parseHead(received[..<split.lowerBound])
+        var body = Array(received[split.upperBound...])
+        if headers["transfer-encoding"]?.lowercased() == "chunked" { body = try Self.dechunk(body) }
+        return Response(status: status, headers: headers, bytes: body)
+    }
+
+    /// A connected socket with the send and receive timeouts set.
+    func connect() throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure.io("socket") }
-        defer { close(fd) }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -42,24 +57,39 @@ public struct LoopbackHTTP: Sendable {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { throw Failure.connect(errno) }
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
+        guard connected == 0 else {
+            let error = errno
+            close(fd)
+            throw Failure.connect(error)
+        }
+        return fd
+    }
+
+    static let headerEnd = Array("\r\n\r\n".utf8)
+
+    static func requestBytes(_ method: String, _ path: String, headers: [(String, String)], body: [UInt8], keepAlive: Bool) -> [UInt8] {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: \(keepAlive ? "keep-alive" : "close")\r\nContent-Length: \(body.count)\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         head += "\r\n"
-        try sendAll(fd, Array(head.utf8) + body)
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
+        return Array(head.utf8) + body
+    }
+
+    /// Appends what one recv(2) returns; false once the peer has closed.
+    static func receive(_ fd: Int32, into received: inout [UInt8], buffer: inout [UInt8]) throws -> Bool {
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 && errno == EINTR { continue }
             if n < 0 { throw Failure.io("recv errno \(errno)") }
-            if n == 0 { break }
             received.append(contentsOf: buffer[..<n])
+            return n > 0
         }
-        guard let split = received.firstRange(of: Array("\r\n\r\n".utf8)) else { throw Failure.malformed("no header end") }
-        let lines = String(decoding: received[..<split.lowerBound], as: UTF8.self).split(separator: "\r\n")
+    }
+
+    /// The status and the headers (names in lower case) of an answer's head.
+    static func parseHead(_ bytes: ArraySlice<UInt8>) throws -> (Int, [String: String]) {
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\r\n")
         let parts = (lines.first ?? "").split(separator: " ")
         guard parts.count >= 2, let status = Int(parts[1]) else { throw Failure.malformed(String(lines.first ?? "")) }
         var headers: [String: String] = [:]
@@ -67,9 +97,7 @@ public struct LoopbackHTTP: Sendable {
             guard let colon = line.firstIndex(of: ":") else { continue }
             headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
-        var body = Array(received[split.upperBound...])
-        if headers["transfer-encoding"]?.lowercased() == "chunked" { body = try Self.dechunk(body) }
-        return Response(status: status, headers: headers, bytes: body)
+        return (status, headers)
     }
 
     /// The body of a `Transfer-Encoding: chunked` answer (large Go answers come this way).
@@ -86,7 +114,7 @@ public struct LoopbackHTTP: Sendable {
         }
     }
 
-    private func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+    static func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
@@ -111,5 +139,75 @@ public struct LoopbackHTTP: Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
         return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// One kept-alive connection, used by one thread at a time, as each of Prometheus' remote-write
+/// shards keeps one: the server is measured on requests, not on accepting connections. Answers are
+/// read by their Content-Length; a server that closes the connection gets a new one on the next
+/// request.
+public final class LoopbackConnection {
+    private let client: LoopbackHTTP
+    private var fd: Int32 = -1
+    private var buffer = [UInt8](repeating: 0, count: 65536)
+    /// Connections opened so far: 1 when the server kept the first one open throughout.
+    public private(set) var connectionsOpened = 0
+
+    public init(_ client: LoopbackHTTP) { self.client = client }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    public func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8] = []) throws -> LoopbackHTTP.Response {
+        if fd < 0 {
+            fd = try client.connect()
+            connectionsOpened += 1
+        }
+        do {
+            return try exchange(LoopbackHTTP.requestBytes(method, path, headers: headers, body: body, keepAlive: true), method: method)
+        } catch {
+            close(fd)
+            fd = -1
+            throw error
+        }
+    }
+
+    private func exchange(_ request: [UInt8], method: String) throws -> LoopbackHTTP.Response {
+        try LoopbackHTTP.sendAll(fd, request)
+        var received: [UInt8] = []
+        var split: Range<Int>?
+        while split == nil {
+            guard try LoopbackHTTP.receive(fd, into: &received, buffer: &buffer) else { throw LoopbackHTTP.Failure.io("closed before the answer's head") }
+            split = received.firstRange(of: LoopbackHTTP.headerEnd)
+        }
+        let (status, headers) = try LoopbackHTTP.parseHead(received[..<split!.lowerBound])
+        var open = headers["connection"]?.lowercased() != "close"
+        var body: [UInt8]
+        if method == "HEAD" || status == 204 || status == 304 || status / 100 == 1 {
+            body = []
+        } else if let length = headers["content-length"].flatMap(Int.init) {
+            while received.count - split!.upperBound < length {
+                guard try LoopbackHTTP.receive(fd, into: &received, buffer: &buffer) else { throw LoopbackHTTP.Failure.io("closed inside the body") }
+            }
+            body = Array(received[split!.upperBound..<split!.upperBound + length])
+        } else if headers["transfer-encoding"]?.lowercased() == "chunked" {
+            // Complete once the last (empty) chunk has arrived.
+            while true {
+                if let whole = try? LoopbackHTTP.dechunk(Array(received[split!.upperBound...])) {
+                    body = whole
+                    break
+                }
+                guard try LoopbackHTTP.receive(fd, into: &received, buffer: &buffer) else { throw LoopbackHTTP.Failure.io("closed inside a chunked body") }
+            }
+        } else {
+            // Delimited by the server closing the connection.
+            while try LoopbackHTTP.receive(fd, into: &received, buffer: &buffer) {}
+            body = Array(received[split!.upperBound...])
+            open = false
+        }
+        if !open {
+            close(fd)
+            fd = -1
+        }
+        return LoopbackHTTP.Response(status: status, headers: headers, bytes: body)
     }
 }

@@ -1,4 +1,5 @@
 import Prometheus
+import Synchronization
 
 /// Tally's own metrics, served on /metrics in the Prometheus text format.
 public final class ServerMetrics: Sendable {
@@ -24,15 +25,44 @@ public final class ServerMetrics: Sendable {
                       .milliseconds(50), .milliseconds(100), .milliseconds(500), .seconds(1)])
     }
 
+    /// One tenant's handles, made once: the registry builds and looks up the name and labels on
+    /// every `make...` call, which showed up per request in the ingest profile.
+    private struct TenantHandles: Sendable {
+        let outOfOrderBytes: Gauge
+        let appendedSamples: Counter
+        let createdSeries: Counter
+        let headSeries: Gauge
+    }
+
+    private let tenantHandles = Mutex<[String: TenantHandles]>([:])
+    private let requestCounters = Mutex<[String: Counter]>([:])
+
     func request(handler: String, code: Int) {
-        registry.makeCounter(descriptor: Self.requests, labels: [("handler", handler), ("code", String(code))]).increment()
+        let counter = requestCounters.withLock { cache in
+            let key = "\(handler) \(code)"
+            if let counter = cache[key] { return counter }
+            let counter = registry.makeCounter(descriptor: Self.requests, labels: [("handler", handler), ("code", String(code))])
+            cache[key] = counter
+            return counter
+        }
+        counter.increment()
     }
 
     func appended(tenant: String, samples: Int, series: Int, headSeries: Int, outOfOrderBytes: Int) {
-        registry.makeGauge(descriptor: Self.outOfOrderBytes, labels: [("tenant", tenant)]).set(Int64(outOfOrderBytes))
-        if samples > 0 { registry.makeCounter(descriptor: Self.appendedSamples, labels: [("tenant", tenant)]).increment(by: Int64(samples)) }
-        if series > 0 { registry.makeCounter(descriptor: Self.createdSeries, labels: [("tenant", tenant)]).increment(by: Int64(series)) }
-        registry.makeGauge(descriptor: Self.headSeries, labels: [("tenant", tenant)]).set(Int64(headSeries))
+        let handles = tenantHandles.withLock { cache in
+            if let handles = cache[tenant] { return handles }
+            let labels = [("tenant", tenant)]
+            let handles = TenantHandles(outOfOrderBytes: registry.makeGauge(descriptor: Self.outOfOrderBytes, labels: labels),
+                                        appendedSamples: registry.makeCounter(descriptor: Self.appendedSamples, labels: labels),
+                                        createdSeries: registry.makeCounter(descriptor: Self.createdSeries, labels: labels),
+                                        headSeries: registry.makeGauge(descriptor: Self.headSeries, labels: labels))
+            cache[tenant] = handles
+            return handles
+        }
+        handles.outOfOrderBytes.set(Int64(outOfOrderBytes))
+        if samples > 0 { handles.appendedSamples.increment(by: Int64(samples)) }
+        if series > 0 { handles.createdSeries.increment(by: Int64(series)) }
+        handles.headSeries.set(Int64(headSeries))
     }
 
     func rejected(tenant: String, reason: String, samples: Int) {

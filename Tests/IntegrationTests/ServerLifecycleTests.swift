@@ -101,15 +101,21 @@ final class ServerLifecycleTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: storage) }
         let server = try TallyServerProcess(storage: storage)
         try server.waitReady()
+        // One kept-alive connection, as a sender's shard keeps: every answer (204, 400 with a
+        // message, the metrics page) must come back on it.
+        let connection = LoopbackConnection(server.client)
         for batch in 0..<3 {
-            XCTAssertEqual(try server.client.request("POST", "/api/v1/write", headers: headers, body: body("m", from: batch * 5, count: 5)).status, 204)
+            XCTAssertEqual(try connection.request("POST", "/api/v1/write", headers: headers, body: body("m", from: batch * 5, count: 5)).status, 204)
         }
-        XCTAssertEqual(try server.client.request("POST", "/api/v1/write", headers: headers, body: body("m", from: 0, count: 1)).status, 204)
+        XCTAssertEqual(try connection.request("POST", "/api/v1/write", headers: headers, body: body("m", from: 0, count: 1)).status, 204)
         var conflicting = WriteRequestEncoder()
         conflicting.addSeries(labels: [("__name__", "m")], samples: [WireSample(timestamp: 1, valueBits: 99.0.bitPattern)])
-        XCTAssertEqual(try server.client.request("POST", "/api/v1/write", headers: headers, body: conflicting.compressed()).status, 400)
-        let metrics = try server.client.request("GET", "/metrics")
+        let refused = try connection.request("POST", "/api/v1/write", headers: headers, body: conflicting.compressed())
+        XCTAssertEqual(refused.status, 400)
+        XCTAssertTrue(refused.body.hasPrefix("stored 0 of 1 samples"), refused.body)
+        let metrics = try connection.request("GET", "/metrics")
         XCTAssertEqual(metrics.status, 200)
+        XCTAssertEqual(connection.connectionsOpened, 1)
         for line in ["tally_samples_appended_total{tenant=\"life\"} 15",
                      "tally_series_created_total{tenant=\"life\"} 1",
                      "tally_head_series{tenant=\"life\"} 1",
