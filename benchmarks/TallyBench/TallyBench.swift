@@ -283,17 +283,22 @@ struct TallyBench: ParsableCommand {
         return result
     }
 
-    /// Sends every share of requests from its own thread, in order, as Prometheus' shards do.
+    /// Sends every share of requests from its own thread, in order and on one kept-alive
+    /// connection, as Prometheus' shards do, and keeps the shards within `SenderPacer.lead` of each
+    /// other in data time, as live shards are.
     func send(_ requests: [[[UInt8]]], to client: LoopbackHTTP, headers: [(String, String)]) -> IngestResult {
         let counts = Mutex(IngestResult())
         let group = DispatchGroup()
-        for share in requests {
+        let pacer = SenderPacer(senders: requests.count)
+        for (sender, share) in requests.enumerated() {
             group.enter()
             Thread {
                 var part = IngestResult()
                 let connection = LoopbackConnection(client)
                 for body in share {
-                    let samples = (try? RemoteWriteDecoder.decode(compressed: body, maxDecodedBytes: 1 << 26).sampleCount) ?? 0
+                    let view = try? RemoteWriteDecoder.decode(compressed: body, maxDecodedBytes: 1 << 26)
+                    let samples = view?.sampleCount ?? 0
+                    if let first = view?.samples.first { pacer.start(sender, at: first.timestamp) }
                     part.sent += 1
                     part.sentSamples += samples
                     let answer = try? connection.request("POST", "/api/v1/write", headers: headers + [("Content-Type", "application/x-protobuf"),
@@ -306,6 +311,7 @@ struct TallyBench: ParsableCommand {
                         part.refusals[reason, default: 0] += 1
                     }
                 }
+                pacer.finish(sender)
                 counts.withLock {
                     $0.sent += part.sent
                     $0.sentSamples += part.sentSamples
@@ -588,5 +594,38 @@ struct TallyBench: ParsableCommand {
             out += "\nLargest relative difference of a (day, cluster) total from \(system.name): \(String(format: "%.2e", worst)) over \(tally.count) totals."
         }
         return out + "\n"
+    }
+}
+
+/// Keeps concurrent senders close in data time. Unpaced, a sender that gets ahead by hours makes a
+/// server cut its head past the others' samples: Prometheus then refuses them as out of bounds
+/// (17% of the ingest in one run), which no live set of shards would cause. A sender waits before
+/// a request more than `lead` newer than the slowest other sender's last one; the slowest never
+/// waits, so all finish.
+final class SenderPacer: @unchecked Sendable {
+    static let lead: Int64 = 10 * 60_000
+    private let condition = NSCondition()
+    /// Timestamp of each sender's latest request; `.max` once it has finished.
+    private var progress: [Int64]
+
+    init(senders: Int) { progress = Array(repeating: .min, count: senders) }
+
+    func start(_ sender: Int, at timestamp: Int64) {
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            let others = progress.enumerated().filter { $0.offset != sender }.map(\.element).min() ?? .max
+            if others >= timestamp - Self.lead || progress[sender] <= others { break }
+            condition.wait()
+        }
+        progress[sender] = timestamp
+        condition.broadcast()
+    }
+
+    func finish(_ sender: Int) {
+        condition.lock()
+        progress[sender] = .max
+        condition.broadcast()
+        condition.unlock()
     }
 }
