@@ -21,11 +21,12 @@ final class CostAPI: Sendable {
     struct Request {
         let path: String
         let query: QueryString
-        let tenantHeader: String?
+        let tenantSources: TenantSources
+        let credential: Credential?
         let acceptsGzip: Bool
     }
 
-    func answer(_ request: Request, now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) -> HTTPAnswer {
+    func answer(_ request: Request, now: Int64 = wallClockMilliseconds()) -> HTTPAnswer {
         var answer: HTTPAnswer
         do {
             answer = try compute(request, now: now)
@@ -45,8 +46,12 @@ final class CostAPI: Sendable {
 
     private func compute(_ request: Request, now: Int64) throws -> HTTPAnswer {
         let q = request.query
-        if request.path == "/metroculus/v2/kubecost_cluster_costs" { return try metroculus(q, header: request.tenantHeader, now: now) }
-        let tenant = try configuration.tenant(header: request.tenantHeader, parameter: q["tenant"]).get()
+        if request.path == "/metroculus/v2/kubecost_cluster_costs" {
+            return try metroculus(q, sources: request.tenantSources, credential: request.credential, now: now)
+        }
+        var sources = request.tenantSources
+        sources.add("tenant parameter", q["tenant"])
+        let tenant = try readableTenant(sources, request.credential)
         guard let calendar = CostCalendar(parsing: q["tz"] ?? "") else { throw CostQueryError("tz: expected Z or an offset like +05:30, got \(q["tz"]!)") }
         let first = try day(q, "start", calendar), last = try day(q, "end", calendar)
         let format = try reportFormat(q["format"])
@@ -66,11 +71,18 @@ final class CostAPI: Sendable {
     /// `GET /metroculus/v2/kubecost_cluster_costs?cloud_account_id=T&start_date=UNIX&end_date=UNIX`: the
     /// tenant's clusters summed, over the UTC days from the one holding `start_date` to the one
     /// holding the last second before `end_date`.
-    private func metroculus(_ q: QueryString, header: String?, now: Int64) throws -> HTTPAnswer {
+    private func metroculus(_ q: QueryString, sources: TenantSources, credential: Credential?, now: Int64) throws -> HTTPAnswer {
         guard let account = q["cloud_account_id"], !account.isEmpty else { throw CostQueryError("cloud_account_id is required") }
-        let tenant = try configuration.tenant(header: header, parameter: account).get()
+        var sources = sources
+        sources.add("cloud_account_id", account)
+        sources.add("tenant parameter", q["tenant"])
+        let tenant = try readableTenant(sources, credential)
+        let seconds = Self.unixSecondsRange
         guard let startText = q["start_date"], let start = Int64(startText), let endText = q["end_date"], let end = Int64(endText) else {
             throw CostQueryError("start_date and end_date are required, as Unix seconds")
+        }
+        guard seconds.contains(start), seconds.contains(end) else {
+            throw CostQueryError("start_date and end_date must be Unix seconds from \(seconds.lowerBound) to \(seconds.upperBound) (years 1 to 9999)")
         }
         guard start < end else { throw CostQueryError("start_date \(start) is not before end_date \(end)") }
         let first = CostCalendar.utc.day(containing: start * 1000), last = CostCalendar.utc.day(containing: end * 1000 - 1)
@@ -78,6 +90,17 @@ final class CostAPI: Sendable {
         let body = CostReport.metroculus(rows, account: account, start: start, end: end)
         return HTTPAnswer(status: 200, body: body, contentType: "application/json")
     }
+
+    /// The tenant the request names, checked against its credential's read scope.
+    private func readableTenant(_ sources: TenantSources, _ credential: Credential?) throws -> String {
+        let tenant = try sources.resolve(default: credential?.onlyTenant ?? configuration.defaultTenant).get()
+        if let refusal = accessRefusal(credential, .read, tenant: tenant) { throw refusal }
+        return tenant
+    }
+
+    /// Unix seconds of 0001-01-01 to 9999-12-31, the dates `YYYY-MM-DD` can name: inside it, day
+    /// arithmetic in milliseconds cannot overflow.
+    static let unixSecondsRange: ClosedRange<Int64> = -62_135_596_800 ... 253_402_300_799
 
     /// The tenant's engine; a tenant that has stored nothing answers no rows, after the same checks.
     private func engine(_ tenant: String, _ calendar: CostCalendar) throws -> CostEngine {

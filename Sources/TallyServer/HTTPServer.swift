@@ -16,128 +16,192 @@ final class Router: Sendable {
     let ingester: RemoteWriteIngester
     let costs: CostAPI
     let metrics: ServerMetrics
+    let admin: AdminAccess
+    /// nil without `--auth.config-file`: every request is let in, as before auth existed.
+    let authenticator: Authenticator?
+    let logger: Logger
     let phase = Atomic<ServerPhase>(.starting)
     let inFlight = Atomic<Int>(0)
     let threadPool: NIOThreadPool
+    let scheduler: TenantScheduler
 
-    init(configuration: ServerConfiguration, ingester: RemoteWriteIngester, costs: CostAPI, metrics: ServerMetrics, threadPool: NIOThreadPool) {
+    init(configuration: ServerConfiguration, ingester: RemoteWriteIngester, costs: CostAPI, metrics: ServerMetrics,
+         admin: AdminAccess, authenticator: Authenticator?, logger: Logger, threadPool: NIOThreadPool) {
         self.configuration = configuration
         self.ingester = ingester
         self.costs = costs
         self.metrics = metrics
+        self.admin = admin
+        self.authenticator = authenticator
+        self.logger = logger
         self.threadPool = threadPool
+        self.scheduler = TenantScheduler(pool: threadPool)
     }
+
+    private static let notReady = HTTPAnswer(status: 503, body: "not ready: starting or shutting down\n")
+    private static let shuttingDown = HTTPAnswer(status: 503, body: "shutting down\n")
 
     /// Answers a complete request; the future completes on `eventLoop`.
     func answer(_ head: HTTPRequestHead, body: [UInt8], bodyTooLarge: Bool, on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        func now(_ answer: HTTPAnswer) -> EventLoopFuture<HTTPAnswer> { eventLoop.makeSucceededFuture(answer) }
         switch path {
         case "/api/v1/write":
-            guard head.method == .POST else {
-                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 405, body: "use POST for remote write\n"))
-            }
+            guard head.method == .POST else { return now(HTTPAnswer(status: 405, body: "use POST for remote write\n")) }
+            if let refusal = AdminAccess.crossOriginRefusal(head) { return now(refusal) }
             if bodyTooLarge {
-                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 413, body: "request body over the limit of \(configuration.maxRequestBytes) bytes\n"))
+                return now(HTTPAnswer(status: 413, body: "request body over the limit of \(configuration.maxRequestBytes) bytes\n"))
             }
-            guard phase.load(ordering: .acquiring) == .ready else {
-                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 503, body: "not ready: starting or shutting down\n"))
+            guard phase.load(ordering: .acquiring) == .ready else { return now(Self.notReady) }
+            let credential: Credential?
+            switch authenticate(head) {
+            case let .success(found): credential = found
+            case let .failure(refusal): return now(refusal)
             }
+            var sources = tenantSources(head)
+            sources.add("tenant parameter", Self.queryParameter("tenant", in: head.uri))
+            let tenant: String
+            switch sources.resolve(default: credential?.onlyTenant ?? configuration.defaultTenant) {
+            case let .success(name): tenant = name
+            case let .failure(refusal): return now(refusal)
+            }
+            if let refusal = accessRefusal(credential, .write, tenant: tenant) { return now(refusal) }
             inFlight.wrappingAdd(1, ordering: .relaxed)
-            let headers = RemoteWriteIngester.RequestHeaders(
-                tenant: configuration.tenantHeaders.lazy.compactMap { head.headers.first(name: $0) }.first,
-                tenantParameter: Self.queryParameter("tenant", in: head.uri),
-                contentType: head.headers.first(name: "Content-Type"),
-                contentEncoding: head.headers.first(name: "Content-Encoding"))
+            let headers = RemoteWriteIngester.RequestHeaders(contentType: head.headers.first(name: "Content-Type"),
+                                                             contentEncoding: head.headers.first(name: "Content-Encoding"))
             let promise = eventLoop.makePromise(of: HTTPAnswer.self)
             let ingester = self.ingester
-            threadPool.submit { state in
-                guard case .active = state else {
-                    return promise.succeed(HTTPAnswer(status: 503, body: "shutting down\n"))
-                }
-                ingester.ingest(headers, body: body) { promise.succeed($0) }
+            scheduler.submit(tenant: tenant) { state in
+                guard case .active = state else { return promise.succeed(Self.shuttingDown) }
+                ingester.ingest(tenant: tenant, headers, body: body) { promise.succeed($0) }
             }
             promise.futureResult.whenComplete { _ in self.inFlight.wrappingSubtract(1, ordering: .relaxed) }
             return promise.futureResult
         case _ where CostAPI.paths.contains(path):
-            guard head.method == .GET else {
-                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 405, body: "use GET for \(path)\n"))
+            guard head.method == .GET else { return now(HTTPAnswer(status: 405, body: "use GET for \(path)\n")) }
+            guard phase.load(ordering: .acquiring) == .ready else { return now(Self.notReady) }
+            let credential: Credential?
+            switch authenticate(head) {
+            case let .success(found): credential = found
+            case let .failure(refusal): return now(refusal)
             }
-            guard phase.load(ordering: .acquiring) == .ready else {
-                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 503, body: "not ready: starting or shutting down\n"))
-            }
-            let request = CostAPI.Request(path: path, query: QueryString(uri: head.uri),
-                                          tenantHeader: configuration.tenantHeaders.lazy.compactMap { head.headers.first(name: $0) }.first,
+            let request = CostAPI.Request(path: path, query: QueryString(uri: head.uri), tenantSources: tenantSources(head), credential: credential,
                                           acceptsGzip: Gzip.accepted(by: head.headers.first(name: "Accept-Encoding")))
             let costs = self.costs
             return threadPool.runIfActive(eventLoop: eventLoop) { costs.answer(request) }
-                .recover { _ in HTTPAnswer(status: 503, body: "shutting down\n") }
-        case "/api/v1/admin/compact", "/api/v1/admin/retention":
-            guard head.method == .POST else {
-                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 405, body: "use POST for \(path)\n"))
-            }
-            guard phase.load(ordering: .acquiring) == .ready else {
-                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 503, body: "not ready: starting or shutting down\n"))
-            }
-            let query = QueryString(uri: head.uri)
-            let work: @Sendable (TenantDatabase) throws -> String
-            if path == "/api/v1/admin/compact" {
-                work = { db in
-                    let report = try db.compact()
-                    let json = report.json(tenant: db.tenant, by: "the server")
-                    // Some groups could not be merged: the caller must not read this as success.
-                    guard report.failures.isEmpty else { throw MaintenanceFailure(description: json) }
-                    return json
-                }
-            } else {
-                guard let keep = query["keep"].flatMap(ServerConfiguration.milliseconds), keep > 0 else {
-                    return eventLoop.makeSucceededFuture(HTTPAnswer(status: 400, body: "keep: expected a positive duration like 400d\n"))
-                }
-                work = { RetentionPolicy.json(try $0.applyRetention(keep: keep), tenant: $0.tenant, by: "the server") }
-            }
-            // A tenant header or ?tenant= names one tenant (they must agree); neither means every open tenant.
-            let header = configuration.tenantHeaders.lazy.compactMap { head.headers.first(name: $0) }.first
-            if let header, let parameter = query["tenant"], header != parameter {
-                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 400, body: "tenant header \(header) and tenant parameter \(parameter) disagree\n"))
-            }
-            let tenant = header ?? query["tenant"]
-            let registry = ingester.registry
-            return threadPool.runIfActive(eventLoop: eventLoop) { Self.maintain(registry, tenant: tenant, work) }
-                .recover { _ in HTTPAnswer(status: 503, body: "shutting down\n") }
-        case Self.deleteSeriesPath:
-            guard head.method == .POST || head.method == .PUT else {
-                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 405, body: "use POST or PUT for \(path)\n"))
-            }
-            guard phase.load(ordering: .acquiring) == .ready else {
-                return eventLoop.makeSucceededFuture(HTTPAnswer(status: 503, body: "not ready: starting or shutting down\n"))
-            }
-            let query = QueryString(uri: head.uri, formBody: body, contentType: head.headers.first(name: "Content-Type"))
-            let request: DeleteSeriesRequest
-            switch DeleteSeriesRequest.parse(query, tenantHeader: configuration.tenantHeaders.lazy.compactMap { head.headers.first(name: $0) }.first,
-                                             configuration: configuration) {
-            case let .success(parsed): request = parsed
-            case let .failure(answer): return eventLoop.makeSucceededFuture(answer)
-            }
-            let registry = ingester.registry
-            return threadPool.runIfActive(eventLoop: eventLoop) {
-                Self.maintain(registry, tenant: request.tenant) {
-                    try $0.deleteSeries(request.arguments.selectors, in: request.arguments.interval, dryRun: request.dryRun).json(tenant: $0.tenant, by: "the server")
-                }
-            }.recover { _ in HTTPAnswer(status: 503, body: "shutting down\n") }
+                .recover { _ in Self.shuttingDown }
+        case "/api/v1/admin/compact", "/api/v1/admin/retention", Self.deleteSeriesPath:
+            return admin(head, path: path, body: body, on: eventLoop)
         case "/metrics":
-            return eventLoop.makeSucceededFuture(HTTPAnswer(status: 200, body: metrics.registry.emitToString(),
-                                                            contentType: "text/plain; version=0.0.4; charset=utf-8"))
+            if let authenticator, authenticator.protectsMetrics {
+                switch authenticator.authenticate(head) {
+                case let .success(credential):
+                    guard credential.scopes.contains(.admin) else {
+                        return now(HTTPAnswer(status: 403, body: "credential \(GoFormat.quote(credential.name)) may not read /metrics: it needs the admin scope\n"))
+                    }
+                case let .failure(refusal): return now(refusal)
+                }
+            }
+            return now(HTTPAnswer(status: 200, body: metrics.registry.emitToString(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
         case "/-/healthy":
-            return eventLoop.makeSucceededFuture(HTTPAnswer(status: 200, body: "Tally is Healthy.\n"))
+            return now(HTTPAnswer(status: 200, body: "Tally is Healthy.\n"))
         case "/-/ready":
             let ready = phase.load(ordering: .acquiring) == .ready
-            return eventLoop.makeSucceededFuture(HTTPAnswer(status: ready ? 200 : 503, body: ready ? "Tally is Ready.\n" : "Tally is not ready.\n"))
+            return now(HTTPAnswer(status: ready ? 200 : 503, body: ready ? "Tally is Ready.\n" : "Tally is not ready.\n"))
         default:
-            return eventLoop.makeSucceededFuture(HTTPAnswer(status: 404, body: "not found: \(path)\n"))
+            return now(HTTPAnswer(status: 404, body: "not found: \(path)\n"))
         }
     }
 
-    static let deleteSeriesPath = "/api/v1/admin/tsdb/delete_series"
+    /// The admin endpoints: allowed methods, the cross-origin rule, who may call (`AdminAccess`), an
+    /// audit line per call, then the work on one tenant (or, named by none, every open tenant).
+    private func admin(_ head: HTTPRequestHead, path: String, body: [UInt8], on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
+        func now(_ answer: HTTPAnswer) -> EventLoopFuture<HTTPAnswer> { eventLoop.makeSucceededFuture(answer) }
+        let isDeletion = path == Self.deleteSeriesPath
+        guard head.method == .POST || (isDeletion && head.method == .PUT) else {
+            return now(HTTPAnswer(status: 405, body: "use POST\(isDeletion ? " or PUT" : "") for \(path)\n"))
+        }
+        if let refusal = AdminAccess.crossOriginRefusal(head) { return now(refusal) }
+        var caller: String
+        var credential: Credential?
+        switch admin.authorise(head) {
+        case let .success(who): caller = who
+        case let .failure(refusal):
+            logger.warning("admin call refused", metadata: ["path": "\(path)", "status": "\(refusal.status)"])
+            return now(refusal)
+        }
+        if head.headers.first(name: AdminAccess.tokenHeader) == nil {
+            switch authenticate(head) {
+            case let .success(found):
+                credential = found
+                if let found { caller = "credential \(GoFormat.quote(found.name))" }
+            case let .failure(refusal):
+                logger.warning("admin call refused", metadata: ["path": "\(path)", "status": "\(refusal.status)"])
+                return now(refusal)
+            }
+        }
+        guard phase.load(ordering: .acquiring) == .ready else { return now(Self.notReady) }
+        let query = isDeletion ? QueryString(uri: head.uri, formBody: body, contentType: head.headers.first(name: "Content-Type"))
+                               : QueryString(uri: head.uri)
+        var sources = tenantSources(head)
+        sources.add("tenant parameter", query["tenant"])
+        let tenant: String?
+        switch sources.resolve(default: "") {
+        case let .success(name): tenant = name.isEmpty ? nil : name
+        case let .failure(refusal): return now(refusal)
+        }
+        if let refusal = accessRefusal(credential, .admin, tenant: isDeletion ? tenant ?? configuration.defaultTenant : tenant) {
+            logger.warning("admin call refused", metadata: ["path": "\(path)", "by": "\(caller)", "status": "403"])
+            return now(refusal)
+        }
+        let work: @Sendable (TenantDatabase) throws -> String
+        switch path {
+        case "/api/v1/admin/compact":
+            work = { db in
+                let report = try db.compact()
+                let json = report.json(tenant: db.tenant, by: "the server")
+                // Some groups could not be merged: the caller must not read this as success.
+                guard report.failures.isEmpty else { throw MaintenanceFailure(description: json) }
+                return json
+            }
+        case "/api/v1/admin/retention":
+            guard let keep = query["keep"].flatMap(ServerConfiguration.milliseconds), keep > 0 else {
+                return now(HTTPAnswer(status: 400, body: "keep: expected a positive duration like 400d\n"))
+            }
+            work = { RetentionPolicy.json(try $0.applyRetention(keep: keep), tenant: $0.tenant, by: "the server") }
+        default:
+            // As writes: a request that names no tenant means the default one, never every tenant.
+            let request: DeleteSeriesRequest
+            switch DeleteSeriesRequest.parse(query, tenant: tenant ?? configuration.defaultTenant) {
+            case let .success(parsed): request = parsed
+            case let .failure(answer): return now(answer)
+            }
+            work = { try $0.deleteSeries(request.arguments.selectors, in: request.arguments.interval, dryRun: request.dryRun).json(tenant: $0.tenant, by: "the server") }
+        }
+        logger.notice("admin call", metadata: ["by": "\(caller)", "method": "\(head.method)", "uri": "\(head.uri)",
+                                               "tenant": "\(tenant ?? "every tenant")"])
+        let registry = ingester.registry
+        let target = isDeletion ? tenant ?? configuration.defaultTenant : tenant
+        return threadPool.runIfActive(eventLoop: eventLoop) { Self.maintain(registry, tenant: target, work) }
+            .recover { _ in Self.shuttingDown }
+    }
 
+    /// The request's credential; nil when auth is off; the 401 answer when it is on and none is proven.
+    private func authenticate(_ head: HTTPRequestHead) -> Result<Credential?, HTTPAnswer> {
+        guard let authenticator else { return .success(nil) }
+        return authenticator.authenticate(head).map { $0 }
+    }
+
+    /// The tenant named by each configured header, every value of each.
+    private func tenantSources(_ head: HTTPRequestHead) -> TenantSources {
+        var sources = TenantSources()
+        for name in configuration.tenantHeaders {
+            for value in head.headers[name] { sources.add(name, value) }
+        }
+        return sources
+    }
+
+    static let deleteSeriesPath = "/api/v1/admin/tsdb/delete_series"
     /// Runs maintenance on one tenant (or every open one) now; one JSON line per tenant.
     static func maintain(_ registry: TenantRegistry, tenant: String?, _ work: (TenantDatabase) throws -> String) -> HTTPAnswer {
         var databases: [TenantDatabase]
@@ -194,13 +258,8 @@ struct DeleteSeriesRequest: Sendable {
     let arguments: DeletionArguments
     let dryRun: Bool
 
-    static func parse(_ query: QueryString, tenantHeader: String?, configuration: ServerConfiguration) -> Result<DeleteSeriesRequest, HTTPAnswer> {
+    static func parse(_ query: QueryString, tenant: String) -> Result<DeleteSeriesRequest, HTTPAnswer> {
         func refuse(_ message: String) -> Result<DeleteSeriesRequest, HTTPAnswer> { .failure(HTTPAnswer(status: 400, body: message + "\n")) }
-        let tenant: String
-        switch configuration.tenant(header: tenantHeader, parameter: query["tenant"]) {
-        case let .success(name): tenant = name
-        case let .failure(answer): return .failure(answer)
-        }
         guard TenantID.isValid(tenant) else { return refuse(TenantError.invalidName(tenant).description) }
         do {
             let arguments = try DeletionArguments(selectors: query.all("match[]"), start: query["start"], end: query["end"])
@@ -264,6 +323,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         headers.add(name: "Content-Length", value: String(bytes.count))
         if !bytes.isEmpty { headers.add(name: "Content-Type", value: answer.contentType) }
         if let encoding = answer.contentEncoding { headers.add(name: "Content-Encoding", value: encoding) }
+        for (name, value) in answer.headers { headers.add(name: name, value: value) }
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         let responseHead = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: answer.status), headers: headers)
         context.write(wrapOutboundOut(.head(responseHead)), promise: nil)

@@ -1,14 +1,17 @@
+import Foundation
 import NIOCore
 import TallyStorage
 import TallyWire
 
 /// The answer to one HTTP request, independent of the transport.
-public struct HTTPAnswer: Sendable, Equatable, Error {
+public struct HTTPAnswer: Sendable, Error {
     public var status: Int
     public var body: [UInt8]
     public var contentType = "text/plain; charset=utf-8"
     /// `gzip` when the body is compressed.
     public var contentEncoding: String?
+    /// Further response headers (`Retry-After`, `WWW-Authenticate`).
+    public var headers: [(String, String)] = []
 
     public init(status: Int, body: String, contentType: String = "text/plain; charset=utf-8") {
         self.status = status
@@ -17,37 +20,34 @@ public struct HTTPAnswer: Sendable, Equatable, Error {
     }
 }
 
-/// Remote-Write 1.0 ingestion: tenant resolution, decoding, validation, append, and the status code
-/// the sender must see (2xx stored; 4xx never retried; 5xx only when a retry can succeed).
+/// Remote-Write 1.0 ingestion: decoding, limits, validation, append, and the status code the sender
+/// must see (2xx stored; 4xx never retried; 429 and 5xx only when a retry can succeed).
 public final class RemoteWriteIngester: Sendable {
     let configuration: ServerConfiguration
     let registry: TenantRegistry
     let metrics: ServerMetrics
+    let limits: LimitsStore
+    private let rateLimiter = IngestionRateLimiter()
 
-    init(configuration: ServerConfiguration, registry: TenantRegistry, metrics: ServerMetrics) {
+    init(configuration: ServerConfiguration, registry: TenantRegistry, metrics: ServerMetrics, limits: LimitsStore) {
         self.configuration = configuration
         self.registry = registry
         self.metrics = metrics
+        self.limits = limits
     }
 
     /// Request headers that matter to ingestion.
     public struct RequestHeaders: Sendable {
-        public var tenant: String?
-        /// `?tenant=` on the write URL, for senders that cannot set headers (Debian's Prometheus
-        /// 2.42 drops `remote_write.headers`, prometheus/prometheus#13030).
-        public var tenantParameter: String?
         public var contentType: String?
         public var contentEncoding: String?
     }
 
-    /// Stores what is valid of a request and calls `answer` once it is durable.
-    public func ingest(_ headers: RequestHeaders, body: [UInt8], answer: @escaping @Sendable (HTTPAnswer) -> Void) {
+    /// Stores what is valid of a request for `tenant` (already resolved and authorised) and calls
+    /// `answer` once it is durable.
+    public func ingest(tenant: String, _ headers: RequestHeaders, body: [UInt8], now: Int64 = wallClockMilliseconds(),
+                       answer: @escaping @Sendable (HTTPAnswer) -> Void) {
         if let refusal = checkMediaType(headers) { return answer(refusal) }
-        let tenant: String
-        switch configuration.tenant(header: headers.tenant, parameter: headers.tenantParameter) {
-        case let .success(name): tenant = name
-        case let .failure(refusal): return answer(refusal)
-        }
+        let limits = self.limits.limits(for: tenant)
         var view: WriteRequestView
         do {
             // Labels are validated per series in `appendSeries`, and only for series not known already.
@@ -56,17 +56,30 @@ public final class RemoteWriteIngester: Sendable {
             if case .decodedTooLarge = error { return answer(HTTPAnswer(status: 413, body: error.description)) }
             return answer(HTTPAnswer(status: 400, body: error.description))
         }
+        let received = view.sampleCount + view.histogramCount
+        if received > limits.maxSamplesPerRequest {
+            metrics.rejected(tenant: tenant, reason: "max_samples_per_request", samples: received)
+            return answer(HTTPAnswer(status: 400, body: "max_samples_per_request: \(received) samples in one request, at most \(limits.maxSamplesPerRequest); nothing stored\n"))
+        }
+        if let wait = rateLimiter.admit(received, tenant: tenant, rate: limits.ingestionRate, burst: limits.ingestionBurst) {
+            metrics.rejected(tenant: tenant, reason: "rate_limited", samples: received)
+            var refusal = HTTPAnswer(status: 429, body: "rate_limited: tenant \(tenant) is over its ingestion rate of \(limits.ingestionRate) samples/s; retry in \(wait) s\n")
+            refusal.headers.append(("Retry-After", String(wait)))
+            return answer(refusal)
+        }
         let db: TenantDatabase
         do {
             db = try registry.database(for: tenant)
         } catch {
             if case .io = error { return answer(HTTPAnswer(status: 500, body: error.description)) }
-            return answer(HTTPAnswer(status: 400, body: error.description))
+            if case .tooManyTenants = error { metrics.rejected(tenant: tenant, reason: "max_tenants", samples: received) }
+            return answer(HTTPAnswer(status: 400, body: error.description + "\n"))
         }
         let tally: RejectionTally
         let commit: AppendCommit
+        let accepted = SampleWindow(now: now, limits: limits)
         do {
-            (tally, commit) = try append(&view, to: db)
+            (tally, commit) = try append(&view, to: db, limits: limits, window: accepted)
         } catch {
             if case .closed = error { return answer(HTTPAnswer(status: 503, body: "shutting down\n")) }
             return answer(HTTPAnswer(status: 500, body: "storage: \(error)\n"))
@@ -76,7 +89,6 @@ public final class RemoteWriteIngester: Sendable {
         metrics.notStored(tenant: tenant, kind: "metadata", count: view.metadataCount)
         metrics.notStored(tenant: tenant, kind: "exemplar", count: view.exemplarCount)
         for (reason, count) in tally.counts where count > 0 { metrics.rejected(tenant: tenant, reason: reason, samples: count) }
-        let received = view.sampleCount + view.histogramCount
         db.whenDurable(commit.position) { error in
             if let error { return answer(HTTPAnswer(status: 500, body: "WAL sync failed, retry: \(error)\n")) }
             if tally.total == 0 { return answer(HTTPAnswer(status: 204, body: "")) }
@@ -102,13 +114,17 @@ public final class RemoteWriteIngester: Sendable {
         return nil
     }
 
-    private func append(_ view: inout WriteRequestView, to db: TenantDatabase) throws(StorageError) -> (RejectionTally, AppendCommit) {
+    private func append(_ view: inout WriteRequestView, to db: TenantDatabase, limits: TenantLimits,
+                        window: SampleWindow) throws(StorageError) -> (RejectionTally, AppendCommit) {
         let body = view.body
-        return try body.withUnsafeBytes { base in Result { () throws(StorageError) in try appendSeries(&view, base, to: db) } }.get()
+        return try body.withUnsafeBytes { base in
+            Result { () throws(StorageError) in try appendSeries(&view, base, to: db, limits: limits, window: window) }
+        }.get()
     }
 
-    private func appendSeries(_ view: inout WriteRequestView, _ base: UnsafeRawBufferPointer, to db: TenantDatabase) throws(StorageError) -> (RejectionTally, AppendCommit) {
-            try db.append { batch in
+    private func appendSeries(_ view: inout WriteRequestView, _ base: UnsafeRawBufferPointer, to db: TenantDatabase,
+                              limits: TenantLimits, window: SampleWindow) throws(StorageError) -> (RejectionTally, AppendCommit) {
+            try db.append(limits: limits.series) { batch in
                 var tally = RejectionTally()
                 var scratch: [RawLabel] = []
                 for index in view.series.indices {
@@ -122,7 +138,7 @@ public final class RemoteWriteIngester: Sendable {
                     if let known {
                         handle = known
                     } else {
-                        if let rejection = view.validateLabels(ofSeriesAt: index) {
+                        if let rejection = view.validateLabels(ofSeriesAt: index, limits: limits.labels) {
                             tally.add(rejection.rawValue, Int(series.sampleCount))
                             continue
                         }
@@ -132,16 +148,30 @@ public final class RemoteWriteIngester: Sendable {
                             scratch.append(RawLabel(name: UnsafeRawBufferPointer(rebasing: base[label.name.range]),
                                                     value: UnsafeRawBufferPointer(rebasing: base[label.value.range])))
                         }
-                        handle = scratch.withUnsafeBufferPointer { labels in
-                            key.map { batch.series(labels, encodedLabels: encoded, key: $0) } ?? batch.series(labels)
+                        let found = scratch.withUnsafeBufferPointer { labels in
+                            Result { () throws(SeriesLimitExceeded) in
+                                if let key { return try batch.series(labels, encodedLabels: encoded, key: key) }
+                                return try batch.series(labels)
+                            }
+                        }
+                        switch found {
+                        case let .success(created): handle = created
+                        case let .failure(limit):
+                            tally.add(limit.rawValue, Int(series.sampleCount))
+                            continue
                         }
                     }
                     for sample in view.samples(of: series) {
+                        guard window.contains(sample.timestamp) else {
+                            tally.add("timestamp_out_of_bounds", 1)
+                            continue
+                        }
                         switch batch.add(handle, timestamp: sample.timestamp, valueBits: sample.valueBits) {
                         case .accepted, .duplicate: break
                         case .conflict: tally.add("duplicate_timestamp_different_value", 1)
                         case .outOfOrder: tally.add("out_of_order", 1)
                         case .tooOld: tally.add("too_old", 1)
+                        case .outOfBounds: tally.add("timestamp_out_of_bounds", 1)
                         }
                     }
                 }
@@ -149,6 +179,23 @@ public final class RemoteWriteIngester: Sendable {
             }
     }
 }
+
+/// The sample times a request may carry: up to `maxFuture` ahead of now and, when `maxPast` is
+/// set, that far behind it. Computed once per request with saturating arithmetic.
+struct SampleWindow {
+    let oldest: Int64
+    let newest: Int64
+
+    init(now: Int64, limits: TenantLimits) {
+        newest = StorableTime.adding(limits.maxFuture, to: now)
+        oldest = limits.maxPast > 0 ? StorableTime.subtracting(limits.maxPast, from: now) : .min
+    }
+
+    func contains(_ t: Int64) -> Bool { t >= oldest && t <= newest }
+}
+
+/// The wall clock in milliseconds since the epoch.
+public func wallClockMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
 /// Counts of refused samples by reason, and the one-line message a sender logs.
 struct RejectionTally: Sendable {

@@ -28,18 +28,39 @@ public struct ServerConfiguration: Sendable {
     public var retention: Int64?
     /// How long shutdown waits for in-flight requests.
     public var drainTimeout: Duration = .seconds(30)
+    /// Limits of every tenant unless `limitsConfigFile` says otherwise for it.
+    public var limits = TenantLimits()
+    /// YAML with `defaults:` and per-tenant `tenants:` limits, reloaded on change and on SIGHUP.
+    public var limitsConfigFile: String?
+    /// Tenants that may exist; a write that would create one more gets 400 `max_tenants`.
+    public var maxTenants = 10_000
+    /// Whether the admin endpoints answer requests from the network (the CLI on the storage's own
+    /// machine reaches them with the storage's admin token either way).
+    public var enableAdminAPI = false
+    /// YAML listing credentials, their tenants and scopes; nil lets every request in.
+    public var authConfigFile: String?
 
     public init() {}
 }
 
-extension ServerConfiguration {
-    /// The tenant of a request, writes and reads alike: the header, else the URL parameter, else
-    /// the default tenant; a header and a parameter that disagree are refused.
-    func tenant(header: String?, parameter: String?) -> Result<String, HTTPAnswer> {
-        if let header, let parameter, header != parameter {
-            return .failure(HTTPAnswer(status: 400, body: "tenant header \(header) and tenant parameter \(parameter) disagree\n"))
+/// Everything in one request that names a tenant: each configured header (every value it was sent
+/// with) and the URL parameters that name one (`tenant`, `cloud_account_id`).
+struct TenantSources: Sendable {
+    private(set) var named: [(source: String, tenant: String)] = []
+
+    mutating func add(_ source: String, _ tenant: String?) {
+        if let tenant { named.append((source, tenant)) }
+    }
+
+    /// The tenant all sources name, or the default when none does. Sources that disagree are refused:
+    /// a proxy may set one header and trust it, so a second one that names another tenant must not win.
+    func resolve(default defaultTenant: String) -> Result<String, HTTPAnswer> {
+        guard let first = named.first else { return .success(defaultTenant) }
+        if named.contains(where: { $0.tenant != first.tenant }) {
+            let listed = named.map { "\($0.source)=\(GoFormat.quote(String($0.tenant.prefix(64))))" }.joined(separator: ", ")
+            return .failure(HTTPAnswer(status: 400, body: "tenant sources disagree: \(listed)\n"))
         }
-        return .success(header ?? parameter ?? defaultTenant)
+        return .success(first.tenant)
     }
 }
 

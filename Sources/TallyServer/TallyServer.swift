@@ -1,3 +1,5 @@
+import Dispatch
+import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -31,15 +33,18 @@ public final class TallyServer: Service, Sendable {
                                      outOfOrderMaxBytes: configuration.outOfOrderMaxBytes,
                                      observeSync: { metrics.walFsync.record($0) },
                                      report: { logger.info("\($0)") })
-        let registry = try TenantRegistry(root: configuration.storageRoot, options: options)
+        let limits = try LimitsStore(base: configuration.limits, path: configuration.limitsConfigFile)
+        let authenticator = try configuration.authConfigFile.map { try Authenticator(path: $0) }
+        let registry = try TenantRegistry(root: configuration.storageRoot, options: options, maxTenants: configuration.maxTenants)
         let rootLock = try StorageRootLock(root: configuration.storageRoot)
+        let admin = try AdminAccess.create(storageRoot: configuration.storageRoot, enabledForNetwork: configuration.enableAdminAPI)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let threadPool = NIOThreadPool(numberOfThreads: System.coreCount)
         threadPool.start()
         let router = Router(configuration: configuration,
-                            ingester: RemoteWriteIngester(configuration: configuration, registry: registry, metrics: metrics),
+                            ingester: RemoteWriteIngester(configuration: configuration, registry: registry, metrics: metrics, limits: limits),
                             costs: CostAPI(configuration: configuration, registry: registry),
-                            metrics: metrics, threadPool: threadPool)
+                            metrics: metrics, admin: admin, authenticator: authenticator, logger: logger, threadPool: threadPool)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -53,6 +58,17 @@ public final class TallyServer: Service, Sendable {
         let address = "\(configuration.host):\(channel.localAddress?.port ?? configuration.port)"
         boundAddress.withLock { $0 = address }
         logger.info("listening", metadata: ["address": "\(address)", "storage": "\(configuration.storageRoot)"])
+        if authenticator == nil && !Self.isLoopback(configuration.host) {
+            logger.warning("listening beyond loopback without authentication: anyone who reaches \(address) can write and read every tenant; see docs/security.md")
+        }
+        // SIGHUP reloads the limits and auth files at once (they are also re-read when they change).
+        signal(SIGHUP, SIG_IGN)
+        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP)
+        hangup.setEventHandler {
+            for line in [limits.reload(force: true), authenticator?.reload(force: true)].compactMap({ $0 }) { logger.notice("\(line)") }
+        }
+        hangup.resume()
+        defer { hangup.cancel() }
 
         do {
             try registry.openExisting { db in
@@ -73,6 +89,7 @@ public final class TallyServer: Service, Sendable {
                     try? await Task.sleep(for: configuration.blockScanInterval)
                     if Task.isCancelled { break }
                     registry.scan { logger.info("\($0)") }
+                    for line in [limits.reload(), authenticator?.reload()].compactMap({ $0 }) { logger.notice("\(line)") }
                 }
             }
             let compactor = Task {
@@ -116,6 +133,10 @@ public final class TallyServer: Service, Sendable {
         await stop(channel: channel, router: router, registry: registry, group: group, threadPool: threadPool)
         withExtendedLifetime(rootLock) {}
         logger.info("stopped")
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     private func stop(channel: Channel, router: Router, registry: TenantRegistry, group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool) async {

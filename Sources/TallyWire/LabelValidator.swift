@@ -3,43 +3,65 @@ import Glibc
 #endif
 
 /// Label rules of Remote-Write 1.0 as Tally applies them (README.md, "What the receiver answers"):
-/// empty names, duplicate names, invalid UTF-8 and a missing `__name__` reject the series;
-/// empty values are dropped (Prometheus treats them as absent); unsorted labels are sorted.
+/// empty names, duplicate names, invalid UTF-8, names outside Prometheus' character set, a missing
+/// or malformed `__name__` and labels past `LabelLimits` reject the series; empty values are
+/// dropped (Prometheus treats them as absent); unsorted labels are sorted.
 enum LabelValidator {
     static let metricName = Array("__name__".utf8)
 
-    static func validate(_ view: inout WriteRequestView, _ bytes: UnsafeBufferPointer<UInt8>) {
-        for index in view.series.indices { validate(&view, seriesAt: index, bytes) }
+    static func validate(_ view: inout WriteRequestView, limits: LabelLimits, _ bytes: UnsafeBufferPointer<UInt8>) {
+        for index in view.series.indices { validate(&view, seriesAt: index, limits: limits, bytes) }
     }
 
-    static func validate(_ view: inout WriteRequestView, seriesAt index: Int, _ bytes: UnsafeBufferPointer<UInt8>) {
+    static func validate(_ view: inout WriteRequestView, seriesAt index: Int, limits: LabelLimits, _ bytes: UnsafeBufferPointer<UInt8>) {
         var series = view.series[index]
-        series.rejection = normalize(&view.labels, &series, bytes)
+        series.rejection = normalize(&view.labels, &series, limits, bytes)
         view.series[index] = series
     }
 
-    private static func normalize(_ labels: inout [WireLabel], _ series: inout WireSeries, _ bytes: UnsafeBufferPointer<UInt8>) -> SeriesRejection? {
+    private static func normalize(_ labels: inout [WireLabel], _ series: inout WireSeries, _ limits: LabelLimits,
+                                  _ bytes: UnsafeBufferPointer<UInt8>) -> SeriesRejection? {
         let start = Int(series.labelStart)
         var kept = start
         for i in start..<start + Int(series.labelCount) {
             let label = labels[i]
             if label.name.count == 0 { return .emptyLabelName }
+            if Int(label.name.count) > limits.maxLabelNameLength { return .labelNameTooLong }
+            if Int(label.value.count) > limits.maxLabelValueLength { return .labelValueTooLong }
             if !isValidUTF8(bytes, label.name.range) || !isValidUTF8(bytes, label.value.range) { return .invalidUTF8 }
+            if !isLegacyName(bytes, label.name.range, colons: false) { return .invalidLabelName }
             if label.value.count == 0 { continue }
             labels[kept] = label
             kept += 1
         }
+        if kept - start > limits.maxLabelNamesPerSeries { return .tooManyLabels }
         series.labelCount = Int32(kept - start)
         let slice = start..<kept
         if !isSorted(labels, slice, bytes) {
             labels[slice].sort { compare(bytes, $0.name, $1.name) < 0 }
         }
-        var hasName = false
+        var name: ByteSpan?
         for i in slice {
             if i > start && compare(bytes, labels[i - 1].name, labels[i].name) == 0 { return .duplicateLabelName }
-            if equals(bytes, labels[i].name, metricName) { hasName = true }
+            if equals(bytes, labels[i].name, metricName) { name = labels[i].value }
         }
-        return hasName ? nil : .missingMetricName
+        guard let name else { return .missingMetricName }
+        return isLegacyName(bytes, name.range, colons: true) ? nil : .invalidMetricName
+    }
+
+    /// Prometheus' label name rule `[a-zA-Z_][a-zA-Z0-9_]*`, with `:` also allowed for metric names.
+    /// Names outside it cannot be written in PromQL or in the text formats Tally prints.
+    static func isLegacyName(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, colons: Bool) -> Bool {
+        guard !range.isEmpty else { return false }
+        for i in range {
+            switch bytes[i] {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "_"): continue
+            case UInt8(ascii: "0")...UInt8(ascii: "9") where i != range.lowerBound: continue
+            case UInt8(ascii: ":") where colons: continue
+            default: return false
+            }
+        }
+        return true
     }
 
     private static func isSorted(_ labels: [WireLabel], _ range: Range<Int>, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {

@@ -35,7 +35,7 @@ public enum RemoteWriteDecoder {
                     try reader.skip(type)
                 }
             }
-            if validatingLabels { LabelValidator.validate(&view, bytes) }
+            if validatingLabels { LabelValidator.validate(&view, limits: LabelLimits(), bytes) }
         }
         return view
     }

@@ -22,9 +22,9 @@ public struct WriteRequestView: Sendable {
 
     /// Validates and normalizes the labels of the series at `index` (for a view decoded without
     /// `validatingLabels`); returns why the series is refused, if it is.
-    public mutating func validateLabels(ofSeriesAt index: Int) -> SeriesRejection? {
+    public mutating func validateLabels(ofSeriesAt index: Int, limits: LabelLimits = LabelLimits()) -> SeriesRejection? {
         let body = self.body
-        body.withUnsafeBufferPointer { LabelValidator.validate(&self, seriesAt: index, $0) }
+        body.withUnsafeBufferPointer { LabelValidator.validate(&self, seriesAt: index, limits: limits, $0) }
         return series[index].rejection
     }
 
@@ -75,4 +75,21 @@ public enum SeriesRejection: String, Sendable, CaseIterable {
     case duplicateLabelName = "duplicate_label_name"
     case invalidUTF8 = "invalid_utf8"
     case missingMetricName = "missing_metric_name"
+    /// A label name outside Prometheus' `[a-zA-Z_][a-zA-Z0-9_]*`.
+    case invalidLabelName = "invalid_label_name"
+    /// A metric name outside Prometheus' `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+    case invalidMetricName = "invalid_metric_name"
+    case tooManyLabels = "max_label_names_per_series"
+    case labelNameTooLong = "max_label_name_length"
+    case labelValueTooLong = "max_label_value_length"
+}
+
+/// Bounds on one series' labels, counted after empty values are dropped; lengths in bytes. The
+/// defaults leave room for Kubecost's widest series (`kube_pod_labels` with every pod label copied).
+public struct LabelLimits: Sendable, Equatable {
+    public var maxLabelNamesPerSeries = 128
+    public var maxLabelNameLength = 1024
+    public var maxLabelValueLength = 4096
+
+    public init() {}
 }

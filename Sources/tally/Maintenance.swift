@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TallyLoad
+import TallyServer
 import TallyStorage
 
 /// Which tenants a command works on, and how it prints: shared by every operator command.
@@ -78,11 +79,20 @@ struct MaintenanceTarget: ParsableArguments {
 
     private func ask(_ names: [String], _ what: String, _ serverPath: (String) -> String) throws {
         let client = LoopbackHTTP(port: serverPort, timeoutSeconds: 3600)
+        // The server that holds this storage wrote its admin token there; a server serving another
+        // storage refuses it, so the command never acts on the wrong store.
+        let token: String
+        do { token = try OwnerOnlyFile.read(storage + "/" + AdminAccess.tokenFile).trimmingCharacters(in: .whitespacesAndNewlines) } catch {
+            throw CommandFailure("\(storage) is locked by a running server, but its admin token is unreadable (run as the storage's owner): \(error)")
+        }
         var out = json ? "" : "\(storage) is held by a running server; asked it to \(what) (127.0.0.1:\(serverPort)).\n"
         for name in names {
             let answer: LoopbackHTTP.Response
-            do { answer = try client.request("POST", serverPath(name)) } catch {
+            do { answer = try client.request("POST", serverPath(name), headers: [(AdminAccess.tokenHeader, token)]) } catch {
                 throw CommandFailure("\(storage) is locked by a running server, and asking it on 127.0.0.1:\(serverPort) failed: \(error)")
+            }
+            if answer.status == 403 && answer.body.contains("admin token refused") {
+                throw CommandFailure("the server on 127.0.0.1:\(serverPort) does not serve \(storage); pass the --server-port of the server that does")
             }
             out += answer.body
             guard answer.status == 200 else {

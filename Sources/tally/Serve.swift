@@ -65,6 +65,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How often to look for blocks and tenants added by `tally import`, in milliseconds.")
     var blockScanIntervalMs = 5000
 
+    @OptionGroup(title: "Limits and access")
+    var limits: LimitOptions
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -119,6 +122,7 @@ struct Serve: AsyncParsableCommand {
         let compaction = Self.milliseconds(compactionInterval)!
         config.compactionInterval = compaction > 0 ? .milliseconds(compaction) : nil
         config.retention = retention.flatMap(Self.milliseconds)
+        limits.apply(to: &config)
         let server = TallyServer(configuration: config, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: server)],

@@ -33,7 +33,7 @@ final class DeletionTests: XCTestCase {
         let before = try stores.costs(storage)
         XCTAssertTrue(before.contains { $0.key.contains("\(stores.dataset.clusterPrefix)1") && ($0.value["total"] ?? 0) > 0 })
 
-        let server = try TallyServerProcess(storage: storage, extraArguments: ["--compaction-interval", "0s"])
+        let server = try TallyServerProcess(storage: storage, extraArguments: ["--compaction-interval", "0s", "--web.enable-admin-api"])
         try server.waitReady()
         let base = ["delete-series", "--storage", storage, "--tenant", "acme", "--server-port", String(server.port), "--json"]
         let dry = try runCommand(Binaries.tally, base + ["--match", "{\(cluster)}", "--dry-run"])

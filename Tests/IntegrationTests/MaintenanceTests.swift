@@ -51,7 +51,7 @@ final class MaintenanceTests: XCTestCase {
         XCTAssertTrue(plan.stdout.hasPrefix("would drop \(expired.count) blocks"), plan.stdout)
         XCTAssertEqual(try stores.blocks(storage).count, before.count)
 
-        let server = try TallyServerProcess(storage: storage, extraArguments: ["--compaction-interval", "0s"])
+        let server = try TallyServerProcess(storage: storage, extraArguments: ["--compaction-interval", "0s", "--web.enable-admin-api"])
         try server.waitReady()
         // The tenant header names the one tenant to work on, as for writes and reads.
         let other = try server.client.request("POST", "/api/v1/admin/retention?keep=1d", headers: [("THANOS-TENANT", "beta")])

@@ -30,7 +30,7 @@ final class ServerLifecycleTests: XCTestCase {
             _ = try name.withUnsafeBytes { n in
                 try value.withUnsafeBytes { v in
                     try db.append { batch in
-                        let handle = [RawLabel(name: n, value: v)].withUnsafeBufferPointer { batch.series($0) }
+                        let handle = [RawLabel(name: n, value: v)].withUnsafeBufferPointer { try! batch.series($0) }
                         for t in 0..<2000 { _ = batch.add(handle, timestamp: Int64(t), valueBits: UInt64(t)) }
                     }
                 }

@@ -217,7 +217,7 @@ func appendSamples(_ db: TenantDatabase, _ name: String, _ samples: [(Int64, UIn
     let (verdicts, commit) = try nameBytes.withUnsafeBytes { n in
         try valueBytes.withUnsafeBytes { v in
             try db.append { batch -> [SampleVerdict] in
-                let handle = [RawLabel(name: n, value: v)].withUnsafeBufferPointer { batch.series($0) }
+                let handle = [RawLabel(name: n, value: v)].withUnsafeBufferPointer { try! batch.series($0) }
                 return samples.map { batch.add(handle, timestamp: $0.0, valueBits: $0.1) }
             }
         }

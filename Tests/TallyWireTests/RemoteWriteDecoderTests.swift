@@ -142,10 +142,15 @@ final class RemoteWriteDecoderTests: XCTestCase {
         // long valid multi-byte values (2, 3 and 4 bytes a character) that straddle those words.
         series([(name, Array("abcdefgh".utf8) + [0xff])])
         series([(name, Array("abcdefghijklmnop".utf8) + [0xc3])])
-        series([(name, Array("abcdefg\u{e9}z\u{20ac}\u{1F600}abcdefghij\u{e9}".utf8))])
+        series([(name, Array("ok".utf8)), (Array("v".utf8), Array("abcdefg\u{e9}z\u{20ac}\u{1F600}abcdefghij\u{e9}".utf8))])
+        // Prometheus' name rules: `:` in metric names only, no leading digit, ASCII letters only.
+        series([(name, Array("job:rate5m".utf8)), (Array("_x9".utf8), Array("v".utf8))])
+        series([(name, Array("m".utf8)), (Array("a:b".utf8), Array("v".utf8))])
+        series([(name, Array("9m".utf8))])
+        series([(name, Array("m".utf8)), (Array("\u{e9}".utf8), Array("v".utf8))])
         let view = try RemoteWriteDecoder.decode(body: w.bytes)
         XCTAssertEqual(view.series.map(\.rejection), [nil, .emptyLabelName, .duplicateLabelName, .invalidUTF8, .invalidUTF8, .missingMetricName, .missingMetricName,
-                                                      .invalidUTF8, .invalidUTF8, nil])
+                                                      .invalidUTF8, .invalidUTF8, nil, nil, .invalidLabelName, .invalidMetricName, .invalidLabelName])
     }
 
     /// `encodedLabels` covers exactly the label fields when they come back to back, and nothing when a

@@ -173,7 +173,7 @@ struct TallyMicrobench: ParsableCommand {
                 let (count, _) = try db.append { batch -> Int in
                     var n = 0
                     for (i, s) in series.enumerated() where k < s.samples.count {
-                        let handle = raw[i].withUnsafeBufferPointer { batch.series($0) }
+                        let handle = raw[i].withUnsafeBufferPointer { try! batch.series($0) }
                         if case .accepted = batch.add(handle, timestamp: s.samples[k].timestamp, valueBits: s.samples[k].valueBits) { n += 1 }
                     }
                     return n

@@ -167,6 +167,15 @@ final class Head {
 
     func index(ofRef ref: UInt64) -> Int32? { byRef[ref] }
 
+    /// Head series with the same `__name__` as `labels` (0 without one): the per-metric series limit,
+    /// checked only when a series is about to be created.
+    func seriesCount(sameMetricAs labels: UnsafeBufferPointer<RawLabel>) -> Int {
+        let metricName = "__name__"
+        guard let label = labels.first(where: { $0.name.elementsEqual(metricName.utf8) }),
+              let n = symbols.id(of: metricName), let v = symbols.id(of: String(decoding: label.value, as: UTF8.self)) else { return 0 }
+        return postings[UInt64(n) << 32 | UInt64(v)]?.count ?? 0
+    }
+
     // MARK: known encoded label sets
 
     /// Series by the exact bytes their labels arrived as in a request (see `AppendBatch`): a known
@@ -257,18 +266,39 @@ final class Head {
     }
 
     /// The value bits stored at exactly `t`, if any: used to tell a resent sample from a conflicting one.
+    /// Closed chunks are in time order, so one is found by binary search; only the chunk that can
+    /// hold `t` is decoded.
     func valueBits(_ index: Int32, at t: Int64) -> UInt64? {
-        if let s = series[Int(index)].outOfOrderBuffer.first(where: { $0.timestamp == t }) { return s.valueBits }
-        var found: UInt64?
-        forEachChunk(index, includingOutOfOrder: true) { minTime, maxTime, bytes in
-            guard found == nil, minTime <= t, t <= maxTime else { return }
+        let i = Int(index)
+        if let s = series[i].outOfOrderBuffer.first(where: { $0.timestamp == t }) { return s.valueBits }
+        let closed = series[i].closed
+        var low = 0, high = closed.count
+        while low < high {
+            let middle = low + (high - low) / 2
+            if closed[middle].maxTime < t { low = middle + 1 } else { high = middle }
+        }
+        if low < closed.count, closed[low].minTime <= t, let v = Self.valueBits(in: closed[low].bytes, at: t) { return v }
+        if series[i].open.count > 0, series[i].openMinTime <= t, t <= series[i].lastTimestamp,
+           let v = Self.valueBits(in: series[i].open.bytes, at: t) { return v }
+        // Late chunks may overlap and come in arrival order: a scan, through a pointer so that
+        // skipping a chunk costs two comparisons and no reference counting.
+        return series[i].outOfOrderChunks.withUnsafeBufferPointer { chunks in
+            for c in chunks.indices where chunks[c].minTime <= t && t <= chunks[c].maxTime {
+                if let v = Self.valueBits(in: chunks[c].bytes, at: t) { return v }
+            }
+            return nil
+        }
+    }
+
+    private static func valueBits(in chunk: [UInt8], at t: Int64) -> UInt64? {
+        chunk.withUnsafeBufferPointer { bytes in
             var it = XORIterator(bytes)
             while let (ts, v) = it.next() {
-                if ts == t { found = v }
-                if ts >= t { break }
+                if ts == t { return v }
+                if ts > t { return nil }
             }
+            return nil
         }
-        return found
     }
 
     /// Visits each chunk (closed, open, then out-of-order ones if asked) with its bytes pinned for

@@ -44,6 +44,8 @@ public struct ReplayReport: Sendable {
     public var samples = 0
     /// Samples whose series record was not found (after a corrupt segment).
     public var orphanSamples = 0
+    /// Samples with a timestamp outside `StorableTime.range` (written by an older version), skipped.
+    public var unstorableSamples = 0
     /// Torn tails cut and corruption found, one readable line each.
     public var problems: [String] = []
     public var duration: Duration = .zero
@@ -60,6 +62,26 @@ public enum SampleVerdict: Sendable, Equatable {
     case outOfOrder
     /// Older than the out-of-order window allows.
     case tooOld
+    /// Outside `StorableTime.range`: no series can hold it.
+    case outOfBounds
+}
+
+/// Bounds on a tenant's head series: a series that would pass one is not created, and its samples
+/// are refused. Existing series keep taking samples.
+public struct SeriesLimits: Sendable, Equatable {
+    public var maxSeries: Int
+    public var maxSeriesPerMetric: Int
+
+    public init(maxSeries: Int = .max, maxSeriesPerMetric: Int = .max) {
+        self.maxSeries = maxSeries
+        self.maxSeriesPerMetric = maxSeriesPerMetric
+    }
+}
+
+/// Which series limit refused a new series; the raw value is the refusal reason senders see.
+public enum SeriesLimitExceeded: String, Error, Sendable {
+    case maxSeries = "max_series_per_tenant"
+    case maxSeriesPerMetric = "max_series_per_metric"
 }
 
 /// An opaque series id valid within one `append` call.
@@ -179,17 +201,28 @@ public struct AppendBatch {
 
     fileprivate let head: Head
     fileprivate let blocks: [BlockReader]
+    fileprivate let limits: SeriesLimits
     fileprivate let epoch: UInt32
     fileprivate var pending: [Pending]
     fileprivate var created = 0
     /// Late samples are accepted at or after this time (`.max` when none are).
     fileprivate let oldestLateTimestamp: Int64
     fileprivate var pendingLate: [LateKey: UInt64] = [:]
+    /// This batch's in-order samples by series and timestamp, indexed up to `pendingIndexed` only when
+    /// a late sample needs them: each pending sample is indexed once, so a request of descending
+    /// timestamps stays linear instead of scanning the batch per sample.
+    fileprivate var pendingInOrder: [LateKey: UInt64] = [:]
+    fileprivate var pendingIndexed = 0
 
-    /// The series with these labels (sorted by name, unique, non-empty), created if new.
-    public mutating func series(_ labels: UnsafeBufferPointer<RawLabel>) -> SeriesHandle {
+    /// The series with these labels (sorted by name, unique, non-empty), created if new and
+    /// within the batch's `SeriesLimits`.
+    public mutating func series(_ labels: UnsafeBufferPointer<RawLabel>) throws(SeriesLimitExceeded) -> SeriesHandle {
         let hash = Head.hash(labels)
         if let index = head.find(labels, hash: hash) { return SeriesHandle(index: index) }
+        if head.seriesCount >= limits.maxSeries { throw .maxSeries }
+        if limits.maxSeriesPerMetric < .max && head.seriesCount(sameMetricAs: labels) >= limits.maxSeriesPerMetric {
+            throw .maxSeriesPerMetric
+        }
         created += 1
         return SeriesHandle(index: head.create(labels, hash: hash))
     }
@@ -204,13 +237,14 @@ public struct AppendBatch {
 
     /// `series(_:)`, remembering the encoded bytes so `knownSeries` finds the series next time.
     public mutating func series(_ labels: UnsafeBufferPointer<RawLabel>, encodedLabels bytes: UnsafeRawBufferPointer,
-                                key: EncodedLabelsKey) -> SeriesHandle {
-        let handle = series(labels)
+                                key: EncodedLabelsKey) throws(SeriesLimitExceeded) -> SeriesHandle {
+        let handle = try series(labels)
         head.remember(encodedLabels: bytes, hash: key.hash, series: handle.index)
         return handle
     }
 
     public mutating func add(_ handle: SeriesHandle, timestamp t: Int64, valueBits v: UInt64) -> SampleVerdict {
+        guard StorableTime.range.contains(t) else { return .outOfBounds }
         let s = handle.index
         let (lastT, lastV) = head.latest(s, epoch: epoch)
         if t > lastT {
@@ -244,9 +278,14 @@ public struct AppendBatch {
 
     /// A sample accepted in order earlier in this batch at exactly `t` (only possible when `t` is
     /// newer than what the head already holds for the series).
-    private func pendingInOrderValue(_ index: Int32, at t: Int64) -> UInt64? {
+    private mutating func pendingInOrderValue(_ index: Int32, at t: Int64) -> UInt64? {
         guard t > head.series[Int(index)].lastTimestamp else { return nil }
-        return pending.last { $0.index == index && $0.timestamp == t && !$0.outOfOrder }?.valueBits
+        while pendingIndexed < pending.count {
+            let p = pending[pendingIndexed]
+            if !p.outOfOrder { pendingInOrder[LateKey(index: p.index, timestamp: p.timestamp)] = p.valueBits }
+            pendingIndexed += 1
+        }
+        return pendingInOrder[LateKey(index: index, timestamp: t)]
     }
 }
 
@@ -391,6 +430,10 @@ public final class TenantDatabase: @unchecked Sendable {
                 }
             case WALRecordType.samples.rawValue:
                 try decoder.forEachSample { ref, t, v in
+                    guard StorableTime.range.contains(t) else {
+                        report.unstorableSamples += 1
+                        return
+                    }
                     guard let index = head.index(ofRef: ref) else {
                         report.orphanSamples += 1
                         return
@@ -433,13 +476,13 @@ public final class TenantDatabase: @unchecked Sendable {
 
     /// Runs `body` under the tenant lock, then writes the accepted samples to the WAL and applies
     /// them to the head. If the WAL write fails nothing of the batch is kept.
-    public func append<R>(_ body: (inout AppendBatch) -> R) throws(StorageError) -> (R, AppendCommit) {
-        let result = try appendLocked(body)
+    public func append<R>(limits: SeriesLimits = SeriesLimits(), _ body: (inout AppendBatch) -> R) throws(StorageError) -> (R, AppendCommit) {
+        let result = try appendLocked(limits, body)
         if needsCut { scheduleCut() }
         return result
     }
 
-    private func appendLocked<R>(_ body: (inout AppendBatch) -> R) throws(StorageError) -> (R, AppendCommit) {
+    private func appendLocked<R>(_ limits: SeriesLimits, _ body: (inout AppendBatch) -> R) throws(StorageError) -> (R, AppendCommit) {
         try lock.withLock { (_) throws(StorageError) -> (R, AppendCommit) in
             guard let wal, let durability else { throw .readOnly }
             if closed { throw .closed }
@@ -448,8 +491,8 @@ public final class TenantDatabase: @unchecked Sendable {
             if epoch == 0 { epoch = 1 }
             pendingBuffer.removeAll(keepingCapacity: true)
             let window = options.outOfOrderWindow
-            let oldestLate = window <= 0 ? Int64.max : (head.maxTime == .min ? Int64.min : head.maxTime - window)
-            var batch = AppendBatch(head: head, blocks: blocks, epoch: epoch, pending: pendingBuffer, oldestLateTimestamp: oldestLate)
+            let oldestLate = window <= 0 ? Int64.max : (head.maxTime == .min ? Int64.min : StorableTime.subtracting(window, from: head.maxTime))
+            var batch = AppendBatch(head: head, blocks: blocks, limits: limits, epoch: epoch, pending: pendingBuffer, oldestLateTimestamp: oldestLate)
             pendingBuffer = []
             let result = body(&batch)
             pendingBuffer = batch.pending

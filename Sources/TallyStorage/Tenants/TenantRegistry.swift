@@ -6,6 +6,8 @@ import Synchronization
 public enum TenantError: Error, CustomStringConvertible, Sendable {
     case invalidName(String)
     case reservedName(String)
+    /// Creating the tenant would pass the registry's `maxTenants`.
+    case tooManyTenants(Int)
     case io(StorageIOError)
 
     public var description: String {
@@ -13,6 +15,7 @@ public enum TenantError: Error, CustomStringConvertible, Sendable {
         case let .invalidName(name):
             "invalid tenant \(GoFormat.quote(String(name.prefix(64)))): must match [A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
         case let .reservedName(name): "tenant \(GoFormat.quote(name)) names something in the storage root that is not a tenant"
+        case let .tooManyTenants(limit): "max_tenants: this server already holds its limit of \(limit) tenants"
         case let .io(e): e.description
         }
     }
@@ -34,11 +37,14 @@ public enum TenantID {
 public final class TenantRegistry: Sendable {
     public let root: String
     private let options: StorageOptions
+    /// Tenants that may exist; creating one more is refused (existing directories always open).
+    private let maxTenants: Int
     private let tenants = Mutex<[String: TenantDatabase]>([:])
 
-    public init(root: String, options: StorageOptions) throws(StorageIOError) {
+    public init(root: String, options: StorageOptions, maxTenants: Int = .max) throws(StorageIOError) {
         self.root = root
         self.options = options
+        self.maxTenants = maxTenants
         try FileSystem.makeDirectory(root)
     }
 
@@ -60,6 +66,7 @@ public final class TenantRegistry: Sendable {
             if let db = map[tenant] { return db }
             let path = root + "/" + tenant
             if FileSystem.exists(path) && !FileSystem.isDirectory(path) { throw .reservedName(tenant) }
+            if !FileSystem.exists(path) && map.count >= maxTenants { throw .tooManyTenants(maxTenants) }
             do throws(StorageIOError) {
                 let db = try TenantDatabase.open(directory: path, tenant: tenant, options: options)
                 try FileSystem.syncDirectory(root)

@@ -16,6 +16,26 @@ public struct StorageIOError: Error, CustomStringConvertible, Sendable {
     }
 }
 
+/// A small file only its owner may read or write (mode 0600 even when it existed with wider
+/// permissions), for secrets such as the storage's admin token.
+public enum OwnerOnlyFile {
+    public static func write(_ path: String, _ text: String) throws(StorageIOError) {
+        let file = try OpenFile(path: path, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
+        if fchmod(file.fd, 0o600) != 0 { throw StorageIOError("chmod", path) }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(file.fd, $0.baseAddress, $0.count) }
+        guard written == bytes.count else { throw StorageIOError("write", path) }
+    }
+
+    public static func read(_ path: String) throws(StorageIOError) -> String {
+        let file = try OpenFile(path: path, flags: O_RDONLY)
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        let count = bytes.withUnsafeMutableBytes { Glibc.read(file.fd, $0.baseAddress, $0.count) }
+        guard count >= 0 else { throw StorageIOError("read", path) }
+        return String(decoding: bytes[..<count], as: UTF8.self)
+    }
+}
+
 /// An open file descriptor closed when the last reference goes, so a syncer may keep fsyncing a
 /// segment that the writer has already moved past.
 final class OpenFile: @unchecked Sendable {
