@@ -46,7 +46,7 @@ public struct LoopbackHTTP: Sendable {
     }
 
     /// A connected socket with the send and receive timeouts set.
-    func connect() throws -> Int32 {
+    public func connect() throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure.io("socket") }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
@@ -67,9 +67,9 @@ public struct LoopbackHTTP: Sendable {
         return fd
     }
 
-    static let headerEnd = Array("\r\n\r\n".utf8)
+    public static let headerEnd = Array("\r\n\r\n".utf8)
 
-    static func requestBytes(_ method: String, _ path: String, headers: [(String, String)], body: [UInt8], keepAlive: Bool) -> [UInt8] {
+    public static func requestBytes(_ method: String, _ path: String, headers: [(String, String)], body: [UInt8], keepAlive: Bool) -> [UInt8] {
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: \(keepAlive ? "keep-alive" : "close")\r\nContent-Length: \(body.count)\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         head += "\r\n"
@@ -88,7 +88,7 @@ public struct LoopbackHTTP: Sendable {
     }
 
     /// The status and the headers (names in lower case) of an answer's head.
-    static func parseHead(_ bytes: ArraySlice<UInt8>) throws -> (Int, [String: String]) {
+    public static func parseHead(_ bytes: ArraySlice<UInt8>) throws -> (Int, [String: String]) {
         let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\r\n")
         let parts = (lines.first ?? "").split(separator: " ")
         guard parts.count >= 2, let status = Int(parts[1]) else { throw Failure.malformed(String(lines.first ?? "")) }
@@ -114,7 +114,7 @@ public struct LoopbackHTTP: Sendable {
         }
     }
 
-    static func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+    public static func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }

@@ -270,51 +270,143 @@ struct DeleteSeriesRequest: Sendable {
     }
 }
 
-/// One connection: collects a request (bounded), asks the router, writes the answer.
+/// One connection: collects a request (bounded in size, in bytes held over every connection and in
+/// time), asks the router, writes the answer; closes the connection when it idles.
 final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
+    /// What the connection waits for; each has its own deadline.
+    private enum Waiting {
+        /// A request's first byte: closed without a word after the idle timeout.
+        case request
+        /// The rest of a request, head and body: answered 408 after the read timeout.
+        case requestEnd
+        /// The router's answer, or nothing after an early one: no deadline (shutdown drains answers).
+        case answer
+    }
+
     private let router: Router
+    private let limits: ConnectionLimits
+    private var waiting = Waiting.request
+    private var deadline: Scheduled<Void>?
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
+    /// Bytes of `body` taken from the server-wide budget, given back when the answer is done or the
+    /// connection closes.
+    private var reservedBytes = 0
     private var tooLarge = false
+    /// The request was answered 408 or 503 before its end: its remaining parts are dropped.
+    private var answeredEarly = false
 
-    init(router: Router) { self.router = router }
+    init(router: Router, limits: ConnectionLimits) {
+        self.router = router
+        self.limits = limits
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        expect(.request, context: context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+        releaseBody()
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is RawConnectionHandler.BytesArrived else { return context.fireUserInboundEventTriggered(event) }
+        // Part of a request came, maybe of its head only, which the decoder keeps until it is complete.
+        if waiting == .request { expect(.requestEnd, context: context) }
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !answeredEarly else { return }
         switch unwrapInboundIn(data) {
         case let .head(requestHead):
+            if waiting == .request { expect(.requestEnd, context: context) }
             head = requestHead
-            body = []
             let declared = requestHead.headers.first(name: "Content-Length").flatMap(Int.init) ?? 0
             tooLarge = declared > router.configuration.maxRequestBytes
+            // Address space only: pages count (and are reserved) as bytes arrive.
             if !tooLarge && declared > 0 { body.reserveCapacity(declared) }
         case var .body(buffer):
             guard !tooLarge else { return }
             if body.count + buffer.readableBytes > router.configuration.maxRequestBytes {
                 tooLarge = true
-                body = []
+                releaseBody()
                 return
             }
+            guard limits.reserve(buffer.readableBytes) else {
+                answerEarly(.bufferedBytes, RawConnectionHandler.Answer(
+                    status: .serviceUnavailable, message: "the server holds all the request bytes it may; retry later\n", retryAfterSeconds: 2),
+                            context: context)
+                return
+            }
+            reservedBytes += buffer.readableBytes
             buffer.readWithUnsafeReadableBytes { bytes in
                 body.append(contentsOf: bytes)
                 return bytes.count
             }
         case .end:
             guard let requestHead = head else { return }
+            expect(.answer, context: context)
             head = nil
             let requestBody = body
+            let heldBytes = reservedBytes
             body = []
+            reservedBytes = 0
             let keepAlive = requestHead.isKeepAlive && !tooLarge
             let handler = Router.handlerName(requestHead.uri)
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            router.answer(requestHead, body: requestBody, bodyTooLarge: tooLarge, on: context.eventLoop).whenSuccess { answer in
+            let limits = self.limits
+            let answer = router.answer(requestHead, body: requestBody, bodyTooLarge: tooLarge, on: context.eventLoop)
+            // The body is held (by the ingester too) until the answer is ready, whether or not the
+            // connection is still there to take it.
+            answer.whenComplete { _ in limits.release(heldBytes) }
+            answer.whenSuccess { answer in
                 let (this, context) = bound.value
                 this.router.metrics.request(handler: handler, code: answer.status)
                 this.write(answer, version: requestHead.version, keepAlive: keepAlive, context: context)
             }
         }
+    }
+
+    /// Sets what the connection waits for next and the deadline that goes with it.
+    private func expect(_ next: Waiting, context: ChannelHandlerContext) {
+        waiting = next
+        deadline?.cancel()
+        deadline = nil
+        switch next {
+        case .request:
+            deadline = context.eventLoop.assumeIsolated().scheduleTask(in: limits.idleTimeout) { context.close(promise: nil) }
+        case .requestEnd:
+            deadline = context.eventLoop.assumeIsolated().scheduleTask(in: limits.readTimeout) { [self] in
+                answerEarly(.readTimeout, RawConnectionHandler.Answer(
+                    status: .requestTimeout, message: "request not complete within \(limits.readTimeout.nanoseconds / 1_000_000) ms\n"),
+                            context: context)
+            }
+        case .answer:
+            break
+        }
+    }
+
+    private func answerEarly(_ reason: ConnectionRefusal, _ answer: RawConnectionHandler.Answer, context: ChannelHandlerContext) {
+        answeredEarly = true
+        expect(.answer, context: context)
+        head = nil
+        releaseBody()
+        limits.refused(reason)
+        context.triggerUserOutboundEvent(answer, promise: nil)
+    }
+
+    /// Drops the body being collected and gives its bytes back to the budget.
+    private func releaseBody() {
+        body = []
+        limits.release(reservedBytes)
+        reservedBytes = 0
     }
 
     private func write(_ answer: HTTPAnswer, version: HTTPVersion, keepAlive: Bool, context: ChannelHandlerContext) {
@@ -330,6 +422,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         if !bytes.isEmpty {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
         }
+        // Before the end goes out: writing it may hand over a pipelined request already read.
+        if keepAlive && context.channel.isActive { expect(.request, context: context) }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive {
             let channel = context.channel

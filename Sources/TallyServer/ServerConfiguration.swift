@@ -39,6 +39,17 @@ public struct ServerConfiguration: Sendable {
     public var enableAdminAPI = false
     /// YAML listing credentials, their tenants and scopes; nil lets every request in.
     public var authConfigFile: String?
+    // Connections
+    /// A kept-alive connection with no request for this long is closed. Longer than senders keep
+    /// theirs idle (Prometheus 5 minutes, Go's default 90 s), so the server is never the one that
+    /// closes a connection a sender is just reusing.
+    public var idleTimeout: Duration = .seconds(330)
+    /// A request whose head and body have not all come within this long of its first byte gets 408.
+    public var readTimeout: Duration = .seconds(60)
+    /// Connections past this many are closed as soon as they are accepted.
+    public var maxConnections = 4096
+    /// Request-body bytes held at once over every connection; a body that would go past it gets 503.
+    public var maxBufferedBytes = 256 * 1024 * 1024
 
     public init() {}
 }

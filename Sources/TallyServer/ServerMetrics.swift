@@ -17,12 +17,28 @@ public final class ServerMetrics: Sendable {
     private static var outOfOrderBytes: MetricNameDescriptor { name("head_out_of_order", "bytes", "Memory held by late samples not yet in blocks, per tenant.") }
     private static var rejectedSamples: MetricNameDescriptor { name("samples_rejected", "total", "Samples refused with 4xx, per tenant and reason.") }
     private static var notStored: MetricNameDescriptor { name("received_not_stored", "total", "Metadata and exemplars parsed but not stored, per tenant.") }
+    private static var refusedConnections: MetricNameDescriptor {
+        name("http_connections_refused", "total", "Connections closed by the server before their request was answered, by reason.")
+    }
+
+    let openConnections: Gauge
+    let bufferedRequestBytes: Gauge
+    /// By `ConnectionRefusal`, made once: refusals come in floods.
+    let refusedConnectionCounters: [ConnectionRefusal: Counter]
 
     init() {
         walFsync = registry.makeDurationHistogram(
             descriptor: Self.name("wal_fsync_duration", "seconds", "Duration of WAL fdatasync calls (one covers every request waiting for it)."),
             buckets: [.microseconds(100), .microseconds(500), .milliseconds(1), .milliseconds(5), .milliseconds(10),
                       .milliseconds(50), .milliseconds(100), .milliseconds(500), .seconds(1)])
+        openConnections = registry.makeGauge(descriptor: Self.name("http_open_connections", "", "HTTP connections open now."))
+        bufferedRequestBytes = registry.makeGauge(
+            descriptor: Self.name("http_buffered_request", "bytes", "Request body bytes held by the server now, over every connection."))
+        var counters: [ConnectionRefusal: Counter] = [:]
+        for reason in ConnectionRefusal.allCases {
+            counters[reason] = registry.makeCounter(descriptor: Self.refusedConnections, labels: [("reason", reason.rawValue)])
+        }
+        refusedConnectionCounters = counters
     }
 
     /// One tenant's handles, made once: the registry builds and looks up the name and labels on

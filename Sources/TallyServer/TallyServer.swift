@@ -45,13 +45,21 @@ public final class TallyServer: Service, Sendable {
                             ingester: RemoteWriteIngester(configuration: configuration, registry: registry, metrics: metrics, limits: limits),
                             costs: CostAPI(configuration: configuration, registry: registry),
                             metrics: metrics, admin: admin, authenticator: authenticator, logger: logger, threadPool: threadPool)
+        let connectionLimits = ConnectionLimits(configuration: configuration, metrics: metrics)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(logger: logger)) }
+            }
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                // A refused connection is closed by NIO without being registered.
+                guard connectionLimits.admitConnection() else { return channel.eventLoop.makeFailedFuture(ConnectionRefusal.maxConnections) }
+                channel.closeFuture.whenComplete { _ in connectionLimits.connectionClosed() }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(RawConnectionHandler())
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(HTTPConnectionHandler(router: router))
+                    try channel.pipeline.syncOperations.addHandler(HTTPConnectionHandler(router: router, limits: connectionLimits))
                 }
             }
             .bind(host: configuration.host, port: configuration.port).get()

@@ -65,6 +65,20 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How often to look for blocks and tenants added by `tally import`, in milliseconds.")
     var blockScanIntervalMs = 5000
 
+    @Option(name: .customLong("http.idle-timeout"),
+            help: "Close a kept-alive connection with no request for this long (e.g. 330s: longer than senders keep theirs idle, Prometheus 5m).")
+    var httpIdleTimeout = "330s"
+
+    @Option(name: .customLong("http.read-timeout"),
+            help: "Answer 408 and close when a request's head and body have not all come within this long of its first byte.")
+    var httpReadTimeout = "60s"
+
+    @Option(help: "Most connections open at once; more are closed as soon as they are accepted.")
+    var maxConnections = 4096
+
+    @Option(help: "Most request-body bytes held at once over all connections, at least --max-request-bytes; a body that would go past it gets 503 with Retry-After.")
+    var maxBufferedBytes = 256 * 1024 * 1024
+
     @OptionGroup(title: "Limits and access")
     var limits: LimitOptions
 
@@ -86,6 +100,11 @@ struct Serve: AsyncParsableCommand {
         guard maxRequestBytes > 0, maxDecodedBytes > 0 else { throw ValidationError("request limits must be positive") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         _ = try parseListen()
+        for (flag, value) in [("--http.idle-timeout", httpIdleTimeout), ("--http.read-timeout", httpReadTimeout)] {
+            guard let duration = Self.milliseconds(value), duration > 0 else { throw ValidationError("\(flag) must be a positive duration like 60s or 5m") }
+        }
+        guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
+        guard maxBufferedBytes >= maxRequestBytes else { throw ValidationError("--max-buffered-bytes must be at least --max-request-bytes") }
     }
 
     static func milliseconds(_ text: String) -> Int64? { ServerConfiguration.milliseconds(text) }
@@ -123,6 +142,10 @@ struct Serve: AsyncParsableCommand {
         config.compactionInterval = compaction > 0 ? .milliseconds(compaction) : nil
         config.retention = retention.flatMap(Self.milliseconds)
         limits.apply(to: &config)
+        config.idleTimeout = .milliseconds(Self.milliseconds(httpIdleTimeout)!)
+        config.readTimeout = .milliseconds(Self.milliseconds(httpReadTimeout)!)
+        config.maxConnections = maxConnections
+        config.maxBufferedBytes = maxBufferedBytes
         let server = TallyServer(configuration: config, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: server)],

@@ -325,6 +325,18 @@ public final class TenantDatabase: @unchecked Sendable {
     /// Opens (creating if needed) a tenant directory and replays its WAL. Read-only opens change
     /// nothing on disk, so they are safe on a store a server is writing.
     public static func open(directory: String, tenant: String, options: StorageOptions = StorageOptions(), readOnly: Bool = false) throws(StorageIOError) -> TenantDatabase {
+        // A directory this open makes is removed again when the open fails: a half-made tenant
+        // (say `<tenant>/` without its `wal/`) would be taken for a tenant at the next start.
+        let creating = !readOnly && !FileSystem.exists(directory)
+        do throws(StorageIOError) {
+            return try openOrCreate(directory: directory, tenant: tenant, options: options, readOnly: readOnly)
+        } catch {
+            if creating { try? FileSystem.removeTree(directory) }
+            throw error
+        }
+    }
+
+    private static func openOrCreate(directory: String, tenant: String, options: StorageOptions, readOnly: Bool) throws(StorageIOError) -> TenantDatabase {
         let walDirectory = directory + "/wal"
         if !readOnly {
             try FileSystem.makeDirectory(directory)

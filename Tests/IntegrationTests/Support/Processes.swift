@@ -51,15 +51,24 @@ final class TallyServerProcess {
     let process = Process()
     let logPath: String
 
-    init(storage: String, port: Int = LoopbackHTTP.freePort(), extraArguments: [String] = [], environment: [String: String] = [:]) throws {
+    /// `fileDescriptorLimit` runs the server under `prlimit --nofile`, which execs it: the process
+    /// is the server itself.
+    init(storage: String, port: Int = LoopbackHTTP.freePort(), extraArguments: [String] = [], environment: [String: String] = [:],
+         fileDescriptorLimit: Int? = nil) throws {
         self.storage = storage
         self.port = port
         logPath = storage + ".log"
         if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
-        process.executableURL = URL(fileURLWithPath: Binaries.tally)
-        process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--storage", storage] + extraArguments
+        let arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--storage", storage] + extraArguments
+        if let fileDescriptorLimit {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
+            process.arguments = ["--nofile=\(fileDescriptorLimit)", "--", Binaries.tally] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: Binaries.tally)
+            process.arguments = arguments
+        }
         process.standardOutput = log
         process.standardError = log
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
