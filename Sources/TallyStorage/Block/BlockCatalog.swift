@@ -11,7 +11,7 @@ public enum BlockCatalog {
         return try FileSystem.listDirectory(tenantDirectory).compactMap { name -> BlockListing? in
             let path = tenantDirectory + "/" + name
             guard ULID(name) != nil, FileSystem.exists(path + "/meta.json") else { return nil }
-            return BlockListing(meta: try BlockMeta.decode(try FileSystem.readFile(path + "/meta.json")), bytes: try treeSize(path))
+            return BlockListing(meta: try BlockMeta.read(directory: path, block: name), bytes: try treeSize(path))
         }.sorted { ($0.meta.minTime, $0.meta.ulid) < ($1.meta.minTime, $1.meta.ulid) }
     }
 

@@ -10,14 +10,7 @@ public struct BlockMeta: Codable, Sendable, Equatable {
     }
 
     public struct Parent: Codable, Sendable, Equatable {
-        /// Tally's own section (readers of the format ignore unknown keys): facts the planner needs
-    /// that the Prometheus fields do not hold.
-    public struct Tally: Codable, Sendable, Equatable {
-        /// Samples the tombstones cover, counted when they were written.
-        public var deletedSamples: UInt64
-    }
-
-    public var ulid: String
+        public var ulid: String
         public var minTime: Int64
         public var maxTime: Int64
     }
@@ -63,5 +56,26 @@ public struct BlockMeta: Codable, Sendable, Equatable {
 
     public static func decode(_ bytes: [UInt8]) throws -> BlockMeta {
         try JSONDecoder().decode(BlockMeta.self, from: Data(bytes))
+    }
+
+    /// The `meta.json` of the block at `directory`; `block` names it in errors.
+    static func read(directory: String, block: String) throws -> BlockMeta {
+        let bytes = try FileSystem.readFile(directory + "/meta.json")
+        do {
+            return try decode(bytes)
+        } catch let error as DecodingError {
+            throw BlockError(block: block, section: "meta.json", problem: Self.describe(error))
+        }
+    }
+
+    /// The decoder's own words and where it stopped, without the context dump of its description.
+    private static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case let .dataCorrupted(context), let .keyNotFound(_, context), let .typeMismatch(_, context), let .valueNotFound(_, context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return path.isEmpty ? context.debugDescription : "\(path): \(context.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
     }
 }

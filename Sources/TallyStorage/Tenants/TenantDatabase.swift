@@ -46,6 +46,8 @@ public struct ReplayReport: Sendable {
     public var orphanSamples = 0
     /// Torn tails cut and corruption found, one readable line each.
     public var problems: [String] = []
+    /// Block directories that could not be opened (each also in `problems`): their data is not read.
+    public var unloadedBlocks: [String] = []
     public var duration: Duration = .zero
 }
 
@@ -362,6 +364,7 @@ public final class TenantDatabase: @unchecked Sendable {
                 blocks.append(try BlockReader(directory: directory + "/" + name))
             } catch {
                 report.problems.append("block \(name) not loaded: \(error)")
+                report.unloadedBlocks.append(name)
             }
         }
         // A compaction renames its child into place before it removes the parents: a parent still
@@ -824,8 +827,15 @@ public final class TenantDatabase: @unchecked Sendable {
     /// Series matching `matchers` with their samples in [minTime, maxTime] from blocks and head,
     /// merged by timestamp (a timestamp held twice is returned once), sorted by labels.
     public func select(_ matchers: [LabelMatcher], minTime: Int64 = .min, maxTime: Int64 = .max) throws -> [SeriesSamples] {
+        try select(matchers, minTime: minTime, maxTime: maxTime, skipUnreadable: nil)
+    }
+
+    /// As `select`; with `skipUnreadable`, a block's series entry or chunk that cannot be read is
+    /// handed to it and left out, and everything else is returned: what `tally dump` prints.
+    public func select(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64,
+                       skipUnreadable: ((BlockError) -> Void)?) throws -> [SeriesSamples] {
         let (fromHead, blocks) = lock.withLock { _ in (selectHead(matchers, minTime: minTime, maxTime: maxTime), self.blocks) }
-        var sources = try blocks.map { try $0.select(matchers, minTime: minTime, maxTime: maxTime) }
+        var sources = try blocks.map { try $0.select(matchers, minTime: minTime, maxTime: maxTime, skipUnreadable: skipUnreadable) }
         sources.append(fromHead)
         return SeriesMerger.merge(sources)
     }
