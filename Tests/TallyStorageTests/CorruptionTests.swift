@@ -154,6 +154,16 @@ final class CorruptionTests: XCTestCase {
         }
     }
 
+    func testMetaTimeRangesReversedOrBeyondWhatStorageHoldsAreReported() throws {
+        let fixture = try BlockFixture()
+        for (minTime, maxTime) in [(Int64.min, Int64.max), (Self.base + 1, Self.base), (Self.base, Int64.max - 1)] {
+            var meta = fixture.reader.meta
+            (meta.minTime, meta.maxTime) = (minTime, maxTime)
+            try fixture.expectError(replacing: "meta.json", with: try meta.encoded(), section: "meta.json", "[\(minTime), \(maxTime))")
+        }
+        try fixture.expectError(replacing: "meta.json", with: Array("{\"ulid\": 1}".utf8), section: "meta.json", "not a meta.json")
+    }
+
     func testArbitraryChunkBytesBehindAValidChecksumNeverTrap() throws {
         var random = SeededGenerator(test: "chunk bytes")
         let directory = try temporaryDirectory()
@@ -290,6 +300,58 @@ final class CorruptionTests: XCTestCase {
                     XCTAssertTrue(error.description.hasPrefix("malformed WAL record"), error.description)
                 }
             }
+        }
+    }
+
+    func testReplayOfWellFramedRecordsWithExtremeValuesNeverTraps() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileSystem.removeTree(directory) }
+        var encoder = WALRecordEncoder()
+        func series(_ ref: UInt64, _ labels: [(String, String)] = [("__name__", "up")]) -> [UInt8] {
+            encoder.beginSeries()
+            encoder.addSeries(ref: ref, labels: labels)
+            return encoder.bytes
+        }
+        func samples(_ ref: UInt64, _ timestamps: [Int64]) -> [UInt8] {
+            encoder.beginSamples(baseRef: ref, baseTimestamp: timestamps[0])
+            for t in timestamps { encoder.addSample(ref: ref, timestamp: t, valueBits: 1) }
+            return encoder.bytes
+        }
+        func tombstone(_ ref: UInt64, _ interval: DeletedInterval) -> [UInt8] {
+            encoder.tombstones([(ref, interval)])
+            return encoder.bytes
+        }
+        let farthest = Int64(1) << 61
+        let cases: [(what: String, records: [[UInt8]], reported: Bool)] = [
+            ("series ref 2^64-1", [series(.max), samples(.max, [Self.base])], true),
+            ("series ref 0", [series(0), samples(0, [Self.base])], false),
+            ("no labels", [series(1, []), samples(1, [Self.base])], false),
+            ("a label twice, empty and invalid UTF-8", [series(1, [("a", ""), ("a", "\u{FFFD}")]), samples(1, [Self.base])], false),
+            ("timestamp 2^63-1", [series(1), samples(1, [.max])], true),
+            ("timestamp -2^63", [series(1), samples(1, [.min])], true),
+            ("timestamps -2^63+1 and 2^63-2", [series(1), samples(1, [.min + 1, .max - 1])], true),
+            ("timestamps across the whole range in two series", [series(1), series(2, [("__name__", "b")]), samples(1, [.min + 1]), samples(2, [.max - 1])], true),
+            ("timestamps ±2^61", [series(1), series(2, [("__name__", "b")]), samples(1, [-farthest]), samples(2, [farthest])], false),
+            ("tombstone over everything", [series(1), samples(1, [Self.base]), tombstone(1, DeletedInterval(minTime: .min, maxTime: .max))], false),
+            ("tombstone of an unknown series", [tombstone(.max, DeletedInterval(minTime: .max, maxTime: .min))], false),
+        ]
+        for (what, records, reported) in cases {
+            let store = directory + "/" + what.filter(\.isLetter)
+            try FileSystem.makeDirectory(store)
+            try FileSystem.makeDirectory(store + "/wal")
+            let writer = try WALWriter(directory: store + "/wal", segmentIndex: 0)
+            _ = try writer.log(records)
+            try writer.close()
+            let replayed = try TenantDatabase.open(directory: store, tenant: "t", readOnly: true)
+            _ = try replayed.select([])
+            XCTAssertEqual(!replayed.replay.problems.isEmpty, reported, "\(what): \(replayed.replay.problems)")
+            let db = try TenantDatabase.open(directory: store, tenant: "t")
+            let samples = try db.select([]).reduce(0) { $0 + $1.samples.count }
+            try db.close()
+            // Blocks cut from what replayed open again, holding the same.
+            let reopened = try TenantDatabase.open(directory: store, tenant: "t", readOnly: true)
+            XCTAssertEqual(reopened.replay.unloadedBlocks, [], what)
+            XCTAssertEqual(try reopened.select([]).reduce(0) { $0 + $1.samples.count }, samples, what)
         }
     }
 

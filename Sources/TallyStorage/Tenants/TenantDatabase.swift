@@ -387,15 +387,31 @@ public final class TenantDatabase: @unchecked Sendable {
         do {
             switch decoder.type {
             case WALRecordType.series.rawValue:
-                try decoder.forEachSeries { ref, labels in head.restore(ref: ref, labels: labels) }
+                try decoder.forEachSeries { ref, labels in
+                    // The head numbers new series after the largest ref it holds: 2^64-1 leaves no next.
+                    guard ref < .max else {
+                        report.problems.append("skipped WAL series record with ref \(ref), which no writer assigns")
+                        return
+                    }
+                    head.restore(ref: ref, labels: labels)
+                }
             case WALRecordType.tombstones.rawValue:
                 try decoder.forEachTombstone { ref, interval in
                     if let index = head.index(ofRef: ref) { head.deleteSamples(index, in: interval) }
                 }
             case WALRecordType.samples.rawValue:
+                var beyondRange = 0
+                defer {
+                    if beyondRange > 0 { report.problems.append("skipped \(beyondRange) WAL samples with timestamps beyond ±2^61 ms") }
+                }
                 try decoder.forEachSample { ref, t, v in
                     guard let index = head.index(ofRef: ref) else {
                         report.orphanSamples += 1
+                        return
+                    }
+                    // Outside, the sample is corrupt or would trap the head on every start.
+                    guard storableTimestamps.contains(t) else {
+                        beyondRange += 1
                         return
                     }
                     // Replaying in the order of appending routes each sample as it was routed then.
