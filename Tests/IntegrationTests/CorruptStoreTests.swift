@@ -71,5 +71,14 @@ final class CorruptStoreTests: XCTestCase {
             XCTAssertEqual(imported.status, 1, imported.stdout + imported.stderr)
             XCTAssertTrue((imported.stdout + imported.stderr).contains("index TOC"), imported.stdout + imported.stderr)
         }
+
+        // A meta.json that does not parse fails its own row; every other block is still verified.
+        let other = try XCTUnwrap(try stores.blocks(storage).compactMap { $0["ulid"] as? String }.sorted().last)
+        try Data("{\"ulid\": ".utf8).write(to: URL(fileURLWithPath: storage + "/acme/" + other + "/meta.json"))
+        let verify = try runCommand(Binaries.tally, ["blocks", "verify", "--storage", storage, "--tenant", "acme"])
+        XCTAssertEqual(verify.status, 1, verify.stdout + verify.stderr)
+        let line = try XCTUnwrap(verify.stdout.split(separator: "\n").first { $0.contains(other) }, verify.stdout)
+        XCTAssertTrue(line.contains("FAILED") && line.contains("meta.json"), String(line))
+        XCTAssertTrue(verify.stdout.contains(", 2 failed"), verify.stdout)
     }
 }
