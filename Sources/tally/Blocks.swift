@@ -19,8 +19,8 @@ struct Blocks: ParsableCommand {
             var lines = ""
             var failures = 0
             for name in try selection.tenants() {
-                for block in try BlockCatalog.list(tenantDirectory: selection.storage + "/" + name) {
-                    let directory = selection.storage + "/" + name + "/" + block.meta.ulid
+                for ulid in try BlockCatalog.names(tenantDirectory: selection.storage + "/" + name) {
+                    let directory = selection.storage + "/" + name + "/" + ulid
                     var result = "ok"
                     do { try BlockVerifier.verify(directory: directory) } catch {
                         // A compaction on a live server may remove a block while it is read.
@@ -31,8 +31,8 @@ struct Blocks: ParsableCommand {
                             result = "removed while verifying (compacted or dropped)"
                         }
                     }
-                    rows.append([name, block.meta.ulid, result])
-                    lines += "{\"tenant\":\"\(name)\",\"ulid\":\"\(block.meta.ulid)\",\"ok\":\(result == "ok" || !result.hasPrefix("FAILED")),\"result\":\(Self.quoted(result))}\n"
+                    rows.append([name, ulid, result])
+                    lines += "{\"tenant\":\"\(name)\",\"ulid\":\"\(ulid)\",\"ok\":\(result == "ok" || !result.hasPrefix("FAILED")),\"result\":\(Self.quoted(result))}\n"
                 }
             }
             Output.write(selection.json ? lines : Table.render(rows) + "\(rows.count - 1) blocks, \(failures) failed\n")

@@ -5,7 +5,7 @@ import TallyStorage
 struct Dump: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print a tenant's samples in the text form of `promtool tsdb dump`, sorted by series then time.",
-        discussion: "Reads the store without changing it, so it works whether or not a server is running on it.")
+        discussion: "Reads the store without changing it, so it works whether or not a server is running on it. A block, series or chunk that cannot be read is named on stderr and left out; the rest is printed, and the exit status is 1.")
 
     @Option(help: "Storage root.")
     var storage = "storage"
@@ -30,8 +30,14 @@ struct Dump: ParsableCommand {
         guard FileManager.default.fileExists(atPath: directory) else { throw CommandFailure("no tenant \(tenant) under \(storage)") }
         let db = try TenantDatabase.open(directory: directory, tenant: tenant, readOnly: true)
         for problem in db.replay.problems { Output.error("tally dump: \(problem)\n") }
+        // Everything readable is printed; what is not is named on stderr and fails the command.
+        var unreadable = db.replay.unloadedBlocks.count
+        let series = try db.select(matchers, minTime: minTime, maxTime: maxTime) { error in
+            Output.error("tally dump: skipped \(error)\n")
+            unreadable += 1
+        }
         var out = ""
-        DumpFormat.write(try db.select(matchers, minTime: minTime, maxTime: maxTime)) { line in
+        DumpFormat.write(series) { line in
             out += line
             if out.utf8.count > 1 << 16 {
                 Output.write(out)
@@ -39,5 +45,9 @@ struct Dump: ParsableCommand {
             }
         }
         Output.write(out)
+        if unreadable > 0 {
+            Output.error("tally dump: \(unreadable) unreadable block(s) or part(s) left out\n")
+            throw ExitCode.failure
+        }
     }
 }

@@ -1,5 +1,9 @@
 import Foundation
 
+/// Sample timestamps (ms) that storage takes from disk: their differences, and the chunk and block
+/// ranges they are rounded out to, fit in Int64 with room to spare.
+let storableTimestamps = -(Int64(1) << 61)...(Int64(1) << 61)
+
 /// `meta.json` of a Prometheus block (version 1), with Thanos' section so Thanos tools accept it.
 public struct BlockMeta: Codable, Sendable, Equatable {
     public struct Stats: Codable, Sendable, Equatable {
@@ -10,14 +14,7 @@ public struct BlockMeta: Codable, Sendable, Equatable {
     }
 
     public struct Parent: Codable, Sendable, Equatable {
-        /// Tally's own section (readers of the format ignore unknown keys): facts the planner needs
-    /// that the Prometheus fields do not hold.
-    public struct Tally: Codable, Sendable, Equatable {
-        /// Samples the tombstones cover, counted when they were written.
-        public var deletedSamples: UInt64
-    }
-
-    public var ulid: String
+        public var ulid: String
         public var minTime: Int64
         public var maxTime: Int64
     }
@@ -63,5 +60,33 @@ public struct BlockMeta: Codable, Sendable, Equatable {
 
     public static func decode(_ bytes: [UInt8]) throws -> BlockMeta {
         try JSONDecoder().decode(BlockMeta.self, from: Data(bytes))
+    }
+
+    /// The `meta.json` of the block at `directory`; `block` names it in errors.
+    static func read(directory: String, block: String) throws -> BlockMeta {
+        let bytes = try FileSystem.readFile(directory + "/meta.json")
+        let meta: BlockMeta
+        do {
+            meta = try decode(bytes)
+        } catch let error as DecodingError {
+            throw BlockError(block: block, section: "meta.json", problem: Self.describe(error))
+        }
+        // A block's range rounds its samples' out to whole block ranges: far less than 2^61 ms past them.
+        let times = storableTimestamps.lowerBound * 2...storableTimestamps.upperBound * 2
+        guard meta.minTime <= meta.maxTime, times.contains(meta.minTime), times.contains(meta.maxTime) else {
+            throw BlockError(block: block, section: "meta.json", problem: "time range [\(meta.minTime), \(meta.maxTime)) is reversed or beyond ±2^62 ms")
+        }
+        return meta
+    }
+
+    /// The decoder's own words and where it stopped, without the context dump of its description.
+    private static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case let .dataCorrupted(context), let .keyNotFound(_, context), let .typeMismatch(_, context), let .valueNotFound(_, context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return path.isEmpty ? context.debugDescription : "\(path): \(context.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
     }
 }

@@ -101,10 +101,18 @@ struct ByteCursor {
         return UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: position, as: UInt64.self))
     }
 
+    /// The place of the next `count` bytes, skipped over, if that many remain. Counts come from
+    /// disk, so they are compared before any conversion or addition.
+    mutating func take(_ count: UInt64) -> Range<Int>? {
+        guard position <= end, count <= UInt64(end - position) else { return nil }
+        let start = position
+        position += Int(count)
+        return start..<position
+    }
+
     mutating func string() -> String? {
-        guard let n = uvarint(), n <= UInt64(end - position) else { return nil }
-        defer { position += Int(n) }
-        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[position..<position + Int(n)]), as: UTF8.self)
+        guard let n = uvarint(), let range = take(n) else { return nil }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
     }
 }
 
@@ -132,39 +140,47 @@ public final class BlockReader: Sendable {
 
     public var ulid: String { meta.ulid }
 
+    /// Six u64 section offsets and their CRC32C, at the end of the index.
+    static let tocSize = 52
+
     public init(directory: String) throws {
         self.directory = directory
         let name = String(directory.split(separator: "/").last ?? "")
         func fail(_ section: String, _ problem: String) -> BlockError { BlockError(block: name, section: section, problem: problem) }
-        meta = try BlockMeta.decode(try FileSystem.readFile(directory + "/meta.json"))
+        meta = try BlockMeta.read(directory: directory, block: name)
         guard meta.version == 1 else { throw fail("meta.json", "version \(meta.version), want 1") }
         index = try MappedFile(path: directory + "/index")
         let b = index.bytes
-        guard b.count >= 5 + 52, Array(b[0..<4]) == BlockWriter.indexMagic else { throw fail("index", "bad magic or too short") }
+        guard b.count >= 5 + Self.tocSize, Array(b[0..<4]) == BlockWriter.indexMagic else { throw fail("index", "bad magic or too short") }
         guard b[4] == 2 else { throw fail("index", "format version \(b[4]), want 2") }
 
-        let tocStart = b.count - 52
-        var toc = ByteCursor(b, from: tocStart)
-        let offsets = (0..<6).map { _ in Int(toc.u64()!) }
-        guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[tocStart..<tocStart + 48])) == toc.u32()! else {
+        let tocStart = b.count - Self.tocSize
+        var tocChecksum = ByteCursor(b, from: b.count - 4)
+        guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[tocStart..<b.count - 4])) == tocChecksum.u32() else {
             throw fail("index TOC", "checksum mismatch")
         }
-        guard offsets.allSatisfy({ $0 <= tocStart }) else { throw fail("index TOC", "offset past the end") }
+        var toc = ByteCursor(b, from: tocStart, to: b.count - 4)
+        var offsets: [Int] = []
+        while let offset = toc.u64() {
+            guard let start = Int(exactly: offset), start <= tocStart else { throw fail("index TOC", "section offset \(offset) past the end") }
+            offsets.append(start)
+        }
 
-        func section(_ start: Int, _ what: String) throws -> Range<Int> {
+        func section(_ start: Int, _ what: String) throws(BlockError) -> Range<Int> {
             var c = ByteCursor(b, from: start, to: tocStart)
-            guard let length = c.u32(), Int(length) <= tocStart - c.position - 4 else { throw fail(what, "length past the end") }
-            let body = c.position..<c.position + Int(length)
-            var crc = ByteCursor(b, from: body.upperBound, to: tocStart)
-            guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[body])) == crc.u32() else { throw fail(what, "checksum mismatch at offset \(start)") }
+            guard let length = c.u32(), let body = c.take(UInt64(length)), let stored = c.u32() else {
+                throw fail(what, "section at offset \(start) runs past the end")
+            }
+            guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[body])) == stored else { throw fail(what, "checksum mismatch at offset \(start)") }
             return body
         }
 
         let symbolRange = try section(offsets[0], "index symbols")
         var c = ByteCursor(b, from: symbolRange.lowerBound, to: symbolRange.upperBound)
-        let count = Int(c.u32()!)
+        // Each symbol takes at least its length byte, so a larger count is corrupt (and must not size an allocation).
+        guard let count = c.u32(), UInt64(count) <= UInt64(c.end - c.position) else { throw fail("index symbols", "symbol count past the section's end") }
         var symbols: [String] = []
-        symbols.reserveCapacity(count)
+        symbols.reserveCapacity(Int(count))
         for _ in 0..<count {
             guard let s = c.string() else { throw fail("index symbols", "truncated") }
             symbols.append(s)
@@ -173,34 +189,35 @@ public final class BlockReader: Sendable {
 
         let tableRange = try section(offsets[5], "index postings offset table")
         c = ByteCursor(b, from: tableRange.lowerBound, to: tableRange.upperBound)
+        guard let entries = c.u32() else { throw fail("index postings offset table", "truncated") }
         var table: [String: [(value: String, offset: Int)]] = [:]
-        let entries = Int(c.u32()!)
         for _ in 0..<entries {
             guard c.uvarint() == 2, let n = c.string(), let v = c.string(), let offset = c.uvarint() else {
                 throw fail("index postings offset table", "malformed entry")
             }
-            table[n, default: []].append((v, Int(offset)))
+            guard let start = Int(exactly: offset), start <= tocStart else {
+                throw fail("index postings offset table", "postings of \(n)=\(GoFormat.quote(v)) at offset \(offset), past the end")
+            }
+            table[n, default: []].append((v, start))
         }
         postingsOffsets = table
         guard let all = table[""]?.first(where: { $0.value == "" }) else { throw fail("index postings", "no all-postings entry") }
 
         // Every postings list and series entry is checked now, so reads can trust the index.
-        for (name, values) in table {
-            for (_, offset) in values { _ = try section(offset, "index postings of \(name)") }
+        func checkPostings(_ offset: Int, _ what: String) throws(BlockError) {
+            let body = try section(offset, what)
+            var c = ByteCursor(b, from: body.lowerBound, to: body.upperBound)
+            guard let count = c.u32(), UInt64(count) * 4 <= UInt64(c.end - c.position) else {
+                throw fail(what, "ref count past the list's end at offset \(offset)")
+            }
         }
-        let allRange = try section(all.offset, "index postings")
-        c = ByteCursor(b, from: allRange.lowerBound, to: allRange.upperBound)
-        let n = Int(c.u32()!)
-        var refs: [UInt32] = []
-        refs.reserveCapacity(n)
-        for _ in 0..<n { refs.append(c.u32()!) }
-        seriesRefs = refs
-        for ref in refs {
-            var s = ByteCursor(b, from: Int(ref) * 16, to: tocStart)
-            guard let length = s.uvarint(), Int(length) + 4 <= s.end - s.position else { throw fail("index series", "entry \(ref) overruns") }
-            let body = s.position..<s.position + Int(length)
-            var crc = ByteCursor(b, from: body.upperBound, to: tocStart)
-            guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[body])) == crc.u32() else {
+        for (name, values) in table {
+            for (_, offset) in values { try checkPostings(offset, name.isEmpty ? "index postings" : "index postings of \(name)") }
+        }
+        seriesRefs = Self.postings(b, at: all.offset)
+        for ref in seriesRefs {
+            guard let entry = Self.seriesEntry(b, ref) else { throw fail("index series", "entry \(ref) overruns") }
+            guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[entry.body])) == entry.checksum else {
                 throw fail("index series", "checksum mismatch in series \(ref)")
             }
         }
@@ -233,64 +250,94 @@ public final class BlockReader: Sendable {
         BlockReader(self, meta: meta, tombstones: tombstones)
     }
 
+    /// Where the entry of series `ref` (offset/16) lies and its stored CRC32C, if both end before the TOC.
+    private static func seriesEntry(_ b: UnsafeRawBufferPointer, _ ref: UInt32) -> (body: Range<Int>, checksum: UInt32)? {
+        var c = ByteCursor(b, from: Int(ref) * 16, to: b.count - tocSize)
+        guard let length = c.uvarint(), let body = c.take(length), let checksum = c.u32() else { return nil }
+        return (body, checksum)
+    }
+
     /// Labels and chunk metas of the series at `ref` (offset/16 in the index).
-    public func series(_ ref: UInt32) throws -> (labels: [(String, String)], chunks: [ChunkMeta]) {
-        var c = ByteCursor(index.bytes, from: Int(ref) * 16)
-        guard let length = c.uvarint() else { throw BlockError(block: ulid, section: "index series", problem: "bad entry \(ref)") }
-        c = ByteCursor(index.bytes, from: c.position, to: c.position + Int(length))
-        func bad() -> BlockError { BlockError(block: ulid, section: "index series", problem: "malformed series \(ref)") }
-        guard let labelCount = c.uvarint() else { throw bad() }
+    public func series(_ ref: UInt32) throws(BlockError) -> (labels: [(String, String)], chunks: [ChunkMeta]) {
+        func bad(_ problem: String) -> BlockError { BlockError(block: ulid, section: "index series", problem: problem) }
+        // Only entries checked on open are read: a ref from another postings list may point anywhere.
+        guard holdsSeries(ref), let entry = Self.seriesEntry(index.bytes, ref) else { throw bad("series \(ref) is not in the index") }
+        var c = ByteCursor(index.bytes, from: entry.body.lowerBound, to: entry.body.upperBound)
+        guard let labelCount = c.uvarint() else { throw bad("malformed series \(ref)") }
         var labels: [(String, String)] = []
         for _ in 0..<labelCount {
-            guard let n = c.uvarint(), let v = c.uvarint(), n < symbols.count, v < symbols.count else { throw bad() }
+            guard let n = c.uvarint(), let v = c.uvarint(), n < symbols.count, v < symbols.count else { throw bad("malformed series \(ref)") }
             labels.append((symbols[Int(n)], symbols[Int(v)]))
         }
-        guard let chunkCount = c.uvarint() else { throw bad() }
+        guard let chunkCount = c.uvarint() else { throw bad("malformed series \(ref)") }
         var chunks: [ChunkMeta] = []
         var previousMax: Int64 = 0
         var previousRef: UInt64 = 0
         for k in 0..<chunkCount {
             let minTime: Int64
             if k == 0 {
-                guard let m = c.varint() else { throw bad() }
+                guard let m = c.varint() else { throw bad("malformed series \(ref)") }
                 minTime = m
             } else {
-                guard let d = c.uvarint() else { throw bad() }
+                guard let d = c.uvarint() else { throw bad("malformed series \(ref)") }
                 minTime = previousMax &+ Int64(bitPattern: d)
             }
-            guard let span = c.uvarint() else { throw bad() }
+            guard let span = c.uvarint() else { throw bad("malformed series \(ref)") }
             let maxTime = minTime &+ Int64(bitPattern: span)
-            let ref: UInt64
+            let chunkRef: UInt64
             if k == 0 {
-                guard let r = c.uvarint() else { throw bad() }
-                ref = r
+                guard let r = c.uvarint() else { throw bad("malformed series \(ref)") }
+                chunkRef = r
             } else {
-                guard let d = c.varint() else { throw bad() }
-                ref = previousRef &+ UInt64(bitPattern: d)
+                guard let d = c.varint() else { throw bad("malformed series \(ref)") }
+                chunkRef = previousRef &+ UInt64(bitPattern: d)
             }
-            chunks.append(ChunkMeta(minTime: minTime, maxTime: maxTime, ref: ref))
+            chunks.append(ChunkMeta(minTime: minTime, maxTime: maxTime, ref: chunkRef))
             previousMax = maxTime
-            previousRef = ref
+            previousRef = chunkRef
         }
         return (labels, chunks)
     }
 
+    /// Whether `ref` is in the all-postings list (ascending, as written).
+    private func holdsSeries(_ ref: UInt32) -> Bool {
+        var low = 0, high = seriesRefs.count
+        while low < high {
+            let mid = (low + high) / 2
+            if seriesRefs[mid] < ref { low = mid + 1 } else { high = mid }
+        }
+        return low < seriesRefs.count && seriesRefs[low] == ref
+    }
+
+    /// The segment file a chunk ref points into, as errors name it.
+    private static func chunkSection(_ ref: UInt64) -> String { "chunks/" + BlockWriter.chunkSegmentName(Int(ref >> 32)) }
+
     /// The chunk's encoded bytes, after checking its CRC; valid while this reader lives.
-    public func chunk(_ ref: UInt64) throws -> UnsafeBufferPointer<UInt8> {
+    public func chunk(_ ref: UInt64) throws(BlockError) -> UnsafeBufferPointer<UInt8> {
         let segment = Int(ref >> 32), offset = Int(ref & 0xffff_ffff)
-        func bad(_ problem: String) -> BlockError { BlockError(block: ulid, section: "chunks/\(String(format: "%06d", segment + 1))", problem: problem) }
+        func bad(_ problem: String) -> BlockError { BlockError(block: ulid, section: Self.chunkSection(ref), problem: problem) }
         guard segment < segments.count else { throw bad("no such segment for chunk ref \(ref)") }
         let b = segments[segment].bytes
         var c = ByteCursor(b, from: offset)
-        guard let length = c.uvarint(), c.position + 1 + Int(length) + 4 <= b.count else { throw bad("chunk at \(offset) overruns") }
-        let encoding = b[c.position]
-        let data = c.position + 1..<c.position + 1 + Int(length)
-        var crc = ByteCursor(b, from: data.upperBound)
-        guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[c.position..<data.upperBound])) == crc.u32() else {
+        guard let length = c.uvarint(), let encoding = c.take(1), let data = c.take(length), let stored = c.u32() else {
+            throw bad("chunk at \(offset) overruns")
+        }
+        guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[encoding.lowerBound..<data.upperBound])) == stored else {
             throw bad("checksum mismatch in chunk at \(offset)")
         }
-        guard encoding == XORChunk.encoding else { throw bad("chunk encoding \(encoding) is not XOR") }
+        guard b[encoding.lowerBound] == XORChunk.encoding else { throw bad("chunk encoding \(b[encoding.lowerBound]) is not XOR") }
         return UnsafeRawBufferPointer(rebasing: b[data]).bindMemory(to: UInt8.self)
+    }
+
+    /// Decodes the chunk at `ref` in time order while `body` returns true.
+    func forEachSample(inChunk ref: UInt64, _ body: (_ timestamp: Int64, _ valueBits: UInt64) -> Bool) throws(BlockError) {
+        var it = XORIterator(try chunk(ref))
+        while let (t, v) = it.next() {
+            if !body(t, v) { return }
+        }
+        if it.failed {
+            throw BlockError(block: ulid, section: Self.chunkSection(ref), problem: "undecodable chunk at \(ref & 0xffff_ffff)")
+        }
     }
 
     /// The value bits this block holds for exactly these labels at exactly `t`, if any.
@@ -322,8 +369,11 @@ public final class BlockReader: Sendable {
         return nil
     }
 
-    func postings(_ offset: Int) -> [UInt32] {
-        var c = ByteCursor(index.bytes, from: offset)
+    func postings(_ offset: Int) -> [UInt32] { Self.postings(index.bytes, at: offset) }
+
+    /// The refs of the postings list at `offset`; its count was checked against its length on open.
+    private static func postings(_ b: UnsafeRawBufferPointer, at offset: Int) -> [UInt32] {
+        var c = ByteCursor(b, from: offset)
         guard c.u32() != nil, let n = c.u32() else { return [] }
         return (0..<n).compactMap { _ in c.u32() }
     }
@@ -348,24 +398,44 @@ public final class BlockReader: Sendable {
         return result ?? seriesRefs
     }
 
-    /// Series refs whose labels satisfy every matcher, with their labels and chunks.
-    private func forEachMatching(_ matchers: [LabelMatcher], _ body: (UInt32, [(String, String)], [ChunkMeta]) throws -> Void) throws {
+    /// Series refs whose labels satisfy every matcher, with their labels and chunks. A series entry
+    /// that cannot be read goes to `skipUnreadable` when given, else fails the walk.
+    private func forEachMatching(_ matchers: [LabelMatcher], skipUnreadable: ((BlockError) -> Void)?,
+                                 _ body: (UInt32, [(String, String)], [ChunkMeta]) throws(BlockError) -> Void) throws(BlockError) {
         let predicates = matchers.map { ($0.name, $0.predicate()) }
         for ref in candidates(matchers) {
-            let (labels, chunks) = try series(ref)
+            let labels: [(String, String)], chunks: [ChunkMeta]
+            do throws(BlockError) {
+                (labels, chunks) = try series(ref)
+            } catch {
+                guard let skipUnreadable else { throw error }
+                skipUnreadable(error)
+                continue
+            }
             if predicates.allSatisfy({ name, p in p(labels.first { $0.0 == name }?.1 ?? "") }) { try body(ref, labels, chunks) }
         }
     }
 
-    /// Samples of series `ref` in [minTime, maxTime] from `chunks`, without those its tombstones delete.
-    private func samples(_ ref: UInt32, _ chunks: [ChunkMeta], minTime: Int64, maxTime: Int64) throws -> [Sample] {
+    /// Samples of series `ref` in [minTime, maxTime] from `chunks`, without those its tombstones
+    /// delete. A chunk that cannot be read goes to `skipUnreadable` when given, with none of its
+    /// samples kept; else it fails the read.
+    private func samples(_ ref: UInt32, _ labels: [(String, String)], _ chunks: [ChunkMeta], minTime: Int64, maxTime: Int64,
+                         skipUnreadable: ((BlockError) -> Void)?) throws(BlockError) -> [Sample] {
         var samples: [Sample] = []
         for meta in chunks where meta.maxTime >= minTime && meta.minTime <= maxTime {
-            var it = XORIterator(try chunk(meta.ref))
-            while let (t, v) = it.next(), t <= maxTime {
-                if t >= minTime { samples.append(Sample(timestamp: t, valueBits: v)) }
+            let kept = samples.count
+            do throws(BlockError) {
+                try forEachSample(inChunk: meta.ref) { t, v in
+                    if t >= minTime && t <= maxTime { samples.append(Sample(timestamp: t, valueBits: v)) }
+                    return t <= maxTime
+                }
+            } catch {
+                guard let skipUnreadable else { throw error }
+                samples.removeSubrange(kept...)
+                let series = Labels(labels.map { Label($0.0, $0.1) })
+                skipUnreadable(BlockError(block: error.block, section: error.section,
+                                          problem: error.problem + "; left out the samples of \(series) in [\(meta.minTime), \(meta.maxTime)]"))
             }
-            if it.failed { throw BlockError(block: ulid, section: "chunks", problem: "undecodable chunk \(meta.ref)") }
         }
         if let deleted = tombstones.intervals[ref] {
             samples.removeAll { s in deleted.contains { $0.covers(s.timestamp) } }
@@ -373,12 +443,15 @@ public final class BlockReader: Sendable {
         return samples
     }
 
-    /// Series matching every matcher with their samples in [minTime, maxTime].
-    public func select(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64) throws -> [SeriesSamples] {
+    /// Series matching every matcher with their samples in [minTime, maxTime]. With
+    /// `skipUnreadable`, an unreadable series entry or chunk is handed to it and left out, and the
+    /// rest is returned, rather than the whole read failing.
+    public func select(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64,
+                       skipUnreadable: ((BlockError) -> Void)? = nil) throws(BlockError) -> [SeriesSamples] {
         guard meta.maxTime > minTime, meta.minTime <= maxTime else { return [] }
         var out: [SeriesSamples] = []
-        try forEachMatching(matchers) { ref, labels, chunks in
-            let samples = try samples(ref, chunks, minTime: minTime, maxTime: maxTime)
+        try forEachMatching(matchers, skipUnreadable: skipUnreadable) { (ref, labels, chunks) throws(BlockError) in
+            let samples = try samples(ref, labels, chunks, minTime: minTime, maxTime: maxTime, skipUnreadable: skipUnreadable)
             if !samples.isEmpty { out.append(SeriesSamples(labels: Labels(labels.map { Label($0.0, $0.1) }), samples: samples)) }
         }
         return out
@@ -386,11 +459,11 @@ public final class BlockReader: Sendable {
 
     /// Per matching series ref, how many of its readable samples lie inside `interval`: what a
     /// deletion would add tombstones for.
-    func deletable(_ matchers: [LabelMatcher], in interval: DeletedInterval) throws -> [(ref: UInt32, samples: Int)] {
+    func deletable(_ matchers: [LabelMatcher], in interval: DeletedInterval) throws(BlockError) -> [(ref: UInt32, samples: Int)] {
         guard meta.maxTime > interval.minTime, meta.minTime <= interval.maxTime else { return [] }
         var out: [(ref: UInt32, samples: Int)] = []
-        try forEachMatching(matchers) { ref, _, chunks in
-            let n = try samples(ref, chunks, minTime: interval.minTime, maxTime: interval.maxTime).count
+        try forEachMatching(matchers, skipUnreadable: nil) { (ref, labels, chunks) throws(BlockError) in
+            let n = try samples(ref, labels, chunks, minTime: interval.minTime, maxTime: interval.maxTime, skipUnreadable: nil).count
             if n > 0 { out.append((ref, n)) }
         }
         return out

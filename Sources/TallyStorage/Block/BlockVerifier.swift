@@ -30,13 +30,12 @@ public enum BlockVerifier {
                 guard chunk.minTime >= reader.meta.minTime, chunk.maxTime < reader.meta.maxTime else {
                     throw bad("chunk [\(chunk.minTime), \(chunk.maxTime)] outside the block's range")
                 }
-                var it = XORIterator(try reader.chunk(chunk.ref))
                 var count: UInt64 = 0
-                while let (t, _) = it.next() {
+                try reader.forEachSample(inChunk: chunk.ref) { t, _ in
                     count += 1
                     if reader.tombstones.deletes(ref, t) { deleted += 1 }
+                    return true
                 }
-                if it.failed { throw bad("undecodable chunk") }
                 samples += count
                 chunkCount += 1
                 lastMax = chunk.maxTime

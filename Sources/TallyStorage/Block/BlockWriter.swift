@@ -104,9 +104,14 @@ public enum BlockWriter {
         return refs
     }
 
-    private static func openChunkSegment(_ directory: String, _ index: Int) throws(StorageIOError) -> BufferedFileWriter {
+    /// The file name of chunk segment `index` (counted from 0): `%06d` of index + 1.
+    static func chunkSegmentName(_ index: Int) -> String {
         let digits = String(index + 1)
-        let writer = try BufferedFileWriter(path: directory + "/" + String(repeating: "0", count: 6 - digits.count) + digits)
+        return String(repeating: "0", count: max(0, 6 - digits.count)) + digits
+    }
+
+    private static func openChunkSegment(_ directory: String, _ index: Int) throws(StorageIOError) -> BufferedFileWriter {
+        let writer = try BufferedFileWriter(path: directory + "/" + chunkSegmentName(index))
         try writer.write(chunksMagic + [1, 0, 0, 0])
         return writer
     }

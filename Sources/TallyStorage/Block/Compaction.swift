@@ -68,7 +68,8 @@ public enum CompactionPlanner {
     /// they cover (written by another tool) is rewritten too.
     static func holdsMuchDeletedData(_ meta: BlockMeta) -> Bool {
         guard let deleted = meta.tally?.deletedSamples else { return (meta.stats.numTombstones ?? 0) > 0 }
-        return deleted > 0 && deleted * 20 >= meta.stats.numSamples
+        let (twentyTimes, overflow) = deleted.multipliedReportingOverflow(by: 20)
+        return deleted > 0 && (overflow || twentyTimes >= meta.stats.numSamples)
     }
 
     /// Every step `plan` would take, each merge simulated on the metas, and how many blocks remain:

@@ -48,6 +48,8 @@ public struct ReplayReport: Sendable {
     public var unstorableSamples = 0
     /// Torn tails cut and corruption found, one readable line each.
     public var problems: [String] = []
+    /// Block directories that could not be opened (each also in `problems`): their data is not read.
+    public var unloadedBlocks: [String] = []
     public var duration: Duration = .zero
 }
 
@@ -413,6 +415,7 @@ public final class TenantDatabase: @unchecked Sendable {
                 blocks.append(try BlockReader(directory: directory + "/" + name))
             } catch {
                 report.problems.append("block \(name) not loaded: \(error)")
+                report.unloadedBlocks.append(name)
             }
         }
         // A compaction renames its child into place before it removes the parents: a parent still
@@ -435,12 +438,23 @@ public final class TenantDatabase: @unchecked Sendable {
         do {
             switch decoder.type {
             case WALRecordType.series.rawValue:
-                try decoder.forEachSeries { ref, labels in head.restore(ref: ref, labels: labels) }
+                try decoder.forEachSeries { ref, labels in
+                    // The head numbers new series after the largest ref it holds: 2^64-1 leaves no next.
+                    guard ref < .max else {
+                        report.problems.append("skipped WAL series record with ref \(ref), which no writer assigns")
+                        return
+                    }
+                    head.restore(ref: ref, labels: labels)
+                }
             case WALRecordType.tombstones.rawValue:
                 try decoder.forEachTombstone { ref, interval in
                     if let index = head.index(ofRef: ref) { head.deleteSamples(index, in: interval) }
                 }
             case WALRecordType.samples.rawValue:
+                var beyondRange = 0
+                defer {
+                    if beyondRange > 0 { report.problems.append("skipped \(beyondRange) WAL samples with timestamps beyond ±2^61 ms") }
+                }
                 try decoder.forEachSample { ref, t, v in
                     guard StorableTime.range.contains(t) else {
                         report.unstorableSamples += 1
@@ -448,6 +462,11 @@ public final class TenantDatabase: @unchecked Sendable {
                     }
                     guard let index = head.index(ofRef: ref) else {
                         report.orphanSamples += 1
+                        return
+                    }
+                    // Outside, the sample is corrupt or would trap the head on every start.
+                    guard storableTimestamps.contains(t) else {
+                        beyondRange += 1
                         return
                     }
                     // Replaying in the order of appending routes each sample as it was routed then.
@@ -879,8 +898,15 @@ public final class TenantDatabase: @unchecked Sendable {
     /// Series matching `matchers` with their samples in [minTime, maxTime] from blocks and head,
     /// merged by timestamp (a timestamp held twice is returned once), sorted by labels.
     public func select(_ matchers: [LabelMatcher], minTime: Int64 = .min, maxTime: Int64 = .max) throws -> [SeriesSamples] {
+        try select(matchers, minTime: minTime, maxTime: maxTime, skipUnreadable: nil)
+    }
+
+    /// As `select`; with `skipUnreadable`, a block's series entry or chunk that cannot be read is
+    /// handed to it and left out, and everything else is returned: what `tally dump` prints.
+    public func select(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64,
+                       skipUnreadable: ((BlockError) -> Void)?) throws -> [SeriesSamples] {
         let (fromHead, blocks) = lock.withLock { _ in (selectHead(matchers, minTime: minTime, maxTime: maxTime), self.blocks) }
-        var sources = try blocks.map { try $0.select(matchers, minTime: minTime, maxTime: maxTime) }
+        var sources = try blocks.map { try $0.select(matchers, minTime: minTime, maxTime: maxTime, skipUnreadable: skipUnreadable) }
         sources.append(fromHead)
         return SeriesMerger.merge(sources)
     }
