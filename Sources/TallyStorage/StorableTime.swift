@@ -5,6 +5,9 @@
 /// form PromQL and JSON give it. Appends outside it are refused; replay skips such records.
 public enum StorableTime {
     public static let range: ClosedRange<Int64> = -(Int64(1) << 53) ... (Int64(1) << 53)
+    /// What a block's `meta.json` may say: its range rounds its samples' times out to whole block
+    /// ranges, far less than the width of `range` past them.
+    public static let blockRange: ClosedRange<Int64> = range.lowerBound * 2 ... range.upperBound * 2
 
     /// `t - duration`, or the oldest Int64 when that would overflow (a window larger than all time).
     public static func subtracting(_ duration: Int64, from t: Int64) -> Int64 {

@@ -321,7 +321,7 @@ final class CorruptionTests: XCTestCase {
             encoder.tombstones([(ref, interval)])
             return encoder.bytes
         }
-        let farthest = Int64(1) << 61
+        let farthest = StorableTime.range.upperBound
         let cases: [(what: String, records: [[UInt8]], reported: Bool)] = [
             ("series ref 2^64-1", [series(.max), samples(.max, [Self.base])], true),
             ("series ref 0", [series(0), samples(0, [Self.base])], false),
@@ -331,7 +331,7 @@ final class CorruptionTests: XCTestCase {
             ("timestamp -2^63", [series(1), samples(1, [.min])], true),
             ("timestamps -2^63+1 and 2^63-2", [series(1), samples(1, [.min + 1, .max - 1])], true),
             ("timestamps across the whole range in two series", [series(1), series(2, [("__name__", "b")]), samples(1, [.min + 1]), samples(2, [.max - 1])], true),
-            ("timestamps ±2^61", [series(1), series(2, [("__name__", "b")]), samples(1, [-farthest]), samples(2, [farthest])], false),
+            ("timestamps ±2^53", [series(1), series(2, [("__name__", "b")]), samples(1, [-farthest]), samples(2, [farthest])], false),
             ("tombstone over everything", [series(1), samples(1, [Self.base]), tombstone(1, DeletedInterval(minTime: .min, maxTime: .max))], false),
             ("tombstone of an unknown series", [tombstone(.max, DeletedInterval(minTime: .max, maxTime: .min))], false),
         ]

@@ -1,9 +1,5 @@
 import Foundation
 
-/// Sample timestamps (ms) that storage takes from disk: their differences, and the chunk and block
-/// ranges they are rounded out to, fit in Int64 with room to spare.
-let storableTimestamps = -(Int64(1) << 61)...(Int64(1) << 61)
-
 /// `meta.json` of a Prometheus block (version 1), with Thanos' section so Thanos tools accept it.
 public struct BlockMeta: Codable, Sendable, Equatable {
     public struct Stats: Codable, Sendable, Equatable {
@@ -71,10 +67,9 @@ public struct BlockMeta: Codable, Sendable, Equatable {
         } catch let error as DecodingError {
             throw BlockError(block: block, section: "meta.json", problem: Self.describe(error))
         }
-        // A block's range rounds its samples' out to whole block ranges: far less than 2^61 ms past them.
-        let times = storableTimestamps.lowerBound * 2...storableTimestamps.upperBound * 2
+        let times = StorableTime.blockRange
         guard meta.minTime <= meta.maxTime, times.contains(meta.minTime), times.contains(meta.maxTime) else {
-            throw BlockError(block: block, section: "meta.json", problem: "time range [\(meta.minTime), \(meta.maxTime)) is reversed or beyond ±2^62 ms")
+            throw BlockError(block: block, section: "meta.json", problem: "time range [\(meta.minTime), \(meta.maxTime)) is reversed or beyond ±2^54 ms")
         }
         return meta
     }

@@ -451,22 +451,20 @@ public final class TenantDatabase: @unchecked Sendable {
                     if let index = head.index(ofRef: ref) { head.deleteSamples(index, in: interval) }
                 }
             case WALRecordType.samples.rawValue:
-                var beyondRange = 0
+                var unstorable = 0
                 defer {
-                    if beyondRange > 0 { report.problems.append("skipped \(beyondRange) WAL samples with timestamps beyond ±2^61 ms") }
+                    if unstorable > 0 { report.problems.append("skipped \(unstorable) WAL samples with timestamps beyond ±2^53 ms") }
+                    report.unstorableSamples += unstorable
                 }
                 try decoder.forEachSample { ref, t, v in
+                    // Outside, the sample is corrupt or from an older version that took it; it would
+                    // trap the head's arithmetic on every start.
                     guard StorableTime.range.contains(t) else {
-                        report.unstorableSamples += 1
+                        unstorable += 1
                         return
                     }
                     guard let index = head.index(ofRef: ref) else {
                         report.orphanSamples += 1
-                        return
-                    }
-                    // Outside, the sample is corrupt or would trap the head on every start.
-                    guard storableTimestamps.contains(t) else {
-                        beyondRange += 1
                         return
                     }
                     // Replaying in the order of appending routes each sample as it was routed then.
