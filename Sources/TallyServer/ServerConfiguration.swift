@@ -39,6 +39,8 @@ public struct ServerConfiguration: Sendable {
     public var enableAdminAPI = false
     /// YAML listing credentials, their tenants and scopes; nil lets every request in.
     public var authConfigFile: String?
+    /// HTTPS instead of HTTP when set.
+    public var tls: TLSFiles?
     // Connections
     /// A kept-alive connection with no request for this long is closed. Longer than senders keep
     /// theirs idle (Prometheus 5 minutes, Go's default 90 s), so the server is never the one that

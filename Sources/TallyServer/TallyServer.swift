@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 import Synchronization
 import TallyStorage
@@ -35,6 +36,7 @@ public final class TallyServer: Service, Sendable {
                                      report: { logger.info("\($0)") })
         let limits = try LimitsStore(base: configuration.limits, path: configuration.limitsConfigFile)
         let authenticator = try configuration.authConfigFile.map { try Authenticator(path: $0) }
+        let tls = try configuration.tls.map { try $0.serverContext() }
         let registry = try TenantRegistry(root: configuration.storageRoot, options: options, maxTenants: configuration.maxTenants)
         let rootLock = try StorageRootLock(root: configuration.storageRoot)
         let admin = try AdminAccess.create(storageRoot: configuration.storageRoot, enabledForNetwork: configuration.enableAdminAPI)
@@ -57,6 +59,7 @@ public final class TallyServer: Service, Sendable {
                 guard connectionLimits.admitConnection() else { return channel.eventLoop.makeFailedFuture(ConnectionRefusal.maxConnections) }
                 channel.closeFuture.whenComplete { _ in connectionLimits.connectionClosed() }
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.addHandler(RawConnectionHandler())
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(HTTPConnectionHandler(router: router, limits: connectionLimits))

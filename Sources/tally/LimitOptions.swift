@@ -2,7 +2,7 @@ import ArgumentParser
 import TallyServer
 import TallyStorage
 
-/// `tally serve`'s limits and access flags; the defaults are `TenantLimits`' (docs/security.md).
+/// `tally serve`'s limits, authentication, TLS and admin flags; the defaults are `TenantLimits`' (docs/security.md).
 struct LimitOptions: ParsableArguments {
     @Option(name: .customLong("limits.max-future"), help: "Samples newer than now plus this get 400 timestamp_out_of_bounds.")
     var maxFuture = "10m"
@@ -46,11 +46,22 @@ struct LimitOptions: ParsableArguments {
             help: "YAML of credentials (bearer tokens, basic users), each with its tenants and scopes (write, read, admin); without it every request is let in. Reloaded on change and on SIGHUP.")
     var authConfigFile: String?
 
+    @Option(name: .customLong("tls.cert-file"), help: "PEM certificate chain: serve HTTPS instead of HTTP (with --tls.key-file).")
+    var tlsCertFile: String?
+
+    @Option(name: .customLong("tls.key-file"), help: "PEM private key of --tls.cert-file.")
+    var tlsKeyFile: String?
+
+    @Option(name: .customLong("tls.client-ca-file"), help: "PEM CA bundle: clients must present a certificate it signed.")
+    var tlsClientCAFile: String?
+
     @Flag(name: .customLong("web.enable-admin-api"),
           help: "Answer the admin endpoints (compact, retention, delete_series) from the network; the tally CLI reaches them with the storage's admin token regardless.")
     var enableAdminAPI = false
 
     func validate() throws {
+        guard (tlsCertFile == nil) == (tlsKeyFile == nil) else { throw ValidationError("--tls.cert-file and --tls.key-file go together") }
+        guard tlsClientCAFile == nil || tlsCertFile != nil else { throw ValidationError("--tls.client-ca-file needs --tls.cert-file and --tls.key-file") }
         guard ServerConfiguration.milliseconds(maxFuture) != nil else { throw ValidationError("--limits.max-future must be a duration like 10m") }
         guard ServerConfiguration.milliseconds(maxPast) != nil else { throw ValidationError("--limits.max-past must be a duration like 400d, or 0s") }
         for (name, value) in [("max-samples-per-request", maxSamplesPerRequest), ("max-series-per-tenant", maxSeriesPerTenant),
@@ -79,5 +90,8 @@ struct LimitOptions: ParsableArguments {
         config.maxTenants = maxTenants
         config.enableAdminAPI = enableAdminAPI
         config.authConfigFile = authConfigFile
+        if let tlsCertFile, let tlsKeyFile {
+            config.tls = TLSFiles(certificateChain: tlsCertFile, privateKey: tlsKeyFile, clientCA: tlsClientCAFile)
+        }
     }
 }

@@ -58,8 +58,8 @@ final class ReceiverBadInputTests: XCTestCase {
         var actual: [String: [Sample]] = [:]
         for s in try db.select([try LabelMatcher("__name__", .regex, ".+")]) { actual[s.labels.description] = s.samples }
         XCTAssertEqual(actual, expected, file: file, line: line)
-        // Nothing but the root lock, the admin token and tenant t1's WAL exists in the storage root.
-        let stray = filesUnder(storage).filter { $0 != ".lock" && $0 != ".admin-token" && $0 != "t1" && $0 != "t1/wal" && !$0.hasPrefix("t1/wal/") }
+        // Nothing but the root lock, the admin token and tenant t1's WAL and read lease exist in the storage root.
+        let stray = filesUnder(storage).filter { $0 != ".lock" && $0 != ".admin-token" && $0 != "t1" && $0 != "t1/.read-lease" && $0 != "t1/wal" && !$0.hasPrefix("t1/wal/") }
         XCTAssertEqual(stray, [], "files outside the tenant's WAL", file: file, line: line)
     }
 
@@ -176,7 +176,7 @@ final class ReceiverBadInputTests: XCTestCase {
         XCTAssertEqual(tenants, ["default-tenant", "org-2", "url-3"])
         XCTAssertEqual(try tallyDump(storage: storage, tenant: "org-2"), "{__name__=\"m\"} 1 1\n")
         for tenant in tenants {
-            XCTAssertTrue(filesUnder(storage + "/" + tenant).allSatisfy { $0 == "wal" || $0.hasPrefix("wal/") }, tenant)
+            XCTAssertTrue(filesUnder(storage + "/" + tenant).allSatisfy { $0 == ".read-lease" || $0 == "wal" || $0.hasPrefix("wal/") }, tenant)
         }
     }
 }

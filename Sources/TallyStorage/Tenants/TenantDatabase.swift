@@ -325,8 +325,14 @@ public final class TenantDatabase: @unchecked Sendable {
     }
 
     /// Opens (creating if needed) a tenant directory and replays its WAL. Read-only opens change
-    /// nothing on disk, so they are safe on a store a server is writing.
+    /// nothing on disk, so they are safe on a store a server is writing, and under its `ReadLease`
+    /// they see every sample it acknowledged before they started.
     public static func open(directory: String, tenant: String, options: StorageOptions = StorageOptions(), readOnly: Bool = false) throws(StorageIOError) -> TenantDatabase {
+        if readOnly {
+            return try ReadLease.reading(directory) { () throws(StorageIOError) in
+                try openOrCreate(directory: directory, tenant: tenant, options: options, readOnly: true)
+            }
+        }
         // A directory this open makes is removed again when the open fails: a half-made tenant
         // (say `<tenant>/` without its `wal/`) would be taken for a tenant at the next start.
         let creating = !readOnly && !FileSystem.exists(directory)
@@ -343,13 +349,15 @@ public final class TenantDatabase: @unchecked Sendable {
         if !readOnly {
             try FileSystem.makeDirectory(directory)
             try FileSystem.makeDirectory(walDirectory)
+            try ReadLease.prepare(directory)
             try FileSystem.syncDirectory(directory)
         }
         let head = Head(chunkRange: options.blockRange)
         let clock = ContinuousClock()
         let started = clock.now
         var report = ReplayReport()
-        let blocks = try openBlocks(directory, readOnly: readOnly, &report)
+        // The WAL before the blocks: a block that took samples out of the WAL was in place before
+        // the checkpoint that dropped them (see ReadLease).
         let checkpoint = FileSystem.isDirectory(walDirectory) ? try WALCheckpoint.latest(in: walDirectory) : nil
         if let checkpoint {
             let path = walDirectory + "/" + WALCheckpoint.name(checkpoint)
@@ -379,6 +387,7 @@ public final class TenantDatabase: @unchecked Sendable {
                 try repairTail(path: path, bytes: segmentBytes.bytes, validEnd: end.validEnd, quarantine: directory + "/wal-quarantine")
             }
         }
+        let blocks = try openBlocks(directory, readOnly: readOnly, &report)
         report.series = head.seriesCount
         report.duration = clock.now - started
         guard !readOnly else {
@@ -655,7 +664,7 @@ public final class TenantDatabase: @unchecked Sendable {
         let walDirectory = directory + "/wal"
         try WALCheckpoint.write(walDirectory: walDirectory, index: checkpoint, snapshot: snapshot)
         Failpoint.hit("checkpoint-before-cleanup")
-        try WALCheckpoint.removeObsolete(walDirectory: walDirectory, upTo: checkpoint)
+        try ReadLease.removing(directory) { try WALCheckpoint.removeObsolete(walDirectory: walDirectory, upTo: checkpoint) }
         return written
     }
 
@@ -765,6 +774,10 @@ public final class TenantDatabase: @unchecked Sendable {
     /// Removes block directories no longer in the list: renamed to `<ulid>.tmp` first, so a crash
     /// midway leaves a leftover that the next open deletes, never a half-deleted block.
     private func remove(_ readers: [BlockReader], afterFirst: () -> Void = {}) throws {
+        try ReadLease.removing(directory) { try removeNow(readers, afterFirst: afterFirst) }
+    }
+
+    private func removeNow(_ readers: [BlockReader], afterFirst: () -> Void) throws {
         for (k, block) in readers.enumerated() {
             try FileSystem.rename(block.directory, block.directory + ".tmp")
             try FileSystem.syncDirectory(directory)
