@@ -2,7 +2,7 @@
 # Both install what they need from Debian first (as root, or through sudo).
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := libsnappy-dev zlib1g-dev libcrypt-dev pkg-config prometheus
+APT_PACKAGES := libsnappy-dev zlib1g-dev libcrypt-dev pkg-config prometheus openssl curl
 BENCH_PACKAGES := victoria-metrics
 SWIFT_TEST_FLAGS ?=
 BENCH_FLAGS ?=

@@ -307,6 +307,9 @@ public final class TenantDatabase: @unchecked Sendable {
     private var blocks: [BlockReader]
     private let cutQueue = DispatchQueue(label: "tally.block-cut")
     private let cutScheduled = Atomic<Bool>(false)
+    /// Set by `close`: owed cuts stop between blocks, so a stop never waits for a long backlog (the
+    /// WAL keeps what was not cut, and the next open catches up).
+    private let closing = Atomic<Bool>(false)
     private var epoch: UInt32 = 0
     private var pendingBuffer: [AppendBatch.Pending] = []
     private var closed = false
@@ -592,7 +595,7 @@ public final class TenantDatabase: @unchecked Sendable {
         cutQueue.async {
             defer { self.cutScheduled.store(false, ordering: .releasing) }
             do {
-                while self.needsCut {
+                while !self.closing.load(ordering: .acquiring) && self.needsCut {
                     let metas = try self.cutDueRange()
                     if metas.isEmpty { break }
                     for meta in metas {
@@ -949,6 +952,7 @@ public final class TenantDatabase: @unchecked Sendable {
     /// one filled; a clean stop writes those (and all late samples) into blocks, so `promtool`
     /// and Thanos see everything a stopped Tally holds.
     public func close() throws {
+        closing.store(true, ordering: .releasing)
         cutQueue.sync {}
         if wal != nil && !closed {
             do {
