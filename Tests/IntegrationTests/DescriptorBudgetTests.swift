@@ -14,16 +14,21 @@ final class DescriptorBudgetTests: XCTestCase {
 
     private static func tenant(_ k: Int) -> String { "fd-\(k)" }
 
+    /// Writes tenant `k`'s one sample at `timestamp`.
+    private func write(_ server: TallyServerProcess, tenant k: Int, timestamp: Int64) throws -> LoopbackHTTP.Response {
+        var encoder = WriteRequestEncoder()
+        encoder.addSeries(labels: [("__name__", "descriptor_test")], samples: [WireSample(timestamp: timestamp, valueBits: Double(k).bitPattern)])
+        return try server.client.request("POST", "/api/v1/write", headers: [
+            ("Content-Type", "application/x-protobuf"), ("Content-Encoding", "snappy"), ("THANOS-TENANT", Self.tenant(k))],
+            body: encoder.compressed())
+    }
+
     /// Writes one sample at `timestamp` to each tenant, one request each; returns the most
     /// descriptors the server held after any of them.
     private func writeEveryTenant(_ server: TallyServerProcess, tenants: Int, timestamp: Int64) throws -> Int {
         var mostDescriptors = 0
         for k in 0..<tenants {
-            var encoder = WriteRequestEncoder()
-            encoder.addSeries(labels: [("__name__", "descriptor_test")], samples: [WireSample(timestamp: timestamp, valueBits: Double(k).bitPattern)])
-            let response = try server.client.request("POST", "/api/v1/write", headers: [
-                ("Content-Type", "application/x-protobuf"), ("Content-Encoding", "snappy"), ("THANOS-TENANT", Self.tenant(k))],
-                body: encoder.compressed())
+            let response = try write(server, tenant: k, timestamp: timestamp)
             XCTAssertEqual(response.status, 204, "tenant \(k): \(response.body)")
             mostDescriptors = max(mostDescriptors, openDescriptors(server))
         }
@@ -71,5 +76,25 @@ final class DescriptorBudgetTests: XCTestCase {
             XCTAssertEqual(try tallyDump(storage: storage, tenant: Self.tenant(k)),
                            "{__name__=\"descriptor_test\"} \(k) 1000\n{__name__=\"descriptor_test\"} \(k) 2000\n", "tenant \(k)")
         }
+    }
+
+    /// With a budget larger than the descriptors allow, running out is answered 503 with
+    /// Retry-After (a retry can succeed once descriptors free up), never 500, and the tenants
+    /// already open keep taking writes.
+    func testRunningOutOfDescriptorsIsAnswered503() throws {
+        let server = try TallyServerProcess(storage: storage, extraArguments: ["--max-open-tenants", "1000"], fileDescriptorLimit: 64)
+        try server.waitReady()
+        var statuses: [Int: Int] = [:]
+        for k in 0..<100 {
+            let response = try write(server, tenant: k, timestamp: 1000)
+            statuses[response.status, default: 0] += 1
+            if response.status == 503 { XCTAssertEqual(response.headers["retry-after"], "1") }
+            if response.status != 204 { XCTAssertTrue(response.body.contains("Too many open files"), response.body) }
+        }
+        print("past the descriptor limit with --max-open-tenants 1000 at ulimit -n 64: statuses \(statuses.sorted { $0.key < $1.key })")
+        XCTAssertEqual(Set(statuses.keys), [204, 503])
+        XCTAssertEqual(try write(server, tenant: 0, timestamp: 2000).status, 204, "an open tenant keeps taking writes")
+        XCTAssertEqual(try server.client.request("GET", "/-/healthy").status, 200)
+        server.stop(SIGTERM)
     }
 }

@@ -107,4 +107,35 @@ final class WALFileBudgetTests: XCTestCase {
             .select([try LabelMatcher("__name__", .equal, "m")]).first?.samples.count ?? 0) }
         XCTAssertEqual(stored, writers * appendsPerWriter)
     }
+
+    /// A segment the budget cannot finish (its padding fails) poisons its tenant, as a failed sync
+    /// does, and is never emptied: the acknowledged sample in it is replayed.
+    func testASegmentThatFailsToFinishIsKeptAndItsTenantRefusesWrites() throws {
+        let reports = Mutex<[String]>([])
+        let options = StorageOptions(walFileBudget: WALFileBudget(limit: 1), report: { line in reports.withLock { $0.append(line) } })
+        let registry = try TenantRegistry(root: root, options: options)
+        let a = try registry.database(for: "a")
+        try appendSamples(a, "m", [(1, 1)])
+        let segment = root + "/a/wal/" + WALFormat.segmentName(0)
+        let written = try FileSystem.readFile(segment)
+        let size = written.count
+        // No file may grow past a few hundred bytes: b's record fits, padding a's segment to a page fails with EFBIG.
+        signal(SIGXFSZ, SIG_IGN)
+        var old = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &old)
+        var limit = rlimit(rlim_cur: rlim_t(size + 200), rlim_max: old.rlim_max)
+        setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &limit)
+        try appendSamples(registry.database(for: "b"), "m", [(1, 1)])
+        setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &old)
+
+        XCTAssertTrue(reports.withLock { $0 }.contains { $0.contains("tenant a: closing its WAL segment for the descriptor budget failed") }, "\(reports.withLock { $0 })")
+        XCTAssertThrowsError(try appendSamplesNotWaiting(a, "m", [(2, 2)]), "a poisoned tenant refuses writes until restart")
+        let kept = try FileSystem.readFile(segment)
+        XCTAssertEqual(Array(kept.prefix(size)), written, "the segment keeps its records")
+        XCTAssertTrue(kept.dropFirst(size).allSatisfy { $0 == 0 }, "followed by what of the padding was written")
+        XCTAssertEqual(registry.closeAll(), [])
+        let replayed = try TenantDatabase.open(directory: root + "/a", tenant: "a", readOnly: true)
+        XCTAssertEqual(replayed.replay.problems, [])
+        XCTAssertEqual(try replayed.select([try LabelMatcher("__name__", .equal, "m")]).first?.samples, [Sample(timestamp: 1, valueBits: 1)])
+    }
 }

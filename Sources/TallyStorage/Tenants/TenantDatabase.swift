@@ -562,7 +562,14 @@ public final class TenantDatabase: @unchecked Sendable {
     private func log(_ records: [[UInt8]], to wal: WALWriter) throws(StorageIOError) -> (OpenFile, UInt64) {
         let wasOpen = wal.isOpen
         defer { if !wasOpen && wal.isOpen { options.walFileBudget?.opened(self) } }
-        return try wal.log(records)
+        do throws(StorageIOError) {
+            return try wal.log(records)
+        } catch {
+            // A writer that broke (a segment that failed to finish, a failed write it could not undo)
+            // promises nothing more, also not to requests waiting on earlier bytes.
+            if wal.broken != nil { durability?.poison(error) }
+            throw error
+        }
     }
 
     /// Pads, syncs and closes the active WAL segment, so its waiters are answered and its descriptor

@@ -62,6 +62,9 @@ final class WALWriter {
     /// not at the offset the failed write left behind.
     @discardableResult
     func openSegment() throws(StorageIOError) -> OpenFile {
+        // Also before creating: a segment that failed to finish is still the active index, and
+        // O_TRUNC would empty it.
+        if let broken { throw broken }
         if let file { return file }
         let created = try OpenFile(path: directory + "/" + WALFormat.segmentName(segmentIndex), flags: O_WRONLY | O_CREAT | O_TRUNC | O_APPEND)
         try FileSystem.syncDirectory(directory)
