@@ -80,7 +80,7 @@ struct Serve: AsyncParsableCommand {
     var maxBufferedBytes = 256 * 1024 * 1024
 
     @Option(help: ArgumentHelp(
-        "Most tenants whose WAL segment file stays open between writes. Default: half of the descriptor limit (ulimit -n) less 32, at least 4.",
+        "Most tenants whose WAL segment file stays open between writes. Default: (ulimit -n - 32) / 2, at least 4.",
         discussion: "Past it, the least recently written tenant's segment is padded, synced and closed; its next write starts a new segment."))
     var maxOpenTenants: Int?
 
