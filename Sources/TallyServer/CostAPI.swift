@@ -116,7 +116,7 @@ final class CostAPI: Sendable {
             }
             return CostEngine(querier: db, options: options, rollups: store)
         } catch {
-            if case .io = error { throw error }
+            if case let .io(failure) = error { throw HTTPAnswer.storageFailure(failure, "reading the tenant failed: \(error)\n") }
             throw HTTPAnswer(status: 400, body: error.description + "\n")
         }
     }

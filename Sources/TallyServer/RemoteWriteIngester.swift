@@ -18,6 +18,15 @@ public struct HTTPAnswer: Sendable, Error {
         self.body = Array(body.utf8)
         self.contentType = contentType
     }
+
+    /// 503 with Retry-After when the process ran out of descriptors, which closing connections and
+    /// other tenants' WAL segments gives back, else 500.
+    static func storageFailure(_ failure: StorageIOError, _ message: String) -> HTTPAnswer {
+        guard failure.isOutOfDescriptors else { return HTTPAnswer(status: 500, body: message) }
+        var answer = HTTPAnswer(status: 503, body: message)
+        answer.headers.append(("Retry-After", "1"))
+        return answer
+    }
 }
 
 /// Remote-Write 1.0 ingestion: decoding, limits, validation, append, and the status code the sender
@@ -71,7 +80,7 @@ public final class RemoteWriteIngester: Sendable {
         do {
             db = try registry.database(for: tenant)
         } catch {
-            if case .io = error { return answer(HTTPAnswer(status: 500, body: error.description)) }
+            if case let .io(failure) = error { return answer(HTTPAnswer.storageFailure(failure, error.description + "\n")) }
             if case .tooManyTenants = error { metrics.rejected(tenant: tenant, reason: "max_tenants", samples: received) }
             return answer(HTTPAnswer(status: 400, body: error.description + "\n"))
         }
@@ -82,6 +91,7 @@ public final class RemoteWriteIngester: Sendable {
             (tally, commit) = try append(&view, to: db, limits: limits, window: accepted)
         } catch {
             if case .closed = error { return answer(HTTPAnswer(status: 503, body: "shutting down\n")) }
+            if case let .io(failure) = error { return answer(HTTPAnswer.storageFailure(failure, "storage: \(error)\n")) }
             return answer(HTTPAnswer(status: 500, body: "storage: \(error)\n"))
         }
         metrics.appended(tenant: tenant, samples: commit.appendedSamples, series: commit.createdSeries, headSeries: db.seriesCount,

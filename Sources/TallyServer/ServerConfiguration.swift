@@ -52,6 +52,11 @@ public struct ServerConfiguration: Sendable {
     public var maxConnections = 4096
     /// Request-body bytes held at once over every connection; a body that would go past it gets 503.
     public var maxBufferedBytes = 256 * 1024 * 1024
+    // Descriptors
+    /// Tenants whose WAL segment file stays open between appends; past it the least recently written
+    /// tenant's segment is closed, and its next append starts a new one. nil derives it from the soft
+    /// RLIMIT_NOFILE (`WALFileBudget.limit(forDescriptorLimit:)`).
+    public var maxOpenTenants: Int?
 
     public init() {}
 }

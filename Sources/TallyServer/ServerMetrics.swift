@@ -22,6 +22,8 @@ public final class ServerMetrics: Sendable {
     }
 
     let openConnections: Gauge
+    let openWALFiles: Gauge
+    let walFilesClosedForBudget: Counter
     let bufferedRequestBytes: Gauge
     /// By `ConnectionRefusal`, made once: refusals come in floods.
     let refusedConnectionCounters: [ConnectionRefusal: Counter]
@@ -34,6 +36,11 @@ public final class ServerMetrics: Sendable {
         openConnections = registry.makeGauge(descriptor: Self.name("http_open_connections", "", "HTTP connections open now."))
         bufferedRequestBytes = registry.makeGauge(
             descriptor: Self.name("http_buffered_request", "bytes", "Request body bytes held by the server now, over every connection."))
+        openWALFiles = registry.makeGauge(
+            descriptor: Self.name("wal_open_segment_files", "", "Tenants whose WAL segment file is open now (at most --max-open-tenants, plus appends in flight)."))
+        walFilesClosedForBudget = registry.makeCounter(
+            descriptor: Self.name("wal_segments_closed_for_budget", "total",
+                                  "WAL segments finished early because more tenants wrote than --max-open-tenants keeps open."))
         var counters: [ConnectionRefusal: Counter] = [:]
         for reason in ConnectionRefusal.allCases {
             counters[reason] = registry.makeCounter(descriptor: Self.refusedConnections, labels: [("reason", reason.rawValue)])

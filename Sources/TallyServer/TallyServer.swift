@@ -28,11 +28,17 @@ public final class TallyServer: Service, Sendable {
     public func run() async throws {
         let metrics = self.metrics
         let logger = self.logger
+        let descriptorLimit = WALFileBudget.processDescriptorLimit
+        let walFileBudget = WALFileBudget(limit: configuration.maxOpenTenants ?? WALFileBudget.limit(forDescriptorLimit: descriptorLimit),
+                                          openFilesChanged: { metrics.openWALFiles.set(Int64($0)) },
+                                          closedForBudget: { metrics.walFilesClosedForBudget.increment() })
+        logger.info("descriptor budget", metadata: ["max_open_tenants": "\(walFileBudget.limit)", "rlimit_nofile": "\(descriptorLimit)"])
         let options = StorageOptions(syncPolicy: configuration.syncPolicy, walSegmentSize: configuration.walSegmentSize,
                                      blockRange: configuration.blockRange,
                                      outOfOrderWindow: configuration.outOfOrderWindow,
                                      outOfOrderMaxBytes: configuration.outOfOrderMaxBytes,
                                      observeSync: { metrics.walFsync.record($0) },
+                                     walFileBudget: walFileBudget,
                                      report: { logger.info("\($0)") })
         let limits = try LimitsStore(base: configuration.limits, path: configuration.limitsConfigFile)
         let authenticator = try configuration.authConfigFile.map { try Authenticator(path: $0) }

@@ -79,6 +79,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Most request-body bytes held at once over all connections, at least --max-request-bytes; a body that would go past it gets 503 with Retry-After.")
     var maxBufferedBytes = 256 * 1024 * 1024
 
+    @Option(help: ArgumentHelp(
+        "Most tenants whose WAL segment file stays open between writes. Default: (ulimit -n - 32) / 2, at least 4.",
+        discussion: "Past it, the least recently written tenant's segment is padded, synced and closed; its next write starts a new segment."))
+    var maxOpenTenants: Int?
+
     @OptionGroup(title: "Limits and access")
     var limits: LimitOptions
 
@@ -105,6 +110,7 @@ struct Serve: AsyncParsableCommand {
         }
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard maxBufferedBytes >= maxRequestBytes else { throw ValidationError("--max-buffered-bytes must be at least --max-request-bytes") }
+        if let maxOpenTenants { guard maxOpenTenants > 0 else { throw ValidationError("--max-open-tenants must be positive") } }
     }
 
     static func milliseconds(_ text: String) -> Int64? { ServerConfiguration.milliseconds(text) }
@@ -146,6 +152,7 @@ struct Serve: AsyncParsableCommand {
         config.readTimeout = .milliseconds(Self.milliseconds(httpReadTimeout)!)
         config.maxConnections = maxConnections
         config.maxBufferedBytes = maxBufferedBytes
+        config.maxOpenTenants = maxOpenTenants
         let server = TallyServer(configuration: config, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: server)],

@@ -116,9 +116,9 @@ final class FormatVectorTests: XCTestCase {
         encoder.addSample(ref: 1, timestamp: 1_795_382_015_000, valueBits: 2.0.bitPattern)
         let samples = encoder.bytes
         let directory = try temporaryDirectory()
-        let wal = try WALWriter(directory: directory, segmentIndex: 0)
+        let wal = WALWriter(directory: directory, segmentIndex: 0)
         _ = try wal.log([series, samples])
-        try wal.close()
+        try wal.finishSegment()
         let bytes = try FileSystem.readFile(directory + "/00000000")
         XCTAssertEqual(bytes.count, WALFormat.pageSize)
         let expected = hex("""

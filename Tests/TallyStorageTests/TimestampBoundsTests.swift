@@ -31,7 +31,7 @@ final class TimestampBoundsTests: XCTestCase {
         try db.close()
         // What an older version acknowledged: one series, then samples at the very edges of Int64.
         let segments = try WALFormat.segments(in: directory + "/wal")
-        let writer = try WALWriter(directory: directory + "/wal", segmentIndex: (segments.last ?? 0) + 1)
+        let writer = WALWriter(directory: directory + "/wal", segmentIndex: (segments.last ?? 0) + 1)
         var encoder = WALRecordEncoder()
         encoder.beginSeries()
         encoder.addSeries(ref: 900, labels: [("__name__", "edge")])
@@ -41,7 +41,7 @@ final class TimestampBoundsTests: XCTestCase {
         encoder.addSample(ref: 900, timestamp: .min + 1, valueBits: 2)
         encoder.addSample(ref: 900, timestamp: 2_000, valueBits: 3)
         _ = try writer.log([series, encoder.bytes])
-        try writer.close()
+        try writer.finishSegment()
 
         let replayed = try TenantDatabase.open(directory: directory, tenant: "t")
         XCTAssertEqual(replayed.replay.unstorableSamples, 2)

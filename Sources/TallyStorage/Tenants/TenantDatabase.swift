@@ -17,6 +17,9 @@ public struct StorageOptions: Sendable {
     public var outOfOrderMaxBytes: Int
     /// Observes each WAL fdatasync's duration (self-metrics).
     public var observeSync: @Sendable (Duration) -> Void
+    /// Shared by a registry's tenants to bound their open WAL segment files; nil leaves each tenant's
+    /// segment open from its first append until a cut or close.
+    public var walFileBudget: WALFileBudget?
     /// Receives what background work did or failed to do, one line each (the server logs it).
     public var report: @Sendable (String) -> Void
 
@@ -25,6 +28,7 @@ public struct StorageOptions: Sendable {
                 outOfOrderWindow: Int64 = 24 * 3600 * 1000,
                 outOfOrderMaxBytes: Int = 64 * 1024 * 1024,
                 observeSync: @escaping @Sendable (Duration) -> Void = { _ in },
+                walFileBudget: WALFileBudget? = nil,
                 report: @escaping @Sendable (String) -> Void = { _ in }) {
         self.syncPolicy = syncPolicy
         self.walSegmentSize = walSegmentSize
@@ -32,6 +36,7 @@ public struct StorageOptions: Sendable {
         self.outOfOrderWindow = outOfOrderWindow
         self.outOfOrderMaxBytes = outOfOrderMaxBytes
         self.observeSync = observeSync
+        self.walFileBudget = walFileBudget
         self.report = report
     }
 }
@@ -397,10 +402,10 @@ public final class TenantDatabase: @unchecked Sendable {
             return TenantDatabase(tenant: tenant, directory: directory, head: head, wal: nil, durability: nil,
                                   blocks: blocks, options: options, replay: report)
         }
-        let wal = try WALWriter(directory: walDirectory, segmentIndex: max(segments.last ?? -1, checkpoint ?? -1) + 1,
-                                segmentSize: options.walSegmentSize)
+        // The next segment is created by the first append: a replayed tenant holds no descriptor.
+        let wal = WALWriter(directory: walDirectory, segmentIndex: max(segments.last ?? -1, checkpoint ?? -1) + 1,
+                            segmentSize: options.walSegmentSize)
         let durability = WALDurability(policy: options.syncPolicy, observeSync: options.observeSync)
-        durability.written(wal.position, in: wal.file)
         let db = TenantDatabase(tenant: tenant, directory: directory, head: head, wal: wal, durability: durability,
                                 blocks: blocks, options: options, replay: report)
         // A replayed head may already owe blocks (a restart after a crash mid-cut): catch up now.
@@ -518,6 +523,8 @@ public final class TenantDatabase: @unchecked Sendable {
     /// Runs `body` under the tenant lock, then writes the accepted samples to the WAL and applies
     /// them to the head. If the WAL write fails nothing of the batch is kept.
     public func append<R>(limits: SeriesLimits = SeriesLimits(), _ body: (inout AppendBatch) -> R) throws(StorageError) -> (R, AppendCommit) {
+        // Outside the lock: keeping the budget may close other tenants' segments, under their locks.
+        defer { options.walFileBudget?.used(self) }
         let result = try appendLocked(limits, body)
         if needsCut { scheduleCut() }
         return result
@@ -544,7 +551,7 @@ public final class TenantDatabase: @unchecked Sendable {
             let segmentBefore = wal.segmentIndex
             let (file, position): (OpenFile, UInt64)
             do throws(StorageIOError) {
-                (file, position) = try wal.log(records.records)
+                (file, position) = try log(records.records, to: wal)
             } catch {
                 epoch &+= 1
                 throw .io(error)
@@ -560,6 +567,51 @@ public final class TenantDatabase: @unchecked Sendable {
                 }
             }
             return (result, AppendCommit(position: position, createdSeries: records.newSeries.count, appendedSamples: pendingBuffer.count))
+        }
+    }
+
+    /// `wal.log`, telling the budget when it opened a segment. Called under `lock`.
+    private func log(_ records: [[UInt8]], to wal: WALWriter) throws(StorageIOError) -> (OpenFile, UInt64) {
+        let wasOpen = wal.isOpen
+        defer { if !wasOpen && wal.isOpen { options.walFileBudget?.opened(self) } }
+        do throws(StorageIOError) {
+            return try wal.log(records)
+        } catch {
+            // A writer that broke (a segment that failed to finish, a failed write it could not undo)
+            // promises nothing more, also not to requests waiting on earlier bytes.
+            if wal.broken != nil { durability?.poison(error) }
+            throw error
+        }
+    }
+
+    /// Pads, syncs and closes the active WAL segment, so its waiters are answered and its descriptor
+    /// goes; a failure poisons the WAL as a failed group-commit sync does. Called under `lock`.
+    private func finishWALSegment(_ wal: WALWriter) throws(StorageIOError) {
+        defer { options.walFileBudget?.closed(self) }
+        do throws(StorageIOError) {
+            try wal.finishSegment()
+        } catch {
+            durability?.poison(error)
+            throw error
+        }
+        durability?.segmentFinished(through: wal.position)
+    }
+
+    /// Finishes the WAL segment of a tenant the budget picked (the next append starts a new one);
+    /// returns whether one was open. Waits for an append holding the lock, never for another tenant.
+    func closeWALSegmentForBudget() -> Bool {
+        lock.withLock { _ in
+            guard let wal, wal.isOpen else {
+                options.walFileBudget?.closed(self)
+                return false
+            }
+            do throws(StorageIOError) {
+                try finishWALSegment(wal)
+                return true
+            } catch {
+                options.report("tenant \(tenant): closing its WAL segment for the descriptor budget failed, its writes are refused until restart: \(error)")
+                return false
+            }
         }
     }
 
@@ -654,13 +706,15 @@ public final class TenantDatabase: @unchecked Sendable {
         Failpoint.hit("block-renamed-before-head-drop")
         let readers = try written.map { try BlockReader(directory: directory + "/" + $0.ulid) }
         let (checkpoint, snapshot) = try lock.withLock { (_) throws -> (Int, [(ref: UInt64, labels: [(String, String)], chunks: [[UInt8]])]) in
+            // The checkpoint replaces the segments up to the active one, so that one must exist, even
+            // empty: Prometheus reads the segments as a sequence without gaps. Opened before the head
+            // changes, so running out of descriptors leaves the head and the WAL as they were.
+            try wal.openSegment()
             blocks = (blocks + readers).sorted { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }
             if let inOrder { head.drop(inOrder.drops) }
             head.dropOutOfOrder(late.drops, bytes: late.bytes)
             let last = wal.segmentIndex
-            try wal.cutSegment()
-            durability?.syncedAll(through: wal.syncedAtCut)
-            durability?.written(wal.position, in: wal.file)
+            try finishWALSegment(wal)
             return (last, head.checkpointSnapshot())
         }
         Failpoint.hit("head-dropped-before-checkpoint")
@@ -727,6 +781,7 @@ public final class TenantDatabase: @unchecked Sendable {
     /// only counts.
     public func deleteSeries(_ selectors: [[LabelMatcher]], in interval: DeletedInterval, dryRun: Bool = false) throws -> DeletionReport {
         guard let wal else { throw StorageError.readOnly }
+        defer { options.walFileBudget?.used(self) }
         return try cutQueue.sync { () throws -> DeletionReport in
             var report = DeletionReport(dryRun: dryRun)
             for block in lock.withLock({ _ in blocks }) {
@@ -765,7 +820,7 @@ public final class TenantDatabase: @unchecked Sendable {
                 if dryRun { return }
                 if closed { throw StorageError.closed }
                 encoder.tombstones(inHead.map { (head.series[Int($0.index)].ref, interval) })
-                let (file, position) = try wal.log([encoder.bytes])
+                let (file, position) = try log([encoder.bytes], to: wal)
                 try file.sync()
                 durability?.written(position, in: file)
                 for (index, _) in inHead { head.deleteSamples(index, in: interval) }
@@ -968,7 +1023,7 @@ public final class TenantDatabase: @unchecked Sendable {
             guard !closed else { return }
             closed = true
             durability?.close()
-            try wal?.close()
+            if let wal { try finishWALSegment(wal) }
         }
     }
 }

@@ -8,6 +8,9 @@ public struct StorageIOError: Error, CustomStringConvertible, Sendable {
     public let path: String
     public let errno: Int32
     public var description: String { "\(operation) \(path): \(String(cString: strerror(errno)))" }
+    /// The process or the system has no file descriptor left (EMFILE, ENFILE): retrying later can
+    /// succeed, once connections or other tenants' files have closed.
+    public var isOutOfDescriptors: Bool { errno == EMFILE || errno == ENFILE }
 
     init(_ operation: String, _ path: String, errno code: Int32 = Glibc.errno) {
         self.operation = operation

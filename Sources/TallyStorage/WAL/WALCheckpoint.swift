@@ -21,7 +21,9 @@ enum WALCheckpoint {
         let temporary = final + ".tmp"
         try FileSystem.removeTree(temporary)
         try FileSystem.makeDirectory(temporary)
-        let writer = try WALWriter(directory: temporary, segmentIndex: 0)
+        let writer = WALWriter(directory: temporary, segmentIndex: 0)
+        // As Prometheus' checkpoints, this one holds segment 0 even when the head is empty.
+        try writer.openSegment()
         var encoder = WALRecordEncoder()
         for batch in stride(from: 0, to: snapshot.count, by: 1000) {
             encoder.beginSeries()
@@ -46,7 +48,7 @@ enum WALCheckpoint {
             }
         }
         if pending > 0 { _ = try writer.log([encoder.bytes]) }
-        try writer.close()
+        try writer.finishSegment()
         try FileSystem.syncDirectory(temporary)
         Failpoint.hit("checkpoint-before-rename")
         try FileSystem.rename(temporary, final)

@@ -21,6 +21,18 @@ final class WALDurability: Sendable {
         var failure: StorageIOError?
         var waiters: [(position: UInt64, done: @Sendable (StorageIOError?) -> Void)] = []
         var closed = false
+
+        /// Removes and returns the waiters that can be answered: all after a failure, else those at
+        /// or below `synced`.
+        mutating func takeWaiters() -> [@Sendable (StorageIOError?) -> Void] {
+            var ready: [@Sendable (StorageIOError?) -> Void] = []
+            waiters.removeAll { waiter in
+                guard failure != nil || waiter.position <= synced else { return false }
+                ready.append(waiter.done)
+                return true
+            }
+            return ready
+        }
     }
 
     private let state = Mutex(State())
@@ -45,6 +57,29 @@ final class WALDurability: Sendable {
     /// Records that everything written so far is synced (the writer synced it itself, at a segment cut).
     func syncedAll(through position: UInt64) {
         state.withLock { $0.synced = max($0.synced, position) }
+    }
+
+    /// Records that the writer padded, synced and closed its segment at `position`: every waiter is
+    /// answered now, and no sync touches that file again (a sync already running keeps its own
+    /// reference, so the descriptor closes when it is done).
+    func segmentFinished(through position: UInt64) {
+        let ready = state.withLock { s in
+            s.synced = max(s.synced, position)
+            s.file = nil
+            return s.takeWaiters()
+        }
+        for done in ready { done(nil) }
+    }
+
+    /// Poisons the WAL with a failure the writer met finishing its segment: waiters and later
+    /// appends get it, as after a failed group-commit sync, and nothing syncs that file again.
+    func poison(_ error: StorageIOError) {
+        let ready = state.withLock { s in
+            if s.failure == nil { s.failure = error }
+            s.file = nil
+            return s.takeWaiters()
+        }
+        for done in ready { done(error) }
     }
 
     /// Calls `done` once `position` is durable under the policy, or with the error that prevents it.
@@ -76,8 +111,10 @@ final class WALDurability: Sendable {
     private func syncLoop() {
         while true {
             guard let (file, target) = state.withLock({ s -> (OpenFile, UInt64)? in
-                guard let file = s.file else { return nil }
-                return (file, s.written)
+                if let file = s.file { return (file, s.written) }
+                // The writer finished its segment, answering every waiter (`segmentFinished`).
+                s.syncing = false
+                return nil
             }) else { return }
             let clock = ContinuousClock()
             let started = clock.now
@@ -87,12 +124,7 @@ final class WALDurability: Sendable {
             let (ready, again): ([@Sendable (StorageIOError?) -> Void], Bool) = state.withLock { s in
                 if let error { s.failure = error }
                 if s.failure == nil { s.synced = max(s.synced, target) }
-                var ready: [@Sendable (StorageIOError?) -> Void] = []
-                s.waiters.removeAll { waiter in
-                    guard s.failure != nil || waiter.position <= s.synced else { return false }
-                    ready.append(waiter.done)
-                    return true
-                }
+                let ready = s.takeWaiters()
                 let again = !s.waiters.isEmpty && s.failure == nil
                 if !again { s.syncing = false }
                 return (ready, again)

@@ -29,35 +29,47 @@ enum WALFormat {
 }
 
 /// Appends records to the active segment. Not thread-safe: the tenant's lock serialises callers.
+/// The segment file is created at the first record after the previous one was finished, so a
+/// writer that has nothing to write holds no file descriptor.
 final class WALWriter {
     let directory: String
     let segmentSize: Int
+    /// The active segment: open when `file` is set, else the one the next record creates.
     private(set) var segmentIndex: Int
-    private(set) var file: OpenFile
+    private(set) var file: OpenFile?
     private var page = [UInt8](repeating: 0, count: WALFormat.pageSize)
     private var pageAlloc = 0
     private var pagesDone = 0
     private var output: [UInt8] = []
     /// Monotonic count of bytes handed to the kernel; durability is tracked against it.
     private(set) var position: UInt64 = 0
-    /// The position synced when the last segment was cut: everything before it is durable.
+    /// The position synced when the last segment was finished: everything before it is durable.
     private(set) var syncedAtCut: UInt64 = 0
     /// Set when a failed write could not be undone; every later write fails with it.
-    private var broken: StorageIOError?
+    private(set) var broken: StorageIOError?
 
-    init(directory: String, segmentIndex: Int, segmentSize: Int = WALFormat.defaultSegmentSize) throws(StorageIOError) {
+    init(directory: String, segmentIndex: Int, segmentSize: Int = WALFormat.defaultSegmentSize) {
         self.directory = directory
         self.segmentSize = max(segmentSize, 2 * WALFormat.pageSize)
         self.segmentIndex = segmentIndex
-        file = try Self.createSegment(directory, segmentIndex)
     }
 
+    var isOpen: Bool { file != nil }
+
+    /// The active segment, created if it is not open yet. A failure leaves the writer as it was
+    /// (no segment open), so running out of descriptors is retried, not fatal.
     /// O_APPEND: after a failed write is truncated away, the next write must land at the new end,
     /// not at the offset the failed write left behind.
-    private static func createSegment(_ directory: String, _ index: Int) throws(StorageIOError) -> OpenFile {
-        let file = try OpenFile(path: directory + "/" + WALFormat.segmentName(index), flags: O_WRONLY | O_CREAT | O_TRUNC | O_APPEND)
+    @discardableResult
+    func openSegment() throws(StorageIOError) -> OpenFile {
+        // Also before creating: a segment that failed to finish is still the active index, and
+        // O_TRUNC would empty it.
+        if let broken { throw broken }
+        if let file { return file }
+        let created = try OpenFile(path: directory + "/" + WALFormat.segmentName(segmentIndex), flags: O_WRONLY | O_CREAT | O_TRUNC | O_APPEND)
         try FileSystem.syncDirectory(directory)
-        return file
+        file = created
+        return created
     }
 
     /// Frames and writes `records` with one write; on failure the segment is cut back to where it
@@ -69,8 +81,9 @@ final class WALWriter {
         let pagesNeeded = (payload + records.count * WALFormat.headerSize) / (WALFormat.pageSize - WALFormat.headerSize) + 1
         let pagesLeft = segmentSize / WALFormat.pageSize - pagesDone
         if pagesNeeded > pagesLeft && (pagesDone > 0 || pageAlloc > 0) {
-            try cutSegment()
+            try finishSegment()
         }
+        let file = try openSegment()
         let saved = (pageAlloc, pagesDone)
         let sizeBefore = try file.size()
         output.removeAll(keepingCapacity: true)
@@ -130,35 +143,33 @@ final class WALWriter {
         pagesDone += 1
     }
 
-    /// Pads the active page, syncs and closes the segment, and starts the next one. Any failure
-    /// here breaks the writer for good: after a failed sync the page cache cannot be trusted.
-    func cutSegment() throws(StorageIOError) {
+    /// Pads the active page, syncs and closes the segment; the next record starts a new one. A
+    /// no-op when no segment is open. Any failure here breaks the writer for good: after a failed
+    /// sync the page cache cannot be trusted.
+    func finishSegment() throws(StorageIOError) {
+        guard let file else { return }
         do throws(StorageIOError) {
-            try padPage()
+            try padPage(file)
             try file.sync()
-            syncedAtCut = position
-            segmentIndex += 1
-            file = try Self.createSegment(directory, segmentIndex)
-            pagesDone = 0
         } catch {
             broken = error
+            // A broken writer never writes again: its descriptor can go.
+            self.file = nil
             throw error
         }
+        syncedAtCut = position
+        self.file = nil
+        segmentIndex += 1
+        pagesDone = 0
     }
 
     /// Completes the active page with zeros so that every closed segment is page-aligned.
-    private func padPage() throws(StorageIOError) {
+    private func padPage(_ file: OpenFile) throws(StorageIOError) {
         guard pageAlloc > 0 else { return }
         let padding = [UInt8](repeating: 0, count: WALFormat.pageSize - pageAlloc)
         try file.writeAll(padding)
         position += UInt64(padding.count)
         resetPage()
-    }
-
-    /// Pads, syncs and leaves the segment ready for a clean restart.
-    func close() throws(StorageIOError) {
-        try padPage()
-        try file.sync()
     }
 }
 
