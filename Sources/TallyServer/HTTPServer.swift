@@ -35,7 +35,7 @@ final class Router: Sendable {
         self.authenticator = authenticator
         self.logger = logger
         self.threadPool = threadPool
-        self.scheduler = TenantScheduler(pool: threadPool)
+        self.scheduler = TenantScheduler(pool: threadPool, threads: System.coreCount)
     }
 
     private static let notReady = HTTPAnswer(status: 503, body: "not ready: starting or shutting down\n")

@@ -1,33 +1,37 @@
 import NIOPosix
 import Synchronization
 
-/// Runs each tenant's ingest work one piece at a time on the shared thread pool, in arrival order.
-/// A tenant's second request waits in its own queue instead of taking a pool thread to wait on the
-/// tenant lock, so one tenant sending many expensive requests holds at most one thread, and every
-/// other tenant's next request is queued behind at most one piece of work per busy tenant.
+/// Runs each tenant's ingest work on the shared thread pool, in arrival order, at most
+/// `perTenant` pieces at once: all threads but one, and at least one. A tenant's further requests
+/// wait in its own queue instead of taking pool threads to wait on the tenant lock, so however many
+/// expensive requests one tenant sends, a thread stays free for every other tenant's next request.
 final class TenantScheduler: Sendable {
     typealias Work = @Sendable (NIOThreadPool.WorkItemState) -> Void
 
     private struct Queue {
-        var running = false
+        var running = 0
         var waiting: [Work] = []
         var head = 0
     }
 
     private let pool: NIOThreadPool
+    private let perTenant: Int
     private let queues = Mutex<[String: Queue]>([:])
 
-    init(pool: NIOThreadPool) { self.pool = pool }
+    init(pool: NIOThreadPool, threads: Int) {
+        self.pool = pool
+        perTenant = max(1, threads - 1)
+    }
 
     func submit(tenant: String, _ work: @escaping Work) {
         let runNow = queues.withLock { all -> Bool in
             var queue = all[tenant] ?? Queue()
             defer { all[tenant] = queue }
-            if queue.running {
+            if queue.running >= perTenant {
                 queue.waiting.append(work)
                 return false
             }
-            queue.running = true
+            queue.running += 1
             return true
         }
         if runNow { run(tenant, work) }
@@ -40,12 +44,13 @@ final class TenantScheduler: Sendable {
         }
     }
 
-    /// The tenant's next piece of work, or nil after marking it idle (its queue is then dropped).
+    /// The tenant's next piece of work, or nil after giving its slot back (an idle tenant's queue is dropped).
     private func next(_ tenant: String) -> Work? {
         queues.withLock { all -> Work? in
             guard var queue = all[tenant] else { return nil }
             guard queue.head < queue.waiting.count else {
-                all[tenant] = nil
+                queue.running -= 1
+                all[tenant] = queue.running == 0 ? nil : queue
                 return nil
             }
             let work = queue.waiting[queue.head]
