@@ -214,8 +214,8 @@ final class HostileInputTests: XCTestCase {
         try refusal([("__name__", "m"), ("abcdefghi", "x")], "max_label_name_length")
         XCTAssertEqual(try write([([("__name__", "m"), ("abcdefgh", "x")], [sample(t)])], tenant: "limits").status, 204)
         try refusal([("__name__", "m"), ("a", String(repeating: "v", count: 17))], "max_label_value_length")
-        // Series so far: ok, m{a,b,c}, m{abcdefgh}; per metric at most 3, per tenant at most 5.
-        XCTAssertEqual(try write([([("__name__", "m"), ("x", "1")], [sample(t)])], tenant: "limits").status, 204)
+        XCTAssertEqual(try write([([("__name__", "m"), ("a", String(repeating: "v", count: 16))], [sample(t)])], tenant: "limits").status, 204)
+        // Series so far: ok, m{a,b,c}, m{abcdefgh}, m{a=vvv...}; per metric at most 3, per tenant at most 5.
         try refusal([("__name__", "m"), ("x", "2")], "max_series_per_metric")
         XCTAssertEqual(try write([([("__name__", "n")], [sample(t)])], tenant: "limits").status, 204)
         try refusal([("__name__", "o")], "max_series_per_tenant")
@@ -248,14 +248,19 @@ final class HostileInputTests: XCTestCase {
         let config = storage + "-limits.yaml"
         defer { try? FileManager.default.removeItem(atPath: config) }
         try "tenants:\n  slow:\n    ingestion_rate: 1\n    ingestion_burst: 5\n".write(toFile: config, atomically: true, encoding: .utf8)
-        try start(["--limits.config-file", config])
+        try start(["--limits.config-file", config, "--limits.max-past", "1h"])
         let t = now
+        // --limits.max-past 1h: an hour and a minute old is refused, 59 minutes is kept.
+        let past = try write([([("__name__", "old")], [sample(t - 61 * 60_000), sample(t - 59 * 60_000)])], tenant: "fast")
+        XCTAssertEqual(past.status, 400, past.body)
+        XCTAssertTrue(past.body.contains("stored 1 of 2") && past.body.contains("timestamp_out_of_bounds=1"), past.body)
         let five = (0..<5).map { sample(t - 10_000 + Int64($0)) }
         XCTAssertEqual(try write([([("__name__", "m")], five)], tenant: "slow").status, 204)
         let over = try write([([("__name__", "m")], [sample(t)])], tenant: "slow")
         XCTAssertEqual(over.status, 429, over.body)
         XCTAssertNotNil(over.headers["retry-after"].flatMap(Int.init), "\(over.headers)")
         XCTAssertEqual(try write([([("__name__", "m")], five)], tenant: "fast").status, 204, "other tenants keep the default rate")
+        XCTAssertEqual(try write([([("__name__", "m")], [sample(t + 1)])], tenant: "fast").status, 204)
         XCTAssertTrue(try server.client.request("GET", "/metrics").body.contains("tally_samples_rejected_total{tenant=\"slow\",reason=\"rate_limited\"} 1"))
 
         // An edited file applies on SIGHUP; one that does not parse leaves the limits as they were.
