@@ -33,6 +33,7 @@ public final class ServerMetrics: Sendable {
             descriptor: Self.name("wal_fsync_duration", "seconds", "Duration of WAL fdatasync calls (one covers every request waiting for it)."),
             buckets: [.microseconds(100), .microseconds(500), .milliseconds(1), .milliseconds(5), .milliseconds(10),
                       .milliseconds(50), .milliseconds(100), .milliseconds(500), .seconds(1)])
+        registry.makeGauge(descriptor: Self.name("build_info", "", "Always 1; the labels say which release runs."), labels: [("version", TallyVersion.version)]).set(1.0)
         openConnections = registry.makeGauge(descriptor: Self.name("http_open_connections", "", "HTTP connections open now."))
         bufferedRequestBytes = registry.makeGauge(
             descriptor: Self.name("http_buffered_request", "bytes", "Request body bytes held by the server now, over every connection."))

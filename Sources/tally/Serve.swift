@@ -8,7 +8,7 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Receive Prometheus remote-write on POST /api/v1/write and store it per tenant.")
 
-    @Option(help: "Address to listen on, host:port (port 0 picks a free port).")
+    @Option(help: "Address to listen on, host:port (port 0 picks a free port; :port listens on every interface).")
     var listen = "127.0.0.1:9201"
 
     @Option(help: "Storage root; each tenant gets <storage>/<tenant>/ with its own WAL.")
@@ -120,7 +120,9 @@ struct Serve: AsyncParsableCommand {
               (0...65535).contains(port) else {
             throw ValidationError("--listen must be host:port")
         }
-        return (String(listen[..<colon]), port)
+        // `:9201` means every interface, as Prometheus' --web.listen-address takes it.
+        let host = listen[..<colon].isEmpty ? "0.0.0.0" : String(listen[..<colon])
+        return (host, port)
     }
 
     func run() async throws {
