@@ -22,6 +22,8 @@ final class Router: Sendable {
     let logger: Logger
     let phase = Atomic<ServerPhase>(.starting)
     let inFlight = Atomic<Int>(0)
+    /// Whether the log already said that writes naming no tenant go to the default one (said once).
+    private let defaultTenantNoted = Atomic<Bool>(false)
     let threadPool: NIOThreadPool
     let scheduler: TenantScheduler
 
@@ -66,6 +68,10 @@ final class Router: Sendable {
             case let .failure(refusal): return now(refusal)
             }
             if let refusal = accessRefusal(credential, .write, tenant: tenant) { return now(refusal) }
+            if sources.named.isEmpty && credential == nil && !defaultTenantNoted.exchange(true, ordering: .relaxed) {
+                logger.notice("a write named no tenant and was stored under --default-tenant; senders name theirs with a tenant header or ?tenant=",
+                              metadata: ["tenant": "\(tenant)"])
+            }
             inFlight.wrappingAdd(1, ordering: .relaxed)
             let headers = RemoteWriteIngester.RequestHeaders(contentType: head.headers.first(name: "Content-Type"),
                                                              contentEncoding: head.headers.first(name: "Content-Encoding"))

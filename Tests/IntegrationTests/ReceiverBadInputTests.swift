@@ -165,6 +165,7 @@ final class ReceiverBadInputTests: XCTestCase {
         // X-Scope-OrgID names the tenant too; no header means default-tenant.
         XCTAssertEqual(try server.client.request("POST", "/api/v1/write", headers: protobuf + [("X-Scope-OrgID", "org-2")], body: body).status, 204)
         XCTAssertEqual(try post(body, tenant: nil).status, 204)
+        XCTAssertTrue(server.log.contains("a write named no tenant"), "the default tenant is used, and the log says so")
         // ?tenant= serves senders that cannot set headers; it must agree with a header if both come.
         XCTAssertEqual(try server.client.request("POST", "/api/v1/write?tenant=url-3", headers: protobuf, body: body).status, 204)
         XCTAssertEqual(try server.client.request("POST", "/api/v1/write?tenant=url-3", headers: protobuf + [("THANOS-TENANT", "url-3")], body: body).status, 204)
