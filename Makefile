@@ -6,8 +6,10 @@ APT_PACKAGES := libsnappy-dev zlib1g-dev libcrypt-dev pkg-config prometheus open
 BENCH_PACKAGES := victoria-metrics
 SWIFT_TEST_FLAGS ?=
 BENCH_FLAGS ?=
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := fuzz-remote-write fuzz-wal fuzz-block-index fuzz-selector fuzz-query-params
 
-.PHONY: deps bench-deps build run test release bench bench-quick clean
+.PHONY: deps bench-deps build run test release bench bench-quick fuzz fuzz-build fuzz-seeds clean
 
 # Installs the Debian packages named in $(1) that are missing.
 define apt_install
@@ -50,6 +52,21 @@ bench-quick: bench-deps
 	swift build -c release --product tally
 	swift build -c release --product tally-bench
 	.build/release/tally-bench --quick $(BENCH_FLAGS)
+
+# libFuzzer targets with AddressSanitizer (docs/fuzzing.md), in a package of their own so the
+# build above never sees the fuzzer flags; each runs FUZZ_SECONDS on a copy of its fuzz/corpus/.
+fuzz: fuzz-build
+	fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-build: deps
+	swift build --package-path fuzz -c debug -Xswiftc -sanitize=fuzzer,address --scratch-path .build-fuzz
+
+# Rewrites the committed seeds from the project's own writers (after a format change); the crash
+# inputs kept beside them stay.
+fuzz-seeds: fuzz-build
+	scratch=$$(mktemp -d) && for t in $(FUZZ_TARGETS); do \
+		TMPDIR=$$scratch TALLY_FUZZ_SEEDS=fuzz/corpus/$$t .build-fuzz/debug/$$t || exit 1; \
+	done; rm -rf $$scratch
 
 clean:
 	swift package clean

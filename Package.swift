@@ -16,6 +16,12 @@ let package = Package(
         .executable(name: "tally", targets: ["tally"]),
         .executable(name: "tally-bench", targets: ["tally-bench"]),
         .executable(name: "tally-microbench", targets: ["tally-microbench"]),
+        // For the libFuzzer targets in fuzz/, a package of its own that depends on this one by path
+        // (a package reaches another's modules only through its products).
+        .library(name: "TallyWire", targets: ["TallyWire"]),
+        .library(name: "TallyStorage", targets: ["TallyStorage"]),
+        .library(name: "TallyCost", targets: ["TallyCost"]),
+        .library(name: "TallyServer", targets: ["TallyServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

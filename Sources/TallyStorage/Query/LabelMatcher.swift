@@ -135,27 +135,67 @@ public enum SelectorParser {
         return matchers
     }
 
+    /// A quoted string with PromQL's (Go's) escapes: `\a \b \f \n \r \t \v \\`, the quote, three
+    /// octal digits, `\xHH`, `\uHHHH` and `\UHHHHHHHH`. Octal and `\x` give bytes, which must add
+    /// up to UTF-8. Any other escape is refused, as Prometheus refuses it, rather than read as the
+    /// bare character: `"a\.b"` would silently become the regex `a.b`. These are also the escapes
+    /// `LabelMatcher.description` prints, so a printed selector parses back to itself.
     private static func quoted(_ chars: [Unicode.Scalar], _ i: inout Int) throws(SelectorError) -> String {
         guard i < chars.count, chars[i] == "\"" || chars[i] == "'" else { throw .syntax("expected a quoted string", at: i) }
         let quote = chars[i]
+        let start = i
         i += 1
-        var out = ""
-        while i < chars.count && chars[i] != quote {
-            if chars[i] == "\\" && i + 1 < chars.count {
-                i += 1
-                switch chars[i] {
-                case "n": out += "\n"
-                case "t": out += "\t"
-                case "r": out += "\r"
-                default: out.unicodeScalars.append(chars[i])
+        var out: [UInt8] = []
+        func append(_ scalar: Unicode.Scalar) { out.append(contentsOf: String(scalar).utf8) }
+        /// The next `count` characters as one number in `radix`.
+        func digits(_ count: Int, radix: UInt32) throws(SelectorError) -> UInt32 {
+            var value: UInt32 = 0
+            for _ in 0..<count {
+                guard i < chars.count, chars[i].isASCII, let digit = Character(chars[i]).hexDigitValue, digit < radix else {
+                    throw .syntax("expected \(count) base-\(radix) digits in an escape", at: i)
                 }
-            } else {
-                out.unicodeScalars.append(chars[i])
+                value = value * radix + UInt32(digit)
+                i += 1
             }
+            return value
+        }
+        while i < chars.count && chars[i] != quote {
+            guard chars[i] == "\\" else {
+                append(chars[i])
+                i += 1
+                continue
+            }
+            let escape = i
             i += 1
+            guard i < chars.count else { break }
+            let c = chars[i]
+            i += 1
+            switch c {
+            case "a": out.append(0x07)
+            case "b": out.append(0x08)
+            case "f": out.append(0x0C)
+            case "n": out.append(0x0A)
+            case "r": out.append(0x0D)
+            case "t": out.append(0x09)
+            case "v": out.append(0x0B)
+            case "\\", quote: append(c)
+            case "0"..."7":
+                i -= 1
+                let byte = try digits(3, radix: 8)
+                guard byte <= 0xFF else { throw .syntax("octal escape above \\377", at: escape) }
+                out.append(UInt8(byte))
+            case "x": out.append(UInt8(try digits(2, radix: 16)))
+            case "u", "U":
+                guard let scalar = Unicode.Scalar(try digits(c == "u" ? 4 : 8, radix: 16)) else {
+                    throw .syntax("escape is not a Unicode scalar", at: escape)
+                }
+                append(scalar)
+            default: throw .syntax("unknown escape \\\(c)", at: escape)
+            }
         }
         guard i < chars.count else { throw .syntax("unterminated string", at: i) }
         i += 1
-        return out
+        guard let text = String(validating: out, as: UTF8.self) else { throw .syntax("string is not UTF-8", at: start) }
+        return text
     }
 }

@@ -1,0 +1,57 @@
+import FuzzSupport
+import TallyCost
+import TallyServer
+import TallyStorage
+
+// The text parameters of the HTTP API and the limits file. Each line of the input goes through the
+// one-line parsers: durations (`keep=`, limits), cost days and time zones (`start`, `end`, `tz`);
+// lines 1 and 2 are a deletion's `start` and `end` (times), the rest its `match[]` selectors; the
+// whole input is a limits YAML file. Parsed values must print back to what parses to them.
+//
+// Only the first two lines are read as times: `TimeParameter` builds an ISO8601DateFormatter per
+// call, 80% of each run when every line went through it.
+
+@_cdecl("LLVMFuzzerInitialize")
+public func initialize(_ argc: OpaquePointer?, _ argv: OpaquePointer?) -> CInt {
+    writeSeedsIfAsked {
+        [
+            "deletion-seconds": "1700000000.5\n1700003600\nup{job=\"kubecost\"}\n{namespace=~\"kube-.*\"}",
+            "deletion-rfc3339": "2023-11-14T22:13:20Z\n2023-11-14T23:13:20.123+05:30\nnode_total_hourly_cost",
+            "cost-days": "2024-02-29\n+05:30\n-0800\n Z\n1999-12-31\nUTC",
+            "durations": "500ms\n30s\n90m\n24h\n2d\n1w\n0s",
+            "limits.yaml": """
+                defaults:
+                  max_label_names_per_series: 64
+                  max_series_per_metric: 10000
+                  max_future: 10m
+                  ingestion_rate: 50000
+                tenants:
+                  team-a:
+                    max_series_per_tenant: 1000
+                    max_past: 2h
+                """,
+        ].mapValues { Array($0.utf8) }
+    }
+    return 0
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    for line in lines {
+        if let ms = ServerConfiguration.milliseconds(line) { precondition(ms >= 0, "duration \(line) is \(ms) ms") }
+        if let calendar = CostCalendar(parsing: line) {
+            precondition(CostCalendar(parsing: calendar.label) == calendar, "time zone \(line) prints as \(calendar.label)")
+        }
+        if let day = CostDay(parsing: line, calendar: .utc) {
+            precondition(CostDay(parsing: day.date, calendar: .utc) == day && day.end - day.start == 86_400_000, "day \(line) prints as \(day.date)")
+        }
+    }
+    for time in lines.prefix(2) { _ = TimeParameter.milliseconds(time) }
+    if lines.count > 2 {
+        _ = try? DeletionArguments(selectors: Array(lines.dropFirst(2)), start: lines[0], end: lines[1])
+    }
+    _ = try? LimitsConfig.parse(text, over: TenantLimits())
+    return 0
+}

@@ -1,0 +1,64 @@
+import FuzzSupport
+import TallyWire
+
+// A Remote-Write body through the receiver's path: snappy and protobuf decoding of the input as it
+// arrives (compressed), protobuf decoding of the input as a decompressed body, and the lazy label
+// validation the receiver runs per series.
+
+/// Smaller than the receiver's 64 MiB so runs stay far below the RSS limit; inputs can still claim
+/// more than they hold, which is the case the limit guards.
+let maxDecodedBytes = 1 << 22
+
+@_cdecl("LLVMFuzzerInitialize")
+public func initialize(_ argc: OpaquePointer?, _ argv: OpaquePointer?) -> CInt {
+    writeSeedsIfAsked {
+        var requests: [String: [UInt8]] = [:]
+        for (i, series) in sampleSeries.enumerated() {
+            var encoder = WriteRequestEncoder()
+            // Labels as senders send them: unsorted, with an empty value the receiver drops.
+            encoder.addSeries(labels: series.labels.reversed() + [("empty", "")],
+                              samples: series.samples.map { WireSample(timestamp: $0.timestamp, valueBits: $0.valueBits) })
+            requests["request-\(i).snappy"] = encoder.compressed()
+            requests["request-\(i).pb"] = encoder.writer.bytes
+        }
+        var everything = WriteRequestEncoder()
+        for series in sampleSeries {
+            everything.addSeries(labels: series.labels, samples: [WireSample(timestamp: 1, valueBits: 0)])
+        }
+        requests["request-all.snappy"] = everything.compressed()
+        return requests
+    }
+    return 0
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let input = Array(UnsafeBufferPointer(start: data, count: size))
+    if let view = try? RemoteWriteDecoder.decode(compressed: input, maxDecodedBytes: maxDecodedBytes) {
+        check(view)
+    }
+    if var view = try? RemoteWriteDecoder.decode(body: input, validatingLabels: false) {
+        for index in view.series.indices { _ = view.validateLabels(ofSeriesAt: index) }
+        check(view)
+    }
+    return 0
+}
+
+/// What a decoded request must satisfy whatever the bytes: spans inside the body, each series' labels
+/// and samples inside the view's arrays, accepted series' labels sorted by name without repeats, and
+/// no more samples than the body has room for (a Sample field takes at least its key and length).
+func check(_ view: WriteRequestView) {
+    precondition(view.samples.count <= view.body.count / 2, "\(view.samples.count) samples from a \(view.body.count)-byte body")
+    let body = view.body
+    func inBody(_ span: ByteSpan) -> Bool { span.start >= 0 && span.count >= 0 && span.range.upperBound <= body.count }
+    for series in view.series {
+        _ = view.samples(of: series)
+        let labels = view.labels(of: series)
+        precondition(labels.allSatisfy { inBody($0.name) && inBody($0.value) }, "label span outside the body")
+        precondition(inBody(series.encodedLabels), "encoded labels outside the body")
+        guard series.rejection == nil else { continue }
+        for (a, b) in zip(labels, labels.dropFirst()) {
+            precondition(body[a.name.range].lexicographicallyPrecedes(body[b.name.range]), "accepted labels not sorted and unique")
+        }
+    }
+}
