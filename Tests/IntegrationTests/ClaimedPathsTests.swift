@@ -25,8 +25,9 @@ final class ClaimedPathsTests: XCTestCase {
         return server
     }
 
-    private func headers(tenantHeader: (String, String)?) -> [(String, String)] {
-        [("Content-Type", "application/x-protobuf"), ("Content-Encoding", "snappy")] + (tenantHeader.map { [$0] } ?? [])
+    /// A remote-write request's headers, with the header that names its tenant.
+    private func headers(_ tenantHeader: (String, String)) -> [(String, String)] {
+        [("Content-Type", "application/x-protobuf"), ("Content-Encoding", "snappy"), tenantHeader]
     }
 
     /// One series `name` with one sample per timestamp (value 1).
@@ -37,7 +38,7 @@ final class ClaimedPathsTests: XCTestCase {
     }
 
     private func write(_ client: LoopbackHTTP, _ body: [UInt8], tenantHeader: (String, String)? = nil) throws -> LoopbackHTTP.Response {
-        try client.request("POST", "/api/v1/write", headers: headers(tenantHeader: tenantHeader ?? ("THANOS-TENANT", tenant)), body: body)
+        try client.request("POST", "/api/v1/write", headers: headers(tenantHeader ?? ("THANOS-TENANT", tenant)), body: body)
     }
 
     /// The value of one series on /metrics (`name{labels}` exactly as printed), nil when absent.
@@ -143,7 +144,7 @@ final class ClaimedPathsTests: XCTestCase {
         let server = try startServer(["--block-range", "1m", "--compaction-interval", "0s"])
         let connection = LoopbackConnection(server.client)
         let start = now - 200_000
-        XCTAssertEqual(try connection.request("POST", "/api/v1/write", headers: headers(tenantHeader: ("THANOS-TENANT", tenant)),
+        XCTAssertEqual(try connection.request("POST", "/api/v1/write", headers: headers(("THANOS-TENANT", tenant)),
                                               body: body("drain", at: [start])).status, 204)
         let lease = open(storage + "/" + tenant + "/.read-lease", O_RDONLY)
         XCTAssertGreaterThanOrEqual(lease, 0, "the tenant's read lease exists once it is open")
@@ -151,7 +152,7 @@ final class ClaimedPathsTests: XCTestCase {
         XCTAssertEqual(flock(lease, LOCK_SH), 0)
         // 200 s of samples span more than 1.5 block ranges of 1 m: a block cut starts in the background.
         let span = (1...200).map { start + Int64($0) * 1000 }
-        XCTAssertEqual(try connection.request("POST", "/api/v1/write", headers: headers(tenantHeader: ("THANOS-TENANT", tenant)),
+        XCTAssertEqual(try connection.request("POST", "/api/v1/write", headers: headers(("THANOS-TENANT", tenant)),
                                               body: body("drain", at: span)).status, 204)
         let isBlock = { (name: String) in name.count == 26 && name.allSatisfy { $0.isLetter || $0.isNumber } }
         let deadline = Date().addingTimeInterval(30)
@@ -166,7 +167,7 @@ final class ClaimedPathsTests: XCTestCase {
             ready = try connection.request("GET", "/-/ready")
         }
         XCTAssertEqual(ready.status, 503, "not ready within 30 s of SIGTERM")
-        let refused = try connection.request("POST", "/api/v1/write", headers: headers(tenantHeader: ("THANOS-TENANT", tenant)),
+        let refused = try connection.request("POST", "/api/v1/write", headers: headers(("THANOS-TENANT", tenant)),
                                              body: body("drain", at: [now]))
         XCTAssertEqual(refused.status, 503, refused.body)
         XCTAssertEqual(refused.body, "not ready: starting or shutting down\n")

@@ -38,19 +38,16 @@ enum Binaries {
     /// `setUpWithError`, so nothing is skipped or failed half-way through a test.
     static func debian(_ name: String) throws -> String {
         if let problem = debianToolProblems[name] {
-            if toolsRequired { throw RequiredToolMissing(description: "TALLY_REQUIRE_TOOLS=1: \(problem)") }
+            if toolsRequired { throw TestEnvironmentFailure(description: "TALLY_REQUIRE_TOOLS=1: \(problem)") }
             throw XCTSkip(problem)
         }
         return "/usr/bin/" + name
     }
 }
 
-struct RequiredToolMissing: Error, CustomStringConvertible {
-    let description: String
-}
-
-/// A child process failed to start or to answer in time; `description` carries its log.
-struct ChildProcessFailure: Error, CustomStringConvertible {
+/// What went wrong around a test, said in full: a missing tool, or a child that did not start,
+/// answer or stop in time (with its log).
+struct TestEnvironmentFailure: Error, CustomStringConvertible {
     let description: String
 }
 
@@ -103,7 +100,7 @@ func runCommand(_ executable: String, _ arguments: [String], timeout: TimeInterv
     // A command may close its output and still run: its exit has a deadline too.
     guard finished, waitForExit(process, within: 10) else {
         stopChild(process, SIGTERM, within: 5)
-        throw ChildProcessFailure(description: "\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout)s; killed")
+        throw TestEnvironmentFailure(description: "\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout)s; killed")
     }
     return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }
@@ -148,8 +145,8 @@ final class TallyServerProcess {
             for line in ours.split(separator: "\n") where line.hasSuffix("listening") {
                 if let range = line.range(of: marker), let port = Int(line[range.upperBound...].prefix { $0.isNumber }) { return port }
             }
-            guard process.isRunning else { throw ChildProcessFailure(description: "tally serve exited (\(process.terminationStatus)) before listening: \(ours)") }
-            guard Date() < deadline else { throw ChildProcessFailure(description: "tally serve did not log its port within \(seconds)s: \(ours)") }
+            guard process.isRunning else { throw TestEnvironmentFailure(description: "tally serve exited (\(process.terminationStatus)) before listening: \(ours)") }
+            guard Date() < deadline else { throw TestEnvironmentFailure(description: "tally serve did not log its port within \(seconds)s: \(ours)") }
             usleep(10_000)
         }
     }
@@ -160,11 +157,11 @@ final class TallyServerProcess {
     func waitReady(seconds: Double = 30) throws {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            if !process.isRunning { throw ChildProcessFailure(description: "tally exited: \(log)") }
+            if !process.isRunning { throw TestEnvironmentFailure(description: "tally exited: \(log)") }
             if let r = try? client.request("GET", "/-/ready"), r.status == 200 { return }
             usleep(20_000)
         }
-        throw ChildProcessFailure(description: "tally not ready in \(seconds)s: \(log)")
+        throw TestEnvironmentFailure(description: "tally not ready in \(seconds)s: \(log)")
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
@@ -213,8 +210,8 @@ final class PrometheusProcess {
     func waitReady(seconds: TimeInterval = 60) throws {
         let deadline = Date().addingTimeInterval(seconds)
         while (try? client().request("GET", "/-/ready"))?.status != 200 {
-            guard process.isRunning else { throw ChildProcessFailure(description: "Prometheus exited (\(process.terminationStatus)); log tail:\n\(logTail)") }
-            guard Date() < deadline else { throw ChildProcessFailure(description: "Prometheus not ready within \(seconds)s; log tail:\n\(logTail)") }
+            guard process.isRunning else { throw TestEnvironmentFailure(description: "Prometheus exited (\(process.terminationStatus)); log tail:\n\(logTail)") }
+            guard Date() < deadline else { throw TestEnvironmentFailure(description: "Prometheus not ready within \(seconds)s; log tail:\n\(logTail)") }
             usleep(50_000)
         }
     }
