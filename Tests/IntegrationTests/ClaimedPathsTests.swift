@@ -173,7 +173,8 @@ final class ClaimedPathsTests: XCTestCase {
         XCTAssertEqual(refused.body, "not ready: starting or shutting down\n")
         // The listener closes just after the phase turns: new connections are refused from then on.
         var listening = true
-        while listening && Date() < drainDeadline {
+        let closeDeadline = Date().addingTimeInterval(30)
+        while listening && Date() < closeDeadline {
             do {
                 _ = try server.client.request("GET", "/-/ready")
                 usleep(10_000)
