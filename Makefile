@@ -1,6 +1,8 @@
 # Tally: `make run` serves on 127.0.0.1:9201 with data under ./storage; `make test` runs every test.
 # Both install what they need from Debian first (as root, or through sudo).
 
+# bash for `set -o pipefail` in the test recipe.
+SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := libsnappy-dev zlib1g-dev libcrypt-dev pkg-config prometheus openssl curl
 BENCH_PACKAGES := victoria-metrics
@@ -36,9 +38,13 @@ run: release
 	.build/release/tally serve
 
 # XCTest only: the suite has no Swift Testing tests, and its empty run must not be the last word.
+# TALLY_REQUIRE_TOOLS=1: a missing promtool or prometheus (or one other than 2.42) fails the tests
+# that need it, and .ci/check-skips fails the run if any test was skipped. The exit status is
+# swift test's unless that passed and something was skipped.
+test: export TALLY_REQUIRE_TOOLS = 1
 test: deps
 	swift build --build-tests
-	swift test --skip-build --disable-swift-testing $(SWIFT_TEST_FLAGS)
+	set -o pipefail; swift test --skip-build --disable-swift-testing $(SWIFT_TEST_FLAGS) | .ci/check-skips
 
 # Tally, Prometheus 2.42 and VictoriaMetrics 1.79 on the same requests, one at a time; appends the
 # tables (with date, machine, versions and command) to docs/benchmarks.md.

@@ -82,12 +82,14 @@ let package = Package(
             path: "benchmarks/TallyMicrobench",
             swiftSettings: strict
         ),
+        // Shared by the test targets: seeded random choices that print their seed.
+        .target(name: "TallyTestSupport", path: "Tests/TallyTestSupport", swiftSettings: strict),
         .testTarget(name: "TallyWireTests", dependencies: ["TallyWire", "CSnappy"], swiftSettings: strict),
-        .testTarget(name: "TallyStorageTests", dependencies: ["TallyStorage"], swiftSettings: strict),
-        .testTarget(name: "TallyCostTests", dependencies: ["TallyCost", "TallyStorage"], swiftSettings: strict),
+        .testTarget(name: "TallyStorageTests", dependencies: ["TallyStorage", "TallyTestSupport"], swiftSettings: strict),
+        .testTarget(name: "TallyCostTests", dependencies: ["TallyCost", "TallyStorage", "TallyTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TallyWire", "TallyStorage", "TallyLoad"],
+            dependencies: ["TallyWire", "TallyStorage", "TallyLoad", "TallyTestSupport"],
             swiftSettings: strict
         ),
     ]

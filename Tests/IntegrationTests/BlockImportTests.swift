@@ -6,6 +6,11 @@ import XCTest
 
 /// `tally import blocks` with blocks from promtool and from a real Prometheus, next to a running server.
 final class BlockImportTests: XCTestCase {
+    override func setUpWithError() throws {
+        _ = try Binaries.debian("promtool")
+        _ = try Binaries.debian("prometheus")
+    }
+
     /// OpenMetrics text over ~5 h with NaN, infinities and -0, turned into blocks by promtool.
     private func promtoolBlocks(in root: String) throws -> String {
         var lines: [(Int, String)] = []
@@ -18,7 +23,7 @@ final class BlockImportTests: XCTestCase {
         }
         let text = "# TYPE om_metric gauge\n" + lines.sorted { $0.0 < $1.0 }.map(\.1).joined(separator: "\n") + "\n# EOF\n"
         try text.write(toFile: root + "/data.om", atomically: true, encoding: .utf8)
-        let result = try runCommand(try Binaries.debian("promtool"), ["tsdb", "create-blocks-from", "openmetrics", root + "/data.om", root + "/out"])
+        let result = try runCommand(Binaries.debian("promtool"), ["tsdb", "create-blocks-from", "openmetrics", root + "/data.om", root + "/out"])
         XCTAssertEqual(result.status, 0, result.stderr)
         return root + "/out"
     }
@@ -83,42 +88,36 @@ final class BlockImportTests: XCTestCase {
     }
 
     func testImportsBlocksWrittenByARealPrometheus() throws {
-        let prometheusBinary = try Binaries.debian("prometheus")
         let root = try makeTemporaryDirectory("import-prom")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let port = LoopbackHTTP.freePort()
-        try """
+        let prometheus = try PrometheusProcess(directory: root, configuration: { port in
+            """
             global:
               scrape_interval: 1s
             scrape_configs:
               - job_name: prometheus
                 static_configs:
                   - targets: ['127.0.0.1:\(port)']
-            """.write(toFile: root + "/prometheus.yml", atomically: true, encoding: .utf8)
-        let prometheus = Process()
-        prometheus.executableURL = URL(fileURLWithPath: prometheusBinary)
-        prometheus.arguments = ["--config.file=\(root)/prometheus.yml", "--storage.tsdb.path=\(root)/data",
-                                "--web.listen-address=127.0.0.1:\(port)", "--web.enable-admin-api"]
-        prometheus.standardOutput = FileHandle.nullDevice
-        prometheus.standardError = FileHandle.nullDevice
-        try prometheus.run()
-        defer { if prometheus.isRunning { prometheus.terminate(); prometheus.waitUntilExit() } }
-        // A snapshot writes Prometheus' head as blocks: wait for a few scrapes, then take one.
-        let client = LoopbackHTTP(port: port)
-        var snapshot = ""
+            """
+        }, arguments: ["--storage.tsdb.path=\(root)/data", "--web.enable-admin-api"])
+        try prometheus.waitReady()
+        // A snapshot writes Prometheus' head as blocks: wait (bounded) for a few scrapes, then take one.
+        let client = prometheus.client()
+        var scrapes = 0.0
         let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline && snapshot.isEmpty {
-            sleep(1)
-            guard let up = try? client.request("GET", "/api/v1/query?query=count(up)"), up.body.contains("\"1\"") else { continue }
-            sleep(3)
-            let r = try client.request("POST", "/api/v1/admin/tsdb/snapshot")
-            if r.status == 200, let range = r.body.range(of: "\"name\":\"") {
-                snapshot = root + "/data/snapshots/" + String(r.body[range.upperBound...].prefix { $0 != "\"" })
-            }
+        while Date() < deadline && scrapes < 4 {
+            usleep(200_000)
+            guard let r = try? client.request("GET", "/api/v1/query?query=count_over_time(up%5B1m%5D)"),
+                  let data = (try? JSONSerialization.jsonObject(with: Data(r.body.utf8)) as? [String: Any])?["data"] as? [String: Any],
+                  let value = ((data["result"] as? [[String: Any]])?.first?["value"] as? [Any])?.last as? String else { continue }
+            scrapes = Double(value) ?? 0
         }
-        XCTAssertFalse(snapshot.isEmpty, "no snapshot")
-        prometheus.terminate()
-        prometheus.waitUntilExit()
+        XCTAssertGreaterThanOrEqual(scrapes, 4, "Prometheus scraped itself \(scrapes) times in 30 s; log tail:\n\(prometheus.logTail)")
+        let r = try client.request("POST", "/api/v1/admin/tsdb/snapshot")
+        XCTAssertEqual(r.status, 200, r.body)
+        let name = try XCTUnwrap(r.body.range(of: "\"name\":\""), r.body)
+        let snapshot = root + "/data/snapshots/" + String(r.body[name.upperBound...].prefix { $0 != "\"" })
+        prometheus.stop()
 
         let storage = root + "/storage"
         let result = try importBlocks(snapshot, storage: storage, tenant: "prom")

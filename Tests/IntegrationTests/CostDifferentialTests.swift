@@ -5,6 +5,10 @@ import XCTest
 /// The cost API against the PromQL form of the cost semantics, asked of a real Prometheus 2.42
 /// holding the same pushed data.
 final class CostDifferentialTests: XCTestCase {
+    override func setUpWithError() throws {
+        _ = try Binaries.debian("prometheus")
+    }
+
     func testEveryDayAndCategoryEqualsPrometheus() throws {
         let root = try makeTemporaryDirectory("cost-diff")
         defer { try? FileManager.default.removeItem(atPath: root) }
@@ -47,8 +51,7 @@ final class CostDifferentialTests: XCTestCase {
         let promData = root + "/data"
         let deadline = Date().addingTimeInterval(180)
         while Date() < deadline && !compactionLevels(promData).contains(where: { $0 >= 2 }) { usleep(500_000) }
-        prometheus.process.terminate()
-        prometheus.process.waitUntilExit()
+        prometheus.server.stop()
         XCTAssertTrue(compactionLevels(promData).contains { $0 >= 2 }, "Prometheus compacted nothing within 3 minutes")
         let imported = try runCommand(Binaries.tally, ["import", "blocks", promData, "--storage", root + "/storage", "--tenant", "compacted"])
         XCTAssertEqual(imported.status, 0, imported.stderr)

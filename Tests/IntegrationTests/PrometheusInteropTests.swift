@@ -1,11 +1,17 @@
 import Foundation
 import TallyWire
 import TallyLoad
+import TallyTestSupport
 import XCTest
 
 /// Debian's Prometheus 2.42 as the other side: a real sender, and promtool as the reader of
 /// Tally's WAL.
 final class PrometheusInteropTests: XCTestCase {
+    override func setUpWithError() throws {
+        _ = try Binaries.debian("promtool")
+        _ = try Binaries.debian("prometheus")
+    }
+
     /// `promtool tsdb dump` on a copy of a tenant directory (promtool creates chunks_head/ in what it
     /// opens, even to read), as a sorted list of lines: promtool prints series in creation order,
     /// `tally dump` in label order, so the comparison is of the same lines.
@@ -13,26 +19,25 @@ final class PrometheusInteropTests: XCTestCase {
         let copy = try makeTemporaryDirectory("promtool-copy") + "/tenant"
         defer { try? FileManager.default.removeItem(atPath: copy) }
         try FileManager.default.copyItem(atPath: tenantDirectory, toPath: copy)
-        let result = try runCommand(try Binaries.debian("promtool"), ["tsdb", "dump", copy])
+        let result = try runCommand(Binaries.debian("promtool"), ["tsdb", "dump", copy])
         XCTAssertEqual(result.status, 0, result.stderr)
         return result.stdout.split(separator: "\n").map(String.init).sorted()
     }
 
     func testRealPrometheusPushesUnderItsTenantOnly() throws {
-        let prometheusBinary = try Binaries.debian("prometheus")
         let root = try makeTemporaryDirectory("prom")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let storage = root + "/storage"
         let tally = try TallyServerProcess(storage: storage)
         try tally.waitReady()
-        let promPort = LoopbackHTTP.freePort()
-        let config = """
+        let prometheus = try PrometheusProcess(directory: root, configuration: { port in
+            """
             global:
               scrape_interval: 1s
             scrape_configs:
               - job_name: prometheus
                 static_configs:
-                  - targets: ['127.0.0.1:\(promPort)']
+                  - targets: ['127.0.0.1:\(port)']
             remote_write:
               # Debian's 2.42.0+ds drops remote_write headers (prometheus/prometheus#13030), so the
               # tenant is also named on the URL; a sender that sends the header is served by it.
@@ -43,17 +48,7 @@ final class PrometheusInteropTests: XCTestCase {
                   batch_send_deadline: 1s
                   min_backoff: 50ms
             """
-        try config.write(toFile: root + "/prometheus.yml", atomically: true, encoding: .utf8)
-        let prometheus = Process()
-        prometheus.executableURL = URL(fileURLWithPath: prometheusBinary)
-        prometheus.arguments = ["--config.file=\(root)/prometheus.yml", "--storage.tsdb.path=\(root)/prometheus-data",
-                                "--web.listen-address=127.0.0.1:\(promPort)"]
-        let promLog = root + "/prometheus.log"
-        _ = FileManager.default.createFile(atPath: promLog, contents: nil)
-        prometheus.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: promLog))
-        prometheus.standardError = prometheus.standardOutput
-        try prometheus.run()
-        defer { if prometheus.isRunning { prometheus.terminate(); prometheus.waitUntilExit() } }
+        }, arguments: ["--storage.tsdb.path=\(root)/prometheus-data"])
 
         // Bounded wait: Prometheus scrapes every second and sends within a second of that.
         var found = ""
@@ -62,13 +57,12 @@ final class PrometheusInteropTests: XCTestCase {
             sleep(1)
             found = (try? tallyDump(storage: storage, tenant: "t1", match: "{__name__=\"prometheus_build_info\"}")) ?? ""
         }
-        XCTAssertTrue(found.contains("{__name__=\"prometheus_build_info\""), "no prometheus_build_info under t1 within 60 s; prometheus log: \((try? String(contentsOfFile: promLog, encoding: .utf8)) ?? "")")
+        XCTAssertTrue(found.contains("{__name__=\"prometheus_build_info\""), "no prometheus_build_info under t1 within 60 s; Prometheus log tail:\n\(prometheus.logTail)")
         XCTAssertTrue(found.contains("job=\"prometheus\""), found)
         let tenants = try FileManager.default.contentsOfDirectory(atPath: storage).filter { !$0.hasPrefix(".") }
         XCTAssertEqual(tenants, ["t1"], "nothing under any other tenant")
 
-        prometheus.terminate()
-        prometheus.waitUntilExit()
+        prometheus.stop()
         tally.stop(SIGTERM)
         XCTAssertEqual(tally.process.terminationStatus, 0, tally.log)
         let tallyLines = try tallyDump(storage: storage, tenant: "t1").split(separator: "\n").map(String.init)
@@ -83,7 +77,7 @@ final class PrometheusInteropTests: XCTestCase {
         let values: [UInt64] = [0x7ff0_0000_0000_0002, 0x7ff8_0000_0000_0001, Double.infinity.bitPattern, (-Double.infinity).bitPattern,
                                 (-0.0).bitPattern, 0, 1e300.bitPattern, Double.leastNonzeroMagnitude.bitPattern, 1234567.0.bitPattern, 0.1.bitPattern,
                                 (-2.5e-7).bitPattern, 100000.0.bitPattern, 1e21.bitPattern, 123456.75.bitPattern]
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededGenerator(test: "PrometheusInteropTests.testPromtoolReadsTallysWALExactlyOnEdgeValues")
         // Three restarts: the WAL then spans several segments, as it does in production.
         for restart in 0..<3 {
             let server = try TallyServerProcess(storage: storage)

@@ -1,4 +1,5 @@
 import TallyStorage
+import TallyTestSupport
 import XCTest
 @testable import TallyCost
 
@@ -182,7 +183,7 @@ final class DailyCostRuleTests: XCTestCase {
     /// The integral against a direct evaluation at every second of the day, on irregular
     /// timestamps with overlaps, gaps and markers.
     func testMatchesADirectSecondBySecondIntegral() throws {
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator(test: "DailyCostRuleTests.testMatchesADirectSecondBySecondIntegral")
         var q = MemoryQuerier()
         var raw: [String: [[Sample]]] = [:]
         for metric in ["node_cpu_hourly_cost", "kube_node_status_capacity_cpu_cores"] {

@@ -1,4 +1,5 @@
 import Foundation
+import TallyTestSupport
 import XCTest
 @testable import TallyStorage
 
@@ -39,7 +40,7 @@ final class CorruptionTests: XCTestCase {
     }
 
     func testRandomBytesOfEveryBlockFileCorruptedNeverTrap() throws {
-        var random = SeededGenerator(test: "block files")
+        var random = SeededGenerator(test: "CorruptionTests block files")
         let fixture = try BlockFixture()
         let files = ["index", "chunks/000001", "tombstones", "meta.json"]
         for _ in 0..<400 {
@@ -165,7 +166,7 @@ final class CorruptionTests: XCTestCase {
     }
 
     func testArbitraryChunkBytesBehindAValidChecksumNeverTrap() throws {
-        var random = SeededGenerator(test: "chunk bytes")
+        var random = SeededGenerator(test: "CorruptionTests chunk bytes")
         let directory = try temporaryDirectory()
         defer { try? FileSystem.removeTree(directory) }
         var series: [BlockSeries] = []
@@ -187,7 +188,7 @@ final class CorruptionTests: XCTestCase {
     // MARK: tombstones
 
     func testCorruptTombstoneRecordsBehindAValidChecksumAreReported() throws {
-        var random = SeededGenerator(test: "tombstones")
+        var random = SeededGenerator(test: "CorruptionTests tombstones")
         var tombstones = Tombstones()
         tombstones.add(1, DeletedInterval(minTime: 10, maxTime: 20))
         tombstones.add(7, DeletedInterval(minTime: .min, maxTime: .max))
@@ -224,7 +225,7 @@ final class CorruptionTests: XCTestCase {
     // MARK: WAL
 
     func testCorruptWALSegmentKeepsItsValidPrefix() throws {
-        var random = SeededGenerator(test: "WAL")
+        var random = SeededGenerator(test: "CorruptionTests WAL")
         let directory = try temporaryDirectory()
         defer { try? FileSystem.removeTree(directory) }
         let store = directory + "/store"
@@ -270,7 +271,7 @@ final class CorruptionTests: XCTestCase {
     }
 
     func testWALRecordsBehindAValidChecksumNeverTrapTheDecoder() throws {
-        var random = SeededGenerator(test: "WAL records")
+        var random = SeededGenerator(test: "CorruptionTests WAL records")
         var encoder = WALRecordEncoder()
         encoder.beginSeries()
         encoder.addSeries(ref: 1, labels: [("__name__", "up"), ("job", "a")])
@@ -572,25 +573,6 @@ enum Checksummed {
     func fixUp(_ bytes: inout [UInt8]) {
         guard let covered = covered(in: bytes) else { return }
         bytes.replaceSubrange(covered.upperBound..<covered.upperBound + 4, with: bigEndian(CRC32C.checksum(Array(bytes[covered]))))
-    }
-}
-
-/// xorshift64*: reproducible choices from the printed seed.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    /// Seeded from `TALLY_TEST_SEED` when set, else at random; the seed is printed so a failing run can be replayed.
-    init(test: String) {
-        let seed = ProcessInfo.processInfo.environment["TALLY_TEST_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 1...UInt64.max)
-        print("CorruptionTests \(test): TALLY_TEST_SEED=\(seed)")
-        state = seed == 0 ? 1 : seed
-    }
-
-    mutating func next() -> UInt64 {
-        state ^= state >> 12
-        state ^= state << 25
-        state ^= state >> 27
-        return state &* 0x2545_F491_4F6C_DD1D
     }
 }
 

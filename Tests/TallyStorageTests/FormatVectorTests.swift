@@ -1,3 +1,4 @@
+import TallyTestSupport
 import XCTest
 @testable import TallyStorage
 
@@ -36,7 +37,7 @@ final class FormatVectorTests: XCTestCase {
     func testXORRoundTripKeepsEveryBitPattern() {
         let specials: [UInt64] = [0x7ff0_0000_0000_0002, 0x7ff8_0000_0000_0001, (-0.0).bitPattern, Double.infinity.bitPattern,
                                   (-Double.infinity).bitPattern, 1e300.bitPattern, 0, 42.5.bitPattern, Double.leastNonzeroMagnitude.bitPattern]
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator(test: "FormatVectorTests.testXORRoundTripKeepsEveryBitPattern")
         var expected: [(Int64, UInt64)] = []
         var t: Int64 = -5_000
         for i in 0..<240 {
@@ -81,7 +82,7 @@ final class FormatVectorTests: XCTestCase {
                 while n > 0 { writeBit(u >> 63 == 1); u <<= 1; n -= 1 }
             }
         }
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator(test: "FormatVectorTests.testBitWriterMatchesPrometheusBitByBitStream")
         for _ in 0..<200 {
             var reference = ReferenceStream()
             var writer = BitWriter(bytes: [])

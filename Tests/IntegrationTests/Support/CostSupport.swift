@@ -41,25 +41,15 @@ func dailyRows(_ json: String) throws -> [String: [String: Double]] {
 
 /// Debian's Prometheus 2.42 as a remote-write receiver on its own directory, and its PromQL.
 final class PrometheusReceiver {
-    let port = LoopbackHTTP.freePort()
-    let process = Process()
+    let server: PrometheusProcess
 
     init(directory: String) throws {
-        try "global:\n  scrape_interval: 1m\n".write(toFile: directory + "/prometheus.yml", atomically: true, encoding: .utf8)
-        process.executableURL = URL(fileURLWithPath: try Binaries.debian("prometheus"))
-        process.arguments = ["--config.file=\(directory)/prometheus.yml", "--storage.tsdb.path=\(directory)/data",
-                             "--web.listen-address=127.0.0.1:\(port)", "--web.enable-remote-write-receiver"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(60)
-        while (try? client.request("GET", "/-/ready"))?.status != 200 {
-            guard Date() < deadline, process.isRunning else { throw XCTSkip("Prometheus did not become ready") }
-            usleep(50_000)
-        }
+        server = try PrometheusProcess(directory: directory, configuration: { _ in "global:\n  scrape_interval: 1m\n" },
+                                           arguments: ["--storage.tsdb.path=\(directory)/data", "--web.enable-remote-write-receiver"])
+        try server.waitReady()
     }
 
-    var client: LoopbackHTTP { LoopbackHTTP(port: port, timeoutSeconds: 60) }
+    var client: LoopbackHTTP { server.client(timeoutSeconds: 60) }
 
     /// An instant query's vector as value by `cluster_id`.
     func query(_ promql: String, at ms: Int64) throws -> [String: Double] {
@@ -76,10 +66,6 @@ final class PrometheusReceiver {
             out[cluster] = Double(((element["value"] as? [Any])?.last as? String) ?? "")
         }
         return out
-    }
-
-    deinit {
-        if process.isRunning { process.terminate(); process.waitUntilExit() }
     }
 }
 

@@ -1,0 +1,276 @@
+import Foundation
+import TallyLoad
+import TallyStorage
+import TallyWire
+import XCTest
+
+/// Behaviour the README and `tally serve --help` promise, each through a real `tally serve`: answers
+/// and their reasons, tenant naming, WAL sync policies, shutdown, start-up refusals and metrics.
+final class ClaimedPathsTests: XCTestCase {
+    private let tenant = "claims"
+    private var storage = ""
+
+    override func setUpWithError() throws {
+        storage = try makeTemporaryDirectory("claims")
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(atPath: storage)
+        try? FileManager.default.removeItem(atPath: storage + ".log")
+    }
+
+    private func startServer(_ arguments: [String] = []) throws -> TallyServerProcess {
+        let server = try TallyServerProcess(storage: storage, extraArguments: arguments)
+        try server.waitReady()
+        return server
+    }
+
+    /// A remote-write request's headers, with the header that names its tenant.
+    private func headers(_ tenantHeader: (String, String)) -> [(String, String)] {
+        [("Content-Type", "application/x-protobuf"), ("Content-Encoding", "snappy"), tenantHeader]
+    }
+
+    /// One series `name` with one sample per timestamp (value 1).
+    private func body(_ name: String, at timestamps: [Int64]) -> [UInt8] {
+        var encoder = WriteRequestEncoder()
+        encoder.addSeries(labels: [("__name__", name)], samples: timestamps.map { WireSample(timestamp: $0, valueBits: 1.0.bitPattern) })
+        return encoder.compressed()
+    }
+
+    private func write(_ client: LoopbackHTTP, _ body: [UInt8], tenantHeader: (String, String)? = nil) throws -> LoopbackHTTP.Response {
+        try client.request("POST", "/api/v1/write", headers: headers(tenantHeader ?? ("THANOS-TENANT", tenant)), body: body)
+    }
+
+    /// The value of one series on /metrics (`name{labels}` exactly as printed), nil when absent.
+    private func metric(_ server: TallyServerProcess, _ series: String) throws -> Double? {
+        let page = try server.client.request("GET", "/metrics")
+        XCTAssertEqual(page.status, 200)
+        let line = page.body.split(separator: "\n").first { $0.hasPrefix(series + " ") }
+        return line.flatMap { Double($0.dropFirst(series.count + 1)) }
+    }
+
+    /// Tenant directories under the storage root.
+    private func tenants() throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: storage).filter { !$0.hasPrefix(".") }.sorted()
+    }
+
+    private var now: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    func testOutOfOrderWindowZeroAnswers400OutOfOrder() throws {
+        let server = try startServer(["--ooo-window", "0s"])
+        let newest = now
+        XCTAssertEqual(try write(server.client, body("late", at: [newest])).status, 204)
+        let late = try write(server.client, body("late", at: [newest - 1000]))
+        XCTAssertEqual(late.status, 400, late.body)
+        XCTAssertTrue(late.body.hasPrefix("stored 0 of 1 samples; rejected 1: out_of_order=1"), late.body)
+        XCTAssertEqual(try metric(server, "tally_samples_rejected_total{tenant=\"\(tenant)\",reason=\"out_of_order\"}"), 1)
+        server.stop(SIGTERM)
+    }
+
+    /// A native histogram is refused with 400; float samples beside it in the request are stored.
+    /// Exemplars and metadata are parsed, not stored, and counted as such.
+    func testNativeHistogramsAre400AndExemplarsAndMetadataAreCountedAsNotStored() throws {
+        let server = try startServer()
+        let t = now
+        var request = ProtobufWriter()
+        request.messageField(1) { series in
+            series.messageField(1) { label in
+                label.bytesField(1, Array("__name__".utf8))
+                label.bytesField(2, Array("native".utf8))
+            }
+            // Histogram: count_int (1), sum (3), timestamp (15).
+            series.messageField(4) { histogram in
+                histogram.varintField(1, 3)
+                histogram.fixed64Field(3, 1.5.bitPattern)
+                histogram.varintField(15, UInt64(t))
+            }
+        }
+        request.messageField(1) { series in
+            series.messageField(1) { label in
+                label.bytesField(1, Array("__name__".utf8))
+                label.bytesField(2, Array("float".utf8))
+            }
+            series.messageField(2) { sample in
+                sample.fixed64Field(1, 2.0.bitPattern)
+                sample.varintField(2, UInt64(t))
+            }
+        }
+        let refused = try write(server.client, SnappyBlock.compress(request.bytes))
+        XCTAssertEqual(refused.status, 400, refused.body)
+        XCTAssertTrue(refused.body.hasPrefix("stored 1 of 2 samples; rejected 1: native_histogram_unsupported=1"), refused.body)
+        XCTAssertEqual(try metric(server, "tally_samples_rejected_total{tenant=\"\(tenant)\",reason=\"native_histogram_unsupported\"}"), 1)
+        XCTAssertTrue(try tallyDump(storage: storage, tenant: tenant).contains("{__name__=\"float\"} 2 "), "the float sample is stored")
+
+        var annotated = ProtobufWriter()
+        annotated.messageField(1) { series in
+            series.messageField(1) { label in
+                label.bytesField(1, Array("__name__".utf8))
+                label.bytesField(2, Array("annotated".utf8))
+            }
+            series.messageField(2) { sample in
+                sample.fixed64Field(1, 1.0.bitPattern)
+                sample.varintField(2, UInt64(t))
+            }
+            // Exemplar: value (2), timestamp (3).
+            series.messageField(3) { exemplar in
+                exemplar.fixed64Field(2, 0.5.bitPattern)
+                exemplar.varintField(3, UInt64(t))
+            }
+        }
+        // MetricMetadata: type (1, counter), metric_family_name (2), help (4).
+        annotated.messageField(3) { metadata in
+            metadata.varintField(1, 1)
+            metadata.bytesField(2, Array("annotated".utf8))
+            metadata.bytesField(4, Array("help text".utf8))
+        }
+        XCTAssertEqual(try write(server.client, SnappyBlock.compress(annotated.bytes)).status, 204)
+        XCTAssertEqual(try metric(server, "tally_received_not_stored_total{tenant=\"\(tenant)\",kind=\"exemplar\"}"), 1)
+        XCTAssertEqual(try metric(server, "tally_received_not_stored_total{tenant=\"\(tenant)\",kind=\"metadata\"}"), 1)
+        server.stop(SIGTERM)
+    }
+
+    func testUnknownPathIs404() throws {
+        let server = try startServer()
+        let answer = try server.client.request("GET", "/api/v1/nothing-here")
+        XCTAssertEqual(answer.status, 404)
+        XCTAssertEqual(answer.body, "not found: /api/v1/nothing-here\n")
+        server.stop(SIGTERM)
+    }
+
+    /// While draining, a kept-alive connection is answered 503 and new connections are refused. The
+    /// drain is held open on purpose: a block cut waits for the tenant's read lease, which this test
+    /// holds shared (as `tally dump` does), and closing the tenant waits for that cut.
+    func testWritesWhileDrainingAre503() throws {
+        let server = try startServer(["--block-range", "1m", "--compaction-interval", "0s"])
+        let connection = LoopbackConnection(server.client)
+        let start = now - 200_000
+        XCTAssertEqual(try connection.request("POST", "/api/v1/write", headers: headers(("THANOS-TENANT", tenant)),
+                                              body: body("drain", at: [start])).status, 204)
+        let lease = open(storage + "/" + tenant + "/.read-lease", O_RDONLY)
+        XCTAssertGreaterThanOrEqual(lease, 0, "the tenant's read lease exists once it is open")
+        defer { close(lease) }
+        XCTAssertEqual(flock(lease, LOCK_SH), 0)
+        // 200 s of samples span more than 1.5 block ranges of 1 m: a block cut starts in the background.
+        let span = (1...200).map { start + Int64($0) * 1000 }
+        XCTAssertEqual(try connection.request("POST", "/api/v1/write", headers: headers(("THANOS-TENANT", tenant)),
+                                              body: body("drain", at: span)).status, 204)
+        let isBlock = { (name: String) in name.count == 26 && name.allSatisfy { $0.isLetter || $0.isNumber } }
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline && !filesUnder(storage + "/" + tenant).contains(where: isBlock) { usleep(10_000) }
+        XCTAssertTrue(filesUnder(storage + "/" + tenant).contains(where: isBlock), "a block was cut within 30 s: \(server.log)")
+
+        kill(server.process.processIdentifier, SIGTERM)
+        var ready = try connection.request("GET", "/-/ready")
+        let drainDeadline = Date().addingTimeInterval(30)
+        while ready.status == 200 && Date() < drainDeadline {
+            usleep(10_000)
+            ready = try connection.request("GET", "/-/ready")
+        }
+        XCTAssertEqual(ready.status, 503, "not ready within 30 s of SIGTERM")
+        let refused = try connection.request("POST", "/api/v1/write", headers: headers(("THANOS-TENANT", tenant)),
+                                             body: body("drain", at: [now]))
+        XCTAssertEqual(refused.status, 503, refused.body)
+        XCTAssertEqual(refused.body, "not ready: starting or shutting down\n")
+        // The listener closes just after the phase turns: new connections are refused from then on.
+        var listening = true
+        let closeDeadline = Date().addingTimeInterval(30)
+        while listening && Date() < closeDeadline {
+            do {
+                _ = try server.client.request("GET", "/-/ready")
+                usleep(10_000)
+            } catch LoopbackHTTP.Failure.connect {
+                listening = false
+            }
+        }
+        XCTAssertFalse(listening, "the listener is still open 30 s after SIGTERM")
+        XCTAssertTrue(server.process.isRunning, "the drain waits for the block cut, which waits for the lease")
+
+        XCTAssertEqual(flock(lease, LOCK_UN), 0)
+        XCTAssertTrue(waitForExit(server.process, within: 60), "exits once the lease is free: \(server.log)")
+        XCTAssertEqual(server.process.terminationStatus, 0, server.log)
+    }
+
+    /// `--wal-sync always` answers 204 only after an fdatasync covering the write;
+    /// `--wal-sync interval` answers before any sync (here none comes within the hour-long interval).
+    func testA204FollowsAnFsyncUnderAlwaysAndMayPrecedeItUnderInterval() throws {
+        let syncs = "tally_wal_fsync_duration_seconds_count"
+        let always = try startServer(["--wal-sync", "always"])
+        for k in 0..<3 {
+            let before = try metric(always, syncs) ?? 0
+            XCTAssertEqual(try write(always.client, body("synced", at: [now + Int64(k)])).status, 204)
+            XCTAssertGreaterThanOrEqual(try metric(always, syncs) ?? 0, before + 1, "write \(k): the 204 came after an fsync")
+        }
+        always.stop(SIGTERM)
+        XCTAssertEqual(always.process.terminationStatus, 0, always.log)
+
+        let interval = try startServer(["--wal-sync", "interval", "--wal-sync-interval-ms", "3600000"])
+        for k in 0..<3 {
+            XCTAssertEqual(try write(interval.client, body("unsynced", at: [now + Int64(k)])).status, 204)
+        }
+        XCTAssertEqual(try metric(interval, syncs) ?? 0, 0, "three writes answered 204 with no fsync yet")
+        interval.stop(SIGTERM)
+        XCTAssertEqual(interval.process.terminationStatus, 0, interval.log)
+        // The clean stop synced what the interval had not: every write is there.
+        XCTAssertEqual(try tallyDump(storage: storage, tenant: tenant, match: "{__name__=\"unsynced\"}").split(separator: "\n").count, 3)
+    }
+
+    /// `--tenant-header` replaces the default headers (THANOS-TENANT is then just a header), and
+    /// `--default-tenant` names the tenant of requests that name none.
+    func testTenantHeaderFlagReplacesTheDefaultsAndDefaultTenantTakesTheRest() throws {
+        let server = try startServer(["--tenant-header", "X-Team", "--default-tenant", "unnamed"])
+        XCTAssertEqual(try write(server.client, body("m", at: [now]), tenantHeader: ("X-Team", "team-a")).status, 204)
+        XCTAssertEqual(try write(server.client, body("m", at: [now]), tenantHeader: ("THANOS-TENANT", "thanos-b")).status, 204)
+        XCTAssertEqual(try tenants(), ["team-a", "unnamed"])
+        server.stop(SIGTERM)
+    }
+
+    func testCloudAccountIdNamesTheTenantByDefault() throws {
+        let server = try startServer()
+        XCTAssertEqual(try write(server.client, body("m", at: [now]), tenantHeader: ("Cloud-Account-Id", "account-7")).status, 204)
+        XCTAssertEqual(try tenants(), ["account-7"])
+        server.stop(SIGTERM)
+    }
+
+    func testSIGINTStopsCleanly() throws {
+        let server = try startServer()
+        XCTAssertEqual(try write(server.client, body("kept", at: [now])).status, 204)
+        server.stop(SIGINT)
+        XCTAssertEqual(server.process.terminationStatus, 0, server.log)
+        XCTAssertTrue(server.log.contains("stopped"), server.log)
+        let db = try TenantDatabase.open(directory: storage + "/" + tenant, tenant: tenant, readOnly: true)
+        XCTAssertEqual(db.replay.problems, [], "a clean stop leaves no torn tail")
+        XCTAssertEqual(try db.select([try LabelMatcher("__name__", .equal, "kept")]).first?.samples.count, 1)
+    }
+
+    func testASecondServerOnTheSameStorageIsRefused() throws {
+        let server = try startServer()
+        let second = try runCommand(Binaries.tally, ["serve", "--listen", "127.0.0.1:0", "--storage", storage], timeout: 60)
+        XCTAssertNotEqual(second.status, 0)
+        XCTAssertTrue(second.stderr.contains("is another tally serving this storage?"), second.stderr)
+        XCTAssertEqual(try server.client.request("GET", "/-/ready").status, 200, "the first server serves on")
+        server.stop(SIGTERM)
+    }
+
+    /// Bad flags are a usage error: exit status 64 (EX_USAGE) and a message naming the flag.
+    func testBadFlagsExitWith64() throws {
+        for (arguments, message) in [(["--wal-sync", "sometimes"], "--wal-sync must be always or interval"),
+                                     (["--ooo-window", "soon"], "--ooo-window must be a duration"),
+                                     (["--no-such-flag"], "no-such-flag")] {
+            let result = try runCommand(Binaries.tally, ["serve", "--storage", storage] + arguments, timeout: 60)
+            XCTAssertEqual(result.status, 64, "\(arguments): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains(message), "\(arguments): \(result.stderr)")
+        }
+        XCTAssertEqual(try tenants(), [], "nothing was served or written")
+    }
+
+    func testOutOfOrderBytesMetricFollowsLateSamples() throws {
+        let server = try startServer()
+        let newest = now
+        let gauge = "tally_head_out_of_order_bytes{tenant=\"\(tenant)\"}"
+        XCTAssertEqual(try write(server.client, body("late", at: [newest])).status, 204)
+        XCTAssertEqual(try metric(server, gauge), 0)
+        XCTAssertEqual(try write(server.client, body("late", at: (1...10).map { newest - Int64($0) * 60_000 })).status, 204)
+        XCTAssertGreaterThan(try metric(server, gauge) ?? 0, 0, "late samples held in memory")
+        server.stop(SIGTERM)
+    }
+}
