@@ -135,15 +135,16 @@ final class TallyServerProcess {
         }
     }
 
-    /// Waits (bounded) for the `listening` line and returns the port in its `address=127.0.0.1:PORT`.
+    /// Waits (bounded) for the `listening` line and returns the port in its `address=HOST:PORT`.
     private static func boundPort(logPath: String, from offset: Int, process: Process, seconds: TimeInterval = 60) throws -> Int {
-        let marker = "address=127.0.0.1:"
+        let marker = "address="
         let deadline = Date().addingTimeInterval(seconds)
         while true {
             let written = (try? Data(contentsOf: URL(fileURLWithPath: logPath)).dropFirst(offset)) ?? Data()
             let ours = String(decoding: written, as: UTF8.self)
             for line in ours.split(separator: "\n") where line.hasSuffix("listening") {
-                if let range = line.range(of: marker), let port = Int(line[range.upperBound...].prefix { $0.isNumber }) { return port }
+                if let range = line.range(of: marker), let address = line[range.upperBound...].split(separator: " ").first,
+                   let port = address.split(separator: ":").last.flatMap({ Int($0) }) { return port }
             }
             guard process.isRunning else { throw TestEnvironmentFailure(description: "tally serve exited (\(process.terminationStatus)) before listening: \(ours)") }
             guard Date() < deadline else { throw TestEnvironmentFailure(description: "tally serve did not log its port within \(seconds)s: \(ours)") }
