@@ -70,7 +70,11 @@ public struct CostEngine: Sendable {
             all = cached.rows
         } else {
             all = Array(try daily(day, cluster: nil, now: now).values)
-            rollups.store(day, version: version, rows: all, computedAt: now)
+            // Kept only if the data is still the version it was read as (a skipped chunk, a late
+            // block or a deletion meanwhile makes it another).
+            if querier.immutableVersion(minTime: day.start - max(options.lookback, options.counterReach), maxTime: day.end - 1) == version {
+                rollups.store(day, version: version, rows: all, computedAt: now)
+            }
         }
         var out: [String: DailyClusterCost] = [:]
         for var row in all where cluster == nil || row.cluster == cluster {

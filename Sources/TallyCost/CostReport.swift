@@ -147,7 +147,7 @@ public enum CostReport {
 
     static func money(_ x: Double) -> String { String(format: "%.4f", x) }
 
-    static func quoted(_ s: String) -> String {
+    public static func quoted(_ s: String) -> String {
         var out = "\""
         for scalar in s.unicodeScalars {
             switch scalar {

@@ -55,17 +55,17 @@ final class CostAPI: Sendable {
         guard let calendar = CostCalendar(parsing: q["tz"] ?? "") else { throw CostQueryError("tz: expected Z or an offset like +05:30, got \(q["tz"]!)") }
         let first = try day(q, "start", calendar), last = try day(q, "end", calendar)
         let format = try reportFormat(q["format"])
-        let engine = try self.engine(tenant, calendar)
+        let (engine, querier) = try self.engine(tenant, calendar)
         if request.path == "/api/v1/costs/daily" {
             let rows = try engine.daily(from: first, to: last, cluster: q["cluster"], now: now)
-            return HTTPAnswer(status: 200, body: CostReport.daily(rows, tenant: tenant, format: format), contentType: format.contentType)
+            return flagged(HTTPAnswer(status: 200, body: CostReport.daily(rows, tenant: tenant, format: format), contentType: format.contentType), querier, format)
         }
         guard let aggregate = AllocationAggregate(rawValue: q["aggregate"] ?? "namespace") else {
             throw CostQueryError("aggregate: expected one of \(AllocationAggregate.allCases.map(\.rawValue).joined(separator: ", ")), got \(q["aggregate"]!)")
         }
         let rows = try engine.allocation(from: first, to: last, aggregate: aggregate, cluster: q["cluster"], now: now)
-        return HTTPAnswer(status: 200, body: CostReport.allocation(rows, tenant: tenant, aggregate: aggregate, format: format),
-                          contentType: format.contentType)
+        return flagged(HTTPAnswer(status: 200, body: CostReport.allocation(rows, tenant: tenant, aggregate: aggregate, format: format),
+                                  contentType: format.contentType), querier, format)
     }
 
     /// `GET /metroculus/v2/kubecost_cluster_costs?cloud_account_id=T&start_date=UNIX&end_date=UNIX`: the
@@ -86,9 +86,10 @@ final class CostAPI: Sendable {
         }
         guard start < end else { throw CostQueryError("start_date \(start) is not before end_date \(end)") }
         let first = CostCalendar.utc.day(containing: start * 1000), last = CostCalendar.utc.day(containing: end * 1000 - 1)
-        let rows = try engine(tenant, .utc).daily(from: first, to: last, now: now)
+        let (engine, querier) = try engine(tenant, .utc)
+        let rows = try engine.daily(from: first, to: last, now: now)
         let body = CostReport.metroculus(rows, account: account, start: start, end: end)
-        return HTTPAnswer(status: 200, body: body, contentType: "application/json")
+        return flagged(HTTPAnswer(status: 200, body: body, contentType: "application/json"), querier, .json)
     }
 
     /// The tenant the request names, checked against its credential's read scope.
@@ -102,10 +103,24 @@ final class CostAPI: Sendable {
     /// arithmetic in milliseconds cannot overflow.
     static let unixSecondsRange: ClosedRange<Int64> = -62_135_596_800 ... 253_402_300_799
 
-    /// The tenant's engine; a tenant that has stored nothing answers no rows, after the same checks.
-    private func engine(_ tenant: String, _ calendar: CostCalendar) throws -> CostEngine {
+    /// An answer computed with data left out says so: `Tally-Warning` headers, and for JSON a top-level
+    /// `warnings` list as Prometheus' API has, so a worker never takes a partial day for a whole one.
+    private func flagged(_ answer: HTTPAnswer, _ querier: SkippingQuerier?, _ format: CostReportFormat) -> HTTPAnswer {
+        guard let warnings = querier?.warnings, !warnings.isEmpty else { return answer }
+        var flagged = answer
+        for warning in warnings { flagged.headers.append(("Tally-Warning", warning)) }
+        if format == .json, flagged.body.first == UInt8(ascii: "{") {
+            let list = warnings.map(CostReport.quoted).joined(separator: ",")
+            flagged.body = Array("{\"warnings\":[\(list)],".utf8) + flagged.body.dropFirst()
+        }
+        return flagged
+    }
+
+    /// The tenant's engine and the reader it reads through; a tenant that has stored nothing answers
+    /// no rows, after the same checks.
+    private func engine(_ tenant: String, _ calendar: CostCalendar) throws -> (CostEngine, SkippingQuerier?) {
         do {
-            guard let db = try registry.existingDatabase(for: tenant) else { return CostEngine(querier: NoSeries()) }
+            guard let db = try registry.existingDatabase(for: tenant) else { return (CostEngine(querier: NoSeries()), nil) }
             let options = CostOptions()
             let store = rollups.withLock { stores in
                 let key = tenant + " " + calendar.label
@@ -114,7 +129,8 @@ final class CostAPI: Sendable {
                 stores[key] = store
                 return store
             }
-            return CostEngine(querier: db, options: options, rollups: store)
+            let querier = SkippingQuerier(db)
+            return (CostEngine(querier: querier, options: options, rollups: store), querier)
         } catch {
             if case let .io(failure) = error { throw HTTPAnswer.storageFailure(failure, "reading the tenant failed: \(error)\n") }
             throw HTTPAnswer(status: 400, body: error.description + "\n")

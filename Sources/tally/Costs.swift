@@ -32,7 +32,7 @@ struct Costs: ParsableCommand {
         @Option(help: "table, json, csv or focus.")
         var format = "table"
 
-        func open() throws -> (CostEngine, CostDay, CostDay, CostReportFormat) {
+        func open() throws -> (CostEngine, SkippingQuerier, CostDay, CostDay, CostReportFormat) {
             guard TenantID.isValid(tenant) else { throw ValidationError(TenantError.invalidName(tenant).description) }
             guard let calendar = CostCalendar(parsing: tz) else { throw ValidationError("--tz: expected Z or an offset like +05:30") }
             guard let first = CostDay(parsing: from, calendar: calendar) else { throw ValidationError("--from: expected YYYY-MM-DD") }
@@ -44,7 +44,15 @@ struct Costs: ParsableCommand {
             for problem in db.replay.problems { Output.error("tally costs: \(problem)\n") }
             // Rollups the server computed are used; this reader never writes them.
             let rollups = CostRollupStore(tenantDirectory: directory, calendar: calendar, options: CostOptions(), readOnly: true)
-            return (CostEngine(querier: db, rollups: rollups), first, last, format)
+            let querier = SkippingQuerier(db)
+            return (CostEngine(querier: querier, rollups: rollups), querier, first, last, format)
+        }
+
+        /// Prints what the answer left out and fails the command, after the answer itself.
+        func finish(_ querier: SkippingQuerier) throws {
+            guard !querier.warnings.isEmpty else { return }
+            for warning in querier.warnings { Output.error("tally costs: \(warning)\n") }
+            throw CommandFailure("the answer above leaves out data that could not be read")
         }
 
         var now: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
@@ -56,12 +64,13 @@ struct Costs: ParsableCommand {
         @OptionGroup var question: Question
 
         func run() throws {
-            let (engine, first, last, format) = try question.open()
+            let (engine, querier, first, last, format) = try question.open()
             let rows: [DailyClusterCost]
             do { rows = try engine.daily(from: first, to: last, cluster: question.cluster, now: question.now) } catch let error as CostQueryError {
                 throw ValidationError(error.description)
             }
             Output.write(CostReport.daily(rows, tenant: question.tenant, format: format))
+            try question.finish(querier)
         }
     }
 
@@ -75,7 +84,7 @@ struct Costs: ParsableCommand {
 
         func run() throws {
             guard let aggregate = AllocationAggregate(rawValue: aggregate) else { throw ValidationError("--aggregate: expected namespace, pod or node") }
-            let (engine, first, last, format) = try question.open()
+            let (engine, querier, first, last, format) = try question.open()
             let rows: [AllocationRow]
             do {
                 rows = try engine.allocation(from: first, to: last, aggregate: aggregate, cluster: question.cluster, now: question.now)
@@ -83,6 +92,7 @@ struct Costs: ParsableCommand {
                 throw ValidationError(error.description)
             }
             Output.write(CostReport.allocation(rows, tenant: question.tenant, aggregate: aggregate, format: format))
+            try question.finish(querier)
         }
     }
 }

@@ -37,6 +37,46 @@ final class CorruptStoreTests: XCTestCase {
         XCTAssertEqual(r.stdout.split(separator: "\n").map(String.init), before.filter { !lost.contains($0) })
     }
 
+    /// A corrupt chunk of a price series: the cost API and `tally costs` still answer, say what they
+    /// left out (JSON `warnings`, `Tally-Warning` headers; stderr and exit 1), and keep no rollup of
+    /// the day, so the numbers come back whole once the block is replaced.
+    func testCostsLeaveOutACorruptChunkFlagTheAnswerAndStoreNoRollup() throws {
+        let root = try makeTemporaryDirectory("corrupt-costs")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let storage = try stores.makeStore(root)
+        let block = try XCTUnwrap(try stores.blocks(storage).compactMap { $0["ulid"] as? String }.sorted().dropFirst(2).first)
+        let reader = try BlockReader(directory: storage + "/acme/" + block)
+        var target: ChunkMeta?
+        for ref in reader.seriesRefs {
+            let (pairs, chunks) = try reader.series(ref)
+            if pairs.contains(where: { $0 == ("__name__", "node_ram_hourly_cost") }) { target = chunks.first; break }
+        }
+        let chunk = try XCTUnwrap(target)
+        let day = utcDate(chunk.minTime)
+        let path = storage + "/acme/" + block + "/chunks/000001"
+        var bytes = try XCTUnwrap(FileManager.default.contents(atPath: path))
+        bytes[Int(chunk.ref & 0xffff_ffff) + 4] ^= 0x10
+        try bytes.write(to: URL(fileURLWithPath: path))
+
+        let cli = try runCommand(Binaries.tally, ["costs", "daily", "--storage", storage, "--tenant", "acme", "--from", day, "--to", day, "--format", "json"])
+        XCTAssertEqual(cli.status, 1, cli.stderr)
+        XCTAssertTrue(cli.stderr.contains("left out unreadable data") && cli.stderr.contains(block), cli.stderr)
+        XCTAssertTrue(cli.stdout.contains("\"rows\":[{"), "the rest of the day is still answered: \(cli.stdout)")
+
+        let server = try TallyServerProcess(storage: storage, extraArguments: ["--compaction-interval", "0s"])
+        defer { server.stop(SIGTERM) }
+        try server.waitReady()
+        let answer = try server.client.request("GET", "/api/v1/costs/daily?start=\(day)&end=\(day)", headers: [("THANOS-TENANT", "acme")])
+        XCTAssertEqual(answer.status, 200, answer.body)
+        XCTAssertTrue(answer.body.hasPrefix("{\"warnings\":[\"left out unreadable data"), answer.body)
+        XCTAssertNotNil(answer.headers["tally-warning"], "\(answer.headers)")
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(answer.bytes)) as? [String: Any])
+        XCTAssertEqual((json["rows"] as? [Any])?.isEmpty, false)
+        let file = FileManager.default.contents(atPath: storage + "/acme/rollups/daily+00:00.json") ?? Data("{}".utf8)
+        let kept = ((try JSONSerialization.jsonObject(with: file) as? [String: Any])?["days"] as? [String: Any])?.keys.map { $0 } ?? []
+        XCTAssertFalse(kept.contains(String(chunk.minTime / 86_400_000)), "no rollup of a day read with data left out: \(kept)")
+    }
+
     func testVerifyAndDumpNameABlockWithACorruptTOCWithoutCrashing() throws {
         let root = try makeTemporaryDirectory("corrupt-toc")
         defer { try? FileManager.default.removeItem(atPath: root) }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The one read interface above storage: series matching a selector with their samples in a
 /// closed time range, merged across head and blocks. `tally dump`, the cost layer and PromQL all
 /// read through it, so what one sees the others see.
@@ -14,6 +16,30 @@ extension SeriesQuerier {
 }
 
 extension TenantDatabase: SeriesQuerier {}
+
+/// A tenant read that leaves out what it cannot read (a corrupt chunk or series entry) instead of
+/// failing, and keeps one line per thing left out, so an answer can be given and flagged. Once
+/// anything was left out its data is no longer a stable version: nothing computed from it is kept.
+public final class SkippingQuerier: SeriesQuerier {
+    private let database: TenantDatabase
+    private let skipped = Mutex<[String]>([])
+
+    public init(_ database: TenantDatabase) { self.database = database }
+
+    /// What was left out so far, one line each, without repeats.
+    public var warnings: [String] { skipped.withLock { $0 } }
+
+    public func select(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64) throws -> [SeriesSamples] {
+        try database.select(matchers, minTime: minTime, maxTime: maxTime) { error in
+            let line = "left out unreadable data: \(error)"
+            self.skipped.withLock { if !$0.contains(line) { $0.append(line) } }
+        }
+    }
+
+    public func immutableVersion(minTime: Int64, maxTime: Int64) -> String? {
+        skipped.withLock { $0.isEmpty } ? database.immutableVersion(minTime: minTime, maxTime: maxTime) : nil
+    }
+}
 
 /// Prometheus' staleness marker: a NaN with this exact bit pattern ends a series where it stands.
 public let staleMarkerBits: UInt64 = 0x7ff0_0000_0000_0002
