@@ -65,8 +65,7 @@ final class BlockCutCrashTests: XCTestCase {
             try server.waitReady()
             // 40 requests x 10 minutes: well past 1.5 block ranges, so a cut starts and hits the point.
             let (sent, acknowledged) = Self.send(0..<40, to: server, point)
-            XCTAssertTrue(waitUntil(seconds: 30) { !server.process.isRunning }, "\(point): the server still runs")
-            assertDiedAtFailpoint(point, ProcessEnd(server.process, output: server.log))
+            assertDiedAtFailpoint(point, waitForEnd(of: server.process, seconds: 30, output: { server.log }, point))
 
             // Before the WAL's checkpoint drops the cut range, block and WAL both hold it.
             let killed = try StoredCopies.read(tenant)

@@ -122,8 +122,7 @@ final class MaintenanceCrashTests: XCTestCase {
             let server = try TallyServerProcess(storage: storage, extraArguments: arguments, environment: ["TALLY_FAILPOINT": point])
             try server.waitReady()
             let (sent, acknowledged) = BlockCutCrashTests.send(0..<80, to: server, point)
-            XCTAssertTrue(waitUntil(seconds: 30) { !server.process.isRunning }, "\(point): the server still runs")
-            assertDiedAtFailpoint(point, ProcessEnd(server.process, output: server.log))
+            assertDiedAtFailpoint(point, waitForEnd(of: server.process, seconds: 30, output: { server.log }, point))
             XCTAssertLessThan(acknowledged.count, sent.count, "\(point): the kill came before the last request")
             assertStoredOnce(try StoredCopies.read(tenant), acknowledged: acknowledged, sent: sent, "\(point), after the kill")
 

@@ -36,8 +36,21 @@ func waitUntil(seconds: Double, _ condition: () -> Bool) -> Bool {
     return true
 }
 
-/// Runs `tally` with failpoint `point` armed, until it ends (SIGKILL after `seconds`, then throws).
-func runTally(atFailpoint point: String, _ arguments: [String], seconds: Double = 120) throws -> ProcessEnd {
+/// Waits (bounded) for `process` to end by itself. One still running after `seconds` fails the test
+/// and is killed, so that its end can be read (Foundation traps on reading a running process's).
+func waitForEnd(of process: Process, seconds: Double, output: () -> String, _ context: String,
+                file: StaticString = #filePath, line: UInt = #line) -> ProcessEnd {
+    if !waitUntil(seconds: seconds, { !process.isRunning }) {
+        XCTFail("\(context): still running after \(seconds) s", file: file, line: line)
+        kill(process.processIdentifier, SIGKILL)
+    }
+    process.waitUntilExit()
+    return ProcessEnd(process, output: output())
+}
+
+/// Runs `tally` with failpoint `point` armed until it ends (or `seconds` pass, which fails the test).
+func runTally(atFailpoint point: String, _ arguments: [String], seconds: Double = 120,
+              file: StaticString = #filePath, line: UInt = #line) throws -> ProcessEnd {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: Binaries.tally)
     process.arguments = arguments
@@ -49,11 +62,6 @@ func runTally(atFailpoint point: String, _ arguments: [String], seconds: Double 
     process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errorPath))
     process.standardOutput = FileHandle.nullDevice
     try process.run()
-    guard waitUntil(seconds: seconds, { !process.isRunning }) else {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        throw NSError(domain: "failpoint", code: 1, userInfo: [NSLocalizedDescriptionKey: "tally \(arguments) at \(point) still ran after \(seconds)s"])
-    }
-    process.waitUntilExit()
-    return ProcessEnd(process, output: (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "")
+    return waitForEnd(of: process, seconds: seconds, output: { (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "" },
+                      "tally \(arguments.first ?? "") at \(point)", file: file, line: line)
 }

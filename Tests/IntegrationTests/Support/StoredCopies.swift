@@ -35,7 +35,8 @@ enum CopyPlace: Hashable, CustomStringConvertible {
 /// and the segments after it into the head, where a sample whose series and timestamp the head
 /// already holds is skipped (so the WAL gives at most one copy) and a Tombstones record deletes what
 /// the head holds; and it opens every block directory except `.tmp` leftovers and parents a
-/// compacted child lists. Each block's samples count once per block, tombstoned ones not at all.
+/// compacted child lists. Each block's samples count once per block; tombstoned ones are no copy
+/// and are counted per block apart (`Block.tombstonedSamples`).
 /// Segments at or below the checkpoint, `.tmp` directories and expired parents are on disk but
 /// are no copy: the restart deletes them unread.
 struct StoredCopies {
@@ -58,11 +59,7 @@ struct StoredCopies {
     }
 
     private(set) var copies: [SampleKey: [Copy]] = [:]
-    /// Block samples a tombstone deletes, with the blocks holding them.
-    private(set) var deletedByTombstones: [SampleKey: [String]] = [:]
     private(set) var blocks: [Block] = []
-    /// Raw WAL samples replay would skip: a second record of a loaded series and timestamp.
-    private(set) var walRepeats = 0
     /// WAL samples whose series record is missing (replay skips them too).
     private(set) var walOrphans = 0
     /// Segments read short (torn or corrupt), as replay reports them.
@@ -133,14 +130,14 @@ struct StoredCopies {
                 try decoder.forEachSeries { ref, pairs in seriesByRef[ref] = Labels(pairs.map { Label($0.0, $0.1) }) }
             case WALRecordType.samples.rawValue:
                 try decoder.forEachSample { ref, t, v in
+                    guard StorableTime.range.contains(t) else { return }
                     guard let labels = seriesByRef[ref] else {
                         walOrphans += 1
                         return
                     }
+                    // A second record of a series and timestamp is skipped, as replay skips it.
                     let key = SampleKey(labels: labels, timestamp: t)
-                    if copies[key]?.contains(where: { $0.place.isWAL }) == true {
-                        walRepeats += 1
-                    } else {
+                    if copies[key]?.contains(where: { $0.place.isWAL }) != true {
                         copies[key, default: []].append(Copy(place: .wal(file), valueBits: v))
                     }
                 }
@@ -177,12 +174,10 @@ struct StoredCopies {
                     while let (t, v) = samples.next() {
                         decoded += 1
                         if t < reader.meta.minTime || t >= reader.meta.maxTime { outside += 1 }
-                        let key = SampleKey(labels: labels, timestamp: t)
                         if reader.tombstones.deletes(ref, t) {
                             tombstoned += 1
-                            deletedByTombstones[key, default: []].append(reader.ulid)
                         } else {
-                            copies[key, default: []].append(Copy(place: .block(reader.ulid), valueBits: v))
+                            copies[SampleKey(labels: labels, timestamp: t), default: []].append(Copy(place: .block(reader.ulid), valueBits: v))
                         }
                     }
                     if samples.failed { throw BlockError(block: reader.ulid, section: "chunk \(chunk.ref)", problem: "does not decode") }
