@@ -13,6 +13,9 @@ final class CrashRecoveryTests: XCTestCase {
     static let writers = 3
     static let seriesPerWriter = 8
     static let samplesPerSeries = 5
+    /// A batch is 5 s of data: with 10-minute blocks, a cut runs every 120 batches per writer, so
+    /// the kills also land inside block cuts.
+    static let arguments = ["--block-range", "10m"]
 
     static func labels(writer: Int, series: Int) -> [(String, String)] {
         [("__name__", "crash_test_series"), ("series", String(series)), ("writer", String(writer))]
@@ -56,7 +59,7 @@ final class CrashRecoveryTests: XCTestCase {
         var generator = SystemRandomNumberGenerator()
         var totalAcks = 0
         for round in 0..<rounds {
-            let server = try TallyServerProcess(storage: storage)
+            let server = try TallyServerProcess(storage: storage, extraArguments: Self.arguments)
             try server.waitReady()
             let stop = Atomic<Bool>(false)
             let acksThisRound = Atomic<Int>(0)
@@ -92,7 +95,7 @@ final class CrashRecoveryTests: XCTestCase {
         }
 
         // A last clean start and stop, then read the store as a stopped server leaves it.
-        let server = try TallyServerProcess(storage: storage)
+        let server = try TallyServerProcess(storage: storage, extraArguments: Self.arguments)
         try server.waitReady()
         server.stop(SIGTERM)
         XCTAssertEqual(server.process.terminationStatus, 0, server.log)
@@ -115,7 +118,7 @@ final class CrashRecoveryTests: XCTestCase {
         // the next clean stop (docs/architecture.md, "Known limits"); compaction merges them.
         let tenant = storage + "/crash"
         let stopped = try StoredCopies.read(tenant)
-        let doubles = assertStoredOnce(stopped, acknowledged: acknowledged, sent: sent, "after the last clean stop") { places in
+        let repeated = assertStoredOnce(stopped, acknowledged: acknowledged, sent: sent, "after the last clean stop") { places in
             places.allSatisfy { !$0.isWAL }
         }
         assertPhysicalState(stopped, tenantDirectory: tenant, "after the last clean stop")
@@ -125,6 +128,6 @@ final class CrashRecoveryTests: XCTestCase {
         assertStoredOnce(compacted, acknowledged: acknowledged, sent: sent, "after tally compact")
         assertNoOverlappingBlocks(assertPhysicalState(compacted, tenantDirectory: tenant, "after tally compact"), "after tally compact")
         XCTAssertGreaterThan(totalAcks, rounds, "the writers must have been acknowledged in most rounds")
-        print("crash test: \(rounds) rounds, \(totalAcks) acknowledged requests, acked batches per writer \(ackedBatches), \(doubles) samples in two blocks before compaction")
+        print("crash test: \(rounds) rounds, \(totalAcks) acknowledged requests, acked batches per writer \(ackedBatches), \(repeated) samples in several blocks before compaction")
     }
 }

@@ -194,14 +194,14 @@ typealias SentSamples = [SampleKey: UInt64]
 
 /// Asserts exactly one stored copy, with the sent value, of every acknowledged sample, and at most
 /// one of every other stored sample, which must have been sent with that value. A sample for which
-/// `isAllowedDouble` accepts the places of its two copies may have two (the documented window
-/// between a block's rename and the checkpoint's). Returns how many such doubles it accepted.
+/// `isAllowedRepeat` accepts the places of its copies may have more (the documented window between
+/// a block's rename and the checkpoint's). Returns how many such samples it accepted.
 @discardableResult
 func assertStoredOnce(_ stored: StoredCopies, acknowledged: SentSamples, sent: SentSamples, _ context: String,
-                      isAllowedDouble: ([CopyPlace]) -> Bool = { _ in false },
+                      isAllowedRepeat: ([CopyPlace]) -> Bool = { _ in false },
                       file: StaticString = #filePath, line: UInt = #line) -> Int {
     var lost: [SampleKey] = [], wrongValue: [String] = [], unsent: [SampleKey] = [], tooMany: [String] = []
-    var allowedDoubles = 0
+    var allowedRepeats = 0
     for key in acknowledged.keys where stored.count(key) == 0 { lost.append(key) }
     for (key, copies) in stored.copies {
         guard let value = sent[key] else {
@@ -209,8 +209,8 @@ func assertStoredOnce(_ stored: StoredCopies, acknowledged: SentSamples, sent: S
             continue
         }
         if let copy = copies.first(where: { $0.valueBits != value }) { wrongValue.append("\(key) in \(copy.place)") }
-        if copies.count == 2 && isAllowedDouble(copies.map(\.place)) {
-            allowedDoubles += 1
+        if copies.count > 1 && isAllowedRepeat(copies.map(\.place)) {
+            allowedRepeats += 1
         } else if copies.count > 1 {
             tooMany.append("\(key): \(copies.count) copies in \(copies.map(\.place))")
         }
@@ -222,13 +222,7 @@ func assertStoredOnce(_ stored: StoredCopies, acknowledged: SentSamples, sent: S
     XCTAssertEqual(wrongValue.count, 0, "\(context): stored with another value than sent, e.g. \(sample(wrongValue))", file: file, line: line)
     XCTAssertEqual(stored.walProblems, [], "\(context): the WAL reads short", file: file, line: line)
     XCTAssertEqual(stored.walOrphans, 0, "\(context): WAL samples without their series", file: file, line: line)
-    return allowedDoubles
-}
-
-/// The documented window's double: one copy in the WAL and one in a block (before the restart's
-/// catch-up cut), or one in each of two blocks (after it, until a compaction merges them).
-func isBlockCutWindowDouble(_ places: [CopyPlace]) -> Bool {
-    places.count == 2 && places.filter(\.isWAL).count <= 1
+    return allowedRepeats
 }
 
 /// Asserts what a tenant directory physically holds after a restart: no `.tmp` file or directory
