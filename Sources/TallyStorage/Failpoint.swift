@@ -7,8 +7,15 @@ import Glibc
 enum Failpoint {
     private static let armed: String? = getenv("TALLY_FAILPOINT").map { String(cString: $0) }
 
+    /// Starts the line written to stderr just before the kill: a test requires it next to the
+    /// SIGKILL status, so a trap or another signal on the way cannot pass for the failpoint.
+    static let markerPrefix = "tally failpoint reached: "
+
     static func hit(_ name: StaticString) {
         guard let armed, armed == name.description else { return }
+        // write(2) on fd 2 rather than FileHandle or print: unbuffered, so the line is out before the kill.
+        let line = Array((markerPrefix + armed + "\n").utf8)
+        _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
         kill(getpid(), SIGKILL)
     }
 }

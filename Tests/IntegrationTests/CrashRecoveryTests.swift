@@ -6,12 +6,24 @@ import TallyLoad
 import XCTest
 
 /// Writers push batches while the server is killed with SIGKILL at random moments and restarted.
-/// Every acknowledged sample must be present exactly once afterwards, and nothing that was never
-/// sent may appear. Rounds: TALLY_CRASH_ROUNDS (default 20; run 200 locally).
+/// Afterwards every stored copy is counted (`StoredCopies`): every acknowledged sample has exactly
+/// one (after compaction merges the documented block-cut double), and nothing that was never sent
+/// appears. Rounds: TALLY_CRASH_ROUNDS (default 20; run 200 locally).
 final class CrashRecoveryTests: XCTestCase {
     static let writers = 3
     static let seriesPerWriter = 8
     static let samplesPerSeries = 5
+    /// A batch is 5 s of data: with 10-minute blocks, a cut runs every 120 batches per writer, so
+    /// the kills also land inside block cuts.
+    static let arguments = ["--block-range", "10m"]
+
+    static func labels(writer: Int, series: Int) -> [(String, String)] {
+        [("__name__", "crash_test_series"), ("series", String(series)), ("writer", String(writer))]
+    }
+
+    static func timestamp(batch: Int, index: Int) -> Int64 { Int64(batch * samplesPerSeries + index) * 1000 }
+
+    static func valueBits(writer: Int, batch: Int, index: Int) -> UInt64 { Double(writer * 10_000_000 + batch * 100 + index).bitPattern }
 
     /// Batch `batch` of `writer`: every series gets samples at consecutive seconds; values encode
     /// (writer, batch, index) so a stored sample can be traced to the request that sent it.
@@ -19,15 +31,26 @@ final class CrashRecoveryTests: XCTestCase {
         var encoder = WriteRequestEncoder()
         for s in 0..<seriesPerWriter {
             let samples = (0..<samplesPerSeries).map { j in
-                WireSample(timestamp: Int64(batch * samplesPerSeries + j) * 1000,
-                           valueBits: Double(writer * 10_000_000 + batch * 100 + j).bitPattern)
+                WireSample(timestamp: timestamp(batch: batch, index: j), valueBits: valueBits(writer: writer, batch: batch, index: j))
             }
-            encoder.addSeries(labels: [("__name__", "crash_test_series"), ("writer", String(writer)), ("series", String(s))], samples: samples)
+            encoder.addSeries(labels: labels(writer: writer, series: s), samples: samples)
         }
         return encoder.compressed()
     }
 
-    func testEveryAcknowledgedSampleSurvivesSIGKILLExactlyOnce() throws {
+    /// The samples `batch(writer:batch:)` sends, by identity.
+    static func samples(writer: Int, batch: Int) -> SentSamples {
+        var samples = SentSamples()
+        for s in 0..<seriesPerWriter {
+            let labels = Labels(labels(writer: writer, series: s).map { Label($0.0, $0.1) })
+            for j in 0..<samplesPerSeries {
+                samples[SampleKey(labels: labels, timestamp: timestamp(batch: batch, index: j))] = valueBits(writer: writer, batch: batch, index: j)
+            }
+        }
+        return samples
+    }
+
+    func testEveryAcknowledgedSampleSurvivesRandomSIGKILLsWithOneStoredCopy() throws {
         let rounds = Int(ProcessInfo.processInfo.environment["TALLY_CRASH_ROUNDS"] ?? "") ?? 20
         let storage = try makeTemporaryDirectory("crash")
         defer { try? FileManager.default.removeItem(atPath: storage) }
@@ -36,7 +59,7 @@ final class CrashRecoveryTests: XCTestCase {
         var generator = SystemRandomNumberGenerator()
         var totalAcks = 0
         for round in 0..<rounds {
-            let server = try TallyServerProcess(storage: storage)
+            let server = try TallyServerProcess(storage: storage, extraArguments: Self.arguments)
             try server.waitReady()
             let stop = Atomic<Bool>(false)
             let acksThisRound = Atomic<Int>(0)
@@ -72,7 +95,7 @@ final class CrashRecoveryTests: XCTestCase {
         }
 
         // A last clean start and stop, then read the store as a stopped server leaves it.
-        let server = try TallyServerProcess(storage: storage)
+        let server = try TallyServerProcess(storage: storage, extraArguments: Self.arguments)
         try server.waitReady()
         server.stop(SIGTERM)
         XCTAssertEqual(server.process.terminationStatus, 0, server.log)
@@ -80,26 +103,31 @@ final class CrashRecoveryTests: XCTestCase {
 
         let db = try TenantDatabase.open(directory: storage + "/crash", tenant: "crash", readOnly: true)
         XCTAssertEqual(db.replay.problems, [], "after a clean shutdown the WAL reads cleanly")
-        let stored = try db.select([try LabelMatcher("__name__", .equal, "crash_test_series")])
+        // Acknowledged batches 0...acked are owed in full; the one after it was in flight at a kill
+        // (and resent, with the same values, in the next round), so it may be stored too.
         let ackedBatches = acked.withLock { $0 }
-        XCTAssertEqual(stored.count, ackedBatches.filter { $0 >= 0 }.count * Self.seriesPerWriter)
-        for series in stored {
-            let writer = Int(series.labels["writer"]!)!
-            let timestamps = series.samples.map(\.timestamp)
-            XCTAssertEqual(timestamps, timestamps.sorted(), "in order")
-            XCTAssertEqual(Set(timestamps).count, timestamps.count, "exactly once: \(series.labels)")
-            // Acknowledged batches 0...acked are all there, in full; at most one more batch (sent,
-            // not acknowledged when the kill came) may follow, and only with values that were sent.
-            let mustHave = (ackedBatches[writer] + 1) * Self.samplesPerSeries
-            XCTAssertGreaterThanOrEqual(timestamps.count, mustHave, "\(series.labels)")
-            XCTAssertLessThanOrEqual(timestamps.count, mustHave + Self.samplesPerSeries, "\(series.labels)")
-            for (i, sample) in series.samples.enumerated() {
-                let batch = i / Self.samplesPerSeries, j = i % Self.samplesPerSeries
-                XCTAssertEqual(sample.timestamp, Int64(i) * 1000)
-                XCTAssertEqual(sample.valueBits, Double(writer * 10_000_000 + batch * 100 + j).bitPattern)
+        var acknowledged = SentSamples(), sent = SentSamples()
+        for writer in 0..<Self.writers {
+            for batch in 0...(ackedBatches[writer] + 1) {
+                let samples = Self.samples(writer: writer, batch: batch)
+                sent.merge(samples) { $1 }
+                if batch <= ackedBatches[writer] { acknowledged.merge(samples) { $1 } }
             }
         }
+        // A kill between a block's rename and the checkpoint's leaves a sample in two blocks after
+        // the next clean stop (docs/architecture.md, "Known limits"); compaction merges them.
+        let tenant = storage + "/crash"
+        let stopped = try StoredCopies.read(tenant)
+        let repeated = assertStoredOnce(stopped, acknowledged: acknowledged, sent: sent, "after the last clean stop") { places in
+            places.allSatisfy { !$0.isWAL }
+        }
+        assertPhysicalState(stopped, tenantDirectory: tenant, "after the last clean stop")
+        let compact = try runCommand(Binaries.tally, ["compact", "--storage", storage, "--tenant", "crash"])
+        XCTAssertEqual(compact.status, 0, compact.stderr)
+        let compacted = try StoredCopies.read(tenant)
+        assertStoredOnce(compacted, acknowledged: acknowledged, sent: sent, "after tally compact")
+        assertNoOverlappingBlocks(assertPhysicalState(compacted, tenantDirectory: tenant, "after tally compact"), "after tally compact")
         XCTAssertGreaterThan(totalAcks, rounds, "the writers must have been acknowledged in most rounds")
-        print("crash test: \(rounds) rounds, \(totalAcks) acknowledged requests, acked batches per writer \(ackedBatches)")
+        print("crash test: \(rounds) rounds, \(totalAcks) acknowledged requests, acked batches per writer \(ackedBatches), \(repeated) samples in several blocks before compaction")
     }
 }

@@ -41,8 +41,10 @@ public enum BlockImporter {
                                        downsample: .init(resolution: 0), source: meta.thanos?.source ?? "bucket.upload", version: 1)
         try FileSystem.writeFile(temporary + "/meta.json", try meta.encoded())
         try FileSystem.syncDirectory(temporary)
+        Failpoint.hit("import-before-rename")
         try FileSystem.rename(temporary, tenantDirectory + "/" + ulid)
         try FileSystem.syncDirectory(tenantDirectory)
+        Failpoint.hit("import-block-renamed")
         return .imported(ulid: ulid, series: meta.stats.numSeries, samples: meta.stats.numSamples)
     }
 }

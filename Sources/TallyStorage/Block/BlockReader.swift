@@ -340,6 +340,20 @@ public final class BlockReader: Sendable {
         }
     }
 
+    /// How many samples in this block's chunks `tombstones` delete: what `meta.tally.deletedSamples` counts.
+    func samplesDeleted(by tombstones: Tombstones) throws(BlockError) -> UInt64 {
+        var deleted: UInt64 = 0
+        for (ref, intervals) in tombstones.intervals {
+            for chunk in try series(ref).chunks {
+                try forEachSample(inChunk: chunk.ref) { t, _ in
+                    if intervals.contains(where: { $0.covers(t) }) { deleted += 1 }
+                    return true
+                }
+            }
+        }
+        return deleted
+    }
+
     /// The value bits this block holds for exactly these labels at exactly `t`, if any.
     func valueBits(labels: [(String, String)], at t: Int64) throws -> UInt64? {
         guard meta.minTime <= t, t < meta.maxTime else { return nil }

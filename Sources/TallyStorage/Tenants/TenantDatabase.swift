@@ -769,13 +769,13 @@ public final class TenantDatabase: @unchecked Sendable {
                 blocks = blocks.filter { !gone.contains($0.ulid) }
                 return removed
             }
-            try remove(removed)
+            try remove(removed) { Failpoint.hit("retention-block-renamed") }
             return expired
         }
     }
 
     /// Deletes the samples of the series any selector matches inside `interval`, at once for
-    /// every read: blocks get tombstones (written `.tmp` -> fsync -> rename, then meta.json), the
+    /// every read: blocks get meta.json and then tombstones (each written `.tmp` -> fsync -> rename), the
     /// head drops the samples after a Tombstones record is in the WAL and fsynced. Compaction
     /// removes block data physically later. Serialised with cuts and compactions. With `dryRun`,
     /// only counts.
@@ -800,12 +800,19 @@ public final class TenantDatabase: @unchecked Sendable {
                 if dryRun { continue }
                 var meta = block.meta
                 meta.stats.numTombstones = UInt64(tombstones.count)
-                meta.tally = BlockMeta.Tally(deletedSamples: (meta.tally?.deletedSamples ?? 0) + deleted)
-                try FileSystem.replaceFile(block.directory + "/tombstones", tombstones.encoded())
+                // Counted over the whole new tombstones, not added to the old count: the rerun after a
+                // crash between the two files below must not count a deletion twice.
+                meta.tally = BlockMeta.Tally(deletedSamples: try block.samplesDeleted(by: tombstones))
+                // meta.json first: a crash before the tombstones leaves a meta counting deletions they
+                // lack (a needless rewrite at worst; a rerun finds the samples still to delete), never
+                // tombstones the meta does not count, which a rerun skips and compaction's 5% rule misses.
                 try FileSystem.replaceFile(block.directory + "/meta.json", try meta.encoded())
+                Failpoint.hit("delete-meta-before-tombstones")
+                try FileSystem.replaceFile(block.directory + "/tombstones", tombstones.encoded())
                 let replaced = block.replacing(tombstones: tombstones, meta: meta)
                 lock.withLock { _ in blocks = blocks.map { $0.ulid == block.ulid ? replaced : $0 } }
             }
+            if !dryRun { Failpoint.hit("delete-blocks-before-head") }
             try lock.withLock { (_) throws in
                 var inHead: [(index: Int32, samples: Int)] = []
                 var seen = Set<Int32>()
@@ -822,6 +829,7 @@ public final class TenantDatabase: @unchecked Sendable {
                 encoder.tombstones(inHead.map { (head.series[Int($0.index)].ref, interval) })
                 let (file, position) = try log([encoder.bytes], to: wal)
                 try file.sync()
+                Failpoint.hit("delete-head-logged-before-drop")
                 durability?.written(position, in: file)
                 for (index, _) in inHead { head.deleteSamples(index, in: interval) }
             }

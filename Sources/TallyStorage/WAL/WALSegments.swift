@@ -80,10 +80,13 @@ final class WALWriter {
         let payload = records.reduce(0) { $0 + $1.count }
         let pagesNeeded = (payload + records.count * WALFormat.headerSize) / (WALFormat.pageSize - WALFormat.headerSize) + 1
         let pagesLeft = segmentSize / WALFormat.pageSize - pagesDone
-        if pagesNeeded > pagesLeft && (pagesDone > 0 || pageAlloc > 0) {
+        let rollsOver = pagesNeeded > pagesLeft && (pagesDone > 0 || pageAlloc > 0)
+        if rollsOver {
             try finishSegment()
+            Failpoint.hit("wal-segment-finished")
         }
         let file = try openSegment()
+        if rollsOver { Failpoint.hit("wal-segment-created") }
         let saved = (pageAlloc, pagesDone)
         let sizeBefore = try file.size()
         output.removeAll(keepingCapacity: true)

@@ -1,0 +1,145 @@
+import Foundation
+import TallyStorage
+import XCTest
+
+/// SIGKILL inside retention, delete-series, `tally import blocks` and a WAL segment cut, each at a
+/// failpoint that proves it was reached; then the work is run again (or the server restarted) and
+/// every stored copy is counted and the tenant's files are checked.
+final class MaintenanceCrashTests: XCTestCase {
+    static let blockRange: Int64 = 10 * 60_000
+
+    /// A stopped store under tenant `cut`: 2 hours of `BlockCutCrashTests` requests in 10-minute
+    /// blocks, the newest minutes only in the WAL, every sample stored once.
+    private func makeStore(_ root: String) throws -> (storage: String, stored: StoredCopies) {
+        let storage = root + "/pristine"
+        let server = try TallyServerProcess(storage: storage, extraArguments: ["--block-range", "10m"])
+        try server.waitReady()
+        let (sent, acknowledged) = BlockCutCrashTests.send(0..<12, to: server, "the pristine store")
+        XCTAssertEqual(acknowledged.count, sent.count, "every request of the pristine store is acknowledged")
+        // The cuts run behind the writes: a stop that interrupted them would leave a cut owed to the next open.
+        XCTAssertTrue(waitUntil(seconds: 60) {
+            (try? StoredCopies.read(storage + "/cut")).map { BlockCutCrashTests.owesNoCut($0, blockRange: Self.blockRange) } ?? false
+        }, "the pristine store's cuts did not finish")
+        server.stop(SIGTERM)
+        XCTAssertEqual(server.process.terminationStatus, 0, server.log)
+        let stored = try StoredCopies.read(storage + "/cut")
+        assertStoredOnce(stored, acknowledged: sent, sent: sent, "the pristine store")
+        XCTAssertGreaterThan(stored.blocks.count, 5)
+        XCTAssertGreaterThan(stored.walCopies, 0)
+        return (storage, stored)
+    }
+
+    /// A copy of the pristine store for one failpoint.
+    private func copy(_ pristine: String, for point: String, in root: String) throws -> String {
+        let storage = root + "/" + point
+        try FileManager.default.copyItem(atPath: pristine, toPath: storage)
+        return storage
+    }
+
+    private static func numSamples(_ metas: [BlockMeta]) -> UInt64 { metas.reduce(0) { $0 + $1.stats.numSamples } }
+
+    func testSIGKILLInsideRetentionDropsOnlyExpiredBlocks() throws {
+        let root = try makeTemporaryDirectory("retention-crash")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let (pristine, before) = try makeStore(root)
+        let expired = RetentionPolicy.expired(before.blocks.map(\.meta), keep: 30 * 60_000)
+        XCTAssertGreaterThan(expired.count, 1, "the kill comes after the first of several expired blocks")
+        let gone = Set(expired.map(\.ulid))
+        let kept = before.values { $0.block.map { !gone.contains($0) } ?? true }
+        for point in ["retention-block-renamed"] {
+            let storage = try copy(pristine, for: point, in: root)
+            let command = ["retention", "--storage", storage, "--tenant", "cut", "--keep", "30m"]
+            assertDiedAtFailpoint(point, try runTally(atFailpoint: point, command))
+            assertStoredOnce(try StoredCopies.read(storage + "/cut"), acknowledged: kept, sent: before.values, "\(point), after the kill")
+
+            let finished = try runCommand(Binaries.tally, command)
+            XCTAssertEqual(finished.status, 0, "\(point): \(finished.stderr)")
+            let after = try StoredCopies.read(storage + "/cut")
+            assertStoredOnce(after, acknowledged: kept, sent: kept, "\(point), after finishing")
+            let blocks = assertPhysicalState(after, tenantDirectory: storage + "/cut", "\(point), after finishing")
+            XCTAssertEqual(Set(blocks.map(\.ulid)), Set(before.blocks.map(\.meta.ulid)).subtracting(gone), point)
+            XCTAssertEqual(Self.numSamples(blocks), Self.numSamples(before.blocks.map(\.meta)) - Self.numSamples(expired), point)
+        }
+    }
+
+    func testSIGKILLInsideDeleteSeriesLeavesEveryOtherSampleOnce() throws {
+        let root = try makeTemporaryDirectory("delete-crash")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let (pristine, before) = try makeStore(root)
+        let survivors = before.values.filter { $0.key.labels != Labels(["__name__": "cut_test", "series": "1"]) }
+        XCTAssertLessThan(survivors.count, before.copies.count)
+        for point in ["delete-meta-before-tombstones", "delete-blocks-before-head", "delete-head-logged-before-drop"] {
+            let storage = try copy(pristine, for: point, in: root)
+            let command = ["delete-series", "--storage", storage, "--tenant", "cut", "--match", "{series=\"1\"}"]
+            assertDiedAtFailpoint(point, try runTally(atFailpoint: point, command))
+            assertStoredOnce(try StoredCopies.read(storage + "/cut"), acknowledged: survivors, sent: before.values, "\(point), after the kill")
+
+            let finished = try runCommand(Binaries.tally, command)
+            XCTAssertEqual(finished.status, 0, "\(point): \(finished.stderr)")
+            let after = try StoredCopies.read(storage + "/cut")
+            assertStoredOnce(after, acknowledged: survivors, sent: survivors, "\(point), after finishing")
+            let blocks = assertPhysicalState(after, tenantDirectory: storage + "/cut", "\(point), after finishing")
+            XCTAssertEqual(Set(blocks.map(\.ulid)), Set(before.blocks.map(\.meta.ulid)), point)
+            XCTAssertEqual(Self.numSamples(blocks), Self.numSamples(before.blocks.map(\.meta)), "\(point): tombstones leave the chunks as they were")
+            // meta.json counts what the tombstones delete: compaction's 5% rule reads it.
+            for block in after.blocks {
+                XCTAssertEqual(block.meta.stats.numTombstones ?? 0, UInt64(block.tombstoneIntervals), "\(point): block \(block.meta.ulid) numTombstones")
+                XCTAssertEqual(block.meta.tally?.deletedSamples ?? 0, UInt64(block.tombstonedSamples), "\(point): block \(block.meta.ulid) deletedSamples")
+            }
+        }
+    }
+
+    func testSIGKILLInsideAnImportLeavesWholeBlocksOnly() throws {
+        let root = try makeTemporaryDirectory("import-crash")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let (pristine, source) = try makeStore(root)
+        let imported = source.values { $0.block != nil }
+        for point in ["import-before-rename", "import-block-renamed"] {
+            let storage = root + "/" + point
+            let tenant = storage + "/imported"
+            let command = ["import", "blocks", pristine + "/cut", "--storage", storage, "--tenant", "imported"]
+            assertDiedAtFailpoint(point, try runTally(atFailpoint: point, command))
+            assertStoredOnce(try StoredCopies.read(tenant), acknowledged: [:], sent: imported, "\(point), after the kill")
+
+            let finished = try runCommand(Binaries.tally, command)
+            XCTAssertEqual(finished.status, 0, "\(point): \(finished.stderr)")
+            let after = try StoredCopies.read(tenant)
+            assertStoredOnce(after, acknowledged: imported, sent: imported, "\(point), after finishing")
+            let blocks = assertPhysicalState(after, tenantDirectory: tenant, "\(point), after finishing")
+            XCTAssertEqual(Dictionary(uniqueKeysWithValues: blocks.map { ($0.ulid, $0.minTime..<$0.maxTime) }),
+                           Dictionary(uniqueKeysWithValues: source.blocks.map { ($0.meta.ulid, $0.meta.minTime..<$0.meta.maxTime) }), point)
+            XCTAssertEqual(Self.numSamples(blocks), Self.numSamples(source.blocks.map(\.meta)), point)
+        }
+    }
+
+    func testSIGKILLAtAWALSegmentCutLosesNoAcknowledgedSample() throws {
+        for point in ["wal-segment-finished", "wal-segment-created"] {
+            let storage = try makeTemporaryDirectory("segment-crash")
+            defer { try? FileManager.default.removeItem(atPath: storage) }
+            let tenant = storage + "/cut"
+            // Two-page segments fill after some 30 requests; a 24h block range cuts no block meanwhile.
+            let arguments = ["--wal-segment-bytes", "65536", "--block-range", "24h"]
+            let server = try TallyServerProcess(storage: storage, extraArguments: arguments, environment: ["TALLY_FAILPOINT": point])
+            try server.waitReady()
+            let (sent, acknowledged) = BlockCutCrashTests.send(0..<80, to: server, point)
+            assertDiedAtFailpoint(point, waitForEnd(of: server.process, seconds: 30, output: { server.log }, point))
+            XCTAssertLessThan(acknowledged.count, sent.count, "\(point): the kill came before the last request")
+            assertStoredOnce(try StoredCopies.read(tenant), acknowledged: acknowledged, sent: sent, "\(point), after the kill")
+
+            // The restarted server takes the rest, and a resend of what it holds, in the next segments.
+            let restarted = try TallyServerProcess(storage: storage, extraArguments: arguments)
+            try restarted.waitReady()
+            let (all, allAcknowledged) = BlockCutCrashTests.send(0..<80, to: restarted, "\(point), after the restart")
+            XCTAssertEqual(allAcknowledged.count, all.count, "\(point): every request is acknowledged after the restart")
+            restarted.stop(SIGTERM)
+            XCTAssertEqual(restarted.process.terminationStatus, 0, "\(point): \(restarted.log)")
+            let after = try StoredCopies.read(tenant)
+            assertStoredOnce(after, acknowledged: all, sent: all, "\(point), after the restart")
+            XCTAssertEqual(assertPhysicalState(after, tenantDirectory: tenant, "\(point), after the restart").count, 0, "\(point): no block is cut")
+            // Prometheus reads segments as a sequence without gaps.
+            let segments = try FileManager.default.contentsOfDirectory(atPath: tenant + "/wal").compactMap { Int($0) }.sorted()
+            XCTAssertGreaterThan(segments.count, 2, "\(point): segments \(segments)")
+            XCTAssertEqual(segments, Array(0..<segments.count), "\(point): segments \(segments)")
+        }
+    }
+}
