@@ -347,9 +347,18 @@ public final class TenantDatabase: @unchecked Sendable {
         do throws(StorageIOError) {
             return try openOrCreate(directory: directory, tenant: tenant, options: options, readOnly: readOnly)
         } catch {
-            if creating { try? FileSystem.removeTree(directory) }
+            if creating { removeHalfCreated(directory) }
             throw error
         }
+    }
+
+    /// Removes what a failed first open made: the lease file, `wal/` and the directory, by name,
+    /// without `opendir`, because the open may have failed for want of a file descriptor. Anything
+    /// else found there is left to the full removal.
+    private static func removeHalfCreated(_ directory: String) {
+        unlink(directory + "/" + ReadLease.fileName)
+        rmdir(directory + "/wal")
+        if rmdir(directory) != 0 { try? FileSystem.removeTree(directory) }
     }
 
     private static func openOrCreate(directory: String, tenant: String, options: StorageOptions, readOnly: Bool) throws(StorageIOError) -> TenantDatabase {
