@@ -30,6 +30,19 @@ final class MaintenanceCrashTests: XCTestCase {
     }
 
     /// A copy of the pristine store for one failpoint.
+    /// Runs a maintenance command that dies at `point`, checks what is stored then, runs it again to
+    /// the end and checks again: `kept` once each both times, nothing of `sent` beyond it twice.
+    private func killThenFinish(_ point: String, _ command: [String], storage: String, kept: SentSamples, sent: SentSamples,
+                                file: StaticString = #filePath, line: UInt = #line) throws -> (StoredCopies, [BlockMeta]) {
+        assertDiedAtFailpoint(point, try runTally(atFailpoint: point, command), file: file, line: line)
+        assertStoredOnce(try StoredCopies.read(storage + "/cut"), acknowledged: kept, sent: sent, "\(point), after the kill", file: file, line: line)
+        let finished = try runCommand(Binaries.tally, command)
+        XCTAssertEqual(finished.status, 0, "\(point): \(finished.stderr)", file: file, line: line)
+        let after = try StoredCopies.read(storage + "/cut")
+        assertStoredOnce(after, acknowledged: kept, sent: kept, "\(point), after finishing", file: file, line: line)
+        return (after, assertPhysicalState(after, tenantDirectory: storage + "/cut", "\(point), after finishing", file: file, line: line))
+    }
+
     private func copy(_ pristine: String, for point: String, in root: String) throws -> String {
         let storage = root + "/" + point
         try FileManager.default.copyItem(atPath: pristine, toPath: storage)
@@ -48,15 +61,8 @@ final class MaintenanceCrashTests: XCTestCase {
         let kept = before.values { $0.block.map { !gone.contains($0) } ?? true }
         for point in ["retention-block-renamed"] {
             let storage = try copy(pristine, for: point, in: root)
-            let command = ["retention", "--storage", storage, "--tenant", "cut", "--keep", "30m"]
-            assertDiedAtFailpoint(point, try runTally(atFailpoint: point, command))
-            assertStoredOnce(try StoredCopies.read(storage + "/cut"), acknowledged: kept, sent: before.values, "\(point), after the kill")
-
-            let finished = try runCommand(Binaries.tally, command)
-            XCTAssertEqual(finished.status, 0, "\(point): \(finished.stderr)")
-            let after = try StoredCopies.read(storage + "/cut")
-            assertStoredOnce(after, acknowledged: kept, sent: kept, "\(point), after finishing")
-            let blocks = assertPhysicalState(after, tenantDirectory: storage + "/cut", "\(point), after finishing")
+            let (_, blocks) = try killThenFinish(point, ["retention", "--storage", storage, "--tenant", "cut", "--keep", "30m"],
+                                                 storage: storage, kept: kept, sent: before.values)
             XCTAssertEqual(Set(blocks.map(\.ulid)), Set(before.blocks.map(\.meta.ulid)).subtracting(gone), point)
             XCTAssertEqual(Self.numSamples(blocks), Self.numSamples(before.blocks.map(\.meta)) - Self.numSamples(expired), point)
         }
@@ -70,15 +76,8 @@ final class MaintenanceCrashTests: XCTestCase {
         XCTAssertLessThan(survivors.count, before.copies.count)
         for point in ["delete-meta-before-tombstones", "delete-blocks-before-head", "delete-head-logged-before-drop"] {
             let storage = try copy(pristine, for: point, in: root)
-            let command = ["delete-series", "--storage", storage, "--tenant", "cut", "--match", "{series=\"1\"}"]
-            assertDiedAtFailpoint(point, try runTally(atFailpoint: point, command))
-            assertStoredOnce(try StoredCopies.read(storage + "/cut"), acknowledged: survivors, sent: before.values, "\(point), after the kill")
-
-            let finished = try runCommand(Binaries.tally, command)
-            XCTAssertEqual(finished.status, 0, "\(point): \(finished.stderr)")
-            let after = try StoredCopies.read(storage + "/cut")
-            assertStoredOnce(after, acknowledged: survivors, sent: survivors, "\(point), after finishing")
-            let blocks = assertPhysicalState(after, tenantDirectory: storage + "/cut", "\(point), after finishing")
+            let (after, blocks) = try killThenFinish(point, ["delete-series", "--storage", storage, "--tenant", "cut", "--match", "{series=\"1\"}"],
+                                                     storage: storage, kept: survivors, sent: before.values)
             XCTAssertEqual(Set(blocks.map(\.ulid)), Set(before.blocks.map(\.meta.ulid)), point)
             XCTAssertEqual(Self.numSamples(blocks), Self.numSamples(before.blocks.map(\.meta)), "\(point): tombstones leave the chunks as they were")
             // meta.json counts what the tombstones delete: compaction's 5% rule reads it.
