@@ -31,6 +31,14 @@ final class ClaimedPathsTests: XCTestCase {
     }
 
     /// One series `name` with one sample per timestamp (value 1).
+    /// A TimeSeries' `__name__` label field.
+    private static func metricName(_ series: inout ProtobufWriter, _ name: String) {
+        series.messageField(1) { label in
+            label.bytesField(1, Array("__name__".utf8))
+            label.bytesField(2, Array(name.utf8))
+        }
+    }
+
     private func body(_ name: String, at timestamps: [Int64]) -> [UInt8] {
         var encoder = WriteRequestEncoder()
         encoder.addSeries(labels: [("__name__", name)], samples: timestamps.map { WireSample(timestamp: $0, valueBits: 1.0.bitPattern) })
@@ -74,10 +82,7 @@ final class ClaimedPathsTests: XCTestCase {
         let t = now
         var request = ProtobufWriter()
         request.messageField(1) { series in
-            series.messageField(1) { label in
-                label.bytesField(1, Array("__name__".utf8))
-                label.bytesField(2, Array("native".utf8))
-            }
+            Self.metricName(&series, "native")
             // Histogram: count_int (1), sum (3), timestamp (15).
             series.messageField(4) { histogram in
                 histogram.varintField(1, 3)
@@ -86,10 +91,7 @@ final class ClaimedPathsTests: XCTestCase {
             }
         }
         request.messageField(1) { series in
-            series.messageField(1) { label in
-                label.bytesField(1, Array("__name__".utf8))
-                label.bytesField(2, Array("float".utf8))
-            }
+            Self.metricName(&series, "float")
             series.messageField(2) { sample in
                 sample.fixed64Field(1, 2.0.bitPattern)
                 sample.varintField(2, UInt64(t))
@@ -103,10 +105,7 @@ final class ClaimedPathsTests: XCTestCase {
 
         var annotated = ProtobufWriter()
         annotated.messageField(1) { series in
-            series.messageField(1) { label in
-                label.bytesField(1, Array("__name__".utf8))
-                label.bytesField(2, Array("annotated".utf8))
-            }
+            Self.metricName(&series, "annotated")
             series.messageField(2) { sample in
                 sample.fixed64Field(1, 1.0.bitPattern)
                 sample.varintField(2, UInt64(t))
