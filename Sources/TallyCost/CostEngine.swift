@@ -120,7 +120,8 @@ public struct CostEngine: Sendable {
         }
         for (name, clusterNetwork) in network {
             var total = NeumaierSum()
-            for (category, sum) in clusterNetwork.sums {
+            for category in NetworkCategory.allCases {
+                guard let sum = clusterNetwork.sums[category] else { continue }
                 rows[name, default: row(name)].network[category] = sum.value
                 total.add(sum.value)
             }

@@ -124,6 +124,6 @@ struct ItemKey: Hashable {
     var cluster: String { values[0] }
 }
 
-/// The cluster of a series: its `cluster_id` label, `""` without one.
+/// The cluster of a series; a series without it is in no cluster (`LeftOutSeries`).
 let clusterLabel = "cluster_id"
 let bytesPerGiB = 1_073_741_824.0

@@ -53,7 +53,7 @@ public enum CostReport {
             var header = ["cluster", "date"] + CostCategory.allCases.map(\.rawValue) + ["total", "covered min (cpu)", "complete"]
             header[header.firstIndex(of: "load_balancer")!] = "lb"
             return table(header, rows.map { row in
-                [row.cluster.isEmpty ? "\"\"" : row.cluster, row.day.date] + CostCategory.allCases.map { money(row.costs[$0]) }
+                [row.cluster, row.day.date] + CostCategory.allCases.map { money(row.costs[$0]) }
                     + [money(row.total), String(format: "%.0f", row.coveredMinutes[.cpu]), row.complete ? "yes" : "no"]
             }, textColumns: 2)
         }
@@ -94,7 +94,7 @@ public enum CostReport {
             var header = ["cluster", "date", aggregate.rawValue] + CostCategory.allCases.map(\.rawValue) + ["total"]
             header[header.firstIndex(of: "load_balancer")!] = "lb"
             return table(header, rows.map { row in
-                [row.cluster.isEmpty ? "\"\"" : row.cluster, row.day.date, row.isIdle ? "(idle)" : row.isShared ? "(shared)" : row.name]
+                [row.cluster, row.day.date, row.isIdle ? "(idle)" : row.isShared ? "(shared)" : row.name]
                     + CostCategory.allCases.map { money(row.costs[$0]) } + [money(row.total)]
             }, textColumns: 3)
         }
