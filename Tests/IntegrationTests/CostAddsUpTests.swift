@@ -112,6 +112,8 @@ final class CostAddsUpTests: XCTestCase {
         let daily = try dailyRows(tally.client.request("GET", "/api/v1/costs/daily?start=\(date)&end=\(date)", headers: [("THANOS-TENANT", "acme")]).body)
         let expected = ["cpu": "Compute", "ram": "Compute", "gpu": "Compute", "pv": "Storage", "load_balancer": "Networking",
                         "network": "Networking", "management": "Management and Governance"]
+        let charges = ["cpu": "Node CPU ", "ram": "Node memory ", "gpu": "Node GPUs ", "pv": "Persistent volume storage ", "load_balancer": "Load balancers ",
+                       "network": "Network egress ", "management": "Cluster management fee "]
         for path in ["daily", "allocation"] {
             let answer = try tally.client.request("GET", "/api/v1/costs/\(path)?start=\(date)&end=\(date)&format=focus", headers: [("THANOS-TENANT", "acme")])
             XCTAssertEqual(answer.status, 200, answer.body)
@@ -129,6 +131,8 @@ final class CostAddsUpTests: XCTestCase {
                 let tags = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(row["Tags"]!.utf8)) as? [String: String])
                 let category = try XCTUnwrap(tags["category"])
                 XCTAssertEqual(row["ServiceCategory"], expected[category], "\(path) \(category)")
+                XCTAssertTrue(row["ChargeDescription"]!.hasPrefix(charges[category]!) && row["ChargeDescription"]!.hasSuffix("cluster \(tags["cluster"]!)"),
+                              "\(path): \(cells)")
                 XCTAssertEqual(row["BilledCost"], row["EffectiveCost"])
                 billed[tags["cluster"]!, default: 0] += Double(row["BilledCost"]!) ?? .nan
             }
