@@ -31,13 +31,7 @@ final class AllocationRuleTests: XCTestCase {
         // a: cpu 1 x 0.04 x 24 = 0.96, ram 4 x 0.005 x 24 = 0.48, pv 50 x 0.0001 x 24 = 0.12
         // b: cpu (1 x 24 + 2 x 12) x 0.04 = 1.92, ram (1 x 24 + 2 x 12) x 0.005 = 0.24
         // idle: cpu 3.84 - 2.88 = 0.96, ram 1.92 - 0.72 = 1.2
-        XCTAssertEqual(rows[0].costs[.cpu], 0.96, accuracy: 1e-12)
-        XCTAssertEqual(rows[0].costs[.ram], 0.48, accuracy: 1e-12)
-        XCTAssertEqual(rows[0].costs[.pv], 0.12, accuracy: 1e-12)
-        XCTAssertEqual(rows[1].costs[.cpu], 1.92, accuracy: 1e-12)
-        XCTAssertEqual(rows[1].costs[.ram], 0.24, accuracy: 1e-12)
-        XCTAssertEqual(rows[2].costs[.cpu], 0.96, accuracy: 1e-12)
-        XCTAssertEqual(rows[2].costs[.ram], 1.2, accuracy: 1e-12)
+        assertCosts(rows, [(0, .cpu, 0.96), (0, .ram, 0.48), (0, .pv, 0.12), (1, .cpu, 1.92), (1, .ram, 0.24), (2, .cpu, 0.96), (2, .ram, 1.2)])
         let compute = rows.reduce(0) { $0 + $1.costs[.cpu] + $1.costs[.ram] + $1.costs[.gpu] }
         let nodeCost = try XCTUnwrap(CostEngine(querier: q).daily(from: day, to: day, now: end).first).costs
         XCTAssertEqual(compute, nodeCost[.cpu] + nodeCost[.ram], accuracy: 1e-12)
@@ -93,15 +87,10 @@ final class AllocationRuleTests: XCTestCase {
         let namespaces = try engine.allocation(from: day, to: day, aggregate: .namespace, now: end + 3 * hour)
         XCTAssertEqual(namespaces.map(\.name), ["a", "c", "web", AllocationRow.idleName, AllocationRow.sharedName])
         // a: cpu 1 x 0.04 x 24, pv 50 GiB x 0.0001 x 24, egress 1 GiB an hour (24 pairs) x $0.09.
-        XCTAssertEqual(namespaces[0].costs[.cpu], 0.96, accuracy: 1e-12)
-        XCTAssertEqual(namespaces[0].costs[.pv], 0.12, accuracy: 1e-12)
-        XCTAssertEqual(namespaces[0].costs[.network], 2.16, accuracy: 1e-12)
-        XCTAssertEqual(namespaces[1].costs[.network], 2.16, accuracy: 1e-12)
-        XCTAssertEqual(namespaces[2].costs[.loadBalancer], 0.6, accuracy: 1e-12)
-        // Idle: 3 of the 4 cores, and the unclaimed 50 GiB of the volume.
-        XCTAssertEqual(namespaces[3].costs[.cpu], 2.88, accuracy: 1e-12)
-        XCTAssertEqual(namespaces[3].costs[.pv], 0.12, accuracy: 1e-12)
-        XCTAssertEqual(namespaces[4].costs[.management], 2.4, accuracy: 1e-12)
+        // c: its egress; web: its load balancer, $0.025 an hour; idle: 3 of the 4 cores and the
+        // unclaimed 50 GiB of the volume; shared: the $0.10 an hour management fee.
+        assertCosts(namespaces, [(0, .cpu, 0.96), (0, .pv, 0.12), (0, .network, 2.16), (1, .network, 2.16), (2, .loadBalancer, 0.6),
+                                 (3, .cpu, 2.88), (3, .pv, 0.12), (4, .management, 2.4)])
         XCTAssertEqual(namespaces[4].total, 2.4, accuracy: 1e-12)
 
         let nodes = try engine.allocation(from: day, to: day, aggregate: .node, now: end + 3 * hour)
@@ -116,6 +105,13 @@ final class AllocationRuleTests: XCTestCase {
                 XCTAssertEqual(rows.reduce(0) { $0 + $1.costs[category] }, daily.costs[category], accuracy: 1e-12, "\(category)")
             }
             XCTAssertEqual(rows.reduce(0) { $0 + $1.total }, daily.total, accuracy: 1e-12)
+        }
+    }
+
+    /// Each expected (row index, category, dollars), to 1e-12.
+    private func assertCosts(_ rows: [AllocationRow], _ expected: [(Int, CostCategory, Double)], file: StaticString = #filePath, line: UInt = #line) {
+        for (i, category, dollars) in expected {
+            XCTAssertEqual(rows[i].costs[category], dollars, accuracy: 1e-12, "\(rows[i].name) \(category)", file: file, line: line)
         }
     }
 }
