@@ -26,9 +26,12 @@ deps:
 	$(call apt_install,$(APT_PACKAGES))
 
 # Regenerates the protobuf-c oracle the wire tests use (committed, so only after a change to proto/).
+# `string` fields become `bytes`: the same on the wire, and C then keeps their exact length (a C string
+# would end at the first NUL).
 proto-c:
 	$(call apt_install,protobuf-c-compiler)
-	protoc-c -Iproto --c_out=Tests/RemoteWriteProtobufC proto/remote.proto proto/types.proto
+	tmp=$$(mktemp -d) && for f in remote types write_v2; do sed -E 's/^( *)(repeated )?string /\1\2bytes /' proto/$$f.proto > $$tmp/$$f.proto; done && \
+	protoc-c -I$$tmp --c_out=Tests/RemoteWriteProtobufC $$tmp/remote.proto $$tmp/types.proto $$tmp/write_v2.proto && rm -r $$tmp
 	mv Tests/RemoteWriteProtobufC/*.pb-c.h Tests/RemoteWriteProtobufC/include/
 
 bench-deps: deps

@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(name: "TallyCostTests", dependencies: ["TallyCost", "TallyStorage", "TallyTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TallyWire", "TallyStorage", "TallyLoad", "TallyTestSupport"],
+            dependencies: ["TallyWire", "TallyStorage", "TallyLoad", "TallyTestSupport", "RemoteWriteProtobufC"],
             swiftSettings: strict
         ),
     ]

@@ -29,7 +29,7 @@ public struct HTTPAnswer: Sendable, Error {
     }
 }
 
-/// Remote-Write 1.0 ingestion: decoding, limits, validation, append, and the status code the sender
+/// Remote-Write 1.0 and 2.0 ingestion: decoding, limits, validation, append, and the status code the sender
 /// must see (2xx stored; 4xx never retried; 429 and 5xx only when a retry can succeed).
 public final class RemoteWriteIngester: Sendable {
     let configuration: ServerConfiguration
@@ -54,13 +54,27 @@ public final class RemoteWriteIngester: Sendable {
     /// Stores what is valid of a request for `tenant` (already resolved and authorised) and calls
     /// `answer` once it is durable.
     public func ingest(tenant: String, _ headers: RequestHeaders, body: [UInt8], now: Int64 = wallClockMilliseconds(),
-                       answer: @escaping @Sendable (HTTPAnswer) -> Void) {
-        if let refusal = checkMediaType(headers) { return answer(refusal) }
+                       answer reply: @escaping @Sendable (HTTPAnswer) -> Void) {
+        let version: RemoteWriteMessage
+        switch RemoteWriteMessage.of(headers) {
+        case let .success(found): version = found
+        case let .failure(refusal): return reply(refusal)
+        }
+        // Remote-Write 2.0 wants the counts written on every answer, failures included; a sample
+        // counts once it is durable, so only answers after the WAL sync carry a count above 0.
+        let respond: @Sendable (HTTPAnswer, Int) -> Void = { answer, samplesWritten in
+            var answer = answer
+            if version == .v2 { answer.headers += RemoteWriteMessage.writtenHeaders(samples: samplesWritten) }
+            reply(answer)
+        }
+        let answer: @Sendable (HTTPAnswer) -> Void = { respond($0, 0) }
         let limits = self.limits.limits(for: tenant)
         var view: WriteRequestView
         do {
             // Labels are validated per series in `appendSeries`, and only for series not known already.
-            view = try RemoteWriteDecoder.decode(compressed: body, maxDecodedBytes: configuration.maxDecodedBytes, validatingLabels: false)
+            view = try version == .v2
+                ? RemoteWriteV2Decoder.decode(compressed: body, maxDecodedBytes: configuration.maxDecodedBytes)
+                : RemoteWriteDecoder.decode(compressed: body, maxDecodedBytes: configuration.maxDecodedBytes, validatingLabels: false)
         } catch {
             if case .decodedTooLarge = error { return answer(HTTPAnswer(status: 413, body: error.description)) }
             return answer(HTTPAnswer(status: 400, body: error.description))
@@ -101,27 +115,9 @@ public final class RemoteWriteIngester: Sendable {
         for (reason, count) in tally.counts where count > 0 { metrics.rejected(tenant: tenant, reason: reason, samples: count) }
         db.whenDurable(commit.position) { error in
             if let error { return answer(HTTPAnswer(status: 500, body: "WAL sync failed, retry: \(error)\n")) }
-            if tally.total == 0 { return answer(HTTPAnswer(status: 204, body: "")) }
-            answer(HTTPAnswer(status: 400, body: tally.message(stored: commit.appendedSamples, received: received)))
+            if tally.total == 0 { return respond(HTTPAnswer(status: 204, body: ""), commit.appendedSamples) }
+            respond(HTTPAnswer(status: 400, body: tally.message(stored: commit.appendedSamples, received: received)), commit.appendedSamples)
         }
-    }
-
-    private func checkMediaType(_ headers: RequestHeaders) -> HTTPAnswer? {
-        if let encoding = headers.contentEncoding, encoding.lowercased() != "snappy" {
-            return HTTPAnswer(status: 415, body: "unsupported Content-Encoding \(encoding): send snappy\n")
-        }
-        guard let type = headers.contentType else { return nil }
-        let parts = type.split(separator: ";").map { $0.trimmingCharacters(in: " \t") }
-        guard parts.first?.lowercased() == "application/x-protobuf" else {
-            return HTTPAnswer(status: 415, body: "unsupported Content-Type \(type): send application/x-protobuf\n")
-        }
-        for parameter in parts.dropFirst() where parameter.lowercased().hasPrefix("proto=") {
-            let proto = parameter.dropFirst("proto=".count)
-            if proto != "prometheus.WriteRequest" {
-                return HTTPAnswer(status: 415, body: "unsupported remote-write message \(proto): Tally accepts prometheus.WriteRequest (Remote-Write 1.0)\n")
-            }
-        }
-        return nil
     }
 
     private func append(_ view: inout WriteRequestView, to db: TenantDatabase, limits: TenantLimits,
@@ -229,5 +225,42 @@ extension StringProtocol {
         while let c = s.first, set.contains(c) { s.removeFirst() }
         while let c = s.last, set.contains(c) { s.removeLast() }
         return String(s)
+    }
+}
+
+/// The Remote-Write message of a request, from its headers: `proto=io.prometheus.write.v2.Request` is
+/// 2.0; `proto=prometheus.WriteRequest` or none is 1.0; anything else, or a body not snappy-compressed
+/// protobuf, is 415.
+enum RemoteWriteMessage: Sendable {
+    case v1, v2
+
+    static let v2Name = "io.prometheus.write.v2.Request"
+
+    static func of(_ headers: RemoteWriteIngester.RequestHeaders) -> Result<RemoteWriteMessage, HTTPAnswer> {
+        if let encoding = headers.contentEncoding, encoding.lowercased() != "snappy" {
+            return .failure(HTTPAnswer(status: 415, body: "unsupported Content-Encoding \(encoding): send snappy\n"))
+        }
+        guard let type = headers.contentType else { return .success(.v1) }
+        let parts = type.split(separator: ";").map { $0.trimmingCharacters(in: " \t") }
+        guard parts.first?.lowercased() == "application/x-protobuf" else {
+            return .failure(HTTPAnswer(status: 415, body: "unsupported Content-Type \(type): send application/x-protobuf\n"))
+        }
+        var message = RemoteWriteMessage.v1
+        for parameter in parts.dropFirst() where parameter.lowercased().hasPrefix("proto=") {
+            switch parameter.dropFirst("proto=".count) {
+            case "prometheus.WriteRequest": message = .v1
+            case Substring(v2Name): message = .v2
+            case let other:
+                return .failure(HTTPAnswer(status: 415, body: "unsupported remote-write message \(other): Tally accepts prometheus.WriteRequest (Remote-Write 1.0) and \(v2Name) (2.0)\n"))
+            }
+        }
+        return .success(message)
+    }
+
+    /// Native histograms and exemplars are not stored yet, so their counts are always 0.
+    static func writtenHeaders(samples: Int) -> [(String, String)] {
+        [("X-Prometheus-Remote-Write-Samples-Written", String(samples)),
+         ("X-Prometheus-Remote-Write-Histograms-Written", "0"),
+         ("X-Prometheus-Remote-Write-Exemplars-Written", "0")]
     }
 }

@@ -15,7 +15,8 @@ enum LabelValidator {
 
     static func validate(_ view: inout WriteRequestView, seriesAt index: Int, limits: LabelLimits, _ bytes: UnsafeBufferPointer<UInt8>) {
         var series = view.series[index]
-        series.rejection = normalize(&view.labels, &series, limits, bytes)
+        // A rule the decoder already applied (Remote-Write 2.0's sorted, non-empty labels) stands.
+        series.rejection = series.rejection ?? normalize(&view.labels, &series, limits, bytes)
         view.series[index] = series
     }
 

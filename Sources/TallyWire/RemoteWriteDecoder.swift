@@ -115,7 +115,7 @@ public enum RemoteWriteDecoder {
         return label
     }
 
-    private static func decodeSample(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) throws(WireError) -> WireSample {
+    static func decodeSample(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) throws(WireError) -> WireSample {
         // proto3 defaults: an absent field is zero.
         var sample = WireSample(timestamp: 0, valueBits: 0)
         // How Prometheus encodes a sample: the value (fixed64) then the timestamp (varint), nothing else.

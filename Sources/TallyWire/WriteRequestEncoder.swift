@@ -36,6 +36,14 @@ public struct ProtobufWriter: Sendable {
         build(&nested)
         bytesField(field, nested.bytes)
     }
+
+    /// A `Sample` (the same message in 1.0 and 2.0) as field `field`, laid out as Prometheus writes it.
+    public mutating func sampleField(_ field: UInt64, _ sample: WireSample) {
+        messageField(field) { s in
+            s.fixed64Field(1, sample.valueBits)
+            s.varintField(2, UInt64(bitPattern: sample.timestamp))
+        }
+    }
 }
 
 /// Builds Remote-Write 1.0 request bodies.
@@ -53,15 +61,49 @@ public struct WriteRequestEncoder: Sendable {
                     label.bytesField(2, Array(value.utf8))
                 }
             }
-            for sample in samples {
-                series.messageField(2) { s in
-                    s.fixed64Field(1, sample.valueBits)
-                    s.varintField(2, UInt64(bitPattern: sample.timestamp))
-                }
-            }
+            for sample in samples { series.sampleField(2, sample) }
         }
     }
 
     /// The protobuf body, snappy-compressed as it goes on the wire.
     public func compressed() -> [UInt8] { SnappyBlock.compress(writer.bytes) }
+}
+
+/// Builds Remote-Write 2.0 request bodies: each string goes once into the symbols table, which
+/// starts with the empty string, and series refer to it by index.
+public struct WriteRequestV2Encoder: Sendable {
+    private var symbols: [String] = [""]
+    private var symbolIndex: [String: UInt64] = ["": 0]
+    private var series = ProtobufWriter()
+
+    public init() {}
+
+    /// Adds one TimeSeries with labels in the given order (a valid request sorts them by name).
+    public mutating func addSeries(labels: [(String, String)], samples: [WireSample]) {
+        var refs = ProtobufWriter()
+        for (name, value) in labels {
+            refs.varint(symbol(name))
+            refs.varint(symbol(value))
+        }
+        series.messageField(5) { s in
+            s.bytesField(1, refs.bytes)
+            for sample in samples { s.sampleField(2, sample) }
+        }
+    }
+
+    private mutating func symbol(_ string: String) -> UInt64 {
+        if let known = symbolIndex[string] { return known }
+        symbols.append(string)
+        symbolIndex[string] = UInt64(symbols.count - 1)
+        return UInt64(symbols.count - 1)
+    }
+
+    /// The protobuf body: the symbols, then the series.
+    public var bytes: [UInt8] {
+        var body = ProtobufWriter()
+        for symbol in symbols { body.bytesField(4, Array(symbol.utf8)) }
+        return body.bytes + series.bytes
+    }
+
+    public func compressed() -> [UInt8] { SnappyBlock.compress(bytes) }
 }

@@ -82,6 +82,10 @@ public enum SeriesRejection: String, Sendable, CaseIterable {
     case tooManyLabels = "max_label_names_per_series"
     case labelNameTooLong = "max_label_name_length"
     case labelValueTooLong = "max_label_value_length"
+    /// Remote-Write 2.0 only: its label references must come sorted by name, each name once.
+    case unsortedLabels = "unsorted_labels"
+    /// Remote-Write 2.0 only: a label value refers to the empty string (1.0 drops such labels).
+    case emptyLabelValue = "empty_label_value"
 }
 
 /// Bounds on one series' labels, counted after empty values are dropped; lengths in bytes. The

@@ -128,9 +128,9 @@ final class ReceiverBadInputTests: XCTestCase {
                 e.addSeries(labels: [("__name__", String(repeating: "a", count: 9000))], samples: [self.sample(1, 1)])
                 return try self.post(e.compressed())
             }, 413, "over the limit of 8192"),
-            ("Remote-Write 2.0", { try self.server.client.request("POST", "/api/v1/write", headers: [
-                ("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request"), ("Content-Encoding", "snappy")], body: [0]) },
-             415, "io.prometheus.write.v2.Request"),
+            ("a remote-write message other than 1.0 and 2.0", { try self.server.client.request("POST", "/api/v1/write", headers: [
+                ("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v3.Request"), ("Content-Encoding", "snappy")], body: [0]) },
+             415, "io.prometheus.write.v3.Request"),
             ("gzip encoding", { try self.server.client.request("POST", "/api/v1/write", headers: [("Content-Encoding", "gzip")], body: [0]) }, 415, "Content-Encoding"),
             ("GET", { try self.server.client.request("GET", "/api/v1/write") }, 405, "POST"),
             ("PUT", { try self.server.client.request("PUT", "/api/v1/write", body: [1]) }, 405, "POST"),

@@ -51,16 +51,16 @@ struct  Prometheus__MetricMetadata
 {
   ProtobufCMessage base;
   Prometheus__MetricMetadata__MetricType type;
-  char *metric_family_name;
+  ProtobufCBinaryData metric_family_name;
   /*
    * Field number 3 is not used.
    */
-  char *help;
-  char *unit;
+  ProtobufCBinaryData help;
+  ProtobufCBinaryData unit;
 };
 #define PROMETHEUS__METRIC_METADATA__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&prometheus__metric_metadata__descriptor) \
-    , PROMETHEUS__METRIC_METADATA__METRIC_TYPE__UNKNOWN, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , PROMETHEUS__METRIC_METADATA__METRIC_TYPE__UNKNOWN, {0,NULL}, {0,NULL}, {0,NULL} }
 
 
 /*
@@ -188,12 +188,12 @@ struct  Prometheus__BucketSpan
 struct  Prometheus__Label
 {
   ProtobufCMessage base;
-  char *name;
-  char *value;
+  ProtobufCBinaryData name;
+  ProtobufCBinaryData value;
 };
 #define PROMETHEUS__LABEL__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&prometheus__label__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , {0,NULL}, {0,NULL} }
 
 
 struct  Prometheus__TimeSeries

@@ -1,0 +1,186 @@
+/// Decodes a Remote-Write 2.0 `io.prometheus.write.v2.Request` (proto/write_v2.proto) into the same
+/// view as 1.0: each label is a pair of byte ranges, here into the request's symbols table, so no
+/// string is made per label.
+///
+/// Refused as invalid protobuf (the whole request): a symbol reference past the table, an odd
+/// number of label references, a table that does not start with the empty string while anything
+/// refers to it. Refused per series, as 1.0's label rules are: labels not sorted by name, an empty
+/// label value. Exemplars and metadata are checked (their references too) and counted; native
+/// histograms are checked and counted; created timestamps are read and not stored.
+public enum RemoteWriteV2Decoder {
+    public static func decode(compressed: [UInt8], maxDecodedBytes: Int) throws(WireError) -> WriteRequestView {
+        try decode(body: SnappyBlock.decompress(compressed, maxDecodedBytes: maxDecodedBytes))
+    }
+
+    /// Labels are left for `validateLabels(ofSeriesAt:)`, as with 1.0's `validatingLabels: false`,
+    /// except the 2.0 rules above, which are set here.
+    public static func decode(body: [UInt8]) throws(WireError) -> WriteRequestView {
+        var view = WriteRequestView(body: body)
+        try body.withUnsafeBufferPointer { (bytes) throws(WireError) in
+            guard bytes.count <= Int(Int32.max) else { throw .invalidProtobuf("body over 2 GiB") }
+            // Symbols may follow the series that use them: find both first.
+            var symbols: [ByteSpan] = []
+            var series: [Range<Int>] = []
+            var reader = ProtobufReader(bytes, range: 0..<bytes.count)
+            while !reader.isAtEnd {
+                let (field, type) = try reader.readKey()
+                switch field {
+                case 4:
+                    try ProtobufReader.expect(type, .len, "Request.symbols")
+                    let symbol = try reader.readLengthDelimited()
+                    symbols.append(ByteSpan(start: Int32(symbol.lowerBound), count: Int32(symbol.count)))
+                case 5:
+                    try ProtobufReader.expect(type, .len, "Request.timeseries")
+                    series.append(try reader.readLengthDelimited())
+                default:
+                    try reader.skip(type)
+                }
+            }
+            let table = SymbolTable(symbols: symbols)
+            for range in series { try decodeTimeSeries(bytes, range, table, into: &view) }
+        }
+        return view
+    }
+
+    /// The request's symbols; a reference is checked against it before use.
+    struct SymbolTable {
+        let symbols: [ByteSpan]
+
+        init(symbols: [ByteSpan]) { self.symbols = symbols }
+
+        func resolve(_ ref: UInt64, _ what: StaticString) throws(WireError) -> ByteSpan {
+            guard ref < UInt64(symbols.count) else {
+                throw .invalidProtobuf("\(what) refers to symbol \(ref) of a table of \(symbols.count)")
+            }
+            // The spec's rule, checked where it matters: refs may point at "" for an absent value.
+            guard symbols[0].count == 0 else { throw .invalidProtobuf("symbols[0] is not the empty string") }
+            return symbols[Int(ref)]
+        }
+    }
+
+    private static func decodeTimeSeries(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ table: SymbolTable,
+                                         into view: inout WriteRequestView) throws(WireError) {
+        var series = WireSeries(labelStart: Int32(view.labels.count), labelCount: 0, sampleStart: Int32(view.samples.count),
+                                sampleCount: 0, histogramCount: 0, rejection: nil)
+        var refs: [UInt64] = []
+        // A repeated metadata field merges into one (protobuf's rule for a singular message).
+        var metadata: MetadataRefs?
+        var reader = ProtobufReader(bytes, range: range)
+        while !reader.isAtEnd {
+            let (field, type) = try reader.readKey()
+            switch field {
+            case 1: try readRefs(&reader, type, into: &refs)
+            case 2:
+                try ProtobufReader.expect(type, .len, "TimeSeries.samples")
+                view.samples.append(try RemoteWriteDecoder.decodeSample(bytes, reader.readLengthDelimited()))
+                series.sampleCount += 1
+            case 3:
+                try ProtobufReader.expect(type, .len, "TimeSeries.histograms")
+                try MessageShape.histogram.check(bytes, reader.readLengthDelimited())
+                series.histogramCount += 1
+                view.histogramCount += 1
+            case 4:
+                try ProtobufReader.expect(type, .len, "TimeSeries.exemplars")
+                try checkExemplar(bytes, reader.readLengthDelimited(), table)
+                view.exemplarCount += 1
+            case 5:
+                try ProtobufReader.expect(type, .len, "TimeSeries.metadata")
+                try readMetadata(bytes, reader.readLengthDelimited(), into: &metadata)
+            case 6:
+                // The created timestamp: Prometheus 2.42's formats have nowhere to keep it.
+                try ProtobufReader.expect(type, .varint, "TimeSeries.created_timestamp")
+                _ = try reader.readVarint()
+            default:
+                try reader.skip(type)
+            }
+        }
+        if let metadata {
+            // Absent references are 0: the empty string, which the table must then hold.
+            _ = try table.resolve(metadata.help, "metadata help")
+            _ = try table.resolve(metadata.unit, "metadata unit")
+            view.metadataCount += 1
+        }
+        guard refs.count % 2 == 0 else { throw .invalidProtobuf("TimeSeries.labels_refs holds \(refs.count) references, not name-value pairs") }
+        for pair in stride(from: 0, to: refs.count, by: 2) {
+            let label = WireLabel(name: try table.resolve(refs[pair], "a label name"), value: try table.resolve(refs[pair + 1], "a label value"))
+            if series.rejection == nil {
+                if label.value.count == 0 {
+                    series.rejection = .emptyLabelValue
+                } else if pair > 0, let previous = view.labels.last, !precedes(bytes, previous.name, label.name) {
+                    series.rejection = .unsortedLabels
+                }
+            }
+            view.labels.append(label)
+            series.labelCount += 1
+        }
+        view.series.append(series)
+    }
+
+    /// A repeated uint32: one varint per field, or a packed run of them.
+    private static func readRefs(_ reader: inout ProtobufReader, _ type: ProtobufReader.WireType, into refs: inout [UInt64]) throws(WireError) {
+        if type == .len {
+            var packed = ProtobufReader(reader.bytes, range: try reader.readLengthDelimited())
+            while !packed.isAtEnd { refs.append(try readUInt32(&packed)) }
+        } else {
+            try ProtobufReader.expect(type, .varint, "labels_refs")
+            refs.append(try readUInt32(&reader))
+        }
+    }
+
+    /// A uint32 field's value: a varint cut to its low 32 bits, as protobuf's decoders cut it.
+    private static func readUInt32(_ reader: inout ProtobufReader) throws(WireError) -> UInt64 {
+        UInt64(UInt32(truncatingIfNeeded: try reader.readVarint()))
+    }
+
+    private static func checkExemplar(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ table: SymbolTable) throws(WireError) {
+        var refs: [UInt64] = []
+        var reader = ProtobufReader(bytes, range: range)
+        while !reader.isAtEnd {
+            let (field, type) = try reader.readKey()
+            switch field {
+            case 1: try readRefs(&reader, type, into: &refs)
+            case 2:
+                try ProtobufReader.expect(type, .i64, "Exemplar.value")
+                try reader.skip(type)
+            case 3:
+                try ProtobufReader.expect(type, .varint, "Exemplar.timestamp")
+                try reader.skip(type)
+            default: try reader.skip(type)
+            }
+        }
+        guard refs.count % 2 == 0 else { throw .invalidProtobuf("Exemplar.labels_refs holds \(refs.count) references, not name-value pairs") }
+        for ref in refs { _ = try table.resolve(ref, "an exemplar label") }
+    }
+
+    /// A series' metadata references (`help_ref`, `unit_ref`); 0 when absent.
+    private struct MetadataRefs {
+        var help: UInt64 = 0
+        var unit: UInt64 = 0
+    }
+
+    private static func readMetadata(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, into metadata: inout MetadataRefs?) throws(WireError) {
+        var refs = metadata ?? MetadataRefs()
+        var reader = ProtobufReader(bytes, range: range)
+        while !reader.isAtEnd {
+            let (field, type) = try reader.readKey()
+            switch field {
+            case 1:
+                try ProtobufReader.expect(type, .varint, "Metadata.type")
+                try reader.skip(type)
+            case 3:
+                try ProtobufReader.expect(type, .varint, "Metadata.help_ref")
+                refs.help = try readUInt32(&reader)
+            case 4:
+                try ProtobufReader.expect(type, .varint, "Metadata.unit_ref")
+                refs.unit = try readUInt32(&reader)
+            default: try reader.skip(type)
+            }
+        }
+        metadata = refs
+    }
+
+    /// Byte order of two label names, as Prometheus sorts them: strictly increasing.
+    private static func precedes(_ bytes: UnsafeBufferPointer<UInt8>, _ a: ByteSpan, _ b: ByteSpan) -> Bool {
+        LabelValidator.compare(bytes, a, b) < 0
+    }
+}
