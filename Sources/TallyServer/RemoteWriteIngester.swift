@@ -55,23 +55,32 @@ public final class RemoteWriteIngester: Sendable {
     /// `answer` once it is durable.
     public func ingest(tenant: String, _ headers: RequestHeaders, body: [UInt8], now: Int64 = wallClockMilliseconds(),
                        answer: @escaping @Sendable (HTTPAnswer) -> Void) {
-        if let refusal = checkMediaType(headers) { return answer(refusal) }
+        if let refusal = checkMediaType(headers) {
+            metrics.rejected(.unsupportedMediaType)
+            return answer(refusal)
+        }
         let limits = self.limits.limits(for: tenant)
         var view: WriteRequestView
         do {
             // Labels are validated per series in `appendSeries`, and only for series not known already.
             view = try RemoteWriteDecoder.decode(compressed: body, maxDecodedBytes: configuration.maxDecodedBytes, validatingLabels: false)
         } catch {
-            if case .decodedTooLarge = error { return answer(HTTPAnswer(status: 413, body: error.description)) }
+            if case .decodedTooLarge = error {
+                metrics.rejected(.bodyTooLarge)
+                return answer(HTTPAnswer(status: 413, body: error.description))
+            }
+            metrics.rejected(.malformedBody)
             return answer(HTTPAnswer(status: 400, body: error.description))
         }
         let received = view.sampleCount + view.histogramCount
+        // Refusals before the tenant is opened name it only if it exists: new names make no series.
+        let counted = registry.hasTenant(tenant) ? tenant : ""
         if received > limits.maxSamplesPerRequest {
-            metrics.rejected(tenant: tenant, reason: "max_samples_per_request", samples: received)
+            metrics.rejected(tenant: counted, reason: "max_samples_per_request", samples: received)
             return answer(HTTPAnswer(status: 400, body: "max_samples_per_request: \(received) samples in one request, at most \(limits.maxSamplesPerRequest); nothing stored\n"))
         }
         if let wait = rateLimiter.admit(received, tenant: tenant, rate: limits.ingestionRate, burst: limits.ingestionBurst) {
-            metrics.rejected(tenant: tenant, reason: "rate_limited", samples: received)
+            metrics.rejected(tenant: counted, reason: "rate_limited", samples: received)
             var refusal = HTTPAnswer(status: 429, body: "rate_limited: tenant \(tenant) is over its ingestion rate of \(limits.ingestionRate) samples/s; retry in \(wait) s\n")
             refusal.headers.append(("Retry-After", String(wait)))
             return answer(refusal)
@@ -80,8 +89,11 @@ public final class RemoteWriteIngester: Sendable {
         do {
             db = try registry.database(for: tenant)
         } catch {
-            if case let .io(failure) = error { return answer(HTTPAnswer.storageFailure(failure, error.description + "\n")) }
-            if case .tooManyTenants = error { metrics.rejected(tenant: tenant, reason: "max_tenants", samples: received) }
+            switch error {
+            case let .io(failure): return answer(HTTPAnswer.storageFailure(failure, error.description + "\n"))
+            case .tooManyTenants: metrics.rejected(tenant: "", reason: "max_tenants", samples: received)
+            case .invalidName, .reservedName: metrics.rejected(.invalidTenant)
+            }
             return answer(HTTPAnswer(status: 400, body: error.description + "\n"))
         }
         let tally: RejectionTally
@@ -94,8 +106,7 @@ public final class RemoteWriteIngester: Sendable {
             if case let .io(failure) = error { return answer(HTTPAnswer.storageFailure(failure, "storage: \(error)\n")) }
             return answer(HTTPAnswer(status: 500, body: "storage: \(error)\n"))
         }
-        metrics.appended(tenant: tenant, samples: commit.appendedSamples, series: commit.createdSeries, headSeries: db.seriesCount,
-                         outOfOrderBytes: db.outOfOrderBytes)
+        metrics.appended(tenant: tenant, samples: commit.appendedSamples, series: commit.createdSeries)
         metrics.notStored(tenant: tenant, kind: "metadata", count: view.metadataCount)
         metrics.notStored(tenant: tenant, kind: "exemplar", count: view.exemplarCount)
         for (reason, count) in tally.counts where count > 0 { metrics.rejected(tenant: tenant, reason: reason, samples: count) }
