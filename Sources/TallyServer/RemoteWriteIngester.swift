@@ -74,13 +74,13 @@ public final class RemoteWriteIngester: Sendable {
         }
         let received = view.sampleCount + view.histogramCount
         // Refusals before the tenant is opened name it only if it exists: new names make no series.
-        let counted = registry.hasTenant(tenant) ? tenant : ""
+        func refusedBeforeOpen(_ reason: String) { metrics.rejected(tenant: registry.hasTenant(tenant) ? tenant : "", reason: reason, samples: received) }
         if received > limits.maxSamplesPerRequest {
-            metrics.rejected(tenant: counted, reason: "max_samples_per_request", samples: received)
+            refusedBeforeOpen("max_samples_per_request")
             return answer(HTTPAnswer(status: 400, body: "max_samples_per_request: \(received) samples in one request, at most \(limits.maxSamplesPerRequest); nothing stored\n"))
         }
         if let wait = rateLimiter.admit(received, tenant: tenant, rate: limits.ingestionRate, burst: limits.ingestionBurst) {
-            metrics.rejected(tenant: counted, reason: "rate_limited", samples: received)
+            refusedBeforeOpen("rate_limited")
             var refusal = HTTPAnswer(status: 429, body: "rate_limited: tenant \(tenant) is over its ingestion rate of \(limits.ingestionRate) samples/s; retry in \(wait) s\n")
             refusal.headers.append(("Retry-After", String(wait)))
             return answer(refusal)

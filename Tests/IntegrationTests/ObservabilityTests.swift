@@ -41,12 +41,14 @@ final class ObservabilityTests: XCTestCase {
 
     /// Two tenants write; one series spanning 10 hours makes the head cut four 2 h blocks, which
     /// background compaction merges (3 into one 6 h block) and an admin retention run drops; a
-    /// corrupt body, a sample out of bounds and unknown paths are refused. Then /metrics holds every
-    /// figure, exact where the run decides it, and promtool parses the page.
+    /// corrupt body, a sample out of bounds, a third tenant past --limits.max-tenants and unknown paths
+    /// are refused. Then /metrics holds every figure, exact where the run decides it, and promtool
+    /// parses the page.
     func testMetricsAfterAScriptedRunHoldEveryFigureAndParse() throws {
         let promtool = try Binaries.debian("promtool")
         let startedAt = Date().timeIntervalSince1970
-        let server = try TallyServerProcess(storage: root + "/storage", extraArguments: ["--compaction-interval", "1s", "--web.enable-admin-api"])
+        let server = try TallyServerProcess(storage: root + "/storage", extraArguments: ["--compaction-interval", "1s", "--web.enable-admin-api",
+                                                                                       "--limits.max-tenants", "2"])
         try server.waitReady()
         let client = server.client
 
@@ -64,6 +66,8 @@ final class ObservabilityTests: XCTestCase {
         let corrupt = try client.request("POST", "/api/v1/write", headers: Self.writeHeaders + [("THANOS-TENANT", "beta")], body: Array("not snappy".utf8))
         XCTAssertEqual(corrupt.status, 400, corrupt.body)
         for path in ["/nowhere", "/api/v1/query?query=up", "/a/b/c"] { XCTAssertEqual(try client.request("GET", path).status, 404) }
+        let third = try write(client, tenant: "gamma", [([("__name__", "up")], [betaTime])])
+        XCTAssertEqual(third.status, 400, third.body)
 
         _ = try waitForMetrics(server, "4 blocks cut and compacted into 2") { page in
             page["tally_blocks_loaded{tenant=\"alpha\"}"] == 2 && page["tally_block_cuts_total"] == 4
@@ -107,12 +111,15 @@ final class ObservabilityTests: XCTestCase {
         assertValue("tally_retention_runs_total{trigger=\"background\"}", 0)
         // Requests: durations by handler and code; unknown paths are one handler, "other".
         assertValue("tally_http_request_duration_seconds_count{handler=\"/api/v1/write\",code=\"204\"}", 2)
-        assertValue("tally_http_request_duration_seconds_count{handler=\"/api/v1/write\",code=\"400\"}", 2)
         assertValue("tally_http_request_duration_seconds_bucket{handler=\"/api/v1/write\",code=\"204\",le=\"+Inf\"}", 2)
         assertValue("tally_http_request_duration_seconds_count{handler=\"other\",code=\"404\"}", 3)
         XCTAssertFalse(page.text.contains("nowhere") || page.text.contains("/a/b/c") || page.text.contains("/api/v1/query"), page.text)
+        assertValue("tally_http_request_duration_seconds_count{handler=\"/api/v1/write\",code=\"400\"}", 3)
         // Refusals: per sample with the tenant, whole requests by reason.
         assertValue("tally_samples_rejected_total{tenant=\"beta\",reason=\"timestamp_out_of_bounds\"}", 1)
+        // A tenant that could not be created is no label value: senders cannot make series by naming tenants.
+        assertValue("tally_samples_rejected_total{tenant=\"\",reason=\"max_tenants\"}", 1)
+        XCTAssertFalse(page.text.contains("gamma"), page.text)
         assertValue("tally_write_requests_rejected_total{reason=\"malformed_body\"}", 1)
         for reason in ["body_too_large", "unsupported_media_type", "invalid_tenant"] { assertValue("tally_write_requests_rejected_total{reason=\"\(reason)\"}", 0) }
         assertValue("tally_writes_without_tenant_total", 0)
