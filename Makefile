@@ -5,14 +5,14 @@
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # systemd for systemd-analyze, which checks docs/deploy/tally.service (most Debian images have it already).
-APT_PACKAGES := libsnappy-dev zlib1g-dev libcrypt-dev pkg-config prometheus openssl curl systemd
+APT_PACKAGES := libsnappy-dev zlib1g-dev libcrypt-dev libprotobuf-c-dev pkg-config prometheus openssl curl systemd
 BENCH_PACKAGES := victoria-metrics
 SWIFT_TEST_FLAGS ?=
 BENCH_FLAGS ?=
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := fuzz-remote-write fuzz-wal fuzz-block-index fuzz-selector fuzz-query-params
 
-.PHONY: deps bench-deps build run test release bench bench-quick fuzz fuzz-build fuzz-seeds clean
+.PHONY: deps bench-deps build run test release bench bench-quick fuzz fuzz-build fuzz-seeds proto-c clean
 
 # Installs the Debian packages named in $(1) that are missing.
 define apt_install
@@ -25,6 +25,12 @@ endef
 
 deps:
 	$(call apt_install,$(APT_PACKAGES))
+
+# Regenerates the protobuf-c oracle the wire tests use (committed, so only after a change to proto/).
+proto-c:
+	$(call apt_install,protobuf-c-compiler)
+	protoc-c -Iproto --c_out=Tests/RemoteWriteProtobufC proto/remote.proto proto/types.proto
+	mv Tests/RemoteWriteProtobufC/*.pb-c.h Tests/RemoteWriteProtobufC/include/
 
 bench-deps: deps
 	$(call apt_install,$(BENCH_PACKAGES))

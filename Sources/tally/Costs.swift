@@ -39,7 +39,7 @@ struct Costs: ParsableCommand {
             guard let last = CostDay(parsing: to, calendar: calendar) else { throw ValidationError("--to: expected YYYY-MM-DD") }
             guard let format = CostReportFormat(rawValue: format) else { throw ValidationError("--format: expected table, json, csv or focus") }
             let directory = storage + "/" + tenant
-            guard FileManager.default.fileExists(atPath: directory) else { throw CommandFailure("no tenant \(tenant) under \(storage)") }
+            guard FileManager.default.fileExists(atPath: directory) else { throw CommandFailure("unknown tenant \(tenant): it has never written under \(storage)") }
             let db = try TenantDatabase.open(directory: directory, tenant: tenant, readOnly: true)
             for problem in db.replay.problems { Output.error("tally costs: \(problem)\n") }
             // Rollups the server computed are used; this reader never writes them.
@@ -48,8 +48,10 @@ struct Costs: ParsableCommand {
             return (CostEngine(querier: querier, rollups: rollups), querier, first, last, format)
         }
 
-        /// Prints what the answer left out and fails the command, after the answer itself.
-        func finish(_ querier: SkippingQuerier) throws {
+        /// Prints what the answer left out, after the answer itself: series without a label they are
+        /// joined on as warnings, unreadable data as a failure of the command.
+        func finish(_ engine: CostEngine, _ querier: SkippingQuerier) throws {
+            for warning in engine.leftOut.warnings { Output.error("tally costs: warning: \(warning)\n") }
             guard !querier.warnings.isEmpty else { return }
             for warning in querier.warnings { Output.error("tally costs: \(warning)\n") }
             throw CommandFailure("the answer above leaves out data that could not be read")
@@ -70,7 +72,7 @@ struct Costs: ParsableCommand {
                 throw ValidationError(error.description)
             }
             Output.write(CostReport.daily(rows, tenant: question.tenant, format: format))
-            try question.finish(querier)
+            try question.finish(engine, querier)
         }
     }
 
@@ -92,7 +94,7 @@ struct Costs: ParsableCommand {
                 throw ValidationError(error.description)
             }
             Output.write(CostReport.allocation(rows, tenant: question.tenant, aggregate: aggregate, format: format))
-            try question.finish(querier)
+            try question.finish(engine, querier)
         }
     }
 }

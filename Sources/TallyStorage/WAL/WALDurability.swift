@@ -1,7 +1,7 @@
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
 import Synchronization
 
 /// When an acknowledged write counts as durable.
@@ -120,7 +120,10 @@ final class WALDurability: Sendable {
                 return nil
             }) else { return }
             var error: StorageIOError?
-            do throws(StorageIOError) { try timedSync(file) } catch let e { error = e }
+            do throws(StorageIOError) {
+                if Failpoint.fails("wal-group-sync-fails") { throw StorageIOError("fdatasync", file.path, errno: EIO) }
+                try timedSync(file)
+            } catch let e { error = e }
             let (ready, again): ([@Sendable (StorageIOError?) -> Void], Bool) = state.withLock { s in
                 if let error { s.failure = error }
                 if s.failure == nil { s.synced = max(s.synced, target) }
