@@ -4,7 +4,8 @@
 # bash for `set -o pipefail` in the test recipe.
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := libsnappy-dev zlib1g-dev libcrypt-dev libprotobuf-c-dev pkg-config prometheus openssl curl
+# systemd for systemd-analyze, which checks docs/deploy/tally.service (most Debian images have it already).
+APT_PACKAGES := libsnappy-dev zlib1g-dev libcrypt-dev libprotobuf-c-dev pkg-config prometheus openssl curl systemd
 BENCH_PACKAGES := victoria-metrics
 SWIFT_TEST_FLAGS ?=
 BENCH_FLAGS ?=

@@ -20,10 +20,11 @@ final class Router: Sendable {
     /// nil without `--auth.config-file`: every request is let in, as before auth existed.
     let authenticator: Authenticator?
     let logger: Logger
+    let maintenance: MaintenanceRecorder
     let phase = Atomic<ServerPhase>(.starting)
     let inFlight = Atomic<Int>(0)
-    /// Whether the log already said that writes naming no tenant go to the default one (said once).
-    private let defaultTenantNoted = Atomic<Bool>(false)
+    /// Where writes naming no tenant came from, so the log tells each sender once.
+    private let tenantlessSenders = TenantlessSenders()
     let threadPool: NIOThreadPool
     let scheduler: TenantScheduler
 
@@ -36,6 +37,7 @@ final class Router: Sendable {
         self.admin = admin
         self.authenticator = authenticator
         self.logger = logger
+        maintenance = MaintenanceRecorder(metrics: metrics, logger: logger)
         self.threadPool = threadPool
         self.scheduler = TenantScheduler(pool: threadPool, threads: System.coreCount)
     }
@@ -43,8 +45,8 @@ final class Router: Sendable {
     private static let notReady = HTTPAnswer(status: 503, body: "not ready: starting or shutting down\n")
     private static let shuttingDown = HTTPAnswer(status: 503, body: "shutting down\n")
 
-    /// Answers a complete request; the future completes on `eventLoop`.
-    func answer(_ head: HTTPRequestHead, body: [UInt8], bodyTooLarge: Bool, on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
+    /// Answers a complete request from `sender` (the peer's address); the future completes on `eventLoop`.
+    func answer(_ head: HTTPRequestHead, body: [UInt8], bodyTooLarge: Bool, from sender: SocketAddress?, on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
         func now(_ answer: HTTPAnswer) -> EventLoopFuture<HTTPAnswer> { eventLoop.makeSucceededFuture(answer) }
         switch path {
@@ -52,6 +54,7 @@ final class Router: Sendable {
             guard head.method == .POST else { return now(HTTPAnswer(status: 405, body: "use POST for remote write\n")) }
             if let refusal = AdminAccess.crossOriginRefusal(head) { return now(refusal) }
             if bodyTooLarge {
+                metrics.rejected(.bodyTooLarge)
                 return now(HTTPAnswer(status: 413, body: "request body over the limit of \(configuration.maxRequestBytes) bytes\n"))
             }
             guard phase.load(ordering: .acquiring) == .ready else { return now(Self.notReady) }
@@ -65,13 +68,12 @@ final class Router: Sendable {
             let tenant: String
             switch sources.resolve(default: credential?.onlyTenant ?? configuration.defaultTenant) {
             case let .success(name): tenant = name
-            case let .failure(refusal): return now(refusal)
+            case let .failure(refusal):
+                metrics.rejected(.invalidTenant)
+                return now(refusal)
             }
             if let refusal = accessRefusal(credential, .write, tenant: tenant) { return now(refusal) }
-            if sources.named.isEmpty && credential == nil && !defaultTenantNoted.exchange(true, ordering: .relaxed) {
-                logger.notice("a write named no tenant and was stored under --default-tenant; senders name theirs with a tenant header or ?tenant=",
-                              metadata: ["tenant": "\(tenant)"])
-            }
+            if sources.named.isEmpty && credential?.onlyTenant == nil { notedTenantless(from: sender, tenant: tenant) }
             inFlight.wrappingAdd(1, ordering: .relaxed)
             let headers = RemoteWriteIngester.RequestHeaders(contentType: head.headers.first(name: "Content-Type"),
                                                              contentEncoding: head.headers.first(name: "Content-Encoding"))
@@ -108,7 +110,8 @@ final class Router: Sendable {
                 case let .failure(refusal): return now(refusal)
                 }
             }
-            return now(HTTPAnswer(status: 200, body: metrics.registry.emitToString(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
+            let page = metrics.page(tenants: ingester.registry.openDatabases, storageRoot: configuration.storageRoot)
+            return now(HTTPAnswer(status: 200, body: page, contentType: "text/plain; version=0.0.4; charset=utf-8"))
         case "/-/healthy":
             return now(HTTPAnswer(status: 200, body: "Tally is Healthy.\n"))
         case "/-/ready":
@@ -163,8 +166,9 @@ final class Router: Sendable {
         let work: @Sendable (TenantDatabase) throws -> String
         switch path {
         case "/api/v1/admin/compact":
+            let maintenance = self.maintenance
             work = { db in
-                let report = try db.compact()
+                let report = try maintenance.compact(db, .admin)
                 let json = report.json(tenant: db.tenant, by: "the server")
                 // Some groups could not be merged: the caller must not read this as success.
                 guard report.failures.isEmpty else { throw MaintenanceFailure(description: json) }
@@ -174,7 +178,8 @@ final class Router: Sendable {
             guard let keep = query["keep"].flatMap(ServerConfiguration.milliseconds), keep > 0 else {
                 return now(HTTPAnswer(status: 400, body: "keep: expected a positive duration like 400d\n"))
             }
-            work = { RetentionPolicy.json(try $0.applyRetention(keep: keep), tenant: $0.tenant, by: "the server") }
+            let maintenance = self.maintenance
+            work = { RetentionPolicy.json(try maintenance.applyRetention($0, keep: keep, .admin), tenant: $0.tenant, by: "the server") }
         default:
             // As writes: a request that names no tenant means the default one, never every tenant.
             let request: DeleteSeriesRequest
@@ -190,6 +195,22 @@ final class Router: Sendable {
         let target = isDeletion ? tenant ?? configuration.defaultTenant : tenant
         return threadPool.runIfActive(eventLoop: eventLoop) { Self.maintain(registry, tenant: target, work) }
             .recover { _ in Self.shuttingDown }
+    }
+
+    /// Counts a write that named no tenant and logs it once per sender address.
+    private func notedTenantless(from sender: SocketAddress?, tenant: String) {
+        metrics.writesWithoutTenant.increment()
+        let address = sender?.ipAddress ?? "unknown"
+        switch tenantlessSenders.note(address) {
+        case .new:
+            logger.notice("a write named no tenant and was stored under --default-tenant; senders name theirs with a tenant header or ?tenant=",
+                          metadata: ["tenant": "\(tenant)", "sender": "\(address)"])
+        case .full:
+            logger.notice("more senders wrote without naming a tenant than are remembered; further ones are counted in tally_writes_without_tenant_total, not logged",
+                          metadata: ["remembered": "\(TenantlessSenders.capacity)"])
+        case .known, .unremembered:
+            break
+        }
     }
 
     /// The request's credential; nil when auth is off; the 401 answer when it is on and none is proven.
@@ -297,6 +318,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var waiting = Waiting.request
     private var deadline: Scheduled<Void>?
     private var head: HTTPRequestHead?
+    /// When the request's head came, for the request duration histogram.
+    private var started = NIODeadline.now()
     private var body: [UInt8] = []
     /// Bytes of `body` taken from the server-wide budget, given back when the answer is done or the
     /// connection closes.
@@ -334,6 +357,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case let .head(requestHead):
             if waiting == .request { expect(.requestEnd, context: context) }
             head = requestHead
+            started = .now()
             let declared = requestHead.headers.first(name: "Content-Length").flatMap(Int.init) ?? 0
             tooLarge = declared > router.configuration.maxRequestBytes
             // Address space only: pages count (and are reserved) as bytes arrive.
@@ -366,15 +390,16 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             reservedBytes = 0
             let keepAlive = requestHead.isKeepAlive && !tooLarge
             let handler = Router.handlerName(requestHead.uri)
+            let started = self.started
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let limits = self.limits
-            let answer = router.answer(requestHead, body: requestBody, bodyTooLarge: tooLarge, on: context.eventLoop)
+            let answer = router.answer(requestHead, body: requestBody, bodyTooLarge: tooLarge, from: context.channel.remoteAddress, on: context.eventLoop)
             // The body is held (by the ingester too) until the answer is ready, whether or not the
             // connection is still there to take it.
             answer.whenComplete { _ in limits.release(heldBytes) }
             answer.whenSuccess { answer in
                 let (this, context) = bound.value
-                this.router.metrics.request(handler: handler, code: answer.status)
+                this.router.metrics.request(handler: handler, code: answer.status, duration: .nanoseconds((NIODeadline.now() - started).nanoseconds))
                 this.write(answer, version: requestHead.version, keepAlive: keepAlive, context: context)
             }
         }

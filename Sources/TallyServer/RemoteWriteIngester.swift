@@ -58,7 +58,9 @@ public final class RemoteWriteIngester: Sendable {
         let version: RemoteWriteMessage
         switch RemoteWriteMessage.of(headers) {
         case let .success(found): version = found
-        case let .failure(refusal): return reply(refusal)
+        case let .failure(refusal):
+            metrics.rejected(.unsupportedMediaType)
+            return reply(refusal)
         }
         // Remote-Write 2.0 wants the counts written on every answer, failures included; a sample
         // counts once it is durable, so only answers after the WAL sync carry a count above 0.
@@ -76,16 +78,22 @@ public final class RemoteWriteIngester: Sendable {
                 ? RemoteWriteV2Decoder.decode(compressed: body, maxDecodedBytes: configuration.maxDecodedBytes)
                 : RemoteWriteDecoder.decode(compressed: body, maxDecodedBytes: configuration.maxDecodedBytes, validatingLabels: false)
         } catch {
-            if case .decodedTooLarge = error { return answer(HTTPAnswer(status: 413, body: error.description)) }
+            if case .decodedTooLarge = error {
+                metrics.rejected(.bodyTooLarge)
+                return answer(HTTPAnswer(status: 413, body: error.description))
+            }
+            metrics.rejected(.malformedBody)
             return answer(HTTPAnswer(status: 400, body: error.description))
         }
         let received = view.sampleCount + view.histogramCount
+        // Refusals before the tenant is opened name it only if it exists: new names make no series.
+        func refusedBeforeOpen(_ reason: String) { metrics.rejected(tenant: registry.hasTenant(tenant) ? tenant : "", reason: reason, samples: received) }
         if received > limits.maxSamplesPerRequest {
-            metrics.rejected(tenant: tenant, reason: "max_samples_per_request", samples: received)
+            refusedBeforeOpen("max_samples_per_request")
             return answer(HTTPAnswer(status: 400, body: "max_samples_per_request: \(received) samples in one request, at most \(limits.maxSamplesPerRequest); nothing stored\n"))
         }
         if let wait = rateLimiter.admit(received, tenant: tenant, rate: limits.ingestionRate, burst: limits.ingestionBurst) {
-            metrics.rejected(tenant: tenant, reason: "rate_limited", samples: received)
+            refusedBeforeOpen("rate_limited")
             var refusal = HTTPAnswer(status: 429, body: "rate_limited: tenant \(tenant) is over its ingestion rate of \(limits.ingestionRate) samples/s; retry in \(wait) s\n")
             refusal.headers.append(("Retry-After", String(wait)))
             return answer(refusal)
@@ -94,8 +102,11 @@ public final class RemoteWriteIngester: Sendable {
         do {
             db = try registry.database(for: tenant)
         } catch {
-            if case let .io(failure) = error { return answer(HTTPAnswer.storageFailure(failure, error.description + "\n")) }
-            if case .tooManyTenants = error { metrics.rejected(tenant: tenant, reason: "max_tenants", samples: received) }
+            switch error {
+            case let .io(failure): return answer(HTTPAnswer.storageFailure(failure, error.description + "\n"))
+            case .tooManyTenants: metrics.rejected(tenant: "", reason: "max_tenants", samples: received)
+            case .invalidName, .reservedName: metrics.rejected(.invalidTenant)
+            }
             return answer(HTTPAnswer(status: 400, body: error.description + "\n"))
         }
         let tally: RejectionTally
@@ -108,8 +119,7 @@ public final class RemoteWriteIngester: Sendable {
             if case let .io(failure) = error { return answer(HTTPAnswer.storageFailure(failure, "storage: \(error)\n")) }
             return answer(HTTPAnswer(status: 500, body: "storage: \(error)\n"))
         }
-        metrics.appended(tenant: tenant, samples: commit.appendedSamples, series: commit.createdSeries, headSeries: db.seriesCount,
-                         outOfOrderBytes: db.outOfOrderBytes)
+        metrics.appended(tenant: tenant, samples: commit.appendedSamples, series: commit.createdSeries)
         metrics.notStored(tenant: tenant, kind: "metadata", count: view.metadataCount)
         metrics.notStored(tenant: tenant, kind: "exemplar", count: view.exemplarCount)
         for (reason, count) in tally.counts where count > 0 { metrics.rejected(tenant: tenant, reason: reason, samples: count) }

@@ -28,6 +28,7 @@ public final class TallyServer: Service, Sendable {
     public func run() async throws {
         let metrics = self.metrics
         let logger = self.logger
+        let maintenance = MaintenanceRecorder(metrics: metrics, logger: logger)
         let descriptorLimit = WALFileBudget.processDescriptorLimit
         let walFileBudget = WALFileBudget(limit: configuration.maxOpenTenants ?? WALFileBudget.limit(forDescriptorLimit: descriptorLimit),
                                           openFilesChanged: { metrics.openWALFiles.set(Int64($0)) },
@@ -39,7 +40,8 @@ public final class TallyServer: Service, Sendable {
                                      outOfOrderMaxBytes: configuration.outOfOrderMaxBytes,
                                      observeSync: { metrics.walFsync.record($0) },
                                      walFileBudget: walFileBudget,
-                                     report: { logger.info("\($0)") })
+                                     report: { logger.info("\($0)") },
+                                     observeCut: { maintenance.blockCut($0) })
         let limits = try LimitsStore(base: configuration.limits, path: configuration.limitsConfigFile)
         let authenticator = try configuration.authConfigFile.map { try Authenticator(path: $0) }
         let tls = try configuration.tls.map { try $0.serverContext() }
@@ -115,26 +117,10 @@ public final class TallyServer: Service, Sendable {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: interval)
                     if Task.isCancelled { break }
+                    // Failures are counted and logged by `maintenance`; the next interval tries again.
                     for db in registry.openDatabases {
-                        if let keep = configuration.retention {
-                            do {
-                                let dropped = try db.applyRetention(keep: keep)
-                                if !dropped.isEmpty { logger.info("retention", metadata: ["report": "\(RetentionPolicy.json(dropped, tenant: db.tenant, by: "the server"))"]) }
-                            } catch {
-                                logger.error("retention failed", metadata: ["tenant": "\(db.tenant)", "error": "\(error)"])
-                            }
-                        }
-                        guard configuration.compactionInterval != nil else { continue }
-                        do {
-                            let report = try db.compact()
-                            if !report.failures.isEmpty {
-                                logger.error("compaction left blocks as they were", metadata: ["report": "\(report.json(tenant: db.tenant, by: "the server"))"])
-                            } else if !report.groups.isEmpty {
-                                logger.info("compacted", metadata: ["report": "\(report.json(tenant: db.tenant, by: "the server"))"])
-                            }
-                        } catch {
-                            logger.error("compaction failed", metadata: ["tenant": "\(db.tenant)", "error": "\(error)"])
-                        }
+                        if let keep = configuration.retention { _ = try? maintenance.applyRetention(db, keep: keep, .background) }
+                        if configuration.compactionInterval != nil { _ = try? maintenance.compact(db, .background) }
                     }
                 }
             }

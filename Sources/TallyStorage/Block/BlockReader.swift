@@ -140,6 +140,9 @@ public final class BlockReader: Sendable {
 
     public var ulid: String { meta.ulid }
 
+    /// Bytes of the index and chunk files, the whole of a block but for its few-KiB meta.json and tombstones.
+    public var mappedBytes: Int { segments.reduce(index.bytes.count) { $0 + $1.bytes.count } }
+
     /// Six u64 section offsets and their CRC32C, at the end of the index.
     static let tocSize = 52
 

@@ -22,6 +22,9 @@ public struct StorageOptions: Sendable {
     public var walFileBudget: WALFileBudget?
     /// Receives what background work did or failed to do, one line each (the server logs it).
     public var report: @Sendable (String) -> Void
+    /// Receives each block cut that wrote blocks or failed, whether background work, `cutBlock` or a
+    /// clean stop did it (the server counts, times and logs them).
+    public var observeCut: @Sendable (BlockCutOutcome) -> Void
 
     public init(syncPolicy: WALSyncPolicy = .always, walSegmentSize: Int = 128 * 1024 * 1024,
                 blockRange: Int64 = 2 * 3600 * 1000,
@@ -29,7 +32,8 @@ public struct StorageOptions: Sendable {
                 outOfOrderMaxBytes: Int = 64 * 1024 * 1024,
                 observeSync: @escaping @Sendable (Duration) -> Void = { _ in },
                 walFileBudget: WALFileBudget? = nil,
-                report: @escaping @Sendable (String) -> Void = { _ in }) {
+                report: @escaping @Sendable (String) -> Void = { _ in },
+                observeCut: @escaping @Sendable (BlockCutOutcome) -> Void = { _ in }) {
         self.syncPolicy = syncPolicy
         self.walSegmentSize = walSegmentSize
         self.blockRange = blockRange
@@ -38,7 +42,31 @@ public struct StorageOptions: Sendable {
         self.observeSync = observeSync
         self.walFileBudget = walFileBudget
         self.report = report
+        self.observeCut = observeCut
     }
+}
+
+/// One block cut of a tenant: how long it took and the blocks it wrote, or why it failed (the head
+/// keeps the data then).
+public struct BlockCutOutcome: Sendable {
+    public let tenant: String
+    public let duration: Duration
+    public let result: Result<[BlockMeta], any Error>
+}
+
+/// A tenant's figures for monitoring, each read at once (`TenantDatabase.figures`).
+public struct TenantFigures: Sendable {
+    public var headSeries = 0
+    /// Memory held by late samples not yet written to blocks.
+    public var outOfOrderBytes = 0
+    /// The newest in-order sample the head has taken since the open (WAL replay included), in ms;
+    /// with none, the end of the newest block; nil for a tenant with neither.
+    public var newestSampleTime: Int64?
+    public var blocks = 0
+    /// Index and chunk bytes of the loaded blocks.
+    public var blockBytes = 0
+    /// Bytes of the WAL directory: segments and checkpoint.
+    public var walBytes = 0
 }
 
 /// What replaying a tenant's WAL found.
@@ -662,17 +690,9 @@ public final class TenantDatabase: @unchecked Sendable {
         guard cutScheduled.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
         cutQueue.async {
             defer { self.cutScheduled.store(false, ordering: .releasing) }
-            do {
-                while !self.closing.load(ordering: .acquiring) && self.needsCut {
-                    let metas = try self.cutDueRange()
-                    if metas.isEmpty { break }
-                    for meta in metas {
-                        let kind = meta.compaction.hints?.contains("from-out-of-order") == true ? "out-of-order block" : "block"
-                        self.options.report("tenant \(self.tenant): cut \(kind) \(meta.ulid) [\(meta.minTime), \(meta.maxTime)) with \(meta.stats.numSeries) series, \(meta.stats.numSamples) samples")
-                    }
-                }
-            } catch {
-                self.options.report("tenant \(self.tenant): block cut failed, the head keeps the data: \(error)")
+            // A failure reached `observeCut`; the next append that needs a cut tries again.
+            while !self.closing.load(ordering: .acquiring) && self.needsCut {
+                guard let metas = try? self.cutDueRange(), !metas.isEmpty else { break }
             }
         }
     }
@@ -694,8 +714,22 @@ public final class TenantDatabase: @unchecked Sendable {
 
     private func rangeEnd(_ t: Int64) -> Int64 { Head.rangeStart(t, options.blockRange) + options.blockRange }
 
-    /// `boundary` (called under the lock) says before which time in-order data goes into a block, if any.
+    /// `boundary` (called under the lock) says before which time in-order data goes into a block, if
+    /// any. A cut that wrote blocks or failed is timed and told to `observeCut`.
     private func cut(before boundary: () -> Int64?) throws -> [BlockMeta] {
+        let clock = ContinuousClock()
+        let started = clock.now
+        do {
+            let written = try cutNow(before: boundary)
+            if !written.isEmpty { options.observeCut(BlockCutOutcome(tenant: tenant, duration: clock.now - started, result: .success(written))) }
+            return written
+        } catch {
+            options.observeCut(BlockCutOutcome(tenant: tenant, duration: clock.now - started, result: .failure(error)))
+            throw error
+        }
+    }
+
+    private func cutNow(before boundary: () -> Int64?) throws -> [BlockMeta] {
         guard let wal else { throw StorageError.readOnly }
         let taken: (Head.Collected?, Head.CollectedOutOfOrder)? = lock.withLock { _ in
             guard !closed, head.maxTime != .min || head.outOfOrderBytes > 0 else { return nil }
@@ -927,7 +961,16 @@ public final class TenantDatabase: @unchecked Sendable {
         durability.whenDurable(position, done)
     }
 
-    public var seriesCount: Int { lock.withLock { _ in head.seriesCount } }
+    /// Read under the lock once, but for the WAL's size, read from disk after.
+    public var figures: TenantFigures {
+        var figures = lock.withLock { _ in
+            TenantFigures(headSeries: head.seriesCount, outOfOrderBytes: head.outOfOrderBytes,
+                          newestSampleTime: head.maxTime != .min ? head.maxTime : blocks.map(\.meta.maxTime).max().map { StorableTime.subtracting(1, from: $0) },
+                          blocks: blocks.count, blockBytes: blocks.reduce(0) { $0 + $1.mappedBytes })
+        }
+        figures.walBytes = (try? BlockCatalog.treeSize(directory + "/wal")) ?? 0
+        return figures
+    }
 
     /// Memory held by late samples not yet written to blocks (bounded by `outOfOrderMaxBytes`).
     public var outOfOrderBytes: Int { lock.withLock { _ in head.outOfOrderBytes } }

@@ -86,6 +86,9 @@ public final class TenantRegistry: Sendable {
         return try database(for: tenant)
     }
 
+    /// Whether the tenant is open; every tenant on disk is, once `openExisting` has run.
+    public func hasTenant(_ tenant: String) -> Bool { tenants.withLock { $0[tenant] != nil } }
+
     /// Every open tenant, by name.
     public var openDatabases: [TenantDatabase] { tenants.withLock { $0.values.sorted { $0.tenant < $1.tenant } } }
 

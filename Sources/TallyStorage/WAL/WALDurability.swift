@@ -119,14 +119,11 @@ final class WALDurability: Sendable {
                 s.syncing = false
                 return nil
             }) else { return }
-            let clock = ContinuousClock()
-            let started = clock.now
             var error: StorageIOError?
             do throws(StorageIOError) {
                 if Failpoint.fails("wal-group-sync-fails") { throw StorageIOError("fdatasync", file.path, errno: EIO) }
-                try file.sync()
+                try timedSync(file)
             } catch let e { error = e }
-            observeSync(clock.now - started)
             let (ready, again): ([@Sendable (StorageIOError?) -> Void], Bool) = state.withLock { s in
                 if let error { s.failure = error }
                 if s.failure == nil { s.synced = max(s.synced, target) }
@@ -148,19 +145,30 @@ final class WALDurability: Sendable {
             let (file, target, closed) = self.state.withLock { ($0.file, $0.written, $0.closed) }
             if closed { return }
             if let file, target > self.state.withLock({ $0.synced }) {
-                let clock = ContinuousClock()
-                let started = clock.now
                 do throws(StorageIOError) {
-                    try file.sync()
+                    try self.timedSync(file)
                     self.state.withLock { $0.synced = max($0.synced, target) }
                 } catch {
                     self.state.withLock { $0.failure = error }
                 }
-                self.observeSync(clock.now - started)
             }
             self.scheduleIntervalSync(every)
         }
     }
+
+    /// One fdatasync, timed for `observeSync`.
+    private func timedSync(_ file: OpenFile) throws(StorageIOError) {
+        let clock = ContinuousClock()
+        let started = clock.now
+        defer { observeSync(clock.now - started) }
+        if let delay = Self.testDelayMicroseconds { usleep(delay) }
+        try file.sync()
+    }
+
+    /// `TALLY_TEST_WAL_SYNC_DELAY_MS=<1...10000>` makes every WAL sync that much slower: a slow disk on
+    /// demand, for the test of the slow-sync alert. Read once; unset (as in production) it does nothing.
+    private static let testDelayMicroseconds: UInt32? = getenv("TALLY_TEST_WAL_SYNC_DELAY_MS")
+        .flatMap { UInt32(String(cString: $0)) }.flatMap { (1...10_000).contains($0) ? $0 * 1000 : nil }
 
     /// Stops the interval timer; callers sync the final state themselves.
     func close() {
