@@ -20,10 +20,13 @@ public struct LoopbackHTTP: Sendable {
 
     public let port: Int
     public var timeoutSeconds = 10
+    /// An IPv4 address of this machine; loopback unless a server announced another it is bound to.
+    public let host: String
 
-    public init(port: Int, timeoutSeconds: Int = 10) {
+    public init(port: Int, timeoutSeconds: Int = 10, host: String = "127.0.0.1") {
         self.port = port
         self.timeoutSeconds = timeoutSeconds
+        self.host = host
     }
 
     /// Percent-encodes all but unreserved characters, for a query parameter or form value.
@@ -55,7 +58,10 @@ public struct LoopbackHTTP: Sendable {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+            close(fd)
+            throw Failure.io("not an IPv4 address: \(host)")
+        }
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
