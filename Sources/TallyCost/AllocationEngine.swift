@@ -42,10 +42,13 @@ extension CostEngine {
     /// Section 5 of the cost semantics: container cost is its allocation times its node's price,
     /// a pod's PV cost its claim's bytes times the volume's price; a node's idle cost is what its
     /// containers were not allocated, never below zero. Rows are sorted by day, cluster, name, with
-    /// the idle row of each cluster last.
+    /// the idle row of each cluster last. `dayDone` is called as each day is done, for a progress display.
     public func allocation(from first: CostDay, to last: CostDay, aggregate: AllocationAggregate,
-                           cluster: String? = nil, now: Int64) throws -> [AllocationRow] {
-        try days(from: first, to: last).flatMap { day in try allocation(day, aggregate: aggregate, cluster: cluster, now: now) }
+                           cluster: String? = nil, now: Int64, dayDone: () -> Void = {}) throws -> [AllocationRow] {
+        try days(from: first, to: last).flatMap { day in
+            defer { dayDone() }
+            return try allocation(day, aggregate: aggregate, cluster: cluster, now: now)
+        }
     }
 
     func allocation(_ day: CostDay, aggregate: AllocationAggregate, cluster: String?, now: Int64) throws -> [AllocationRow] {
