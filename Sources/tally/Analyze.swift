@@ -9,6 +9,8 @@ struct Analyze: ParsableCommand {
 
     @OptionGroup var selection: TenantSelection
 
+    @OptionGroup var progress: ProgressOption
+
     @Option(help: "Rows per table.")
     var limit = 10
 
@@ -38,7 +40,13 @@ struct Analyze: ParsableCommand {
     }
 
     func run() throws {
-        for tenant in try selection.tenants() { try analyze(tenant) }
+        let tenants = try selection.tenants()
+        let meter = progress.meter("analyze", total: tenants.count, unit: "tenants")
+        for tenant in tenants {
+            try analyze(tenant)
+            meter.advance(tenant)
+        }
+        meter.finish()
     }
 
     /// Prints one tenant's report: a JSON line with `--json`, else its tables.

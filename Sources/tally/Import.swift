@@ -20,21 +20,30 @@ struct Import: ParsableCommand {
         @Argument(help: "A block directory, or a directory holding blocks.")
         var source: String
 
-        @Option(help: "Storage root.")
+        @Option(help: "Storage root (it must exist).")
         var storage = "storage"
 
-        @Option(help: "Tenant to add the blocks to.")
+        @Option(help: "Tenant to add the blocks to (created if new).")
         var tenant: String
 
-        func run() throws {
+        @OptionGroup var progress: ProgressOption
+
+        func validate() throws {
             guard TenantID.isValid(tenant) else { throw ValidationError(TenantError.invalidName(tenant).description) }
+        }
+
+        func run() throws {
+            let root = try StoreLocation.root(storage)
             let blocks = try BlockImporter.blocks(in: source)
             guard !blocks.isEmpty else { throw CommandFailure("no blocks in \(source)") }
             var failures = 0
+            let meter = progress.meter("import", total: blocks.count, unit: "blocks")
+            defer { meter.finish() }
             for (i, block) in blocks.enumerated() {
+                defer { meter.advance(block) }
                 let prefix = "[\(i + 1)/\(blocks.count)] \(block): "
                 do {
-                    switch try BlockImporter.importBlock(block, tenantDirectory: storage + "/" + tenant, tenant: tenant) {
+                    switch try BlockImporter.importBlock(block, tenantDirectory: root + "/" + tenant, tenant: tenant) {
                     case let .imported(ulid, series, samples):
                         Output.write(prefix + "imported as \(ulid) (\(series) series, \(samples) samples)\n")
                     case let .alreadyPresent(ulid):
