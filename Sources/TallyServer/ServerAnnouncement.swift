@@ -49,7 +49,7 @@ public struct ServerAnnouncement: Codable, Sendable, Equatable {
     /// Replaces the file in one rename, so a reader sees the old or the new contents.
     func publish(in root: String) throws {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         try (encoder.encode(self) + Data("\n".utf8)).write(to: URL(fileURLWithPath: root + "/" + Self.fileName), options: .atomic)
     }
 
