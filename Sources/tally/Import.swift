@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import TallyStorage
 
 struct Import: ParsableCommand {
@@ -45,13 +46,13 @@ struct Import: ParsableCommand {
                 do {
                     switch try BlockImporter.importBlock(block, tenantDirectory: root + "/" + tenant, tenant: tenant) {
                     case let .imported(ulid, series, samples):
-                        Output.write(prefix + "imported as \(ulid) (\(series) series, \(samples) samples)\n")
+                        meter.write(prefix + "imported as \(ulid) (\(series) series, \(samples) samples)\n")
                     case let .alreadyPresent(ulid):
-                        Output.write(prefix + "skipped, tenant \(tenant) already has block \(ulid)\n")
+                        meter.write(prefix + "skipped, tenant \(tenant) already has block \(ulid)\n")
                     }
                 } catch {
                     failures += 1
-                    Output.error(prefix + "refused: \(error)\n")
+                    meter.write(prefix + "refused: \(error)\n", to: STDERR_FILENO)
                 }
             }
             if failures > 0 { throw ExitCode(1) }

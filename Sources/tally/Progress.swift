@@ -69,6 +69,16 @@ final class ProgressMeter: Sendable {
         }
     }
 
+    /// Writes `text` (to stdout unless told) with the bar cleared first, so output and bar do not
+    /// share a line on a terminal; the next step redraws the bar.
+    func write(_ text: String, to fd: Int32 = STDOUT_FILENO) {
+        state.withLock { state in
+            if state.drawn { Output.error("\r\u{1B}[K") }
+            state.drawn = false
+            Output.write(text, to: fd)
+        }
+    }
+
     /// Ends the bar's line, so what follows starts on a fresh one.
     func finish() {
         state.withLock { state in
