@@ -80,6 +80,11 @@ final class StorageBindingTests: XCTestCase {
             XCTAssertLessThan(try stores.blocks(storage).count, blocksBefore)
             XCTAssertTrue(FileManager.default.fileExists(atPath: storage + "/restored/" + block))
             XCTAssertFalse(try tallyDump(storage: storage, tenant: "acme", match: "{__name__=\"node_gpu_count\"}").isEmpty, "other days are kept")
+            let dayStart = stores.dataset.start + 86_400_000
+            let deletedDay = try tally(["dump"] + selected + ["--match", "{__name__=\"node_gpu_count\"}",
+                                                              "--min-time", String(dayStart), "--max-time", String(dayStart + 86_400_000 - 1)])
+            XCTAssertEqual(deletedDay.status, 0, deletedDay.stderr)
+            XCTAssertEqual(deletedDay.stdout, "", "delete-series --start \(day) --end \(day) deleted that whole day")
 
             // A port is never enough: naming the other server's port is refused before anything is done.
             let wrongPort = try tally(["compact", "--storage", storage, "--tenant", "acme", "--server-port", String(servers[1 - i].port)])
