@@ -7,8 +7,9 @@ struct Compact: ParsableCommand {
         abstract: "Compact tenants' blocks now: merge overlapping blocks, then 2h -> 6h -> 24h (UTC days), then rewrite blocks with 5% or more deleted.",
         discussion: """
         Safe at any time. With no server on the storage, this process takes the storage lock and compacts. \
-        When a server holds the lock, the server is asked to compact (POST /api/v1/admin/compact), so two \
-        compactors never touch one tenant. The output says which happened.
+        When a server holds the lock, the server that announced itself in <storage>/.server is asked to \
+        compact (POST /api/v1/admin/compact), so two compactors never touch one tenant. The output says \
+        which happened.
         """)
 
     @OptionGroup var target: MaintenanceTarget

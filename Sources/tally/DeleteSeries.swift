@@ -10,7 +10,7 @@ struct DeleteSeries: ParsableCommand {
         discussion: """
         The data disappears from every read at once: blocks get tombstones, the head drops the samples \
         after a WAL record. It leaves the disk at the next compaction (blocks with 5% or more deleted are \
-        rewritten). With a running server on the storage, the server is asked \
+        rewritten). With a running server on the storage, that server (found through <storage>/.server) is asked \
         (POST /api/v1/admin/tsdb/delete_series, as Prometheus takes it).
         """)
 

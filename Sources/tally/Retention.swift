@@ -8,7 +8,8 @@ struct Retention: ParsableCommand {
         discussion: """
         The horizon is measured from the newest block, as Prometheus' --storage.tsdb.retention.time is, so \
         old imported history is not dropped just for being old. Data in the head is never dropped. With a \
-        running server on the storage, the server is asked (POST /api/v1/admin/retention).
+        running server on the storage, that server (found through <storage>/.server) is asked \
+        (POST /api/v1/admin/retention).
         """)
 
     @OptionGroup var target: MaintenanceTarget
