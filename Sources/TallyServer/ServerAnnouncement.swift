@@ -62,7 +62,9 @@ public struct ServerAnnouncement: Codable, Sendable, Equatable {
 
     /// The file as written, checked field by field.
     public static func read(_ path: String) throws -> ServerAnnouncement {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let file = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+        defer { try? file.close() }
+        let data = try file.read(upToCount: maximumBytes + 1) ?? Data()
         guard data.count <= maximumBytes else { throw AnnouncementError("\(path): longer than \(maximumBytes) bytes") }
         let announced = try JSONDecoder().decode(ServerAnnouncement.self, from: data)
         guard (1...65535).contains(announced.port), announced.pid > 0, announced.storage.hasPrefix("/"), !announced.host.isEmpty else {
