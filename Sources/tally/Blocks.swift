@@ -93,8 +93,10 @@ struct Blocks: ParsableCommand {
             var walBytes = 0
             let wal = directory + "/wal"
             for file in FileManager.default.enumerator(atPath: wal)?.allObjects as? [String] ?? [] {
-                let size = (try? FileManager.default.attributesOfItem(atPath: wal + "/" + file)[.size] as? Int) ?? nil
-                walBytes += size ?? 0
+                // Segments and checkpoint segments; a directory's own size is not data.
+                guard let attributes = try? FileManager.default.attributesOfItem(atPath: wal + "/" + file),
+                      attributes[.type] as? FileAttributeType == .typeRegular, let size = attributes[.size] as? Int else { continue }
+                walBytes += size
             }
             return "head: \(replay.series) series; WAL: \(replay.samples) samples in \(replay.segments) segment(s), \(bytes(walBytes))"
         }
