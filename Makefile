@@ -4,14 +4,14 @@
 # bash for `set -o pipefail` in the test recipe.
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := libsnappy-dev zlib1g-dev libcrypt-dev pkg-config prometheus openssl curl
+APT_PACKAGES := libsnappy-dev zlib1g-dev libcrypt-dev libprotobuf-c-dev pkg-config prometheus openssl curl
 BENCH_PACKAGES := victoria-metrics
 SWIFT_TEST_FLAGS ?=
 BENCH_FLAGS ?=
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := fuzz-remote-write fuzz-wal fuzz-block-index fuzz-selector fuzz-query-params
 
-.PHONY: deps bench-deps build run test release bench bench-quick fuzz fuzz-build fuzz-seeds clean
+.PHONY: deps bench-deps build run test release bench bench-quick fuzz fuzz-build fuzz-seeds proto-c clean
 
 # Installs the Debian packages named in $(1) that are missing.
 define apt_install
@@ -24,6 +24,12 @@ endef
 
 deps:
 	$(call apt_install,$(APT_PACKAGES))
+
+# Regenerates the protobuf-c oracle the wire tests use (committed, so only after a change to proto/).
+proto-c:
+	$(call apt_install,protobuf-c-compiler)
+	protoc-c -Iproto --c_out=Tests/RemoteWriteProtobufC proto/remote.proto proto/types.proto
+	mv Tests/RemoteWriteProtobufC/*.pb-c.h Tests/RemoteWriteProtobufC/include/
 
 bench-deps: deps
 	$(call apt_install,$(BENCH_PACKAGES))

@@ -82,9 +82,14 @@ let package = Package(
             path: "benchmarks/TallyMicrobench",
             swiftSettings: strict
         ),
+        // libprotobuf-c and the C that protoc-c generates from proto/ (`make proto-c`): a decoder and
+        // encoder written by other people, which the wire tests hold the hand-written decoder to.
+        .systemLibrary(name: "CProtobufC", path: "Tests/CProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
+        .target(name: "RemoteWriteProtobufC", dependencies: ["CProtobufC"], path: "Tests/RemoteWriteProtobufC",
+                linkerSettings: [.linkedLibrary("protobuf-c")]),
         // Shared by the test targets: seeded random choices that print their seed.
         .target(name: "TallyTestSupport", path: "Tests/TallyTestSupport", swiftSettings: strict),
-        .testTarget(name: "TallyWireTests", dependencies: ["TallyWire", "CSnappy"], swiftSettings: strict),
+        .testTarget(name: "TallyWireTests", dependencies: ["TallyWire", "CSnappy", "RemoteWriteProtobufC", "TallyTestSupport"], swiftSettings: strict),
         .testTarget(name: "TallyStorageTests", dependencies: ["TallyStorage", "TallyTestSupport"], swiftSettings: strict),
         .testTarget(name: "TallyCostTests", dependencies: ["TallyCost", "TallyStorage", "TallyTestSupport"], swiftSettings: strict),
         .testTarget(

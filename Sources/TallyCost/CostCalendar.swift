@@ -72,6 +72,15 @@ public struct CostDay: Sendable, Hashable, Comparable {
         return String(repeating: "0", count: max(0, 4 - year.count)) + year + "-" + twoDigits(m) + "-" + twoDigits(d)
     }
 
+    /// The calendar month holding the day, [its first day's start, the next month's first day's start).
+    public var month: (start: Int64, end: Int64) {
+        let (year, month, _) = Self.civil(fromDays: index)
+        let calendar = CostCalendar(offsetMinutes: offsetMinutes)
+        let first = CostDay(index: Self.daysFromCivil(year: Int(year), month: month, day: 1), calendar: calendar)
+        let next = CostDay(index: Self.daysFromCivil(year: Int(year) + (month == 12 ? 1 : 0), month: month % 12 + 1, day: 1), calendar: calendar)
+        return (first.start, next.start)
+    }
+
     public static func < (a: CostDay, b: CostDay) -> Bool { a.start < b.start }
 
     static func daysIn(month: Int, year: Int) -> Int {

@@ -13,24 +13,20 @@ public struct CostEngine: Sendable {
     let querier: any SeriesQuerier
     public let options: CostOptions
     let rollups: CostRollupStore?
+    /// Collects the series the answers leave out for a missing label.
+    public let leftOut: LeftOutSeries
 
     static let egressCounter = "kubecost_pod_network_egress_bytes_total"
+    /// What a daily row reads besides the egress counters.
+    static let dailyMetrics = PricedItems.all.flatMap(\.metrics) + NetworkCategory.allCases.map(\.priceMetric)
 
     /// With `rollups`, days whose data is all in blocks are computed once and read back after.
-    public init(querier: any SeriesQuerier, options: CostOptions = CostOptions(), rollups: CostRollupStore? = nil) {
+    public init(querier: any SeriesQuerier, options: CostOptions = CostOptions(), rollups: CostRollupStore? = nil,
+                leftOut: LeftOutSeries = LeftOutSeries()) {
         self.querier = querier
         self.options = options
         self.rollups = rollups
-    }
-
-    /// The days from `first` to `last` inclusive, checked against the documented maximum.
-    public func days(from first: CostDay, to last: CostDay) throws(CostQueryError) -> [CostDay] {
-        guard first <= last else { throw CostQueryError("start \(first.date) is after end \(last.date)") }
-        let count = last.index - first.index + 1
-        guard count <= options.maximumDays else {
-            throw CostQueryError("\(count) days asked, at most \(options.maximumDays) per question")
-        }
-        return (0..<count).map { first.advanced(by: $0) }
+        self.leftOut = leftOut
     }
 
     /// One row per cluster and day, for every cluster with cost data in any of the days; a day
@@ -38,7 +34,7 @@ public struct CostEngine: Sendable {
     /// `dayDone` is called as each day is done (from several threads), for a progress display.
     public func daily(from first: CostDay, to last: CostDay, cluster: String? = nil, now: Int64,
                       dayDone: @Sendable () -> Void = {}) throws -> [DailyClusterCost] {
-        let days = try days(from: first, to: last)
+        let days = try options.days(from: first, to: last)
         // Days are independent: computed on every core.
         let results = Mutex([Int: Result<[String: DailyClusterCost], any Error>]())
         DispatchQueue.concurrentPerform(iterations: days.count) { i in
@@ -61,24 +57,30 @@ public struct CostEngine: Sendable {
         }
     }
 
-    /// A day's rows from the rollups when its data is immutable and was seen before; else
-    /// computed, and remembered when immutable.
+    /// A day's rows from the rollups when its data is immutable, the day is over and it was seen
+    /// before; else computed, and remembered when immutable and over.
     func rolledUp(_ day: CostDay, cluster: String?, now: Int64) throws -> [String: DailyClusterCost] {
-        guard let rollups, let version = querier.immutableVersion(minTime: day.start - max(options.lookback, options.counterReach),
-                                                                   maxTime: day.end - 1) else {
-            return try daily(day, cluster: cluster, now: now)
+        let reach = (minTime: day.start - max(options.lookback, options.counterReach), maxTime: day.end - 1)
+        guard let rollups, now >= day.end, let version = querier.immutableVersion(minTime: reach.minTime, maxTime: reach.maxTime) else {
+            let computed = try daily(day, cluster: cluster, now: now)
+            leftOut.add(computed.leftOut, cluster: cluster)
+            return computed.rows
         }
-        let all: [DailyClusterCost]
+        let all: [DailyClusterCost], allLeftOut: [LeftOutSeries.Entry]
         if let cached = rollups.rows(day, version: version) {
             all = cached.rows
+            allLeftOut = cached.leftOut
         } else {
-            all = Array(try daily(day, cluster: nil, now: now).values)
+            let computed = try daily(day, cluster: nil, now: now)
+            all = Array(computed.rows.values)
+            allLeftOut = computed.leftOut
             // Kept only if the data is still the version it was read as (a skipped chunk, a late
             // block or a deletion meanwhile makes it another).
-            if querier.immutableVersion(minTime: day.start - max(options.lookback, options.counterReach), maxTime: day.end - 1) == version {
-                rollups.store(day, version: version, rows: all, computedAt: now)
+            if querier.immutableVersion(minTime: reach.minTime, maxTime: reach.maxTime) == version {
+                rollups.store(day, version: version, rows: all, leftOut: allLeftOut, computedAt: now)
             }
         }
+        leftOut.add(allLeftOut, cluster: cluster)
         var out: [String: DailyClusterCost] = [:]
         for var row in all where cluster == nil || row.cluster == cluster {
             row.complete = now >= day.end + options.grace
@@ -87,13 +89,11 @@ public struct CostEngine: Sendable {
         return out
     }
 
-    /// The rows of one day, by cluster.
-    func daily(_ day: CostDay, cluster: String?, now: Int64) throws -> [String: DailyClusterCost] {
-        var metrics = PricedItems.all.flatMap(\.metrics)
-        metrics += NetworkCategory.allCases.map(\.priceMetric)
-        let series = try querier.select(DaySignals.matchers(metrics, cluster: cluster),
+    /// The rows of one day, by cluster, and the series left out of them.
+    func daily(_ day: CostDay, cluster: String?, now: Int64) throws -> (rows: [String: DailyClusterCost], leftOut: [LeftOutSeries.Entry]) {
+        let series = try querier.select(DaySignals.matchers(Self.dailyMetrics, cluster: cluster),
                                         minTime: day.start - options.lookback, maxTime: day.end - 1)
-        let signals = DaySignals(series, day: day, lookback: options.lookback)
+        let signals = DaySignals(series, day: day, now: now, lookback: options.lookback)
         var rows: [String: DailyClusterCost] = [:]
         func row(_ name: String) -> DailyClusterCost {
             var r = DailyClusterCost(cluster: name, day: day)
@@ -115,36 +115,57 @@ public struct CostEngine: Sendable {
                 rows[name, default: row(name)].coveredMinutes[priced.category] = Double(coverage[name]?.milliseconds ?? 0) / 60_000
             }
         }
-        for (name, network) in try networkCosts(day, signals: signals, cluster: cluster) {
-            rows[name, default: row(name)].network = network.costs
-            var total = NeumaierSum()
-            for category in NetworkCategory.allCases { total.add(network.costs[category] ?? 0) }
-            rows[name, default: row(name)].costs[.network] = total.value
-            rows[name, default: row(name)].coveredMinutes[.network] = Double(network.coverage.milliseconds) / 60_000
+        let egress = try egressCosts(signals, cluster: cluster)
+        var network: [String: (sums: [NetworkCategory: NeumaierSum], coverage: Coverage)] = [:]
+        for item in egress.costs {
+            network[item.key.cluster, default: ([:], Coverage())].sums[item.category, default: NeumaierSum()].add(item.cost)
+            network[item.key.cluster]!.coverage.add(item.counted)
         }
-        return rows
+        for (name, clusterNetwork) in network {
+            var total = NeumaierSum()
+            for category in NetworkCategory.allCases {
+                guard let sum = clusterNetwork.sums[category] else { continue }
+                rows[name, default: row(name)].network[category] = sum.value
+                total.add(sum.value)
+            }
+            rows[name, default: row(name)].costs[.network] = total.value
+            rows[name, default: row(name)].coveredMinutes[.network] = Double(clusterNetwork.coverage.milliseconds) / 60_000
+        }
+        return (rows, signals.leftOut + egress.leftOut)
     }
 
-    struct NetworkDay {
-        var costs: [NetworkCategory: Double] = [:]
-        var coverage = Coverage()
+    /// One egress counter series' cost over the counted part of a day.
+    struct EgressCost {
+        /// cluster, namespace, pod.
+        let key: ItemKey
+        let category: NetworkCategory
+        let cost: Double
+        /// Where the series held a sample and its category a price: its covered time.
+        let counted: HeldSignal
     }
 
-    /// For each pair of consecutive counter samples whose later one lies in the day: the increase
-    /// (a drop is a reset: the later value is the increase) times the price held at the later
-    /// sample's time. A staleness marker ends a counter's life, so no pair spans one.
-    func networkCosts(_ day: CostDay, signals: DaySignals, cluster: String?) throws -> [String: NetworkDay] {
+    /// For each pair of consecutive counter samples whose later one lies in the counted part of the
+    /// day: the increase (a drop is a reset: the later value is the increase) times the price held
+    /// at the later sample's time. A staleness marker ends a counter's life, so no pair spans one.
+    func egressCosts(_ signals: DaySignals, cluster: String?) throws -> (costs: [EgressCost], leftOut: [LeftOutSeries.Entry]) {
+        let day = signals.day
         let counters = try querier.select(DaySignals.matchers([Self.egressCounter], cluster: cluster),
                                           minTime: day.start - options.counterReach, maxTime: day.end - 1)
-        var out: [String: NetworkDay] = [:]
-        var sums: [String: [NetworkCategory: NeumaierSum]] = [:]
+        let identity = DaySignals.identities[Self.egressCounter]!
+        var costs: [EgressCost] = [], leftOut: [LeftOutSeries.Entry] = []
         for series in counters {
             var labels: [String: String] = [:]
             for pair in series.labels.pairs { labels[pair.name] = pair.value }
             guard let category = NetworkCategory.of(labels) else { continue }
-            let name = labels[clusterLabel] ?? ""
-            if out[name] == nil { out[name] = NetworkDay() }
-            guard let price = signals.items(category.priceMetric)[ItemKey(values: [name])] else { continue }
+            if let entry = LeftOutSeries.entry(series.labels, metric: Self.egressCounter, identity: identity) {
+                leftOut.append(entry)
+                continue
+            }
+            let key = ItemKey(values: [labels[clusterLabel]!] + identity.map { labels[$0]! })
+            guard let price = signals.items(category.priceMetric)[ItemKey(values: [key.cluster])] else {
+                costs.append(EgressCost(key: key, category: category, cost: 0, counted: .empty))
+                continue
+            }
             var previous: Double?
             var sum = NeumaierSum()
             for sample in series.samples {
@@ -152,18 +173,14 @@ public struct CostEngine: Sendable {
                 let value = Double(bitPattern: sample.valueBits)
                 guard value.isFinite else { continue }
                 defer { previous = value }
-                guard let earlier = previous, sample.timestamp >= day.start, sample.timestamp < day.end,
+                guard let earlier = previous, sample.timestamp >= day.start, sample.timestamp < signals.end,
                       let unitPrice = price.value(at: sample.timestamp) else { continue }
                 let increase = value >= earlier ? value - earlier : value
                 sum.add(increase / bytesPerGiB * unitPrice)
             }
-            sums[name, default: [:]][category, default: NeumaierSum()].add(sum.value)
-            let held = HeldSignal(samples: series.samples, lookback: options.lookback).clipped(to: day.start, day.end)
-            out[name, default: NetworkDay()].coverage.add(price.multiplied(by: held))
+            let held = HeldSignal(samples: series.samples, lookback: options.lookback).clipped(to: day.start, signals.end)
+            costs.append(EgressCost(key: key, category: category, cost: sum.value, counted: price.multiplied(by: held)))
         }
-        for (name, categories) in sums {
-            for (category, sum) in categories { out[name, default: NetworkDay()].costs[category] = sum.value }
-        }
-        return out
+        return (costs, leftOut)
     }
 }

@@ -3,6 +3,29 @@ public enum CostCategory: String, CaseIterable, Sendable {
     case cpu, ram, gpu, pv
     case loadBalancer = "load_balancer"
     case management, network
+
+    /// The FOCUS 1.0 `ServiceCategory` of this category's charges.
+    var focusServiceCategory: String {
+        switch self {
+        case .cpu, .ram, .gpu: "Compute"
+        case .pv: "Storage"
+        case .loadBalancer, .network: "Networking"
+        case .management: "Management and Governance"
+        }
+    }
+
+    /// What is charged, in words, for a FOCUS `ChargeDescription`.
+    var charge: String {
+        switch self {
+        case .cpu: "Node CPU"
+        case .ram: "Node memory"
+        case .gpu: "Node GPUs"
+        case .pv: "Persistent volume storage"
+        case .loadBalancer: "Load balancers"
+        case .management: "Cluster management fee"
+        case .network: "Network egress (zone, region and internet)"
+        }
+    }
 }
 
 /// One number per category.
@@ -83,6 +106,16 @@ public struct CostOptions: Sendable {
     public var maximumDays = 400
 
     public init() {}
+
+    /// The days from `first` to `last` inclusive, checked against the documented maximum.
+    public func days(from first: CostDay, to last: CostDay) throws(CostQueryError) -> [CostDay] {
+        guard first <= last else { throw CostQueryError("start \(first.date) is after end \(last.date)") }
+        let count = last.index - first.index + 1
+        guard count <= maximumDays else {
+            throw CostQueryError("\(count) days asked, at most \(maximumDays) per question")
+        }
+        return (0..<count).map { first.advanced(by: $0) }
+    }
 }
 
 /// Label values that name one priced item.
@@ -91,6 +124,6 @@ struct ItemKey: Hashable {
     var cluster: String { values[0] }
 }
 
-/// The cluster of a series: its `cluster_id` label, `""` without one.
+/// The cluster of a series; a series without it is in no cluster (`LeftOutSeries`).
 let clusterLabel = "cluster_id"
 let bytesPerGiB = 1_073_741_824.0

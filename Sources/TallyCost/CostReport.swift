@@ -45,15 +45,15 @@ public enum CostReport {
         case .focus:
             return focus(rows.flatMap { row in
                 CostCategory.allCases.map { category in
-                    FocusRow(day: row.day, cost: row.costs[category], resourceId: row.cluster, resourceName: row.cluster,
-                             resourceType: "Cluster", description: category.rawValue, tags: [("cluster", row.cluster)])
+                    FocusRow(day: row.day, category: category, cost: row.costs[category], resourceId: row.cluster, resourceName: row.cluster,
+                             resourceType: "Cluster", description: "\(category.charge) of cluster \(row.cluster)", tags: [("cluster", row.cluster)])
                 }
-            })
+            }, tenant: tenant)
         case .table:
             var header = ["cluster", "date"] + CostCategory.allCases.map(\.rawValue) + ["total", "covered min (cpu)", "complete"]
             header[header.firstIndex(of: "load_balancer")!] = "lb"
             return table(header, rows.map { row in
-                [row.cluster.isEmpty ? "\"\"" : row.cluster, row.day.date] + CostCategory.allCases.map { money(row.costs[$0]) }
+                [row.cluster, row.day.date] + CostCategory.allCases.map { money(row.costs[$0]) }
                     + [money(row.total), minutes(row.coveredMinutes[.cpu]), row.complete ? "yes" : "no"]
             }, textColumns: 2)
         }
@@ -62,31 +62,40 @@ public enum CostReport {
     public static func allocation(_ rows: [AllocationRow], tenant: String, aggregate: AllocationAggregate, format: CostReportFormat) -> String {
         switch format {
         case .json:
-            let items = rows.map { row in
-                object([("cluster", quoted(row.cluster)), ("date", quoted(row.day.date)), (aggregate.rawValue, quoted(row.name)),
-                        ("idle", row.isIdle ? "true" : "false"), ("cpu", number(row.cpu)), ("ram", number(row.ram)),
-                        ("gpu", number(row.gpu)), ("pv", number(row.pv)), ("total", number(row.total)),
-                        ("complete", row.complete ? "true" : "false"), ("computed_at", quoted(timestamp(row.computedAt, 0)))])
+            let items = rows.map { row -> String in
+                var fields = [("cluster", quoted(row.cluster)), ("date", quoted(row.day.date)), (aggregate.rawValue, quoted(row.name)),
+                              ("idle", row.isIdle ? "true" : "false"), ("shared", row.isShared ? "true" : "false")]
+                fields += CostCategory.allCases.map { ($0.rawValue, number(row.costs[$0])) }
+                fields += [("total", number(row.total)), ("complete", row.complete ? "true" : "false"), ("computed_at", quoted(timestamp(row.computedAt, 0)))]
+                return object(fields)
             }
             return object([("status", quoted("success")), ("tenant", quoted(tenant)), ("aggregate", quoted(aggregate.rawValue)),
                            ("rows", "[" + items.joined(separator: ",") + "]")]) + "\n"
         case .csv:
-            return csv(["cluster", "date", aggregate.rawValue, "idle", "cpu", "ram", "gpu", "pv", "total", "complete", "computed_at"], rows.map { row in
-                [row.cluster, row.day.date, row.name, row.isIdle ? "true" : "false", number(row.cpu), number(row.ram), number(row.gpu),
-                 number(row.pv), number(row.total), row.complete ? "true" : "false", timestamp(row.computedAt, 0)]
+            let header = ["cluster", "date", aggregate.rawValue, "idle", "shared"] + CostCategory.allCases.map(\.rawValue) + ["total", "complete", "computed_at"]
+            return csv(header, rows.map { row in
+                [row.cluster, row.day.date, row.name, row.isIdle ? "true" : "false", row.isShared ? "true" : "false"]
+                    + CostCategory.allCases.map { number(row.costs[$0]) }
+                    + [number(row.total), row.complete ? "true" : "false", timestamp(row.computedAt, 0)]
             })
         case .focus:
-            return focus(rows.map { row in
-                let type = row.isIdle ? "Idle" : aggregate.rawValue.capitalized
+            return focus(rows.flatMap { row in
+                let type = row.isIdle ? "Idle" : row.isShared ? "Shared" : aggregate.rawValue.capitalized
                 var tags = [("cluster", row.cluster)]
-                if aggregate != .node && !row.isIdle { tags.append(("namespace", String(row.name.split(separator: "/").first ?? ""))) }
-                return FocusRow(day: row.day, cost: row.total, resourceId: row.cluster + "/" + row.name, resourceName: row.name,
-                                resourceType: type, description: "allocation", tags: tags)
-            })
+                if aggregate != .node && !row.isIdle && !row.isShared { tags.append(("namespace", String(row.name.split(separator: "/").first ?? ""))) }
+                return CostCategory.allCases.map { category in
+                    let whose = row.isIdle ? "not allocated (idle) in cluster \(row.cluster)"
+                        : row.isShared ? "shared by cluster \(row.cluster)" : "allocated to \(aggregate.rawValue) \(row.name) of cluster \(row.cluster)"
+                    return FocusRow(day: row.day, category: category, cost: row.costs[category], resourceId: row.cluster + "/" + row.name,
+                                    resourceName: row.name, resourceType: type, description: "\(category.charge) \(whose)", tags: tags)
+                }
+            }, tenant: tenant)
         case .table:
-            return table(["cluster", "date", aggregate.rawValue, "cpu", "ram", "gpu", "pv", "total"], rows.map { row in
-                [row.cluster.isEmpty ? "\"\"" : row.cluster, row.day.date, row.isIdle ? "(idle)" : row.name,
-                 money(row.cpu), money(row.ram), money(row.gpu), money(row.pv), money(row.total)]
+            var header = ["cluster", "date", aggregate.rawValue] + CostCategory.allCases.map(\.rawValue) + ["total"]
+            header[header.firstIndex(of: "load_balancer")!] = "lb"
+            return table(header, rows.map { row in
+                [row.cluster, row.day.date, row.isIdle ? "(idle)" : row.isShared ? "(shared)" : row.name]
+                    + CostCategory.allCases.map { money(row.costs[$0]) } + [money(row.total)]
             }, textColumns: 3)
         }
     }
@@ -121,23 +130,34 @@ public enum CostReport {
                        ("days", "[" + days.joined(separator: ",") + "]")]) + "\n"
     }
 
-    /// One FinOps FOCUS charge row.
+    /// One FinOps FOCUS charge row: one category of one cluster, group, idle or shared row and day.
     struct FocusRow {
         let day: CostDay
+        let category: CostCategory
         let cost: Double
         let resourceId, resourceName, resourceType, description: String
         let tags: [(String, String)]
     }
 
-    static func focus(_ rows: [FocusRow]) -> String {
-        let header = ["ChargePeriodStart", "ChargePeriodEnd", "BilledCost", "EffectiveCost", "ListCost", "BillingCurrency",
-                      "ServiceName", "ServiceCategory", "ResourceId", "ResourceName", "ResourceType", "ChargeCategory",
-                      "ChargeDescription", "Tags"]
-        return csv(header, rows.map { row in
+    /// The FOCUS 1.0 columns written: every mandatory one, and the resource and tag columns.
+    static let focusColumns = [
+        "BillingAccountId", "BillingAccountName", "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd",
+        "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "BillingCurrency", "ChargeCategory", "ChargeClass", "ChargeDescription",
+        "PricingQuantity", "PricingUnit", "ProviderName", "PublisherName", "InvoiceIssuerName", "ServiceName", "ServiceCategory",
+        "ResourceId", "ResourceName", "ResourceType", "Tags",
+    ]
+
+    /// The tenant is the billing account; the billing period is the calendar month holding the day.
+    /// Prices change during a day, so a row has no unit price: its quantity is one day of the item.
+    /// ChargeClass is empty (null): no row corrects an earlier billing period.
+    static func focus(_ rows: [FocusRow], tenant: String) -> String {
+        csv(focusColumns, rows.map { row in
             let cost = number(row.cost)
-            return [timestamp(row.day.start, 0), timestamp(row.day.end, 0), cost, cost, cost, "USD", "Kubernetes", "Compute",
-                    row.resourceId, row.resourceName, row.resourceType, "Usage", row.description,
-                    object(row.tags.map { ($0.0, quoted($0.1)) })]
+            let month = row.day.month
+            return [tenant, tenant, timestamp(month.start, 0), timestamp(month.end, 0), timestamp(row.day.start, 0), timestamp(row.day.end, 0),
+                    cost, cost, cost, cost, "USD", "Usage", "", row.description,
+                    "1", "Day", "Kubernetes", "Kubernetes", "Tally", "Kubernetes", row.category.focusServiceCategory,
+                    row.resourceId, row.resourceName, row.resourceType, object((row.tags + [("category", row.category.rawValue)]).map { ($0.0, quoted($0.1)) })]
         })
     }
 

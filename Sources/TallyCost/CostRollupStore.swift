@@ -21,6 +21,7 @@ public final class CostRollupStore: Sendable {
     struct Entry: Codable {
         var version: String
         var computedAt: Int64
+        var leftOut: [LeftOutSeries.Entry]
         var rows: [Row]
     }
 
@@ -32,8 +33,11 @@ public final class CostRollupStore: Sendable {
         var network: [String]
     }
 
+    /// 2: series without a join label are left out (and listed) rather than put in cluster "".
+    static let format = 2
+
     struct File: Codable {
-        var format = 1
+        var format = CostRollupStore.format
         var lookback: Int64
         var counterReach: Int64
         var offsetMinutes: Int
@@ -50,7 +54,7 @@ public final class CostRollupStore: Sendable {
         fingerprint = (options.lookback, options.counterReach, calendar.offsetMinutes)
         var state = State()
         if let data = FileManager.default.contents(atPath: path), let file = try? JSONDecoder().decode(File.self, from: data),
-           file.format == 1, file.lookback == options.lookback, file.counterReach == options.counterReach,
+           file.format == Self.format, file.lookback == options.lookback, file.counterReach == options.counterReach,
            file.offsetMinutes == calendar.offsetMinutes {
             for (key, entry) in file.days { if let day = Int64(key) { state.days[day] = entry } }
         }
@@ -58,7 +62,7 @@ public final class CostRollupStore: Sendable {
     }
 
     /// The rows of `day` if they were computed from data of this version.
-    func rows(_ day: CostDay, version: String) -> (rows: [DailyClusterCost], computedAt: Int64)? {
+    func rows(_ day: CostDay, version: String) -> (rows: [DailyClusterCost], leftOut: [LeftOutSeries.Entry], computedAt: Int64)? {
         guard let entry = state.withLock({ $0.days[day.index] }), entry.version == version else { return nil }
         let rows = entry.rows.compactMap { row -> DailyClusterCost? in
             var out = DailyClusterCost(cluster: row.cluster, day: day)
@@ -72,11 +76,11 @@ public final class CostRollupStore: Sendable {
             out.computedAt = entry.computedAt
             return out
         }
-        return rows.count == entry.rows.count ? (rows, entry.computedAt) : nil
+        return rows.count == entry.rows.count ? (rows, entry.leftOut, entry.computedAt) : nil
     }
 
-    func store(_ day: CostDay, version: String, rows: [DailyClusterCost], computedAt: Int64) {
-        let entry = Entry(version: version, computedAt: computedAt, rows: rows.map { row in
+    func store(_ day: CostDay, version: String, rows: [DailyClusterCost], leftOut: [LeftOutSeries.Entry], computedAt: Int64) {
+        let entry = Entry(version: version, computedAt: computedAt, leftOut: leftOut, rows: rows.map { row in
             Row(cluster: row.cluster,
                 costs: CostCategory.allCases.map { Self.encode(row.costs[$0]) },
                 covered: CostCategory.allCases.map { Self.encode(row.coveredMinutes[$0]) },

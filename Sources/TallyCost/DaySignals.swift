@@ -1,7 +1,8 @@
 import TallyStorage
 
 /// The held signals of one day, per metric and item: every series of an item (an upgrade's old
-/// and new label sets, two scrape jobs) averaged into one signal, clipped to the day.
+/// and new label sets, two scrape jobs) averaged into one signal, clipped to the part of the day
+/// that has happened.
 struct DaySignals {
     /// Which labels, after `cluster_id`, name an item of each metric.
     static let identities: [String: [String]] = {
@@ -19,21 +20,33 @@ struct DaySignals {
             table[metric] = ["namespace", "pod", "container", "node"]
         }
         table["pod_pvc_allocation"] = ["namespace", "pod", "persistentvolumeclaim", "persistentvolume"]
+        table[CostEngine.egressCounter] = ["namespace", "pod_name"]
         return table
     }()
 
     let day: CostDay
+    /// Where counting stops: the day's end, or the moment of the question if that is earlier, so no
+    /// minute that has not happened is counted (a sample holds past it, and senders may be ahead).
+    let end: Int64
     private(set) var signals: [String: [ItemKey: HeldSignal]] = [:]
     private(set) var clusters: Set<String> = []
+    /// Series without `cluster_id` or a label of their identity: in no item.
+    private(set) var leftOut: [LeftOutSeries.Entry] = []
 
-    /// Builds the signals from series selected over [day.start - lookback, day.end - 1].
-    init(_ series: [SeriesSamples], day: CostDay, lookback: Int64) {
+    /// Builds the signals from series selected over [day.start - lookback, day.end - 1], counted
+    /// up to `now` at most.
+    init(_ series: [SeriesSamples], day: CostDay, now: Int64, lookback: Int64) {
         self.day = day
+        end = min(day.end, now)
         var grouped: [String: [ItemKey: [HeldSignal]]] = [:]
         for s in series {
             guard let metric = s.labels["__name__"], let identity = Self.identities[metric] else { continue }
-            let key = ItemKey(values: [s.labels[clusterLabel] ?? ""] + identity.map { s.labels[$0] ?? "" })
-            let signal = HeldSignal(samples: s.samples, lookback: lookback).clipped(to: day.start, day.end)
+            if let entry = LeftOutSeries.entry(s.labels, metric: metric, identity: identity) {
+                leftOut.append(entry)
+                continue
+            }
+            let key = ItemKey(values: [s.labels[clusterLabel]!] + identity.map { s.labels[$0]! })
+            let signal = HeldSignal(samples: s.samples, lookback: lookback).clipped(to: day.start, end)
             clusters.insert(key.cluster)
             if !signal.steps.isEmpty { grouped[metric, default: [:]][key, default: []].append(signal) }
         }
@@ -68,6 +81,9 @@ struct PricedItems {
     ]
 
     var metrics: [String] { [price] + (quantity.map { [$0] } ?? []) }
+
+    /// The priced items of `category` (every category but network).
+    static func of(_ category: CostCategory) -> PricedItems { all.first { $0.category == category }! }
 
     /// Each item's $/h signal: price times quantity where both hold a value.
     func rates(_ signals: DaySignals) -> [ItemKey: HeldSignal] {

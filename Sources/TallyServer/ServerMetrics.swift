@@ -93,6 +93,13 @@ public final class ServerMetrics: Sendable {
         registry.makeCounter(descriptor: Self.rejectedSamples, labels: [("tenant", tenant), ("reason", reason)]).increment(by: Int64(samples))
     }
 
+    /// Series the tenant's latest cost or allocation answer left out for a missing join label.
+    func costSeriesLeftOut(tenant: String, count: Int) {
+        registry.makeGauge(descriptor: Self.name("cost_series_left_out", "",
+                                                 "Series left out of the tenant's latest cost answer: a label they are joined on (cluster_id, node, namespace, ...) is missing."),
+                           labels: [("tenant", tenant)]).set(Int64(count))
+    }
+
     func notStored(tenant: String, kind: String, count: Int) {
         guard count > 0 else { return }
         registry.makeCounter(descriptor: Self.notStored, labels: [("tenant", tenant), ("kind", kind)]).increment(by: Int64(count))

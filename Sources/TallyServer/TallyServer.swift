@@ -51,7 +51,7 @@ public final class TallyServer: Service, Sendable {
         threadPool.start()
         let router = Router(configuration: configuration,
                             ingester: RemoteWriteIngester(configuration: configuration, registry: registry, metrics: metrics, limits: limits),
-                            costs: CostAPI(configuration: configuration, registry: registry),
+                            costs: CostAPI(configuration: configuration, registry: registry, metrics: metrics),
                             metrics: metrics, admin: admin, authenticator: authenticator, logger: logger, threadPool: threadPool)
         let connectionLimits = ConnectionLimits(configuration: configuration, metrics: metrics)
         let channel = try await ServerBootstrap(group: group)

@@ -15,23 +15,29 @@ struct ProtobufReader: ~Copyable {
 
     var isAtEnd: Bool { position >= end }
 
+    /// At most 10 bytes. Bits past the 64th in the tenth byte are dropped, as Prometheus' own
+    /// (gogo-generated) decoder and libprotobuf-c drop them: refusing them would refuse requests
+    /// that Prometheus accepts.
     mutating func readVarint() throws(WireError) -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while position < end {
             let byte = bytes[position]
             position += 1
-            if shift == 63 && byte > 1 { throw .invalidProtobuf("varint overflows 64 bits") }
             result |= UInt64(byte & 0x7f) << shift
             if byte < 0x80 { return result }
             shift += 7
+            if shift >= 70 { throw .invalidProtobuf("varint longer than 10 bytes") }
         }
         throw .invalidProtobuf("truncated varint")
     }
 
     /// Reads a field key; returns the field number and wire type.
+    /// A key takes at most 5 bytes (a 32-bit tag), as protobuf's reference decoders require.
     mutating func readKey() throws(WireError) -> (field: UInt64, type: WireType) {
+        let start = position
         let key = try readVarint()
+        if position - start > 5 { throw .invalidProtobuf("field key longer than 5 bytes") }
         guard let type = WireType(rawValue: UInt8(key & 7)) else {
             throw .invalidProtobuf("unsupported wire type \(key & 7)")
         }

@@ -29,7 +29,7 @@ public enum RemoteWriteDecoder {
                     try decodeTimeSeries(bytes, reader.readLengthDelimited(), into: &view)
                 case 3:
                     try ProtobufReader.expect(type, .len, "WriteRequest.metadata")
-                    try checkMessage(bytes, reader.readLengthDelimited())
+                    try MessageShape.metadata.check(bytes, reader.readLengthDelimited())
                     view.metadataCount += 1
                 default:
                     try reader.skip(type)
@@ -65,11 +65,11 @@ public enum RemoteWriteDecoder {
                 series.sampleCount += 1
             case 3:
                 try ProtobufReader.expect(type, .len, "TimeSeries.exemplars")
-                try checkMessage(bytes, reader.readLengthDelimited())
+                try MessageShape.exemplar.check(bytes, reader.readLengthDelimited())
                 view.exemplarCount += 1
             case 4:
                 try ProtobufReader.expect(type, .len, "TimeSeries.histograms")
-                try checkMessage(bytes, reader.readLengthDelimited())
+                try MessageShape.histogram.check(bytes, reader.readLengthDelimited())
                 series.histogramCount += 1
                 view.histogramCount += 1
             default:
@@ -143,15 +143,5 @@ public enum RemoteWriteDecoder {
             }
         }
         return sample
-    }
-
-    /// Walks a nested message's fields so that a malformed one fails the request instead of being
-    /// counted as if it were whole.
-    private static func checkMessage(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) throws(WireError) {
-        var reader = ProtobufReader(bytes, range: range)
-        while !reader.isAtEnd {
-            let (_, type) = try reader.readKey()
-            try reader.skip(type)
-        }
     }
 }

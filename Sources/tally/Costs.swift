@@ -60,8 +60,10 @@ struct Costs: ParsableCommand {
             return (CostEngine(querier: querier, rollups: rollups), querier, first, last, format)
         }
 
-        /// Prints what the answer left out and fails the command, after the answer itself.
-        func finish(_ querier: SkippingQuerier) throws {
+        /// Prints what the answer left out, after the answer itself: series without a label they are
+        /// joined on as warnings, unreadable data as a failure of the command.
+        func finish(_ engine: CostEngine, _ querier: SkippingQuerier) throws {
+            for warning in engine.leftOut.warnings { Output.error("tally costs: warning: \(warning)\n") }
             guard !querier.warnings.isEmpty else { return }
             for warning in querier.warnings { Output.error("tally costs: \(warning)\n") }
             throw CommandFailure("the answer above leaves out data that could not be read")
@@ -84,7 +86,7 @@ struct Costs: ParsableCommand {
             }
             meter.finish()
             Output.write(CostReport.daily(rows, tenant: question.tenant, format: format))
-            try question.finish(querier)
+            try question.finish(engine, querier)
         }
     }
 
@@ -112,7 +114,7 @@ struct Costs: ParsableCommand {
             }
             meter.finish()
             Output.write(CostReport.allocation(rows, tenant: question.tenant, aggregate: aggregate, format: format))
-            try question.finish(querier)
+            try question.finish(engine, querier)
         }
     }
 }

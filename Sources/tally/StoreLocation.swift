@@ -16,7 +16,7 @@ enum StoreLocation {
     static func tenantDirectory(storage: String, tenant: String) throws -> String {
         guard TenantID.isValid(tenant) else { throw CommandFailure(TenantError.invalidName(tenant).description) }
         let directory = try root(storage) + "/" + tenant
-        guard isDirectory(directory) else { throw CommandFailure("no tenant \(tenant) under \(storage)") }
+        guard isDirectory(directory) else { throw CommandFailure("unknown tenant \(tenant): it has never written under \(storage)") }
         return directory
     }
 

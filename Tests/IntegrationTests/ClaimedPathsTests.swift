@@ -1,6 +1,6 @@
 import Foundation
 import TallyLoad
-import TallyStorage
+@testable import TallyStorage
 import TallyWire
 import XCTest
 
@@ -19,8 +19,8 @@ final class ClaimedPathsTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: storage + ".log")
     }
 
-    private func startServer(_ arguments: [String] = []) throws -> TallyServerProcess {
-        let server = try TallyServerProcess(storage: storage, extraArguments: arguments)
+    private func startServer(_ arguments: [String] = [], environment: [String: String] = [:]) throws -> TallyServerProcess {
+        let server = try TallyServerProcess(storage: storage, extraArguments: arguments, environment: environment)
         try server.waitReady()
         return server
     }
@@ -211,6 +211,34 @@ final class ClaimedPathsTests: XCTestCase {
         XCTAssertEqual(interval.process.terminationStatus, 0, interval.log)
         // The clean stop synced what the interval had not: every write is there.
         XCTAssertEqual(try tallyDump(storage: storage, tenant: tenant, match: "{__name__=\"unsynced\"}").split(separator: "\n").count, 3)
+    }
+
+    /// A group-commit fdatasync that fails (injected: EIO): the write it covered answers 500, never
+    /// 204, and the tenant's WAL is poisoned, so every later write answers 500 too, since the page
+    /// cache can no longer be trusted. A restart serves again; the unacknowledged sample is kept at
+    /// most once.
+    func testAFailedFsyncAnswers500AndPoisonsTheTenantUntilRestart() throws {
+        let failing = try startServer(["--wal-sync", "always"], environment: ["TALLY_FAILPOINT": "wal-group-sync-fails"])
+        let first = try write(failing.client, body("unacknowledged", at: [now]))
+        XCTAssertEqual(first.status, 500, first.body)
+        XCTAssertTrue(first.body.contains("WAL sync failed"), first.body)
+        XCTAssertTrue(failing.log.contains(Failpoint.markerPrefix + "wal-group-sync-fails\n"), "the injected failure was reached: \(failing.log)")
+        for k in 1...3 {
+            let later = try write(failing.client, body("after_poisoning", at: [now + Int64(k)]))
+            XCTAssertEqual(later.status, 500, "write \(k) after the failed sync: \(later.body)")
+        }
+        XCTAssertEqual(try failing.client.request("GET", "/-/ready").status, 200, "the server itself serves on")
+        failing.stop(SIGKILL)
+
+        let restarted = try startServer(["--wal-sync", "always"])
+        let afterRestart = try write(restarted.client, body("after_restart", at: [now + 10]))
+        XCTAssertEqual(afterRestart.status, 204, afterRestart.body)
+        restarted.stop(SIGTERM)
+        XCTAssertEqual(restarted.process.terminationStatus, 0, restarted.log)
+        let dump = try tallyDump(storage: storage, tenant: tenant).split(separator: "\n")
+        XCTAssertLessThanOrEqual(dump.filter { $0.hasPrefix("{__name__=\"unacknowledged\"}") }.count, 1, dump.joined(separator: "\n"))
+        XCTAssertEqual(dump.filter { $0.hasPrefix("{__name__=\"after_poisoning\"}") }.count, 0, "a poisoned WAL takes nothing more")
+        XCTAssertEqual(dump.filter { $0.hasPrefix("{__name__=\"after_restart\"}") }.count, 1)
     }
 
     /// `--tenant-header` replaces the default headers (THANOS-TENANT is then just a header), and

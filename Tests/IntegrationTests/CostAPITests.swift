@@ -1,5 +1,6 @@
 import Foundation
 import TallyLoad
+import TallyWire
 import XCTest
 
 /// The cost endpoints and `tally costs` against a real server holding pushed data.
@@ -32,11 +33,6 @@ final class CostAPITests: XCTestCase {
         XCTAssertEqual(row["total"] ?? 0, ["cpu", "ram", "gpu", "pv", "load_balancer", "management", "network"].reduce(0) { $0 + row[$1]! }, accuracy: 1e-9)
         XCTAssertEqual(row["network"] ?? 0, row["network_zone"]! + row["network_region"]! + row["network_internet"]!, accuracy: 1e-9)
         XCTAssertGreaterThan(row["network_internet"] ?? 0, 0)
-        // An unknown tenant has no rows, and no directory is made for it.
-        let nobody = try tally.client.request("GET", "/api/v1/costs/daily?\(query)", headers: [("THANOS-TENANT", "nobody")])
-        XCTAssertEqual(try dailyRows(nobody.body).count, 0)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/storage/nobody"))
-
         // One cluster; CSV; FOCUS.
         let one = try dailyRows(tally.client.request("GET", "/api/v1/costs/daily?\(query)&cluster=cluster-1", headers: [("THANOS-TENANT", "acme")]).body)
         XCTAssertEqual(Set(one.keys), ["\(first) cluster-1", "\(last) cluster-1"])
@@ -51,9 +47,9 @@ final class CostAPITests: XCTestCase {
         XCTAssertEqual(Double(firstRow[header.firstIndex(of: "total")!]), acme["\(first) cluster-0"]?["total"])
         let focus = try tally.client.request("GET", "/api/v1/costs/daily?\(query)&format=focus", headers: [("THANOS-TENANT", "acme")])
         let focusLines = focus.body.split(separator: "\r\n")
-        XCTAssertTrue(focusLines[0].hasPrefix("ChargePeriodStart,ChargePeriodEnd,BilledCost,EffectiveCost,ListCost,BillingCurrency,ServiceName"))
+        XCTAssertTrue(focusLines[0].hasPrefix("BillingAccountId,BillingAccountName,BillingPeriodStart,BillingPeriodEnd,ChargePeriodStart"))
         XCTAssertEqual(focusLines.count, 1 + 4 * 7)
-        XCTAssertTrue(focusLines[1].contains(",USD,Kubernetes,"), String(focusLines[1]))
+        XCTAssertTrue(focusLines[1].hasPrefix("acme,acme,") && focusLines[1].contains(",USD,Usage,"), String(focusLines[1]))
 
         // gzip when asked, the same rows once inflated (computed_at aside).
         let plain = try tally.client.request("GET", "/api/v1/costs/daily?\(query)", headers: [("THANOS-TENANT", "acme")])
@@ -139,9 +135,77 @@ final class CostAPITests: XCTestCase {
             XCTAssertTrue(r.body.contains(reason), "\(path): \(r.body)")
         }
         XCTAssertEqual(try tally.client.request("POST", "/api/v1/costs/daily?start=2024-01-01&end=2024-01-01").status, 405)
-        // A +05:30 offset written unescaped arrives as a space and still means +05:30.
+        // A +05:30 offset written unescaped arrives as a space and still means +05:30: past the
+        // parameters, the question reaches the (unknown) tenant.
         let local = try tally.client.request("GET", "/api/v1/costs/daily?start=2024-01-01&end=2024-01-01&tz=+05:30")
-        XCTAssertEqual(local.status, 200, local.body)
+        XCTAssertEqual(local.status, 404, local.body)
         XCTAssertEqual(filesUnder(root + "/storage").filter { $0 != ".lock" && $0 != ".admin-token" && $0 != ".server" }, [])
+    }
+
+    func testAnUnknownTenantIs404OnEveryCostEndpointAndExits1OnTheCommandLine() throws {
+        let root = try makeTemporaryDirectory("cost-api")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let (tally, dataset) = try serverWithTwoTenants(root)
+        let (first, dayStart) = (utcDate(dataset.start), dataset.start / 1000)
+        for path in ["/api/v1/costs/daily?start=\(first)&end=\(first)&tenant=nobody",
+                     "/api/v1/costs/allocation?start=\(first)&end=\(first)&tenant=nobody",
+                     "/metroculus/v2/kubecost_cluster_costs?cloud_account_id=nobody&start_date=\(dayStart)&end_date=\(dayStart + 86_400)"] {
+            let answer = try tally.client.request("GET", path)
+            XCTAssertEqual(answer.status, 404, path)
+            XCTAssertEqual(answer.headers["content-type"], "application/json")
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: String], answer.body)
+            XCTAssertEqual(object, ["status": "error", "errorType": "not_found", "error": "unknown tenant nobody: it has never written to this server"])
+        }
+        // Asking makes no directory for it, and a tenant that has written still answers.
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/storage/nobody"))
+        XCTAssertEqual(try tally.client.request("GET", "/api/v1/costs/daily?start=\(first)&end=\(first)&tenant=other").status, 200)
+
+        let cli = try runCommand(Binaries.tally, ["costs", "daily", "--storage", tally.storage, "--tenant", "nobody", "--from", first, "--to", first])
+        XCTAssertEqual(cli.status, 1)
+        XCTAssertEqual(cli.stdout, "")
+        XCTAssertTrue(cli.stderr.contains("unknown tenant nobody: it has never written under \(tally.storage)"), cli.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/storage/nobody"))
+    }
+
+    func testSeriesWithoutAJoinLabelAreLeftOutCountedAndWarned() throws {
+        let root = try makeTemporaryDirectory("cost-api")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let tally = try TallyServerProcess(storage: root + "/storage")
+        try tally.waitReady()
+        // The fee of cluster c1, a fee sent without cluster_id (no external_labels), and a node price without its node.
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let samples = stride(from: now - 3_600_000, through: now, by: 60_000).map { WireSample(timestamp: $0, valueBits: 0.10.bitPattern) }
+        var encoder = WriteRequestEncoder()
+        encoder.addSeries(labels: [("__name__", "kubecost_cluster_management_cost"), ("cluster_id", "c1"), ("provisioner_name", "EKS")], samples: samples)
+        encoder.addSeries(labels: [("__name__", "kubecost_cluster_management_cost"), ("provisioner_name", "GKE")], samples: samples)
+        encoder.addSeries(labels: [("__name__", "node_cpu_hourly_cost"), ("cluster_id", "c1"), ("instance", "10.0.0.1:9003")], samples: samples)
+        try push([encoder.compressed()], to: tally.client, headers: [("THANOS-TENANT", "acme")])
+
+        let date = utcDate(now - 3_600_000)
+        let expected = [
+            "left out 1 series of kubecost_cluster_management_cost without a cluster_id label, e.g. "
+                + "{__name__=\"kubecost_cluster_management_cost\", provisioner_name=\"GKE\"}",
+            "left out 1 series of node_cpu_hourly_cost without a node label, e.g. "
+                + "{__name__=\"node_cpu_hourly_cost\", cluster_id=\"c1\", instance=\"10.0.0.1:9003\"}",
+        ]
+        for path in ["daily", "allocation"] {
+            let answer = try tally.client.request("GET", "/api/v1/costs/\(path)?start=\(date)&end=\(date)", headers: [("THANOS-TENANT", "acme")])
+            XCTAssertEqual(answer.status, 200, answer.body)
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any], answer.body)
+            XCTAssertEqual(object["warnings"] as? [String], expected, path)
+            XCTAssertTrue(expected.contains(answer.headers["tally-warning"] ?? ""), "\(path): \(answer.headers)")
+            let rows = try XCTUnwrap(object["rows"] as? [[String: Any]])
+            XCTAssertEqual(Set(rows.compactMap { $0["cluster"] as? String }), ["c1"], path)
+        }
+        let page = try tally.client.request("GET", "/metrics").body
+        let gauge = page.split(separator: "\n").first { $0.hasPrefix("tally_cost_series_left_out{tenant=\"acme\"} ") }
+        XCTAssertEqual(gauge.flatMap { Double($0.split(separator: " ").last ?? "") }, 2, page)
+
+        // The command line prints the same warnings and the rows of c1 only.
+        let cli = try runCommand(Binaries.tally, ["costs", "daily", "--storage", tally.storage, "--tenant", "acme", "--from", date, "--to", date,
+                                                  "--format", "json"])
+        XCTAssertEqual(cli.status, 0, cli.stderr)
+        XCTAssertEqual(Set(try dailyRows(cli.stdout).keys), ["\(date) c1"])
+        for warning in expected { XCTAssertTrue(cli.stderr.contains("tally costs: warning: " + warning), cli.stderr) }
     }
 }

@@ -46,6 +46,36 @@ final class CostDifferentialTests: XCTestCase {
         // Sanity of the oracle itself: a whole day of the $0.10/h management fee.
         XCTAssertEqual(rows["\(first) cluster-0"]?["management"] ?? 0, 2.4, accuracy: 1e-9)
 
+        // Allocation by namespace: every day, cluster, namespace and category against the per-namespace forms.
+        let allocation = try tally.client.request("GET", "/api/v1/costs/allocation?start=\(first)&end=\(last)", headers: [("THANOS-TENANT", "acme")])
+        XCTAssertEqual(allocation.status, 200, allocation.body)
+        let groups = try XCTUnwrap((JSONSerialization.jsonObject(with: Data(allocation.body.utf8)) as? [String: Any])?["rows"] as? [[String: Any]])
+        var allocated: [String: [String: Double]] = [:]
+        for row in groups where row["idle"] as? Bool == false && row["shared"] as? Bool == false {
+            let key = "\(row["date"] as? String ?? "?") \(row["cluster"] as? String ?? "?") \(row["namespace"] as? String ?? "?")"
+            allocated[key] = row.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+        }
+        var comparedGroups = 0
+        for d in 0..<days {
+            let dayStart = dataset.start + Int64(d) * 86_400_000
+            var expected: [String: [String: Double]] = [:]
+            for category in CostPromQL.allocationCategories {
+                let field = category.hasPrefix("network_") ? "network" : category
+                for (group, value) in try prometheus.query(CostPromQL.namespaceForm(category), at: dayStart + 86_400_000 - 1, by: ["cluster_id", "namespace"]) {
+                    expected["\(utcDate(dayStart)) \(group)", default: [:]][field, default: 0] += value
+                }
+            }
+            let keys = Set(expected.keys).union(allocated.keys.filter { $0.hasPrefix(utcDate(dayStart)) })
+            for key in keys {
+                for field in ["cpu", "ram", "gpu", "pv", "load_balancer", "network"] {
+                    let got = allocated[key]?[field] ?? 0, want = expected[key]?[field] ?? 0
+                    XCTAssertTrue(agree(got, want, within: 1e-9), "allocation \(key) \(field): tally \(got), prometheus \(want)")
+                    if want != 0 { comparedGroups += 1 }
+                }
+            }
+        }
+        XCTAssertGreaterThanOrEqual(comparedGroups, days * dataset.clusters * 4)
+
         // Compacted blocks: Prometheus compacts its 2h blocks into 6h and 18h ones in the background
         // (once a minute). Those, imported into another tenant, answer the days they cover the same.
         let promData = root + "/data"

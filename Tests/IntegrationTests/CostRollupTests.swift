@@ -57,6 +57,9 @@ final class CostRollupTests: XCTestCase {
         encoder.addSeries(labels: [("__name__", "kubecost_load_balancer_cost"), ("cluster_id", "cluster-0"), ("ingress_ip", "10.9.9.9"),
                                    ("namespace", "late"), ("service_name", "late")],
                           samples: (0...60).map { WireSample(timestamp: noon + Int64($0) * 60_000, valueBits: $0 == 60 ? 0x7ff0_0000_0000_0002 : 1.0.bitPattern) })
+        // And one sent without cluster_id: left out, and said so whether the day is computed or read back.
+        encoder.addSeries(labels: [("__name__", "kubecost_load_balancer_cost"), ("ingress_ip", "10.9.9.8"), ("namespace", "late"), ("service_name", "late")],
+                          samples: [WireSample(timestamp: noon, valueBits: 1.0.bitPattern)])
         try push([encoder.compressed()], to: server.client, headers: tenant)
         let late = try ask()
         XCTAssertEqual(late[key1]?.row["load_balancer"] ?? 0, (first[key1]?.row["load_balancer"] ?? 0) + 1, accuracy: 1e-9)
@@ -72,6 +75,11 @@ final class CostRollupTests: XCTestCase {
         XCTAssertEqual(restarted[key0]?.computedAt, first[key0]?.computedAt)
         let again = try ask()
         XCTAssertEqual(again[key1]?.computedAt, restarted[key1]?.computedAt)
+        let warned = try server.client.request("GET", "/api/v1/costs/daily?start=\(days[1])&end=\(days[1])", headers: tenant)
+        let warnings = (try JSONSerialization.jsonObject(with: Data(warned.body.utf8)) as? [String: Any])?["warnings"] as? [String]
+        XCTAssertEqual(warnings?.count, 1, warned.body)
+        XCTAssertTrue(warnings?.first?.hasPrefix("left out 1 series of kubecost_load_balancer_cost without a cluster_id label") == true, warned.body)
+        XCTAssertTrue(warned.body.contains("\"computed_at\":\"\(again[key1]?.computedAt ?? "?")\""), "read back from the rollup: \(warned.body)")
         server.stop(SIGTERM)
     }
 }

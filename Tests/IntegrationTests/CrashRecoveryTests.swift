@@ -3,6 +3,7 @@ import Synchronization
 import TallyStorage
 import TallyWire
 import TallyLoad
+import TallyTestSupport
 import XCTest
 
 /// Writers push batches while the server is killed with SIGKILL at random moments and restarted.
@@ -56,7 +57,7 @@ final class CrashRecoveryTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: storage) }
         // Highest acknowledged batch per writer (-1: none); batches are acknowledged in order.
         let acked = Mutex([Int](repeating: -1, count: Self.writers))
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededGenerator(test: "CrashRecoveryTests kill times")
         var totalAcks = 0
         for round in 0..<rounds {
             let server = try TallyServerProcess(storage: storage, extraArguments: Self.arguments)

@@ -88,6 +88,35 @@ final class MaintenanceCrashTests: XCTestCase {
         }
     }
 
+    /// A kill with a block's `tombstones.tmp` written but not renamed: the next open (a server
+    /// start) removes the leftover and reads the block as before the deletion; a rerun deletes.
+    func testATombstonesTmpLeftByAKillIsRemovedAtTheNextOpen() throws {
+        let root = try makeTemporaryDirectory("tombstones-tmp")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let (pristine, before) = try makeStore(root)
+        let survivors = before.values.filter { $0.key.labels != Labels(["__name__": "cut_test", "series": "1"]) }
+        let point = "delete-tombstones-before-rename"
+        let storage = try copy(pristine, for: point, in: root)
+        let command = ["delete-series", "--storage", storage, "--tenant", "cut", "--match", "{series=\"1\"}"]
+        assertDiedAtFailpoint(point, try runTally(atFailpoint: point, command))
+        XCTAssertEqual(filesUnder(storage + "/cut").filter { $0.hasSuffix("/tombstones.tmp") }.count, 1, "the kill left one tombstones.tmp")
+
+        let server = try TallyServerProcess(storage: storage)
+        try server.waitReady()
+        server.stop(SIGTERM)
+        XCTAssertEqual(server.process.terminationStatus, 0, server.log)
+        XCTAssertTrue(server.log.contains("removed unfinished tombstones write in block"), server.log)
+        let reopened = try StoredCopies.read(storage + "/cut")
+        assertStoredOnce(reopened, acknowledged: survivors, sent: before.values, "\(point), after a restart")
+        _ = assertPhysicalState(reopened, tenantDirectory: storage + "/cut", "\(point), after a restart")
+
+        let finished = try runCommand(Binaries.tally, command)
+        XCTAssertEqual(finished.status, 0, finished.stderr)
+        let after = try StoredCopies.read(storage + "/cut")
+        assertStoredOnce(after, acknowledged: survivors, sent: survivors, "\(point), after the rerun")
+        _ = assertPhysicalState(after, tenantDirectory: storage + "/cut", "\(point), after the rerun")
+    }
+
     func testSIGKILLInsideAnImportLeavesWholeBlocksOnly() throws {
         let root = try makeTemporaryDirectory("import-crash")
         defer { try? FileManager.default.removeItem(atPath: root) }

@@ -17,7 +17,7 @@ final class CostRollupCorruptionTests: XCTestCase {
                 row.coveredMinutes[category] = 1440
             }
             row.network[.allCases[0]] = 0.5
-            writer.store(day, version: "v\(k)", rows: [row], computedAt: 1_700_000_000_000)
+            writer.store(day, version: "v\(k)", rows: [row], leftOut: [], computedAt: 1_700_000_000_000)
         }
         writer.save()
         let path = directory + "/rollups/daily.json"
@@ -31,7 +31,7 @@ final class CostRollupCorruptionTests: XCTestCase {
                 try bytes.write(to: URL(fileURLWithPath: path))
                 let reader = CostRollupStore(tenantDirectory: directory, calendar: .utc, options: options, readOnly: true)
                 for (k, day) in days.enumerated() {
-                    if let (rows, _) = reader.rows(day, version: "v\(k)") { XCTAssertLessThanOrEqual(rows.count, 1) }
+                    if let (rows, _, _) = reader.rows(day, version: "v\(k)") { XCTAssertLessThanOrEqual(rows.count, 1) }
                 }
             }
         }

@@ -108,7 +108,7 @@ final class DailyCostRuleTests: XCTestCase {
 
     func testNetworkNeedsAPrice() throws {
         var q = MemoryQuerier()
-        q.add("kubecost_pod_network_egress_bytes_total", ["cluster_id": "c1", "same_zone": "false", "same_region": "true"],
+        q.add("kubecost_pod_network_egress_bytes_total", ["cluster_id": "c1", "namespace": "a", "pod_name": "p", "same_zone": "false", "same_region": "true"],
               from: start - minute, to: end) { t in Double(t - self.start) }
         let r = try row(q)
         XCTAssertEqual(r.costs[.network], 0)
@@ -159,10 +159,52 @@ final class DailyCostRuleTests: XCTestCase {
         XCTAssertEqual(r.total, 3.3, accuracy: 1e-12)
     }
 
-    func testSeriesWithoutClusterBelongToTheEmptyCluster() throws {
+    func testSeriesWithoutAJoinLabelAreLeftOutAndListedOnce() throws {
         var q = MemoryQuerier()
+        q.add("kubecost_cluster_management_cost", ["cluster_id": "c1", "provisioner_name": "EKS"], from: start - hour, to: end + hour) { _ in 0.10 }
         q.add("kubecost_cluster_management_cost", ["provisioner_name": "GKE"], from: start - hour, to: end + hour) { _ in 0.10 }
-        XCTAssertEqual(try row(q, cluster: "").costs[.management], 2.4, accuracy: 1e-12)
+        q.add("node_cpu_hourly_cost", ["cluster_id": "c1", "instance": "n9"], from: start - hour, to: end + hour) { _ in 0.04 }
+        q.add("kubecost_pod_network_egress_bytes_total", ["cluster_id": "c1", "namespace": "a", "internet": "true"],
+              from: start - hour, to: end + hour) { t in Double(t - self.start) }
+        let engine = CostEngine(querier: q)
+        // Two days asked: each series is still counted once.
+        let rows = try engine.daily(from: day, to: day.advanced(by: 1), now: end + 30 * hour)
+        XCTAssertEqual(Set(rows.map(\.cluster)), ["c1"])
+        XCTAssertEqual(rows[0].costs[.management], 2.4, accuracy: 1e-12)
+        XCTAssertEqual(rows[0].costs[.cpu], 0)
+        XCTAssertEqual(engine.leftOut.count, 3)
+        XCTAssertEqual(engine.leftOut.warnings, [
+            "left out 1 series of kubecost_cluster_management_cost without a cluster_id label, e.g. {__name__=\"kubecost_cluster_management_cost\", provisioner_name=\"GKE\"}",
+            "left out 1 series of kubecost_pod_network_egress_bytes_total without a pod_name label, e.g. "
+                + "{__name__=\"kubecost_pod_network_egress_bytes_total\", cluster_id=\"c1\", internet=\"true\", namespace=\"a\"}",
+            "left out 1 series of node_cpu_hourly_cost without a node label, e.g. {__name__=\"node_cpu_hourly_cost\", cluster_id=\"c1\", instance=\"n9\"}",
+        ])
+        // Asked for one cluster, a series without any cluster is not that cluster's business.
+        let one = CostEngine(querier: q)
+        _ = try one.daily(from: day, to: day, cluster: "c1", now: end + 3 * hour)
+        XCTAssertEqual(one.leftOut.count, 2)
+    }
+
+    /// A question asked at 10:30 counts 10.5 hours, though every sample holds 5 minutes and the
+    /// sender is 5 minutes ahead of the server's clock.
+    func testNoMinuteAfterTheQuestionIsCounted() throws {
+        let now = start + 10 * hour + 30 * minute
+        var q = MemoryQuerier()
+        q.add("kubecost_cluster_management_cost", ["cluster_id": "c1", "provisioner_name": "EKS"], from: start - hour, to: now + 5 * minute) { _ in 0.10 }
+        let labels = ["cluster_id": "c1", "namespace": "a", "pod_name": "p", "internet": "true"]
+        q.add("kubecost_pod_network_egress_bytes_total", labels, from: start - minute, to: now + 5 * minute) { t in Double((t - self.start) / minute + 1) * gib }
+        q.add("kubecost_network_internet_egress_cost", ["cluster_id": "c1"], from: start - hour, to: now + 5 * minute) { _ in 0.09 }
+        let r = try XCTUnwrap(CostEngine(querier: q).daily(from: day, to: day, now: now).first)
+        XCTAssertEqual(r.costs[.management], 1.05, accuracy: 1e-12)
+        XCTAssertEqual(r.coveredMinutes[.management], 630)
+        // One GiB a minute: pairs whose later sample is at 00:00 ... 10:29, 630 of them, at $0.09.
+        XCTAssertEqual(r.costs[.network], 630 * 0.09, accuracy: 1e-9)
+        XCTAssertEqual(r.coveredMinutes[.network], 630)
+        XCTAssertFalse(r.complete)
+        let allocation = try CostEngine(querier: q).allocation(from: day, to: day, aggregate: .namespace, now: now)
+        XCTAssertEqual(allocation.map(\.name), ["a", AllocationRow.sharedName])
+        XCTAssertEqual(allocation[0].costs[.network], 630 * 0.09, accuracy: 1e-9)
+        XCTAssertEqual(allocation[1].costs[.management], 1.05, accuracy: 1e-12)
     }
 
     func testEveryClusterGetsARowForEveryDay() throws {
@@ -175,7 +217,8 @@ final class DailyCostRuleTests: XCTestCase {
         XCTAssertEqual(rows[1].costs[.management], 0)
         // a's last sample at 23:59 holds for the lookback, 4 minutes into the next day.
         XCTAssertEqual(rows[2].costs[.management], 0.10 * 4 / 60, accuracy: 1e-15)
-        XCTAssertEqual(rows[3].costs[.management], 2.4, accuracy: 1e-12)
+        // The second day is counted up to the moment of the question, 03:00.
+        XCTAssertEqual(rows[3].costs[.management], 0.3, accuracy: 1e-12)
         XCTAssertThrowsError(try CostEngine(querier: q).daily(from: day.advanced(by: 1), to: day, now: 0))
         XCTAssertThrowsError(try CostEngine(querier: q).daily(from: day, to: day.advanced(by: 400), now: 0))
     }

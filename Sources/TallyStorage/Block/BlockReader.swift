@@ -143,6 +143,9 @@ public final class BlockReader: Sendable {
     /// Six u64 section offsets and their CRC32C, at the end of the index.
     static let tocSize = 52
 
+    /// The files a deletion rewrites inside a finished block (each through `<name>.tmp`).
+    static let replacedFiles = ["meta.json", "tombstones"]
+
     public init(directory: String) throws {
         self.directory = directory
         let name = String(directory.split(separator: "/").last ?? "")

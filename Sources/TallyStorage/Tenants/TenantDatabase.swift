@@ -423,7 +423,8 @@ public final class TenantDatabase: @unchecked Sendable {
     }
 
     /// Opens every block directory (a strict ULID name); in write mode first removes `.tmp`
-    /// leftovers of interrupted block writes. An unreadable block is reported and left on disk.
+    /// leftovers of interrupted block writes, and of the files a deletion replaces inside a block.
+    /// An unreadable block is reported and left on disk.
     private static func openBlocks(_ directory: String, readOnly: Bool, skipping known: Set<String> = [],
                                    _ report: inout ReplayReport) throws(StorageIOError) -> [BlockReader] {
         guard FileSystem.isDirectory(directory) else { return [] }
@@ -437,6 +438,12 @@ public final class TenantDatabase: @unchecked Sendable {
                 continue
             }
             guard ULID(name) != nil, !known.contains(name), FileSystem.isDirectory(directory + "/" + name) else { continue }
+            if !readOnly {
+                for file in BlockReader.replacedFiles where FileSystem.exists(directory + "/" + name + "/" + file + ".tmp") {
+                    try FileSystem.removeTree(directory + "/" + name + "/" + file + ".tmp")
+                    report.problems.append("removed unfinished \(file) write in block \(name)")
+                }
+            }
             do {
                 blocks.append(try BlockReader(directory: directory + "/" + name))
             } catch {
@@ -817,7 +824,9 @@ public final class TenantDatabase: @unchecked Sendable {
                 // tombstones the meta does not count, which a rerun skips and compaction's 5% rule misses.
                 try FileSystem.replaceFile(block.directory + "/meta.json", try meta.encoded())
                 Failpoint.hit("delete-meta-before-tombstones")
-                try FileSystem.replaceFile(block.directory + "/tombstones", tombstones.encoded())
+                try FileSystem.replaceFile(block.directory + "/tombstones", tombstones.encoded()) {
+                    Failpoint.hit("delete-tombstones-before-rename")
+                }
                 let replaced = block.replacing(tombstones: tombstones, meta: meta)
                 lock.withLock { _ in blocks = blocks.map { $0.ulid == block.ulid ? replaced : $0 } }
             }

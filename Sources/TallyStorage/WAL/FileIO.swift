@@ -111,9 +111,11 @@ enum FileSystem {
     }
 
     /// Replaces a file so a crash leaves the old or the new contents, never a mix: written to
-    /// `<path>.tmp`, fsynced, renamed over `path`, then the directory fsynced.
-    static func replaceFile(_ path: String, _ bytes: [UInt8]) throws(StorageIOError) {
+    /// `<path>.tmp`, fsynced, renamed over `path`, then the directory fsynced. `beforeRename` is
+    /// where a crash test kills the process with the `.tmp` written.
+    static func replaceFile(_ path: String, _ bytes: [UInt8], beforeRename: () -> Void = {}) throws(StorageIOError) {
         try writeFile(path + ".tmp", bytes)
+        beforeRename()
         try rename(path + ".tmp", path)
         try syncDirectory(String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)]))
     }

@@ -1,4 +1,7 @@
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// When an acknowledged write counts as durable.
@@ -119,7 +122,10 @@ final class WALDurability: Sendable {
             let clock = ContinuousClock()
             let started = clock.now
             var error: StorageIOError?
-            do throws(StorageIOError) { try file.sync() } catch let e { error = e }
+            do throws(StorageIOError) {
+                if Failpoint.fails("wal-group-sync-fails") { throw StorageIOError("fdatasync", file.path, errno: EIO) }
+                try file.sync()
+            } catch let e { error = e }
             observeSync(clock.now - started)
             let (ready, again): ([@Sendable (StorageIOError?) -> Void], Bool) = state.withLock { s in
                 if let error { s.failure = error }

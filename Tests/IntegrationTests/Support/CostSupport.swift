@@ -51,8 +51,8 @@ final class PrometheusReceiver {
 
     var client: LoopbackHTTP { server.client(timeoutSeconds: 60) }
 
-    /// An instant query's vector as value by `cluster_id`.
-    func query(_ promql: String, at ms: Int64) throws -> [String: Double] {
+    /// An instant query's vector as value by the values of `labels`, joined by spaces.
+    func query(_ promql: String, at ms: Int64, by labels: [String] = ["cluster_id"]) throws -> [String: Double] {
         let encoded = promql.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
         let r = try client.request("GET", "/api/v1/query?query=\(encoded)&time=\(Double(ms) / 1000)")
         guard r.status == 200,
@@ -62,8 +62,8 @@ final class PrometheusReceiver {
         }
         var out: [String: Double] = [:]
         for element in result {
-            let cluster = (element["metric"] as? [String: String])?["cluster_id"] ?? ""
-            out[cluster] = Double(((element["value"] as? [Any])?.last as? String) ?? "")
+            let metric = element["metric"] as? [String: String] ?? [:]
+            out[labels.map { metric[$0] ?? "" }.joined(separator: " ")] = Double(((element["value"] as? [Any])?.last as? String) ?? "")
         }
         return out
     }

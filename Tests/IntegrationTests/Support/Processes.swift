@@ -180,22 +180,55 @@ final class TallyServerProcess {
 
 /// Debian's Prometheus as a child on a loopback port, with `<directory>/prometheus.yml` and its
 /// log in `<directory>/prometheus.log`. The port is chosen before the start because the
-/// configuration names it (Prometheus scrapes itself) and Prometheus does not report the port it
-/// bound to 0.
+/// configuration names it (Prometheus scrapes itself); a port another process took in between
+/// makes Prometheus exit with "address already in use", and the start is retried on a new port
+/// until Prometheus logs that it listens (at most 5 times).
 final class PrometheusProcess {
-    let port = LoopbackHTTP.freePort()
+    let port: Int
     let process: Process
     let logPath: String
 
     /// `configuration` is the YAML for the chosen port.
     init(directory: String, configuration: (Int) -> String, arguments: [String]) throws {
         let binary = try Binaries.debian("prometheus")
-        try configuration(port).write(toFile: directory + "/prometheus.yml", atomically: true, encoding: .utf8)
         logPath = directory + "/prometheus.log"
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process = try startChild([binary, "--config.file=\(directory)/prometheus.yml", "--web.listen-address=127.0.0.1:\(port)"] + arguments,
-                                 output: log, errors: log)
+        var attempt = 0
+        while true {
+            attempt += 1
+            let port = LoopbackHTTP.freePort()
+            try configuration(port).write(toFile: directory + "/prometheus.yml", atomically: true, encoding: .utf8)
+            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+            let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+            let process = try startChild([binary, "--config.file=\(directory)/prometheus.yml", "--web.listen-address=127.0.0.1:\(port)"] + arguments,
+                                         output: log, errors: log)
+            if try Self.listens(process, logPath: logPath) {
+                self.port = port
+                self.process = process
+                return
+            }
+            guard attempt < 5 else {
+                throw TestEnvironmentFailure(description: "Prometheus found no free port in 5 attempts; log:\n\(try String(contentsOfFile: logPath, encoding: .utf8))")
+            }
+        }
+    }
+
+    /// Waits (bounded) until the log says Prometheus listens (true) or it exited because the port was
+    /// taken (false); any other exit, or neither within 60 s, fails the test with the log.
+    private static func listens(_ process: Process, logPath: String, seconds: TimeInterval = 60) throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            if log.contains("msg=\"Listening on\"") { return true }
+            if !process.isRunning {
+                if log.contains("address already in use") { return false }
+                throw TestEnvironmentFailure(description: "Prometheus exited (\(process.terminationStatus)) before listening; log:\n\(log)")
+            }
+            guard Date() < deadline else {
+                stopChild(process, SIGKILL, within: 10)
+                throw TestEnvironmentFailure(description: "Prometheus did not listen within \(seconds)s; log:\n\(log)")
+            }
+            usleep(20_000)
+        }
     }
 
     func client(timeoutSeconds: Int = 10) -> LoopbackHTTP { LoopbackHTTP(port: port, timeoutSeconds: timeoutSeconds) }

@@ -1,0 +1,361 @@
+import RemoteWriteProtobufC
+import TallyTestSupport
+import TallyWire
+import XCTest
+
+/// The hand-written Remote-Write 1.0 decoder held to libprotobuf-c, an implementation written by
+/// other people from the same `proto/` files: on generated requests in every legal layout, and on
+/// mutations of them, both accept or both reject, and what they accept reads the same.
+final class ProtobufCOracleTests: XCTestCase {
+    /// Mutated requests per run; `TALLY_ORACLE_MUTATIONS` sets a longer run.
+    static let mutations = Int(ProcessInfo.processInfo.environment["TALLY_ORACLE_MUTATIONS"] ?? "") ?? 100_000
+
+    func testGeneratedRequestsInEveryLegalLayoutDecodeAsProtobufCDecodesThem() throws {
+        var generator = RequestGenerator(test: "ProtobufCOracleTests generated")
+        for k in 0..<5_000 {
+            let (body, expected) = generator.request()
+            let ours = OracleDecoding.tally(body), theirs = OracleDecoding.protobufC(body)
+            XCTAssertEqual(theirs, expected, "request \(k): protobuf-c reads the generator's request differently: \(body)")
+            XCTAssertEqual(ours, expected, "request \(k): \(body)")
+            if ours != expected { return }
+        }
+    }
+
+    func testMutatedRequestsGetTheSameVerdictAndContentFromBothDecoders() throws {
+        var generator = RequestGenerator(test: "ProtobufCOracleTests mutated")
+        var accepted = 0, fieldZero = 0, disagreements: [String] = []
+        for k in 0..<Self.mutations {
+            var body = generator.request().body
+            generator.mutate(&body)
+            let ours = OracleDecoding.tally(body), theirs = OracleDecoding.protobufC(body)
+            if ours != nil { accepted += 1 }
+            // The one difference on purpose: field number 0 is invalid in protobuf and Prometheus'
+            // decoder refuses it, while protobuf-c refuses it only in a one-byte key.
+            if ours == nil, theirs != nil, OracleDecoding.tallyRefusal(body) == "\(WireError.invalidProtobuf("field number 0"))" {
+                fieldZero += 1
+                continue
+            }
+            if ours != theirs, disagreements.count < 5 {
+                disagreements.append("mutation \(k): tally \(ours.map { "\($0)" } ?? "rejects: \(OracleDecoding.tallyRefusal(body))"), protobuf-c \(theirs.map { "\($0)" } ?? "rejects"); body \(body)")
+            }
+        }
+        print("ProtobufCOracleTests: \(Self.mutations) mutated requests, \(accepted) accepted by both, \(fieldZero) with a field number 0 refused by Tally only")
+        XCTAssertEqual(disagreements, [])
+        XCTAssertGreaterThan(accepted, Self.mutations / 20, "enough mutations stay valid to compare contents")
+        XCTAssertLessThan(accepted, Self.mutations * 19 / 20, "enough mutations are invalid to compare refusals")
+    }
+
+    /// Both directions of encoding: protobuf-c re-encodes what it read (its canonical layout), and
+    /// Tally's encoder writes what senders write; each decoder reads the other's bytes alike.
+    func testEachSideReadsTheOthersEncoding() throws {
+        var generator = RequestGenerator(test: "ProtobufCOracleTests encoders")
+        for k in 0..<2_000 {
+            // Not compared with the original: protobuf-c leaves out a -0.0 value as if it were the
+            // default 0, so its encoding can differ from what it read.
+            let repacked = try XCTUnwrap(OracleDecoding.protobufCRepacked(generator.request().body), "request \(k)")
+            XCTAssertEqual(OracleDecoding.tally(repacked), try XCTUnwrap(OracleDecoding.protobufC(repacked)), "request \(k) as protobuf-c encodes it")
+        }
+        for k in 0..<2_000 {
+            var encoder = WriteRequestEncoder()
+            var expected = DecodedRequest()
+            for _ in 0..<generator.count(4) {
+                let labels = (0..<generator.count(4)).map { _ in (generator.text(), generator.text()) }
+                let samples = (0..<generator.count(6)).map { _ in generator.sample() }
+                encoder.addSeries(labels: labels, samples: samples)
+                expected.series.append(.init(labels: labels.flatMap { [Array($0.0.utf8), Array($0.1.utf8)] }, samples: samples))
+            }
+            XCTAssertEqual(OracleDecoding.protobufC(encoder.writer.bytes), expected, "request \(k) as Tally encodes it")
+        }
+    }
+}
+
+/// What a decoder made of a body, in terms both decoders give: per series the labels in arrival
+/// order (name, value, name, value, ...), the samples and the histogram count; per request the
+/// exemplar and metadata counts.
+struct DecodedRequest: Equatable, CustomStringConvertible {
+    struct Series: Equatable {
+        var labels: [[UInt8]] = []
+        var samples: [WireSample] = []
+        var histograms = 0
+    }
+
+    var series: [Series] = []
+    var exemplars = 0
+    var metadata = 0
+
+    var description: String {
+        let each = series.map { s in
+            "{\(s.labels.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ",")) | \(s.samples.map { "\($0.timestamp)=\(String($0.valueBits, radix: 16))" }.joined(separator: " ")) | h\(s.histograms)}"
+        }
+        return "\(each.joined(separator: " ").prefix(2000)) exemplars \(exemplars) metadata \(metadata)"
+    }
+}
+
+enum OracleDecoding {
+    static func tally(_ body: [UInt8]) -> DecodedRequest? {
+        guard let view = try? RemoteWriteDecoder.decode(body: body, validatingLabels: false) else { return nil }
+        var decoded = DecodedRequest(exemplars: view.exemplarCount, metadata: view.metadataCount)
+        for series in view.series {
+            decoded.series.append(.init(labels: view.labels(of: series).flatMap { [cString(body[$0.name.range]), cString(body[$0.value.range])] },
+                                        samples: Array(view.samples(of: series)), histograms: Int(series.histogramCount)))
+        }
+        return decoded
+    }
+
+    /// Why Tally's decoder refuses `body`.
+    static func tallyRefusal(_ body: [UInt8]) -> String {
+        do {
+            _ = try RemoteWriteDecoder.decode(body: body, validatingLabels: false)
+            return "accepted"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    static func protobufC(_ body: [UInt8]) -> DecodedRequest? {
+        withUnpacked(body) { request in
+            var decoded = DecodedRequest(metadata: request.n_metadata)
+            for i in 0..<request.n_timeseries {
+                let series = request.timeseries[i]!.pointee
+                var read = DecodedRequest.Series(histograms: series.n_histograms)
+                for j in 0..<series.n_labels {
+                    read.labels += [bytes(series.labels[j]!.pointee.name), bytes(series.labels[j]!.pointee.value)]
+                }
+                for j in 0..<series.n_samples {
+                    read.samples.append(WireSample(timestamp: series.samples[j]!.pointee.timestamp, valueBits: series.samples[j]!.pointee.value.bitPattern))
+                }
+                decoded.exemplars += series.n_exemplars
+                decoded.series.append(read)
+            }
+            return decoded
+        }
+    }
+
+    /// protobuf-c's own encoding of what it reads from `body`.
+    static func protobufCRepacked(_ body: [UInt8]) -> [UInt8]? {
+        withUnpacked(body) { request in
+            withUnsafePointer(to: request) { pointer in
+                var out = [UInt8](repeating: 0, count: prometheus__write_request__get_packed_size(pointer))
+                let written = out.withUnsafeMutableBufferPointer { prometheus__write_request__pack(pointer, $0.baseAddress) }
+                return Array(out.prefix(written))
+            }
+        }
+    }
+
+    private static func withUnpacked<R>(_ body: [UInt8], _ read: (Prometheus__WriteRequest) -> R) -> R? {
+        body.withUnsafeBufferPointer { bytes in
+            guard let request = prometheus__write_request__unpack(nil, bytes.count, bytes.baseAddress) else { return nil }
+            defer { prometheus__write_request__free_unpacked(request, nil) }
+            return read(request.pointee)
+        }
+    }
+
+    /// A C string's bytes (protobuf-c ends strings with NUL, so a NUL inside ends them early).
+    private static func bytes(_ string: UnsafeMutablePointer<CChar>?) -> [UInt8] {
+        guard let string else { return [] }
+        return Array(UnsafeRawBufferPointer(start: string, count: strlen(string)))
+    }
+
+    /// Tally's bytes cut where protobuf-c's C string would end.
+    private static func cString(_ bytes: ArraySlice<UInt8>) -> [UInt8] { Array(bytes.prefix { $0 != 0 }) }
+}
+
+/// Remote-Write 1.0 bodies in every layout protobuf allows: fields in any order, repeated where the
+/// schema allows, defaults left out or written, unknown fields of every wire type at every level,
+/// packed and unpacked repeated scalars; with the content each must decode to. And mutations of them.
+struct RequestGenerator {
+    private var random: SeededGenerator
+
+    /// A fixed seed: `make test` covers the same requests every run (`TALLY_TEST_SEED` picks others).
+    init(test: String) { random = SeededGenerator(test: test, fixedSeed: 20_261_201) }
+
+    mutating func count(_ max: Int) -> Int { Int.random(in: 0...max, using: &random) }
+    private mutating func chance(_ oneIn: Int) -> Bool { Int.random(in: 0..<oneIn, using: &random) == 0 }
+
+    /// Label-like text, sometimes with multi-byte characters, never NUL.
+    mutating func text() -> String {
+        let alphabet = Array("abcxyz_:019 ={}\"\\é☃")
+        return String((0..<count(10)).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &random)] })
+    }
+
+    mutating func sample() -> WireSample {
+        let timestamps: [Int64] = [0, 1, -1, .max, .min, 1_700_000_000_000]
+        let timestamp = chance(3) ? timestamps[count(timestamps.count - 1)] : Int64.random(in: -1 << 50...1 << 50, using: &random)
+        let values: [UInt64] = [0, 0x7ff0_0000_0000_0002, Double.nan.bitPattern, (-0.0).bitPattern, Double.infinity.bitPattern]
+        return WireSample(timestamp: timestamp, valueBits: chance(3) ? values[count(values.count - 1)] : random.next())
+    }
+
+    /// An unknown field (numbers past the schema's) of a random wire type.
+    private mutating func unknownField(_ w: inout ProtobufWriter) {
+        let field = chance(4) ? UInt64.random(in: 17...(1 << 29) - 1, using: &random) : UInt64.random(in: 17...40, using: &random)
+        switch count(3) {
+        case 0: w.varintField(field, random.next() >> UInt64(count(63)))
+        case 1: w.fixed64Field(field, random.next())
+        case 2: w.bytesField(field, Array(text().utf8))
+        default:
+            w.key(field, 5)
+            w.bytes += (0..<4).map { _ in UInt8.random(in: 0...255, using: &random) }
+        }
+    }
+
+    /// Writes `fields` in a random order, with unknown fields between them.
+    private mutating func shuffled(_ w: inout ProtobufWriter, _ fields: [(inout ProtobufWriter) -> Void]) {
+        for write in fields.shuffled(using: &random) {
+            if chance(8) { unknownField(&w) }
+            write(&w)
+        }
+        if chance(8) { unknownField(&w) }
+    }
+
+    /// A string field, left out when empty unless the layout writes the default.
+    private mutating func stringField(_ w: inout ProtobufWriter, _ field: UInt64, _ value: [UInt8]) {
+        if !value.isEmpty || chance(2) { w.bytesField(field, value) }
+    }
+
+    private mutating func label(_ w: inout ProtobufWriter) -> [[UInt8]] {
+        let name = Array(text().utf8), value = Array(text().utf8)
+        let stale = Array(text().utf8)
+        let repeatsName = chance(10)
+        w.messageField(1) { label in
+            var fields: [(inout ProtobufWriter) -> Void] = [
+                { $0.bytesField(1, name) }, { $0.bytesField(2, value) }]
+            // A repeated scalar field: the last one counts, wherever it is.
+            if repeatsName { fields = [{ $0.bytesField(1, stale) }, { $0.bytesField(2, value) }, { $0.bytesField(1, name) }] }
+            for write in fields {
+                if chance(10) { unknownField(&label) }
+                write(&label)
+            }
+        }
+        return [name, value]
+    }
+
+    private mutating func sampleField(_ w: inout ProtobufWriter) -> WireSample {
+        let sample = sample()
+        let writeValue = sample.valueBits != 0 || chance(2), writeTimestamp = sample.timestamp != 0 || chance(2)
+        var fields: [(inout ProtobufWriter) -> Void] = []
+        if writeValue { fields.append { $0.fixed64Field(1, sample.valueBits) } }
+        if writeTimestamp { fields.append { $0.varintField(2, UInt64(bitPattern: sample.timestamp)) } }
+        if writeTimestamp && chance(10) { fields.insert({ $0.varintField(2, 12345) }, at: 0) }  // overridden by the later timestamp
+        if chance(10) && !writeTimestamp { fields.append { $0.varintField(2, 0) } }
+        w.messageField(2) { s in for write in fields { write(&s) } }
+        return sample
+    }
+
+    /// A repeated sint64 (zigzag) or double field, packed or not.
+    private mutating func repeatedScalar(_ w: inout ProtobufWriter, _ field: UInt64, doubles: Bool) {
+        let values = (0..<count(5)).map { _ in random.next() >> UInt64(count(63)) }
+        if chance(2) {
+            var packed = ProtobufWriter()
+            for v in values {
+                if doubles { packed.bytes += (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } } else { packed.varint(v) }
+            }
+            w.bytesField(field, packed.bytes)
+        } else {
+            for v in values { doubles ? w.fixed64Field(field, v) : w.varintField(field, v) }
+        }
+    }
+
+    private mutating func span(_ w: inout ProtobufWriter, _ field: UInt64) {
+        let offset = random.next() >> 33, length = random.next() >> 32
+        w.messageField(field) { s in
+            s.varintField(1, offset)
+            s.varintField(2, length)
+        }
+    }
+
+    private mutating func histogram(_ w: inout ProtobufWriter) {
+        var h = ProtobufWriter()
+        typealias Field = (inout ProtobufWriter) -> Void
+        var fields: [Field] = []
+        let count = random.next(), bits = random.next(), schema = random.next() >> 59
+        let countInt: Field = { $0.varintField(1, count) }, countFloat: Field = { $0.fixed64Field(2, bits) }
+        let zeroInt: Field = { $0.varintField(6, count) }, zeroFloat: Field = { $0.fixed64Field(7, bits) }
+        fields.append(chance(2) ? countInt : countFloat)
+        fields.append { $0.fixed64Field(3, bits) }
+        fields.append { $0.varintField(4, schema) }
+        fields.append { $0.fixed64Field(5, bits) }
+        fields.append(chance(2) ? zeroInt : zeroFloat)
+        fields.append { $0.varintField(14, UInt64(schema % 4)) }
+        fields.append { $0.varintField(15, count) }
+        shuffled(&h, fields)
+        for _ in 0..<self.count(2) { span(&h, chance(2) ? 8 : 11) }
+        for field: UInt64 in [9, 12] where chance(2) { repeatedScalar(&h, field, doubles: false) }
+        for field: UInt64 in [10, 13, 16] where chance(2) { repeatedScalar(&h, field, doubles: true) }
+        w.bytesField(4, h.bytes)
+    }
+
+    private mutating func exemplar(_ w: inout ProtobufWriter) {
+        var e = ProtobufWriter()
+        for _ in 0..<count(2) { _ = label(&e) }
+        let value = random.next(), timestamp = random.next()
+        shuffled(&e, [{ $0.fixed64Field(2, value) }, { $0.varintField(3, timestamp) }])
+        w.bytesField(3, e.bytes)
+    }
+
+    private mutating func metadata(_ w: inout ProtobufWriter) {
+        let type = UInt64(count(8)), name = Array(text().utf8), help = Array(text().utf8), unit = Array(text().utf8)
+        var m = ProtobufWriter()
+        shuffled(&m, [{ $0.varintField(1, type) }, { $0.bytesField(2, name) }, { $0.bytesField(4, help) }, { $0.bytesField(5, unit) }])
+        w.bytesField(3, m.bytes)
+    }
+
+    mutating func request() -> (body: [UInt8], expected: DecodedRequest) {
+        var w = ProtobufWriter()
+        var expected = DecodedRequest()
+        for _ in 0..<count(4) {
+            var parts: [Int] = []
+            parts += Array(repeating: 0, count: count(5))
+            parts += Array(repeating: 1, count: count(6))
+            if chance(4) { parts += Array(repeating: 2, count: count(2)) }
+            if chance(4) { parts += Array(repeating: 3, count: count(2)) }
+            // Prometheus writes labels, then samples; any order is legal, and arrival order is kept.
+            if chance(3) { parts.shuffle(using: &random) }
+            var series = DecodedRequest.Series()
+            var s = ProtobufWriter()
+            for part in parts {
+                if chance(12) { unknownField(&s) }
+                switch part {
+                case 0: series.labels += label(&s)
+                case 1: series.samples.append(sampleField(&s))
+                case 2:
+                    exemplar(&s)
+                    expected.exemplars += 1
+                default:
+                    histogram(&s)
+                    series.histograms += 1
+                }
+            }
+            w.bytesField(1, s.bytes)
+            expected.series.append(series)
+            if chance(6) { unknownField(&w) }
+            if chance(6) {
+                metadata(&w)
+                expected.metadata += 1
+            }
+        }
+        return (w.bytes, expected)
+    }
+
+    /// One to three random changes: bit flips, bytes set, truncation, deletion, insertion,
+    /// duplicated ranges, lengths off by one.
+    mutating func mutate(_ body: inout [UInt8]) {
+        for _ in 0...count(2) {
+            guard !body.isEmpty else {
+                body = (0..<count(8)).map { _ in UInt8.random(in: 0...255, using: &random) }
+                return
+            }
+            let at = Int.random(in: 0..<body.count, using: &random)
+            switch count(6) {
+            case 0: body[at] ^= 1 << UInt8(count(7))
+            case 1: body[at] = UInt8.random(in: 0...255, using: &random)
+            case 2: body.removeSubrange(at...)
+            case 3: body.removeSubrange(at..<min(body.count, at + 1 + count(8)))
+            case 4: body.insert(contentsOf: (0..<1 + count(4)).map { _ in UInt8.random(in: 0...255, using: &random) }, at: at)
+            case 5:
+                let copied = Array(body[at..<min(body.count, at + 1 + count(16))])
+                body.insert(contentsOf: copied, at: Int.random(in: 0...body.count, using: &random))
+            default: body[at] = chance(2) ? body[at] &+ 1 : body[at] &- 1
+            }
+        }
+    }
+}
