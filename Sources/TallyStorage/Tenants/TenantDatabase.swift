@@ -912,16 +912,13 @@ public final class TenantDatabase: @unchecked Sendable {
         guard free >= needed else {
             throw StorageIOError("compaction needs about \(needed) bytes, \(free) free", directory, errno: ENOSPC)
         }
-        let series = try BlockCompactor.mergedSeries(parents)
-        var meta: BlockMeta?
         var children: [BlockReader] = []
         // Parents whose every sample was deleted leave no child (as in Prometheus).
-        if !series.isEmpty {
-            let written = try BlockWriter.write(series: series, minTime: group.minTime, maxTime: group.maxTime, into: directory,
-                                                tenant: tenant, compaction: BlockCompactor.childCompaction(group.parents))
+        let meta = try BlockCompactor.compact(parents, minTime: group.minTime, maxTime: group.maxTime, into: directory, tenant: tenant,
+                                              compaction: BlockCompactor.childCompaction(group.parents))
+        if let meta {
             Failpoint.hit("compaction-child-renamed")
-            children = [try BlockReader(directory: directory + "/" + written.ulid)]
-            meta = written
+            children = [try BlockReader(directory: directory + "/" + meta.ulid)]
         }
         lock.withLock { _ in
             blocks = (blocks.filter { !wanted.contains($0.ulid) } + children).sorted { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }
