@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TallyLoad
+import TallyServer
 import TallyStorage
 
 struct DeleteSeries: ParsableCommand {

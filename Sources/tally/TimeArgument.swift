@@ -1,5 +1,6 @@
 import Foundation
 import TallyCost
+import TallyServer
 import TallyStorage
 
 /// A time on the command line, in the forms every command takes: a day `YYYY-MM-DD`, RFC 3339,

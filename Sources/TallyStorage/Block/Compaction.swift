@@ -198,12 +198,4 @@ public enum RetentionPolicy {
         guard let newest = metas.map(\.maxTime).max() else { return [] }
         return metas.filter { $0.maxTime <= newest - keep }.sorted { $0.minTime < $1.minTime }
     }
-
-    /// `{"tenant", "by", "dropped": [ulid], "ranges": [{"ulid", "min_time", "max_time"}]}`: the
-    /// same from `tally retention --json` and the admin endpoint.
-    public static func json(_ dropped: [BlockMeta], tenant: String, by: String) -> String {
-        let ranges = dropped.map { "{\"ulid\":\"\($0.ulid)\",\"min_time\":\($0.minTime),\"max_time\":\($0.maxTime)}" }
-        return "{\"tenant\":\"\(tenant)\",\"by\":\"\(by)\",\"dropped\":[\(dropped.map { "\"\($0.ulid)\"" }.joined(separator: ","))],"
-            + "\"ranges\":[\(ranges.joined(separator: ","))]}"
-    }
 }

@@ -155,19 +155,6 @@ public struct CompactionReport: Sendable {
     public var written: [BlockMeta?] = []
     /// Groups that could not be merged, each with the reason; their blocks are left as they were.
     public var failures: [String] = []
-
-    /// `{"tenant", "by", "blocks_before", "blocks_after", "merged": [{"reason", "parents", "child",
-    /// "min_time", "max_time"}]}`: the same from `tally compact --json` and the admin endpoint.
-    public func json(tenant: String, by: String) -> String {
-        let merged = zip(groups, written).map { group, child in
-            "{\"reason\":\"\(group.reason.rawValue)\",\"parents\":[\(group.parents.map { "\"\($0.ulid)\"" }.joined(separator: ","))],"
-                + (child.map { "\"child\":\"\($0.ulid)\"," } ?? "\"child\":null,")
-                + "\"min_time\":\(child?.minTime ?? group.minTime),\"max_time\":\(child?.maxTime ?? group.maxTime)}"
-        }
-        let failed = (try? JSONEncoder().encode(failures)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
-        return "{\"tenant\":\"\(tenant)\",\"by\":\"\(by)\",\"blocks_before\":\(blocksBefore),\"blocks_after\":\(blocksAfter),\"merged\":[\(merged.joined(separator: ","))],"
-            + "\"failed\":\(failed)}"
-    }
 }
 
 /// What one `deleteSeries` call deleted (or, on a dry run, would delete), per block and the head.
@@ -183,12 +170,6 @@ public struct DeletionReport: Sendable {
     public var parts: [Part] = []
 
     public var samples: Int { parts.reduce(0) { $0 + $1.samples } }
-
-    /// `{"tenant", "by", "dry_run", "samples", "parts": [{"place", "series", "samples"}]}`.
-    public func json(tenant: String, by: String) -> String {
-        let parts = parts.map { "{\"place\":\"\($0.place)\",\"series\":\($0.series),\"samples\":\($0.samples)}" }
-        return "{\"tenant\":\"\(tenant)\",\"by\":\"\(by)\",\"dry_run\":\(dryRun),\"samples\":\(samples),\"parts\":[\(parts.joined(separator: ","))]}"
-    }
 }
 
 /// Samples of one series, copied out of storage for a caller.
