@@ -152,10 +152,7 @@ final class BlockStream {
             ulid: name, minTime: minTime, maxTime: maxTime, stats: stats, compaction: compaction, version: 1,
             thanos: BlockMeta.Thanos(labels: ["tenant_id": tenant], downsample: .init(resolution: 0), source: "receive", version: 1))
         try FileSystem.writeFile(temporary + "/meta.json", try meta.encoded())
-        try FileSystem.syncDirectory(temporary)
-        Failpoint.hit("block-before-rename")
-        try FileSystem.rename(temporary, directory + "/" + name)
-        try FileSystem.syncDirectory(directory)
+        try FileSystem.publishDirectory(temporary, as: directory + "/" + name, in: directory) { Failpoint.hit("block-before-rename") }
         return meta
     }
 

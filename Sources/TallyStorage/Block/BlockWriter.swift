@@ -19,7 +19,7 @@ public struct EncodedChunk: Sendable {
     public var maxTime: Int64
     public var bytes: [UInt8]
 
-    public var sampleCount: Int { bytes.count >= 2 ? Int(bytes[0]) << 8 | Int(bytes[1]) : 0 }
+    public var sampleCount: Int { XORChunk.sampleCount(bytes) }
 }
 
 /// Writes Prometheus TSDB blocks (../shared/notes/prometheus-formats.md §3-5, docs/formats.md):

@@ -465,9 +465,7 @@ public final class TenantDatabase: @unchecked Sendable {
         let compacted = Set(blocks.flatMap { $0.meta.compaction.parents?.map(\.ulid) ?? [] })
         for block in blocks where compacted.contains(block.ulid) {
             if !readOnly {
-                try FileSystem.rename(block.directory, block.directory + ".tmp")
-                try FileSystem.syncDirectory(directory)
-                try FileSystem.removeTree(block.directory + ".tmp")
+                try FileSystem.withdrawDirectory(block.directory, in: directory)
                 report.problems.append("removed block \(block.ulid): a compaction had already merged it into a child")
             }
         }
@@ -878,10 +876,7 @@ public final class TenantDatabase: @unchecked Sendable {
 
     private func removeNow(_ readers: [BlockReader], afterFirst: () -> Void) throws {
         for (k, block) in readers.enumerated() {
-            try FileSystem.rename(block.directory, block.directory + ".tmp")
-            try FileSystem.syncDirectory(directory)
-            if k == 0 { afterFirst() }
-            try FileSystem.removeTree(block.directory + ".tmp")
+            try FileSystem.withdrawDirectory(block.directory, in: directory) { if k == 0 { afterFirst() } }
         }
     }
 
@@ -984,7 +979,7 @@ public final class TenantDatabase: @unchecked Sendable {
             for index in 0..<Int32(head.seriesCount) {
                 var samples = 0, lo = Int64.max, hi = Int64.min
                 head.forEachChunk(index, includingOutOfOrder: true) { minTime, maxTime, bytes in
-                    samples += bytes.count >= 2 ? Int(bytes[0]) << 8 | Int(bytes[1]) : 0
+                    samples += XORChunk.sampleCount(bytes)
                     lo = min(lo, minTime)
                     hi = max(hi, maxTime)
                 }
@@ -1003,7 +998,7 @@ public final class TenantDatabase: @unchecked Sendable {
                 let labels = Labels(pairs.map { Label($0.0, $0.1) })
                 for chunk in chunks {
                     let bytes = try block.chunk(chunk.ref)
-                    add(labels, chunk.minTime, chunk.maxTime, bytes.count >= 2 ? Int(bytes[0]) << 8 | Int(bytes[1]) : 0)
+                    add(labels, chunk.minTime, chunk.maxTime, XORChunk.sampleCount(bytes))
                 }
             }
         }
