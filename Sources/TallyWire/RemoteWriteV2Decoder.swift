@@ -55,7 +55,13 @@ public enum RemoteWriteV2Decoder {
         /// Where the keys start in the view's body (its protobuf part ends there).
         let base: Int
         let limit: Int
-        var bytes: [UInt8] = []
+        private var writer = ProtobufWriter()
+        var bytes: [UInt8] { writer.bytes }
+
+        init(base: Int, limit: Int) {
+            self.base = base
+            self.limit = limit
+        }
 
         /// Appends `labels` as 1.0 `TimeSeries.labels` fields (name then value) and returns where they
         /// are, or an empty span once the keys would pass the limit.
@@ -68,10 +74,10 @@ public enum RemoteWriteV2Decoder {
             guard size <= limit - bytes.count else { return ByteSpan(start: 0, count: 0) }
             let start = base + bytes.count
             for label in labels {
-                bytes.append(0x0a)
-                appendVarint(Self.fieldSize(Int(label.name.count)) + Self.fieldSize(Int(label.value.count)))
-                appendField(0x0a, source[label.name.range])
-                appendField(0x12, source[label.value.range])
+                writer.key(1, 2)
+                writer.varint(UInt64(Self.fieldSize(Int(label.name.count)) + Self.fieldSize(Int(label.value.count))))
+                writer.bytesField(1, source[label.name.range])
+                writer.bytesField(2, source[label.value.range])
             }
             return ByteSpan(start: Int32(start), count: Int32(size))
         }
@@ -85,21 +91,6 @@ public enum RemoteWriteV2Decoder {
                 rest >>= 7
             }
             return 1 + varint + length
-        }
-
-        private mutating func appendField(_ key: UInt8, _ value: Slice<UnsafeBufferPointer<UInt8>>) {
-            bytes.append(key)
-            appendVarint(value.count)
-            bytes.append(contentsOf: value)
-        }
-
-        private mutating func appendVarint(_ value: Int) {
-            var rest = value
-            while rest >= 0x80 {
-                bytes.append(UInt8(truncatingIfNeeded: rest) | 0x80)
-                rest >>= 7
-            }
-            bytes.append(UInt8(rest))
         }
     }
 

@@ -50,7 +50,7 @@ final class ProtobufCOracleTests: XCTestCase {
         for k in 0..<2_000 {
             // Not compared with the original: protobuf-c leaves out a -0.0 value as if it were the
             // default 0, so its encoding can differ from what it read.
-            let repacked = try XCTUnwrap(OracleDecoding.protobufCRepacked(generator.request().body), "request \(k)")
+            let repacked = try XCTUnwrap(protobufCWriteRequest.repacked(generator.request().body), "request \(k)")
             XCTAssertEqual(OracleDecoding.tally(repacked), try XCTUnwrap(OracleDecoding.protobufC(repacked)), "request \(k) as protobuf-c encodes it")
         }
         for k in 0..<2_000 {
@@ -112,13 +112,13 @@ enum OracleDecoding {
     }
 
     static func protobufC(_ body: [UInt8]) -> DecodedRequest? {
-        withUnpacked(body) { request in
+        protobufCWriteRequest.withUnpacked(body) { request in
             var decoded = DecodedRequest(metadata: request.n_metadata)
             for i in 0..<request.n_timeseries {
                 let series = request.timeseries[i]!.pointee
                 var read = DecodedRequest.Series(histograms: series.n_histograms)
                 for j in 0..<series.n_labels {
-                    read.labels += [bytes(series.labels[j]!.pointee.name), bytes(series.labels[j]!.pointee.value)]
+                    read.labels += [protobufCBytes(series.labels[j]!.pointee.name), protobufCBytes(series.labels[j]!.pointee.value)]
                 }
                 for j in 0..<series.n_samples {
                     read.samples.append(WireSample(timestamp: series.samples[j]!.pointee.timestamp, valueBits: series.samples[j]!.pointee.value.bitPattern))
@@ -128,30 +128,6 @@ enum OracleDecoding {
             }
             return decoded
         }
-    }
-
-    /// protobuf-c's own encoding of what it reads from `body`.
-    static func protobufCRepacked(_ body: [UInt8]) -> [UInt8]? {
-        withUnpacked(body) { request in
-            withUnsafePointer(to: request) { pointer in
-                var out = [UInt8](repeating: 0, count: prometheus__write_request__get_packed_size(pointer))
-                let written = out.withUnsafeMutableBufferPointer { prometheus__write_request__pack(pointer, $0.baseAddress) }
-                return Array(out.prefix(written))
-            }
-        }
-    }
-
-    private static func withUnpacked<R>(_ body: [UInt8], _ read: (Prometheus__WriteRequest) -> R) -> R? {
-        body.withUnsafeBufferPointer { bytes in
-            guard let request = prometheus__write_request__unpack(nil, bytes.count, bytes.baseAddress) else { return nil }
-            defer { prometheus__write_request__free_unpacked(request, nil) }
-            return read(request.pointee)
-        }
-    }
-
-    /// A `bytes` field's value (the oracle declares strings as bytes, which keeps NULs inside).
-    static func bytes(_ data: ProtobufCBinaryData) -> [UInt8] {
-        data.len == 0 ? [] : Array(UnsafeBufferPointer(start: data.data, count: data.len))
     }
 }
 
