@@ -23,24 +23,39 @@ final class ProtobufCOracleTests: XCTestCase {
 
     func testMutatedRequestsGetTheSameVerdictAndContentFromBothDecoders() throws {
         var generator = RequestGenerator(test: "ProtobufCOracleTests mutated")
-        var accepted = 0, fieldZero = 0, disagreements: [String] = []
-        for k in 0..<Self.mutations {
+        let accepted = Self.compareOnMutations("ProtobufCOracleTests", body: {
             var body = generator.request().body
             generator.mutate(&body)
-            let ours = OracleDecoding.tally(body), theirs = OracleDecoding.protobufC(body)
+            return body
+        }, tally: OracleDecoding.tally, oracle: OracleDecoding.protobufC) { body throws(WireError) in
+            _ = try RemoteWriteDecoder.decode(body: body, validatingLabels: false)
+        }
+        XCTAssertLessThan(accepted, Self.mutations * 19 / 20, "enough mutations are invalid to compare refusals")
+    }
+
+    /// Decodes `mutations` bodies with Tally and with the oracle and requires the same answer from
+    /// both, apart from the one difference on purpose (`refusesFieldZero`), which is counted; returns
+    /// how many Tally accepted, after checking that enough were to compare contents.
+    static func compareOnMutations<Decoded: Equatable>(_ name: String, body: () -> [UInt8], tally: ([UInt8]) -> Decoded?,
+                                                       oracle: ([UInt8]) -> Decoded?, decode: ([UInt8]) throws(WireError) -> Void,
+                                                       file: StaticString = #filePath, line: UInt = #line) -> Int {
+        var accepted = 0, fieldZero = 0, disagreements: [String] = []
+        for k in 0..<mutations {
+            let body = body()
+            let ours = tally(body), expected = oracle(body)
             if ours != nil { accepted += 1 }
-            if ours == nil, theirs != nil, OracleDecoding.refusesFieldZero({ () throws(WireError) in _ = try RemoteWriteDecoder.decode(body: body, validatingLabels: false) }) {
+            if ours == nil, expected != nil, OracleDecoding.refusesFieldZero({ () throws(WireError) in try decode(body) }) {
                 fieldZero += 1
                 continue
             }
-            if ours != theirs, disagreements.count < 5 {
-                disagreements.append("mutation \(k): tally \(ours.map { "\($0)" } ?? "rejects"), protobuf-c \(theirs.map { "\($0)" } ?? "rejects"); body \(body)")
+            if ours != expected, disagreements.count < 5 {
+                disagreements.append("mutation \(k): tally \(ours.map { "\($0)" } ?? "refuses"), oracle \(expected.map { "\($0)" } ?? "refuses"); body \(body)")
             }
         }
-        print("ProtobufCOracleTests: \(Self.mutations) mutated requests, \(accepted) accepted by both, \(fieldZero) with a field number 0 refused by Tally only")
-        XCTAssertEqual(disagreements, [])
-        XCTAssertGreaterThan(accepted, Self.mutations / 20, "enough mutations stay valid to compare contents")
-        XCTAssertLessThan(accepted, Self.mutations * 19 / 20, "enough mutations are invalid to compare refusals")
+        print("\(name): \(mutations) mutated requests, \(accepted) accepted by both, \(fieldZero) with a field number 0 refused by Tally only")
+        XCTAssertEqual(disagreements, [], file: file, line: line)
+        XCTAssertGreaterThan(accepted, mutations / 20, "enough mutations stay valid to compare contents", file: file, line: line)
+        return accepted
     }
 
     /// Both directions of encoding: protobuf-c re-encodes what it read (its canonical layout), and
