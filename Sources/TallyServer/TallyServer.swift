@@ -29,6 +29,10 @@ public final class TallyServer: Service, Sendable {
         let metrics = self.metrics
         let logger = self.logger
         let maintenance = MaintenanceRecorder(metrics: metrics, logger: logger)
+        // One event a line, its particulars as fields.
+        let log: @Sendable (StorageEvent) -> Void = { event in
+            logger.log(level: event.isProblem ? .warning : .info, "\(event.message)", metadata: event.fields.mapValues { .string($0) })
+        }
         let descriptorLimit = WALFileBudget.processDescriptorLimit
         let walFileBudget = WALFileBudget(limit: configuration.maxOpenTenants ?? WALFileBudget.limit(forDescriptorLimit: descriptorLimit),
                                           openFilesChanged: { metrics.openWALFiles.set(Int64($0)) },
@@ -40,15 +44,21 @@ public final class TallyServer: Service, Sendable {
                                      outOfOrderMaxBytes: configuration.outOfOrderMaxBytes,
                                      observeSync: { metrics.walFsync.record($0) },
                                      walFileBudget: walFileBudget,
-                                     report: { logger.info("\($0)") },
+                                     report: { log($0) },
                                      observeCut: { maintenance.blockCut($0) })
         let limits = try LimitsStore(base: configuration.limits, path: configuration.limitsConfigFile)
         let authenticator = try configuration.authConfigFile.map { try Authenticator(path: $0) }
         let tls = try configuration.tls.map { try $0.serverContext() }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        if configuration.port != 0 {
+            // A taken address fails the start before the storage root and its files are created.
+            let probe = try await ServerBootstrap(group: group).serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: configuration.host, port: configuration.port).get()
+            try await probe.close()
+        }
         let registry = try TenantRegistry(root: configuration.storageRoot, options: options, maxTenants: configuration.maxTenants)
         let rootLock = try StorageRootLock(root: configuration.storageRoot)
         let admin = try AdminAccess.create(storageRoot: configuration.storageRoot, enabledForNetwork: configuration.enableAdminAPI)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let threadPool = NIOThreadPool(numberOfThreads: System.coreCount)
         threadPool.start()
         let router = Router(configuration: configuration,
@@ -114,7 +124,7 @@ public final class TallyServer: Service, Sendable {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: configuration.blockScanInterval)
                     if Task.isCancelled { break }
-                    registry.scan { logger.info("\($0)") }
+                    registry.scan(log)
                     for line in [limits.reload(), authenticator?.reload()].compactMap({ $0 }) { logger.notice("\(line)") }
                 }
             }

@@ -74,6 +74,13 @@ final class CommandLineTests: XCTestCase {
             XCTAssertTrue(r.stderr.hasPrefix("Error: --listen \(listen): "), r.stderr)
             XCTAssertFalse(FileManager.default.fileExists(atPath: storage), "\(listen) created the storage")
         }
+        // An address another server holds: refused before the storage is created.
+        let holder = try TallyServerProcess(storage: root + "/holder")
+        defer { holder.stop(SIGTERM) }
+        let taken = try tally(["serve", "--listen", "127.0.0.1:\(holder.port)", "--storage", root + "/never"])
+        XCTAssertNotEqual(taken.status, 0, taken.stderr)
+        XCTAssertTrue((taken.stdout + taken.stderr).contains("in use"), taken.stdout + taken.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/never"), "a taken address created the storage")
     }
 
     /// A store whose tenant `acme` holds one node priced and sized from 2026-11-13 00:00 until a

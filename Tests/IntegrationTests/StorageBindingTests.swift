@@ -75,7 +75,7 @@ final class StorageBindingTests: XCTestCase {
             }
             // The server picks up the imported tenant on its next scan (it opens it, making its
             // read lease): waited for, so the next round compares a store at rest.
-            XCTAssertTrue(waitUntil(seconds: 30) { servers[i].log.contains("opened tenant restored") }, servers[i].log)
+            XCTAssertTrue(waitUntil(seconds: 30) { servers[i].log.split(separator: "\n").contains { $0.contains("tenant=restored") && $0.hasSuffix("opened tenant found on disk") } }, servers[i].log)
             // The commands did act on their own storage.
             XCTAssertLessThan(try stores.blocks(storage).count, blocksBefore)
             XCTAssertTrue(FileManager.default.fileExists(atPath: storage + "/restored/" + block))

@@ -6,6 +6,23 @@ import Foundation
 // The values the storage layer hands across its boundary: options, verdicts, reports, errors and
 // samples copied out. TenantDatabase.swift holds the database that makes them.
 
+/// Something storage did or failed to do on its own: what happened, in a few fixed words, and its
+/// particulars as named fields, so that a log prints one event a line with fields to filter on.
+public struct StorageEvent: Sendable, CustomStringConvertible {
+    public let message: String
+    public let fields: [String: String]
+    /// A failure or repair an operator should look at, not routine work.
+    public let isProblem: Bool
+
+    public init(_ message: String, _ fields: [String: String], isProblem: Bool = false) {
+        self.message = message
+        self.fields = fields
+        self.isProblem = isProblem
+    }
+
+    public var description: String { message + fields.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined() }
+}
+
 /// How a tenant database behaves: WAL sync and segments, block range, late samples, budgets, hooks.
 public struct StorageOptions: Sendable {
     public var syncPolicy: WALSyncPolicy
@@ -22,8 +39,8 @@ public struct StorageOptions: Sendable {
     /// Shared by a registry's tenants to bound their open WAL segment files; nil leaves each tenant's
     /// segment open from its first append until a cut or close.
     public var walFileBudget: WALFileBudget?
-    /// Receives what background work did or failed to do, one line each (the server logs it).
-    public var report: @Sendable (String) -> Void
+    /// Receives what background work did or failed to do, one event each (the server logs it).
+    public var report: @Sendable (StorageEvent) -> Void
     /// Receives each block cut that wrote blocks or failed, whether background work, `cutBlock` or a
     /// clean stop did it (the server counts, times and logs them).
     public var observeCut: @Sendable (BlockCutOutcome) -> Void
@@ -34,7 +51,7 @@ public struct StorageOptions: Sendable {
                 outOfOrderMaxBytes: Int = 64 * 1024 * 1024,
                 observeSync: @escaping @Sendable (Duration) -> Void = { _ in },
                 walFileBudget: WALFileBudget? = nil,
-                report: @escaping @Sendable (String) -> Void = { _ in },
+                report: @escaping @Sendable (StorageEvent) -> Void = { _ in },
                 observeCut: @escaping @Sendable (BlockCutOutcome) -> Void = { _ in }) {
         self.syncPolicy = syncPolicy
         self.walSegmentSize = walSegmentSize

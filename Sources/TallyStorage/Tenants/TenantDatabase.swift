@@ -437,7 +437,8 @@ public final class TenantDatabase: @unchecked Sendable {
                 try finishWALSegment(wal)
                 return true
             } catch {
-                options.report("tenant \(tenant): closing its WAL segment for the descriptor budget failed, its writes are refused until restart: \(error)")
+                options.report(StorageEvent("closing a WAL segment for the descriptor budget failed; the tenant's writes are refused until restart",
+                                             ["tenant": tenant, "error": "\(error)"], isProblem: true))
                 return false
             }
         }
@@ -721,7 +722,7 @@ public final class TenantDatabase: @unchecked Sendable {
         let known = Set(lock.withLock { _ in blocks.map(\.ulid) })
         var report = ReplayReport()
         guard let fresh = try? Self.openBlocks(directory, readOnly: true, skipping: known, &report) else { return [] }
-        for problem in report.problems { options.report("tenant \(tenant): \(problem)") }
+        for problem in report.problems { options.report(StorageEvent("block scan problem", ["tenant": tenant, "problem": problem], isProblem: true)) }
         guard !fresh.isEmpty else { return [] }
         lock.withLock { _ in
             let current = Set(blocks.map(\.ulid))
@@ -863,7 +864,7 @@ public final class TenantDatabase: @unchecked Sendable {
                     return rangeEnd(newest - 1)
                 }
             } catch {
-                options.report("tenant \(tenant): flushing at close failed, the WAL keeps the data: \(error)")
+                options.report(StorageEvent("flushing at close failed, the WAL keeps the data", ["tenant": tenant, "error": "\(error)"], isProblem: true))
             }
         }
         try lock.withLock { (_) throws(StorageIOError) in

@@ -93,12 +93,12 @@ public final class TenantRegistry: Sendable {
     public var openDatabases: [TenantDatabase] { tenants.withLock { $0.values.sorted { $0.tenant < $1.tenant } } }
 
     /// Picks up what other processes added (imported blocks, new tenant directories).
-    public func scan(_ report: (String) -> Void) {
+    public func scan(_ report: (StorageEvent) -> Void) {
         for name in Self.existingTenants(root: root) where tenants.withLock({ $0[name] }) == nil {
-            if let db = try? database(for: name) { report("opened tenant \(db.tenant) found on disk, \(db.blockMetas.count) blocks") }
+            if let db = try? database(for: name) { report(StorageEvent("opened tenant found on disk", ["tenant": db.tenant, "blocks": "\(db.blockMetas.count)"])) }
         }
         for db in all {
-            for ulid in db.loadNewBlocks() { report("tenant \(db.tenant): loaded block \(ulid)") }
+            for ulid in db.loadNewBlocks() { report(StorageEvent("loaded block", ["tenant": db.tenant, "block": ulid])) }
         }
     }
 
