@@ -52,7 +52,10 @@ final class Router: Sendable {
         switch path {
         case "/api/v1/write":
             guard head.method == .POST else { return now(HTTPAnswer(status: 405, body: "use POST for remote write\n")) }
-            if let refusal = AdminAccess.crossOriginRefusal(head) { return now(refusal) }
+            if let refusal = AdminAccess.crossOriginRefusal(head) {
+                metrics.rejected(.forbidden)
+                return now(refusal)
+            }
             if bodyTooLarge {
                 metrics.rejected(.bodyTooLarge)
                 return now(HTTPAnswer(status: 413, body: "request body over the limit of \(configuration.maxRequestBytes) bytes\n"))
@@ -61,7 +64,9 @@ final class Router: Sendable {
             let credential: Credential?
             switch authenticate(head) {
             case let .success(found): credential = found
-            case let .failure(refusal): return now(refusal)
+            case let .failure(refusal):
+                metrics.rejected(refusal.status == 401 ? .unauthorized : .forbidden)
+                return now(refusal)
             }
             var sources = tenantSources(head)
             sources.add("tenant parameter", Self.queryParameter("tenant", in: head.uri))
@@ -72,7 +77,10 @@ final class Router: Sendable {
                 metrics.rejected(.invalidTenant)
                 return now(refusal)
             }
-            if let refusal = accessRefusal(credential, .write, tenant: tenant) { return now(refusal) }
+            if let refusal = accessRefusal(credential, .write, tenant: tenant) {
+                metrics.rejected(.forbidden)
+                return now(refusal)
+            }
             if sources.named.isEmpty && credential?.onlyTenant == nil { notedTenantless(from: sender, tenant: tenant) }
             inFlight.wrappingAdd(1, ordering: .relaxed)
             let headers = RemoteWriteIngester.RequestHeaders(contentType: head.headers.first(name: "Content-Type"),

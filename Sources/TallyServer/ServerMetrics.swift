@@ -20,6 +20,10 @@ enum WriteRefusal: String, CaseIterable, Sendable {
     case unsupportedMediaType = "unsupported_media_type"
     /// An invalid tenant id, or tenant sources that disagree: 400.
     case invalidTenant = "invalid_tenant"
+    /// With `--auth.config-file`: no or a wrong credential (401), or one without write access to the
+    /// tenant (403); also a write from another site's page (403).
+    case unauthorized = "unauthorized"
+    case forbidden = "forbidden"
 }
 
 /// Tally's own metrics, served on /metrics in the Prometheus text format.

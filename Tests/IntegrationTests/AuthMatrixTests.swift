@@ -117,7 +117,12 @@ final class AuthMatrixTests: XCTestCase {
         // /metrics needs the admin scope when protect_metrics is set; probes stay open.
         XCTAssertEqual(try server.client.request("GET", "/metrics").status, 401)
         XCTAssertEqual(try server.client.request("GET", "/metrics", headers: [Self.reader]).status, 403)
-        XCTAssertEqual(try server.client.request("GET", "/metrics", headers: [Self.ops]).status, 200)
+        let page = try server.client.request("GET", "/metrics", headers: [Self.ops])
+        XCTAssertEqual(page.status, 200)
+        // The write matrix above: no credential and an unknown token (401), beta's and the reader's (403).
+        let metrics = MetricsPage(page.body)
+        XCTAssertEqual(metrics["tally_write_requests_rejected_total{reason=\"unauthorized\"}"], 2, page.body)
+        XCTAssertEqual(metrics["tally_write_requests_rejected_total{reason=\"forbidden\"}"], 2, page.body)
         XCTAssertEqual(try server.client.request("GET", "/-/ready").status, 200)
         XCTAssertEqual(try server.client.request("GET", "/-/healthy").status, 200)
 
