@@ -66,12 +66,14 @@ public enum RemoteWriteV2Decoder {
         /// Appends `labels` as 1.0 `TimeSeries.labels` fields (name then value) and returns where they
         /// are, or an empty span once the keys would pass the limit.
         mutating func append(_ labels: ArraySlice<WireLabel>, from source: UnsafeBufferPointer<UInt8>) -> ByteSpan {
+            let room = limit - bytes.count
             var size = 0
             for label in labels {
                 let message = Self.fieldSize(Int(label.name.count)) + Self.fieldSize(Int(label.value.count))
                 size += Self.fieldSize(message)
+                // Checked as it grows: each label adds at most a few GiB, far from overflowing.
+                guard size <= room else { return ByteSpan(start: 0, count: 0) }
             }
-            guard size <= limit - bytes.count else { return ByteSpan(start: 0, count: 0) }
             let start = base + bytes.count
             for label in labels {
                 writer.key(1, 2)
