@@ -3,12 +3,25 @@
 /// fails any protobuf decoder, instead of being counted as if it were whole. Unknown fields are
 /// skipped.
 struct MessageShape: Sendable {
-    indirect enum Field: Sendable {
+    enum Field: Sendable {
         /// A singular scalar or string of this wire type.
         case single(ProtobufReader.WireType)
         /// A repeated scalar: one value of this wire type per field, or a packed run of them.
         case repeated(ProtobufReader.WireType)
-        case message(MessageShape)
+        /// A nested message, named rather than held: a shape inside an enum payload would be a
+        /// tagged pointer, which LeakSanitizer cannot follow from these globals.
+        case message(Nested)
+    }
+
+    enum Nested: Sendable {
+        case label, bucketSpan
+
+        var shape: MessageShape {
+            switch self {
+            case .label: MessageShape.label
+            case .bucketSpan: MessageShape.bucketSpan
+            }
+        }
     }
 
     /// Indexed by field number; nil past the schema's or for a number it does not use.
@@ -21,13 +34,13 @@ struct MessageShape: Sendable {
     }
 
     static let label = MessageShape([1: .single(.len), 2: .single(.len)])
-    static let exemplar = MessageShape([1: .message(label), 2: .single(.i64), 3: .single(.varint)])
+    static let exemplar = MessageShape([1: .message(.label), 2: .single(.i64), 3: .single(.varint)])
     static let metadata = MessageShape([1: .single(.varint), 2: .single(.len), 4: .single(.len), 5: .single(.len)])
     static let bucketSpan = MessageShape([1: .single(.varint), 2: .single(.varint)])
     static let histogram = MessageShape([
         1: .single(.varint), 2: .single(.i64), 3: .single(.i64), 4: .single(.varint), 5: .single(.i64),
-        6: .single(.varint), 7: .single(.i64), 8: .message(bucketSpan), 9: .repeated(.varint), 10: .repeated(.i64),
-        11: .message(bucketSpan), 12: .repeated(.varint), 13: .repeated(.i64), 14: .single(.varint), 15: .single(.varint),
+        6: .single(.varint), 7: .single(.i64), 8: .message(.bucketSpan), 9: .repeated(.varint), 10: .repeated(.i64),
+        11: .message(.bucketSpan), 12: .repeated(.varint), 13: .repeated(.i64), 14: .single(.varint), 15: .single(.varint),
         16: .repeated(.i64),
     ])
 
@@ -52,9 +65,9 @@ struct MessageShape: Sendable {
                     try ProtobufReader.expect(type, element, "a repeated field of a histogram")
                     try reader.skip(type)
                 }
-            case let .message(shape):
+            case let .message(nested):
                 try ProtobufReader.expect(type, .len, "a nested message of an exemplar or histogram")
-                try shape.check(bytes, reader.readLengthDelimited())
+                try nested.shape.check(bytes, reader.readLengthDelimited())
             }
         }
     }
