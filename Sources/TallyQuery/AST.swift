@@ -224,6 +224,13 @@ public struct VectorMatching: Sendable, Equatable {
     public var on: Bool
     /// The `group_left` / `group_right` labels.
     public var include: [String]
+
+    public init(cardinality: Cardinality, matchingLabels: [String], on: Bool, include: [String]) {
+        self.cardinality = cardinality
+        self.matchingLabels = matchingLabels
+        self.on = on
+        self.include = include
+    }
 }
 
 public struct BinaryExpr: Sendable, Equatable {

@@ -112,9 +112,7 @@ struct Parser {
             case .leftParen, .keyword(.by), .keyword(.without): return try parseAggregation(op)
             default: return try parseVectorSelector(name: advance())
             }
-        case .metricIdentifier, .binary(.and), .binary(.or), .binary(.unless), .keyword(.offset), .keyword(.by),
-             .keyword(.without), .atPreprocessor:
-            // Words that are keywords elsewhere name a metric where an expression starts.
+        case let kind where Self.namesMetric(kind):
             return try parseVectorSelector(name: advance())
         default:
             throw unexpected(try peek())
@@ -140,6 +138,24 @@ struct Parser {
         guard close.kind == .rightParen else { throw unexpected(close) }
         let paren = ParenExpr(expr: inner.expr, position: PositionRange(start: start, end: close.end))
         return try node(.paren(paren), children: [inner], at: paren.position)
+    }
+
+    /// Words that are keywords elsewhere name a metric where an expression starts.
+    private static func namesMetric(_ kind: Token.Kind) -> Bool {
+        switch kind {
+        case .metricIdentifier, .binary(.and), .binary(.or), .binary(.unless), .keyword(.offset), .keyword(.by),
+             .keyword(.without), .atPreprocessor:
+            return true
+        default:
+            return false
+        }
+    }
+
+    private static func canStartExpression(_ kind: Token.Kind) -> Bool {
+        switch kind {
+        case .number, .string, .leftParen, .leftBrace, .identifier, .aggregator, .binary(.add), .binary(.sub): true
+        default: namesMetric(kind)
+        }
     }
 
     /// `[range]`, `[range:step]`, `offset` and `@` after an expression.
@@ -333,7 +349,9 @@ struct Parser {
             case .rightParen:
                 return (args, token)
             case .comma:
-                if try peek().kind == .rightParen { throw error("trailing commas not allowed in function call args", at: token.range) }
+                // Prometheus' grammar takes a comma before anything that cannot start an argument
+                // as a trailing comma.
+                if try !Self.canStartExpression(peek().kind) { throw error("trailing commas not allowed in function call args", at: token.range) }
             default:
                 throw unexpected(token)
             }
