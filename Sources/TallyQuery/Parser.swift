@@ -124,7 +124,7 @@ struct Parser {
         if token.kind == .number {
             return Parsed(expr: .number(NumberLiteral(value: try number(token), position: token.range)), height: 1)
         }
-        return Parsed(expr: .string(StringLiteral(value: try stringValue(token), position: token.range)), height: 1)
+        return Parsed(expr: .string(StringLiteral(value: try stringValue(token).value, position: token.range)), height: 1)
     }
 
     private mutating func parseParenthesized() throws(PromQLParseError) -> Parsed {
@@ -205,8 +205,8 @@ struct Parser {
             }
             let valueToken = try advance()
             guard valueToken.kind == .string else { throw unexpected(valueToken, context: "label matching", expected: "string") }
-            let value = try stringValue(valueToken)
-            if kind == .regexMatch || kind == .regexNoMatch, case .failure(let message) = RegexSyntax.matchesEmptyString(value) {
+            let (value, isUTF8) = try stringValue(valueToken)
+            if kind == .regexMatch || kind == .regexNoMatch, let message = RegexSyntax.refusal(of: value, isUTF8: isUTF8) {
                 throw error(message.text, at: PositionRange(start: label.start, end: valueToken.end))
             }
             matchers.append(LabelMatcher(name: label.text, kind: kind, value: value))
@@ -227,7 +227,8 @@ struct Parser {
             let brackets = PositionRange(start: open.start, end: next.end)
             guard case .vectorSelector(let selector) = operand.expr else { throw error("ranges only allowed for vector selectors", at: brackets) }
             if selector.offset != 0 { throw error("no offset modifiers allowed before range", at: brackets) }
-            if selector.at != nil { throw error("no @ modifiers allowed before range", at: brackets) }
+            // Only a timestamp: Prometheus lets `@ start()` and `@ end()` through here.
+            if case .timestamp = selector.at { throw error("no @ modifiers allowed before range", at: brackets) }
             let matrix = MatrixSelector(selector: selector, range: range, position: PositionRange(start: selector.position.start, end: next.end))
             return try node(.matrixSelector(matrix), children: [operand], at: open.range)
         case .colon:
@@ -403,7 +404,14 @@ struct Parser {
         guard case .keyword(let group) = try peek().kind, group == .groupLeft || group == .groupRight else { return (matching, returnBool) }
         try advance()
         matching.cardinality = group == .groupLeft ? .manyToOne : .oneToMany
-        if try peek().kind == .leftParen { matching.include = try parseGroupingLabels().labels }
+        // The label list is optional, but what can start neither it nor the right operand is
+        // reported as a missing list, as Prometheus' grammar does.
+        let next = try peek()
+        if next.kind == .leftParen {
+            matching.include = try parseGroupingLabels().labels
+        } else if !Self.canStartExpression(next.kind) {
+            throw unexpected(next, context: "grouping opts", expected: "\"(\"")
+        }
         return (matching, returnBool)
     }
 
@@ -446,7 +454,7 @@ struct Parser {
         }
     }
 
-    private func stringValue(_ token: Token) throws(PromQLParseError) -> String {
+    private func stringValue(_ token: Token) throws(PromQLParseError) -> (value: String, isUTF8: Bool) {
         do {
             return try StringLiteralDecoding.value(of: token.text)
         } catch {

@@ -3,14 +3,15 @@
 enum StringLiteralDecoding {
     struct Malformed: Error {}
 
-    /// `token` includes its quotes.
-    static func value(of token: String) throws(Malformed) -> String {
+    /// The value, and whether its bytes were UTF-8 (Prometheus refuses others in a regular
+    /// expression, but takes them elsewhere). `token` includes its quotes.
+    static func value(of token: String) throws(Malformed) -> (value: String, isUTF8: Bool) {
         let bytes = Array(token.utf8)
         guard bytes.count >= 2, let quote = bytes.first, bytes.last == quote else { throw Malformed() }
         let body = bytes[1..<(bytes.count - 1)]
         if quote == UInt8(ascii: "`") {
             guard !body.contains(quote) else { throw Malformed() }
-            return String(decoding: body, as: UTF8.self)
+            return (String(decoding: body, as: UTF8.self), true)
         }
         guard quote == UInt8(ascii: "\"") || quote == UInt8(ascii: "'"), !body.contains(UInt8(ascii: "\n")) else {
             throw Malformed()
@@ -61,7 +62,8 @@ enum StringLiteralDecoding {
                 throw Malformed()
             }
         }
-        return String(decoding: out, as: UTF8.self)
+        let value = String(decoding: out, as: UTF8.self)
+        return (value, value.utf8.elementsEqual(out))
     }
 
     private static func number(_ body: ArraySlice<UInt8>, at index: inout Int, digits: Int, radix: UInt32) throws(Malformed) -> UInt32 {
