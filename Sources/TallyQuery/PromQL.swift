@@ -8,9 +8,9 @@ public enum PromQL {
 
     /// Parses and type-checks a query as Prometheus 2.42's `parser.ParseExpr` does: the tree, or the
     /// first error with Prometheus' message and position.
-    public static func parse(_ query: String, maxDepth: Int = maxNestingDepth) throws(PromQLParseError) -> Expr {
+    public static func parse(_ query: String) throws(PromQLParseError) -> Expr {
         let bytes = Array(query.utf8)
-        var parser = Parser(bytes, maxDepth: maxDepth)
+        var parser = Parser(bytes, maxDepth: maxNestingDepth)
         let expr = try parser.parseQuery()
         return try TypeChecker(input: bytes).check(expr)
     }

@@ -118,7 +118,8 @@ struct TypeChecker {
         }
         if var matching = binary.matching {
             if op.isSetOperator && matching.cardinality == .oneToOne { matching.cardinality = .manyToMany }
-            if matching.on, let label = matching.matchingLabels.first(where: matching.include.contains) {
+            let included = Set(matching.include)
+            if matching.on, let label = matching.matchingLabels.first(where: included.contains) {
                 throw error("label \(GoQuoting.quote(label)) must not occur in ON and GROUP clause at once", at: operatorPosition(binary))
             }
             binary.matching = matching

@@ -64,6 +64,11 @@ final class ParserLimitsTests: XCTestCase {
             ("arguments", { "label_join(foo, \"a\", \",\"" + String(repeating: ", \"b\"", count: $0) + ")" }),
             ("matchers", { "foo{" + (0..<$0).map { "l\($0)=\"v\"" }.joined(separator: ",") + "}" }),
             ("grouping labels", { "sum by (" + (0..<$0).map { "l\($0)" }.joined(separator: ",") + ") (foo)" }),
+            ("matching labels", { n in
+                let labels = (0..<n).map { "l\($0)" }.joined(separator: ",")
+                return "a * on (\(labels)) group_left (\(labels.replacingOccurrences(of: "l", with: "k"))) b"
+            }),
+            ("number literal", { "0." + String(repeating: "7", count: $0 * 8) }),
             ("string literal", { "\"" + String(repeating: "\\u00e9x", count: $0) + "\"" }),
             ("comment", { "foo # " + String(repeating: "x", count: $0 * 8) }),
         ]
