@@ -90,14 +90,14 @@ let package = Package(
         .target(name: "RemoteWriteProtobufC", dependencies: ["CProtobufC"], path: "Tests/RemoteWriteProtobufC",
                 linkerSettings: [.linkedLibrary("protobuf-c")]),
         // Shared by the test targets: seeded random choices that print their seed.
-        .target(name: "TallyTestSupport", path: "Tests/TallyTestSupport", swiftSettings: strict),
+        .target(name: "TallyTestSupport", dependencies: ["RemoteWriteProtobufC"], path: "Tests/TallyTestSupport", swiftSettings: strict),
         .testTarget(name: "TallyWireTests", dependencies: ["TallyWire", "CSnappy", "RemoteWriteProtobufC", "TallyTestSupport"], swiftSettings: strict),
         .testTarget(name: "TallyStorageTests", dependencies: ["TallyStorage", "TallyTestSupport"], swiftSettings: strict),
         .testTarget(name: "TallyCostTests", dependencies: ["TallyCost", "TallyStorage", "TallyTestSupport"], swiftSettings: strict),
         .testTarget(name: "TallyQueryTests", dependencies: ["TallyQuery", "TallyTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TallyWire", "TallyStorage", "TallyQuery", "TallyLoad", "TallyTestSupport", "RemoteWriteProtobufC"],
+            dependencies: ["TallyWire", "TallyStorage", "TallyQuery", "TallyLoad", "TallyTestSupport"],
             swiftSettings: strict
         ),
     ]

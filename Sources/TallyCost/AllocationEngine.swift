@@ -54,9 +54,13 @@ extension CostEngine {
     /// balancers go to their service's namespace, the management fee to the shared row. Idle is
     /// what a node's cpu, ram and gpu and a volume cost beyond what was allocated, never below zero.
     /// Rows are sorted by day, cluster, name, with each cluster's idle and then shared row last.
+    /// `dayDone` is called as each day is done, for a progress display.
     public func allocation(from first: CostDay, to last: CostDay, aggregate: AllocationAggregate,
-                           cluster: String? = nil, now: Int64) throws -> [AllocationRow] {
-        try options.days(from: first, to: last).flatMap { day in try allocation(day, aggregate: aggregate, cluster: cluster, now: now) }
+                           cluster: String? = nil, now: Int64, dayDone: () -> Void = {}) throws -> [AllocationRow] {
+        try options.days(from: first, to: last).flatMap { day in
+            defer { dayDone() }
+            return try allocation(day, aggregate: aggregate, cluster: cluster, now: now)
+        }
     }
 
     func allocation(_ day: CostDay, aggregate: AllocationAggregate, cluster: String?, now: Int64) throws -> [AllocationRow] {

@@ -31,13 +31,16 @@ public struct CostEngine: Sendable {
 
     /// One row per cluster and day, for every cluster with cost data in any of the days; a day
     /// without data for a cluster is a row of zeros with no covered minutes.
-    public func daily(from first: CostDay, to last: CostDay, cluster: String? = nil, now: Int64) throws -> [DailyClusterCost] {
+    /// `dayDone` is called as each day is done (from several threads), for a progress display.
+    public func daily(from first: CostDay, to last: CostDay, cluster: String? = nil, now: Int64,
+                      dayDone: @Sendable () -> Void = {}) throws -> [DailyClusterCost] {
         let days = try options.days(from: first, to: last)
         // Days are independent: computed on every core.
         let results = Mutex([Int: Result<[String: DailyClusterCost], any Error>]())
         DispatchQueue.concurrentPerform(iterations: days.count) { i in
             let result = Result { try rolledUp(days[i], cluster: cluster, now: now) }
             results.withLock { $0[i] = result }
+            dayDone()
         }
         rollups?.save()
         let perDay = try results.withLock { all in try days.indices.map { try all[$0]!.get() } }

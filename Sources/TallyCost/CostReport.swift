@@ -54,7 +54,7 @@ public enum CostReport {
             header[header.firstIndex(of: "load_balancer")!] = "lb"
             return table(header, rows.map { row in
                 [row.cluster, row.day.date] + CostCategory.allCases.map { money(row.costs[$0]) }
-                    + [money(row.total), String(format: "%.0f", row.coveredMinutes[.cpu]), row.complete ? "yes" : "no"]
+                    + [money(row.total), minutes(row.coveredMinutes[.cpu]), row.complete ? "yes" : "no"]
             }, textColumns: 2)
         }
     }
@@ -166,6 +166,14 @@ public enum CostReport {
     public static func number(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
 
     static func money(_ x: Double) -> String { String(format: "%.4f", x) }
+
+    /// Minutes as precise as they are, up to thousandths: 1440, 10.5, 1439.983.
+    static func minutes(_ x: Double) -> String {
+        var text = String(format: "%.3f", x)
+        while text.hasSuffix("0") { text.removeLast() }
+        if text.hasSuffix(".") { text.removeLast() }
+        return text
+    }
 
     public static func quoted(_ s: String) -> String {
         var out = "\""

@@ -132,15 +132,16 @@ public struct KubecostDataset: Sendable {
         series().reduce(0) { total, s in total + min(s.until, scrapes) - s.from + (s.until < scrapes ? 1 : 0) }
     }
 
-    /// Compressed request bodies per sender; each sender's requests must be sent in order.
-    public func requests(senders: Int) -> [[[UInt8]]] {
+    /// Compressed request bodies per sender; each sender's requests must be sent in order. `Builder`
+    /// picks the Remote-Write version; the samples are the same in both.
+    public func requests<Builder: RemoteWriteRequestBuilder>(senders: Int, as builder: Builder.Type = WriteRequestEncoder.self) -> [[[UInt8]]] {
         let all = series()
         var rng = SplitMix64(seed: seed &+ 1)
         var values: [Double] = all.map { s in
             switch s.shape { case let .price(v), let .constant(v), let .allocation(v): v; case .counter: Double(rng.next() % 1_000_000_000) }
         }
         var out = [[[UInt8]]](repeating: [], count: senders)
-        var encoders = [WriteRequestEncoder](repeating: WriteRequestEncoder(), count: senders)
+        var encoders = [Builder](repeating: Builder(), count: senders)
         var pending = [Int](repeating: 0, count: senders)
         for scrape in 0..<scrapes {
             let t = start + Int64(scrape) * scrapeInterval + (jitterMilliseconds > 0 ? Int64(rng.next() % jitterMilliseconds) : 0)
@@ -159,7 +160,7 @@ public struct KubecostDataset: Sendable {
                 pending[sender] += 1
                 if pending[sender] == samplesPerRequest {
                     out[sender].append(encoders[sender].compressed())
-                    encoders[sender] = WriteRequestEncoder()
+                    encoders[sender] = Builder()
                     pending[sender] = 0
                 }
             }

@@ -20,12 +20,15 @@ public struct LoopbackHTTP: Sendable {
 
     public let port: Int
     public var timeoutSeconds = 10
+    /// An IPv4 address of this machine; loopback unless a server announced another it is bound to.
+    public let host: String
     /// The loopback address to connect from (any of 127.0.0.0/8), as another sender would; nil lets the kernel pick.
     public var source: String?
 
-    public init(port: Int, timeoutSeconds: Int = 10, source: String? = nil) {
+    public init(port: Int, timeoutSeconds: Int = 10, host: String = "127.0.0.1", source: String? = nil) {
         self.port = port
         self.timeoutSeconds = timeoutSeconds
+        self.host = host
         self.source = source
     }
 
@@ -55,18 +58,21 @@ public struct LoopbackHTTP: Sendable {
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        func address(_ host: String, _ port: Int) -> sockaddr_in {
+        func address(_ host: String, _ port: Int) throws -> sockaddr_in {
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
             address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr(host)
+            guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+                close(fd)
+                throw Failure.io("not an IPv4 address: \(host)")
+            }
             return address
         }
         func call(_ syscall: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32, _ address: sockaddr_in) -> Int32 {
             withUnsafePointer(to: address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { syscall(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         }
-        let bound = source.map { call(Glibc.bind, address($0, 0)) } ?? 0
-        let connected = bound == 0 ? call(Glibc.connect, address("127.0.0.1", port)) : bound
+        let bound = try source.map { call(Glibc.bind, try address($0, 0)) } ?? 0
+        let connected = bound == 0 ? call(Glibc.connect, try address(host, port)) : bound
         guard connected == 0 else {
             let error = errno
             close(fd)

@@ -14,13 +14,16 @@ public struct AdminAccess: Sendable {
 
     let token: String
     let enabledForNetwork: Bool
+    /// The canonical storage root, named in every answer to a caller that presents a token.
+    let storage: String
 
     /// Makes a fresh token and writes it where only the storage's owner can read it.
     static func create(storageRoot: String, enabledForNetwork: Bool) throws(StorageIOError) -> AdminAccess {
         var generator = SystemRandomNumberGenerator()
         let token = (0..<4).map { _ in String(generator.next() as UInt64, radix: 16) }.map { String(repeating: "0", count: 16 - $0.count) + $0 }.joined()
         try OwnerOnlyFile.write(storageRoot + "/" + tokenFile, token + "\n")
-        return AdminAccess(token: token, enabledForNetwork: enabledForNetwork)
+        return AdminAccess(token: token, enabledForNetwork: enabledForNetwork,
+                           storage: ServerAnnouncement.canonicalRoot(storageRoot) ?? storageRoot)
     }
 
     /// Who is calling, for the audit log; or the refusal.
@@ -35,6 +38,15 @@ public struct AdminAccess: Sendable {
             return .failure(HTTPAnswer(status: 403, body: "admin API disabled: start the server with --web.enable-admin-api, or use the tally CLI on the storage's machine\n"))
         }
         return .success("network (--web.enable-admin-api)")
+    }
+
+    /// Names this server's storage in the answer to a caller that presented a token (the CLI), so it
+    /// can refuse an answer from a server of another store; network callers are not told the path.
+    func naming(_ answer: HTTPAnswer, for head: HTTPRequestHead) -> HTTPAnswer {
+        guard head.headers.first(name: Self.tokenHeader) != nil else { return answer }
+        var named = answer
+        named.headers.append((ServerAnnouncement.storageHeader, storage))
+        return named
     }
 
     /// A browser names the page that sent a request in `Origin`; a state-changing request from a page

@@ -99,7 +99,8 @@ final class Router: Sendable {
             return threadPool.runIfActive(eventLoop: eventLoop) { costs.answer(request) }
                 .recover { _ in Self.shuttingDown }
         case "/api/v1/admin/compact", "/api/v1/admin/retention", Self.deleteSeriesPath:
-            return admin(head, path: path, body: body, on: eventLoop)
+            let access = admin
+            return admin(head, path: path, body: body, on: eventLoop).map { access.naming($0, for: head) }
         case "/metrics":
             if let authenticator, authenticator.protectsMetrics {
                 switch authenticator.authenticate(head) {

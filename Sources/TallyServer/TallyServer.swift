@@ -74,7 +74,14 @@ public final class TallyServer: Service, Sendable {
                 }
             }
             .bind(host: configuration.host, port: configuration.port).get()
-        let address = "\(configuration.host):\(channel.localAddress?.port ?? configuration.port)"
+        let boundPort = channel.localAddress?.port ?? configuration.port
+        let address = "\(configuration.host):\(boundPort)"
+        let announcement = ServerAnnouncement(host: ServerAnnouncement.connectableHost(boundTo: configuration.host), port: boundPort,
+                                              pid: getpid(), storage: admin.storage, tls: tls != nil)
+        do { try announcement.publish(in: configuration.storageRoot) } catch {
+            logger.error("could not publish the server's address in the storage; tally compact, retention and delete-series cannot reach this server",
+                         metadata: ["error": "\(error)"])
+        }
         boundAddress.withLock { $0 = address }
         logger.info("listening", metadata: ["address": "\(address)", "storage": "\(configuration.storageRoot)"])
         if authenticator == nil && !Self.isLoopback(configuration.host) {
@@ -130,10 +137,12 @@ public final class TallyServer: Service, Sendable {
         } catch {
             logger.error("startup failed", metadata: ["error": "\(error)"])
             await stop(channel: channel, router: router, registry: registry, group: group, threadPool: threadPool)
+            announcement.withdraw(from: configuration.storageRoot)
             throw error
         }
         logger.info("shutting down: no new writes; draining")
         await stop(channel: channel, router: router, registry: registry, group: group, threadPool: threadPool)
+        announcement.withdraw(from: configuration.storageRoot)
         withExtendedLifetime(rootLock) {}
         logger.info("stopped")
     }

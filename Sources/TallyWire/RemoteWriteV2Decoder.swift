@@ -9,13 +9,20 @@
 /// histograms are checked and counted; created timestamps are read and not stored.
 public enum RemoteWriteV2Decoder {
     public static func decode(compressed: [UInt8], maxDecodedBytes: Int) throws(WireError) -> WriteRequestView {
-        try decode(body: SnappyBlock.decompress(compressed, maxDecodedBytes: maxDecodedBytes))
+        try decode(body: SnappyBlock.decompress(compressed, maxDecodedBytes: maxDecodedBytes), maxKeyBytes: maxDecodedBytes)
     }
 
     /// Labels are left for `validateLabels(ofSeriesAt:)`, as with 1.0's `validatingLabels: false`,
     /// except the 2.0 rules above, which are set here.
-    public static func decode(body: [UInt8]) throws(WireError) -> WriteRequestView {
+    ///
+    /// Each series that passes them gets a label key in `encodedLabels`: its labels as Prometheus
+    /// writes them in 1.0, appended after the body, so a receiver's known-series shortcut works
+    /// across requests (whose symbol indexes differ) and is shared with 1.0 senders. A request whose
+    /// keys would pass `maxKeyBytes` (one symbol can be referred to a million times) gets no more
+    /// keys; those series take the slow path.
+    public static func decode(body: [UInt8], maxKeyBytes: Int = 64 << 20) throws(WireError) -> WriteRequestView {
         var view = WriteRequestView(body: body)
+        var keys = LabelKeys(base: body.count, limit: min(maxKeyBytes, Int(Int32.max) - body.count))
         try body.withUnsafeBufferPointer { (bytes) throws(WireError) in
             guard bytes.count <= Int(Int32.max) else { throw .invalidProtobuf("body over 2 GiB") }
             // Symbols may follow the series that use them: find both first.
@@ -37,9 +44,54 @@ public enum RemoteWriteV2Decoder {
                 }
             }
             let table = SymbolTable(symbols: symbols)
-            for range in series { try decodeTimeSeries(bytes, range, table, into: &view) }
+            for range in series { try decodeTimeSeries(bytes, range, table, into: &view, keys: &keys) }
         }
+        if !keys.bytes.isEmpty { view.body += keys.bytes }
         return view
+    }
+
+    /// The label keys of a request, bounded in total.
+    struct LabelKeys {
+        /// Where the keys start in the view's body (its protobuf part ends there).
+        let base: Int
+        let limit: Int
+        private var writer = ProtobufWriter()
+        var bytes: [UInt8] { writer.bytes }
+
+        init(base: Int, limit: Int) {
+            self.base = base
+            self.limit = limit
+        }
+
+        /// Appends `labels` as 1.0 `TimeSeries.labels` fields (name then value) and returns where they
+        /// are, or an empty span once the keys would pass the limit.
+        mutating func append(_ labels: ArraySlice<WireLabel>, from source: UnsafeBufferPointer<UInt8>) -> ByteSpan {
+            var size = 0
+            for label in labels {
+                let message = Self.fieldSize(Int(label.name.count)) + Self.fieldSize(Int(label.value.count))
+                size += Self.fieldSize(message)
+            }
+            guard size <= limit - bytes.count else { return ByteSpan(start: 0, count: 0) }
+            let start = base + bytes.count
+            for label in labels {
+                writer.key(1, 2)
+                writer.varint(UInt64(Self.fieldSize(Int(label.name.count)) + Self.fieldSize(Int(label.value.count))))
+                writer.bytesField(1, source[label.name.range])
+                writer.bytesField(2, source[label.value.range])
+            }
+            return ByteSpan(start: Int32(start), count: Int32(size))
+        }
+
+        /// A length-delimited field of `length` bytes with a one-byte key: key, varint length, bytes.
+        private static func fieldSize(_ length: Int) -> Int {
+            var varint = 1
+            var rest = length >> 7
+            while rest > 0 {
+                varint += 1
+                rest >>= 7
+            }
+            return 1 + varint + length
+        }
     }
 
     /// The request's symbols; a reference is checked against it before use.
@@ -59,7 +111,7 @@ public enum RemoteWriteV2Decoder {
     }
 
     private static func decodeTimeSeries(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ table: SymbolTable,
-                                         into view: inout WriteRequestView) throws(WireError) {
+                                         into view: inout WriteRequestView, keys: inout LabelKeys) throws(WireError) {
         var series = WireSeries(labelStart: Int32(view.labels.count), labelCount: 0, sampleStart: Int32(view.samples.count),
                                 sampleCount: 0, histogramCount: 0, rejection: nil)
         var refs: [UInt64] = []
@@ -112,6 +164,11 @@ public enum RemoteWriteV2Decoder {
             }
             view.labels.append(label)
             series.labelCount += 1
+        }
+        // Only series that pass 2.0's own rules get a key: a 1.0 series with the same bytes passed
+        // 1.0's, which are the rest.
+        if series.rejection == nil && series.labelCount > 0 {
+            series.encodedLabels = keys.append(view.labels[Int(series.labelStart)...], from: bytes)
         }
         view.series.append(series)
     }

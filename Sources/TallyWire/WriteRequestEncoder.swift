@@ -46,8 +46,15 @@ public struct ProtobufWriter: Sendable {
     }
 }
 
+/// What a sender needs from a request builder of either Remote-Write version.
+public protocol RemoteWriteRequestBuilder: Sendable {
+    init()
+    mutating func addSeries(labels: [(String, String)], samples: [WireSample])
+    func compressed() -> [UInt8]
+}
+
 /// Builds Remote-Write 1.0 request bodies.
-public struct WriteRequestEncoder: Sendable {
+public struct WriteRequestEncoder: RemoteWriteRequestBuilder {
     public private(set) var writer = ProtobufWriter()
 
     public init() {}
@@ -71,7 +78,7 @@ public struct WriteRequestEncoder: Sendable {
 
 /// Builds Remote-Write 2.0 request bodies: each string goes once into the symbols table, which
 /// starts with the empty string, and series refer to it by index.
-public struct WriteRequestV2Encoder: Sendable {
+public struct WriteRequestV2Encoder: RemoteWriteRequestBuilder {
     private var symbols: [String] = [""]
     private var symbolIndex: [String: UInt64] = ["": 0]
     private var series = ProtobufWriter()

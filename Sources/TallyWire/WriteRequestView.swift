@@ -1,8 +1,9 @@
 /// A decoded Remote-Write request as flat arrays of offsets into the decompressed body: no string or
 /// per-sample object is created while decoding.
 public struct WriteRequestView: Sendable {
-    /// The decompressed protobuf body that every `ByteSpan` points into.
-    public let body: [UInt8]
+    /// The decompressed protobuf body that every `ByteSpan` points into (for 2.0, followed by the
+    /// series' label keys, `WireSeries.encodedLabels`).
+    public internal(set) var body: [UInt8]
     public internal(set) var labels: [WireLabel] = []
     public internal(set) var samples: [WireSample] = []
     public internal(set) var series: [WireSeries] = []

@@ -9,6 +9,8 @@ struct Analyze: ParsableCommand {
 
     @OptionGroup var selection: TenantSelection
 
+    @OptionGroup var progress: ProgressOption
+
     @Option(help: "Rows per table.")
     var limit = 10
 
@@ -38,11 +40,17 @@ struct Analyze: ParsableCommand {
     }
 
     func run() throws {
-        for tenant in try selection.tenants() { try analyze(tenant) }
+        let tenants = try selection.tenants()
+        let meter = progress.meter("analyze", total: tenants.count, unit: "tenants")
+        for tenant in tenants {
+            meter.write(try analyze(tenant))
+            meter.advance(tenant)
+        }
+        meter.finish()
     }
 
-    /// Prints one tenant's report: a JSON line with `--json`, else its tables.
-    private func analyze(_ tenant: String) throws {
+    /// One tenant's report: a JSON line with `--json`, else its tables.
+    private func analyze(_ tenant: String) throws -> String {
         let db = try TenantDatabase.open(directory: selection.storage + "/" + tenant, tenant: tenant, readOnly: true)
         for problem in db.replay.problems { Output.error("tally analyze: \(problem)\n") }
         let spans = try db.seriesSpans()
@@ -79,7 +87,7 @@ struct Analyze: ParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             encoder.keyEncodingStrategy = .convertToSnakeCase
-            return Output.write(String(decoding: try encoder.encode(report), as: UTF8.self) + "\n")
+            return String(decoding: try encoder.encode(report), as: UTF8.self) + "\n"
         }
         var out = "Tenant \(tenant): \(report.series) series, \(report.samples) samples, "
             + "\(Blocks.List.utc(first)) to \(Blocks.List.utc(last)), \(db.blockMetas.count) blocks\n\n"
@@ -89,6 +97,6 @@ struct Analyze: ParsableCommand {
         out += Table.render([["LABEL", "VALUES", "SERIES"]] + report.labels.map { [$0.label, String($0.values), String($0.series)] })
         out += "\nLabel pairs most involved in churn (series that started or ended more than an hour inside the range):\n"
         out += Table.render([["PAIR", "CHURNED SERIES"]] + report.churningPairs.map { [$0.name, String($0.churned)] })
-        Output.write(out + "\n")
+        return out + "\n"
     }
 }

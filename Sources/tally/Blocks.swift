@@ -14,27 +14,33 @@ struct Blocks: ParsableCommand {
 
         @OptionGroup var selection: TenantSelection
 
+        @OptionGroup var progress: ProgressOption
+
         func run() throws {
             var rows = [["TENANT", "ULID", "RESULT"]]
             var lines = ""
             var failures = 0
-            for name in try selection.tenants() {
-                for ulid in try BlockCatalog.names(tenantDirectory: selection.storage + "/" + name) {
-                    let directory = selection.storage + "/" + name + "/" + ulid
-                    var result = "ok"
-                    do { try BlockVerifier.verify(directory: directory) } catch {
-                        // A compaction on a live server may remove a block while it is read.
-                        if FileManager.default.fileExists(atPath: directory) {
-                            failures += 1
-                            result = "FAILED \(error)"
-                        } else {
-                            result = "removed while verifying (compacted or dropped)"
-                        }
-                    }
-                    rows.append([name, ulid, result])
-                    lines += "{\"tenant\":\"\(name)\",\"ulid\":\"\(ulid)\",\"ok\":\(result == "ok" || !result.hasPrefix("FAILED")),\"result\":\(Self.quoted(result))}\n"
-                }
+            let blocks = try selection.tenants().flatMap { name in
+                try BlockCatalog.names(tenantDirectory: selection.storage + "/" + name).map { (name, $0) }
             }
+            let meter = progress.meter("verify", total: blocks.count, unit: "blocks")
+            for (name, ulid) in blocks {
+                let directory = selection.storage + "/" + name + "/" + ulid
+                var result = "ok"
+                do { try BlockVerifier.verify(directory: directory) } catch {
+                    // A compaction on a live server may remove a block while it is read.
+                    if FileManager.default.fileExists(atPath: directory) {
+                        failures += 1
+                        result = "FAILED \(error)"
+                    } else {
+                        result = "removed while verifying (compacted or dropped)"
+                    }
+                }
+                rows.append([name, ulid, result])
+                lines += "{\"tenant\":\"\(name)\",\"ulid\":\"\(ulid)\",\"ok\":\(result == "ok" || !result.hasPrefix("FAILED")),\"result\":\(Self.quoted(result))}\n"
+                meter.advance("\(name)/\(ulid)")
+            }
+            meter.finish()
             Output.write(selection.json ? lines : Table.render(rows) + "\(rows.count - 1) blocks, \(failures) failed\n")
             if failures > 0 { throw ExitCode.failure }
         }
@@ -75,7 +81,24 @@ struct Blocks: ParsableCommand {
                 }
                 Output.write(Table.render(rows))
                 Output.write("\(blocks.count) blocks, \(blocks.reduce(0) { $0 + $1.meta.stats.numSamples }) samples, \(Self.bytes(blocks.reduce(0) { $0 + $1.bytes }))\n")
+                Output.write(try Self.headAndWAL(selection.storage + "/" + tenant, tenant: tenant) + "\n")
             }
+        }
+
+        /// What is not in blocks yet: the head's series and the WAL's samples, segments and size,
+        /// so a young tenant with no block does not read as empty.
+        static func headAndWAL(_ directory: String, tenant: String) throws -> String {
+            let db = try TenantDatabase.open(directory: directory, tenant: tenant, readOnly: true)
+            let replay = db.replay
+            var walBytes = 0
+            let wal = directory + "/wal"
+            for file in FileManager.default.enumerator(atPath: wal)?.allObjects as? [String] ?? [] {
+                // Segments and checkpoint segments; a directory's own size is not data.
+                guard let attributes = try? FileManager.default.attributesOfItem(atPath: wal + "/" + file),
+                      attributes[.type] as? FileAttributeType == .typeRegular, let size = attributes[.size] as? Int else { continue }
+                walBytes += size
+            }
+            return "head: \(replay.series) series; WAL: \(replay.samples) samples in \(replay.segments) segment(s), \(bytes(walBytes))"
         }
 
         static func utc(_ ms: Int64) -> String {

@@ -7,8 +7,9 @@ struct Compact: ParsableCommand {
         abstract: "Compact tenants' blocks now: merge overlapping blocks, then 2h -> 6h -> 24h (UTC days), then rewrite blocks with 5% or more deleted.",
         discussion: """
         Safe at any time. With no server on the storage, this process takes the storage lock and compacts. \
-        When a server holds the lock, the server is asked to compact (POST /api/v1/admin/compact), so two \
-        compactors never touch one tenant. The output says which happened.
+        When a server holds the lock, the server that announced itself in <storage>/.server is asked to \
+        compact (POST /api/v1/admin/compact), so two compactors never touch one tenant. The output says \
+        which happened.
         """)
 
     @OptionGroup var target: MaintenanceTarget
@@ -16,22 +17,42 @@ struct Compact: ParsableCommand {
     @Flag(help: "Print the plan (every step and the block count after) and change nothing.")
     var dryRun = false
 
+    /// `tally compact --json` and `POST /api/v1/admin/compact`, one tenant.
+    struct Answer: MaintenanceAnswer {
+        struct Merge: Decodable {
+            var reason: String
+            var parents: [String]
+            var child: String?
+            var minTime: Int64
+            var maxTime: Int64
+        }
+
+        var tenant: String
+        var blocksBefore: Int
+        var blocksAfter: Int
+        var merged: [Merge]
+        var failed: [String]
+
+        static let header = ["TENANT", "BLOCKS BEFORE", "BLOCKS AFTER", "MERGED", "REASON", "CHILD"]
+
+        var rows: [[String]] {
+            [[tenant, String(blocksBefore), String(blocksAfter), "", "", ""]] + merged.map { merge in
+                ["", "", "", "\(merge.parents.count) blocks", merge.reason,
+                 merge.child.map { "\($0) [\(Blocks.List.utc(merge.minTime)), \(Blocks.List.utc(merge.maxTime)))" } ?? "none: every sample was deleted"]
+            }
+        }
+
+        var problems: [String] { failed.map { "left as they were: \($0)" } }
+    }
+
     func run() throws {
         if dryRun { return try plan(try target.tenants()) }
-        try target.run("compact", header: ["TENANT", "BLOCKS BEFORE", "BLOCKS AFTER", "MERGED", "REASON", "CHILD"],
-                       serverPath: { "/api/v1/admin/compact?tenant=\($0)" }) { db in
-            let report = try db.compact { done, group in
-                if isatty(STDERR_FILENO) != 0 {
-                    Output.error("\r\(db.tenant): merged \(done) group(s); last: \(group.parents.count) blocks -> 1 (\(group.reason.rawValue))   ")
-                }
-            }
-            if isatty(STDERR_FILENO) != 0 && !report.groups.isEmpty { Output.error("\n") }
-            var rows = [[db.tenant, String(report.blocksBefore), String(report.blocksAfter), "", "", ""]]
-            for (group, child) in zip(report.groups, report.written) {
-                rows.append(["", "", "", "\(group.parents.count) blocks", group.reason.rawValue,
-                             child.map { "\($0.ulid) [\(Blocks.List.utc($0.minTime)), \(Blocks.List.utc($0.maxTime)))" } ?? "none: every sample was deleted"])
-            }
-            return (report.json(tenant: db.tenant, by: "this process"), rows, report.failures.map { "left as they were: \($0)" })
+        try target.run("compact", Answer.self, serverPath: { "/api/v1/admin/compact?tenant=\($0)" }) { db in
+            let meter = target.progress.meter("compact \(db.tenant)", total: CompactionPlanner.simulate(db.blockMetas).steps.reduce(0) { $0 + $1.count },
+                                              unit: "groups")
+            let report = try db.compact { _, group in meter.advance("\(group.parents.count) blocks -> 1, \(group.reason.rawValue)") }
+            meter.finish()
+            return report.json(tenant: db.tenant, by: "this process")
         }
     }
 

@@ -11,16 +11,16 @@ struct Costs: ParsableCommand {
 
     /// What both subcommands are asked.
     struct Question: ParsableArguments {
-        @Option(help: "Storage root.")
+        @Option(help: "Storage root (it must exist).")
         var storage = "storage"
 
         @Option(help: "Tenant to read.")
         var tenant: String
 
-        @Option(help: "First day, YYYY-MM-DD.")
+        @Option(help: "First day: YYYY-MM-DD, or the day holding an RFC 3339 time or Unix seconds.")
         var from: String
 
-        @Option(help: "Last day (inclusive), YYYY-MM-DD.")
+        @Option(help: "Last day (inclusive): YYYY-MM-DD, or the day holding an RFC 3339 time or Unix seconds.")
         var to: String
 
         @Option(help: "Only this cluster (its cluster_id).")
@@ -32,14 +32,26 @@ struct Costs: ParsableCommand {
         @Option(help: "table, json, csv or focus.")
         var format = "table"
 
-        func open() throws -> (CostEngine, SkippingQuerier, CostDay, CostDay, CostReportFormat) {
+        @OptionGroup var progress: ProgressOption
+
+        func validate() throws {
+            _ = try checked()
+        }
+
+        /// The calendar, days and format asked for, or the argument that is wrong.
+        private func checked() throws -> (CostCalendar, CostDay, CostDay, CostReportFormat) {
             guard TenantID.isValid(tenant) else { throw ValidationError(TenantError.invalidName(tenant).description) }
             guard let calendar = CostCalendar(parsing: tz) else { throw ValidationError("--tz: expected Z or an offset like +05:30") }
-            guard let first = CostDay(parsing: from, calendar: calendar) else { throw ValidationError("--from: expected YYYY-MM-DD") }
-            guard let last = CostDay(parsing: to, calendar: calendar) else { throw ValidationError("--to: expected YYYY-MM-DD") }
+            guard let first = TimeArgument.day(from, calendar: calendar) else { throw ValidationError("--from \(from): expected \(TimeArgument.forms)") }
+            guard let last = TimeArgument.day(to, calendar: calendar) else { throw ValidationError("--to \(to): expected \(TimeArgument.forms)") }
+            guard first <= last else { throw ValidationError("--from \(first.date) is after --to \(last.date)") }
             guard let format = CostReportFormat(rawValue: format) else { throw ValidationError("--format: expected table, json, csv or focus") }
-            let directory = storage + "/" + tenant
-            guard FileManager.default.fileExists(atPath: directory) else { throw CommandFailure("unknown tenant \(tenant): it has never written under \(storage)") }
+            return (calendar, first, last, format)
+        }
+
+        func open() throws -> (CostEngine, SkippingQuerier, CostDay, CostDay, CostReportFormat) {
+            let (calendar, first, last, format) = try checked()
+            let directory = try StoreLocation.tenantDirectory(storage: storage, tenant: tenant)
             let db = try TenantDatabase.open(directory: directory, tenant: tenant, readOnly: true)
             for problem in db.replay.problems { Output.error("tally costs: \(problem)\n") }
             // Rollups the server computed are used; this reader never writes them.
@@ -68,9 +80,11 @@ struct Costs: ParsableCommand {
         func run() throws {
             let (engine, querier, first, last, format) = try question.open()
             let rows: [DailyClusterCost]
-            do { rows = try engine.daily(from: first, to: last, cluster: question.cluster, now: question.now) } catch let error as CostQueryError {
-                throw ValidationError(error.description)
+            let meter = question.progress.meter("costs daily", total: Int(clamping: last.index - first.index + 1), unit: "days")
+            do { rows = try engine.daily(from: first, to: last, cluster: question.cluster, now: question.now) { meter.advance() } } catch let error as CostQueryError {
+                throw CommandFailure(error.description)
             }
+            meter.finish()
             Output.write(CostReport.daily(rows, tenant: question.tenant, format: format))
             try question.finish(engine, querier)
         }
@@ -84,15 +98,21 @@ struct Costs: ParsableCommand {
         @Option(help: "namespace, pod or node.")
         var aggregate = "namespace"
 
+        func validate() throws {
+            guard AllocationAggregate(rawValue: aggregate) != nil else { throw ValidationError("--aggregate: expected namespace, pod or node") }
+        }
+
         func run() throws {
-            guard let aggregate = AllocationAggregate(rawValue: aggregate) else { throw ValidationError("--aggregate: expected namespace, pod or node") }
+            let aggregate = AllocationAggregate(rawValue: aggregate)!
             let (engine, querier, first, last, format) = try question.open()
             let rows: [AllocationRow]
+            let meter = question.progress.meter("costs allocation", total: Int(clamping: last.index - first.index + 1), unit: "days")
             do {
-                rows = try engine.allocation(from: first, to: last, aggregate: aggregate, cluster: question.cluster, now: question.now)
+                rows = try engine.allocation(from: first, to: last, aggregate: aggregate, cluster: question.cluster, now: question.now) { meter.advance() }
             } catch let error as CostQueryError {
-                throw ValidationError(error.description)
+                throw CommandFailure(error.description)
             }
+            meter.finish()
             Output.write(CostReport.allocation(rows, tenant: question.tenant, aggregate: aggregate, format: format))
             try question.finish(engine, querier)
         }

@@ -22,12 +22,15 @@ struct Dump: ParsableCommand {
     @Option(help: "Latest timestamp to print, in milliseconds since the epoch (inclusive).")
     var maxTime = Int64.max
 
-    func run() throws {
+    func validate() throws {
         guard TenantID.isValid(tenant) else { throw ValidationError(TenantError.invalidName(tenant).description) }
-        let matchers: [LabelMatcher]
-        do { matchers = try SelectorParser.parse(match) } catch { throw ValidationError(error.description) }
-        let directory = storage + "/" + tenant
-        guard FileManager.default.fileExists(atPath: directory) else { throw CommandFailure("no tenant \(tenant) under \(storage)") }
+        do { _ = try SelectorParser.parse(match) } catch { throw ValidationError("--match: \(error)") }
+        guard minTime <= maxTime else { throw ValidationError("--min-time \(minTime) is after --max-time \(maxTime)") }
+    }
+
+    func run() throws {
+        let matchers = try SelectorParser.parse(match)
+        let directory = try StoreLocation.tenantDirectory(storage: storage, tenant: tenant)
         let db = try TenantDatabase.open(directory: directory, tenant: tenant, readOnly: true)
         for problem in db.replay.problems { Output.error("tally dump: \(problem)\n") }
         // Everything readable is printed; what is not is named on stderr and fails the command.

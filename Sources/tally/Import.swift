@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import TallyStorage
 
 struct Import: ParsableCommand {
@@ -20,29 +21,38 @@ struct Import: ParsableCommand {
         @Argument(help: "A block directory, or a directory holding blocks.")
         var source: String
 
-        @Option(help: "Storage root.")
+        @Option(help: "Storage root (it must exist).")
         var storage = "storage"
 
-        @Option(help: "Tenant to add the blocks to.")
+        @Option(help: "Tenant to add the blocks to (created if new).")
         var tenant: String
 
-        func run() throws {
+        @OptionGroup var progress: ProgressOption
+
+        func validate() throws {
             guard TenantID.isValid(tenant) else { throw ValidationError(TenantError.invalidName(tenant).description) }
+        }
+
+        func run() throws {
+            let root = try StoreLocation.root(storage)
             let blocks = try BlockImporter.blocks(in: source)
             guard !blocks.isEmpty else { throw CommandFailure("no blocks in \(source)") }
             var failures = 0
+            let meter = progress.meter("import", total: blocks.count, unit: "blocks")
+            defer { meter.finish() }
             for (i, block) in blocks.enumerated() {
+                defer { meter.advance(block) }
                 let prefix = "[\(i + 1)/\(blocks.count)] \(block): "
                 do {
-                    switch try BlockImporter.importBlock(block, tenantDirectory: storage + "/" + tenant, tenant: tenant) {
+                    switch try BlockImporter.importBlock(block, tenantDirectory: root + "/" + tenant, tenant: tenant) {
                     case let .imported(ulid, series, samples):
-                        Output.write(prefix + "imported as \(ulid) (\(series) series, \(samples) samples)\n")
+                        meter.write(prefix + "imported as \(ulid) (\(series) series, \(samples) samples)\n")
                     case let .alreadyPresent(ulid):
-                        Output.write(prefix + "skipped, tenant \(tenant) already has block \(ulid)\n")
+                        meter.write(prefix + "skipped, tenant \(tenant) already has block \(ulid)\n")
                     }
                 } catch {
                     failures += 1
-                    Output.error(prefix + "refused: \(error)\n")
+                    meter.write(prefix + "refused: \(error)\n", to: STDERR_FILENO)
                 }
             }
             if failures > 0 { throw ExitCode(1) }

@@ -8,7 +8,8 @@ struct Retention: ParsableCommand {
         discussion: """
         The horizon is measured from the newest block, as Prometheus' --storage.tsdb.retention.time is, so \
         old imported history is not dropped just for being old. Data in the head is never dropped. With a \
-        running server on the storage, the server is asked (POST /api/v1/admin/retention).
+        running server on the storage, that server (found through <storage>/.server) is asked \
+        (POST /api/v1/admin/retention).
         """)
 
     @OptionGroup var target: MaintenanceTarget
@@ -18,6 +19,24 @@ struct Retention: ParsableCommand {
 
     @Flag(help: "List the blocks that would be dropped and change nothing.")
     var dryRun = false
+
+    /// `tally retention --json` and `POST /api/v1/admin/retention`, one tenant.
+    struct Answer: MaintenanceAnswer {
+        struct Range: Decodable {
+            var ulid: String
+            var minTime: Int64
+            var maxTime: Int64
+        }
+
+        var tenant: String
+        var ranges: [Range]
+
+        static let header = ["TENANT", "DROPPED", "ULID", "MIN TIME", "MAX TIME"]
+
+        var rows: [[String]] {
+            [[tenant, String(ranges.count), "", "", ""]] + ranges.map { ["", "", $0.ulid, Blocks.List.utc($0.minTime), Blocks.List.utc($0.maxTime)] }
+        }
+    }
 
     func validate() throws {
         guard let ms = Serve.milliseconds(keep), ms > 0 else { throw ValidationError("--keep must be a positive duration like 400d") }
@@ -35,12 +54,8 @@ struct Retention: ParsableCommand {
             }
             return Output.write("would drop \(rows.count - 1) blocks\n" + Table.render(rows))
         }
-        try target.run("apply retention", header: ["TENANT", "DROPPED", "ULID", "MAX TIME"],
-                       serverPath: { "/api/v1/admin/retention?tenant=\($0)&keep=\(self.keep)" }) { db in
-            let dropped = try db.applyRetention(keep: keep)
-            var rows = [[db.tenant, String(dropped.count), "", ""]]
-            rows += dropped.map { ["", "", $0.ulid, Blocks.List.utc($0.maxTime)] }
-            return (RetentionPolicy.json(dropped, tenant: db.tenant, by: "this process"), rows, [])
+        try target.run("apply retention", Answer.self, serverPath: { "/api/v1/admin/retention?tenant=\($0)&keep=\(self.keep)" }) { db in
+            RetentionPolicy.json(try db.applyRetention(keep: keep), tenant: db.tenant, by: "this process")
         }
     }
 }

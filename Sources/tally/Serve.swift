@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import ServiceLifecycle
 import TallyServer
@@ -118,11 +121,24 @@ struct Serve: AsyncParsableCommand {
     private func parseListen() throws -> (String, Int) {
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
               (0...65535).contains(port) else {
-            throw ValidationError("--listen must be host:port")
+            throw ValidationError("--listen \(listen): expected host:port, :port or [IPv6]:port, with a port from 0 to 65535")
         }
-        // `:9201` means every interface, as Prometheus' --web.listen-address takes it.
-        let host = listen[..<colon].isEmpty ? "0.0.0.0" : String(listen[..<colon])
+        // `:9201` means every interface, as Prometheus' --web.listen-address takes it; `[::1]:9201`
+        // is an IPv6 address in the URL form.
+        var host = listen[..<colon].isEmpty ? "0.0.0.0" : String(listen[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        // Checked before the storage is created: a bind to a host that does not resolve fails late.
+        guard Self.resolves(host) else { throw ValidationError("--listen \(listen): \(host) is not an address or a name this machine resolves") }
         return (host, port)
+    }
+
+    private static func resolves(_ host: String) -> Bool {
+        var hints = addrinfo()
+        hints.ai_flags = AI_PASSIVE
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var found: UnsafeMutablePointer<addrinfo>?
+        defer { if let found { freeaddrinfo(found) } }
+        return getaddrinfo(host, nil, &hints, &found) == 0
     }
 
     func run() async throws {

@@ -28,8 +28,10 @@ final class BlockImportTests: XCTestCase {
         return root + "/out"
     }
 
+    /// Imports into `tenant`, making the storage root first if needed (import never creates one).
     private func importBlocks(_ source: String, storage: String, tenant: String) throws -> (status: Int32, stdout: String, stderr: String) {
-        try runCommand(Binaries.tally, ["import", "blocks", source, "--storage", storage, "--tenant", tenant])
+        try FileManager.default.createDirectory(atPath: storage, withIntermediateDirectories: true)
+        return try runCommand(Binaries.tally, ["import", "blocks", source, "--storage", storage, "--tenant", tenant])
     }
 
     func testImportsPromtoolBlocksWhileTheServerRuns() throws {

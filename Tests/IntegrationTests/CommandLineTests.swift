@@ -1,10 +1,115 @@
 import Foundation
 import TallyLoad
+import TallyWire
 import XCTest
 
-/// Small promises of the command line: a version, Prometheus' duration units including `y`, and
-/// `--listen :PORT` for every interface.
+/// Small promises of the command line: a version, Prometheus' duration units including `y`,
+/// `--listen :PORT` for every interface, and each rough edge an operator met, with the message
+/// they need.
 final class CommandLineTests: XCTestCase {
+    private var root = ""
+
+    override func setUpWithError() throws {
+        root = try makeTemporaryDirectory("cli-edges")
+        try FileManager.default.createDirectory(atPath: root + "/storage/acme/wal", withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    private func tally(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try runCommand(Binaries.tally, arguments)
+    }
+
+    /// Exit 64 (bad arguments) with exactly this reason and the usage of the command itself.
+    private func assertRefused(_ arguments: [String], saying reason: String, usage: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try tally(arguments)
+        XCTAssertEqual(r.status, 64, r.stdout + r.stderr, file: file, line: line)
+        XCTAssertTrue(r.stderr.hasPrefix("Error: " + reason + "\n"), r.stderr, file: file, line: line)
+        XCTAssertTrue(r.stderr.contains("Usage: tally " + usage + " "), r.stderr, file: file, line: line)
+    }
+
+    func testAMisspelledOptionIsNamedWithTheOneMeant() throws {
+        for command in [["compact"], ["blocks", "ls"], ["blocks", "verify"], ["analyze"], ["retention", "--keep", "1d"], ["delete-series", "--match", "m"]] {
+            try assertRefused(command + ["--storage", root + "/storage", "--tennant", "acme"],
+                              saying: "Unknown option '--tennant'. Did you mean '--tenant'?", usage: command.prefix { !$0.hasPrefix("-") }.joined(separator: " "))
+        }
+        try assertRefused(["compact", "--storage", root + "/storage"], saying: "name the tenant to work on with --tenant T, or --all-tenants", usage: "compact")
+    }
+
+    func testReversedDatesNameBothDates() throws {
+        let storage = ["--storage", root + "/storage", "--tenant", "acme"]
+        try assertRefused(["costs", "daily", "--from", "2026-11-30", "--to", "2026-11-01"] + storage,
+                          saying: "--from 2026-11-30 is after --to 2026-11-01", usage: "costs daily")
+        try assertRefused(["costs", "allocation", "--from", "2026-11-30", "--to", "2026-11-01"] + storage,
+                          saying: "--from 2026-11-30 is after --to 2026-11-01", usage: "costs allocation")
+        try assertRefused(["delete-series", "--match", "m", "--start", "2026-12-02", "--end", "2026-12-01"] + storage,
+                          saying: "--start 2026-12-02 is after --end 2026-12-01", usage: "delete-series")
+        try assertRefused(["delete-series", "--match", "m", "--start", "yesterday"] + storage,
+                          saying: "--start yesterday: expected YYYY-MM-DD, RFC 3339 or Unix seconds", usage: "delete-series")
+    }
+
+    func testEveryTimeTakesADayRFC3339OrUnixSeconds() throws {
+        let storage = ["--storage", root + "/storage", "--tenant", "acme"]
+        for (start, end) in [("2026-12-01", "2026-12-01"), ("2026-12-01T00:00:00Z", "2026-12-01T23:59:59.999Z"), ("1796083200", "1796169599.999")] {
+            let r = try tally(["delete-series", "--match", "{__name__=\"m\"}", "--start", start, "--end", end, "--dry-run"] + storage)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.contains("(dry run) total"), r.stdout)
+            let costs = try tally(["costs", "daily", "--from", start, "--to", end, "--format", "json"] + storage)
+            XCTAssertEqual(costs.status, 0, costs.stderr)
+        }
+        for keep in ["1y", "8w", "400d", "36h", "90m"] {
+            let r = try tally(["retention", "--keep", keep, "--dry-run"] + storage)
+            XCTAssertEqual(r.status, 0, "\(keep): \(r.stderr)")
+        }
+        try assertRefused(["retention", "--keep", "1mo"] + storage, saying: "--keep must be a positive duration like 400d", usage: "retention")
+    }
+
+    func testListenAddressesAreCheckedBeforeAnythingIsCreated() throws {
+        for listen in ["no-such-host.invalid:9201", "127.0.0.1:65536", "127.0.0.1", ":x"] {
+            let storage = root + "/never"
+            let r = try tally(["serve", "--listen", listen, "--storage", storage])
+            XCTAssertEqual(r.status, 64, "\(listen): \(r.stderr)")
+            XCTAssertTrue(r.stderr.hasPrefix("Error: --listen \(listen): "), r.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: storage), "\(listen) created the storage")
+        }
+    }
+
+    /// A store whose tenant `acme` holds one node priced and sized from 2026-11-13 00:00 until a
+    /// staleness marker at 00:10:30 (10.5 covered minutes), 24 samples of 2 series, all in the head.
+    private func storeWithOneNode() throws -> String {
+        let storage = root + "/costs"
+        let server = try TallyServerProcess(storage: storage, extraArguments: ["--compaction-interval", "0s"])
+        try server.waitReady()
+        let start: Int64 = 1_794_528_000_000  // 2026-11-13T00:00:00Z
+        var encoder = WriteRequestEncoder()
+        let node = [("cluster_id", "c1"), ("instance", "n1"), ("node", "n1")]
+        for (name, value) in [("node_cpu_hourly_cost", 0.04), ("kube_node_status_capacity_cpu_cores", 4.0)] {
+            let samples = (0...10).map { WireSample(timestamp: start + Int64($0) * 60_000, valueBits: value.bitPattern) }
+                + [WireSample(timestamp: start + 630_000, valueBits: 0x7ff0_0000_0000_0002)]
+            encoder.addSeries(labels: [("__name__", name)] + node, samples: samples)
+        }
+        try push([encoder.compressed()], to: server.client, headers: [("THANOS-TENANT", "acme")])
+        server.stop(SIGTERM)
+        return storage
+    }
+
+    func testBlocksLsCountsWhatIsInTheHeadAndTheWAL() throws {
+        let storage = try storeWithOneNode()
+        let r = try tally(["blocks", "ls", "--storage", storage, "--tenant", "acme"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("\n0 blocks, 0 samples, 0.0KiB\nhead: 2 series; WAL: 24 samples in 1 segment(s), "), r.stdout)
+    }
+
+    func testCoveredMinutesPrintWithTheirFraction() throws {
+        let storage = try storeWithOneNode()
+        let r = try tally(["costs", "daily", "--storage", storage, "--tenant", "acme", "--from", "2026-11-13", "--to", "2026-11-13"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let row = try XCTUnwrap(r.stdout.split(separator: "\n").first { $0.hasPrefix("c1 ") }, r.stdout)
+        XCTAssertEqual(row.split(separator: " ").dropLast().last, "10.5", String(row))
+    }
+
     func testVersionYearDurationsAndListenOnEveryInterface() throws {
         let version = try runCommand(Binaries.tally, ["--version"])
         XCTAssertEqual(version.status, 0)

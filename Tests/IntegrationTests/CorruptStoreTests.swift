@@ -107,6 +107,7 @@ final class CorruptStoreTests: XCTestCase {
             XCTAssertTrue(dump.stderr.contains("block \(block) not loaded") && dump.stderr.contains("index TOC"), dump.stderr)
             XCTAssertFalse(dump.stdout.isEmpty)
 
+            try FileManager.default.createDirectory(atPath: root + "/other", withIntermediateDirectories: true)
             let imported = try runCommand(Binaries.tally, ["import", "blocks", storage + "/acme/" + block, "--storage", root + "/other", "--tenant", "acme"])
             XCTAssertEqual(imported.status, 1, imported.stdout + imported.stderr)
             XCTAssertTrue((imported.stdout + imported.stderr).contains("index TOC"), imported.stdout + imported.stderr)

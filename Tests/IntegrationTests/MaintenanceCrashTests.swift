@@ -126,6 +126,7 @@ final class MaintenanceCrashTests: XCTestCase {
             let storage = root + "/" + point
             let tenant = storage + "/imported"
             let command = ["import", "blocks", pristine + "/cut", "--storage", storage, "--tenant", "imported"]
+            try FileManager.default.createDirectory(atPath: storage, withIntermediateDirectories: true)
             assertDiedAtFailpoint(point, try runTally(atFailpoint: point, command))
             assertStoredOnce(try StoredCopies.read(tenant), acknowledged: [:], sent: imported, "\(point), after the kill")
 

@@ -59,7 +59,7 @@ final class ReceiverBadInputTests: XCTestCase {
         for s in try db.select([try LabelMatcher("__name__", .regex, ".+")]) { actual[s.labels.description] = s.samples }
         XCTAssertEqual(actual, expected, file: file, line: line)
         // Nothing but the root lock, the admin token and tenant t1's WAL and read lease exist in the storage root.
-        let stray = filesUnder(storage).filter { $0 != ".lock" && $0 != ".admin-token" && $0 != "t1" && $0 != "t1/.read-lease" && $0 != "t1/wal" && !$0.hasPrefix("t1/wal/") }
+        let stray = filesUnder(storage).filter { $0 != ".lock" && $0 != ".admin-token" && $0 != ".server" && $0 != "t1" && $0 != "t1/.read-lease" && $0 != "t1/wal" && !$0.hasPrefix("t1/wal/") }
         XCTAssertEqual(stray, [], "files outside the tenant's WAL", file: file, line: line)
     }
 

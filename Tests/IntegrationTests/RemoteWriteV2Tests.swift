@@ -1,6 +1,6 @@
 import Foundation
-import RemoteWriteProtobufC
 import TallyLoad
+import TallyTestSupport
 import TallyWire
 import XCTest
 
@@ -34,17 +34,6 @@ final class RemoteWriteV2Tests: XCTestCase {
         ["samples", "histograms", "exemplars"].map { response.headers["x-prometheus-remote-write-\($0)-written"] }
     }
 
-    /// protobuf-c's encoding of a 2.0 body (what it reads from `body`, packed again).
-    private func protobufCEncoded(_ body: [UInt8]) throws -> [UInt8] {
-        try XCTUnwrap(body.withUnsafeBufferPointer { bytes -> [UInt8]? in
-            guard let request = io__prometheus__write__v2__request__unpack(nil, bytes.count, bytes.baseAddress) else { return nil }
-            defer { io__prometheus__write__v2__request__free_unpacked(request, nil) }
-            var out = [UInt8](repeating: 0, count: io__prometheus__write__v2__request__get_packed_size(request))
-            let count = out.withUnsafeMutableBufferPointer { io__prometheus__write__v2__request__pack(request, $0.baseAddress) }
-            return Array(out.prefix(count))
-        }, "protobuf-c reads the request")
-    }
-
     func testARequestEncodedByProtobufCStoresWhatTheSameDataSentAs10Stores() throws {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         var v1 = WriteRequestEncoder(), v2 = WriteRequestV2Encoder()
@@ -59,7 +48,7 @@ final class RemoteWriteV2Tests: XCTestCase {
         let first = try post(v1.writer.bytes, tenant: "sent-as-1", contentType: "application/x-protobuf")
         XCTAssertEqual(first.status, 204, first.body)
         XCTAssertEqual(written(first), [nil, nil, nil], "1.0 answers carry no 2.0 headers")
-        let second = try post(try protobufCEncoded(v2.bytes), tenant: "sent-as-2")
+        let second = try post(try XCTUnwrap(protobufCRequestV2.repacked(v2.bytes), "protobuf-c reads the request"), tenant: "sent-as-2")
         XCTAssertEqual(second.status, 204, second.body)
         XCTAssertEqual(written(second), [String(samples), "0", "0"])
         server.stop(SIGTERM)

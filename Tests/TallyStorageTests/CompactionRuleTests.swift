@@ -27,6 +27,12 @@ final class CompactionRuleTests: XCTestCase {
         return try BlockWriter.write(series: all, minTime: minTime, maxTime: maxTime, into: directory, tenant: "t")
     }
 
+    /// Every chunk of a block, series by series in index order.
+    private func chunkBytes(_ ulid: String) throws -> [[UInt8]] {
+        let block = try BlockReader(directory: directory + "/" + ulid)
+        return try block.seriesRefs.flatMap { ref in try block.series(ref).chunks.map { Array(try block.chunk($0.ref)) } }
+    }
+
     private func everything(_ db: TenantDatabase) throws -> [String: [Int64]] {
         var out: [String: [Int64]] = [:]
         for s in try db.select([try LabelMatcher("__name__", .equal, "m")]) { out[s.labels.description] = s.samples.map(\.timestamp) }
@@ -46,12 +52,16 @@ final class CompactionRuleTests: XCTestCase {
         XCTAssertEqual(firstStep.map(\.reason), [.overlapping], "nothing else is planned while blocks overlap")
         XCTAssertEqual(Set(firstStep.first?.parents.map(\.ulid) ?? []), [early.ulid, late.ulid])
 
+        let firstWindow = try metas.filter { $0.maxTime <= d + 6 * h }.flatMap { try chunkBytes($0.ulid) }
         let db = try TenantDatabase.open(directory: directory, tenant: "t")
         defer { try? db.close() }
         let before = try everything(db)
         let report = try db.compact()
         XCTAssertEqual(report.failures, [])
         XCTAssertEqual(report.groups.map(\.reason), [.overlapping, .levelUp])
+        // Chunks that neither overlap nor hold deleted samples are copied as they are.
+        let child = try XCTUnwrap(db.blockMetas.first { $0.minTime == d })
+        XCTAssertEqual(try chunkBytes(child.ulid), firstWindow)
         XCTAssertEqual(report.groups.map { [$0.minTime, $0.maxTime] }, [[d + 6 * h, d + 9 * h], [d, d + 6 * h]])
         XCTAssertEqual(db.blockMetas.map { [$0.minTime, $0.maxTime] }, [[d, d + 6 * h], [d + 6 * h, d + 9 * h]])
         XCTAssertEqual(try everything(db), before, "compaction changes no answer")

@@ -23,24 +23,39 @@ final class ProtobufCOracleTests: XCTestCase {
 
     func testMutatedRequestsGetTheSameVerdictAndContentFromBothDecoders() throws {
         var generator = RequestGenerator(test: "ProtobufCOracleTests mutated")
-        var accepted = 0, fieldZero = 0, disagreements: [String] = []
-        for k in 0..<Self.mutations {
+        let accepted = Self.compareOnMutations("ProtobufCOracleTests", body: {
             var body = generator.request().body
             generator.mutate(&body)
-            let ours = OracleDecoding.tally(body), theirs = OracleDecoding.protobufC(body)
+            return body
+        }, tally: OracleDecoding.tally, oracle: OracleDecoding.protobufC) { body throws(WireError) in
+            _ = try RemoteWriteDecoder.decode(body: body, validatingLabels: false)
+        }
+        XCTAssertLessThan(accepted, Self.mutations * 19 / 20, "enough mutations are invalid to compare refusals")
+    }
+
+    /// Decodes `mutations` bodies with Tally and with the oracle and requires the same answer from
+    /// both, apart from the one difference on purpose (`refusesFieldZero`), which is counted; returns
+    /// how many Tally accepted, after checking that enough were to compare contents.
+    static func compareOnMutations<Decoded: Equatable>(_ name: String, body: () -> [UInt8], tally: ([UInt8]) -> Decoded?,
+                                                       oracle: ([UInt8]) -> Decoded?, decode: ([UInt8]) throws(WireError) -> Void,
+                                                       file: StaticString = #filePath, line: UInt = #line) -> Int {
+        var accepted = 0, fieldZero = 0, disagreements: [String] = []
+        for k in 0..<mutations {
+            let body = body()
+            let ours = tally(body), expected = oracle(body)
             if ours != nil { accepted += 1 }
-            if ours == nil, theirs != nil, OracleDecoding.refusesFieldZero({ () throws(WireError) in _ = try RemoteWriteDecoder.decode(body: body, validatingLabels: false) }) {
+            if ours == nil, expected != nil, OracleDecoding.refusesFieldZero({ () throws(WireError) in try decode(body) }) {
                 fieldZero += 1
                 continue
             }
-            if ours != theirs, disagreements.count < 5 {
-                disagreements.append("mutation \(k): tally \(ours.map { "\($0)" } ?? "rejects"), protobuf-c \(theirs.map { "\($0)" } ?? "rejects"); body \(body)")
+            if ours != expected, disagreements.count < 5 {
+                disagreements.append("mutation \(k): tally \(ours.map { "\($0)" } ?? "refuses"), oracle \(expected.map { "\($0)" } ?? "refuses"); body \(body)")
             }
         }
-        print("ProtobufCOracleTests: \(Self.mutations) mutated requests, \(accepted) accepted by both, \(fieldZero) with a field number 0 refused by Tally only")
-        XCTAssertEqual(disagreements, [])
-        XCTAssertGreaterThan(accepted, Self.mutations / 20, "enough mutations stay valid to compare contents")
-        XCTAssertLessThan(accepted, Self.mutations * 19 / 20, "enough mutations are invalid to compare refusals")
+        print("\(name): \(mutations) mutated requests, \(accepted) accepted by both, \(fieldZero) with a field number 0 refused by Tally only")
+        XCTAssertEqual(disagreements, [], file: file, line: line)
+        XCTAssertGreaterThan(accepted, mutations / 20, "enough mutations stay valid to compare contents", file: file, line: line)
+        return accepted
     }
 
     /// Both directions of encoding: protobuf-c re-encodes what it read (its canonical layout), and
@@ -50,7 +65,7 @@ final class ProtobufCOracleTests: XCTestCase {
         for k in 0..<2_000 {
             // Not compared with the original: protobuf-c leaves out a -0.0 value as if it were the
             // default 0, so its encoding can differ from what it read.
-            let repacked = try XCTUnwrap(OracleDecoding.protobufCRepacked(generator.request().body), "request \(k)")
+            let repacked = try XCTUnwrap(protobufCWriteRequest.repacked(generator.request().body), "request \(k)")
             XCTAssertEqual(OracleDecoding.tally(repacked), try XCTUnwrap(OracleDecoding.protobufC(repacked)), "request \(k) as protobuf-c encodes it")
         }
         for k in 0..<2_000 {
@@ -112,13 +127,13 @@ enum OracleDecoding {
     }
 
     static func protobufC(_ body: [UInt8]) -> DecodedRequest? {
-        withUnpacked(body) { request in
+        protobufCWriteRequest.withUnpacked(body) { request in
             var decoded = DecodedRequest(metadata: request.n_metadata)
             for i in 0..<request.n_timeseries {
                 let series = request.timeseries[i]!.pointee
                 var read = DecodedRequest.Series(histograms: series.n_histograms)
                 for j in 0..<series.n_labels {
-                    read.labels += [bytes(series.labels[j]!.pointee.name), bytes(series.labels[j]!.pointee.value)]
+                    read.labels += [protobufCBytes(series.labels[j]!.pointee.name), protobufCBytes(series.labels[j]!.pointee.value)]
                 }
                 for j in 0..<series.n_samples {
                     read.samples.append(WireSample(timestamp: series.samples[j]!.pointee.timestamp, valueBits: series.samples[j]!.pointee.value.bitPattern))
@@ -128,30 +143,6 @@ enum OracleDecoding {
             }
             return decoded
         }
-    }
-
-    /// protobuf-c's own encoding of what it reads from `body`.
-    static func protobufCRepacked(_ body: [UInt8]) -> [UInt8]? {
-        withUnpacked(body) { request in
-            withUnsafePointer(to: request) { pointer in
-                var out = [UInt8](repeating: 0, count: prometheus__write_request__get_packed_size(pointer))
-                let written = out.withUnsafeMutableBufferPointer { prometheus__write_request__pack(pointer, $0.baseAddress) }
-                return Array(out.prefix(written))
-            }
-        }
-    }
-
-    private static func withUnpacked<R>(_ body: [UInt8], _ read: (Prometheus__WriteRequest) -> R) -> R? {
-        body.withUnsafeBufferPointer { bytes in
-            guard let request = prometheus__write_request__unpack(nil, bytes.count, bytes.baseAddress) else { return nil }
-            defer { prometheus__write_request__free_unpacked(request, nil) }
-            return read(request.pointee)
-        }
-    }
-
-    /// A `bytes` field's value (the oracle declares strings as bytes, which keeps NULs inside).
-    static func bytes(_ data: ProtobufCBinaryData) -> [UInt8] {
-        data.len == 0 ? [] : Array(UnsafeBufferPointer(start: data.data, count: data.len))
     }
 }
 

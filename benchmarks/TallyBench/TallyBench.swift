@@ -138,6 +138,17 @@ struct TallyBench: ParsableCommand {
             print("  \(system.name): done")
         }
         var report = machineAndVersions(systems) + renderIngest(systems, ingest, dataset: dataset, requests: requests.map(\.count).reduce(0, +))
+        if let tally = systems.first, tally.name == "Tally" {
+            // The peers in Debian do not speak Remote-Write 2.0: Tally alone, the same samples.
+            let requests2 = dataset.requests(senders: senders, as: WriteRequestV2Encoder.self)
+            let directory = root + "/ingest-v2"
+            let v2 = try withServer(tally, directory: directory) { process, client in
+                try measureIngest(tally, process: process, client: client, requests: requests2, directory: directory, measureDisk: false,
+                                  remoteWrite2: true)
+            }
+            print("  Tally, Remote-Write 2.0: done")
+            report += renderRemoteWrite2(v1: ingest[0], v2: v2, bytes: (requests.joined().map(\.count).reduce(0, +), requests2.joined().map(\.count).reduce(0, +)))
+        }
 
         if costDays > 0 {
             let costData = KubecostDataset.costDays(costDays, nodesPerCluster: 5, podsPerNode: 4, now: Int64(Date().timeIntervalSince1970 * 1000))
@@ -258,11 +269,11 @@ struct TallyBench: ParsableCommand {
     /// Sends every request, lets the server settle, reads its CPU and memory, and with
     /// `measureDisk` its bytes on disk (stopping Tally first, see below).
     func measureIngest(_ system: System, process: Process, client: LoopbackHTTP, requests: [[[UInt8]]], directory: String,
-                       measureDisk: Bool = true) throws -> IngestResult {
+                       measureDisk: Bool = true, remoteWrite2: Bool = false) throws -> IngestResult {
         let pid = process.processIdentifier
         let before = ProcessStats.read(pid: pid)!
         let started = Date()
-        var result = send(requests, to: client, headers: system.headers)
+        var result = send(requests, to: client, headers: system.headers, remoteWrite2: remoteWrite2)
         result.wallSeconds = Date().timeIntervalSince(started)
         let after = ProcessStats.read(pid: pid)!
         result.cpuSeconds = after.cpuSeconds - before.cpuSeconds
@@ -286,7 +297,10 @@ struct TallyBench: ParsableCommand {
     /// Sends every share of requests from its own thread, in order and on one kept-alive
     /// connection, as Prometheus' shards do, and keeps the shards within `SenderPacer.lead` of each
     /// other in data time, as live shards are.
-    func send(_ requests: [[[UInt8]]], to client: LoopbackHTTP, headers: [(String, String)]) -> IngestResult {
+    func send(_ requests: [[[UInt8]]], to client: LoopbackHTTP, headers: [(String, String)], remoteWrite2: Bool = false) -> IngestResult {
+        let message = remoteWrite2
+            ? [("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request"), ("X-Prometheus-Remote-Write-Version", "2.0.0")]
+            : [("Content-Type", "application/x-protobuf"), ("X-Prometheus-Remote-Write-Version", "0.1.0")]
         let counts = Mutex(IngestResult())
         let group = DispatchGroup()
         let pacer = SenderPacer(senders: requests.count)
@@ -296,13 +310,13 @@ struct TallyBench: ParsableCommand {
                 var part = IngestResult()
                 let connection = LoopbackConnection(client)
                 for body in share {
-                    let view = try? RemoteWriteDecoder.decode(compressed: body, maxDecodedBytes: 1 << 26)
+                    let view = remoteWrite2 ? try? RemoteWriteV2Decoder.decode(compressed: body, maxDecodedBytes: 1 << 26)
+                        : try? RemoteWriteDecoder.decode(compressed: body, maxDecodedBytes: 1 << 26)
                     let samples = view?.sampleCount ?? 0
                     if let first = view?.samples.first { pacer.start(sender, at: first.timestamp) }
                     part.sent += 1
                     part.sentSamples += samples
-                    let answer = try? connection.request("POST", "/api/v1/write", headers: headers + [("Content-Type", "application/x-protobuf"),
-                        ("Content-Encoding", "snappy"), ("X-Prometheus-Remote-Write-Version", "0.1.0")], body: body)
+                    let answer = try? connection.request("POST", "/api/v1/write", headers: headers + message + [("Content-Encoding", "snappy")], body: body)
                     if let answer, answer.status / 100 == 2 {
                         part.accepted += 1
                         part.acceptedSamples += samples
@@ -540,6 +554,24 @@ struct TallyBench: ParsableCommand {
             out += c.failure.map { " FAILED: \($0)" } ?? String(format: ", %.2f CPU s", c.cpuSeconds)
             out += ".\n"
         }
+        return out
+    }
+
+    /// Tally's ingest of the same samples as Remote-Write 1.0 (the run above) and 2.0.
+    func renderRemoteWrite2(v1: IngestResult, v2: IngestResult, bytes: (v1: Int, v2: Int)) -> String {
+        var out = "\n### Ingest, Remote-Write 2.0 (Tally only: the peers in Debian do not speak it)\n\n"
+        out += "The same samples, sent as 2.0 requests of the same size.\n\n| | 1.0 | 2.0 | 2.0 / 1.0 |\n|---|---|---|---|\n"
+        let figures: [(String, Double, Double, String)] = [
+            ("accepted samples", Double(v1.acceptedSamples), Double(v2.acceptedSamples), "%.0f"),
+            ("server CPU seconds", v1.cpuSeconds, v2.cpuSeconds, "%.2f"),
+            ("accepted samples per server CPU-second", Double(v1.acceptedSamples) / v1.cpuSeconds, Double(v2.acceptedSamples) / v2.cpuSeconds, "%.0f"),
+            ("wall-clock ingest (s)", v1.wallSeconds, v2.wallSeconds, "%.1f"),
+            ("compressed request bytes", Double(bytes.v1), Double(bytes.v2), "%.0f"),
+        ]
+        for (name, one, two, format) in figures {
+            out += "| \(name) | \(String(format: format, one)) | \(String(format: format, two)) | \(String(format: "%.2f", two / max(one, 1e-9))) |\n"
+        }
+        if !v2.refusals.isEmpty { out += "\n2.0 refused: " + v2.refusals.map { "\($0.value) x `\($0.key)`" }.joined(separator: ", ") + ".\n" }
         return out
     }
 

@@ -40,10 +40,7 @@ public enum BlockImporter {
         meta.thanos = BlockMeta.Thanos(labels: (meta.thanos?.labels ?? [:]).merging(["tenant_id": tenant]) { $1 },
                                        downsample: .init(resolution: 0), source: meta.thanos?.source ?? "bucket.upload", version: 1)
         try FileSystem.writeFile(temporary + "/meta.json", try meta.encoded())
-        try FileSystem.syncDirectory(temporary)
-        Failpoint.hit("import-before-rename")
-        try FileSystem.rename(temporary, tenantDirectory + "/" + ulid)
-        try FileSystem.syncDirectory(tenantDirectory)
+        try FileSystem.publishDirectory(temporary, as: tenantDirectory + "/" + ulid, in: tenantDirectory) { Failpoint.hit("import-before-rename") }
         Failpoint.hit("import-block-renamed")
         return .imported(ulid: ulid, series: meta.stats.numSeries, samples: meta.stats.numSamples)
     }

@@ -439,7 +439,7 @@ public final class BlockReader: Sendable {
     /// Samples of series `ref` in [minTime, maxTime] from `chunks`, without those its tombstones
     /// delete. A chunk that cannot be read goes to `skipUnreadable` when given, with none of its
     /// samples kept; else it fails the read.
-    private func samples(_ ref: UInt32, _ labels: [(String, String)], _ chunks: [ChunkMeta], minTime: Int64, maxTime: Int64,
+    func samples(_ ref: UInt32, _ labels: [(String, String)], _ chunks: [ChunkMeta], minTime: Int64, maxTime: Int64,
                          skipUnreadable: ((BlockError) -> Void)?) throws(BlockError) -> [Sample] {
         var samples: [Sample] = []
         for meta in chunks where meta.maxTime >= minTime && meta.minTime <= maxTime {

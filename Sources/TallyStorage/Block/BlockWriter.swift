@@ -19,7 +19,7 @@ public struct EncodedChunk: Sendable {
     public var maxTime: Int64
     public var bytes: [UInt8]
 
-    public var sampleCount: Int { bytes.count >= 2 ? Int(bytes[0]) << 8 | Int(bytes[1]) : 0 }
+    public var sampleCount: Int { XORChunk.sampleCount(bytes) }
 }
 
 /// Writes Prometheus TSDB blocks (../shared/notes/prometheus-formats.md §3-5, docs/formats.md):
@@ -37,71 +37,18 @@ public enum BlockWriter {
     public static func write(series input: [BlockSeries], minTime: Int64, maxTime: Int64, into directory: String,
                              tenant: String, compaction: BlockMeta.Compaction? = nil,
                              ulid: ULID? = nil) throws -> BlockMeta {
-        let ulid = ulid ?? ULID(milliseconds: UInt64(max(0, timeNowMilliseconds())))
         let series = input.filter { !$0.chunks.isEmpty }.sorted { Labels.pairsPrecede($0.labels, $1.labels) }
-        let name = ulid.description
-        let temporary = directory + "/" + name + ".tmp"
-        let final = directory + "/" + name
-        try FileSystem.removeTree(temporary)
-        try FileSystem.makeDirectory(temporary)
-        try FileSystem.makeDirectory(temporary + "/chunks")
-
-        let refs = try writeChunks(series, into: temporary + "/chunks")
-        try FileSystem.syncDirectory(temporary + "/chunks")
-        Failpoint.hit("block-chunks-written")
-        try writeIndex(series, chunkRefs: refs, path: temporary + "/index")
-        try FileSystem.writeFile(temporary + "/tombstones", tombstonesMagic + [1, 0, 0, 0, 0])
-
-        var compaction = compaction ?? BlockMeta.Compaction(level: 1, sources: [])
-        if compaction.sources.isEmpty { compaction.sources = [name] }
-        var stats = BlockMeta.Stats(numSamples: 0, numSeries: UInt64(series.count), numChunks: 0)
-        for s in series {
-            stats.numChunks += UInt64(s.chunks.count)
-            for c in s.chunks { stats.numSamples += UInt64(c.sampleCount) }
+        var symbols: Set<String> = []
+        for s in series { for (n, v) in s.labels { symbols.insert(n); symbols.insert(v) } }
+        let stream = try BlockStream(symbols: symbols, minTime: minTime, maxTime: maxTime, into: directory, tenant: tenant,
+                                     compaction: compaction, ulid: ulid)
+        do {
+            for s in series { try stream.add(labels: s.labels, chunks: s.chunks) }
+            return try stream.finish()
+        } catch {
+            stream.abandon()
+            throw error
         }
-        let meta = BlockMeta(
-            ulid: name, minTime: minTime, maxTime: maxTime, stats: stats,
-            compaction: compaction,
-            version: 1,
-            thanos: BlockMeta.Thanos(labels: ["tenant_id": tenant], downsample: .init(resolution: 0), source: "receive", version: 1))
-        try FileSystem.writeFile(temporary + "/meta.json", try meta.encoded())
-        try FileSystem.syncDirectory(temporary)
-        Failpoint.hit("block-before-rename")
-        try FileSystem.rename(temporary, final)
-        try FileSystem.syncDirectory(directory)
-        return meta
-    }
-
-    /// Writes every chunk; returns each series' chunk refs (segment index << 32 | offset).
-    private static func writeChunks(_ series: [BlockSeries], into directory: String) throws -> [[UInt64]] {
-        var segment = 0
-        var writer = try openChunkSegment(directory, segment)
-        var refs: [[UInt64]] = []
-        refs.reserveCapacity(series.count)
-        for s in series {
-            var seriesRefs: [UInt64] = []
-            for chunk in s.chunks {
-                var head: [UInt8] = []
-                head.appendUvarint(UInt64(chunk.bytes.count))
-                let size = head.count + 1 + chunk.bytes.count + 4
-                if writer.position + size > maxChunkSegmentSize && writer.position > chunksMagic.count + 4 {
-                    try writer.finish()
-                    segment += 1
-                    writer = try openChunkSegment(directory, segment)
-                }
-                seriesRefs.append(UInt64(segment) << 32 | UInt64(writer.position))
-                var crc = CRC32C()
-                crc.update([XORChunk.encoding])
-                crc.update(chunk.bytes)
-                try writer.write(head)
-                try writer.write([XORChunk.encoding])
-                try writer.write(chunk.bytes)
-                try writer.writeBigEndian(crc.value)
-            }
-            refs.append(seriesRefs)
-        }
-        try writer.finish()
-        return refs
     }
 
     /// The file name of chunk segment `index` (counted from 0): `%06d` of index + 1.
@@ -110,118 +57,8 @@ public enum BlockWriter {
         return String(repeating: "0", count: max(0, 6 - digits.count)) + digits
     }
 
-    private static func openChunkSegment(_ directory: String, _ index: Int) throws(StorageIOError) -> BufferedFileWriter {
-        let writer = try BufferedFileWriter(path: directory + "/" + chunkSegmentName(index))
-        try writer.write(chunksMagic + [1, 0, 0, 0])
-        return writer
-    }
-
-    /// Index format 2: symbols, series (16-byte aligned), postings (all-postings first), postings
-    /// offset table, TOC. Label indices and the label offset table are omitted, as Prometheus 3.7+ does.
-    private static func writeIndex(_ series: [BlockSeries], chunkRefs: [[UInt64]], path: String) throws {
-        let w = try BufferedFileWriter(path: path)
-        try w.write(indexMagic + [2])
-
-        var symbolSet: Set<String> = [""]
-        for s in series { for (n, v) in s.labels { symbolSet.insert(n); symbolSet.insert(v) } }
-        let symbols = symbolSet.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
-        var symbolIndex: [String: UInt32] = [:]
-        for (i, s) in symbols.enumerated() { symbolIndex[s] = UInt32(i) }
-
-        var toc = [UInt64](repeating: 0, count: 6)
-        toc[0] = UInt64(w.position)
-        var section: [UInt8] = []
-        section.appendBigEndian(UInt32(symbols.count))
-        for s in symbols {
-            section.appendUvarint(UInt64(s.utf8.count))
-            section.append(contentsOf: s.utf8)
-        }
-        try writeSection(section, to: w)
-
-        toc[1] = UInt64(w.position)
-        var postings: [String: [String: [UInt32]]] = [:]
-        var all: [UInt32] = []
-        all.reserveCapacity(series.count)
-        var body: [UInt8] = []
-        for (i, s) in series.enumerated() {
-            try w.pad(to: 16)
-            let ref = UInt32(w.position / 16)
-            all.append(ref)
-            body.removeAll(keepingCapacity: true)
-            body.appendUvarint(UInt64(s.labels.count))
-            for (n, v) in s.labels {
-                body.appendUvarint(UInt64(symbolIndex[n]!))
-                body.appendUvarint(UInt64(symbolIndex[v]!))
-                postings[n, default: [:]][v, default: []].append(ref)
-            }
-            body.appendUvarint(UInt64(s.chunks.count))
-            var previousMax: Int64 = 0
-            var previousRef: UInt64 = 0
-            for (k, chunk) in s.chunks.enumerated() {
-                let ref = chunkRefs[i][k]
-                if k == 0 {
-                    body.appendVarint(chunk.minTime)
-                    body.appendUvarint(UInt64(bitPattern: chunk.maxTime &- chunk.minTime))
-                    body.appendUvarint(ref)
-                } else {
-                    body.appendUvarint(UInt64(bitPattern: chunk.minTime &- previousMax))
-                    body.appendUvarint(UInt64(bitPattern: chunk.maxTime &- chunk.minTime))
-                    body.appendVarint(Int64(bitPattern: ref &- previousRef))
-                }
-                previousMax = chunk.maxTime
-                previousRef = ref
-            }
-            var length: [UInt8] = []
-            length.appendUvarint(UInt64(body.count))
-            try w.write(length)
-            try w.write(body)
-            try w.writeBigEndian(CRC32C.checksum(body))
-        }
-
-        toc[2] = UInt64(w.position)
-        try w.pad(to: 4)
-        toc[4] = UInt64(w.position)
-        var offsets: [(String, String, UInt64)] = []
-        func writePostings(_ name: String, _ value: String, _ refs: [UInt32]) throws(StorageIOError) {
-            try w.pad(to: 4)
-            offsets.append((name, value, UInt64(w.position)))
-            var list: [UInt8] = []
-            list.reserveCapacity(4 + 4 * refs.count)
-            list.appendBigEndian(UInt32(refs.count))
-            for r in refs { list.appendBigEndian(r) }
-            try writeSection(list, to: w)
-        }
-        try writePostings("", "", all)
-        for name in postings.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
-            let values = postings[name]!
-            for value in values.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
-                try writePostings(name, value, values[value]!)
-            }
-        }
-
-        toc[5] = UInt64(w.position)
-        toc[3] = toc[5]
-        section.removeAll(keepingCapacity: true)
-        section.appendBigEndian(UInt32(offsets.count))
-        for (name, value, offset) in offsets {
-            section.append(2)
-            section.appendUvarint(UInt64(name.utf8.count))
-            section.append(contentsOf: name.utf8)
-            section.appendUvarint(UInt64(value.utf8.count))
-            section.append(contentsOf: value.utf8)
-            section.appendUvarint(offset)
-        }
-        try writeSection(section, to: w)
-
-        var tocBytes: [UInt8] = []
-        for v in toc { tocBytes.appendBigEndian(v) }
-        try w.write(tocBytes)
-        try w.writeBigEndian(CRC32C.checksum(tocBytes))
-        try w.finish()
-    }
-
     /// `len:u32`, the bytes, then CRC32C of the bytes.
-    private static func writeSection(_ bytes: [UInt8], to w: BufferedFileWriter) throws(StorageIOError) {
+    static func writeSection(_ bytes: [UInt8], to w: BufferedFileWriter) throws(StorageIOError) {
         try w.writeBigEndian(UInt32(bytes.count))
         try w.write(bytes)
         try w.writeBigEndian(CRC32C.checksum(bytes))

@@ -99,29 +99,89 @@ public enum CompactionPlanner {
     static func floorDivide(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : (a + 1) / b - 1 }
 }
 
-/// Reads parent blocks and writes their union as one block.
+/// Reads parent blocks and writes their union as one block, a series at a time.
 enum BlockCompactor {
-    /// The merged series of `parents` (a timestamp held twice is kept once, from the earlier
-    /// block), re-encoded as XOR chunks of at most 120 samples.
-    static func mergedSeries(_ parents: [BlockReader]) throws -> [BlockSeries] {
-        var merged: [Labels: [Sample]] = [:]
-        for parent in parents.sorted(by: { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }) {
-            for series in try parent.select([], minTime: .min, maxTime: .max) {
-                merged[series.labels, default: []].merge(series.samples)
+    /// Merges `parents` into one block of [minTime, maxTime) in `directory`: their series in label
+    /// order (a k-way merge over each parent's index), each written before the next is read, so
+    /// memory follows one series' samples at most. A series' chunks are copied as they are when they
+    /// do not overlap and none of its samples are deleted; otherwise its samples are merged (a
+    /// timestamp held twice is kept once, from the earlier block) and encoded again. Returns nil,
+    /// writing nothing, when every sample was deleted.
+    static func compact(_ parents: [BlockReader], minTime: Int64, maxTime: Int64, into directory: String, tenant: String,
+                        compaction: BlockMeta.Compaction) throws -> BlockMeta? {
+        let ordered = parents.sorted { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }
+        var symbols: Set<String> = []
+        for parent in ordered { symbols.formUnion(parent.symbols) }
+        let stream = try BlockStream(symbols: symbols, minTime: minTime, maxTime: maxTime, into: directory, tenant: tenant,
+                                     compaction: compaction, ulid: nil)
+        do {
+            var cursors = try ordered.map { try SeriesCursor($0) }
+            while let labels = cursors.compactMap(\.current?.labels).min(by: Labels.pairsPrecede) {
+                var parts: [SeriesPart] = []
+                for k in cursors.indices {
+                    guard let current = cursors[k].current, Labels.pairsEqual(current.labels, labels) else { continue }
+                    parts.append(SeriesPart(block: cursors[k].block, ref: current.ref, chunks: current.chunks))
+                    try cursors[k].advance()
+                }
+                try stream.add(labels: labels, chunks: try mergedChunks(labels, parts))
             }
-        }
-        return merged.map { labels, samples in
-            var chunks: [EncodedChunk] = []
-            var start = 0
-            while start < samples.count {
-                let end = min(start + 120, samples.count)
-                var chunk = XORChunk()
-                for s in samples[start..<end] { chunk.append(timestamp: s.timestamp, valueBits: s.valueBits) }
-                chunks.append(EncodedChunk(minTime: samples[start].timestamp, maxTime: samples[end - 1].timestamp, bytes: chunk.bytes))
-                start = end
+            guard stream.seriesCount > 0 else {
+                stream.abandon()
+                return nil
             }
-            return BlockSeries(labels: labels.pairs.map { ($0.name, $0.value) }, chunks: chunks)
+            return try stream.finish()
+        } catch {
+            stream.abandon()
+            throw error
         }
+    }
+
+    /// One series in one parent.
+    private struct SeriesPart {
+        let block: BlockReader
+        let ref: UInt32
+        let chunks: [ChunkMeta]
+    }
+
+    /// A parent's series in index order (label order, as Prometheus writes it).
+    private struct SeriesCursor {
+        let block: BlockReader
+        private var position = 0
+        private(set) var current: (ref: UInt32, labels: [(String, String)], chunks: [ChunkMeta])?
+
+        init(_ block: BlockReader) throws {
+            self.block = block
+            try load()
+        }
+
+        mutating func advance() throws {
+            position += 1
+            try load()
+        }
+
+        private mutating func load() throws {
+            guard position < block.seriesRefs.count else {
+                current = nil
+                return
+            }
+            let ref = block.seriesRefs[position]
+            let (labels, chunks) = try block.series(ref)
+            current = (ref, labels, chunks)
+        }
+    }
+
+    private static func mergedChunks(_ labels: [(String, String)], _ parts: [SeriesPart]) throws -> [EncodedChunk] {
+        let chunks = parts.flatMap { part in part.chunks.map { (part.block, $0) } }.sorted { $0.1.minTime < $1.1.minTime }
+        let deleted = parts.contains { !($0.block.tombstones.intervals[$0.ref] ?? []).isEmpty }
+        let overlapping = zip(chunks, chunks.dropFirst()).contains { $0.1.maxTime >= $1.1.minTime }
+        if !deleted && !overlapping {
+            return try chunks.map { block, meta in EncodedChunk(minTime: meta.minTime, maxTime: meta.maxTime, bytes: Array(try block.chunk(meta.ref))) }
+        }
+        var samples: [Sample] = []
+        for part in parts {
+            samples.merge(try part.block.samples(part.ref, labels, part.chunks, minTime: .min, maxTime: .max, skipUnreadable: nil))
+        }
+        return EncodedChunk.encode(samples[...])
     }
 
     /// The child's compaction section: one level above its highest parent, every source, the parents.
@@ -137,9 +197,5 @@ public enum RetentionPolicy {
     public static func expired(_ metas: [BlockMeta], keep: Int64) -> [BlockMeta] {
         guard let newest = metas.map(\.maxTime).max() else { return [] }
         return metas.filter { $0.maxTime <= newest - keep }.sorted { $0.minTime < $1.minTime }
-    }
-
-    public static func json(_ dropped: [BlockMeta], tenant: String, by: String) -> String {
-        "{\"tenant\":\"\(tenant)\",\"by\":\"\(by)\",\"dropped\":[\(dropped.map { "\"\($0.ulid)\"" }.joined(separator: ","))]}"
     }
 }

@@ -19,7 +19,13 @@ public struct XORChunk: Sendable {
         stream.bytes.reserveCapacity(128)
     }
 
-    public var count: Int { Int(stream.bytes[0]) << 8 | Int(stream.bytes[1]) }
+    public var count: Int { Self.sampleCount(stream.bytes) }
+
+    /// The sample count in a chunk's first two bytes (big-endian); 0 for fewer than two bytes.
+    public static func sampleCount<Bytes: RandomAccessCollection<UInt8>>(_ bytes: Bytes) -> Int {
+        guard bytes.count >= 2 else { return 0 }
+        return Int(bytes[bytes.startIndex]) << 8 | Int(bytes[bytes.index(after: bytes.startIndex)])
+    }
 
     public mutating func append(timestamp t: Int64, valueBits v: UInt64) {
         let n = count
@@ -170,7 +176,7 @@ public struct XORIterator: IteratorProtocol {
     /// `bytes` must stay valid while iterating (a mapped file or a pinned array).
     public init(_ bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
-        total = bytes.count >= 2 ? Int(bytes[0]) << 8 | Int(bytes[1]) : 0
+        total = XORChunk.sampleCount(bytes)
         bitPosition = 16
     }
 

@@ -29,12 +29,19 @@ public struct Labels: Sendable, Hashable, Comparable, CustomStringConvertible {
     }
 
     /// `labels.Compare` over sorted (name, value) pairs.
+    /// Byte order, as Prometheus compares labels (Swift's `==` on strings would call two different
+    /// byte sequences equal when they are canonically equivalent).
     static func pairsPrecede(_ a: [(String, String)], _ b: [(String, String)]) -> Bool {
         for (x, y) in zip(a, b) {
-            if x.0 != y.0 { return x.0.utf8.lexicographicallyPrecedes(y.0.utf8) }
-            if x.1 != y.1 { return x.1.utf8.lexicographicallyPrecedes(y.1.utf8) }
+            if !x.0.utf8.elementsEqual(y.0.utf8) { return x.0.utf8.lexicographicallyPrecedes(y.0.utf8) }
+            if !x.1.utf8.elementsEqual(y.1.utf8) { return x.1.utf8.lexicographicallyPrecedes(y.1.utf8) }
         }
         return a.count < b.count
+    }
+
+    /// The same labels, byte for byte.
+    static func pairsEqual(_ a: [(String, String)], _ b: [(String, String)]) -> Bool {
+        a.count == b.count && zip(a, b).allSatisfy { $0.0.utf8.elementsEqual($1.0.utf8) && $0.1.utf8.elementsEqual($1.1.utf8) }
     }
 
     /// The form Prometheus prints: `{a="1", b="2"}` with Go-quoted values.

@@ -5,220 +5,6 @@ import Dispatch
 import Foundation
 import Synchronization
 
-public struct StorageOptions: Sendable {
-    public var syncPolicy: WALSyncPolicy
-    public var walSegmentSize: Int
-    /// Block range in milliseconds (2h): head chunks never cross it, blocks are cut along it.
-    public var blockRange: Int64
-    /// How far behind the tenant's newest sample a late sample is still accepted (ms); 0 refuses
-    /// every out-of-order sample.
-    public var outOfOrderWindow: Int64
-    /// Memory the late samples of one tenant may hold before they are flushed into blocks early.
-    public var outOfOrderMaxBytes: Int
-    /// Observes each WAL fdatasync's duration (self-metrics).
-    public var observeSync: @Sendable (Duration) -> Void
-    /// Shared by a registry's tenants to bound their open WAL segment files; nil leaves each tenant's
-    /// segment open from its first append until a cut or close.
-    public var walFileBudget: WALFileBudget?
-    /// Receives what background work did or failed to do, one line each (the server logs it).
-    public var report: @Sendable (String) -> Void
-    /// Receives each block cut that wrote blocks or failed, whether background work, `cutBlock` or a
-    /// clean stop did it (the server counts, times and logs them).
-    public var observeCut: @Sendable (BlockCutOutcome) -> Void
-
-    public init(syncPolicy: WALSyncPolicy = .always, walSegmentSize: Int = 128 * 1024 * 1024,
-                blockRange: Int64 = 2 * 3600 * 1000,
-                outOfOrderWindow: Int64 = 24 * 3600 * 1000,
-                outOfOrderMaxBytes: Int = 64 * 1024 * 1024,
-                observeSync: @escaping @Sendable (Duration) -> Void = { _ in },
-                walFileBudget: WALFileBudget? = nil,
-                report: @escaping @Sendable (String) -> Void = { _ in },
-                observeCut: @escaping @Sendable (BlockCutOutcome) -> Void = { _ in }) {
-        self.syncPolicy = syncPolicy
-        self.walSegmentSize = walSegmentSize
-        self.blockRange = blockRange
-        self.outOfOrderWindow = outOfOrderWindow
-        self.outOfOrderMaxBytes = outOfOrderMaxBytes
-        self.observeSync = observeSync
-        self.walFileBudget = walFileBudget
-        self.report = report
-        self.observeCut = observeCut
-    }
-}
-
-/// One block cut of a tenant: how long it took and the blocks it wrote, or why it failed (the head
-/// keeps the data then).
-public struct BlockCutOutcome: Sendable {
-    public let tenant: String
-    public let duration: Duration
-    public let result: Result<[BlockMeta], any Error>
-}
-
-/// A tenant's figures for monitoring, each read at once (`TenantDatabase.figures`).
-public struct TenantFigures: Sendable {
-    public var headSeries = 0
-    /// Memory held by late samples not yet written to blocks.
-    public var outOfOrderBytes = 0
-    /// The newest in-order sample the head has taken since the open (WAL replay included), in ms;
-    /// with none, the end of the newest block; nil for a tenant with neither.
-    public var newestSampleTime: Int64?
-    public var blocks = 0
-    /// Index and chunk bytes of the loaded blocks.
-    public var blockBytes = 0
-    /// Bytes of the WAL directory: segments and checkpoint.
-    public var walBytes = 0
-}
-
-/// What replaying a tenant's WAL found.
-public struct ReplayReport: Sendable {
-    public var segments = 0
-    public var records = 0
-    public var series = 0
-    public var samples = 0
-    /// Samples whose series record was not found (after a corrupt segment).
-    public var orphanSamples = 0
-    /// Samples with a timestamp outside `StorableTime.range` (written by an older version), skipped.
-    public var unstorableSamples = 0
-    /// Torn tails cut and corruption found, one readable line each.
-    public var problems: [String] = []
-    /// Block directories that could not be opened (each also in `problems`): their data is not read.
-    public var unloadedBlocks: [String] = []
-    public var duration: Duration = .zero
-}
-
-/// Whether one sample was taken.
-public enum SampleVerdict: Sendable, Equatable {
-    case accepted
-    /// The same timestamp and value bits are already stored: accepted silently.
-    case duplicate
-    /// The timestamp is stored with a different value.
-    case conflict
-    /// Older than the series' newest sample, and out-of-order samples are not accepted (window 0).
-    case outOfOrder
-    /// Older than the out-of-order window allows.
-    case tooOld
-    /// Outside `StorableTime.range`: no series can hold it.
-    case outOfBounds
-}
-
-/// Bounds on a tenant's head series: a series that would pass one is not created, and its samples
-/// are refused. Existing series keep taking samples.
-public struct SeriesLimits: Sendable, Equatable {
-    public var maxSeries: Int
-    public var maxSeriesPerMetric: Int
-
-    public init(maxSeries: Int = .max, maxSeriesPerMetric: Int = .max) {
-        self.maxSeries = maxSeries
-        self.maxSeriesPerMetric = maxSeriesPerMetric
-    }
-}
-
-/// Which series limit refused a new series; the raw value is the refusal reason senders see.
-public enum SeriesLimitExceeded: String, Error, Sendable {
-    case maxSeries = "max_series_per_tenant"
-    case maxSeriesPerMetric = "max_series_per_metric"
-}
-
-/// An opaque series id valid within one `append` call.
-public struct SeriesHandle: Sendable { let index: Int32 }
-
-/// The hash of a series' encoded label bytes, computed once for the lookup and the remembering.
-public struct EncodedLabelsKey: Sendable { let hash: UInt64 }
-
-/// What one append wrote; `position` is what `whenDurable` waits for.
-public struct AppendCommit: Sendable {
-    public let position: UInt64
-    public let createdSeries: Int
-    public let appendedSamples: Int
-}
-
-public enum StorageError: Error, CustomStringConvertible, Sendable {
-    case io(StorageIOError)
-    case readOnly
-    case closed
-
-    public var description: String {
-        switch self {
-        case let .io(e): e.description
-        case .readOnly: "the database is open read-only"
-        case .closed: "the database is closed"
-        }
-    }
-}
-
-/// What one `compact` call did.
-public struct CompactionReport: Sendable {
-    public var blocksBefore = 0
-    public var blocksAfter = 0
-    public var groups: [CompactionGroup] = []
-    /// Per group its child; nil when every sample of the parents was deleted, so none was written.
-    public var written: [BlockMeta?] = []
-    /// Groups that could not be merged, each with the reason; their blocks are left as they were.
-    public var failures: [String] = []
-
-    /// `{"tenant", "by", "blocks_before", "blocks_after", "merged": [{"reason", "parents", "child",
-    /// "min_time", "max_time"}]}`: the same from `tally compact --json` and the admin endpoint.
-    public func json(tenant: String, by: String) -> String {
-        let merged = zip(groups, written).map { group, child in
-            "{\"reason\":\"\(group.reason.rawValue)\",\"parents\":[\(group.parents.map { "\"\($0.ulid)\"" }.joined(separator: ","))],"
-                + (child.map { "\"child\":\"\($0.ulid)\"," } ?? "\"child\":null,")
-                + "\"min_time\":\(child?.minTime ?? group.minTime),\"max_time\":\(child?.maxTime ?? group.maxTime)}"
-        }
-        let failed = (try? JSONEncoder().encode(failures)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
-        return "{\"tenant\":\"\(tenant)\",\"by\":\"\(by)\",\"blocks_before\":\(blocksBefore),\"blocks_after\":\(blocksAfter),\"merged\":[\(merged.joined(separator: ","))],"
-            + "\"failed\":\(failed)}"
-    }
-}
-
-/// What one `deleteSeries` call deleted (or, on a dry run, would delete), per block and the head.
-public struct DeletionReport: Sendable {
-    public struct Part: Sendable {
-        /// A block's ULID, or "head".
-        public var place: String
-        public var series: Int
-        public var samples: Int
-    }
-
-    public var dryRun: Bool
-    public var parts: [Part] = []
-
-    public var samples: Int { parts.reduce(0) { $0 + $1.samples } }
-
-    /// `{"tenant", "by", "dry_run", "samples", "parts": [{"place", "series", "samples"}]}`.
-    public func json(tenant: String, by: String) -> String {
-        let parts = parts.map { "{\"place\":\"\($0.place)\",\"series\":\($0.series),\"samples\":\($0.samples)}" }
-        return "{\"tenant\":\"\(tenant)\",\"by\":\"\(by)\",\"dry_run\":\(dryRun),\"samples\":\(samples),\"parts\":[\(parts.joined(separator: ","))]}"
-    }
-}
-
-/// Samples of one series, copied out of storage for a caller.
-public struct SeriesSamples: Sendable {
-    public let labels: Labels
-    public let samples: [Sample]
-    public init(labels: Labels, samples: [Sample]) {
-        self.labels = labels
-        self.samples = samples
-    }
-}
-
-/// One series' stored sample count and time span.
-public struct SeriesSpan: Sendable {
-    public let labels: Labels
-    public var samples: Int
-    public var minTime: Int64
-    public var maxTime: Int64
-}
-
-/// A (timestamp, value bits) pair.
-public struct Sample: Sendable, Equatable {
-    public let timestamp: Int64
-    public let valueBits: UInt64
-    public init(timestamp: Int64, valueBits: UInt64) {
-        self.timestamp = timestamp
-        self.valueBits = valueBits
-    }
-}
-
 /// Collects one request's samples under the tenant lock. Nothing is visible or durable until the
 /// batch is committed to the WAL and then applied to the head.
 public struct AppendBatch {
@@ -484,9 +270,7 @@ public final class TenantDatabase: @unchecked Sendable {
         let compacted = Set(blocks.flatMap { $0.meta.compaction.parents?.map(\.ulid) ?? [] })
         for block in blocks where compacted.contains(block.ulid) {
             if !readOnly {
-                try FileSystem.rename(block.directory, block.directory + ".tmp")
-                try FileSystem.syncDirectory(directory)
-                try FileSystem.removeTree(block.directory + ".tmp")
+                try FileSystem.withdrawDirectory(block.directory, in: directory)
                 report.problems.append("removed block \(block.ulid): a compaction had already merged it into a child")
             }
         }
@@ -897,10 +681,7 @@ public final class TenantDatabase: @unchecked Sendable {
 
     private func removeNow(_ readers: [BlockReader], afterFirst: () -> Void) throws {
         for (k, block) in readers.enumerated() {
-            try FileSystem.rename(block.directory, block.directory + ".tmp")
-            try FileSystem.syncDirectory(directory)
-            if k == 0 { afterFirst() }
-            try FileSystem.removeTree(block.directory + ".tmp")
+            try FileSystem.withdrawDirectory(block.directory, in: directory) { if k == 0 { afterFirst() } }
         }
     }
 
@@ -912,16 +693,13 @@ public final class TenantDatabase: @unchecked Sendable {
         guard free >= needed else {
             throw StorageIOError("compaction needs about \(needed) bytes, \(free) free", directory, errno: ENOSPC)
         }
-        let series = try BlockCompactor.mergedSeries(parents)
-        var meta: BlockMeta?
         var children: [BlockReader] = []
         // Parents whose every sample was deleted leave no child (as in Prometheus).
-        if !series.isEmpty {
-            let written = try BlockWriter.write(series: series, minTime: group.minTime, maxTime: group.maxTime, into: directory,
-                                                tenant: tenant, compaction: BlockCompactor.childCompaction(group.parents))
+        let meta = try BlockCompactor.compact(parents, minTime: group.minTime, maxTime: group.maxTime, into: directory, tenant: tenant,
+                                              compaction: BlockCompactor.childCompaction(group.parents))
+        if let meta {
             Failpoint.hit("compaction-child-renamed")
-            children = [try BlockReader(directory: directory + "/" + written.ulid)]
-            meta = written
+            children = [try BlockReader(directory: directory + "/" + meta.ulid)]
         }
         lock.withLock { _ in
             blocks = (blocks.filter { !wanted.contains($0.ulid) } + children).sorted { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }
@@ -1006,7 +784,7 @@ public final class TenantDatabase: @unchecked Sendable {
             for index in 0..<Int32(head.seriesCount) {
                 var samples = 0, lo = Int64.max, hi = Int64.min
                 head.forEachChunk(index, includingOutOfOrder: true) { minTime, maxTime, bytes in
-                    samples += bytes.count >= 2 ? Int(bytes[0]) << 8 | Int(bytes[1]) : 0
+                    samples += XORChunk.sampleCount(bytes)
                     lo = min(lo, minTime)
                     hi = max(hi, maxTime)
                 }
@@ -1025,7 +803,7 @@ public final class TenantDatabase: @unchecked Sendable {
                 let labels = Labels(pairs.map { Label($0.0, $0.1) })
                 for chunk in chunks {
                     let bytes = try block.chunk(chunk.ref)
-                    add(labels, chunk.minTime, chunk.maxTime, bytes.count >= 2 ? Int(bytes[0]) << 8 | Int(bytes[1]) : 0)
+                    add(labels, chunk.minTime, chunk.maxTime, XORChunk.sampleCount(bytes))
                 }
             }
         }

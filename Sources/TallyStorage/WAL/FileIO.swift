@@ -120,6 +120,26 @@ enum FileSystem {
         try syncDirectory(String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)]))
     }
 
+    /// Publishes a directory written under a temporary name: its entries synced, renamed to `final`
+    /// inside `parent`, the parent synced. A crash leaves the temporary directory or the published
+    /// one, never half of it. `beforeRename` is where crash tests kill the process.
+    static func publishDirectory(_ temporary: String, as final: String, in parent: String,
+                                 beforeRename: () -> Void = {}) throws(StorageIOError) {
+        try syncDirectory(temporary)
+        beforeRename()
+        try rename(temporary, final)
+        try syncDirectory(parent)
+    }
+
+    /// Removes a directory so that a crash midway leaves `<path>.tmp`, which the next open deletes,
+    /// never a half-deleted directory under its real name. `afterRename` is where crash tests kill.
+    static func withdrawDirectory(_ path: String, in parent: String, afterRename: () -> Void = {}) throws(StorageIOError) {
+        try rename(path, path + ".tmp")
+        try syncDirectory(parent)
+        afterRename()
+        try removeTree(path + ".tmp")
+    }
+
     /// Makes a directory entry durable (after creating, renaming or removing files in it).
     static func syncDirectory(_ path: String) throws(StorageIOError) {
         let dir = try OpenFile(path: path, flags: O_RDONLY | O_DIRECTORY)

@@ -49,10 +49,7 @@ enum WALCheckpoint {
         }
         if pending > 0 { _ = try writer.log([encoder.bytes]) }
         try writer.finishSegment()
-        try FileSystem.syncDirectory(temporary)
-        Failpoint.hit("checkpoint-before-rename")
-        try FileSystem.rename(temporary, final)
-        try FileSystem.syncDirectory(walDirectory)
+        try FileSystem.publishDirectory(temporary, as: final, in: walDirectory) { Failpoint.hit("checkpoint-before-rename") }
     }
 
     /// Removes what checkpoint `index` replaces: segments up to it, older checkpoints, unfinished ones.

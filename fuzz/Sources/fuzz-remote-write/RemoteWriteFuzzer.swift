@@ -1,9 +1,9 @@
 import FuzzSupport
 import TallyWire
 
-// A Remote-Write body through the receiver's path: snappy and protobuf decoding of the input as it
-// arrives (compressed), protobuf decoding of the input as a decompressed body, and the lazy label
-// validation the receiver runs per series.
+// A Remote-Write body through the receiver's path, as 1.0 and as 2.0: snappy and protobuf decoding
+// of the input as it arrives (compressed), protobuf decoding of the input as a decompressed body, and
+// the lazy label validation the receiver runs per series.
 
 /// Smaller than the receiver's 64 MiB so runs stay far below the RSS limit; inputs can still claim
 /// more than they hold, which is the case the limit guards.
@@ -26,6 +26,12 @@ public func initialize(_ argc: OpaquePointer?, _ argv: OpaquePointer?) -> CInt {
             everything.addSeries(labels: series.labels, samples: [WireSample(timestamp: 1, valueBits: 0)])
         }
         requests["request-all.snappy"] = everything.compressed()
+        var v2 = WriteRequestV2Encoder()
+        for series in sampleSeries {
+            v2.addSeries(labels: series.labels, samples: series.samples.map { WireSample(timestamp: $0.timestamp, valueBits: $0.valueBits) })
+        }
+        requests["request-v2.snappy"] = v2.compressed()
+        requests["request-v2.pb"] = v2.bytes
         return requests
     }
     return 0
@@ -38,6 +44,15 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         check(view)
     }
     if var view = try? RemoteWriteDecoder.decode(body: input, validatingLabels: false) {
+        for index in view.series.indices { _ = view.validateLabels(ofSeriesAt: index) }
+        check(view)
+    }
+    if let view = try? RemoteWriteV2Decoder.decode(compressed: input, maxDecodedBytes: maxDecodedBytes) {
+        check(view)
+    }
+    // A small bound on the label keys, so that inputs also reach the point where keys stop.
+    if var view = try? RemoteWriteV2Decoder.decode(body: input, maxKeyBytes: 256) {
+        precondition(view.body.count <= input.count + 256, "label keys past their bound")
         for index in view.series.indices { _ = view.validateLabels(ofSeriesAt: index) }
         check(view)
     }

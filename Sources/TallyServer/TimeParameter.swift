@@ -1,4 +1,5 @@
 import Foundation
+import TallyStorage
 
 /// A time as Prometheus' HTTP API takes it (`start`, `end`, `time`): RFC 3339, or Unix seconds
 /// with an optional fraction. Returned as Unix milliseconds.

@@ -1,6 +1,8 @@
+import TallyStorage
+
 /// The line format of `promtool tsdb dump` (2.42): `{labels} %g-value timestamp`.
-public enum DumpFormat {
-    public static func write(_ series: [SeriesSamples], to output: (String) -> Void) {
+enum DumpFormat {
+    static func write(_ series: [SeriesSamples], to output: (String) -> Void) {
         for s in series {
             let prefix = s.labels.description + " "
             for sample in s.samples {
