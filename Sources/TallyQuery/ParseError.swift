@@ -23,3 +23,12 @@ public struct PromQLParseError: Error, Sendable, Equatable, CustomStringConverti
 
     public var description: String { "\(line):\(column): parse error: \(message)" }
 }
+
+/// An error message without a position yet; the parser places it.
+struct PromQLParseMessage: Error, Equatable {
+    let text: String
+
+    init(_ text: String) {
+        self.text = text
+    }
+}

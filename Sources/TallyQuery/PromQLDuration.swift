@@ -62,12 +62,3 @@ enum PromQLDuration {
         return out
     }
 }
-
-/// An error message without a position yet; the parser places it.
-struct PromQLParseMessage: Error, Equatable {
-    let text: String
-
-    init(_ text: String) {
-        self.text = text
-    }
-}
