@@ -432,9 +432,12 @@ struct Parser {
         }
     }
 
-    /// Identifiers and keywords stand for label names in a grouping list, if they are valid label names.
+    /// Identifiers and keywords stand for label names in a grouping list, if they are valid label
+    /// names; all keywords but `without`, which Prometheus' grammar leaves out.
     private static func canNameLabel(_ token: Token) -> Bool {
         switch token.kind {
+        case .keyword(.without):
+            return false
         case .identifier, .metricIdentifier, .aggregator, .keyword, .atPreprocessor,
              .binary(.and), .binary(.or), .binary(.unless), .binary(.atan2):
             let scalars = token.text.unicodeScalars
