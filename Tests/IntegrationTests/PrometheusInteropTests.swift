@@ -127,16 +127,8 @@ final class PrometheusInteropTests: XCTestCase {
         var compressed = 0, plain = 0
         let wal = storage + "/kube/wal"
         for segment in try WALFormat.segments(in: wal) {
-            let bytes = try FileSystem.readFile(wal + "/" + WALFormat.segmentName(segment))
-            var pos = 0
-            while pos + WALFormat.headerSize <= bytes.count {
-                let left = WALFormat.pageSize - pos % WALFormat.pageSize
-                if left < WALFormat.headerSize || bytes[pos] == 0 {
-                    pos += left
-                    continue
-                }
-                if bytes[pos] & WALFormat.snappyFlag != 0 { compressed += 1 } else { plain += 1 }
-                pos += WALFormat.headerSize + (Int(bytes[pos + 1]) << 8 | Int(bytes[pos + 2]))
+            for type in WALSegmentReader.fragmentTypes(try FileSystem.readFile(wal + "/" + WALFormat.segmentName(segment))) {
+                if type & WALFormat.snappyFlag != 0 { compressed += 1 } else { plain += 1 }
             }
         }
         XCTAssertGreaterThan(compressed, plain, "fragments of compressed and of plain records")

@@ -193,21 +193,14 @@ final class WALCompressionTests: XCTestCase {
     private static func recordFlags(_ bytes: [UInt8]) -> [(compressed: Bool, fragments: Int)] {
         var records: [(compressed: Bool, fragments: Int)] = []
         var flags: [Bool] = []
-        var pos = 0
-        while pos + WALFormat.headerSize <= bytes.count {
-            let left = WALFormat.pageSize - pos % WALFormat.pageSize
-            if left < WALFormat.headerSize || bytes[pos] == 0 {
-                pos += left
-                continue
-            }
-            flags.append(bytes[pos] & WALFormat.snappyFlag != 0)
-            let kind = bytes[pos] & 7
+        for type in WALSegmentReader.fragmentTypes(bytes) {
+            flags.append(type & WALFormat.snappyFlag != 0)
+            let kind = type & 7
             if kind == WALFormat.Fragment.full.rawValue || kind == WALFormat.Fragment.last.rawValue {
                 XCTAssertEqual(Set(flags).count, 1, "one flag per record")
                 records.append((flags[0], flags.count))
                 flags = []
             }
-            pos += WALFormat.headerSize + (Int(bytes[pos + 1]) << 8 | Int(bytes[pos + 2]))
         }
         return records
     }

@@ -126,4 +126,21 @@ enum WALSegmentReader {
         }
         return inRecord ? .torn(validEnd: validEnd) : .clean
     }
+
+    /// The type byte of every fragment, in order, with no check beyond the framing: what tests and
+    /// tools look at to see how records were written (compressed or not, in how many fragments).
+    static func fragmentTypes(_ b: [UInt8]) -> [UInt8] {
+        var types: [UInt8] = []
+        var pos = 0
+        while pos + WALFormat.headerSize <= b.count {
+            let pageLeft = WALFormat.pageSize - pos % WALFormat.pageSize
+            if pageLeft < WALFormat.headerSize || b[pos] == WALFormat.Fragment.pageTerminator.rawValue {
+                pos += pageLeft
+                continue
+            }
+            types.append(b[pos])
+            pos += WALFormat.headerSize + (Int(b[pos + 1]) << 8 | Int(b[pos + 2]))
+        }
+        return types
+    }
 }
