@@ -732,6 +732,11 @@ public final class TenantDatabase: @unchecked Sendable {
     }
 
     /// Block metas, oldest first.
+    /// Runs `body` on the head and the live blocks under the tenant lock: how queriers read.
+    func readView<T>(_ body: (Head, [BlockReader]) -> T) -> T {
+        lock.withLock { _ in body(head, blocks) }
+    }
+
     public var blockMetas: [BlockMeta] { lock.withLock { _ in blocks.map(\.meta) } }
 
     /// Calls `done` when `position` is durable by the sync policy (or with the error preventing it).
