@@ -104,7 +104,8 @@ struct TallyMicrobench: ParsableCommand {
             let walBytes = try FileManager.default.contentsOfDirectory(atPath: replay + "/wal").reduce(0) { total, name in
                 total + ((try FileManager.default.attributesOfItem(atPath: replay + "/wal/" + name)[.size] as? Int) ?? 0)
             }
-            print(String(format: "WAL%@: %d bytes, %.2f bytes a sample", suffix, walBytes, Double(walBytes) / Double(dataset.sampleCount)))
+            print(String(format: "WAL, %@: %d bytes, %.2f bytes a sample", compress ? "compressed" : "uncompressed", walBytes,
+                         Double(walBytes) / Double(dataset.sampleCount)))
             results.append(try measure("WAL replay at open (restart\(suffix))", unit: "sample") {
                 try TenantDatabase.open(directory: replay, tenant: "bench", readOnly: true).replay.samples
             })

@@ -173,6 +173,11 @@ public final class TenantDatabase: @unchecked Sendable {
         return fresh.map(\.ulid)
     }
 
+    /// Runs `body` on the head and the live blocks under the tenant lock: how queriers read.
+    func readView<T>(_ body: (Head, [BlockReader]) -> T) -> T {
+        lock.withLock { _ in body(head, blocks) }
+    }
+
     /// Block metas, oldest first.
     public var blockMetas: [BlockMeta] { lock.withLock { _ in blocks.map(\.meta) } }
 
