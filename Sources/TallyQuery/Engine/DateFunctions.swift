@@ -1,5 +1,7 @@
-/// UTC calendar fields of a Unix time, for `year()`, `month()`, `day_of_week()` and the rest, over
-/// the whole Int64 range (Go's `time` does not fail on far dates either).
+/// UTC calendar fields of a Unix time, for `year()`, `month()`, `day_of_week()` and the rest,
+/// computed as Go's `time` package does: from an unsigned count of seconds since Go's absolute zero
+/// year, with Go's wrapping arithmetic. Every Int64 gives an answer, the same one Prometheus gives,
+/// even for the `Int64.min` that NaN and huge values turn into.
 enum DateFunctions {
     struct Civil {
         let year: Int64
@@ -18,32 +20,56 @@ enum DateFunctions {
         "days_in_month": { Double($0.daysInMonth) }, "hour": { Double($0.hour) }, "minute": { Double($0.minute) },
     ]
 
+    private static let absoluteZeroYear: Int64 = -292_277_022_399
+    /// Go's `unixToInternal + internalToAbsolute`.
+    private static let unixToAbsolute: Int64 = 9_223_372_028_715_321_600
+    private static let secondsPerDay: UInt64 = 86_400
+    private static let daysBefore: [Int64] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365]
+
     static func civil(seconds: Int64) -> Civil {
-        let days = floorDiv(seconds, 86_400)
-        let secondOfDay = seconds - days * 86_400
-        // Howard Hinnant's days-to-civil, on March-based years.
-        let z = days + 719_468
-        let era = floorDiv(z, 146_097)
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfMarchYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfMarchYear + 2) / 153
-        let day = dayOfMarchYear - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-        let lengths: [Int64] = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-        let dayOfYear = lengths.prefix(Int(month - 1)).reduce(0, +) + day
-        return Civil(year: year, month: month, day: day, hour: secondOfDay / 3600, minute: secondOfDay % 3600 / 60,
-                     weekday: floorMod(days + 4, 7), dayOfYear: dayOfYear, daysInMonth: lengths[Int(month - 1)])
+        let abs = UInt64(bitPattern: seconds &+ unixToAbsolute)
+        // Go's absDate.
+        var d = abs / secondsPerDay
+        var n = d / 146_097
+        var y = 400 * n
+        d -= 146_097 * n
+        n = d / 36_524
+        n -= n >> 2
+        y += 100 * n
+        d -= 36_524 * n
+        n = d / 1461
+        y += 4 * n
+        d -= 1461 * n
+        n = d / 365
+        n -= n >> 2
+        y += n
+        d -= 365 * n
+        let year = Int64(bitPattern: y) &+ absoluteZeroYear
+        let yearDay = Int64(d)
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        var day = yearDay, month: Int64
+        if leap && day == 31 + 29 - 1 {
+            month = 2
+            day = 29
+        } else {
+            if leap && day > 31 + 29 - 1 { day -= 1 }
+            month = day / 31
+            let end = daysBefore[Int(month + 1)]
+            let begin: Int64
+            if day >= end {
+                month += 1
+                begin = end
+            } else {
+                begin = daysBefore[Int(month)]
+            }
+            month += 1
+            day = day - begin + 1
+        }
+        let monthLength = daysBefore[Int(month)] - daysBefore[Int(month - 1)] + (leap && month == 2 ? 1 : 0)
+        let weekday = Int64((abs &+ secondsPerDay) % (7 * secondsPerDay) / secondsPerDay)
+        return Civil(year: year, month: month, day: day, hour: Int64(abs % secondsPerDay / 3600), minute: Int64(abs % 3600 / 60),
+                     weekday: weekday, dayOfYear: yearDay + 1, daysInMonth: monthLength)
     }
-
-    private static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
-        let q = a / b
-        return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
-    }
-
-    private static func floorMod(_ a: Int64, _ b: Int64) -> Int64 { a - floorDiv(a, b) * b }
 }
 
 /// Go's `regexp.Expand` template: `$1`, `${1}`, `$name`, `${name}`, `$$`; a missing group is empty
