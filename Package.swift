@@ -41,12 +41,12 @@ let package = Package(
         .target(name: "TallyWire", dependencies: ["CSnappy"], swiftSettings: strict),
         .target(name: "TallyStorage", swiftSettings: storageSettings),
         .target(name: "TallyCost", dependencies: ["TallyStorage"], swiftSettings: strict),
-        // PromQL: parser today, evaluation over the storage read protocols later; depends on nothing else here.
-        .target(name: "TallyQuery", swiftSettings: strict),
+        // PromQL: parser and evaluation over the tenants' storage.
+        .target(name: "TallyQuery", dependencies: ["TallyStorage"], swiftSettings: strict),
         .target(
             name: "TallyServer",
             dependencies: [
-                "TallyWire", "TallyStorage", "TallyCost", "CZlib", "CCrypt",
+                "TallyWire", "TallyStorage", "TallyCost", "TallyQuery", "CZlib", "CCrypt",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -62,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "tally",
             dependencies: [
-                "TallyServer", "TallyStorage", "TallyCost", "TallyLoad",
+                "TallyServer", "TallyStorage", "TallyCost", "TallyQuery", "TallyLoad",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
