@@ -83,7 +83,7 @@ enum PrometheusJSON {
     static func queryData(_ value: QueryValue) -> JSONText {
         JSONText { out in
             switch value {
-            case let .scalar(timestamp, value): appendResult("scalar", to: &out) { appendTimed(timestamp, GoFormat.fixed(value), to: &$0) }
+            case let .scalar(timestamp, value): appendResult("scalar", to: &out) { appendTimed(timestamp, PromQL.formatValue(value), to: &$0) }
             case let .string(timestamp, value): appendResult("string", to: &out) { appendTimed(timestamp, value, to: &$0) }
             case let .vector(samples):
                 appendResult("vector", to: &out) {
@@ -170,15 +170,15 @@ enum PrometheusJSON {
     /// A scalar's or string's time: Go's `encoding/json` of `float64(t) / 1000` (`1.5`), shortest
     /// digits; the exponent form it uses below 1e-6 is out of reach of whole milliseconds.
     static func scalarTimestamp(_ milliseconds: Int64) -> String {
-        GoFormat.fixed(Double(milliseconds) / 1000)
+        PromQL.formatValue(Double(milliseconds) / 1000)
     }
 
-    /// A sample value (`jsonutil.MarshalValue`): `'f'` form, `'e'` below 1e-6 and from 1e21 on;
-    /// `NaN`, `+Inf`, `-Inf`.
+    /// A sample value (`jsonutil.MarshalValue`): Go's `'f'` form, and its `'e'` form below 1e-6 and
+    /// from 1e21 on, where `%g` writes the same text (`1e-07`, `1.5e+21`); `NaN`, `+Inf`, `-Inf`.
     static func sampleValue(_ value: Double) -> String {
         let magnitude = value.magnitude
-        if value != 0 && value.isFinite && (magnitude < 1e-6 || magnitude >= 1e21) { return GoFormat.exponential(value) }
-        return GoFormat.fixed(value)
+        if value != 0 && value.isFinite && (magnitude < 1e-6 || magnitude >= 1e21) { return GoFormat.float(value) }
+        return PromQL.formatValue(value)
     }
 }
 

@@ -96,7 +96,7 @@ final class QueryAPI: Sendable {
             let sets = try parameters.matcherSets()
             let limit = try parameters.limit()
             let names = try read(question, start, end) { querier in
-                sets.isEmpty ? try querier.labelNames([]) : Set(try sets.flatMap { try querier.labelNames($0) }).sorted()
+                sets.isEmpty ? try querier.labelNames([]) : Self.union(try sets.map { try querier.labelNames($0) })
             }
             let (kept, warnings) = Self.truncated(names, to: limit)
             return PrometheusJSON.success(PrometheusJSON.strings(kept), warnings: warnings)
@@ -107,7 +107,7 @@ final class QueryAPI: Sendable {
             let sets = try parameters.matcherSets()
             let limit = try parameters.limit()
             let values = try read(question, start, end) { querier in
-                sets.isEmpty ? try querier.labelValues(name, []) : Set(try sets.flatMap { try querier.labelValues(name, $0) }).sorted()
+                sets.isEmpty ? try querier.labelValues(name, []) : Self.union(try sets.map { try querier.labelValues(name, $0) })
             }
             let (kept, warnings) = Self.truncated(values, to: limit)
             return PrometheusJSON.success(PrometheusJSON.strings(kept), warnings: warnings)
@@ -161,11 +161,16 @@ final class QueryAPI: Sendable {
     /// `execution` errors, as Prometheus reports a failed series set.
     private func read<T>(_ question: Question, _ start: Int64, _ end: Int64, _ body: (TenantQuerier) throws -> T) throws(PrometheusAPIError) -> T {
         let db = try database(question)
+        // Released (and its blocks unpinned) when the answer is made.
         let querier = db.querier(minTime: start, maxTime: end)
-        defer { querier.close() }
         do { return try body(querier) } catch {
             throw PrometheusAPIError(.execution, "\(error)")
         }
+    }
+
+    /// The names or values of several `match[]` sets, once each, in byte order as Go sorts strings.
+    private static func union(_ lists: [[String]]) -> [String] {
+        Set(lists.joined()).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
     /// The first `limit` values, and Prometheus' warning when some were left out.
@@ -216,7 +221,6 @@ public enum QueryEvaluation {
         case .instant:
             let time = try parameters.time("time", default: now)
             let options = try limits(options, parameters, waitedMilliseconds: waitedMilliseconds)
-            do { _ = try PromQL.parse(query) } catch { throw .invalidParameter("query", error.description) }
             return answer(QueryEngine(options: options).instantQuery(query, time: time, database: try database()))
         case .range:
             let (start, end, step) = try parameters.range()

@@ -75,8 +75,8 @@ struct QueryParameters {
     func matcherSets() throws(PrometheusAPIError) -> [[TallyStorage.LabelMatcher]] {
         var sets: [[TallyStorage.LabelMatcher]] = []
         for text in form.all("match[]") {
-            do { sets.append(try SelectorParser.parse(text)) } catch {
-                throw PrometheusAPIError(.badData, "\(error)")
+            do { sets.append(try PromQL.parseMetricSelector(text)) } catch {
+                throw PrometheusAPIError(.badData, error.description)
             }
         }
         for set in sets where set.allSatisfy({ $0.predicate()("") }) {

@@ -2,40 +2,9 @@
 public enum GoFormat {
     /// `fmt.Sprintf("%g", v)`: shortest round-trip digits, exponent form when exp < -4 or exp >= 6 (strconv uses 6 as the precision for shortest %g).
     public static func float(_ v: Double) -> String {
-        if let special = special(v) { return special }
-        let (digits, decimalExponent) = shortestDigits(v)
-        let exp = decimalExponent - 1
-        return exp < -4 || exp >= 6 ? exponentLayout(v, digits, decimalExponent) : fixedLayout(v, digits, decimalExponent)
-    }
-
-    /// `strconv.FormatFloat(v, 'f', -1, 64)`: shortest round-trip digits, never an exponent
-    /// (`1000000`, `0.0000001`), as Prometheus' API prints scalar values.
-    public static func fixed(_ v: Double) -> String {
-        if let special = special(v) { return special }
-        let (digits, decimalExponent) = shortestDigits(v)
-        return fixedLayout(v, digits, decimalExponent)
-    }
-
-    /// `strconv.FormatFloat(v, 'e', -1, 64)`: shortest round-trip digits, always an exponent
-    /// of at least two digits (`1e-07`, `1.5e+21`).
-    public static func exponential(_ v: Double) -> String {
-        if v == 0 && !v.isNaN { return v.sign == .minus ? "-0e+00" : "0e+00" }
-        if let special = special(v) { return special }
-        let (digits, decimalExponent) = shortestDigits(v)
-        return exponentLayout(v, digits, decimalExponent)
-    }
-
-    /// NaN, the infinities and the zeros, which have no digits to lay out.
-    private static func special(_ v: Double) -> String? {
         if v.isNaN { return "NaN" }
         if v.isInfinite { return v < 0 ? "-Inf" : "+Inf" }
         if v == 0 { return v.sign == .minus ? "-0" : "0" }
-        return nil
-    }
-
-    /// The shortest round-trip digits of a finite non-zero `v` without leading or trailing zeros,
-    /// and where the point goes: |v| = 0.d1d2d3... x 10^decimalExponent.
-    private static func shortestDigits(_ v: Double) -> (digits: String, decimalExponent: Int) {
         // Swift's description is also the shortest round-trip digit string; re-layout it.
         let text = String(describing: v.magnitude)
         var mantissa = Substring(text)
@@ -49,26 +18,22 @@ public enum GoFormat {
         for (i, c) in mantissa.enumerated() {
             if c == "." { pointPosition = i } else { digits.append(c) }
         }
+        // decimalExponent: value = 0.d1d2d3... x 10^decimalExponent
         var decimalExponent = pointPosition + exponent
         while digits.first == "0" {
             digits.removeFirst()
             decimalExponent -= 1
         }
         while digits.count > 1 && digits.last == "0" { digits.removeLast() }
-        return (digits, decimalExponent)
-    }
-
-    private static func exponentLayout(_ v: Double, _ digits: String, _ decimalExponent: Int) -> String {
-        let exp = decimalExponent - 1
-        var out = (v < 0 ? "-" : "") + String(digits.first!)
-        if digits.count > 1 { out += "." + digits.dropFirst() }
-        let magnitude = abs(exp)
-        out += (exp < 0 ? "e-" : "e+") + (magnitude < 10 ? "0" : "") + String(magnitude)
-        return out
-    }
-
-    private static func fixedLayout(_ v: Double, _ digits: String, _ decimalExponent: Int) -> String {
         let sign = v < 0 ? "-" : ""
+        let exp = decimalExponent - 1
+        if exp < -4 || exp >= 6 {
+            var out = sign + String(digits.first!)
+            if digits.count > 1 { out += "." + digits.dropFirst() }
+            let magnitude = abs(exp)
+            out += (exp < 0 ? "e-" : "e+") + (magnitude < 10 ? "0" : "") + String(magnitude)
+            return out
+        }
         if decimalExponent <= 0 {
             return sign + "0." + String(repeating: "0", count: -decimalExponent) + digits
         }
