@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 import TallyQuery
 import TallyStorage
 
@@ -52,10 +53,23 @@ final class QueryAPI: Sendable {
         self.pool = pool
     }
 
-    /// Answers on the query pool; 503 once the pool has stopped.
+    /// Answers on the query pool; 503 once the pool has stopped. A query still waiting for a
+    /// thread when its timeout passes is answered then, and is not run when its turn comes.
     func answer(_ question: Question, on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
         let queued = NIODeadline.now()
-        return pool.runIfActive(eventLoop: eventLoop) { [self] in
+        let promise = eventLoop.makePromise(of: HTTPAnswer.self)
+        let turn = Turn()
+        let timer: Scheduled<Void>? = { [options] in
+            guard question.endpoint == .query || question.endpoint == .queryRange else { return nil }
+            // A timeout that does not parse is reported when the question runs, in its place among the parameters.
+            let timeout = (try? QueryEvaluation.timeout(options, QueryParameters(question.form))) ?? options.timeout
+            return eventLoop.scheduleTask(in: .milliseconds(max(timeout, 0))) {
+                if turn.take() { promise.succeed(PrometheusJSON.failure(QueryEvaluation.queueTimeout)) }
+            }
+        }()
+        pool.runIfActive(eventLoop: eventLoop) { [self] () -> HTTPAnswer? in
+            guard turn.take() else { return nil }
+            timer?.cancel()
             let waited = (NIODeadline.now() - queued).nanoseconds / 1_000_000
             let answer: HTTPAnswer
             do throws(PrometheusAPIError) {
@@ -64,8 +78,22 @@ final class QueryAPI: Sendable {
                 answer = PrometheusJSON.failure(error)
             }
             return answer.gzipped(if: question.acceptsGzip)
+        }.whenComplete { result in
+            switch result {
+            case let .success(answer?): promise.succeed(answer)
+            case .success(nil): break
+            case .failure:
+                timer?.cancel()
+                if turn.take() { promise.succeed(PrometheusJSON.failure(PrometheusAPIError(.unavailable, "shutting down"))) }
+            }
         }
-        .recover { _ in PrometheusJSON.failure(PrometheusAPIError(.unavailable, "shutting down")) }
+        return promise.futureResult
+    }
+
+    /// Whichever comes first, a question's thread or its timeout, takes the question.
+    private final class Turn: Sendable {
+        private let taken = Atomic<Bool>(false)
+        func take() -> Bool { !taken.exchange(true, ordering: .acquiringAndReleasing) }
     }
 
     private func compute(_ question: Question, waitedMilliseconds: Int64) throws(PrometheusAPIError) -> HTTPAnswer {
@@ -233,11 +261,20 @@ public enum QueryEvaluation {
     /// server's) less the time it waited for a thread.
     private static func limits(_ options: QueryOptions, _ parameters: QueryParameters, waitedMilliseconds: Int64) throws(PrometheusAPIError) -> QueryOptions {
         var options = options
-        if let asked = try parameters.duration("timeout") { options.timeout = min(options.timeout, asked) }
+        options.timeout = try timeout(options, parameters)
         options.timeout -= min(max(waitedMilliseconds, 0), max(options.timeout, 0))
-        guard options.timeout > 0 else { throw PrometheusAPIError(.timeout, "query timed out in query queue") }
+        guard options.timeout > 0 else { throw queueTimeout }
         return options
     }
+
+    /// The query's timeout (ms): the server's, or the request's `timeout` when that is shorter.
+    static func timeout(_ options: QueryOptions, _ parameters: QueryParameters) throws(PrometheusAPIError) -> Int64 {
+        guard let asked = try parameters.duration("timeout") else { return options.timeout }
+        return min(options.timeout, asked)
+    }
+
+    /// Prometheus' answer to a query whose time ran out before it got a thread.
+    static let queueTimeout = PrometheusAPIError(.timeout, "query timed out in query queue")
 
     private static func answer(_ result: Result<QueryResult, QueryError>) -> HTTPAnswer {
         switch result {

@@ -247,10 +247,10 @@ final class QueryAPITests: XCTestCase {
         XCTAssertTrue(tooMany.body.contains("query processing would load too many samples into memory"), tooMany.body)
         // One sample fits.
         XCTAssertEqual(try tally.client.request("GET", "/api/v1/query?query=acme_metric&time=\(seconds)", headers: acme).status, 200)
-        // A query's timeout can only shorten the server's; many at once wait their turn on one thread.
         let group = DispatchGroup()
         let statuses = LockedStatuses()
         let client = tally.client
+        // A query's timeout can only shorten the server's; many at once wait their turn on one thread.
         for _ in 0..<8 {
             DispatchQueue.global().async(group: group) {
                 statuses.add((try? client.request("GET", "/api/v1/query?query=acme_metric&time=\(seconds)&timeout=1h", headers: acme).status) ?? -1)
@@ -264,6 +264,72 @@ final class QueryAPITests: XCTestCase {
         let bad = try runCommand(Binaries.tally, ["serve", "--storage", root + "/bad", "--query.timeout", "0s"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("--query.timeout"), bad.stderr)
+    }
+
+    /// With one query thread, a question that waits longer than its timeout for it gets Prometheus'
+    /// queue timeout (503 `timeout`); the one holding the thread (about a second) still answers.
+    func testAQuestionWaitingPastItsTimeoutForAThreadIs503Timeout() throws {
+        let root = try makeTemporaryDirectory("query-api")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let tally = try TallyServerProcess(storage: root + "/storage", extraArguments: ["--query.max-concurrency", "1"])
+        try tally.waitReady()
+        let group = DispatchGroup()
+        let statuses = LockedStatuses()
+        let client = tally.client
+        DispatchQueue.global().async(group: group) {
+            statuses.add((try? client.request("GET", "/api/v1/query?query=sum_over_time(vector(1)%5B60d:1s%5D)&time=1").status) ?? -1)
+        }
+        usleep(150_000)
+        let queued = try tally.client.request("GET", "/api/v1/query?query=1&time=1&timeout=100ms")
+        XCTAssertEqual(queued.status, 503, queued.body)
+        XCTAssertEqual(queued.body, #"{"status":"error","errorType":"timeout","error":"query timed out in query queue"}"#)
+        // Writes have threads of their own: one is stored while the query still holds its thread.
+        try write(tally, [[("__name__", "during"), ("job", "w")]], headers: [])
+        XCTAssertEqual(statuses.all, [], "the long query ended before the write; nothing was shown")
+        XCTAssertEqual(group.wait(timeout: .now() + 60), .success)
+        XCTAssertEqual(statuses.all, [200])
+    }
+
+    /// docs/query.md's examples on the Kubecost metrics (2 clusters, 2 namespaces), each answered
+    /// with a value per cluster or namespace; a week back there is nothing, which is an empty vector.
+    func testTheDocumentedCostQueriesAnswerOverKubecostMetrics() throws {
+        let root = try makeTemporaryDirectory("query-api")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let tally = try TallyServerProcess(storage: root + "/storage")
+        try tally.waitReady()
+        let dataset = costDataset(days: 1)
+        try push(dataset.requests(senders: 1)[0], to: tally.client, headers: [("THANOS-TENANT", "acme")])
+        let at = (dataset.start + 86_400_000) / 1000
+        let byCluster = "cluster_id", byNamespace = "namespace"
+        let examples: [(String, String)] = [
+            ("sum by (cluster_id) (node_total_hourly_cost)", byCluster),
+            ("sum by (cluster_id) (sum_over_time(node_total_hourly_cost[1d:1h]))", byCluster),
+            ("topk(5, sum by (namespace) (container_memory_allocation_bytes))", byNamespace),
+            ("sum by (namespace) (avg_over_time(container_cpu_allocation[1h]))", byNamespace),
+            ("sum by (cluster_id) (kube_persistentvolume_capacity_bytes / 1024^3 * on (persistentvolume, cluster_id) group_left pv_hourly_cost)", byCluster),
+        ]
+        func vector(_ query: String) throws -> [String: Double] {
+            let r = try tally.client.request("GET", "/api/v1/query?query=\(LoopbackHTTP.escaped(query))&time=\(at)", headers: [("THANOS-TENANT", "acme")])
+            XCTAssertEqual(r.status, 200, "\(query): \(r.body)")
+            let data = try XCTUnwrap(try json(r)["data"] as? [String: Any], r.body)
+            XCTAssertEqual(data["resultType"] as? String, "vector", query)
+            var out: [String: Double] = [:]
+            for sample in data["result"] as? [[String: Any]] ?? [] {
+                let metric = sample["metric"] as? [String: String] ?? [:]
+                out[metric.values.sorted().joined(separator: " ")] = Double((sample["value"] as? [Any])?.last as? String ?? "")
+            }
+            return out
+        }
+        for (query, label) in examples {
+            let values = try vector(query)
+            XCTAssertEqual(Set(values.keys), label == byCluster ? ["cluster-0", "cluster-1"] : ["ns-0", "ns-1"], "\(query): \(values)")
+            XCTAssertTrue(values.values.allSatisfy { $0.isFinite && $0 > 0 }, "\(query): \(values)")
+        }
+        // A day's node cost is about 24 hourly prices (nodes come and go in this dataset).
+        let hourly = try vector("sum by (cluster_id) (node_total_hourly_cost)"), daily = try vector(examples[1].0)
+        for (cluster, price) in hourly { XCTAssertEqual(daily[cluster] ?? 0, 24 * price, accuracy: 24 * price * 0.5, cluster) }
+        let weekOverWeek = try vector("sum by (cluster_id) (node_total_hourly_cost) / sum by (cluster_id) (node_total_hourly_cost offset 1w) - 1")
+        XCTAssertEqual(weekOverWeek, [:])
     }
 
     func testTheCommandLineAnswersAsTheServerDoes() throws {
