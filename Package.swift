@@ -46,7 +46,7 @@ let package = Package(
         .target(
             name: "TallyServer",
             dependencies: [
-                "TallyWire", "TallyStorage", "TallyCost", "CZlib", "CCrypt",
+                "TallyWire", "TallyStorage", "TallyCost", "TallyQuery", "CZlib", "CCrypt",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -62,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "tally",
             dependencies: [
-                "TallyServer", "TallyStorage", "TallyCost", "TallyLoad",
+                "TallyServer", "TallyStorage", "TallyCost", "TallyQuery", "TallyLoad",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -29,7 +29,7 @@ final class CostAPI: Sendable {
     }
 
     func answer(_ request: Request, now: Int64 = wallClockMilliseconds()) -> HTTPAnswer {
-        var answer: HTTPAnswer
+        let answer: HTTPAnswer
         do {
             answer = try compute(request, now: now)
         } catch let refusal as HTTPAnswer {
@@ -39,11 +39,7 @@ final class CostAPI: Sendable {
         } catch {
             answer = HTTPAnswer(status: 500, body: "reading the tenant failed: \(error)\n")
         }
-        if request.acceptsGzip && answer.body.count > 256, let compressed = Gzip.compress(answer.body) {
-            answer.body = compressed
-            answer.contentEncoding = "gzip"
-        }
-        return answer
+        return answer.gzipped(if: request.acceptsGzip)
     }
 
     private func compute(_ request: Request, now: Int64) throws -> HTTPAnswer {
@@ -101,9 +97,7 @@ final class CostAPI: Sendable {
 
     /// The tenant the request names, checked against its credential's read scope.
     private func readableTenant(_ sources: TenantSources, _ credential: Credential?) throws -> String {
-        let tenant = try sources.resolve(default: credential?.onlyTenant ?? configuration.defaultTenant).get()
-        if let refusal = accessRefusal(credential, .read, tenant: tenant) { throw refusal }
-        return tenant
+        try sources.readableTenant(credential, default: configuration.defaultTenant).get()
     }
 
     /// Unix seconds of 0001-01-01 to 9999-12-31, the dates `YYYY-MM-DD` can name: inside it, day

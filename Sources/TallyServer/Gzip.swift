@@ -34,3 +34,14 @@ enum Gzip {
         }
     }
 }
+
+extension HTTPAnswer {
+    /// The answer with its body gzipped when the client accepts it and the body is worth it.
+    func gzipped(if accepted: Bool) -> HTTPAnswer {
+        guard accepted && body.count > 256, let compressed = Gzip.compress(body) else { return self }
+        var answer = self
+        answer.body = compressed
+        answer.contentEncoding = "gzip"
+        return answer
+    }
+}

@@ -15,6 +15,7 @@ final class Router: Sendable {
     let configuration: ServerConfiguration
     let ingester: RemoteWriteIngester
     let costs: CostAPI
+    let queries: QueryAPI
     let metrics: ServerMetrics
     let admin: AdminAccess
     /// nil without `--auth.config-file`: every request is let in, as before auth existed.
@@ -28,11 +29,12 @@ final class Router: Sendable {
     let threadPool: NIOThreadPool
     let scheduler: TenantScheduler
 
-    init(configuration: ServerConfiguration, ingester: RemoteWriteIngester, costs: CostAPI, metrics: ServerMetrics,
+    init(configuration: ServerConfiguration, ingester: RemoteWriteIngester, costs: CostAPI, queries: QueryAPI, metrics: ServerMetrics,
          admin: AdminAccess, authenticator: Authenticator?, logger: Logger, threadPool: NIOThreadPool) {
         self.configuration = configuration
         self.ingester = ingester
         self.costs = costs
+        self.queries = queries
         self.metrics = metrics
         self.admin = admin
         self.authenticator = authenticator
@@ -45,100 +47,153 @@ final class Router: Sendable {
     private static let notReady = HTTPAnswer(status: 503, body: "not ready: starting or shutting down\n")
     private static let shuttingDown = HTTPAnswer(status: 503, body: "shutting down\n")
 
+    /// Every path the server answers, with its methods.
+    static let routes = RouteTable(
+        [Route("/api/v1/write", [.POST]) { $0.write($1) }]
+            + CostAPI.paths.map { Route($0, [.GET]) { $0.costs($1) } }
+            + [Route("/api/v1/admin/compact", [.POST]) { $0.admin($1) },
+               Route("/api/v1/admin/retention", [.POST]) { $0.admin($1) },
+               Route(deleteSeriesPath, [.POST, .PUT]) { $0.admin($1) },
+               Route("/metrics") { $0.metricsPage($1) },
+               Route("/-/healthy") { $1.now(HTTPAnswer(status: 200, body: "Tally is Healthy.\n")) },
+               Route("/-/ready") { router, request in
+                   let ready = router.phase.load(ordering: .acquiring) == .ready
+                   return request.now(HTTPAnswer(status: ready ? 200 : 503, body: ready ? "Tally is Ready.\n" : "Tally is not ready.\n"))
+               }]
+            + QueryAPI.endpoints.map { path, methods, endpoint in Route(path, methods) { $0.query(endpoint, $1) } })
+
     /// Answers a complete request from `sender` (the peer's address); the future completes on `eventLoop`.
     func answer(_ head: HTTPRequestHead, body: [UInt8], bodyTooLarge: Bool, from sender: SocketAddress?, on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-        func now(_ answer: HTTPAnswer) -> EventLoopFuture<HTTPAnswer> { eventLoop.makeSucceededFuture(answer) }
-        switch path {
-        case "/api/v1/write":
-            guard head.method == .POST else { return now(HTTPAnswer(status: 405, body: "use POST for remote write\n")) }
-            if let refusal = AdminAccess.crossOriginRefusal(head) {
-                metrics.rejected(.forbidden)
-                return now(refusal)
-            }
-            if bodyTooLarge {
-                metrics.rejected(.bodyTooLarge)
-                return now(HTTPAnswer(status: 413, body: "request body over the limit of \(configuration.maxRequestBytes) bytes\n"))
-            }
-            guard phase.load(ordering: .acquiring) == .ready else { return now(Self.notReady) }
-            let credential: Credential?
-            switch authenticate(head) {
-            case let .success(found): credential = found
-            case let .failure(refusal):
-                metrics.rejected(refusal.status == 401 ? .unauthorized : .forbidden)
-                return now(refusal)
-            }
-            var sources = tenantSources(head)
-            sources.add("tenant parameter", Self.queryParameter("tenant", in: head.uri))
-            let tenant: String
-            switch sources.resolve(default: credential?.onlyTenant ?? configuration.defaultTenant) {
+        return Self.routes.answer(self, head, path: path, body: body, bodyTooLarge: bodyTooLarge, from: sender, on: eventLoop)
+    }
+
+    /// The handler label for the request metrics (see `RouteTable.handlerName`).
+    static func handlerName(_ uri: String) -> String { routes.handlerName(uri) }
+
+    /// `POST /api/v1/write`: checks on the event loop, the work on the tenant's scheduler queue.
+    private func write(_ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
+        let head = request.head
+        if let refusal = AdminAccess.crossOriginRefusal(head) {
+            metrics.rejected(.forbidden)
+            return request.now(refusal)
+        }
+        if request.bodyTooLarge {
+            metrics.rejected(.bodyTooLarge)
+            return request.now(HTTPAnswer(status: 413, body: "request body over the limit of \(configuration.maxRequestBytes) bytes\n"))
+        }
+        guard phase.load(ordering: .acquiring) == .ready else { return request.now(Self.notReady) }
+        let credential: Credential?
+        switch authenticate(head) {
+        case let .success(found): credential = found
+        case let .failure(refusal):
+            metrics.rejected(refusal.status == 401 ? .unauthorized : .forbidden)
+            return request.now(refusal)
+        }
+        var sources = tenantSources(head)
+        sources.add("tenant parameter", Self.queryParameter("tenant", in: head.uri))
+        let tenant: String
+        switch sources.resolve(default: credential?.onlyTenant ?? configuration.defaultTenant) {
+        case let .success(name): tenant = name
+        case let .failure(refusal):
+            metrics.rejected(.invalidTenant)
+            return request.now(refusal)
+        }
+        if let refusal = accessRefusal(credential, .write, tenant: tenant) {
+            metrics.rejected(.forbidden)
+            return request.now(refusal)
+        }
+        if sources.named.isEmpty && credential?.onlyTenant == nil { notedTenantless(from: request.sender, tenant: tenant) }
+        inFlight.wrappingAdd(1, ordering: .relaxed)
+        let headers = RemoteWriteIngester.RequestHeaders(contentType: head.headers.first(name: "Content-Type"),
+                                                         contentEncoding: head.headers.first(name: "Content-Encoding"))
+        let promise = request.eventLoop.makePromise(of: HTTPAnswer.self)
+        let ingester = self.ingester
+        let body = request.body
+        scheduler.submit(tenant: tenant) { state in
+            guard case .active = state else { return promise.succeed(Self.shuttingDown) }
+            ingester.ingest(tenant: tenant, headers, body: body) { promise.succeed($0) }
+        }
+        promise.futureResult.whenComplete { _ in self.inFlight.wrappingSubtract(1, ordering: .relaxed) }
+        return promise.futureResult
+    }
+
+    /// The cost endpoints (GET), computed on the thread pool.
+    private func costs(_ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
+        guard phase.load(ordering: .acquiring) == .ready else { return request.now(Self.notReady) }
+        let credential: Credential?
+        switch authenticate(request.head) {
+        case let .success(found): credential = found
+        case let .failure(refusal): return request.now(refusal)
+        }
+        let question = CostAPI.Request(path: request.path, query: QueryString(uri: request.head.uri), tenantSources: tenantSources(request.head),
+                                       credential: credential, acceptsGzip: Gzip.accepted(by: request.head.headers.first(name: "Accept-Encoding")))
+        let costs = self.costs
+        return threadPool.runIfActive(eventLoop: request.eventLoop) { costs.answer(question) }
+            .recover { _ in Self.shuttingDown }
+    }
+
+    /// Prometheus' query API: the tenant named as for writes (or `--default-tenant`), read with the
+    /// read scope; the work on the query pool.
+    private func query(_ endpoint: QueryAPI.Endpoint, _ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
+        guard phase.load(ordering: .acquiring) == .ready else { return request.now(Self.notReady) }
+        if request.bodyTooLarge {
+            return request.now(HTTPAnswer(status: 413, body: "request body over the limit of \(configuration.maxRequestBytes) bytes\n"))
+        }
+        let credential: Credential?
+        switch authenticate(request.head) {
+        case let .success(found): credential = found
+        case let .failure(refusal): return request.now(refusal)
+        }
+        let form = request.form
+        var tenant: String?
+        if endpoint.readsTenant {
+            var sources = tenantSources(request.head)
+            sources.add("tenant parameter", form["tenant"])
+            switch sources.readableTenant(credential, default: configuration.defaultTenant) {
             case let .success(name): tenant = name
             case let .failure(refusal):
-                metrics.rejected(.invalidTenant)
-                return now(refusal)
+                // Disagreeing sources are the client's mistake, said the way Prometheus' clients read it.
+                guard refusal.status == 400 else { return request.now(refusal) }
+                let message = String(decoding: refusal.body, as: UTF8.self).trimmingCharacters(in: .newlines)
+                return request.now(PrometheusJSON.failure(PrometheusAPIError(.badData, message)))
             }
-            if let refusal = accessRefusal(credential, .write, tenant: tenant) {
-                metrics.rejected(.forbidden)
-                return now(refusal)
-            }
-            if sources.named.isEmpty && credential?.onlyTenant == nil { notedTenantless(from: sender, tenant: tenant) }
-            inFlight.wrappingAdd(1, ordering: .relaxed)
-            let headers = RemoteWriteIngester.RequestHeaders(contentType: head.headers.first(name: "Content-Type"),
-                                                             contentEncoding: head.headers.first(name: "Content-Encoding"))
-            let promise = eventLoop.makePromise(of: HTTPAnswer.self)
-            let ingester = self.ingester
-            scheduler.submit(tenant: tenant) { state in
-                guard case .active = state else { return promise.succeed(Self.shuttingDown) }
-                ingester.ingest(tenant: tenant, headers, body: body) { promise.succeed($0) }
-            }
-            promise.futureResult.whenComplete { _ in self.inFlight.wrappingSubtract(1, ordering: .relaxed) }
-            return promise.futureResult
-        case _ where CostAPI.paths.contains(path):
-            guard head.method == .GET else { return now(HTTPAnswer(status: 405, body: "use GET for \(path)\n")) }
-            guard phase.load(ordering: .acquiring) == .ready else { return now(Self.notReady) }
-            let credential: Credential?
-            switch authenticate(head) {
-            case let .success(found): credential = found
-            case let .failure(refusal): return now(refusal)
-            }
-            let request = CostAPI.Request(path: path, query: QueryString(uri: head.uri), tenantSources: tenantSources(head), credential: credential,
-                                          acceptsGzip: Gzip.accepted(by: head.headers.first(name: "Accept-Encoding")))
-            let costs = self.costs
-            return threadPool.runIfActive(eventLoop: eventLoop) { costs.answer(request) }
-                .recover { _ in Self.shuttingDown }
-        case "/api/v1/admin/compact", "/api/v1/admin/retention", Self.deleteSeriesPath:
-            let access = admin
-            return admin(head, path: path, body: body, on: eventLoop).map { access.naming($0, for: head) }
-        case "/metrics":
-            if let authenticator, authenticator.protectsMetrics {
-                switch authenticator.authenticate(head) {
-                case let .success(credential):
-                    guard credential.scopes.contains(.admin) else {
-                        return now(HTTPAnswer(status: 403, body: "credential \(GoFormat.quote(credential.name)) may not read /metrics: it needs the admin scope\n"))
-                    }
-                case let .failure(refusal): return now(refusal)
-                }
-            }
-            let page = metrics.page(tenants: ingester.registry.openDatabases, storageRoot: configuration.storageRoot)
-            return now(HTTPAnswer(status: 200, body: page, contentType: "text/plain; version=0.0.4; charset=utf-8"))
-        case "/-/healthy":
-            return now(HTTPAnswer(status: 200, body: "Tally is Healthy.\n"))
-        case "/-/ready":
-            let ready = phase.load(ordering: .acquiring) == .ready
-            return now(HTTPAnswer(status: ready ? 200 : 503, body: ready ? "Tally is Ready.\n" : "Tally is not ready.\n"))
-        default:
-            return now(HTTPAnswer(status: 404, body: "not found: \(path)\n"))
         }
+        let question = QueryAPI.Question(endpoint: endpoint, form: form, tenant: tenant, labelName: request.parameter,
+                                         acceptsGzip: Gzip.accepted(by: request.head.headers.first(name: "Accept-Encoding")),
+                                         arrived: wallClockMilliseconds())
+        inFlight.wrappingAdd(1, ordering: .relaxed)
+        let answer = queries.answer(question, on: request.eventLoop)
+        answer.whenComplete { _ in self.inFlight.wrappingSubtract(1, ordering: .relaxed) }
+        return answer
+    }
+
+    /// `/metrics`, behind an admin credential when the auth file protects it.
+    private func metricsPage(_ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
+        if let authenticator, authenticator.protectsMetrics {
+            switch authenticator.authenticate(request.head) {
+            case let .success(credential):
+                guard credential.scopes.contains(.admin) else {
+                    return request.now(HTTPAnswer(status: 403, body: "credential \(GoFormat.quote(credential.name)) may not read /metrics: it needs the admin scope\n"))
+                }
+            case let .failure(refusal): return request.now(refusal)
+            }
+        }
+        let page = metrics.page(tenants: ingester.registry.openDatabases, storageRoot: configuration.storageRoot)
+        return request.now(HTTPAnswer(status: 200, body: page, contentType: "text/plain; version=0.0.4; charset=utf-8"))
     }
 
     /// The admin endpoints: allowed methods, the cross-origin rule, who may call (`AdminAccess`), an
     /// audit line per call, then the work on one tenant (or, named by none, every open tenant).
-    private func admin(_ head: HTTPRequestHead, path: String, body: [UInt8], on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
-        func now(_ answer: HTTPAnswer) -> EventLoopFuture<HTTPAnswer> { eventLoop.makeSucceededFuture(answer) }
+    private func admin(_ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
+        let access = admin
+        return maintain(request).map { access.naming($0, for: request.head) }
+    }
+
+    private func maintain(_ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
+        let (head, path, body, eventLoop) = (request.head, request.path, request.body, request.eventLoop)
+        let now = request.now
         let isDeletion = path == Self.deleteSeriesPath
-        guard head.method == .POST || (isDeletion && head.method == .PUT) else {
-            return now(HTTPAnswer(status: 405, body: "use POST\(isDeletion ? " or PUT" : "") for \(path)\n"))
-        }
         if let refusal = AdminAccess.crossOriginRefusal(head) { return now(refusal) }
         var caller: String
         var credential: Credential?
@@ -274,11 +329,6 @@ final class Router: Sendable {
         return nil
     }
 
-    /// The handler label for the request counter: known routes by name, everything else as "other".
-    static func handlerName(_ uri: String) -> String {
-        let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
-        return (["/api/v1/write", "/metrics", "/-/healthy", "/-/ready", "/api/v1/admin/compact", "/api/v1/admin/retention", deleteSeriesPath] + CostAPI.paths).contains(path) ? path : "other"
-    }
 }
 
 /// Maintenance that did part of its work; the description says what (a JSON line).

@@ -8,6 +8,9 @@ struct QueryString {
         add(query)
     }
 
+    /// Parameters already decoded, in order.
+    init(pairs: [(name: String, value: String)]) { self.pairs = pairs }
+
     /// Also reads an `application/x-www-form-urlencoded` body, as Prometheus' API does for POST.
     init(uri: String, formBody: [UInt8], contentType: String?) {
         self.init(uri: uri)
@@ -30,13 +33,18 @@ struct QueryString {
     /// Every value given for `name`, in order.
     func all(_ name: String) -> [String] { pairs.filter { $0.name == name }.map(\.value) }
 
-    /// Undoes percent-encoding; nil for a broken escape or bytes that are not UTF-8.
-    static func decode(_ text: Substring) -> String? {
+    /// Undoes form percent-encoding; nil for a broken escape or bytes that are not UTF-8.
+    static func decode(_ text: Substring) -> String? { decode(text, plusIsSpace: true) }
+
+    /// Undoes a path segment's percent-encoding, where `+` is itself.
+    static func decodePath(_ text: Substring) -> String? { decode(text, plusIsSpace: false) }
+
+    private static func decode(_ text: Substring, plusIsSpace: Bool) -> String? {
         var bytes: [UInt8] = []
         var utf8 = Array(text.utf8)[...]
         while let byte = utf8.popFirst() {
             switch byte {
-            case UInt8(ascii: "+"): bytes.append(UInt8(ascii: " "))
+            case UInt8(ascii: "+") where plusIsSpace: bytes.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
                 guard utf8.count >= 2, let value = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16) else { return nil }
                 bytes.append(value)

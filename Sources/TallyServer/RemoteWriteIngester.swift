@@ -14,8 +14,12 @@ public struct HTTPAnswer: Sendable, Error {
     public var headers: [(String, String)] = []
 
     public init(status: Int, body: String, contentType: String = "text/plain; charset=utf-8") {
+        self.init(status: status, bytes: Array(body.utf8), contentType: contentType)
+    }
+
+    public init(status: Int, bytes: [UInt8], contentType: String) {
         self.status = status
-        self.body = Array(body.utf8)
+        self.body = bytes
         self.contentType = contentType
     }
 

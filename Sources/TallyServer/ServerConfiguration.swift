@@ -1,3 +1,5 @@
+import NIOCore
+import TallyQuery
 import TallyStorage
 
 /// Everything `tally serve` can be told; the defaults are the embedded configuration.
@@ -57,6 +59,12 @@ public struct ServerConfiguration: Sendable {
     /// tenant's segment is closed, and its next append starts a new one. nil derives it from the soft
     /// RLIMIT_NOFILE (`WALFileBudget.limit(forDescriptorLimit:)`).
     public var maxOpenTenants: Int?
+    // Queries
+    /// Lookback delta, most samples a query may hold and the longest a query may run (with its
+    /// wait for a thread), as Prometheus' `--query.*` flags.
+    public var queryOptions = QueryOptions()
+    /// Queries evaluated at once; more wait for a thread, their wait counted against their timeout.
+    public var queryMaxConcurrency = System.coreCount
 
     public init() {}
 }
@@ -79,6 +87,14 @@ struct TenantSources: Sendable {
             return .failure(HTTPAnswer(status: 400, body: "tenant sources disagree: \(listed)\n"))
         }
         return .success(first.tenant)
+    }
+
+    /// The tenant a read names (the credential's only tenant, else `defaultTenant`, when none does),
+    /// checked against the credential's read scope.
+    func readableTenant(_ credential: Credential?, default defaultTenant: String) -> Result<String, HTTPAnswer> {
+        resolve(default: credential?.onlyTenant ?? defaultTenant).flatMap { tenant in
+            accessRefusal(credential, .read, tenant: tenant).map { .failure($0) } ?? .success(tenant)
+        }
     }
 }
 

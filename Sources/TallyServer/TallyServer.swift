@@ -61,9 +61,13 @@ public final class TallyServer: Service, Sendable {
         let admin = try AdminAccess.create(storageRoot: configuration.storageRoot, enabledForNetwork: configuration.enableAdminAPI)
         let threadPool = NIOThreadPool(numberOfThreads: System.coreCount)
         threadPool.start()
+        // Queries get threads of their own: however many run, writes keep theirs.
+        let queryPool = NIOThreadPool(numberOfThreads: configuration.queryMaxConcurrency)
+        queryPool.start()
         let router = Router(configuration: configuration,
                             ingester: RemoteWriteIngester(configuration: configuration, registry: registry, metrics: metrics, limits: limits),
                             costs: CostAPI(configuration: configuration, registry: registry, metrics: metrics),
+                            queries: QueryAPI(registry: registry, options: configuration.queryOptions, pool: queryPool),
                             metrics: metrics, admin: admin, authenticator: authenticator, logger: logger, threadPool: threadPool)
         let connectionLimits = ConnectionLimits(configuration: configuration, metrics: metrics)
         let channel = try await ServerBootstrap(group: group)
@@ -146,12 +150,12 @@ public final class TallyServer: Service, Sendable {
             compactor.cancel()
         } catch {
             logger.error("startup failed", metadata: ["error": "\(error)"])
-            await stop(channel: channel, router: router, registry: registry, group: group, threadPool: threadPool)
+            await stop(channel: channel, router: router, registry: registry, group: group, threadPools: [threadPool, queryPool])
             announcement.withdraw(from: configuration.storageRoot)
             throw error
         }
         logger.info("shutting down: no new writes; draining")
-        await stop(channel: channel, router: router, registry: registry, group: group, threadPool: threadPool)
+        await stop(channel: channel, router: router, registry: registry, group: group, threadPools: [threadPool, queryPool])
         announcement.withdraw(from: configuration.storageRoot)
         withExtendedLifetime(rootLock) {}
         logger.info("stopped")
@@ -161,7 +165,7 @@ public final class TallyServer: Service, Sendable {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
-    private func stop(channel: Channel, router: Router, registry: TenantRegistry, group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool) async {
+    private func stop(channel: Channel, router: Router, registry: TenantRegistry, group: MultiThreadedEventLoopGroup, threadPools: [NIOThreadPool]) async {
         router.phase.store(.draining, ordering: .releasing)
         try? await channel.close()
         let clock = ContinuousClock()
@@ -172,7 +176,7 @@ public final class TallyServer: Service, Sendable {
         let left = router.inFlight.load(ordering: .relaxed)
         if left > 0 { logger.warning("drain timed out", metadata: ["in_flight": "\(left)"]) }
         for problem in registry.closeAll() { logger.error("closing WAL failed", metadata: ["problem": "\(problem)"]) }
-        try? await threadPool.shutdownGracefully()
+        for pool in threadPools { try? await pool.shutdownGracefully() }
         try? await group.shutdownGracefully()
     }
 }

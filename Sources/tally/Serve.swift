@@ -87,6 +87,18 @@ struct Serve: AsyncParsableCommand {
         discussion: "Past it, the least recently written tenant's segment is padded, synced and closed; its next write starts a new segment."))
     var maxOpenTenants: Int?
 
+    @Option(name: .customLong("query.timeout"), help: "Longest a PromQL query may run, its wait for a thread included (Prometheus' --query.timeout).")
+    var queryTimeout = "2m"
+
+    @Option(name: .customLong("query.max-samples"), help: "Most samples one query may hold in memory at once; past it the query fails with 422 (Prometheus' --query.max-samples).")
+    var queryMaxSamples = 50_000_000
+
+    @Option(name: .customLong("query.lookback-delta"), help: "How far back an instant selector looks for a series' latest sample (Prometheus' --query.lookback-delta).")
+    var queryLookbackDelta = "5m"
+
+    @Option(name: .customLong("query.max-concurrency"), help: "Queries evaluated at once; more wait for a thread. (default: the number of cores)")
+    var queryMaxConcurrency: Int?
+
     @OptionGroup(title: "Limits and access")
     var limits: LimitOptions
 
@@ -114,6 +126,11 @@ struct Serve: AsyncParsableCommand {
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard maxBufferedBytes >= maxRequestBytes else { throw ValidationError("--max-buffered-bytes must be at least --max-request-bytes") }
         if let maxOpenTenants { guard maxOpenTenants > 0 else { throw ValidationError("--max-open-tenants must be positive") } }
+        for (flag, value) in [("--query.timeout", queryTimeout), ("--query.lookback-delta", queryLookbackDelta)] {
+            guard let duration = Self.milliseconds(value), duration > 0 else { throw ValidationError("\(flag) must be a positive duration like 2m or 5m") }
+        }
+        guard queryMaxSamples > 0 else { throw ValidationError("--query.max-samples must be positive") }
+        if let queryMaxConcurrency { guard (1...1024).contains(queryMaxConcurrency) else { throw ValidationError("--query.max-concurrency must be from 1 to 1024") } }
     }
 
     static func milliseconds(_ text: String) -> Int64? { ServerConfiguration.milliseconds(text) }
@@ -171,6 +188,10 @@ struct Serve: AsyncParsableCommand {
         config.maxConnections = maxConnections
         config.maxBufferedBytes = maxBufferedBytes
         config.maxOpenTenants = maxOpenTenants
+        config.queryOptions.timeout = Self.milliseconds(queryTimeout)!
+        config.queryOptions.maxSamples = queryMaxSamples
+        config.queryOptions.lookbackDelta = Self.milliseconds(queryLookbackDelta)!
+        if let queryMaxConcurrency { config.queryMaxConcurrency = queryMaxConcurrency }
         let server = TallyServer(configuration: config, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: server)],

@@ -64,7 +64,13 @@ final class AuthMatrixTests: XCTestCase {
              ("metroculus", "GET", "/metroculus/v2/kubecost_cluster_costs?cloud_account_id=\(tenant)&start_date=\(now / 1000 - 3600)&end_date=\(now / 1000)", [], []),
              ("compact", "POST", "/api/v1/admin/compact", [], []),
              ("retention", "POST", "/api/v1/admin/retention?keep=400d", [], []),
-             ("delete_series", "POST", "/api/v1/admin/tsdb/delete_series?match[]=nothing_here&dry_run=1", [], [])]
+             ("delete_series", "POST", "/api/v1/admin/tsdb/delete_series?match[]=nothing_here&dry_run=1", [], []),
+             ("query", "GET", "/api/v1/query?query=up&time=\(now / 1000)", [], []),
+             ("query_range", "POST", "/api/v1/query_range", Array("query=up&start=\(now / 1000 - 60)&end=\(now / 1000)&step=15".utf8),
+              [("Content-Type", "application/x-www-form-urlencoded")]),
+             ("series", "GET", "/api/v1/series?match[]=up", [], []),
+             ("labels", "GET", "/api/v1/labels", [], []),
+             ("label values", "GET", "/api/v1/label/__name__/values", [], [])]
         }
         func status(_ call: Call, tenant: String, _ credential: (String, String)?) throws -> LoopbackHTTP.Response {
             try server.client.request(call.method, call.path, headers: [("THANOS-TENANT", tenant)] + call.extra + (credential.map { [$0] } ?? []), body: call.body)
@@ -78,6 +84,11 @@ final class AuthMatrixTests: XCTestCase {
             "compact": (401, 403, Self.reader, 403, Self.ops, 200),
             "retention": (401, 403, Self.reader, 403, Self.ops, 200),
             "delete_series": (401, 403, Self.writer, 403, Self.ops, 200),
+            "query": (401, 403, Self.writer, 403, Self.reader, 200),
+            "query_range": (401, 403, Self.writer, 403, Self.reader, 200),
+            "series": (401, 403, Self.writer, 403, Self.reader, 200),
+            "labels": (401, 403, Self.writer, 403, Self.reader, 200),
+            "label values": (401, 403, Self.writer, 403, Self.reader, 200),
         ]
         for call in calls("acme") {
             let expected = acme[call.name]!
@@ -110,6 +121,14 @@ final class AuthMatrixTests: XCTestCase {
             XCTAssertTrue(path.hasPrefix("/metroculus") || answer.body.contains("acme-"), "\(path): \(answer.body)")
             XCTAssertFalse(answer.body.contains("beta"), "\(path): \(answer.body)")
         }
+        // The query API likewise: the reader sees acme's clusters only, and never beta's.
+        let names = try server.client.request("GET", "/api/v1/label/cluster_id/values", headers: [("X-Scope-OrgID", "acme"), Self.reader])
+        XCTAssertEqual(names.status, 200, names.body)
+        XCTAssertTrue(names.body.contains("acme-") && !names.body.contains("beta"), names.body)
+        // A credential naming one tenant reads that tenant when the request names none.
+        let own = try server.client.request("GET", "/api/v1/label/cluster_id/values", headers: [Self.beta])
+        XCTAssertTrue(own.body.contains("beta-") && !own.body.contains("acme"), own.body)
+        XCTAssertEqual(try server.client.request("GET", "/api/v1/series?match[]=up&tenant=beta", headers: [Self.reader]).status, 403)
         let betaAsAcme = try server.client.request("GET", "/api/v1/costs/daily?start=\(dataDay)&end=\(dataDay)&tenant=beta", headers: [Self.reader])
         XCTAssertEqual(betaAsAcme.status, 403, betaAsAcme.body)
         XCTAssertFalse(betaAsAcme.body.contains("beta-"), betaAsAcme.body)

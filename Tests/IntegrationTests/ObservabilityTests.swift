@@ -65,7 +65,7 @@ final class ObservabilityTests: XCTestCase {
         XCTAssertEqual(future.status, 400, future.body)
         let corrupt = try client.request("POST", "/api/v1/write", headers: Self.writeHeaders + [("THANOS-TENANT", "beta")], body: Array("not snappy".utf8))
         XCTAssertEqual(corrupt.status, 400, corrupt.body)
-        for path in ["/nowhere", "/api/v1/query?query=up", "/a/b/c"] { XCTAssertEqual(try client.request("GET", path).status, 404) }
+        for path in ["/nowhere", "/api/v2/query?query=up", "/a/b/c"] { XCTAssertEqual(try client.request("GET", path).status, 404) }
         let third = try write(client, tenant: "gamma", [([("__name__", "up")], [betaTime])])
         XCTAssertEqual(third.status, 400, third.body)
 
@@ -113,7 +113,7 @@ final class ObservabilityTests: XCTestCase {
         assertValue("tally_http_request_duration_seconds_count{handler=\"/api/v1/write\",code=\"204\"}", 2)
         assertValue("tally_http_request_duration_seconds_bucket{handler=\"/api/v1/write\",code=\"204\",le=\"+Inf\"}", 2)
         assertValue("tally_http_request_duration_seconds_count{handler=\"other\",code=\"404\"}", 3)
-        XCTAssertFalse(page.text.contains("nowhere") || page.text.contains("/a/b/c") || page.text.contains("/api/v1/query"), page.text)
+        XCTAssertFalse(page.text.contains("nowhere") || page.text.contains("/a/b/c") || page.text.contains("/api/v2/query"), page.text)
         assertValue("tally_http_request_duration_seconds_count{handler=\"/api/v1/write\",code=\"400\"}", 3)
         // Refusals: per sample with the tenant, whole requests by reason.
         assertValue("tally_samples_rejected_total{tenant=\"beta\",reason=\"timestamp_out_of_bounds\"}", 1)

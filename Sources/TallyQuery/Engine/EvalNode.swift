@@ -105,14 +105,8 @@ indirect enum EvalNode {
     private static func selector(_ v: VectorSelector) throws(QueryError) -> SelectorNode {
         var matchers: [TallyStorage.LabelMatcher] = []
         for m in v.allMatchers {
-            let kind: TallyStorage.LabelMatcher.Kind = switch m.kind {
-            case .equal: .equal
-            case .notEqual: .notEqual
-            case .regexMatch: .regex
-            case .regexNoMatch: .notRegex
-            }
             do {
-                matchers.append(try TallyStorage.LabelMatcher(m.name, kind, m.value))
+                matchers.append(try m.storageMatcher())
             } catch {
                 throw QueryError(.badData, "invalid parameter \"query\": \(error)")
             }

@@ -1,0 +1,34 @@
+import TallyStorage
+
+extension PromQL {
+    /// A series selector as Prometheus 2.42's `parser.ParseMetricSelector` reads `match[]`: a
+    /// metric name, braces or both, nothing else, with the parser's errors. As there, `{}` parses
+    /// (the API then asks for a matcher that does not match the empty value). The matchers are
+    /// returned as storage takes them.
+    public static func parseMetricSelector(_ text: String) throws(PromQLParseError) -> [TallyStorage.LabelMatcher] {
+        let bytes = Array(text.utf8)
+        var parser = Parser(bytes, maxDepth: maxNestingDepth)
+        let expr = try parser.parseQuery()
+        guard case .vectorSelector(let selector) = expr, selector.offset == 0, selector.at == nil else {
+            throw PromQLParseError("unexpected \(expr.type.documentedName) expression: expected a series selector", at: expr.position, in: bytes)
+        }
+        do {
+            return try selector.allMatchers.map { matcher throws(SelectorError) in try matcher.storageMatcher() }
+        } catch {
+            throw PromQLParseError("\(error)", at: selector.position, in: bytes)
+        }
+    }
+}
+
+extension LabelMatcher {
+    /// The same matcher as storage takes it (its regex compiled, anchored).
+    public func storageMatcher() throws(SelectorError) -> TallyStorage.LabelMatcher {
+        let kind: TallyStorage.LabelMatcher.Kind = switch kind {
+        case .equal: .equal
+        case .notEqual: .notEqual
+        case .regexMatch: .regex
+        case .regexNoMatch: .notRegex
+        }
+        return try TallyStorage.LabelMatcher(name, kind, value)
+    }
+}

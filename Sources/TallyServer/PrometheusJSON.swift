@@ -1,0 +1,229 @@
+import TallyCost
+import TallyQuery
+import TallyStorage
+
+/// An error answer of Prometheus' HTTP API: its `errorType`, its message and the status code
+/// Prometheus 2.42 sends with it (`respondError` in `web/api/v1/api.go`).
+struct PrometheusAPIError: Error, Sendable, CustomStringConvertible {
+    enum Kind: String, Sendable {
+        case badData = "bad_data", execution, timeout, canceled, `internal`, notFound = "not_found", unavailable
+    }
+
+    let kind: Kind
+    let message: String
+
+    init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    /// `invalid parameter "name": message`, Prometheus' `invalidParamError`.
+    static func invalidParameter(_ name: String, _ message: String) -> PrometheusAPIError {
+        PrometheusAPIError(.badData, "invalid parameter \(GoFormat.quote(name)): \(message)")
+    }
+
+    /// The engine's error as the API reports it.
+    init(_ error: QueryError) {
+        let kind: Kind = switch error.kind {
+        case .badData: .badData
+        case .execution: .execution
+        case .timeout: .timeout
+        case .canceled: .canceled
+        case .internal: .internal
+        }
+        self.init(kind, error.message)
+    }
+
+    var status: Int {
+        switch kind {
+        case .badData: 400
+        case .execution: 422
+        case .timeout, .canceled, .unavailable: 503
+        case .notFound: 404
+        case .internal: 500
+        }
+    }
+
+    var description: String { "\(kind.rawValue): \(message)" }
+}
+
+/// Prometheus' answer envelope and value encodings, byte for byte as Prometheus 2.42 writes them:
+/// `{"status":"success","data":...,"warnings":[...]}` and
+/// `{"status":"error","errorType":"bad_data","error":"..."}`; sample values as strings in Go's
+/// shortest form; timestamps as Unix seconds with milliseconds.
+enum PrometheusJSON {
+    static let contentType = "application/json"
+
+    /// A success answer around `data` (already JSON); `warnings` only when there are some.
+    static func success(_ data: JSONText, warnings: [String] = []) -> HTTPAnswer {
+        var out = JSONText(#"{"status":"success","data":"#)
+        out.append(data)
+        appendWarnings(warnings, to: &out)
+        out.append("}")
+        return HTTPAnswer(status: 200, bytes: out.bytes, contentType: contentType)
+    }
+
+    static func failure(_ error: PrometheusAPIError, warnings: [String] = []) -> HTTPAnswer {
+        var out = JSONText(#"{"status":"error","errorType":"#)
+        out.appendString(error.kind.rawValue)
+        out.append(#","error":"#)
+        out.appendString(error.message)
+        appendWarnings(warnings, to: &out)
+        out.append("}")
+        return HTTPAnswer(status: error.status, bytes: out.bytes, contentType: contentType)
+    }
+
+    private static func appendWarnings(_ warnings: [String], to out: inout JSONText) {
+        guard !warnings.isEmpty else { return }
+        out.append(#","warnings":"#)
+        out.append(strings(warnings))
+    }
+
+    /// `{"resultType":"vector","result":[...]}` for a query's value.
+    static func queryData(_ value: QueryValue) -> JSONText {
+        JSONText { out in
+            switch value {
+            case let .scalar(timestamp, value): appendResult("scalar", to: &out) { appendTimed(timestamp, PromQL.formatValue(value), to: &$0) }
+            case let .string(timestamp, value): appendResult("string", to: &out) { appendTimed(timestamp, value, to: &$0) }
+            case let .vector(samples):
+                appendResult("vector", to: &out) {
+                    $0.appendList(samples) { sample, out in
+                        appendSeries(sample.labels, "value", to: &out) { appendPoint(sample.timestamp, sample.value, to: &$0) }
+                    }
+                }
+            case let .matrix(series):
+                appendResult("matrix", to: &out) {
+                    $0.appendList(series) { one, out in
+                        appendSeries(one.labels, "values", to: &out) { $0.appendList(one.points) { appendPoint($0.timestamp, $0.value, to: &$1) } }
+                    }
+                }
+            }
+        }
+    }
+
+    private static func appendResult(_ type: String, to out: inout JSONText, _ result: (inout JSONText) -> Void) {
+        out.append(#"{"resultType":"#)
+        out.appendString(type)
+        out.append(#","result":"#)
+        result(&out)
+        out.append("}")
+    }
+
+    /// `{"metric":{...},"<field>":...}`.
+    private static func appendSeries(_ labels: Labels, _ field: String, to out: inout JSONText, _ value: (inout JSONText) -> Void) {
+        out.append(#"{"metric":"#)
+        appendLabels(labels, to: &out)
+        out.append(",")
+        out.appendString(field)
+        out.append(":")
+        value(&out)
+        out.append("}")
+    }
+
+    /// A scalar's or string's `[time,"value"]`.
+    private static func appendTimed(_ timestamp: Int64, _ value: String, to out: inout JSONText) {
+        out.append("[" + scalarTimestamp(timestamp) + ",")
+        out.appendString(value)
+        out.append("]")
+    }
+
+    /// A list of label sets, as `/api/v1/series` answers.
+    static func labelSets(_ sets: [Labels]) -> JSONText {
+        JSONText { $0.appendList(sets) { labels, out in appendLabels(labels, to: &out) } }
+    }
+
+    /// A list of strings, as `/api/v1/labels` and `/api/v1/label/<name>/values` answer.
+    static func strings(_ values: [String]) -> JSONText {
+        JSONText { $0.appendList(values) { value, out in out.appendString(value) } }
+    }
+
+    /// An object of string fields, in the order given.
+    static func object(_ fields: [(String, String)]) -> JSONText {
+        JSONText { $0.appendObject(fields) }
+    }
+
+    /// `{"name":"value",...}`: labels are kept sorted by name, which is the order Go's encoder
+    /// writes a map's keys in.
+    private static func appendLabels(_ labels: Labels, to out: inout JSONText) {
+        out.appendObject(labels.pairs.map { ($0.name, $0.value) })
+    }
+
+    /// `[1435781451.781,"1"]`, Prometheus' `marshalPointJSON`.
+    private static func appendPoint(_ timestamp: Int64, _ value: Double, to out: inout JSONText) {
+        out.append("[" + pointTimestamp(timestamp) + ",")
+        out.appendString(sampleValue(value))
+        out.append("]")
+    }
+
+    /// A vector or matrix point's time (`jsonutil.MarshalTimestamp`): whole seconds, then the
+    /// milliseconds as three digits when there are any (`1.5` is written `1.500`).
+    static func pointTimestamp(_ milliseconds: Int64) -> String {
+        let sign = milliseconds < 0 ? "-" : ""
+        let magnitude = milliseconds.magnitude
+        let fraction = magnitude % 1000
+        let whole = sign + String(magnitude / 1000)
+        guard fraction != 0 else { return whole }
+        let digits = String(fraction)
+        return whole + "." + String(repeating: "0", count: 3 - digits.count) + digits
+    }
+
+    /// A scalar's or string's time: Go's `encoding/json` of `float64(t) / 1000` (`1.5`), shortest
+    /// digits; the exponent form it uses below 1e-6 is out of reach of whole milliseconds.
+    static func scalarTimestamp(_ milliseconds: Int64) -> String {
+        PromQL.formatValue(Double(milliseconds) / 1000)
+    }
+
+    /// A sample value (`jsonutil.MarshalValue`): Go's `'f'` form, and its `'e'` form below 1e-6 and
+    /// from 1e21 on, where `%g` writes the same text (`1e-07`, `1.5e+21`); `NaN`, `+Inf`, `-Inf`.
+    static func sampleValue(_ value: Double) -> String {
+        let magnitude = value.magnitude
+        if value != 0 && value.isFinite && (magnitude < 1e-6 || magnitude >= 1e21) { return GoFormat.float(value) }
+        return PromQL.formatValue(value)
+    }
+}
+
+/// JSON being written, as UTF-8 bytes: answers can be large, and strings are escaped as appended.
+struct JSONText: Sendable {
+    private(set) var bytes: [UInt8]
+
+    init(_ literal: String) { bytes = Array(literal.utf8) }
+
+    /// The JSON `write` writes.
+    init(_ write: (inout JSONText) -> Void) {
+        bytes = []
+        write(&self)
+    }
+
+    /// `text` as a JSON string.
+    static func string(_ text: String) -> JSONText { JSONText { $0.appendString(text) } }
+
+    /// Appends JSON written elsewhere.
+    mutating func append(_ json: String) { bytes.append(contentsOf: json.utf8) }
+
+    mutating func append(_ json: JSONText) { bytes.append(contentsOf: json.bytes) }
+
+    /// Appends `text` as a quoted, escaped JSON string.
+    mutating func appendString(_ text: String) { append(CostReport.quoted(text)) }
+
+    /// Appends `[a,b,...]`, each element written by `element`.
+    mutating func appendList<T>(_ items: [T], _ element: (T, inout JSONText) -> Void) {
+        append("[")
+        for (index, item) in items.enumerated() {
+            if index > 0 { append(",") }
+            element(item, &self)
+        }
+        append("]")
+    }
+
+    /// Appends `{"name":"value",...}` in the order given.
+    mutating func appendObject(_ fields: [(String, String)]) {
+        append("{")
+        for (index, (name, value)) in fields.enumerated() {
+            if index > 0 { append(",") }
+            appendString(name)
+            append(":")
+            appendString(value)
+        }
+        append("}")
+    }
+}

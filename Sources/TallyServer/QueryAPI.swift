@@ -1,0 +1,285 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+import TallyQuery
+import TallyStorage
+
+/// Prometheus' HTTP query API over one tenant's data: `/api/v1/query`, `query_range`, `series`,
+/// `labels`, `label/<name>/values`, `metadata`, `status/buildinfo` and `format_query`, answered
+/// as Prometheus 2.42 answers them. Work runs on its own pool of `--query.max-concurrency`
+/// threads, never on an event loop: queries past that many wait their turn, and their wait counts
+/// against their timeout, as in Prometheus' query queue.
+final class QueryAPI: Sendable {
+    enum Endpoint: Sendable {
+        case query, queryRange, series, labels, labelValues, metadata, buildInfo, formatQuery
+
+        /// Whether the endpoint reads a tenant's data (and so names one).
+        var readsTenant: Bool { ![.buildInfo, .formatQuery].contains(self) }
+    }
+
+    /// Paths, methods and endpoints, as Prometheus registers them.
+    static let endpoints: [(path: String, methods: [HTTPMethod], endpoint: Endpoint)] = [
+        ("/api/v1/query", [.GET, .POST], .query),
+        ("/api/v1/query_range", [.GET, .POST], .queryRange),
+        ("/api/v1/series", [.GET, .POST], .series),
+        ("/api/v1/labels", [.GET, .POST], .labels),
+        ("/api/v1/label/:name/values", [.GET], .labelValues),
+        ("/api/v1/metadata", [.GET], .metadata),
+        ("/api/v1/status/buildinfo", [.GET], .buildInfo),
+        ("/api/v1/format_query", [.GET, .POST], .formatQuery),
+    ]
+
+    /// One question, everything read from the request on the event loop.
+    struct Question: Sendable {
+        let endpoint: Endpoint
+        let form: QueryString
+        /// nil for endpoints that read no tenant.
+        let tenant: String?
+        /// The label name of `/api/v1/label/<name>/values`.
+        let labelName: String?
+        let acceptsGzip: Bool
+        /// When the request came (ms), the default `time` of an instant query.
+        let arrived: Int64
+    }
+
+    let registry: TenantRegistry
+    let options: QueryOptions
+    private let pool: NIOThreadPool
+
+    init(registry: TenantRegistry, options: QueryOptions, pool: NIOThreadPool) {
+        self.registry = registry
+        self.options = options
+        self.pool = pool
+    }
+
+    /// Answers on the query pool; 503 once the pool has stopped. A query still waiting for a
+    /// thread when its timeout passes is answered then, and is not run when its turn comes.
+    func answer(_ question: Question, on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
+        let queued = NIODeadline.now()
+        let promise = eventLoop.makePromise(of: HTTPAnswer.self)
+        let turn = Turn()
+        let timer: Scheduled<Void>? = { [options] in
+            guard question.endpoint == .query || question.endpoint == .queryRange else { return nil }
+            // A timeout that does not parse is reported when the question runs, in its place among the parameters.
+            let timeout = (try? QueryEvaluation.timeout(options, QueryParameters(question.form))) ?? options.timeout
+            return eventLoop.scheduleTask(in: .milliseconds(max(timeout, 0))) {
+                if turn.take() { promise.succeed(PrometheusJSON.failure(QueryEvaluation.queueTimeout)) }
+            }
+        }()
+        pool.runIfActive(eventLoop: eventLoop) { [self] () -> HTTPAnswer? in
+            guard turn.take() else { return nil }
+            timer?.cancel()
+            let waited = (NIODeadline.now() - queued).nanoseconds / 1_000_000
+            let answer: HTTPAnswer
+            do throws(PrometheusAPIError) {
+                answer = try compute(question, waitedMilliseconds: waited)
+            } catch {
+                answer = PrometheusJSON.failure(error)
+            }
+            return answer.gzipped(if: question.acceptsGzip)
+        }.whenComplete { result in
+            switch result {
+            case let .success(answer?): promise.succeed(answer)
+            case .success(nil): break
+            case .failure:
+                timer?.cancel()
+                if turn.take() { promise.succeed(PrometheusJSON.failure(PrometheusAPIError(.unavailable, "shutting down"))) }
+            }
+        }
+        return promise.futureResult
+    }
+
+    /// Whichever comes first, a question's thread or its timeout, takes the question.
+    private final class Turn: Sendable {
+        private let taken = Atomic<Bool>(false)
+        func take() -> Bool { !taken.exchange(true, ordering: .acquiringAndReleasing) }
+    }
+
+    private func compute(_ question: Question, waitedMilliseconds: Int64) throws(PrometheusAPIError) -> HTTPAnswer {
+        let parameters = QueryParameters(question.form)
+        switch question.endpoint {
+        case .query, .queryRange:
+            return try QueryEvaluation.answer(question.endpoint == .query ? .instant : .range, question.form, now: question.arrived,
+                                              options: options, waitedMilliseconds: waitedMilliseconds) { () throws(PrometheusAPIError) in
+                try database(question)
+            }
+        case .series:
+            guard !question.form.all("match[]").isEmpty else { throw PrometheusAPIError(.badData, "no match[] parameter provided") }
+            let (start, end) = try span(parameters)
+            let sets: [[TallyStorage.LabelMatcher]]
+            do { sets = try parameters.matcherSets() } catch { throw .invalidParameter("match[]", error.message) }
+            let limit = try parameters.limit()
+            let found = try read(question, start, end) { querier in
+                var seen = Set<Labels>()
+                for matchers in sets {
+                    for series in try querier.select(matchers, minTime: start, maxTime: end) { seen.insert(series.labels) }
+                }
+                return seen.sorted()
+            }
+            let (kept, warnings) = Self.truncated(found, to: limit)
+            return PrometheusJSON.success(PrometheusJSON.labelSets(kept), warnings: warnings)
+        case .labels:
+            let (start, end) = try span(parameters)
+            let sets = try parameters.matcherSets()
+            let limit = try parameters.limit()
+            let names = try read(question, start, end) { querier in
+                sets.isEmpty ? try querier.labelNames([]) : Self.union(try sets.map { try querier.labelNames($0) })
+            }
+            let (kept, warnings) = Self.truncated(names, to: limit)
+            return PrometheusJSON.success(PrometheusJSON.strings(kept), warnings: warnings)
+        case .labelValues:
+            let name = question.labelName ?? ""
+            guard Self.isLabelName(name) else { throw PrometheusAPIError(.badData, "invalid label name: \(GoFormat.quote(name))") }
+            let (start, end) = try span(parameters)
+            let sets = try parameters.matcherSets()
+            let limit = try parameters.limit()
+            let values = try read(question, start, end) { querier in
+                sets.isEmpty ? try querier.labelValues(name, []) : Self.union(try sets.map { try querier.labelValues(name, $0) })
+            }
+            let (kept, warnings) = Self.truncated(values, to: limit)
+            return PrometheusJSON.success(PrometheusJSON.strings(kept), warnings: warnings)
+        case .metadata:
+            // No metric metadata is stored yet (remote write's metadata is counted, not kept).
+            if let limit = parameters.value("limit"), Int(limit) == nil { throw PrometheusAPIError(.badData, "limit must be a number") }
+            return PrometheusJSON.success(JSONText("{}"))
+        case .buildInfo:
+            return PrometheusJSON.success(Self.buildInfo)
+        case .formatQuery:
+            do {
+                return PrometheusJSON.success(JSONText.string(try PromQL.parse(question.form["query"] ?? "").description))
+            } catch {
+                throw .invalidParameter("query", error.description)
+            }
+        }
+    }
+
+    /// `status/buildinfo`: the Prometheus release whose API Tally answers as (clients such as
+    /// Grafana choose what to ask by it), and Tally's own release as the revision. No `features`.
+    static let buildInfo = PrometheusJSON.object([
+        ("version", "2.42.0"), ("revision", "tally-\(TallyVersion.version)"), ("branch", "tally"),
+        ("buildUser", ""), ("buildDate", ""), ("goVersion", ""),
+    ])
+
+    /// `start` and `end` of the metadata endpoints, Prometheus' whole range when absent.
+    private func span(_ parameters: QueryParameters) throws(PrometheusAPIError) -> (Int64, Int64) {
+        (try parameters.time("start", default: QueryParameters.minTime), try parameters.time("end", default: QueryParameters.maxTime))
+    }
+
+    /// The question's tenant, or an empty read-only one when it has never written here: an unknown
+    /// tenant is answered as one with no series, never with another tenant's.
+    private func database(_ question: Question) throws(PrometheusAPIError) -> TenantDatabase {
+        let tenant = question.tenant ?? ""
+        do {
+            if let db = try registry.existingDatabase(for: tenant) { return db }
+        } catch {
+            if case .io = error { throw PrometheusAPIError(.internal, "reading the tenant failed: \(error)") }
+            throw PrometheusAPIError(.badData, error.description)
+        }
+        // A path under the root that no tenant can have (ids start with a letter or digit) and no
+        // read-only open creates: it opens as a tenant with nothing stored.
+        do {
+            return try TenantDatabase.open(directory: registry.root + "/.no-tenant", tenant: tenant, readOnly: true)
+        } catch {
+            throw PrometheusAPIError(.internal, "opening an empty tenant failed: \(error)")
+        }
+    }
+
+    /// Runs `body` on a querier over the question's span of its tenant; storage errors are
+    /// `execution` errors, as Prometheus reports a failed series set.
+    private func read<T>(_ question: Question, _ start: Int64, _ end: Int64, _ body: (TenantQuerier) throws -> T) throws(PrometheusAPIError) -> T {
+        let db = try database(question)
+        // Released (and its blocks unpinned) when the answer is made.
+        let querier = db.querier(minTime: start, maxTime: end)
+        do { return try body(querier) } catch {
+            throw PrometheusAPIError(.execution, "\(error)")
+        }
+    }
+
+    /// The names or values of several `match[]` sets, once each, in byte order as Go sorts strings.
+    private static func union(_ lists: [[String]]) -> [String] {
+        Set(lists.joined()).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    }
+
+    /// The first `limit` values, and Prometheus' warning when some were left out.
+    private static func truncated<T>(_ values: [T], to limit: Int?) -> ([T], [String]) {
+        guard let limit, values.count > limit else { return (values, []) }
+        return (Array(values.prefix(limit)), ["results truncated due to limit"])
+    }
+
+    /// Prometheus' `model.LabelNameRE`: `^[a-zA-Z_][a-zA-Z0-9_]*$`.
+    static func isLabelName(_ name: String) -> Bool {
+        guard let first = name.utf8.first, first == UInt8(ascii: "_") || isLetter(first) else { return false }
+        return name.utf8.allSatisfy { $0 == UInt8(ascii: "_") || isLetter($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+    }
+
+    private static func isLetter(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+    }
+}
+
+/// A PromQL query against one tenant's database, its parameters read and its answer written in
+/// Prometheus' JSON: what `/api/v1/query` and `/api/v1/query_range` send, and what `tally query`
+/// prints for a stopped store, from the same parameters.
+public enum QueryEvaluation {
+    public enum Kind: Sendable {
+        /// `/api/v1/query`: `query`, `time`, `timeout`.
+        case instant
+        /// `/api/v1/query_range`: `query`, `start`, `end`, `step`, `timeout`.
+        case range
+    }
+
+    /// The answer to the parameters (names and values as a request's form holds them) over
+    /// `database`; `now` (ms) is the default `time`.
+    public static func answer(_ kind: Kind, parameters: [(name: String, value: String)], database: TenantDatabase,
+                              options: QueryOptions, now: Int64) -> HTTPAnswer {
+        do {
+            return try answer(kind, QueryString(pairs: parameters), now: now, options: options, waitedMilliseconds: 0) { database }
+        } catch {
+            return PrometheusJSON.failure(error)
+        }
+    }
+
+    /// Every parameter is checked, in Prometheus' order, before the database is asked for.
+    static func answer(_ kind: Kind, _ form: QueryString, now: Int64, options: QueryOptions, waitedMilliseconds: Int64,
+                       database: () throws(PrometheusAPIError) -> TenantDatabase) throws(PrometheusAPIError) -> HTTPAnswer {
+        let parameters = QueryParameters(form)
+        let query = form["query"] ?? ""
+        switch kind {
+        case .instant:
+            let time = try parameters.time("time", default: now)
+            let options = try limits(options, parameters, waitedMilliseconds: waitedMilliseconds)
+            return answer(QueryEngine(options: options).instantQuery(query, time: time, database: try database()))
+        case .range:
+            let (start, end, step) = try parameters.range()
+            let options = try limits(options, parameters, waitedMilliseconds: waitedMilliseconds)
+            return answer(QueryEngine(options: options).rangeQuery(query, start: start, end: end, step: step, database: try database()))
+        }
+    }
+
+    /// The server's limits, with the timeout the request asks for (never longer than the
+    /// server's) less the time it waited for a thread.
+    private static func limits(_ options: QueryOptions, _ parameters: QueryParameters, waitedMilliseconds: Int64) throws(PrometheusAPIError) -> QueryOptions {
+        var options = options
+        options.timeout = try timeout(options, parameters)
+        options.timeout -= min(max(waitedMilliseconds, 0), max(options.timeout, 0))
+        guard options.timeout > 0 else { throw queueTimeout }
+        return options
+    }
+
+    /// The query's timeout (ms): the server's, or the request's `timeout` when that is shorter.
+    static func timeout(_ options: QueryOptions, _ parameters: QueryParameters) throws(PrometheusAPIError) -> Int64 {
+        guard let asked = try parameters.duration("timeout") else { return options.timeout }
+        return min(options.timeout, asked)
+    }
+
+    /// Prometheus' answer to a query whose time ran out before it got a thread.
+    static let queueTimeout = PrometheusAPIError(.timeout, "query timed out in query queue")
+
+    private static func answer(_ result: Result<QueryResult, QueryError>) -> HTTPAnswer {
+        switch result {
+        case let .success(result): PrometheusJSON.success(PrometheusJSON.queryData(result.value), warnings: result.warnings)
+        case let .failure(error): PrometheusJSON.failure(PrometheusAPIError(error))
+        }
+    }
+}

@@ -1,0 +1,381 @@
+import Foundation
+import TallyLoad
+import TallyWire
+import XCTest
+
+/// Prometheus' query API (`/api/v1/query`, `query_range`, `series`, `labels`, `label/<name>/values`,
+/// `metadata`, `status/buildinfo`, `format_query`) and `tally query`, against a real server.
+final class QueryAPITests: XCTestCase {
+    /// Whole minutes, so every timestamp prints without a fraction.
+    let now = Int64(Date().timeIntervalSince1970) / 60 * 60_000
+
+    /// Every sample in the last 10 minutes, one a minute; `value` at the newest.
+    private func write(_ tally: TallyServerProcess, _ series: [[(String, String)]], value: Double = 2, headers: [(String, String)], path: String = "/api/v1/write") throws {
+        var encoder = WriteRequestEncoder()
+        for labels in series {
+            encoder.addSeries(labels: labels, samples: (0..<10).map { k in
+                WireSample(timestamp: now - Int64(9 - k) * 60_000, valueBits: (k == 9 ? value : Double(k)).bitPattern)
+            })
+        }
+        let r = try tally.client.request("POST", path, headers: headers + [("Content-Type", "application/x-protobuf"), ("Content-Encoding", "snappy")],
+                                         body: encoder.compressed())
+        XCTAssertEqual(r.status, 204, r.body)
+    }
+
+    /// `acme` (by header), `other` (by another header), and the default tenant (naming none).
+    private func serverWithThreeTenants(_ root: String, arguments: [String] = []) throws -> TallyServerProcess {
+        let tally = try TallyServerProcess(storage: root + "/storage", extraArguments: arguments)
+        try tally.waitReady()
+        try write(tally, [[("__name__", "acme_metric"), ("job", "a")], [("__name__", "up"), ("job", "acme-job")]], headers: [("THANOS-TENANT", "acme")])
+        try write(tally, [[("__name__", "other_metric"), ("job", "o")], [("__name__", "up"), ("job", "other-job")]], headers: [("X-Scope-OrgID", "other")])
+        try write(tally, [[("__name__", "default_metric"), ("job", "d")]], headers: [])
+        return tally
+    }
+
+    private func json(_ response: LoopbackHTTP.Response, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+        XCTAssertEqual(response.headers["content-type"], "application/json", file: file, line: line)
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(response.bytes)) as? [String: Any], response.body, file: file, line: line)
+    }
+
+    /// Every metric name an answer mentions, whatever its shape.
+    private func names(_ response: LoopbackHTTP.Response) throws -> Set<String> {
+        let object = try json(response)
+        XCTAssertEqual(object["status"] as? String, "success", response.body)
+        var out = Set<String>()
+        func visit(_ value: Any?) {
+            if let labels = value as? [String: String], let name = labels["__name__"] { out.insert(name) }
+            if let object = value as? [String: Any] { object.values.forEach(visit) }
+            if let list = value as? [Any] { list.forEach(visit) }
+            if let name = value as? String, name.hasSuffix("_metric") || name == "up" { out.insert(name) }
+        }
+        visit(object["data"])
+        return out
+    }
+
+    func testEveryEndpointShowsOnlyTheNamedTenantsSeries() throws {
+        let root = try makeTemporaryDirectory("query-api")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let tally = try serverWithThreeTenants(root)
+        let seconds = now / 1000
+        let window = "start=\(seconds - 3600)&end=\(seconds)"
+        let form = [("Content-Type", "application/x-www-form-urlencoded")]
+        typealias Ask = (name: String, method: String, path: String, body: String)
+        let asks: [Ask] = [
+            ("query", "GET", "/api/v1/query?query=%7B__name__%3D~%22.%2B%22%7D&time=\(seconds)", ""),
+            ("query POST", "POST", "/api/v1/query", "query=%7B__name__%3D~%22.%2B%22%7D&time=\(seconds)"),
+            ("query_range", "GET", "/api/v1/query_range?query=%7Bjob%3D~%22.%2B%22%7D&\(window)&step=60", ""),
+            ("query_range POST", "POST", "/api/v1/query_range", "query=%7Bjob%3D~%22.%2B%22%7D&\(window)&step=60"),
+            ("series", "GET", "/api/v1/series?match[]=%7Bjob%3D~%22.%2B%22%7D&\(window)", ""),
+            ("series POST", "POST", "/api/v1/series", "match[]=%7Bjob%3D~%22.%2B%22%7D&\(window)"),
+            ("labels", "GET", "/api/v1/label/__name__/values?\(window)", ""),
+            ("label values", "GET", "/api/v1/label/__name__/values", ""),
+        ]
+        // How each tenant is named, and what it must see.
+        let namings: [(String, [(String, String)], String, Set<String>)] = [
+            ("header", [("THANOS-TENANT", "acme")], "", ["acme_metric", "up"]),
+            ("other header", [("X-Scope-OrgID", "other")], "", ["other_metric", "up"]),
+            ("?tenant=", [], "tenant=other", ["other_metric", "up"]),
+            ("no tenant", [], "", ["default_metric"]),
+            ("unknown tenant", [("THANOS-TENANT", "nobody")], "", []),
+            ("unknown ?tenant=", [], "tenant=nobody", []),
+        ]
+        for (how, headers, parameter, expected) in namings {
+            for ask in asks {
+                var path = ask.path
+                if !parameter.isEmpty { path += (path.contains("?") ? "&" : "?") + parameter }
+                let r = try tally.client.request(ask.method, path, headers: headers + (ask.method == "POST" ? form : []), body: Array(ask.body.utf8))
+                XCTAssertEqual(r.status, 200, "\(how) \(ask.name): \(r.body)")
+                XCTAssertEqual(try names(r), expected, "\(how) \(ask.name): \(r.body)")
+            }
+            // Label names: every tenant has __name__ and job, so ask for the values of job instead.
+            var path = "/api/v1/label/job/values"
+            if !parameter.isEmpty { path += "?" + parameter }
+            let jobs = try json(try tally.client.request("GET", path, headers: headers))["data"] as? [String]
+            let expectedJobs: [String] = switch expected {
+            case ["acme_metric", "up"]: ["a", "acme-job"]
+            case ["other_metric", "up"]: ["o", "other-job"]
+            case ["default_metric"]: ["d"]
+            default: []
+            }
+            XCTAssertEqual(jobs, expectedJobs, how)
+            var labelsPath = "/api/v1/labels"
+            if !parameter.isEmpty { labelsPath += "?" + parameter }
+            let labels = try json(try tally.client.request("GET", labelsPath, headers: headers))["data"] as? [String]
+            XCTAssertEqual(labels, expected.isEmpty ? [] : ["__name__", "job"], how)
+        }
+        // Sources that disagree are refused, in Prometheus' error shape.
+        let disagree = try tally.client.request("GET", "/api/v1/series?match[]=up&tenant=other", headers: [("THANOS-TENANT", "acme")])
+        XCTAssertEqual(disagree.status, 400)
+        XCTAssertEqual(try json(disagree)["errorType"] as? String, "bad_data")
+        // Asking never creates a tenant.
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tally.storage + "/nobody"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tally.storage + "/.no-tenant"))
+    }
+
+    /// The requests Grafana's Prometheus data source sends, and the answers' exact bytes where
+    /// Grafana parses them.
+    func testGrafanasRequestsGetTheAnswersGrafanaParses() throws {
+        let root = try makeTemporaryDirectory("query-api")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let tally = try serverWithThreeTenants(root)
+        let acme = [("THANOS-TENANT", "acme")]
+        let seconds = now / 1000
+
+        // Health check ("Save & test"), on a tenant that has never written too.
+        for headers in [acme, [("THANOS-TENANT", "never-wrote")]] {
+            let health = try tally.client.request("GET", "/api/v1/query?query=1%2B1&time=1700000000.5", headers: headers)
+            XCTAssertEqual(health.status, 200, health.body)
+            XCTAssertEqual(health.body, #"{"status":"success","data":{"resultType":"scalar","result":[1700000000.5,"2"]}}"#)
+        }
+        let build = try json(try tally.client.request("GET", "/api/v1/status/buildinfo", headers: acme))
+        let info = try XCTUnwrap(build["data"] as? [String: Any])
+        XCTAssertEqual(info["version"] as? String, "2.42.0")
+        XCTAssertNil(info["features"])
+        XCTAssertNotNil(info["revision"] as? String)
+
+        // Metric names for the query editor; label names and values for a selector; series.
+        let names = try tally.client.request("GET", "/api/v1/label/__name__/values?start=\(seconds - 3600)&end=\(seconds)", headers: acme)
+        XCTAssertEqual(names.body, #"{"status":"success","data":["acme_metric","up"]}"#)
+        let labels = try tally.client.request("GET", "/api/v1/labels?match%5B%5D=up&start=\(seconds - 3600)&end=\(seconds)", headers: acme)
+        XCTAssertEqual(labels.body, #"{"status":"success","data":["__name__","job"]}"#)
+        let values = try tally.client.request("GET", "/api/v1/label/job/values?match%5B%5D=up&start=\(seconds - 3600)&end=\(seconds)", headers: acme)
+        XCTAssertEqual(values.body, #"{"status":"success","data":["acme-job"]}"#)
+        let series = try tally.client.request("GET", "/api/v1/series?match%5B%5D=%7Bjob%3D~%22a.*%22%7D&start=\(seconds - 3600)&end=\(seconds)&limit=1", headers: acme)
+        XCTAssertEqual(series.body, #"{"status":"success","data":[{"__name__":"acme_metric","job":"a"}],"warnings":["results truncated due to limit"]}"#)
+        let metadata = try tally.client.request("GET", "/api/v1/metadata", headers: acme)
+        XCTAssertEqual(metadata.body, #"{"status":"success","data":{}}"#)
+
+        // A panel: POST query_range with a form body; one point a minute, the newest 2.
+        let form = "query=up&start=\(seconds - 120)&end=\(seconds)&step=60"
+        let range = try tally.client.request("POST", "/api/v1/query_range", headers: acme + [("Content-Type", "application/x-www-form-urlencoded")], body: Array(form.utf8))
+        XCTAssertEqual(range.status, 200, range.body)
+        XCTAssertEqual(range.body, #"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"up","job":"acme-job"},"values":[[\#(seconds - 120),"7"],[\#(seconds - 60),"8"],[\#(seconds),"2"]]}]}}"#)
+        let instant = try tally.client.request("GET", "/api/v1/query?query=up&time=\(seconds).25", headers: acme)
+        XCTAssertEqual(instant.body, #"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"up","job":"acme-job"},"value":[\#(seconds).250,"2"]}]}}"#)
+        let string = try tally.client.request("GET", "/api/v1/query?query=%22a%22&time=10", headers: acme)
+        XCTAssertEqual(string.body, #"{"status":"success","data":{"resultType":"string","result":[10,"a"]}}"#)
+
+        // gzip when asked: the same bytes once inflated.
+        let everything = "/api/v1/query_range?query=%7Bjob%3D~%22.%2B%22%7D&start=\(seconds - 600)&end=\(seconds)&step=15"
+        let plain = try tally.client.request("GET", everything, headers: acme)
+        let zipped = try tally.client.request("GET", everything, headers: acme + [("Accept-Encoding", "gzip")])
+        XCTAssertEqual(zipped.headers["content-encoding"], "gzip")
+        XCTAssertLessThan(zipped.bytes.count, plain.bytes.count)
+        let gz = root + "/answer.gz"
+        XCTAssertTrue(FileManager.default.createFile(atPath: gz, contents: Data(zipped.bytes)))
+        XCTAssertEqual(try runCommand("/bin/gzip", ["-dc", gz]).stdout, plain.body)
+
+        // format_query: Prometheus' canonical form.
+        let formatted = try tally.client.request("GET", "/api/v1/format_query?query=sum(rate(x%5B5m%5D))by(job)")
+        XCTAssertEqual(formatted.body, #"{"status":"success","data":"sum by (job) (rate(x[5m]))"}"#)
+        // Values in Go's forms.
+        let big = try tally.client.request("GET", "/api/v1/query?query=1e21&time=1", headers: acme)
+        XCTAssertEqual(big.body, #"{"status":"success","data":{"resultType":"scalar","result":[1,"1000000000000000000000"]}}"#)
+        let inf = try tally.client.request("GET", "/api/v1/query?query=-Inf&time=1", headers: acme)
+        XCTAssertTrue(inf.body.contains(#""-Inf""#), inf.body)
+    }
+
+    func testBadInputIs400BadDataWithAMessageAndNeverACrash() throws {
+        let root = try makeTemporaryDirectory("query-api")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let tally = try serverWithThreeTenants(root)
+        let cases: [(String, String)] = [
+            ("/api/v1/query_range?query=up&start=10&end=20&step=0", #"invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer"#),
+            ("/api/v1/query_range?query=up&start=10&end=20&step=-1", "zero or negative query resolution step"),
+            ("/api/v1/query_range?query=up&start=20&end=10&step=1", #"invalid parameter \"end\": end timestamp must not be before start time"#),
+            ("/api/v1/query_range?query=up&start=0&end=11001&step=1", "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"),
+            ("/api/v1/query_range?query=up&start=-900000000000000&end=900000000000000&step=0.001", "exceeded maximum resolution of 11,000 points"),
+            ("/api/v1/query_range?query=up&start=0&end=1&step=1e300", "It overflows int64"),
+            ("/api/v1/query_range?query=up&start=0&end=1&step=NaN", "to a valid duration"),
+            ("/api/v1/query_range?query=up&start=0&end=1&step=5x", #"invalid parameter \"step\": cannot parse \"5x\" to a valid duration"#),
+            ("/api/v1/query_range?query=up&start=0&end=1", #"invalid parameter \"step\""#),
+            ("/api/v1/query_range?query=up&end=1&step=1", #"invalid parameter \"start\": cannot parse \"\" to a valid timestamp"#),
+            ("/api/v1/query_range?query=up&start=1e300&end=1&step=1", #"invalid parameter \"start\""#),
+            ("/api/v1/query?query=up&time=yesterday", #"invalid parameter \"time\": Invalid time value for 'time': cannot parse \"yesterday\" to a valid timestamp"#),
+            ("/api/v1/query?query=up&time=2024-13-01T00:00:00Z", #"invalid parameter \"time\""#),
+            ("/api/v1/query?query=up&time=Inf", #"invalid parameter \"time\""#),
+            ("/api/v1/query?query=up&timeout=soon", #"invalid parameter \"timeout\""#),
+            ("/api/v1/query?query=sum(", #"invalid parameter \"query\": 1:5: parse error"#),
+            ("/api/v1/query?query=", #"invalid parameter \"query\""#),
+            ("/api/v1/query?query=rate(up)", "expected type range vector"),
+            ("/api/v1/format_query?query=up%7B", #"invalid parameter \"query\""#),
+            ("/api/v1/series?start=1", "no match[] parameter provided"),
+            ("/api/v1/series?match[]=%7B%7D", #"invalid parameter \"match[]\": match[] must contain at least one non-empty matcher"#),
+            ("/api/v1/series?match[]=rate(up%5B5m%5D)", "expected a series selector"),
+            ("/api/v1/series?match[]=up%7Ba%3D~%22(%22%7D", "error parsing regexp"),
+            ("/api/v1/series?match[]=up%7B", #"invalid parameter \"match[]\""#),
+            ("/api/v1/series?match[]=up&limit=x", #"invalid parameter \"limit\": strconv.Atoi: parsing \"x\": invalid syntax"#),
+            ("/api/v1/series?match[]=up&limit=-1", "limit must be non-negative"),
+            ("/api/v1/series?match[]=up&limit=99999999999999999999999", "value out of range"),
+            ("/api/v1/labels?match[]=%7Bjob%3D~%22.*%22%7D", "match[] must contain at least one non-empty matcher"),
+            ("/api/v1/labels?start=x", #"invalid parameter \"start\""#),
+            ("/api/v1/label/1bad/values", #"invalid label name: \"1bad\""#),
+            ("/api/v1/label/job/values?end=never", #"invalid parameter \"end\""#),
+            ("/api/v1/query?query=up&tenant=../etc", "invalid tenant"),
+            ("/api/v1/metadata?limit=x", "limit must be a number"),
+        ]
+        for (path, message) in cases {
+            let r = try tally.client.request("GET", path)
+            XCTAssertEqual(r.status, 400, "\(path): \(r.body)")
+            let object = try json(r)
+            XCTAssertEqual(object["status"] as? String, "error", path)
+            XCTAssertEqual(object["errorType"] as? String, "bad_data", path)
+            XCTAssertTrue(r.body.contains(message), "\(path): \(r.body)")
+        }
+        // Methods Prometheus does not take get 405 and the ones it does.
+        let delete = try tally.client.request("DELETE", "/api/v1/query?query=up")
+        XCTAssertEqual(delete.status, 405)
+        XCTAssertEqual(delete.headers["allow"], "GET, POST")
+        XCTAssertEqual(try tally.client.request("POST", "/api/v1/label/job/values").headers["allow"], "GET")
+        XCTAssertEqual(try tally.client.request("GET", "/api/v1/label//values").status, 404)
+        // Writes still get their own 405, now with Allow.
+        XCTAssertEqual(try tally.client.request("GET", "/api/v1/write").headers["allow"], "POST")
+        // Still up, still writing.
+        try write(tally, [[("__name__", "after"), ("job", "x")]], headers: [("THANOS-TENANT", "acme")])
+        XCTAssertEqual(try tally.client.request("GET", "/api/v1/query?query=1&time=1").status, 200)
+    }
+
+    func testQueriesPastALimitGetPrometheusErrorsWhileWritesGoOn() throws {
+        let root = try makeTemporaryDirectory("query-api")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let tally = try serverWithThreeTenants(root, arguments: ["--query.max-samples", "1", "--query.max-concurrency", "1", "--query.timeout", "30s"])
+        let acme = [("THANOS-TENANT", "acme")]
+        let seconds = now / 1000
+        let tooMany = try tally.client.request("GET", "/api/v1/query?query=%7Bjob%3D~%22.%2B%22%7D&time=\(seconds)", headers: acme)
+        XCTAssertEqual(tooMany.status, 422, tooMany.body)
+        XCTAssertEqual(try json(tooMany)["errorType"] as? String, "execution")
+        XCTAssertTrue(tooMany.body.contains("query processing would load too many samples into memory"), tooMany.body)
+        // One sample fits.
+        XCTAssertEqual(try tally.client.request("GET", "/api/v1/query?query=acme_metric&time=\(seconds)", headers: acme).status, 200)
+        let group = DispatchGroup()
+        let statuses = LockedStatuses()
+        let client = tally.client
+        // A query's timeout can only shorten the server's; many at once wait their turn on one thread.
+        for _ in 0..<8 {
+            DispatchQueue.global().async(group: group) {
+                statuses.add((try? client.request("GET", "/api/v1/query?query=acme_metric&time=\(seconds)&timeout=1h", headers: acme).status) ?? -1)
+            }
+        }
+        XCTAssertEqual(group.wait(timeout: .now() + 60), .success)
+        XCTAssertEqual(statuses.all, Array(repeating: 200, count: 8))
+        try write(tally, [[("__name__", "after"), ("job", "x")]], headers: acme)
+        XCTAssertEqual(try tally.client.request("GET", "/-/ready").status, 200)
+        // The flags are checked at start.
+        let bad = try runCommand(Binaries.tally, ["serve", "--storage", root + "/bad", "--query.timeout", "0s"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--query.timeout"), bad.stderr)
+    }
+
+    /// With one query thread, a question that waits longer than its timeout for it gets Prometheus'
+    /// queue timeout (503 `timeout`); the one holding the thread (about a second) still answers.
+    func testAQuestionWaitingPastItsTimeoutForAThreadIs503Timeout() throws {
+        let root = try makeTemporaryDirectory("query-api")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let tally = try TallyServerProcess(storage: root + "/storage", extraArguments: ["--query.max-concurrency", "1"])
+        try tally.waitReady()
+        let group = DispatchGroup()
+        let statuses = LockedStatuses()
+        let client = tally.client
+        DispatchQueue.global().async(group: group) {
+            statuses.add((try? client.request("GET", "/api/v1/query?query=sum_over_time(vector(1)%5B60d:1s%5D)&time=1").status) ?? -1)
+        }
+        usleep(150_000)
+        let queued = try tally.client.request("GET", "/api/v1/query?query=1&time=1&timeout=100ms")
+        XCTAssertEqual(queued.status, 503, queued.body)
+        XCTAssertEqual(queued.body, #"{"status":"error","errorType":"timeout","error":"query timed out in query queue"}"#)
+        // Writes have threads of their own: one is stored while the query still holds its thread.
+        try write(tally, [[("__name__", "during"), ("job", "w")]], headers: [])
+        XCTAssertEqual(statuses.all, [], "the long query ended before the write; nothing was shown")
+        XCTAssertEqual(group.wait(timeout: .now() + 60), .success)
+        XCTAssertEqual(statuses.all, [200])
+    }
+
+    /// docs/query.md's examples on the Kubecost metrics (2 clusters, 2 namespaces), each answered
+    /// with a value per cluster or namespace; a week back there is nothing, which is an empty vector.
+    func testTheDocumentedCostQueriesAnswerOverKubecostMetrics() throws {
+        let root = try makeTemporaryDirectory("query-api")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let tally = try TallyServerProcess(storage: root + "/storage")
+        try tally.waitReady()
+        let dataset = costDataset(days: 1)
+        try push(dataset.requests(senders: 1)[0], to: tally.client, headers: [("THANOS-TENANT", "acme")])
+        let at = (dataset.start + 86_400_000) / 1000
+        let byCluster = "cluster_id", byNamespace = "namespace"
+        let examples: [(String, String)] = [
+            ("sum by (cluster_id) (node_total_hourly_cost)", byCluster),
+            ("sum by (cluster_id) (sum_over_time(node_total_hourly_cost[1d:1h]))", byCluster),
+            ("topk(5, sum by (namespace) (container_memory_allocation_bytes))", byNamespace),
+            ("sum by (namespace) (avg_over_time(container_cpu_allocation[1h]))", byNamespace),
+            ("sum by (cluster_id) (kube_persistentvolume_capacity_bytes / 1024^3 * on (persistentvolume, cluster_id) group_left pv_hourly_cost)", byCluster),
+        ]
+        func vector(_ query: String) throws -> [String: Double] {
+            let r = try tally.client.request("GET", "/api/v1/query?query=\(LoopbackHTTP.escaped(query))&time=\(at)", headers: [("THANOS-TENANT", "acme")])
+            XCTAssertEqual(r.status, 200, "\(query): \(r.body)")
+            let data = try XCTUnwrap(try json(r)["data"] as? [String: Any], r.body)
+            XCTAssertEqual(data["resultType"] as? String, "vector", query)
+            var out: [String: Double] = [:]
+            for sample in data["result"] as? [[String: Any]] ?? [] {
+                let metric = sample["metric"] as? [String: String] ?? [:]
+                out[metric.values.sorted().joined(separator: " ")] = Double((sample["value"] as? [Any])?.last as? String ?? "")
+            }
+            return out
+        }
+        for (query, label) in examples {
+            let values = try vector(query)
+            XCTAssertEqual(Set(values.keys), label == byCluster ? ["cluster-0", "cluster-1"] : ["ns-0", "ns-1"], "\(query): \(values)")
+            XCTAssertTrue(values.values.allSatisfy { $0.isFinite && $0 > 0 }, "\(query): \(values)")
+        }
+        // A day's node cost is about 24 hourly prices (nodes come and go in this dataset).
+        let hourly = try vector("sum by (cluster_id) (node_total_hourly_cost)"), daily = try vector(examples[1].0)
+        for (cluster, price) in hourly { XCTAssertEqual(daily[cluster] ?? 0, 24 * price, accuracy: 24 * price * 0.5, cluster) }
+        let weekOverWeek = try vector("sum by (cluster_id) (node_total_hourly_cost) / sum by (cluster_id) (node_total_hourly_cost offset 1w) - 1")
+        XCTAssertEqual(weekOverWeek, [:])
+    }
+
+    func testTheCommandLineAnswersAsTheServerDoes() throws {
+        let root = try makeTemporaryDirectory("query-api")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let tally = try serverWithThreeTenants(root)
+        let seconds = now / 1000
+        let server = "http://127.0.0.1:\(tally.port)"
+        let time = String(seconds)
+        let range = ["range", "up", "--start", String(seconds - 120), "--end", time, "--step", "1m"]
+        let viaServer = try runCommand(Binaries.tally, ["query", "up", "--time", time, "--tenant", "acme", "--server", server, "--format", "json"])
+        XCTAssertEqual(viaServer.status, 0, viaServer.stderr)
+        let http = try tally.client.request("GET", "/api/v1/query?query=up&time=\(time)", headers: [("THANOS-TENANT", "acme")])
+        XCTAssertEqual(viaServer.stdout, http.body + "\n")
+        let rangeViaServer = try runCommand(Binaries.tally, ["query"] + range + ["--tenant", "acme", "--server", server])
+        XCTAssertEqual(rangeViaServer.status, 0, rangeViaServer.stderr)
+        XCTAssertTrue(rangeViaServer.stdout.hasPrefix("up{job=\"acme-job\"}\n"), rangeViaServer.stdout)
+        XCTAssertEqual(rangeViaServer.stdout.split(separator: "\n").count, 4, rangeViaServer.stdout)
+        let refused = try runCommand(Binaries.tally, ["query", "sum(", "--tenant", "acme", "--server", server])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("bad_data: invalid parameter \"query\""), refused.stderr)
+
+        // The stopped store gives the same answers.
+        tally.stop(SIGTERM)
+        let local = try runCommand(Binaries.tally, ["query", "up", "--time", time, "--tenant", "acme", "--storage", tally.storage, "--format", "json"])
+        XCTAssertEqual(local.status, 0, local.stderr)
+        XCTAssertEqual(local.stdout, viaServer.stdout)
+        let table = try runCommand(Binaries.tally, ["query", "up", "--time", time, "--tenant", "acme", "--storage", tally.storage])
+        XCTAssertEqual(table.status, 0, table.stderr)
+        XCTAssertTrue(table.stdout.hasPrefix("SERIES"), table.stdout)
+        XCTAssertTrue(table.stdout.contains("up{job=\"acme-job\"}  2  "), table.stdout)
+        let localRange = try runCommand(Binaries.tally, ["query"] + range + ["--tenant", "acme", "--storage", tally.storage])
+        XCTAssertEqual(localRange.stdout, rangeViaServer.stdout)
+        let tooMany = try runCommand(Binaries.tally, ["query", "range", "up", "--start", "0", "--end", "20000", "--step", "1", "--tenant", "acme", "--storage", tally.storage])
+        XCTAssertEqual(tooMany.status, 1)
+        XCTAssertTrue(tooMany.stderr.contains("exceeded maximum resolution"), tooMany.stderr)
+        let unknown = try runCommand(Binaries.tally, ["query", "up", "--tenant", "nobody", "--storage", tally.storage])
+        XCTAssertEqual(unknown.status, 1)
+        XCTAssertTrue(unknown.stderr.contains("unknown tenant nobody"), unknown.stderr)
+    }
+}
+
+/// Statuses collected from several threads.
+private final class LockedStatuses: @unchecked Sendable {
+    private let lock = NSLock()
+    private var statuses: [Int] = []
+    func add(_ status: Int) { lock.withLock { statuses.append(status) } }
+    var all: [Int] { lock.withLock { statuses } }
+}
