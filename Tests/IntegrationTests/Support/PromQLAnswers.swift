@@ -6,11 +6,22 @@ import TallyQuery
 enum PromQLEvaluation: Sendable, CustomStringConvertible {
     case instant(Int64)
     case range(start: Int64, end: Int64, step: String)
+    /// A request of the metadata API (`/api/v1/series?...`), asked once as it is written (each
+    /// parameter percent-encoded).
+    case asWritten
 
     /// The API path and parameters, the query percent-encoded.
     func path(_ query: String) -> String {
         let q = "query=" + LoopbackHTTP.escaped(query)
         switch self {
+        case .asWritten:
+            guard let mark = query.firstIndex(of: "?") else { return query }
+            let parameters = query[query.index(after: mark)...].split(separator: "&").map { parameter in
+                let equals = parameter.firstIndex(of: "=") ?? parameter.endIndex
+                let value = parameter[equals...].dropFirst()
+                return LoopbackHTTP.escaped(String(parameter[..<equals])) + (equals < parameter.endIndex ? "=" + LoopbackHTTP.escaped(String(value)) : "")
+            }
+            return query[..<mark] + "?" + parameters.joined(separator: "&")
         case .instant(let t): return "/api/v1/query?\(q)&time=\(Self.seconds(t))"
         case .range(let start, let end, let step): return "/api/v1/query_range?\(q)&start=\(Self.seconds(start))&end=\(Self.seconds(end))&step=\(step)"
         }
@@ -25,13 +36,16 @@ enum PromQLEvaluation: Sendable, CustomStringConvertible {
         switch self {
         case .instant(let t): "instant @\(Self.seconds(t))"
         case .range(let start, let end, let step): "range \(Self.seconds(start))..\(Self.seconds(end)) step \(step)"
+        case .asWritten: "as written"
         }
     }
 }
 
 /// What a Prometheus HTTP API answer says, in a form two answers can be compared in: the outcome
 /// (`success` or the `errorType`), the result type, and each series' labels with its points. A scalar
-/// or string result is one series without labels; an instant vector's series have one point each.
+/// or string result is one series without labels; an instant vector's series have one point each. The
+/// metadata API's lists are of type "list": label sets (`/api/v1/series`), or names and values as
+/// series labelled `value`.
 struct PromQLAnswer: Sendable {
     struct Series: Sendable {
         var labels: [String: String]
@@ -63,6 +77,12 @@ struct PromQLAnswer: Sendable {
         guard status == "success" else {
             outcome = object["errorType"] as? String ?? "error without errorType"
             error = object["error"] as? String ?? ""
+            return
+        }
+        if let list = object["data"] as? [Any] {
+            outcome = status
+            resultType = "list"
+            series = list.map { Series(labels: $0 as? [String: String] ?? ["value": "\($0)"], points: []) }
             return
         }
         guard let data = object["data"] as? [String: Any], let type = data["resultType"] as? String else {
