@@ -41,8 +41,8 @@ let package = Package(
         .target(name: "TallyWire", dependencies: ["CSnappy"], swiftSettings: strict),
         .target(name: "TallyStorage", swiftSettings: storageSettings),
         .target(name: "TallyCost", dependencies: ["TallyStorage"], swiftSettings: strict),
-        // PromQL: parser today, evaluation over the storage read protocols later; depends on nothing else here.
-        .target(name: "TallyQuery", swiftSettings: strict),
+        // PromQL: parser and evaluation, reading through the storage read interface only.
+        .target(name: "TallyQuery", dependencies: ["TallyStorage"], swiftSettings: strict),
         .target(
             name: "TallyServer",
             dependencies: [
@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(name: "TallyWireTests", dependencies: ["TallyWire", "CSnappy", "RemoteWriteProtobufC", "TallyTestSupport"], swiftSettings: strict),
         .testTarget(name: "TallyStorageTests", dependencies: ["TallyStorage", "TallyTestSupport"], swiftSettings: strict),
         .testTarget(name: "TallyCostTests", dependencies: ["TallyCost", "TallyStorage", "TallyTestSupport"], swiftSettings: strict),
-        .testTarget(name: "TallyQueryTests", dependencies: ["TallyQuery", "TallyTestSupport"], swiftSettings: strict),
+        .testTarget(name: "TallyQueryTests", dependencies: ["TallyQuery", "TallyStorage", "TallyTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["TallyWire", "TallyStorage", "TallyQuery", "TallyLoad", "TallyTestSupport"],

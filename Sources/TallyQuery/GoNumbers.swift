@@ -53,6 +53,24 @@ enum GoNumbers {
         return sign + digits[..<split] + "." + digits[split...]
     }
 
+    /// Go's `strconv.FormatFloat(v, 'f', -1, 64)`: shortest round-trip digits, never an exponent
+    /// (`100000000`, `0.000001`, `NaN`, `+Inf`): how Prometheus prints sample values.
+    static func fixed(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
+        let sign = value.sign == .minus ? "-" : ""
+        let (digits, decimalPoint) = shortestDigits(abs(value))
+        if digits == "0" { return sign + "0" }
+        if decimalPoint <= 0 {
+            return sign + "0." + String(repeating: "0", count: -decimalPoint) + digits
+        }
+        if decimalPoint >= digits.count {
+            return sign + digits + String(repeating: "0", count: decimalPoint - digits.count)
+        }
+        let split = digits.index(digits.startIndex, offsetBy: decimalPoint)
+        return sign + digits[..<split] + "." + digits[split...]
+    }
+
     private static func exponential(_ digits: String, exponent: Int) -> String {
         var mantissa = String(digits.prefix(1))
         if digits.count > 1 { mantissa += "." + digits.dropFirst() }

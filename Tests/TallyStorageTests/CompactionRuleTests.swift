@@ -67,6 +67,38 @@ final class CompactionRuleTests: XCTestCase {
         XCTAssertEqual(try everything(db), before, "compaction changes no answer")
     }
 
+    /// A querier made before a compaction and a retention pass reads exactly what it read before
+    /// them, although their parents' directories are gone by then; a querier made after sees the
+    /// retention.
+    func testAQuerierKeepsReadingTheBlocksItStartedWith() throws {
+        let d = Self.day, h = Self.hour
+        for k in Int64(0)..<3 { try writeBlock(d + k * 2 * h, d + (k + 1) * 2 * h, at: [d + k * 2 * h, d + k * 2 * h + 60_000]) }
+        try writeBlock(d + 6 * h, d + 8 * h, at: [d + 6 * h, d + 7 * h + 30 * 60_000])
+        try writeBlock(d + 7 * h, d + 9 * h, at: [d + 7 * h, d + 8 * h + 30 * 60_000])
+        let parents = try BlockCatalog.list(tenantDirectory: directory).map(\.meta.ulid)
+        let db = try TenantDatabase.open(directory: directory, tenant: "t")
+        defer { try? db.close() }
+        func read(_ querier: TenantQuerier) throws -> [String: [Int64]] {
+            var out: [String: [Int64]] = [:]
+            for series in try querier.select([try LabelMatcher("__name__", .equal, "m")], minTime: .min, maxTime: .max) {
+                var iterator = series.makeIterator()
+                while iterator.advance() { out[series.labels.description, default: []].append(iterator.timestamp) }
+            }
+            return out
+        }
+        let querier = db.querier(minTime: .min, maxTime: .max)
+        let before = try read(querier)
+        XCTAssertEqual(before.values.map(\.count).reduce(0, +), 10)
+
+        XCTAssertEqual(try db.compact().failures, [])
+        XCTAssertTrue(parents.allSatisfy { !FileManager.default.fileExists(atPath: directory + "/" + $0) }, "the parents were removed")
+        XCTAssertEqual(try read(querier), before, "compaction changes nothing a running query reads")
+
+        XCTAssertFalse(try db.applyRetention(keep: h).isEmpty)
+        XCTAssertEqual(try read(querier), before, "retention changes nothing a running query reads")
+        XCTAssertNotEqual(try read(db.querier(minTime: .min, maxTime: .max)), before, "a new query sees what retention removed")
+    }
+
     /// The threshold on the counts alone: 5% or more, integer exact, overflow-safe; a block whose
     /// tombstones another tool wrote (no count) is rewritten.
     func testTheFivePercentRuleIsExactAtItsEdge() {

@@ -420,7 +420,7 @@ public final class BlockReader: Sendable {
 
     /// Series refs whose labels satisfy every matcher, with their labels and chunks. A series entry
     /// that cannot be read goes to `skipUnreadable` when given, else fails the walk.
-    private func forEachMatching(_ matchers: [LabelMatcher], skipUnreadable: ((BlockError) -> Void)?,
+    func forEachMatching(_ matchers: [LabelMatcher], skipUnreadable: ((BlockError) -> Void)?,
                                  _ body: (UInt32, [(String, String)], [ChunkMeta]) throws(BlockError) -> Void) throws(BlockError) {
         let predicates = matchers.map { ($0.name, $0.predicate()) }
         for ref in candidates(matchers) {

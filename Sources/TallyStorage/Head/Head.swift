@@ -83,7 +83,7 @@ final class Head {
     private var byHash = IndexMap(.hashed)
     private var byRef = IndexMap(.sequential)
     /// Series indexes per (name, value) symbol pair, ascending.
-    private var postings: [UInt64: [Int32]] = [:]
+    private(set) var postings: [UInt64: [Int32]] = [:]
     private(set) var nextRef: UInt64 = 1
     /// Memory held by out-of-order samples, all series together.
     var outOfOrderBytes = 0

@@ -25,7 +25,11 @@ public struct Labels: Sendable, Hashable, Comparable, CustomStringConvertible {
 
     /// Pairwise by name then value in byte order; a prefix sorts first.
     public static func < (a: Labels, b: Labels) -> Bool {
-        pairsPrecede(a.pairs.map { ($0.name, $0.value) }, b.pairs.map { ($0.name, $0.value) })
+        for (x, y) in zip(a.pairs, b.pairs) {
+            if !x.name.utf8.elementsEqual(y.name.utf8) { return x.name.utf8.lexicographicallyPrecedes(y.name.utf8) }
+            if !x.value.utf8.elementsEqual(y.value.utf8) { return x.value.utf8.lexicographicallyPrecedes(y.value.utf8) }
+        }
+        return a.pairs.count < b.pairs.count
     }
 
     /// `labels.Compare` over sorted (name, value) pairs.

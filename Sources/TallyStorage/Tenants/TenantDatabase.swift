@@ -732,6 +732,11 @@ public final class TenantDatabase: @unchecked Sendable {
     }
 
     /// Block metas, oldest first.
+    /// Runs `body` on the head and the live blocks under the tenant lock: how queriers read.
+    func readView<T>(_ body: (Head, [BlockReader]) -> T) -> T {
+        lock.withLock { _ in body(head, blocks) }
+    }
+
     public var blockMetas: [BlockMeta] { lock.withLock { _ in blocks.map(\.meta) } }
 
     /// Calls `done` when `position` is durable by the sync policy (or with the error preventing it).
@@ -815,7 +820,12 @@ public final class TenantDatabase: @unchecked Sendable {
     /// Series matching `matchers` with their samples in [minTime, maxTime] from blocks and head,
     /// merged by timestamp (a timestamp held twice is returned once), sorted by labels.
     public func select(_ matchers: [LabelMatcher], minTime: Int64 = .min, maxTime: Int64 = .max) throws -> [SeriesSamples] {
-        try select(matchers, minTime: minTime, maxTime: maxTime, skipUnreadable: nil)
+        try querier(minTime: minTime, maxTime: maxTime).select(matchers, minTime: minTime, maxTime: maxTime).compactMap { series in
+            var samples: [Sample] = []
+            var iterator = series.makeIterator()
+            while iterator.advance() { samples.append(Sample(timestamp: iterator.timestamp, valueBits: iterator.valueBits)) }
+            return samples.isEmpty ? nil : SeriesSamples(labels: series.labels, samples: samples)
+        }
     }
 
     /// As `select`; with `skipUnreadable`, a block's series entry or chunk that cannot be read is

@@ -1,0 +1,132 @@
+import TallyStorage
+
+/// Function calls: those over a range vector run one series at a time over a moving window; the
+/// rest step by step over instant vectors.
+extension Evaluator {
+    func evalCall(_ call: CallNode) throws -> Matrix {
+        if call.name == "timestamp", case .selector(let selector) = call.args[0].unwrappedInvariant {
+            return try evalTimestampOfSelector(selector)
+        }
+        guard let matrixIndex = call.args.firstIndex(where: { $0.unwrappedInvariant.valueType == .matrix }) else {
+            let function = try InstantFunctions.function(call.name)
+            var state = FunctionState()
+            return try rangeEval(call.args) { vectors, ts, _ in
+                try function(vectors, call.args, ts, &state)
+            }
+        }
+        var scalarArgs: [Int: Matrix] = [:]
+        for (i, arg) in call.args.enumerated() where i != matrixIndex {
+            scalarArgs[i] = try eval(arg).matrix
+        }
+        let window: WindowedInput
+        switch call.args[matrixIndex].unwrappedInvariant {
+        case .matrix(let selector, let range):
+            let lo = start.subtractingSaturated(selector.offset).subtractingSaturated(range)
+            let hi = end.subtractingSaturated(selector.offset)
+            let series = lo <= hi ? try querier.select(selector.matchers, minTime: lo, maxTime: hi) : []
+            window = WindowedInput(series: series.map { ($0.labels, RangeWindow.Source.stored($0.makeIterator())) },
+                                   range: range, offset: selector.offset, written: selector.written)
+        case .subquery(let subquery):
+            let matrix = try evalSubquery(subquery)
+            let offset = subquery.timestamp.map { subquery.originalOffset.addingSaturated(start.subtractingSaturated($0)) } ?? subquery.offset
+            window = WindowedInput(series: matrix.map { ($0.labels, RangeWindow.Source.computed($0.points)) },
+                                   range: subquery.range, offset: offset, written: nil)
+            let result = try evalRangeFunction(call, window, scalarArgs: scalarArgs, matrixIndex: matrixIndex)
+            // The subquery's points were held only while the function read them.
+            budget.release(matrix.reduce(0) { $0 + $1.points.count })
+            return result
+        default:
+            throw EvalFailure.execution("unexpected range argument to \(call.name)")
+        }
+        return try evalRangeFunction(call, window, scalarArgs: scalarArgs, matrixIndex: matrixIndex)
+    }
+
+    private struct WindowedInput {
+        let series: [(Labels, RangeWindow.Source)]
+        let range: Int64
+        let offset: Int64
+        /// The selector's matchers as written, for `absent_over_time`'s labels; nil for a subquery.
+        let written: [LabelMatcher]?
+    }
+
+    private func evalRangeFunction(_ call: CallNode, _ input: WindowedInput, scalarArgs: [Int: Matrix], matrixIndex: Int) throws -> Matrix {
+        let function = try RangeFunctions.function(call.name)
+        var matrix: Matrix = []
+        for (labels, source) in input.series {
+            var window = RangeWindow(source)
+            var points: [Point] = []
+            let outputLabels = call.name == "last_over_time" ? labels : labels.withoutMetricName
+            try forEachStep { step, ts in
+                let maxTime = ts.subtractingSaturated(input.offset)
+                let samples = try window.slide(minTime: maxTime.subtractingSaturated(input.range), maxTime: maxTime, budget: budget)
+                guard !samples.isEmpty else { return }
+                // Scalars have a point at every step.
+                let scalars = scalarArgs.mapValues { $0.first.flatMap { step < $0.points.count ? $0.points[step].value : nil } ?? .nan }
+                let context = RangeContext(ts: ts, range: input.range, offset: input.offset, scalars: scalars)
+                if let value = try function(samples, context) {
+                    points.append(Point(timestamp: ts, value: value))
+                }
+            }
+            window.release(budget)
+            if !points.isEmpty {
+                try budget.take(points.count)
+                matrix.append(EvalSeries(labels: outputLabels, points: points))
+            }
+        }
+        if call.name == "absent_over_time" {
+            return absentOverTime(matrix, written: input.written)
+        }
+        try Self.checkDistinct(matrix.map(\.labels))
+        return matrix
+    }
+
+    /// 1 at each step where no series had a sample in its window, with the labels the selector
+    /// pins down; nothing where some series had one.
+    private func absentOverTime(_ present: Matrix, written: [LabelMatcher]?) -> Matrix {
+        var found = Set<Int64>()
+        for series in present { for point in series.points { found.insert(point.timestamp) } }
+        var points: [Point] = []
+        try? forEachStep { _, ts in if !found.contains(ts) { points.append(Point(timestamp: ts, value: 1)) } }
+        guard !points.isEmpty else { return [] }
+        return [EvalSeries(labels: absentLabels(written), points: points)]
+    }
+
+    /// `timestamp(selector)`: the time of the sample each step reads, not the step's own time.
+    private func evalTimestampOfSelector(_ selector: SelectorNode) throws -> Matrix {
+        let lookback = options.lookbackDelta
+        // As Prometheus: with `@`, the selector reads at the `@` time whatever its offset.
+        func refTime(_ ts: Int64) -> Int64 { selector.timestamp ?? ts.subtractingSaturated(selector.offset) }
+        let (a, b) = (refTime(start), refTime(end))
+        let lo = min(a, b).subtractingSaturated(lookback), hi = max(a, b)
+        let series = try querier.select(selector.matchers, minTime: lo, maxTime: hi)
+        var cursors = series.map { LatestSampleCursor($0.makeIterator()) }
+        return try rangeEval([]) { _, ts, _ in
+            var out: [VectorElement] = []
+            let t = refTime(ts)
+            for i in series.indices {
+                guard let sample = cursors[i].latest(atOrBefore: t), sample.timestamp >= t.subtractingSaturated(lookback),
+                      sample.valueBits != staleMarkerBits else { continue }
+                out.append(VectorElement(labels: series[i].labels.withoutMetricName, timestamp: sample.timestamp,
+                                         value: Double(sample.timestamp) / 1000))
+            }
+            return out
+        }
+    }
+}
+
+/// The labels `absent` and `absent_over_time` give their answer: each label an equality matcher
+/// pins once (a label matched twice, or otherwise, is left out), never `__name__`.
+func absentLabels(_ written: [LabelMatcher]?) -> Labels {
+    guard let written else { return Labels([]) }
+    var values: [String: String] = [:]
+    var seen = Set<String>()
+    for m in written where m.name != Labels.metricName {
+        if m.kind == .equal && !seen.contains(m.name) {
+            values[m.name] = m.value
+            seen.insert(m.name)
+        } else {
+            values[m.name] = nil
+        }
+    }
+    return Labels(values.filter { !$0.value.isEmpty }.map { Label($0.key, $0.value) })
+}

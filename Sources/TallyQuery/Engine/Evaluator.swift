@@ -1,0 +1,332 @@
+import TallyStorage
+
+/// Evaluates a node at every step from `start` to `end`, as Prometheus 2.42's `evaluator`: each node
+/// yields a matrix with a point per step where it has a value; functions and operators see one
+/// instant vector per step. Selectors stream their series' chunks step by step, so memory follows
+/// series x steps (and one range window per series), never all samples of the range.
+final class Evaluator {
+    let start: Int64
+    let end: Int64
+    let interval: Int64
+    let options: QueryOptions
+    let querier: TenantQuerier
+    let deadline: Deadline
+    let budget: SampleBudget
+    private let warningSink: WarningSink
+
+    init(start: Int64, end: Int64, interval: Int64, options: QueryOptions, querier: TenantQuerier, deadline: Deadline,
+         budget: SampleBudget, warnings: WarningSink = WarningSink()) {
+        self.start = start
+        self.end = end
+        self.interval = interval
+        self.options = options
+        self.querier = querier
+        self.deadline = deadline
+        self.budget = budget
+        warningSink = warnings
+    }
+
+    var warnings: [String] { warningSink.lines }
+
+    private func child(start: Int64, end: Int64, interval: Int64) -> Evaluator {
+        Evaluator(start: start, end: end, interval: interval, options: options, querier: querier, deadline: deadline,
+                  budget: budget, warnings: warningSink)
+    }
+
+    var isInstant: Bool { start == end }
+
+    /// The evaluation times, start to end by the interval, never overflowing.
+    func forEachStep(_ body: (_ step: Int, _ ts: Int64) throws -> Void) throws {
+        var ts = start, step = 0
+        while ts <= end {
+            try deadline.check()
+            try body(step, ts)
+            step += 1
+            let (next, overflow) = ts.addingReportingOverflow(interval)
+            if overflow { break }
+            ts = next
+        }
+    }
+
+    // MARK: dispatch
+
+    func eval(_ node: EvalNode) throws -> EvalValue {
+        try deadline.check()
+        switch node {
+        case .number(let value):
+            return .matrix(try rangeEval([]) { _, _, _ in [VectorElement(labels: Labels([]), timestamp: 0, value: value)] })
+        case .string(let text):
+            return .string(text)
+        case .selector(let selector):
+            return .matrix(try evalSelector(selector))
+        case .matrix(let selector, let range):
+            return .matrix(try evalMatrixSelector(selector, range: range))
+        case .subquery(let subquery):
+            return .matrix(try evalSubquery(subquery))
+        case .aggregate(let aggregate):
+            return .matrix(try evalAggregate(aggregate))
+        case .binary(let binary):
+            return .matrix(try evalBinary(binary))
+        case .call(let call):
+            return .matrix(try evalCall(call))
+        case .negate(let inner):
+            var matrix = try eval(inner).matrix
+            for i in matrix.indices {
+                matrix[i].labels = matrix[i].labels.withoutMetricName
+                for j in matrix[i].points.indices { matrix[i].points[j].value = -matrix[i].points[j].value }
+            }
+            try Self.checkDistinct(matrix.map(\.labels))
+            return .matrix(matrix)
+        case .stepInvariant(let inner):
+            return try evalStepInvariant(inner)
+        }
+    }
+
+    static func checkDistinct(_ labelSets: [Labels]) throws(EvalFailure) {
+        guard labelSets.count > 1 else { return }
+        var seen = Set<Labels>(minimumCapacity: labelSets.count)
+        for labels in labelSets where !seen.insert(labels).inserted {
+            throw EvalFailure.execution("vector cannot contain metrics with the same labelset")
+        }
+    }
+
+    // MARK: step by step
+
+    /// Evaluates `args` (strings are left out), then calls `body` at each step with the instant
+    /// vector of each argument and the step's time, and collects its answers into series.
+    func rangeEval(_ args: [EvalNode], _ body: (_ vectors: [[VectorElement]], _ ts: Int64, _ step: Int) throws -> [VectorElement]) throws -> Matrix {
+        var inputs: [Matrix] = []
+        for arg in args {
+            if case .string = arg.unwrappedInvariant { inputs.append([]) } else { inputs.append(try eval(arg).matrix) }
+        }
+        var cursors = inputs.map { [Int](repeating: 0, count: $0.count) }
+        var output: Matrix = []
+        var outputIndex: [Labels: Int] = [:]
+        var result: Matrix?
+        try forEachStep { step, ts in
+            var vectors: [[VectorElement]] = []
+            vectors.reserveCapacity(inputs.count)
+            for i in inputs.indices {
+                var vector: [VectorElement] = []
+                for s in inputs[i].indices {
+                    let c = cursors[i][s]
+                    guard c < inputs[i][s].points.count, inputs[i][s].points[c].timestamp == ts else { continue }
+                    vector.append(VectorElement(labels: inputs[i][s].labels, timestamp: ts, value: inputs[i][s].points[c].value))
+                    cursors[i][s] = c + 1
+                }
+                vectors.append(vector)
+            }
+            let answer = try body(vectors, ts, step)
+            try Self.checkDistinct(answer.map(\.labels))
+            try budget.take(answer.count)
+            if isInstant {
+                result = answer.map { EvalSeries(labels: $0.labels, points: [Point(timestamp: ts, value: $0.value)]) }
+                return
+            }
+            for element in answer {
+                if let index = outputIndex[element.labels] {
+                    output[index].points.append(Point(timestamp: ts, value: element.value))
+                } else {
+                    outputIndex[element.labels] = output.count
+                    output.append(EvalSeries(labels: element.labels, points: [Point(timestamp: ts, value: element.value)]))
+                }
+            }
+        }
+        for input in inputs { budget.release(input.reduce(0) { $0 + $1.points.count }) }
+        return result ?? output
+    }
+
+    // MARK: selectors
+
+    /// Reads each step's value of every matching series: the newest sample at or before the
+    /// step's time (less the offset), if it is at most the lookback delta old and not a staleness marker.
+    private func evalSelector(_ selector: SelectorNode) throws -> Matrix {
+        let lookback = options.lookbackDelta
+        let series = try select(selector, from: start.subtractingSaturated(selector.offset).subtractingSaturated(lookback),
+                                through: end.subtractingSaturated(selector.offset))
+        var matrix: Matrix = []
+        for s in series {
+            var cursor = LatestSampleCursor(s.makeIterator())
+            var points: [Point] = []
+            try forEachStep { _, ts in
+                let refTime = ts.subtractingSaturated(selector.offset)
+                guard let sample = cursor.latest(atOrBefore: refTime), sample.timestamp >= refTime.subtractingSaturated(lookback),
+                      sample.valueBits != staleMarkerBits else { return }
+                try budget.take()
+                points.append(Point(timestamp: ts, value: Double(bitPattern: sample.valueBits)))
+            }
+            if !points.isEmpty { matrix.append(EvalSeries(labels: s.labels, points: points)) }
+        }
+        return matrix
+    }
+
+    private func select(_ selector: SelectorNode, from minTime: Int64, through maxTime: Int64) throws -> [QueriedSeries] {
+        guard minTime <= maxTime else { return [] }
+        return try querier.select(selector.matchers, minTime: minTime, maxTime: maxTime)
+    }
+
+    /// A range selector asked for on its own (instant queries only): the raw samples in
+    /// [t - offset - range, t - offset].
+    private func evalMatrixSelector(_ selector: SelectorNode, range: Int64) throws -> Matrix {
+        let maxTime = start.subtractingSaturated(selector.offset)
+        let minTime = maxTime.subtractingSaturated(range)
+        var matrix: Matrix = []
+        for s in try select(selector, from: minTime, through: maxTime) {
+            var window = RangeWindow(.stored(s.makeIterator()))
+            let points = try window.slide(minTime: minTime, maxTime: maxTime, budget: budget)
+            if !points.isEmpty { matrix.append(EvalSeries(labels: s.labels, points: points)) }
+            try deadline.check()
+        }
+        return matrix
+    }
+
+    /// Evaluates the inner expression over the subquery's own steps: multiples of its step,
+    /// from the first after `start - offset - range` to `end - offset`.
+    func evalSubquery(_ subquery: SubqueryNode) throws -> Matrix {
+        let step = subquery.step > 0 ? subquery.step : max(1, options.defaultSubqueryStep)
+        let earliest = start.subtractingSaturated(subquery.offset).subtractingSaturated(subquery.range)
+        var first = step.multipliedSaturated(earliest / step)
+        if first < earliest { first = first.addingSaturated(step) }
+        var inner = subquery.expr
+        if first != start { inner = inner.withAtOffsets(evaluationTime: first) }
+        return try child(start: first, end: end.subtractingSaturated(subquery.offset), interval: step).eval(inner).matrix
+    }
+
+    /// A step-invariant part is evaluated once, at the start, and its value repeated at every step.
+    private func evalStepInvariant(_ inner: EvalNode) throws -> EvalValue {
+        switch inner {
+        case .number, .string: return try eval(inner)
+        default: break
+        }
+        let value = try child(start: start, end: start, interval: interval).eval(inner)
+        switch inner {
+        case .matrix, .subquery: return value
+        default: break
+        }
+        guard case .matrix(var matrix) = value else { return value }
+        for i in matrix.indices {
+            guard let first = matrix[i].points.first else { continue }
+            var ts = start
+            while true {
+                let (next, overflow) = ts.addingReportingOverflow(interval)
+                if overflow || next > end { break }
+                ts = next
+                try budget.take()
+                matrix[i].points.append(Point(timestamp: ts, value: first.value))
+            }
+        }
+        return .matrix(matrix)
+    }
+}
+
+/// Warnings from anywhere in one query's evaluation.
+final class WarningSink {
+    private(set) var lines: [String] = []
+
+    func add(_ line: String) { if !lines.contains(line) { lines.append(line) } }
+}
+
+/// The newest sample at or before a moving time, for a series read forward once.
+struct LatestSampleCursor {
+    private var iterator: SeriesIterator
+    private var pending: Sample?
+    private var exhausted = false
+    private var latest: Sample?
+
+    init(_ iterator: SeriesIterator) { self.iterator = iterator }
+
+    mutating func latest(atOrBefore t: Int64) -> Sample? {
+        while true {
+            if pending == nil && !exhausted {
+                if iterator.advance() {
+                    pending = Sample(timestamp: iterator.timestamp, valueBits: iterator.valueBits)
+                } else {
+                    exhausted = true
+                }
+            }
+            guard let next = pending, next.timestamp <= t else { break }
+            latest = next
+            pending = nil
+        }
+        return latest
+    }
+}
+
+/// The samples of one series in a window that moves forward: [minTime, maxTime], both closed, as
+/// in Prometheus 2.42, without staleness markers. Samples that leave the window are dropped.
+struct RangeWindow {
+    enum Source {
+        case stored(SeriesIterator)
+        case computed([Point])
+    }
+
+    private var source: Source
+    private var position = 0
+    private var pending: Point?
+    private var exhausted = false
+    private(set) var points: [Point] = []
+
+    init(_ source: Source) { self.source = source }
+
+    private mutating func pull() -> Point? {
+        switch source {
+        case .stored(var iterator):
+            while true {
+                guard iterator.advance() else {
+                    source = .stored(iterator)
+                    return nil
+                }
+                if iterator.valueBits == staleMarkerBits { continue }
+                source = .stored(iterator)
+                return Point(timestamp: iterator.timestamp, value: iterator.value)
+            }
+        case .computed(let all):
+            guard position < all.count else { return nil }
+            position += 1
+            return all[position - 1]
+        }
+    }
+
+    mutating func slide(minTime: Int64, maxTime: Int64, budget: SampleBudget) throws(EvalFailure) -> [Point] {
+        let drop = points.prefix { $0.timestamp < minTime }.count
+        if drop > 0 {
+            points.removeFirst(drop)
+            budget.release(drop)
+        }
+        while true {
+            if pending == nil && !exhausted {
+                pending = pull()
+                if pending == nil { exhausted = true }
+            }
+            guard let next = pending, next.timestamp <= maxTime else { break }
+            pending = nil
+            if next.timestamp >= minTime {
+                try budget.take()
+                points.append(next)
+            }
+        }
+        return points
+    }
+
+    mutating func release(_ budget: SampleBudget) {
+        budget.release(points.count)
+        points = []
+    }
+}
+
+extension Int64 {
+    func addingSaturated(_ other: Int64) -> Int64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? (other > 0 ? .max : .min) : sum
+    }
+
+    func subtractingSaturated(_ other: Int64) -> Int64 {
+        let (difference, overflow) = subtractingReportingOverflow(other)
+        return overflow ? (other > 0 ? .min : .max) : difference
+    }
+
+    func multipliedSaturated(_ other: Int64) -> Int64 {
+        let (product, overflow) = multipliedReportingOverflow(by: other)
+        return overflow ? ((self < 0) != (other < 0) ? .min : .max) : product
+    }
+}

@@ -1,0 +1,150 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Chunk bytes a querier owns: a copy of a head chunk, which the head may change or drop once
+/// the tenant lock is released.
+final class OwnedChunkBytes: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<UInt8>
+
+    init(copying bytes: UnsafeBufferPointer<UInt8>) {
+        buffer = .allocate(capacity: bytes.count)
+        _ = buffer.initialize(from: bytes)
+    }
+
+    deinit { buffer.deallocate() }
+}
+
+/// One XOR chunk of a series as a querier holds it: mapped from a block (kept alive by the block
+/// reader) or copied from the head, with the intervals its block's tombstones delete.
+struct QueriedChunk: @unchecked Sendable {
+    let minTime: Int64
+    let maxTime: Int64
+    let bytes: UnsafeBufferPointer<UInt8>
+    /// What keeps `bytes` valid: the block reader or the owned copy.
+    let owner: AnyObject
+    let deleted: [DeletedInterval]
+    /// Sources in time order (blocks by minTime, then the head): where two chunks hold the same
+    /// timestamp, the lower rank's sample is the one read.
+    let sourceRank: Int
+
+    init(minTime: Int64, maxTime: Int64, bytes: OwnedChunkBytes, sourceRank: Int) {
+        self.minTime = minTime
+        self.maxTime = maxTime
+        self.bytes = UnsafeBufferPointer(bytes.buffer)
+        owner = bytes
+        deleted = []
+        self.sourceRank = sourceRank
+    }
+
+    init(minTime: Int64, maxTime: Int64, mapped: UnsafeBufferPointer<UInt8>, block: BlockReader, deleted: [DeletedInterval], sourceRank: Int) {
+        self.minTime = minTime
+        self.maxTime = maxTime
+        bytes = mapped
+        owner = block
+        self.deleted = deleted
+        self.sourceRank = sourceRank
+    }
+}
+
+/// A series a querier selected: its labels and its chunks in the selected range, decoded only as
+/// an iterator walks them.
+public struct QueriedSeries: Sendable {
+    public let labels: Labels
+    let chunks: [QueriedChunk]
+
+    init(labels: Labels, chunks: [QueriedChunk]) {
+        self.labels = labels
+        self.chunks = chunks.sorted { ($0.minTime, $0.sourceRank) < ($1.minTime, $1.sourceRank) }
+    }
+
+    public func makeIterator() -> SeriesIterator { SeriesIterator(chunks) }
+}
+
+/// Walks a series' samples in time order, each timestamp once, without deleted samples. Chunks
+/// that overlap no other are decoded in place; a run of overlapping chunks (late data, blocks not
+/// yet compacted) is merged into one sorted run first, so memory follows the overlap, not the range.
+public struct SeriesIterator {
+    private let chunks: [QueriedChunk]
+    private var next = 0
+    private var decoder: XORIterator?
+    private var decoderDeleted: [DeletedInterval] = []
+    private var merged: [Sample] = []
+    private var mergedPosition = 0
+    public private(set) var timestamp: Int64 = .min
+    public private(set) var valueBits: UInt64 = 0
+
+    init(_ chunks: [QueriedChunk]) { self.chunks = chunks }
+
+    public var value: Double { Double(bitPattern: valueBits) }
+
+    /// Moves to the next sample; false at the end.
+    public mutating func advance() -> Bool {
+        while true {
+            if mergedPosition < merged.count {
+                let s = merged[mergedPosition]
+                mergedPosition += 1
+                timestamp = s.timestamp
+                valueBits = s.valueBits
+                return true
+            }
+            if decoder != nil {
+                while let (t, v) = decoder!.next() {
+                    if !decoderDeleted.isEmpty, decoderDeleted.contains(where: { $0.covers(t) }) { continue }
+                    timestamp = t
+                    valueBits = v
+                    return true
+                }
+                decoder = nil
+            }
+            guard next < chunks.count else { return false }
+            openNextRun()
+        }
+    }
+
+    /// Moves to the first sample at or after `t` (staying put when already there); false when none.
+    public mutating func seek(_ t: Int64) -> Bool {
+        if timestamp >= t && timestamp != .min { return true }
+        // Whole chunks that end before `t` are skipped without decoding.
+        if decoder == nil && mergedPosition >= merged.count {
+            while next < chunks.count && chunks[next].maxTime < t && !overlapsFollowing(next) { next += 1 }
+        }
+        while advance() {
+            if timestamp >= t { return true }
+        }
+        return false
+    }
+
+    private func overlapsFollowing(_ index: Int) -> Bool {
+        index + 1 < chunks.count && chunks[index + 1].minTime <= chunks[index].maxTime
+    }
+
+    /// Opens the next chunk alone, or merges it with every chunk that overlaps it transitively.
+    private mutating func openNextRun() {
+        var end = next + 1
+        var runMax = chunks[next].maxTime
+        while end < chunks.count && chunks[end].minTime <= runMax {
+            runMax = max(runMax, chunks[end].maxTime)
+            end += 1
+        }
+        if end == next + 1 {
+            decoder = XORIterator(chunks[next].bytes)
+            decoderDeleted = chunks[next].deleted
+        } else {
+            var samples: [(sample: Sample, rank: Int)] = []
+            for chunk in chunks[next..<end] {
+                var it = XORIterator(chunk.bytes)
+                while let (ts, v) = it.next() {
+                    if chunk.deleted.contains(where: { $0.covers(ts) }) { continue }
+                    samples.append((Sample(timestamp: ts, valueBits: v), chunk.sourceRank))
+                }
+            }
+            samples.sort { ($0.sample.timestamp, $0.rank) < ($1.sample.timestamp, $1.rank) }
+            merged = []
+            merged.reserveCapacity(samples.count)
+            for s in samples where merged.last?.timestamp != s.sample.timestamp { merged.append(s.sample) }
+            mergedPosition = 0
+        }
+        next = end
+    }
+}

@@ -1,0 +1,95 @@
+/// One consistent read of a tenant for the length of a query.
+///
+/// It holds the blocks that were live when it was made: a compaction or retention that removes
+/// them meanwhile unlinks their files, but the mappings stay valid until the querier is released,
+/// so the query reads what it started with. Blocks cut from the head after that are read too
+/// (their samples were in the head, which the querier reads at each `select`), and a sample held
+/// twice is read once.
+public final class TenantQuerier: @unchecked Sendable {
+    private let database: TenantDatabase
+    private let pinnedBlocks: [BlockReader]
+    public let minTime: Int64
+    public let maxTime: Int64
+
+    init(database: TenantDatabase, blocks: [BlockReader], minTime: Int64, maxTime: Int64) {
+        self.database = database
+        pinnedBlocks = blocks
+        self.minTime = minTime
+        self.maxTime = maxTime
+    }
+
+    /// Series matching every matcher with a sample in [minTime, maxTime] (within the querier's
+    /// range), in label order, each with its chunks in that range. Unreadable block data fails the
+    /// select with a `BlockError` naming block and section.
+    public func select(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64) throws -> [QueriedSeries] {
+        let lo = max(minTime, self.minTime), hi = min(maxTime, self.maxTime)
+        guard lo <= hi else { return [] }
+        let (fromHead, blocks) = database.readView { head, live in
+            let fromHead = head.select(matchers).map { index in
+                (head.labels(index), head.chunkCopies(index, minTime: lo, maxTime: hi, sourceRank: Int.max))
+            }
+            return (fromHead, sources(live))
+        }
+        var byLabels: [Labels: [QueriedChunk]] = [:]
+        for (rank, block) in blocks.enumerated() where block.meta.maxTime > lo && block.meta.minTime <= hi {
+            try block.forEachMatching(matchers, skipUnreadable: nil) { (ref, pairs, metas) throws(BlockError) in
+                let deleted = block.tombstones.intervals[ref] ?? []
+                var chunks: [QueriedChunk] = []
+                for meta in metas where meta.maxTime >= lo && meta.minTime <= hi {
+                    if deleted.contains(where: { $0.minTime <= meta.minTime && meta.maxTime <= $0.maxTime }) { continue }
+                    chunks.append(QueriedChunk(minTime: meta.minTime, maxTime: meta.maxTime, mapped: try block.chunk(meta.ref),
+                                               block: block, deleted: deleted, sourceRank: rank))
+                }
+                if !chunks.isEmpty { byLabels[Labels(pairs.map { Label($0.0, $0.1) }), default: []] += chunks }
+            }
+        }
+        for (labels, chunks) in fromHead where !chunks.isEmpty { byLabels[labels, default: []] += chunks }
+        return byLabels.map { QueriedSeries(labels: $0.key, chunks: $0.value) }.sorted { $0.labels < $1.labels }
+    }
+
+    /// Label names of the series matching `matchers` in the querier's range, sorted; with no
+    /// matchers, every name in the index of the head and of the blocks in range.
+    public func labelNames(_ matchers: [LabelMatcher]) throws -> [String] {
+        guard matchers.isEmpty else {
+            return Set(try select(matchers, minTime: minTime, maxTime: maxTime).flatMap { $0.labels.pairs.map(\.name) }).sorted(by: Self.byteOrder)
+        }
+        let (names, blocks) = database.readView { head, live in
+            (head.overlaps(minTime: minTime, maxTime: maxTime) ? head.labelNames() : [], sources(live))
+        }
+        var all = names
+        for block in blocks where block.meta.maxTime > minTime && block.meta.minTime <= maxTime {
+            all.formUnion(block.postingsOffsets.keys.filter { !$0.isEmpty })
+        }
+        return all.sorted(by: Self.byteOrder)
+    }
+
+    /// Values of label `name` among the series matching `matchers` in the querier's range, sorted.
+    public func labelValues(_ name: String, _ matchers: [LabelMatcher]) throws -> [String] {
+        guard matchers.isEmpty else {
+            return Set(try select(matchers, minTime: minTime, maxTime: maxTime).compactMap { $0.labels[name] }).sorted(by: Self.byteOrder)
+        }
+        let (values, blocks) = database.readView { head, live in
+            (head.overlaps(minTime: minTime, maxTime: maxTime) ? head.labelValues(name) : [], sources(live))
+        }
+        var all = values
+        for block in blocks where block.meta.maxTime > minTime && block.meta.minTime <= maxTime {
+            all.formUnion((block.postingsOffsets[name] ?? []).map(\.value))
+        }
+        return all.sorted(by: Self.byteOrder)
+    }
+
+    /// The pinned blocks, then those made since (by the head's cuts or compaction), in time order.
+    private func sources(_ live: [BlockReader]) -> [BlockReader] {
+        let pinned = Set(pinnedBlocks.map(\.ulid))
+        return (pinnedBlocks + live.filter { !pinned.contains($0.ulid) }).sorted { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }
+    }
+
+    private static func byteOrder(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+}
+
+extension TenantDatabase {
+    /// A querier over [minTime, maxTime] that pins the blocks live now until it is released.
+    public func querier(minTime: Int64, maxTime: Int64) -> TenantQuerier {
+        readView { _, blocks in TenantQuerier(database: self, blocks: blocks, minTime: minTime, maxTime: maxTime) }
+    }
+}

@@ -1,0 +1,205 @@
+import Foundation
+import TallyQuery
+import TallyStorage
+import XCTest
+
+/// Runs engine test scripts in the format of Prometheus' `promql/testdata`: `load <step>` with
+/// series and values (`1 2 _ stale 0+10x5`), `eval instant at <time> <query>` (`eval_ordered`,
+/// `eval_fail`) followed by the expected elements, and `clear`. Data goes through a real tenant
+/// database in a temporary directory, so the engine reads it the way the server does.
+final class PromQLScript {
+    private var directory: String
+    private var database: TenantDatabase
+    private let engine = QueryEngine()
+    private(set) var failures: [String] = []
+    private(set) var evaluations = 0
+
+    init() throws {
+        directory = try Self.makeDirectory()
+        database = try TenantDatabase.open(directory: directory, tenant: "t", options: StorageOptions(syncPolicy: .interval(.seconds(60))))
+    }
+
+    deinit {
+        try? database.close()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    private static func makeDirectory() throws -> String {
+        var template = Array("/tmp/tally-promql-XXXXXX".utf8CString)
+        guard let path = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else { throw CocoaError(.fileWriteUnknown) }
+        return String(cString: path)
+    }
+
+    func run(_ script: String, name: String) throws {
+        let lines = script.split(separator: "\n", omittingEmptySubsequences: false).map { String($0) }
+        var i = 0
+        while i < lines.count {
+            let line = lines[i].trimmingCharacters(in: .whitespaces)
+            i += 1
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            if line == "clear" {
+                try database.close()
+                try FileManager.default.removeItem(atPath: directory)
+                directory = try Self.makeDirectory()
+                database = try TenantDatabase.open(directory: directory, tenant: "t", options: StorageOptions(syncPolicy: .interval(.seconds(60))))
+                continue
+            }
+            var block: [String] = []
+            while i < lines.count, lines[i].hasPrefix(" ") || lines[i].hasPrefix("\t") {
+                block.append(lines[i].trimmingCharacters(in: .whitespaces))
+                i += 1
+            }
+            if line.hasPrefix("load ") {
+                try load(step: Self.duration(String(line.dropFirst(5))), block)
+            } else if line.hasPrefix("eval") {
+                evaluate(line, expected: block, at: "\(name):\(i - block.count - 1)")
+            }
+        }
+    }
+
+    // MARK: load
+
+    private func load(step: Int64, _ lines: [String]) throws {
+        for line in lines {
+            guard let split = line.lastIndex(where: { $0 == "}" }).map({ line.index(after: $0) })
+                ?? line.firstIndex(where: { $0 == " " || $0 == "\t" }) else { continue }
+            let labels = try Self.labels(String(line[..<split]))
+            let values = Self.values(String(line[split...]).trimmingCharacters(in: .whitespaces))
+            let samples = values.enumerated().compactMap { i, v in v.map { (Int64(i) * step, $0) } }
+            try append(labels, samples)
+        }
+    }
+
+    private func append(_ labels: Labels, _ samples: [(Int64, UInt64)]) throws {
+        let names = labels.pairs.map { Array($0.name.utf8) }, values = labels.pairs.map { Array($0.value.utf8) }
+        let bytes = zip(names, values).flatMap { [$0, $1] }
+        let pointers = bytes.map { bytes -> UnsafeMutableRawBufferPointer in
+            let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 1)
+            p.copyBytes(from: bytes)
+            return UnsafeMutableRawBufferPointer(rebasing: p[0..<bytes.count])
+        }
+        defer { pointers.forEach { UnsafeMutableRawBufferPointer(start: $0.baseAddress, count: max(1, $0.count)).deallocate() } }
+        let raw = stride(from: 0, to: pointers.count, by: 2).map { RawLabel(name: UnsafeRawBufferPointer(pointers[$0]), value: UnsafeRawBufferPointer(pointers[$0 + 1])) }
+        _ = try database.append { batch in
+            let handle = raw.withUnsafeBufferPointer { try! batch.series($0) }
+            for (t, v) in samples { _ = batch.add(handle, timestamp: t, valueBits: v) }
+        }
+    }
+
+    static func labels(_ text: String) throws -> Labels {
+        guard case .vectorSelector(let selector) = try PromQL.parse(text) else { return Labels([]) }
+        return Labels(selector.allMatchers.map { Label($0.name, $0.value) })
+    }
+
+    /// `1 2 _ stale 0+10x3 5x2 -1-1x2 _x3`: nil for a missing sample.
+    static func values(_ text: String) -> [UInt64?] {
+        var out: [UInt64?] = []
+        for token in text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init) {
+            if token == "_" { out.append(nil); continue }
+            if token == "stale" { out.append(staleMarkerBits); continue }
+            if let x = token.firstIndex(of: "x"), let count = Int(token[token.index(after: x)...]) {
+                let head = String(token[..<x])
+                if head == "_" { out += Array(repeating: nil, count: count); continue }
+                var start = head, increment = "0"
+                if let sign = head.dropFirst().lastIndex(where: { $0 == "+" || $0 == "-" }), head[head.index(before: sign)] != "e" {
+                    start = String(head[..<sign])
+                    increment = String(head[sign...])
+                }
+                let a = number(start), b = number(increment)
+                for k in 0...count { out.append((a + Double(k) * b).bitPattern) }
+                continue
+            }
+            out.append(number(token).bitPattern)
+        }
+        return out
+    }
+
+    private static func number(_ text: String) -> Double {
+        switch text.lowercased() {
+        case "inf", "+inf": return .infinity
+        case "-inf": return -.infinity
+        case "nan": return .nan
+        default: return Double(text.hasPrefix("+") ? String(text.dropFirst()) : text) ?? .nan
+        }
+    }
+
+    static func duration(_ text: String) -> Int64 {
+        var total: Int64 = 0, number: Int64 = 0
+        var chars = Array(text.trimmingCharacters(in: .whitespaces))
+        var i = 0
+        while i < chars.count {
+            if let d = chars[i].wholeNumberValue { number = number * 10 + Int64(d); i += 1; continue }
+            var unit = String(chars[i])
+            if chars[i] == "m" && i + 1 < chars.count && chars[i + 1] == "s" { unit = "ms"; i += 1 }
+            let factor: Int64 = switch unit {
+            case "ms": 1
+            case "s": 1000
+            case "m": 60_000
+            case "h": 3_600_000
+            case "d": 86_400_000
+            case "w": 604_800_000
+            case "y": 31_536_000_000
+            default: 0
+            }
+            total += number * factor
+            number = 0
+            i += 1
+        }
+        chars = []
+        return total
+    }
+
+    // MARK: eval
+
+    private func evaluate(_ line: String, expected: [String], at location: String) {
+        evaluations += 1
+        let words = line.split(separator: " ", maxSplits: 4, omittingEmptySubsequences: true).map(String.init)
+        guard words.count == 5, words[1] == "instant", words[2] == "at" else { return }
+        let command = words[0], time = Self.duration(words[3]), query = words[4]
+        let result = engine.instantQuery(query, time: time, database: database)
+        switch (command, result) {
+        case ("eval_fail", .success):
+            failures.append("\(location): \(query): expected an error, got a result")
+        case ("eval_fail", .failure):
+            return
+        case (_, .failure(let error)):
+            failures.append("\(location): \(query): \(error.kind.rawValue): \(error.message)")
+        case (_, .success(let answer)):
+            compare(answer.value, expected, ordered: command == "eval_ordered", query: query, location: location)
+        }
+    }
+
+    private func compare(_ value: QueryValue, _ expected: [String], ordered: Bool, query: String, location: String) {
+        var want: [(Labels, Double)] = []
+        for line in expected where !line.isEmpty {
+            if let close = line.lastIndex(of: "}") {
+                let labelText = String(line[...close])
+                let labels = labelText == "{}" ? Labels([]) : ((try? Self.labels(labelText)) ?? Labels([]))
+                want.append((labels, Self.number(line[line.index(after: close)...].trimmingCharacters(in: .whitespaces))))
+            } else if let space = line.firstIndex(of: " "), Double(line[..<space]) == nil, !["NaN", "Inf", "-Inf", "+Inf"].contains(String(line[..<space])) {
+                want.append((Labels([Label("__name__", String(line[..<space]))]), Self.number(line[space...].trimmingCharacters(in: .whitespaces))))
+            } else {
+                want.append((Labels([]), Self.number(line)))
+            }
+        }
+        var got: [(Labels, Double)]
+        switch value {
+        case .scalar(_, let v): got = [(Labels([]), v)]
+        case .vector(let samples): got = samples.map { ($0.labels, $0.value) }
+        case .string: return
+        case .matrix: return
+        }
+        func equal(_ a: Double, _ b: Double) -> Bool {
+            if a.isNaN || b.isNaN { return a.isNaN && b.isNaN }
+            if a == b { return true }
+            return abs(a - b) <= 1e-6 * max(abs(a), abs(b))
+        }
+        let describe = { (list: [(Labels, Double)]) in list.map { "\($0.0) \($0.1)" }.joined(separator: "; ") }
+        if !ordered {
+            got.sort { $0.0 < $1.0 }
+            want.sort { $0.0 < $1.0 }
+        }
+        let same = got.count == want.count && zip(got, want).allSatisfy { $0.0 == $1.0 && equal($0.1, $1.1) }
+        if !same { failures.append("\(location): \(query)\n    want: \(describe(want))\n    got:  \(describe(got))") }
+    }
+}
