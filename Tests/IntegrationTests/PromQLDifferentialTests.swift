@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import TallyLoad
 import TallyQuery
+import TallyStorage
 import XCTest
 
 /// Issue 15's differential test: Tally's query API against a real Prometheus 2.42 holding the same
@@ -66,8 +67,7 @@ final class PromQLDifferentialTests: XCTestCase {
         let peerIsPrometheus = ProcessInfo.processInfo.environment["TALLY_DIFF_PEER"] == "prometheus"
         let peerPrometheus = peerIsPrometheus ? try DifferentialPrometheus(directory: root + "/peer", blocks: root + "/blocks") : nil
         let tally = peerIsPrometheus ? nil : try DifferentialTally(storage: root + "/tally", blocks: root + "/blocks")
-        let peer = peerPrometheus?.endpoint ?? tally!.endpoint
-        let servers = [reference.endpoint, peer]
+        let servers = [reference.endpoint, peerPrometheus?.endpoint ?? tally!.endpoint]
 
         for body in data.storedPushes {
             for server in servers {
@@ -81,6 +81,7 @@ final class PromQLDifferentialTests: XCTestCase {
             XCTAssertNotEqual(r.status / 100, 2, "\(server.name) took samples older than the late-sample window: \(r.body)")
         }
 
+        let peer = try peerPrometheus?.endpoint ?? tally!.queryEndpoint()
         // Both hold what was sent, no more and no less: Prometheus as its raw samples (staleness markers
         // are never returned), Tally as `tally dump` (staleness markers are NaN there), so that what
         // follows compares query engines, not ingestion.
@@ -263,8 +264,11 @@ struct QueryEndpoint: Sendable {
     let name: String
     let client: LoopbackHTTP
     let headers: [(String, String)]
+    /// Answers queries in place of the HTTP API, when set.
+    var local: (@Sendable (String, PromQLEvaluation) -> PromQLAnswer)? = nil
 
     func ask(_ query: String, _ evaluation: PromQLEvaluation) throws -> PromQLAnswer {
+        if let local { return local(query, evaluation) }
         let r = try client.request("GET", evaluation.path(query), headers: headers)
         return PromQLAnswer(status: r.status, body: r.body)
     }
@@ -324,5 +328,22 @@ final class DifferentialTally {
 
     var endpoint: QueryEndpoint {
         QueryEndpoint(name: "Tally", client: LoopbackHTTP(port: server.port, timeoutSeconds: 60), headers: [("X-Scope-OrgID", Self.tenant)])
+    }
+
+    /// The HTTP API; while the server has none (`/api/v1/query` answers 404), Tally's query engine
+    /// in-process over the tenant opened read-only beside the server (call this after the pushes),
+    /// which cannot answer the metadata requests.
+    func queryEndpoint() throws -> QueryEndpoint {
+        guard try endpoint.client.request("GET", "/api/v1/query?query=1", headers: endpoint.headers).status == 404 else { return endpoint }
+        let database = try TenantDatabase.open(directory: server.storage + "/" + Self.tenant, tenant: Self.tenant, readOnly: true)
+        let engine = QueryEngine()
+        return QueryEndpoint(name: "Tally's engine (in-process: no HTTP query API yet)", client: endpoint.client, headers: []) { query, evaluation in
+            switch evaluation {
+            case .instant(let t): PromQLAnswer(engine.instantQuery(query, time: t, database: database))
+            case .range(let start, let end, let step):
+                PromQLAnswer(engine.rangeQuery(query, start: start, end: end, step: PromQLEvaluation.milliseconds(step: step), database: database))
+            case .asWritten: PromQLAnswer(status: 404, body: "no metadata API in-process")
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import TallyLoad
 import TallyQuery
+import TallyStorage
 
 /// One way a query is asked: an instant query at a time, or a range query; times in milliseconds.
 enum PromQLEvaluation: Sendable, CustomStringConvertible {
@@ -25,6 +26,13 @@ enum PromQLEvaluation: Sendable, CustomStringConvertible {
         case .instant(let t): return "/api/v1/query?\(q)&time=\(Self.seconds(t))"
         case .range(let start, let end, let step): return "/api/v1/query_range?\(q)&start=\(Self.seconds(start))&end=\(Self.seconds(end))&step=\(step)"
         }
+    }
+
+    /// A range query's step in milliseconds: `15s`, `7m`, `1h`, or seconds (`37.5`).
+    static func milliseconds(step: String) -> Int64 {
+        let units: [Character: Double] = ["s": 1000, "m": 60_000, "h": 3_600_000]
+        guard let unit = step.last.flatMap({ units[$0] }) else { return Int64(((Double(step) ?? 0) * 1000).rounded()) }
+        return Int64((Double(step.dropLast()) ?? 0) * unit)
     }
 
     /// Unix seconds with milliseconds, as Grafana sends them.
@@ -103,6 +111,27 @@ struct PromQLAnswer: Sendable {
         default:
             outcome = "unreadable"
             error = "result of type \(type) not understood: \(body.prefix(300))"
+        }
+    }
+
+    /// The answer Tally's engine gives in-process, as its HTTP API would write it.
+    init(_ result: Result<QueryResult, QueryError>) {
+        httpStatus = 0
+        raw = ""
+        switch result {
+        case .failure(let error):
+            outcome = error.kind.rawValue
+            self.error = error.message
+        case .success(let answer):
+            outcome = "success"
+            warnings = answer.warnings
+            func labels(_ l: Labels) -> [String: String] { Dictionary(l.pairs.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a }) }
+            switch answer.value {
+            case .scalar(let t, let v): (resultType, series) = ("scalar", [Series(labels: [:], points: [(t, PromQL.formatValue(v))])])
+            case .string(let t, let v): (resultType, series) = ("string", [Series(labels: [:], points: [(t, v)])])
+            case .vector(let samples): (resultType, series) = ("vector", samples.map { Series(labels: labels($0.labels), points: [($0.timestamp, PromQL.formatValue($0.value))]) })
+            case .matrix(let list): (resultType, series) = ("matrix", list.map { Series(labels: labels($0.labels), points: $0.points.map { ($0.timestamp, PromQL.formatValue($0.value)) }) })
+            }
         }
     }
 
