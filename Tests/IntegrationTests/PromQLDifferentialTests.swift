@@ -12,7 +12,9 @@ import XCTest
 /// query at several times and as range queries with several steps and unaligned starts.
 ///
 /// `TALLY_DIFF_PEER=prometheus` compares a second Prometheus on the same data instead of Tally: the
-/// harness checked against itself (every answer must then agree).
+/// harness checked against itself (every answer must then agree). `TALLY_DIFF_PEER=engine` asks Tally's
+/// engine in-process over the tenant instead of its HTTP API (no metadata requests then; a trap in the
+/// engine ends the test process, where over HTTP it ends only the server and fails the test).
 final class PromQLDifferentialTests: XCTestCase {
     /// The share of evaluations that must agree for the test to pass. The aim is 1 (all of them);
     /// lowered only to watch the score while the engine matures.
@@ -64,7 +66,8 @@ final class PromQLDifferentialTests: XCTestCase {
 
         let started = Date()
         let reference = try DifferentialPrometheus(directory: root + "/prometheus", blocks: root + "/blocks")
-        let peerIsPrometheus = ProcessInfo.processInfo.environment["TALLY_DIFF_PEER"] == "prometheus"
+        let peerKind = ProcessInfo.processInfo.environment["TALLY_DIFF_PEER"] ?? "tally"
+        let peerIsPrometheus = peerKind == "prometheus"
         let peerPrometheus = peerIsPrometheus ? try DifferentialPrometheus(directory: root + "/peer", blocks: root + "/blocks") : nil
         let tally = peerIsPrometheus ? nil : try DifferentialTally(storage: root + "/tally", blocks: root + "/blocks")
         let servers = [reference.endpoint, peerPrometheus?.endpoint ?? tally!.endpoint]
@@ -81,7 +84,11 @@ final class PromQLDifferentialTests: XCTestCase {
             XCTAssertNotEqual(r.status / 100, 2, "\(server.name) took samples older than the late-sample window: \(r.body)")
         }
 
-        let peer = try peerPrometheus?.endpoint ?? tally!.queryEndpoint()
+        let peer = try peerPrometheus?.endpoint ?? (peerKind == "engine" ? tally!.inProcessEndpoint() : tally!.endpoint)
+        let probe = try peer.ask("1", .instant(Dataset.origin))
+        guard probe.outcome == "success" else {
+            throw TestEnvironmentFailure(description: "\(peer.name) does not answer the query `1`: \(probe.summary())")
+        }
         // Both hold what was sent, no more and no less: Prometheus as its raw samples (staleness markers
         // are never returned), Tally as `tally dump` (staleness markers are NaN there), so that what
         // follows compares query engines, not ingestion.
@@ -330,14 +337,12 @@ final class DifferentialTally {
         QueryEndpoint(name: "Tally", client: LoopbackHTTP(port: server.port, timeoutSeconds: 60), headers: [("X-Scope-OrgID", Self.tenant)])
     }
 
-    /// The HTTP API; while the server has none (`/api/v1/query` answers 404), Tally's query engine
-    /// in-process over the tenant opened read-only beside the server (call this after the pushes),
-    /// which cannot answer the metadata requests.
-    func queryEndpoint() throws -> QueryEndpoint {
-        guard try endpoint.client.request("GET", "/api/v1/query?query=1", headers: endpoint.headers).status == 404 else { return endpoint }
+    /// Tally's query engine in-process over the tenant opened read-only beside the server (call this
+    /// after the pushes); it cannot answer the metadata requests.
+    func inProcessEndpoint() throws -> QueryEndpoint {
         let database = try TenantDatabase.open(directory: server.storage + "/" + Self.tenant, tenant: Self.tenant, readOnly: true)
         let engine = QueryEngine()
-        return QueryEndpoint(name: "Tally's engine (in-process: no HTTP query API yet)", client: endpoint.client, headers: []) { query, evaluation in
+        return QueryEndpoint(name: "Tally's engine (in-process)", client: endpoint.client, headers: []) { query, evaluation in
             switch evaluation {
             case .instant(let t): PromQLAnswer(engine.instantQuery(query, time: t, database: database))
             case .range(let start, let end, let step):
