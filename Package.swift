@@ -39,7 +39,7 @@ let package = Package(
         // libxcrypt's crypt(3), for bcrypt password hashes in the auth configuration.
         .systemLibrary(name: "CCrypt", pkgConfig: "libcrypt", providers: [.apt(["libcrypt-dev"])]),
         .target(name: "TallyWire", dependencies: ["CSnappy"], swiftSettings: strict),
-        .target(name: "TallyStorage", swiftSettings: storageSettings),
+        .target(name: "TallyStorage", dependencies: ["CSnappy"], swiftSettings: storageSettings),
         .target(name: "TallyCost", dependencies: ["TallyStorage"], swiftSettings: strict),
         // PromQL: parser and evaluation, reading through the storage read interface only.
         .target(name: "TallyQuery", dependencies: ["TallyStorage"], swiftSettings: strict),

@@ -146,11 +146,12 @@ final class MaintenanceCrashTests: XCTestCase {
             let storage = try makeTemporaryDirectory("segment-crash")
             defer { try? FileManager.default.removeItem(atPath: storage) }
             let tenant = storage + "/cut"
-            // Two-page segments fill after some 30 requests; a 24h block range cuts no block meanwhile.
+            // Two-page segments fill after some 30 requests of uncompressed records, fewer than 80 of the
+            // compressed ones the WAL now holds; a 24h block range cuts no block meanwhile.
             let arguments = ["--wal-segment-bytes", "65536", "--block-range", "24h"]
             let server = try TallyServerProcess(storage: storage, extraArguments: arguments, environment: ["TALLY_FAILPOINT": point])
             try server.waitReady()
-            let (sent, acknowledged) = BlockCutCrashTests.send(0..<80, to: server, point)
+            let (sent, acknowledged) = BlockCutCrashTests.send(0..<200, to: server, point)
             assertDiedAtFailpoint(point, waitForEnd(of: server.process, seconds: 30, output: { server.log }, point))
             XCTAssertLessThan(acknowledged.count, sent.count, "\(point): the kill came before the last request")
             assertStoredOnce(try StoredCopies.read(tenant), acknowledged: acknowledged, sent: sent, "\(point), after the kill")
@@ -158,7 +159,7 @@ final class MaintenanceCrashTests: XCTestCase {
             // The restarted server takes the rest, and a resend of what it holds, in the next segments.
             let restarted = try TallyServerProcess(storage: storage, extraArguments: arguments)
             try restarted.waitReady()
-            let (all, allAcknowledged) = BlockCutCrashTests.send(0..<80, to: restarted, "\(point), after the restart")
+            let (all, allAcknowledged) = BlockCutCrashTests.send(0..<200, to: restarted, "\(point), after the restart")
             XCTAssertEqual(allAcknowledged.count, all.count, "\(point): every request is acknowledged after the restart")
             restarted.stop(SIGTERM)
             XCTAssertEqual(restarted.process.terminationStatus, 0, "\(point): \(restarted.log)")

@@ -3,6 +3,7 @@ import TallyWire
 import TallyLoad
 import TallyTestSupport
 import XCTest
+@testable import TallyStorage
 
 /// Debian's Prometheus 2.42 as the other side: a real sender, and promtool as the reader of
 /// Tally's WAL.
@@ -103,5 +104,37 @@ final class PrometheusInteropTests: XCTestCase {
         XCTAssertEqual(tallyLines.count, 3 * 6 * 300)
         XCTAssertTrue(tallyOutput.contains(" NaN ") && tallyOutput.contains(" +Inf ") && tallyOutput.contains(" -Inf ") && tallyOutput.contains(" -0 "))
         XCTAssertEqual(try promtoolDump(storage + "/edge"), tallyLines.sorted())
+    }
+
+    /// Kubecost-shaped data, whose records shrink: its WAL is snappy-compressed, as Prometheus writes
+    /// its own by default, and promtool reads the same samples from it as `tally dump` does. SIGKILL,
+    /// so that nothing is flushed into blocks and promtool reads the WAL alone.
+    func testPromtoolReadsTallysCompressedWAL() throws {
+        let storage = try makeTemporaryDirectory("compressed")
+        defer { try? FileManager.default.removeItem(atPath: storage) }
+        var dataset = KubecostDataset()
+        dataset.clusters = 1
+        dataset.nodesPerCluster = 2
+        dataset.scrapes = 30
+        let server = try TallyServerProcess(storage: storage)
+        try server.waitReady()
+        for body in dataset.requests(senders: 1)[0] {
+            let response = try server.client.request("POST", "/api/v1/write", headers: [("Content-Type", "application/x-protobuf"),
+                                                                                    ("THANOS-TENANT", "kube")], body: body)
+            XCTAssertEqual(response.status, 204, response.body)
+        }
+        server.stop(SIGKILL)
+        var compressed = 0, plain = 0
+        let wal = storage + "/kube/wal"
+        for segment in try WALFormat.segments(in: wal) {
+            for type in WALSegmentReader.fragmentTypes(try FileSystem.readFile(wal + "/" + WALFormat.segmentName(segment))) {
+                if type & WALFormat.snappyFlag != 0 { compressed += 1 } else { plain += 1 }
+            }
+        }
+        XCTAssertGreaterThan(compressed, plain, "fragments of compressed and of plain records")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: storage + "/kube").filter { ULID($0) != nil }, [], "no block")
+        let tallyLines = try tallyDump(storage: storage, tenant: "kube").split(separator: "\n").map(String.init)
+        XCTAssertEqual(tallyLines.count, dataset.sampleCount)
+        XCTAssertEqual(try promtoolDump(storage + "/kube"), tallyLines.sorted())
     }
 }

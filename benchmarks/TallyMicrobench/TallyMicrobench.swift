@@ -85,22 +85,31 @@ struct TallyMicrobench: ParsableCommand {
         let views = try requests.map { try RemoteWriteDecoder.decode(compressed: $0, maxDecodedBytes: 1 << 26) }
         let series = Self.seriesSamples(views)
         var run = 0
-        var opened: [TenantDatabase] = []
-        results.append(try measure("append: WAL record + head (no fsync)", unit: "sample", prepare: { () throws -> TenantDatabase in
-            run += 1
-            let db = try TenantDatabase.open(directory: root + "/append-\(run)", tenant: "bench",
-                                             options: StorageOptions(syncPolicy: .interval(.seconds(3600)), blockRange: 30 * 86_400_000))
-            opened.append(db)
-            return db
-        }) { db in try Self.append(series, to: db) })
-        for db in opened { try db.close() }
-        let replayed = try TenantDatabase.open(directory: root + "/replay", tenant: "bench",
-                                               options: StorageOptions(syncPolicy: .interval(.seconds(3600)), blockRange: 30 * 86_400_000))
-        _ = try Self.append(series, to: replayed)
-        try replayed.close()
-        results.append(try measure("WAL replay at open (restart)", unit: "sample") {
-            try TenantDatabase.open(directory: root + "/replay", tenant: "bench", readOnly: true).replay.samples
-        })
+        // The WAL as written (snappy-compressed records, the default) and as it was before (plain).
+        for compress in [true, false] {
+            let options = StorageOptions(syncPolicy: .interval(.seconds(3600)), walCompression: compress, blockRange: 30 * 86_400_000)
+            let suffix = compress ? "" : ", uncompressed WAL"
+            var opened: [TenantDatabase] = []
+            results.append(try measure("append: WAL record + head (no fsync\(suffix))", unit: "sample", prepare: { () throws -> TenantDatabase in
+                run += 1
+                let db = try TenantDatabase.open(directory: root + "/append-\(run)", tenant: "bench", options: options)
+                opened.append(db)
+                return db
+            }) { db in try Self.append(series, to: db) })
+            for db in opened { try db.close() }
+            let replay = root + "/replay-\(compress)"
+            let replayed = try TenantDatabase.open(directory: replay, tenant: "bench", options: options)
+            _ = try Self.append(series, to: replayed)
+            try replayed.close()
+            let walBytes = try FileManager.default.contentsOfDirectory(atPath: replay + "/wal").reduce(0) { total, name in
+                total + ((try FileManager.default.attributesOfItem(atPath: replay + "/wal/" + name)[.size] as? Int) ?? 0)
+            }
+            print(String(format: "WAL, %@: %d bytes, %.2f bytes a sample", compress ? "compressed" : "uncompressed", walBytes,
+                         Double(walBytes) / Double(dataset.sampleCount)))
+            results.append(try measure("WAL replay at open (restart\(suffix))", unit: "sample") {
+                try TenantDatabase.open(directory: replay, tenant: "bench", readOnly: true).replay.samples
+            })
+        }
 
         let samples = series.map(\.samples)
         results.append(measure("XOR chunk encode (120 samples a chunk)", unit: "sample") {

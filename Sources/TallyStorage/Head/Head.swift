@@ -79,6 +79,8 @@ final class Head {
     let chunkRange: Int64
 
     private(set) var symbols = SymbolTable()
+    /// The series themselves. Only the `Head/` files reach into them (Swift has no access level per
+    /// folder): the tenant's code outside goes through Head's methods.
     var series: [MemSeries] = []
     private var byHash = IndexMap(.hashed)
     private var byRef = IndexMap(.sequential)
@@ -248,13 +250,13 @@ final class Head {
         Labels(labelPairs(index).map { Label($0.0, $0.1) })
     }
 
-    func markLogged(_ index: Int32) { series[Int(index)].logged = true }
+    /// The series' WAL ref (Series records name it, Samples and Tombstones records refer to it).
+    func ref(_ index: Int32) -> UInt64 { series[Int(index)].ref }
 
-    func setPending(_ index: Int32, epoch: UInt32, timestamp: Int64, valueBits: UInt64) {
-        series[Int(index)].pendingEpoch = epoch
-        series[Int(index)].pendingTimestamp = timestamp
-        series[Int(index)].pendingValueBits = valueBits
-    }
+    /// Whether the WAL holds the series' Series record.
+    func isLogged(_ index: Int32) -> Bool { series[Int(index)].logged }
+
+    func markLogged(_ index: Int32) { series[Int(index)].logged = true }
 
     // MARK: samples
 

@@ -30,6 +30,11 @@ extension MemSeries {
 }
 
 extension Head {
+    /// The late samples of a series not yet sealed into a chunk, sorted.
+    func outOfOrderBuffer(_ index: Int32) -> [Sample] { series[Int(index)].outOfOrderBuffer }
+
+    func hasOutOfOrder(_ index: Int32) -> Bool { series[Int(index)].hasOutOfOrder }
+
     /// The oldest late sample held, if any.
     var outOfOrderMinTime: Int64? {
         guard outOfOrderBytes > 0 else { return nil }

@@ -27,6 +27,9 @@ public struct StorageEvent: Sendable, CustomStringConvertible {
 public struct StorageOptions: Sendable {
     public var syncPolicy: WALSyncPolicy
     public var walSegmentSize: Int
+    /// Whether WAL records and checkpoints are written snappy-compressed (Prometheus'
+    /// `--storage.tsdb.wal-compression`, on by default since 2.20). Either kind is read either way.
+    public var walCompression: Bool
     /// Block range in milliseconds (2h): head chunks never cross it, blocks are cut along it.
     public var blockRange: Int64
     /// How far behind the tenant's newest sample a late sample is still accepted (ms); 0 refuses
@@ -45,7 +48,7 @@ public struct StorageOptions: Sendable {
     /// clean stop did it (the server counts, times and logs them).
     public var observeCut: @Sendable (BlockCutOutcome) -> Void
 
-    public init(syncPolicy: WALSyncPolicy = .always, walSegmentSize: Int = 128 * 1024 * 1024,
+    public init(syncPolicy: WALSyncPolicy = .always, walSegmentSize: Int = 128 * 1024 * 1024, walCompression: Bool = true,
                 blockRange: Int64 = 2 * 3600 * 1000,
                 outOfOrderWindow: Int64 = 24 * 3600 * 1000,
                 outOfOrderMaxBytes: Int = 64 * 1024 * 1024,
@@ -55,6 +58,7 @@ public struct StorageOptions: Sendable {
                 observeCut: @escaping @Sendable (BlockCutOutcome) -> Void = { _ in }) {
         self.syncPolicy = syncPolicy
         self.walSegmentSize = walSegmentSize
+        self.walCompression = walCompression
         self.blockRange = blockRange
         self.outOfOrderWindow = outOfOrderWindow
         self.outOfOrderMaxBytes = outOfOrderMaxBytes
@@ -100,6 +104,8 @@ public struct ReplayReport: Sendable {
     public var unstorableSamples = 0
     /// Torn tails cut and corruption found, one readable line each.
     public var problems: [String] = []
+    /// The corruption among them, typed: file, section of the format, offset (each also in `problems`).
+    public var corruptions: [WALCorruption] = []
     /// Block directories that could not be opened (each also in `problems`): their data is not read.
     public var unloadedBlocks: [String] = []
     public var duration: Duration = .zero

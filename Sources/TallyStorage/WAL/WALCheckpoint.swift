@@ -16,12 +16,14 @@ enum WALCheckpoint {
     }
 
     /// Writes `snapshot` as checkpoint `index`: into a temporary directory, synced, then renamed.
-    static func write(walDirectory: String, index: Int, snapshot: [(ref: UInt64, labels: [(String, String)], chunks: [[UInt8]])]) throws {
+    /// Compressed when the WAL is, as Prometheus' checkpoints are.
+    static func write(walDirectory: String, index: Int, snapshot: [(ref: UInt64, labels: [(String, String)], chunks: [[UInt8]])],
+                      compress: Bool) throws {
         let final = walDirectory + "/" + name(index)
         let temporary = final + ".tmp"
         try FileSystem.removeTree(temporary)
         try FileSystem.makeDirectory(temporary)
-        let writer = WALWriter(directory: temporary, segmentIndex: 0)
+        let writer = WALWriter(directory: temporary, segmentIndex: 0, compress: compress)
         // As Prometheus' checkpoints, this one holds segment 0 even when the head is empty.
         try writer.openSegment()
         var encoder = WALRecordEncoder()

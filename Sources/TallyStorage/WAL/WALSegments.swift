@@ -4,11 +4,14 @@ import Glibc
 
 /// The page framing of the Prometheus WAL (`tsdb/wlog`): segment files named %08d, 32 KiB pages,
 /// fragments with a 7-byte header (type, u16 BE length, CRC32C of the data). Records never cross a
-/// segment. Tally writes records uncompressed.
+/// segment. The type byte is `[4 bits unused, zero][1 bit snappy][3 bits fragment type]`: a record
+/// written compressed (`WALSnappy`) has the snappy bit on every fragment, and its CRCs cover the
+/// compressed bytes.
 enum WALFormat {
     static let pageSize = 32 * 1024
     static let headerSize = 7
     static let defaultSegmentSize = 128 * 1024 * 1024
+    static let snappyFlag: UInt8 = 1 << 3
 
     enum Fragment: UInt8 {
         case pageTerminator = 0, full = 1, first = 2, middle = 3, last = 4
@@ -47,11 +50,17 @@ final class WALWriter {
     private(set) var syncedAtCut: UInt64 = 0
     /// Set when a failed write could not be undone; every later write fails with it.
     private(set) var broken: StorageIOError?
+    /// Whether records are written snappy-compressed when that makes them smaller.
+    let compress: Bool
+    /// The compressed forms of the batch being logged (reused), and where each record's is.
+    private var compressed: [UInt8] = []
+    private var compressedRanges: [Range<Int>?] = []
 
-    init(directory: String, segmentIndex: Int, segmentSize: Int = WALFormat.defaultSegmentSize) {
+    init(directory: String, segmentIndex: Int, segmentSize: Int = WALFormat.defaultSegmentSize, compress: Bool = false) {
         self.directory = directory
         self.segmentSize = max(segmentSize, 2 * WALFormat.pageSize)
         self.segmentIndex = segmentIndex
+        self.compress = compress
     }
 
     var isOpen: Bool { file != nil }
@@ -77,7 +86,15 @@ final class WALWriter {
     /// Returns the file holding the bytes and the position a sync must reach.
     func log(_ records: [[UInt8]]) throws(StorageIOError) -> (OpenFile, UInt64) {
         if let broken { throw broken }
-        let payload = records.reduce(0) { $0 + $1.count }
+        // Compressed first, as Prometheus does: a batch's room is counted in the bytes it frames.
+        compressedRanges.removeAll(keepingCapacity: true)
+        var used = 0
+        for record in records {
+            let range = compress ? record.withUnsafeBytes { WALSnappy.compress($0, into: &compressed, at: used) } : nil
+            compressedRanges.append(range)
+            used = range?.upperBound ?? used
+        }
+        let payload = zip(records, compressedRanges).reduce(0) { $0 + ($1.1?.count ?? $1.0.count) }
         let pagesNeeded = (payload + records.count * WALFormat.headerSize) / (WALFormat.pageSize - WALFormat.headerSize) + 1
         let pagesLeft = segmentSize / WALFormat.pageSize - pagesDone
         let rollsOver = pagesNeeded > pagesLeft && (pagesDone > 0 || pageAlloc > 0)
@@ -91,8 +108,12 @@ final class WALWriter {
         let sizeBefore = try file.size()
         output.removeAll(keepingCapacity: true)
         var flushedFrom = pageAlloc
-        for record in records {
-            record.withUnsafeBytes { frame($0, flushedFrom: &flushedFrom) }
+        for (record, range) in zip(records, compressedRanges) {
+            if let range {
+                compressed.withUnsafeBytes { frame(UnsafeRawBufferPointer(rebasing: $0[range]), snappy: true, flushedFrom: &flushedFrom) }
+            } else {
+                record.withUnsafeBytes { frame($0, snappy: false, flushedFrom: &flushedFrom) }
+            }
         }
         output.append(contentsOf: page[flushedFrom..<pageAlloc])
         do throws(StorageIOError) {
@@ -107,7 +128,7 @@ final class WALWriter {
         return (file, position)
     }
 
-    private func frame(_ record: UnsafeRawBufferPointer, flushedFrom: inout Int) {
+    private func frame(_ record: UnsafeRawBufferPointer, snappy: Bool, flushedFrom: inout Int) {
         var rest = record[...]
         var first = true
         repeat {
@@ -117,7 +138,7 @@ final class WALWriter {
                 ? (part.count == rest.count ? .full : .first)
                 : (part.count == rest.count ? .last : .middle)
             let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: part))
-            page[pageAlloc] = type.rawValue
+            page[pageAlloc] = type.rawValue | (snappy ? WALFormat.snappyFlag : 0)
             page[pageAlloc + 1] = UInt8(part.count >> 8)
             page[pageAlloc + 2] = UInt8(part.count & 0xff)
             page[pageAlloc + 3] = UInt8(crc >> 24)
@@ -173,84 +194,5 @@ final class WALWriter {
         try file.writeAll(padding)
         position += UInt64(padding.count)
         resetPage()
-    }
-}
-
-/// How reading a segment ended.
-enum WALReadEnd: Equatable {
-    case clean
-    /// The data stops inside a record: a write cut short by a crash.
-    case torn(validEnd: Int)
-    /// A checksum or framing error: bytes that were written whole but are not what was written.
-    case corrupt(validEnd: Int, offset: Int, reason: String)
-
-    var validEnd: Int? {
-        switch self {
-        case .clean: nil
-        case let .torn(end), let .corrupt(end, _, _): end
-        }
-    }
-}
-
-enum WALSegmentReader {
-    /// Calls `onRecord` for each complete record of `bytes`; stops at the first torn or corrupt
-    /// fragment and says where the last complete record ended.
-    static func read(_ b: UnsafeRawBufferPointer, onRecord: (UnsafeRawBufferPointer) -> Void) -> WALReadEnd {
-        var record: [UInt8] = []
-        var inRecord = false
-        var validEnd = 0
-        var pos = 0
-        let count = b.count
-        while pos < count {
-            let pageLeft = WALFormat.pageSize - pos % WALFormat.pageSize
-            if pageLeft < WALFormat.headerSize {
-                pos += pageLeft
-                continue
-            }
-            let typeByte = b[pos]
-            if typeByte == WALFormat.Fragment.pageTerminator.rawValue {
-                let end = min(pos + pageLeft, count)
-                if let bad = (pos..<end).first(where: { b[$0] != 0 }) {
-                    return .corrupt(validEnd: validEnd, offset: bad, reason: "non-zero page padding")
-                }
-                pos = end
-                continue
-            }
-            guard pos + WALFormat.headerSize <= count else { return .torn(validEnd: validEnd) }
-            let length = Int(b[pos + 1]) << 8 | Int(b[pos + 2])
-            let crc = UInt32(bigEndian: b.loadUnaligned(fromByteOffset: pos + 3, as: UInt32.self))
-            let dataStart = pos + WALFormat.headerSize
-            if WALFormat.headerSize + length > pageLeft {
-                return .corrupt(validEnd: validEnd, offset: pos, reason: "fragment crosses its page")
-            }
-            guard dataStart + length <= count else { return .torn(validEnd: validEnd) }
-            let data = UnsafeRawBufferPointer(rebasing: b[dataStart..<dataStart + length])
-            guard CRC32C.checksum(data) == crc else {
-                return .corrupt(validEnd: validEnd, offset: pos, reason: "fragment checksum mismatch")
-            }
-            guard typeByte & 0xF8 == 0, let kind = WALFormat.Fragment(rawValue: typeByte & 7) else {
-                return .corrupt(validEnd: validEnd, offset: pos, reason: "fragment type \(typeByte) (compressed records are not written by Tally)")
-            }
-            pos = dataStart + length
-            switch kind {
-            case .full where !inRecord:
-                onRecord(data)
-                validEnd = pos
-            case .first where !inRecord:
-                record.removeAll(keepingCapacity: true)
-                record.append(contentsOf: data)
-                inRecord = true
-            case .middle where inRecord:
-                record.append(contentsOf: data)
-            case .last where inRecord:
-                record.append(contentsOf: data)
-                record.withUnsafeBytes { onRecord($0) }
-                inRecord = false
-                validEnd = pos
-            default:
-                return .corrupt(validEnd: validEnd, offset: pos - length - WALFormat.headerSize, reason: "fragment \(kind) out of sequence")
-            }
-        }
-        return inRecord ? .torn(validEnd: validEnd) : .clean
     }
 }

@@ -1,0 +1,132 @@
+/// Collects one request's samples under the tenant lock. Nothing is visible or durable until the
+/// batch is committed to the WAL and then applied to the head.
+public struct AppendBatch {
+    struct Pending {
+        let index: Int32
+        let timestamp: Int64
+        let valueBits: UInt64
+        let outOfOrder: Bool
+    }
+
+    private struct LateKey: Hashable {
+        let index: Int32
+        let timestamp: Int64
+    }
+
+    private let head: Head
+    private let blocks: [BlockReader]
+    private let limits: SeriesLimits
+    private let epoch: UInt32
+    /// The accepted samples, in the order they came: what the commit logs and applies.
+    private(set) var pending: [Pending]
+    private var created = 0
+    /// Late samples are accepted at or after this time (`.max` when none are).
+    private let oldestLateTimestamp: Int64
+    private var pendingLate: [LateKey: UInt64] = [:]
+    /// This batch's in-order samples by series and timestamp, indexed up to `pendingIndexed` only when
+    /// a late sample needs them: each pending sample is indexed once, so a request of descending
+    /// timestamps stays linear instead of scanning the batch per sample.
+    private var pendingInOrder: [LateKey: UInt64] = [:]
+    private var pendingIndexed = 0
+
+    /// A batch on `head` (under the tenant lock) whose samples will be tagged `epoch`; `pending` is an
+    /// empty buffer to reuse.
+    init(head: Head, blocks: [BlockReader], limits: SeriesLimits, epoch: UInt32, pending: [Pending], oldestLateTimestamp: Int64) {
+        self.head = head
+        self.blocks = blocks
+        self.limits = limits
+        self.epoch = epoch
+        self.pending = pending
+        self.oldestLateTimestamp = oldestLateTimestamp
+    }
+
+    /// The series with these labels (sorted by name, unique, non-empty), created if new and
+    /// within the batch's `SeriesLimits`.
+    public mutating func series(_ labels: UnsafeBufferPointer<RawLabel>) throws(SeriesLimitExceeded) -> SeriesHandle {
+        let hash = Head.hash(labels)
+        if let index = head.find(labels, hash: hash) { return SeriesHandle(index: index) }
+        if head.seriesCount >= limits.maxSeries { throw .maxSeries }
+        if limits.maxSeriesPerMetric < .max && head.seriesCount(sameMetricAs: labels) >= limits.maxSeriesPerMetric {
+            throw .maxSeriesPerMetric
+        }
+        created += 1
+        return SeriesHandle(index: head.create(labels, hash: hash))
+    }
+
+    /// The series whose labels arrived before as exactly these encoded bytes (a request's label
+    /// fields), if the head knows them; else nil and the key to pass to `series(_:encodedLabels:key:)`.
+    /// Only bytes whose labels passed validation may be given, so equal bytes mean the same series.
+    public func knownSeries(encodedLabels bytes: UnsafeRawBufferPointer) -> (SeriesHandle?, EncodedLabelsKey) {
+        let hash = Head.hash(encodedLabels: bytes)
+        return (head.series(encodedLabels: bytes, hash: hash).map(SeriesHandle.init), EncodedLabelsKey(hash: hash))
+    }
+
+    /// `series(_:)`, remembering the encoded bytes so `knownSeries` finds the series next time.
+    public mutating func series(_ labels: UnsafeBufferPointer<RawLabel>, encodedLabels bytes: UnsafeRawBufferPointer,
+                                key: EncodedLabelsKey) throws(SeriesLimitExceeded) -> SeriesHandle {
+        let handle = try series(labels)
+        head.remember(encodedLabels: bytes, hash: key.hash, series: handle.index)
+        return handle
+    }
+
+    public mutating func add(_ handle: SeriesHandle, timestamp t: Int64, valueBits v: UInt64) -> SampleVerdict {
+        guard StorableTime.range.contains(t) else { return .outOfBounds }
+        let s = handle.index
+        let (lastT, lastV) = head.latest(s, epoch: epoch)
+        if t > lastT {
+            pending.append(Pending(index: s, timestamp: t, valueBits: v, outOfOrder: false))
+            head.setPending(s, epoch: epoch, timestamp: t, valueBits: v)
+            return .accepted
+        }
+        if t == lastT { return v == lastV ? .duplicate : .conflict }
+        let key = LateKey(index: s, timestamp: t)
+        if let stored = head.valueBits(s, at: t) ?? pendingLate[key] ?? pendingInOrderValue(s, at: t) ?? blockValue(s, at: t) {
+            return stored == v ? .duplicate : .conflict
+        }
+        if oldestLateTimestamp == .max { return .outOfOrder }
+        if t < oldestLateTimestamp { return .tooOld }
+        pendingLate[key] = v
+        pending.append(Pending(index: s, timestamp: t, valueBits: v, outOfOrder: true))
+        return .accepted
+    }
+
+    /// What a block already holds at `t` for this series: late samples may repeat ones that have
+    /// left the head. An unreadable block counts as holding nothing (it was reported when opened).
+    private func blockValue(_ index: Int32, at t: Int64) -> UInt64? {
+        let covering = blocks.filter { $0.meta.minTime <= t && t < $0.meta.maxTime }
+        guard !covering.isEmpty else { return nil }
+        let labels = head.labelPairs(index)
+        for block in covering {
+            if let v = try? block.valueBits(labels: labels, at: t) { return v }
+        }
+        return nil
+    }
+
+    /// A sample accepted in order earlier in this batch at exactly `t` (only possible when `t` is
+    /// newer than what the head already holds for the series).
+    private mutating func pendingInOrderValue(_ index: Int32, at t: Int64) -> UInt64? {
+        guard t > head.latest(index, epoch: 0).timestamp else { return nil }
+        while pendingIndexed < pending.count {
+            let p = pending[pendingIndexed]
+            if !p.outOfOrder { pendingInOrder[LateKey(index: p.index, timestamp: p.timestamp)] = p.valueBits }
+            pendingIndexed += 1
+        }
+        return pendingInOrder[LateKey(index: index, timestamp: t)]
+    }
+}
+
+extension Head {
+    /// The newest sample of a series, counting one accepted earlier in the batch `epoch` (0: none).
+    func latest(_ index: Int32, epoch: UInt32) -> (timestamp: Int64, valueBits: UInt64) {
+        // Field by field: copying the whole MemSeries would retain and release each of its arrays.
+        let i = Int(index)
+        return epoch != 0 && series[i].pendingEpoch == epoch
+            ? (series[i].pendingTimestamp, series[i].pendingValueBits) : (series[i].lastTimestamp, series[i].lastValueBits)
+    }
+
+    func setPending(_ index: Int32, epoch: UInt32, timestamp: Int64, valueBits: UInt64) {
+        series[Int(index)].pendingEpoch = epoch
+        series[Int(index)].pendingTimestamp = timestamp
+        series[Int(index)].pendingValueBits = valueBits
+    }
+}

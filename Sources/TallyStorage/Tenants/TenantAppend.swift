@@ -1,0 +1,73 @@
+/// The append path (Prometheus' `headAppender.Commit`): a batch collected under the tenant lock
+/// (`AppendBatch`, Head/HeadAppend.swift), its records logged with one write, then applied to the head.
+extension TenantDatabase {
+    /// Runs `body` under the tenant lock, then writes the accepted samples to the WAL and applies
+    /// them to the head. If the WAL write fails nothing of the batch is kept.
+    public func append<R>(limits: SeriesLimits = SeriesLimits(), _ body: (inout AppendBatch) -> R) throws(StorageError) -> (R, AppendCommit) {
+        // Outside the lock: keeping the budget may close other tenants' segments, under their locks.
+        defer { options.walFileBudget?.used(self) }
+        let result = try appendLocked(limits, body)
+        if needsCut { scheduleCut() }
+        return result
+    }
+
+    private func appendLocked<R>(_ limits: SeriesLimits, _ body: (inout AppendBatch) -> R) throws(StorageError) -> (R, AppendCommit) {
+        try lock.withLock { (_) throws(StorageError) -> (R, AppendCommit) in
+            guard let wal, let durability else { throw .readOnly }
+            if closed { throw .closed }
+            if let failure = durability.failure { throw .io(failure) }
+            epoch &+= 1
+            if epoch == 0 { epoch = 1 }
+            pendingBuffer.removeAll(keepingCapacity: true)
+            let window = options.outOfOrderWindow
+            let oldestLate = window <= 0 ? Int64.max : (head.maxTime == .min ? Int64.min : StorableTime.subtracting(window, from: head.maxTime))
+            var batch = AppendBatch(head: head, blocks: blocks, limits: limits, epoch: epoch, pending: pendingBuffer, oldestLateTimestamp: oldestLate)
+            pendingBuffer = []
+            let result = body(&batch)
+            pendingBuffer = batch.pending
+            guard !pendingBuffer.isEmpty else {
+                return (result, AppendCommit(position: wal.position, createdSeries: 0, appendedSamples: 0))
+            }
+            let records = encodeRecords(pendingBuffer)
+            let segmentBefore = wal.segmentIndex
+            let (file, position): (OpenFile, UInt64)
+            do throws(StorageIOError) {
+                (file, position) = try log(records.records, to: wal)
+            } catch {
+                epoch &+= 1
+                throw .io(error)
+            }
+            if wal.segmentIndex != segmentBefore { durability.syncedAll(through: wal.syncedAtCut) }
+            durability.written(position, in: file)
+            for index in records.newSeries { head.markLogged(index) }
+            for p in pendingBuffer {
+                if p.outOfOrder {
+                    head.appendOutOfOrder(p.index, timestamp: p.timestamp, valueBits: p.valueBits)
+                } else {
+                    head.append(p.index, timestamp: p.timestamp, valueBits: p.valueBits)
+                }
+            }
+            return (result, AppendCommit(position: position, createdSeries: records.newSeries.count, appendedSamples: pendingBuffer.count))
+        }
+    }
+
+    /// A Series record for the batch's series the WAL does not hold yet, then one Samples record.
+    private func encodeRecords(_ pending: [AppendBatch.Pending]) -> (records: [[UInt8]], newSeries: [Int32]) {
+        var newSeries: [Int32] = []
+        var seen = Set<Int32>()
+        for p in pending where !head.isLogged(p.index) && seen.insert(p.index).inserted {
+            newSeries.append(p.index)
+        }
+        var records: [[UInt8]] = []
+        if !newSeries.isEmpty {
+            encoder.beginSeries()
+            for index in newSeries { encoder.addSeries(ref: head.ref(index), labels: head.labelPairs(index)) }
+            records.append(encoder.bytes)
+        }
+        let first = pending[0]
+        encoder.beginSamples(baseRef: head.ref(first.index), baseTimestamp: first.timestamp)
+        for p in pending { encoder.addSample(ref: head.ref(p.index), timestamp: p.timestamp, valueBits: p.valueBits) }
+        records.append(encoder.bytes)
+        return (records, newSeries)
+    }
+}
