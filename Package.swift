@@ -98,6 +98,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["TallyWire", "TallyStorage", "TallyQuery", "TallyLoad", "TallyTestSupport"],
+            // Read through #filePath, not as a bundle resource.
+            exclude: ["Resources"],
             swiftSettings: strict
         ),
     ]
