@@ -130,7 +130,7 @@ final class QueryAPI: Sendable {
             return PrometheusJSON.success(PrometheusJSON.strings(kept), warnings: warnings)
         case .labelValues:
             let name = question.labelName ?? ""
-            guard Self.isLabelName(name) else { throw PrometheusAPIError(.badData, "invalid label name: \(GoFormat.quote(name))") }
+            guard PromQL.isValidLabelName(name) else { throw PrometheusAPIError(.badData, "invalid label name: \(GoFormat.quote(name))") }
             let (start, end) = try span(parameters)
             let sets = try parameters.matcherSets()
             let limit = try parameters.limit()
@@ -205,16 +205,6 @@ final class QueryAPI: Sendable {
     private static func truncated<T>(_ values: [T], to limit: Int?) -> ([T], [String]) {
         guard let limit, values.count > limit else { return (values, []) }
         return (Array(values.prefix(limit)), ["results truncated due to limit"])
-    }
-
-    /// Prometheus' `model.LabelNameRE`: `^[a-zA-Z_][a-zA-Z0-9_]*$`.
-    static func isLabelName(_ name: String) -> Bool {
-        guard let first = name.utf8.first, first == UInt8(ascii: "_") || isLetter(first) else { return false }
-        return name.utf8.allSatisfy { $0 == UInt8(ascii: "_") || isLetter($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
-    }
-
-    private static func isLetter(_ byte: UInt8) -> Bool {
-        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
     }
 }
 

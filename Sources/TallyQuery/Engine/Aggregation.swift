@@ -47,7 +47,7 @@ extension Evaluator {
         }
         var grouping = node.grouping
         if let countLabel {
-            guard isValidLabelName(countLabel) else { throw EvalFailure.execution("invalid label name \(GoFormat.quote(countLabel))") }
+            guard PromQL.isValidLabelName(countLabel) else { throw EvalFailure.execution("invalid label name \(GoFormat.quote(countLabel))") }
             if !node.without {
                 grouping.append(countLabel)
             }

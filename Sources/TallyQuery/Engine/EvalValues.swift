@@ -98,9 +98,11 @@ func goInt64(_ value: Double) -> Int64 {
     return Int64(value)
 }
 
-/// Prometheus' label name syntax (`model.LabelName.IsValid`).
-func isValidLabelName(_ name: String) -> Bool {
-    guard let first = name.utf8.first else { return false }
-    func letter(_ b: UInt8) -> Bool { (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b == 95 }
-    return letter(first) && name.utf8.allSatisfy { letter($0) || ($0 >= 48 && $0 <= 57) }
+extension PromQL {
+    /// Prometheus' label name syntax (`model.LabelName.IsValid`): `^[a-zA-Z_][a-zA-Z0-9_]*$`.
+    public static func isValidLabelName(_ name: String) -> Bool {
+        guard let first = name.utf8.first else { return false }
+        func letter(_ b: UInt8) -> Bool { (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b == 95 }
+        return letter(first) && name.utf8.allSatisfy { letter($0) || ($0 >= 48 && $0 <= 57) }
+    }
 }

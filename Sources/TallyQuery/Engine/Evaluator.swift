@@ -211,6 +211,7 @@ final class Evaluator {
                 let (next, overflow) = ts.addingReportingOverflow(interval)
                 if overflow || next > end { break }
                 ts = next
+                try deadline.check()
                 try budget.take()
                 matrix[i].points.append(Point(timestamp: ts, value: first.value))
             }

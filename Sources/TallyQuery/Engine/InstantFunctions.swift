@@ -102,7 +102,7 @@ enum InstantFunctions {
             guard RegexSyntax.refusal(of: pattern, isUTF8: true) == nil, let regex = try? Regex("^(?:" + pattern + ")$") else {
                 throw EvalFailure.execution("invalid regular expression in label_replace(): \(pattern)")
             }
-            guard isValidLabelName(destination) else {
+            guard PromQL.isValidLabelName(destination) else {
                 throw EvalFailure.execution("invalid destination label name in label_replace(): \(destination)")
             }
             state.regex = regex
@@ -121,10 +121,10 @@ enum InstantFunctions {
         var sources: [String] = []
         for arg in args.dropFirst(3) {
             let source = string(arg)
-            guard isValidLabelName(source) else { throw EvalFailure.execution("invalid source label name in label_join(): \(source)") }
+            guard PromQL.isValidLabelName(source) else { throw EvalFailure.execution("invalid source label name in label_join(): \(source)") }
             sources.append(source)
         }
-        guard isValidLabelName(destination) else { throw EvalFailure.execution("invalid destination label name in label_join(): \(destination)") }
+        guard PromQL.isValidLabelName(destination) else { throw EvalFailure.execution("invalid destination label name in label_join(): \(destination)") }
         return v[0].map { element in
             let joined = sources.map { element.labels.value($0) }.joined(separator: separator)
             return VectorElement(labels: element.labels.setting(destination, joined), timestamp: 0, value: element.value)

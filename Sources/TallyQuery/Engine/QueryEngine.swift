@@ -90,7 +90,7 @@ public final class QueryEngine: Sendable {
     /// The query at one time (ms).
     public func instantQuery(_ query: String, time: Int64, database: TenantDatabase) -> Result<QueryResult, QueryError> {
         Result { () throws(QueryError) -> QueryResult in
-            let expr = try Self.parse(query)
+            let expr = try Self.parse(query, parameterPrefix: true)
             return try run(expr, start: time, end: time, step: 0, database: database)
         }
     }
@@ -98,9 +98,10 @@ public final class QueryEngine: Sendable {
     /// The query at `start`, `start + step`, ... up to `end` (ms), as a matrix sorted by labels.
     public func rangeQuery(_ query: String, start: Int64, end: Int64, step: Int64, database: TenantDatabase) -> Result<QueryResult, QueryError> {
         Result { () throws(QueryError) -> QueryResult in
-            let expr = try Self.parse(query)
+            // Prometheus 2.42 answers a range query's parse and type errors without naming the parameter.
+            let expr = try Self.parse(query, parameterPrefix: false)
             guard expr.type == .vector || expr.type == .scalar else {
-                throw QueryError(.badData, "invalid parameter \"query\": invalid expression type \"\(expr.type.documentedName)\" for range query, must be Scalar or instant Vector")
+                throw QueryError(.badData, "invalid expression type \"\(expr.type.documentedName)\" for range query, must be Scalar or instant Vector")
             }
             guard step > 0 else { throw QueryError(.badData, "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer") }
             guard end >= start else { throw QueryError(.badData, "invalid parameter \"end\": end timestamp must not be before start time") }
@@ -108,11 +109,11 @@ public final class QueryEngine: Sendable {
         }
     }
 
-    private static func parse(_ query: String) throws(QueryError) -> Expr {
+    private static func parse(_ query: String, parameterPrefix: Bool) throws(QueryError) -> Expr {
         do {
             return try PromQL.parse(query)
         } catch {
-            throw QueryError(.badData, "invalid parameter \"query\": \(error)")
+            throw QueryError(.badData, (parameterPrefix ? "invalid parameter \"query\": " : "") + "\(error)")
         }
     }
 
