@@ -3,6 +3,7 @@ import Synchronization
 import TallyLoad
 import TallyQuery
 import TallyStorage
+import TallyTestSupport
 import XCTest
 
 /// Issue 15's differential test: Tally's query API against a real Prometheus 2.42 holding the same
@@ -108,6 +109,21 @@ final class PromQLDifferentialTests: XCTestCase {
         print(report.summary)
         print("PromQLDifferentialTests: full report in \(Self.reportPath)")
 
+        // Thousands of randomly broken queries: each gets the same outcome (an answer, or an error of
+        // the same class) and the same answer, and none takes the server down.
+        let mutated = Self.mutations(of: queries.filter { !$0.hasPrefix("/api/") }, count: Self.mutationCount)
+        let mutatedResults = try Self.compare(mutated, on: reference.endpoint, and: peer,
+                                              at: [.instant(Dataset.blockEnd + 20 * Dataset.minute + 30_500),
+                                                   .range(start: Dataset.origin + 90 * Dataset.minute + 500, end: Dataset.origin + 330 * Dataset.minute, step: "60")])
+        let mutatedReport = Self.report(mutatedResults, peer: peer.name + " (mutated queries)", seconds: Date().timeIntervalSince(started))
+        print(mutatedReport.summary)
+        let mutatedOutcomes = Set(mutatedResults.map(\.actual.outcome))
+        XCTAssertTrue(mutatedOutcomes.isSubset(of: ["success", "bad_data", "execution"]), "answers to broken queries: \(mutatedOutcomes)")
+        XCTAssertTrue(mutatedOutcomes.isSuperset(of: ["success", "bad_data"]), "edits that still parse, and edits that do not")
+        let mutatedAgreed = Double(mutatedResults.filter { $0.difference == nil }.count) / Double(mutatedResults.count)
+        XCTAssertGreaterThanOrEqual(mutatedAgreed, Self.requiredAgreement, mutatedReport.summary)
+        XCTAssertEqual(try peer.ask("1", .instant(Dataset.origin)).outcome, "success", "the server still answers")
+
         // The corpus reaches every error class as well as success.
         let outcomes = Set(results.map(\.expected.outcome))
         XCTAssertTrue(outcomes.isSuperset(of: ["success", "bad_data", "execution"]), "reference outcomes: \(outcomes)")
@@ -193,6 +209,42 @@ final class PromQLDifferentialTests: XCTestCase {
         }
     }
 
+    // MARK: Broken queries
+
+    static let mutationCount = 2_000
+
+    /// Pieces a mutation may insert: PromQL's punctuation, keywords, literals and edge values.
+    private static let fragments = ["(", ")", "{", "}", "[", "]", ",", "\"", "'", "`", "=", "=~", "!=", "!~", "@", ":", "#", " ",
+                                    "offset", "by", "without", "on", "ignoring", "group_left", "bool", "and", "or", "unless",
+                                    "sum", "rate", "topk", "start()", "end()", "1", "-1", "0", "5m", "1d", "-5m", "1e308", "NaN", "Inf",
+                                    "0x1F", "\\", ".*", "+", "-", "*", "/", "%", "^", "atan2", "==", ">", "x", "__name__"]
+
+    /// Corpus queries with random edits (a fixed seed): characters deleted, fragments inserted,
+    /// pieces swapped, repeated or cut off, one to three edits each.
+    static func mutations(of queries: [String], count: Int) -> [String] {
+        var random = SeededGenerator(test: "PromQLDifferentialTests.mutations", fixedSeed: 15)
+        var out: [String] = []
+        var seen = Set(queries)
+        while out.count < count {
+            var text = Array(queries.randomElement(using: &random)!)
+            for _ in 0..<Int.random(in: 1...3, using: &random) where !text.isEmpty {
+                let at = Int.random(in: 0..<text.count, using: &random)
+                switch Int.random(in: 0..<5, using: &random) {
+                case 0: text.remove(at: at)
+                case 1: text.insert(contentsOf: fragments.randomElement(using: &random)!, at: at)
+                case 2: text.swapAt(at, Int.random(in: 0..<text.count, using: &random))
+                case 3:
+                    let end = Int.random(in: at...min(text.count, at + 12), using: &random)
+                    text.insert(contentsOf: Array(text[at..<end]), at: end)
+                default: text.removeSubrange(at...)
+                }
+            }
+            let query = String(text)
+            if !query.isEmpty && seen.insert(query).inserted { out.append(query) }
+        }
+        return out
+    }
+
     // MARK: Asking and comparing
 
     struct Result: Sendable {
@@ -204,7 +256,8 @@ final class PromQLDifferentialTests: XCTestCase {
     }
 
     /// Every query in every evaluation, asked of both on a few threads.
-    static func compare(_ queries: [String], on reference: QueryEndpoint, and peer: QueryEndpoint) throws -> [Result] {
+    static func compare(_ queries: [String], on reference: QueryEndpoint, and peer: QueryEndpoint,
+                        at evaluations: [PromQLEvaluation] = evaluations) throws -> [Result] {
         let jobs = queries.flatMap { query in query.hasPrefix("/api/") ? [(query, .asWritten)] : evaluations.map { (query, $0) } }
         let ordered = Dictionary(queries.map { ($0, promQLDefinesOrder($0)) }, uniquingKeysWith: { a, _ in a })
         let state = Mutex((next: 0, results: [Result?](repeating: nil, count: jobs.count), failure: String?.none))
