@@ -71,19 +71,7 @@ final class PromQLScript {
     }
 
     private func append(_ labels: Labels, _ samples: [(Int64, UInt64)]) throws {
-        let names = labels.pairs.map { Array($0.name.utf8) }, values = labels.pairs.map { Array($0.value.utf8) }
-        let bytes = zip(names, values).flatMap { [$0, $1] }
-        let pointers = bytes.map { bytes -> UnsafeMutableRawBufferPointer in
-            let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 1)
-            p.copyBytes(from: bytes)
-            return UnsafeMutableRawBufferPointer(rebasing: p[0..<bytes.count])
-        }
-        defer { pointers.forEach { UnsafeMutableRawBufferPointer(start: $0.baseAddress, count: max(1, $0.count)).deallocate() } }
-        let raw = stride(from: 0, to: pointers.count, by: 2).map { RawLabel(name: UnsafeRawBufferPointer(pointers[$0]), value: UnsafeRawBufferPointer(pointers[$0 + 1])) }
-        _ = try database.append { batch in
-            let handle = raw.withUnsafeBufferPointer { try! batch.series($0) }
-            for (t, v) in samples { _ = batch.add(handle, timestamp: t, valueBits: v) }
-        }
+        try SeriesWriter(database).append(labels, samples)
     }
 
     static func labels(_ text: String) throws -> Labels {
@@ -202,4 +190,32 @@ final class PromQLScript {
         let same = got.count == want.count && zip(got, want).allSatisfy { $0.0 == $1.0 && equal($0.1, $1.1) }
         if !same { failures.append("\(location): \(query)\n    want: \(describe(want))\n    got:  \(describe(got))") }
     }
+}
+
+/// Appends a series' samples to a tenant through the write path the server uses.
+struct SeriesWriter {
+    let database: TenantDatabase
+
+    init(_ database: TenantDatabase) { self.database = database }
+
+    func append(_ labels: [String: String], _ samples: [(Int64, Double)]) throws {
+        try append(Labels(labels.map { Label($0.key, $0.value) }), samples.map { ($0.0, $0.1.bitPattern) })
+    }
+
+    func append(_ labels: Labels, _ samples: [(Int64, UInt64)]) throws {
+        let names = labels.pairs.map { Array($0.name.utf8) }, values = labels.pairs.map { Array($0.value.utf8) }
+        let bytes = zip(names, values).flatMap { [$0, $1] }
+        let pointers = bytes.map { bytes -> UnsafeMutableRawBufferPointer in
+            let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 1)
+            p.copyBytes(from: bytes)
+            return UnsafeMutableRawBufferPointer(rebasing: p[0..<bytes.count])
+        }
+        defer { pointers.forEach { UnsafeMutableRawBufferPointer(start: $0.baseAddress, count: max(1, $0.count)).deallocate() } }
+        let raw = stride(from: 0, to: pointers.count, by: 2).map { RawLabel(name: UnsafeRawBufferPointer(pointers[$0]), value: UnsafeRawBufferPointer(pointers[$0 + 1])) }
+        _ = try database.append { batch in
+            let handle = raw.withUnsafeBufferPointer { try! batch.series($0) }
+            for (t, v) in samples { _ = batch.add(handle, timestamp: t, valueBits: v) }
+        }
+    }
+
 }

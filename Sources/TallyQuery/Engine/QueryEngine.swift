@@ -89,14 +89,24 @@ public final class QueryEngine: Sendable {
 
     /// The query at one time (ms).
     public func instantQuery(_ query: String, time: Int64, database: TenantDatabase) -> Result<QueryResult, QueryError> {
+        instantQuery(query, time: time, querier: database.querier(minTime: .min, maxTime: .max))
+    }
+
+    /// The query at one time (ms), over a querier made earlier: it reads the data as it was then.
+    public func instantQuery(_ query: String, time: Int64, querier: TenantQuerier) -> Result<QueryResult, QueryError> {
         Result { () throws(QueryError) -> QueryResult in
             let expr = try Self.parse(query, parameterPrefix: true)
-            return try run(expr, start: time, end: time, step: 0, database: database)
+            return try run(expr, start: time, end: time, step: 0, querier: querier)
         }
     }
 
     /// The query at `start`, `start + step`, ... up to `end` (ms), as a matrix sorted by labels.
     public func rangeQuery(_ query: String, start: Int64, end: Int64, step: Int64, database: TenantDatabase) -> Result<QueryResult, QueryError> {
+        rangeQuery(query, start: start, end: end, step: step, querier: database.querier(minTime: .min, maxTime: .max))
+    }
+
+    /// The range query over a querier made earlier: it reads the data as it was then.
+    public func rangeQuery(_ query: String, start: Int64, end: Int64, step: Int64, querier: TenantQuerier) -> Result<QueryResult, QueryError> {
         Result { () throws(QueryError) -> QueryResult in
             // Prometheus 2.42 answers a range query's parse and type errors without naming the parameter.
             let expr = try Self.parse(query, parameterPrefix: false)
@@ -105,7 +115,7 @@ public final class QueryEngine: Sendable {
             }
             guard step > 0 else { throw QueryError(.badData, "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer") }
             guard end >= start else { throw QueryError(.badData, "invalid parameter \"end\": end timestamp must not be before start time") }
-            return try run(expr, start: start, end: end, step: step, database: database)
+            return try run(expr, start: start, end: end, step: step, querier: querier)
         }
     }
 
@@ -117,8 +127,7 @@ public final class QueryEngine: Sendable {
         }
     }
 
-    private func run(_ expr: Expr, start: Int64, end: Int64, step: Int64, database: TenantDatabase) throws(QueryError) -> QueryResult {
-        let querier = database.querier(minTime: .min, maxTime: .max)
+    private func run(_ expr: Expr, start: Int64, end: Int64, step: Int64, querier: TenantQuerier) throws(QueryError) -> QueryResult {
         var tree = try EvalNode.compile(expr)
         tree = tree.preprocessed(start: start, end: end)
         tree = tree.withAtOffsets(evaluationTime: start)
