@@ -49,6 +49,9 @@ struct TallyBench: ParsableCommand {
     @Option(help: "Minutes of data in that WAL (under 180, so that neither system cuts a block).")
     var restartMinutes = 150
 
+    @Option(help: "Series in the one-day compaction-memory measurement (twelve 2h blocks of 120 samples each); 0 skips it.")
+    var compactionSeries = 1_000_000
+
     @Flag(help: "A small run for a quick look (under 3 minutes): 4 hours of 2 clusters x 10 nodes, a 7-day cost question, a 2 x 10 restart WAL.")
     var quick = false
 
@@ -113,6 +116,7 @@ struct TallyBench: ParsableCommand {
     mutating func run() throws {
         if quick {
             (hours, clusters, nodes, costDays, restartClusters, restartNodes) = (4, 2, 10, 7, 2, 10)
+            compactionSeries = min(compactionSeries, 20_000)
         }
         let root = NSTemporaryDirectory() + "tally-bench-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -170,6 +174,13 @@ struct TallyBench: ParsableCommand {
             }
             report += renderCosts(systems, costs, dataset: costData)
             if let compaction { report += renderCompaction(compaction, days: costDays) }
+        }
+        if compactionSeries > 0 {
+            print("compaction memory: one day of \(compactionSeries) series x 1,440 samples in twelve 2h blocks")
+            let tenantDirectory = try writeDayOfBlocks(series: compactionSeries, storage: root + "/compaction-memory")
+            report += renderCompactionMemory(compact(tenantDirectory: tenantDirectory), series: compactionSeries)
+            try? FileManager.default.removeItem(atPath: root + "/compaction-memory")
+            print("  Tally: done")
         }
         if restartClusters > 0 {
             var restartData = KubecostDataset()

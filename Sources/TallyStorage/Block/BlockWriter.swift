@@ -19,6 +19,12 @@ public struct EncodedChunk: Sendable {
     public var maxTime: Int64
     public var bytes: [UInt8]
 
+    public init(minTime: Int64, maxTime: Int64, bytes: [UInt8]) {
+        self.minTime = minTime
+        self.maxTime = maxTime
+        self.bytes = bytes
+    }
+
     public var sampleCount: Int { XORChunk.sampleCount(bytes) }
 }
 

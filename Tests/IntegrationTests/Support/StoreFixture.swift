@@ -12,6 +12,19 @@ struct StoreFixture {
         let server = try TallyServerProcess(storage: storage, extraArguments: ["--compaction-interval", "0s"])
         try server.waitReady()
         try push(dataset.requests(senders: 1)[0], to: server.client, headers: [("THANOS-TENANT", "acme")])
+        // The server cuts blocks in the background, and a stop leaves what it still owes to the next
+        // open. Stop only once the cuts have settled, so the store is the same on a busy machine.
+        var cuts = -1.0, settledSince = Date()
+        for _ in 0..<480 {
+            let now = try MetricsPage(of: server)["tally_block_cuts_total"] ?? 0
+            if now != cuts {
+                cuts = now
+                settledSince = Date()
+            } else if Date().timeIntervalSince(settledSince) >= 3 {
+                break
+            }
+            usleep(250_000)
+        }
         server.stop(SIGTERM)
         return storage
     }
