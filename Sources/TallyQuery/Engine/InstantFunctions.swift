@@ -4,6 +4,10 @@ import TallyStorage
 /// What a function keeps from one step to the next: `label_replace`'s compiled regex.
 struct FunctionState {
     var regex: Regex<AnyRegexOutput>?
+    /// Whether a value matches the regex at all, in linear time: Swift's backtracking `Regex`, which
+    /// `label_replace` needs for its groups, runs only on values that match, so no pattern a client
+    /// sends can make it take exponential time on a value that does not.
+    var matches: ((String) -> Bool)?
 }
 
 /// The functions over instant vectors and scalars, as Prometheus 2.42 computes them. Each gets
@@ -106,11 +110,12 @@ enum InstantFunctions {
                 throw EvalFailure.execution("invalid destination label name in label_replace(): \(destination)")
             }
             state.regex = regex
+            state.matches = (try? TallyStorage.LabelMatcher(source, .regex, pattern))?.predicate()
         }
-        let regex = state.regex!
+        let regex = state.regex!, matches = state.matches
         return v[0].map { element in
             let value = element.labels.value(source)
-            guard let match = try? regex.wholeMatch(in: value) else { return VectorElement(labels: element.labels, timestamp: 0, value: element.value) }
+            guard matches?(value) ?? true, let match = try? regex.wholeMatch(in: value) else { return VectorElement(labels: element.labels, timestamp: 0, value: element.value) }
             let expanded = GoTemplate.expand(replacement, match: match)
             return VectorElement(labels: element.labels.setting(destination, expanded), timestamp: 0, value: element.value)
         }

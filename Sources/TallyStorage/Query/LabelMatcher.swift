@@ -9,6 +9,9 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
     /// A regex that is only an alternation of plain strings (`a|b|c`), as a set: matched without a
     /// regex engine, and looked up in postings value by value (Prometheus' set matches).
     private let literals: Set<String>?
+    /// The regex as a linear-time automaton; nil for syntax it does not know, which falls back to
+    /// Swift's backtracking `Regex`.
+    private let linear: LinearRegex?
 
     public init(_ name: String, _ kind: Kind, _ value: String) throws(SelectorError) {
         self.name = name
@@ -18,9 +21,11 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
             pattern = try AnchoredPattern(value)
             let metacharacters = Set("\\.+*?()[]{}^$")
             literals = value.contains(where: metacharacters.contains) ? nil : Set(value.split(separator: "|", omittingEmptySubsequences: false).map(String.init))
+            linear = literals == nil ? LinearRegex(value) : nil
         } else {
             pattern = nil
             literals = nil
+            linear = nil
         }
     }
 
@@ -34,6 +39,10 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Whether matching takes time linear in the value: every `=` and `!=`, and each regex in the
+    /// RE2 syntax the linear-time matcher reads (all but lookarounds, back-references and the like).
+    public var isLinearTime: Bool { pattern == nil || literals != nil || linear != nil }
+
     /// A predicate with the regex compiled once, for matching many series.
     public func predicate() -> (String) -> Bool {
         switch kind {
@@ -43,8 +52,9 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
             if let literals {
                 return kind == .regex ? { literals.contains($0) } : { !literals.contains($0) }
             }
-            let regex = pattern!.compile()
             let negate = kind == .notRegex
+            if let linear { return { linear.matches($0) != negate } }
+            let regex = pattern!.compile()
             return { ((try? regex.wholeMatch(in: $0)) != nil) != negate }
         }
     }
@@ -63,11 +73,13 @@ struct AnchoredPattern: Sendable {
 
     init(_ source: String) throws(SelectorError) {
         self.source = source
+        // RE2's syntax first: what the linear-time matcher reads needs no other check.
+        if LinearRegex(source) != nil { return }
         do { _ = try Regex("^(?:" + source + ")$") } catch { throw .badRegex(source, "\(error)") }
     }
 
+    /// Only for a pattern the linear-time matcher does not read, which init compiled once already.
     func compile() -> Regex<AnyRegexOutput> {
-        // Checked in init, so compiling again cannot fail.
         try! Regex("^(?:" + source + ")$")
     }
 }

@@ -1,0 +1,62 @@
+@testable import TallyStorage
+import TallyTestSupport
+import XCTest
+
+/// The label matchers' regex engine: the same answers as a backtracking engine on the syntax both
+/// read alike, RE2's reading where Swift's differs, and no exponential time on patterns that make
+/// backtracking engines explode.
+final class LinearRegexTests: XCTestCase {
+    /// Patterns both engines read alike, against random values over a small alphabet (so that
+    /// matches are common), compared with Swift's `Regex` anchored as Prometheus anchors.
+    func testAnswersAsABacktrackingEngineOnCommonSyntax() throws {
+        let patterns = ["", "a", "a.*b", "(foo|bar)+", "[a-c]{2,3}x?", #"\d+\.\d*"#, "(?i)ab", "(?i:A)b", "a|", "[^a-c]+", #"\w+-\d"#, "x{0}",
+                        "(a|b)*c", ".*", "a?b?c?", "(ab){1,2}", "[[:alpha:]]+", #"[\d_]+"#, #"\Qa.b\E"#, "a+?b", #"\bab"#, "(?s)a.b",
+                        "a.b", "(a|ab)(c|bcd)", "[a-]+", #"\x61+"#, #"\x{62}"#, "(?:a|b|)+", "^ab$", "a$", "((a)|b)+", "[ab][^ab]"]
+        var random = SeededGenerator(test: "LinearRegexTests", fixedSeed: 7)
+        let alphabet = Array("abcx-_1.\n A")
+        var compared = 0
+        for pattern in patterns {
+            let linear = try XCTUnwrap(LinearRegex(pattern), pattern)
+            let swift = try Regex("^(?:" + pattern + ")$")
+            for _ in 0..<300 {
+                let value = String((0..<Int.random(in: 0...6, using: &random)).map { _ in alphabet.randomElement(using: &random)! })
+                let expected = (try? swift.wholeMatch(in: value)) != nil
+                XCTAssertEqual(linear.matches(value), expected, "\(pattern) on \(value.debugDescription)")
+                compared += 1
+            }
+        }
+        XCTAssertEqual(compared, patterns.count * 300)
+    }
+
+    /// Where Swift's `Regex` reads a pattern otherwise than RE2 (and so than Prometheus).
+    func testRE2ReadingsWhereSwiftDiffers() throws {
+        let braces = try XCTUnwrap(LinearRegex("a{,2}"))
+        XCTAssertTrue(braces.matches("a{,2}"), "RE2 reads a{,2} as text")
+        XCTAssertFalse(braces.matches("aa"))
+        let letters = try XCTUnwrap(LinearRegex(#"\pL+"#))
+        XCTAssertTrue(letters.matches("aÄж"))
+        XCTAssertFalse(letters.matches("a1"))
+        let upper = try XCTUnwrap(LinearRegex(#"\p{Lu}\P{Lu}"#))
+        XCTAssertTrue(upper.matches("Ab"))
+        XCTAssertFalse(upper.matches("AB"))
+        // `.` is any scalar but "\n", even "\r", and a combining mark is a scalar of its own.
+        XCTAssertTrue(try XCTUnwrap(LinearRegex("a.b")).matches("a\rb"))
+        XCTAssertTrue(try XCTUnwrap(LinearRegex("e..")).matches("e\u{301}x"))
+        // Syntax RE2 refuses is left to the caller.
+        XCTAssertNil(LinearRegex("(?=a)"))
+        XCTAssertNil(LinearRegex(#"(a)\1"#))
+        XCTAssertNil(LinearRegex("a{1001}"))
+    }
+
+    /// Patterns that take a backtracking engine exponential time on a long non-matching value:
+    /// here each answers after one pass over the value (the test would not end otherwise).
+    func testNoPatternTakesExponentialTime() throws {
+        let value = String(repeating: "a", count: 20_000)
+        for pattern in ["(a|a)*b", "(a*)*b", "(a+a+)+b", "(a|aa)+$x", "(.*a){20}b"] {
+            XCTAssertFalse(try XCTUnwrap(LinearRegex(pattern), pattern).matches(value), pattern)
+            let matcher = try LabelMatcher("pod", .regex, pattern)
+            XCTAssertFalse(matcher.predicate()(value), pattern)
+        }
+        XCTAssertTrue(try LabelMatcher("pod", .notRegex, "(a|a)*b").predicate()(value))
+    }
+}
