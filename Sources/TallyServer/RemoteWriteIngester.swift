@@ -82,11 +82,15 @@ public final class RemoteWriteIngester: Sendable {
                 ? RemoteWriteV2Decoder.decode(compressed: body, maxDecodedBytes: configuration.maxDecodedBytes)
                 : RemoteWriteDecoder.decode(compressed: body, maxDecodedBytes: configuration.maxDecodedBytes, validatingLabels: false)
         } catch {
-            if case .decodedTooLarge = error {
+            switch error {
+            case .decodedTooLarge:
                 metrics.rejected(.bodyTooLarge)
                 return answer(HTTPAnswer(status: 413, body: error.description))
+            case .invalidHistogram, .histogramCustomBuckets:
+                metrics.rejected(.invalidHistogram)
+            case .framedSnappy, .corruptSnappy, .invalidProtobuf:
+                metrics.rejected(.malformedBody)
             }
-            metrics.rejected(.malformedBody)
             return answer(HTTPAnswer(status: 400, body: error.description))
         }
         let received = view.sampleCount + view.histogramCount

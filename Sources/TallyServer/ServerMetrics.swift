@@ -14,6 +14,8 @@ enum MaintenanceTrigger: String, CaseIterable, Sendable {
 enum WriteRefusal: String, CaseIterable, Sendable {
     /// Corrupt or framed snappy, or invalid protobuf: 400.
     case malformedBody = "malformed_body"
+    /// A native histogram that breaks Prometheus' rules, or has custom buckets: 400, nothing stored.
+    case invalidHistogram = "invalid_histogram"
     /// Compressed body over `--max-request-bytes`, or decoded over `--max-decoded-bytes`: 413.
     case bodyTooLarge = "body_too_large"
     /// A Content-Type or Content-Encoding other than Remote-Write 1.0's: 415.

@@ -1,5 +1,4 @@
-/// The wire shape of a message the receiver parses but does not store (exemplars, metadata, native
-/// histograms): for each known field its wire type, so a malformed message fails the request as it
+/// The wire shape of a message the receiver parses but does not store (exemplars, metadata): for each known field its wire type, so a malformed message fails the request as it
 /// fails any protobuf decoder, instead of being counted as if it were whole. Unknown fields are
 /// skipped.
 struct MessageShape: Sendable {
@@ -14,12 +13,11 @@ struct MessageShape: Sendable {
     }
 
     enum Nested: Sendable {
-        case label, bucketSpan
+        case label
 
         var shape: MessageShape {
             switch self {
             case .label: MessageShape.label
-            case .bucketSpan: MessageShape.bucketSpan
             }
         }
     }
@@ -36,13 +34,6 @@ struct MessageShape: Sendable {
     static let label = MessageShape([1: .single(.len), 2: .single(.len)])
     static let exemplar = MessageShape([1: .message(.label), 2: .single(.i64), 3: .single(.varint)])
     static let metadata = MessageShape([1: .single(.varint), 2: .single(.len), 4: .single(.len), 5: .single(.len)])
-    static let bucketSpan = MessageShape([1: .single(.varint), 2: .single(.varint)])
-    static let histogram = MessageShape([
-        1: .single(.varint), 2: .single(.i64), 3: .single(.i64), 4: .single(.varint), 5: .single(.i64),
-        6: .single(.varint), 7: .single(.i64), 8: .message(.bucketSpan), 9: .repeated(.varint), 10: .repeated(.i64),
-        11: .message(.bucketSpan), 12: .repeated(.varint), 13: .repeated(.i64), 14: .single(.varint), 15: .single(.varint),
-        16: .repeated(.i64),
-    ])
 
     /// Walks the message in `range`, checking every known field's wire type, nested messages and
     /// packed runs; returns normally only for a message any protobuf decoder would read.

@@ -6,7 +6,8 @@
 /// number of label references, a table that does not start with the empty string while anything
 /// refers to it. Refused per series, as 1.0's label rules are: labels not sorted by name, an empty
 /// label value. Exemplars and metadata are checked (their references too) and counted; native
-/// histograms are checked and counted; created timestamps are read and not stored.
+/// histograms are read and checked as in 1.0 (`HistogramValidator`); created timestamps are read
+/// and not stored.
 public enum RemoteWriteV2Decoder {
     public static func decode(compressed: [UInt8], maxDecodedBytes: Int) throws(WireError) -> WriteRequestView {
         try decode(body: SnappyBlock.decompress(compressed, maxDecodedBytes: maxDecodedBytes), maxKeyBytes: maxDecodedBytes)
@@ -20,7 +21,7 @@ public enum RemoteWriteV2Decoder {
     /// across requests (whose symbol indexes differ) and is shared with 1.0 senders. A request whose
     /// keys would pass `maxKeyBytes` (one symbol can be referred to a million times) gets no more
     /// keys; those series take the slow path.
-    public static func decode(body: [UInt8], maxKeyBytes: Int = 64 << 20) throws(WireError) -> WriteRequestView {
+    public static func decode(body: [UInt8], maxKeyBytes: Int = 64 << 20, validatingHistograms: Bool = true) throws(WireError) -> WriteRequestView {
         var view = WriteRequestView(body: body)
         var keys = LabelKeys(base: body.count, limit: min(maxKeyBytes, Int(Int32.max) - body.count))
         try body.withUnsafeBufferPointer { (bytes) throws(WireError) in
@@ -45,6 +46,7 @@ public enum RemoteWriteV2Decoder {
             }
             let table = SymbolTable(symbols: symbols)
             for range in series { try decodeTimeSeries(bytes, range, table, into: &view, keys: &keys) }
+            if validatingHistograms { try HistogramValidator.validate(view, bytes) }
         }
         if !keys.bytes.isEmpty { view.body += keys.bytes }
         return view
@@ -115,7 +117,7 @@ public enum RemoteWriteV2Decoder {
     private static func decodeTimeSeries(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ table: SymbolTable,
                                          into view: inout WriteRequestView, keys: inout LabelKeys) throws(WireError) {
         var series = WireSeries(labelStart: Int32(view.labels.count), labelCount: 0, sampleStart: Int32(view.samples.count),
-                                sampleCount: 0, histogramCount: 0, rejection: nil)
+                                sampleCount: 0, histogramCount: 0, histogramStart: Int32(view.histograms.count), rejection: nil)
         var refs: [UInt64] = []
         // A repeated metadata field merges into one (protobuf's rule for a singular message).
         var metadata: MetadataRefs?
@@ -130,9 +132,8 @@ public enum RemoteWriteV2Decoder {
                 series.sampleCount += 1
             case 3:
                 try ProtobufReader.expect(type, .len, "TimeSeries.histograms")
-                try MessageShape.histogram.check(bytes, reader.readLengthDelimited())
+                view.histograms.append(try WireHistogram.decode(bytes, reader.readLengthDelimited()))
                 series.histogramCount += 1
-                view.histogramCount += 1
             case 4:
                 try ProtobufReader.expect(type, .len, "TimeSeries.exemplars")
                 try checkExemplar(bytes, reader.readLengthDelimited(), table)

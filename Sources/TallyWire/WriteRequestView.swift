@@ -7,10 +7,12 @@ public struct WriteRequestView: Sendable {
     public internal(set) var labels: [WireLabel] = []
     public internal(set) var samples: [WireSample] = []
     public internal(set) var series: [WireSeries] = []
+    /// Native histograms, each series' in a run (`WireSeries.histogramStart`, `histogramCount`).
+    public internal(set) var histograms: [WireHistogram] = []
     /// Elements the receiver parses but does not store; the server reports them.
     public internal(set) var metadataCount = 0
     public internal(set) var exemplarCount = 0
-    public internal(set) var histogramCount = 0
+    public var histogramCount: Int { histograms.count }
 
     init(body: [UInt8]) { self.body = body }
 
@@ -62,6 +64,7 @@ public struct WireSeries: Sendable {
     public var sampleStart: Int32
     public var sampleCount: Int32
     public var histogramCount: Int32
+    public var histogramStart: Int32 = 0
     /// Set when the label set breaks a rule; none of the series' samples may be stored then.
     public var rejection: SeriesRejection?
     /// The series' `labels` fields exactly as they arrived, when they came back to back (empty

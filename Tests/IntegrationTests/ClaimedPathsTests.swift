@@ -83,10 +83,11 @@ final class ClaimedPathsTests: XCTestCase {
         var request = ProtobufWriter()
         request.messageField(1) { series in
             Self.metricName(&series, "native")
-            // Histogram: count_int (1), sum (3), timestamp (15).
+            // A valid histogram: count_int (1), sum (3), zero_count_int (6) holding all 3, timestamp (15).
             series.messageField(4) { histogram in
                 histogram.varintField(1, 3)
                 histogram.fixed64Field(3, 1.5.bitPattern)
+                histogram.varintField(6, 3)
                 histogram.varintField(15, UInt64(t))
             }
         }

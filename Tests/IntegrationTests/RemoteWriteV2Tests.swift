@@ -100,6 +100,7 @@ final class RemoteWriteV2Tests: XCTestCase {
             series.varintField(1, 2)
             series.messageField(3) { h in
                 h.varintField(1, 3)
+                h.varintField(6, 3)
                 h.varintField(15, UInt64(now - 60_000))
             }
         }
@@ -107,6 +108,31 @@ final class RemoteWriteV2Tests: XCTestCase {
         XCTAssertEqual(refused.status, 400)
         XCTAssertTrue(refused.body.contains("native_histogram_unsupported=1"), refused.body)
         XCTAssertEqual(written(refused), ["0", "0", "0"])
+
+        // A histogram that breaks a rule (custom buckets here, a bucket count beyond its count next)
+        // refuses the whole request: the float series beside it is not stored either.
+        for (schema, count, reason) in [(Int32(-53), UInt64(1), "custom buckets not supported"), (0, 0, "1 observations found in buckets, but the Count field is 0")] {
+            var invalid = ProtobufWriter()
+            for s in ["", "__name__", "native", "not_kept"] { invalid.bytesField(4, Array(s.utf8)) }
+            invalid.messageField(5) { series in
+                series.bytesField(1, [1, 3])
+                series.sampleField(2, WireSample(timestamp: now - 60_000, valueBits: 1.0.bitPattern))
+            }
+            invalid.messageField(5) { series in
+                series.bytesField(1, [1, 2])
+                series.messageField(3) { h in
+                    h.varintField(1, count)
+                    h.varintField(4, UInt64(UInt32(bitPattern: (schema << 1) ^ (schema >> 31))))
+                    h.messageField(11) { $0.varintField(2, 1) }
+                    h.varintField(12, 2)
+                    h.varintField(15, UInt64(now - 60_000))
+                }
+            }
+            let answer = try post(invalid.bytes, tenant: "rules")
+            XCTAssertEqual(answer.status, 400)
+            XCTAssertTrue(answer.body.contains(reason) && answer.body.contains("nothing stored"), answer.body)
+            XCTAssertEqual(written(answer), ["0", "0", "0"])
+        }
 
         XCTAssertEqual(try post(histogram.bytes, tenant: "rules", contentType: "application/x-protobuf;proto=io.prometheus.write.v3.Request").status, 415)
         server.stop(SIGTERM)
