@@ -57,6 +57,55 @@ final class RemoteWriteV2Tests: XCTestCase {
         XCTAssertEqual(asTwo, asOne)
     }
 
+    /// `X-Prometheus-Remote-Write-Exemplars-Written` counts the exemplars kept (a resent one, a
+    /// no-op, counts as Prometheus counts it), not those older than their series' newest nor those of
+    /// a refused series; `--max-exemplars` bounds what a tenant holds.
+    func testExemplarsWrittenCountsWhatIsKeptAndMaxExemplarsBoundsIt() throws {
+        server.stop(SIGTERM)
+        server = try TallyServerProcess(storage: storage, extraArguments: ["--max-exemplars", "3"])
+        try server.waitReady()
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let symbols = ["", "__name__", "m", "job", "a", "trace_id", "t1", "t2", "b", "zzz"]
+        /// A series (label refs) with one sample and exemplars (trace symbol, value, time).
+        func series(_ w: inout ProtobufWriter, _ refs: [UInt64], _ exemplars: [(UInt64, Double, Int64)]) {
+            w.messageField(5) { s in
+                var packed = ProtobufWriter()
+                for ref in refs { packed.varint(ref) }
+                s.bytesField(1, packed.bytes)
+                s.sampleField(2, WireSample(timestamp: now, valueBits: 1.0.bitPattern))
+                for (trace, value, t) in exemplars {
+                    s.messageField(4) { e in
+                        e.bytesField(1, [5, UInt8(trace)])
+                        e.fixed64Field(2, value.bitPattern)
+                        e.varintField(3, UInt64(t))
+                    }
+                }
+            }
+        }
+        var first = ProtobufWriter()
+        for s in symbols { first.bytesField(4, Array(s.utf8)) }
+        // Two kept, one resent (written, a no-op), one older than the newest (not written).
+        series(&first, [1, 2, 3, 4], [(6, 1, now - 3000), (7, 2, now - 2000), (7, 2, now - 2000), (6, 1, now - 10_000)])
+        // A series refused for its labels (unsorted): its exemplar is not kept.
+        series(&first, [3, 4, 1, 2], [(6, 1, now - 3000)])
+        let answer = try post(first.bytes, tenant: "ex")
+        XCTAssertEqual(answer.status, 400, answer.body)
+        XCTAssertEqual(written(answer), ["1", "0", "3"])
+        var page = try MetricsPage(of: server)
+        XCTAssertEqual(page["tally_exemplars_appended_total{tenant=\"ex\"}"], 2)
+        XCTAssertEqual(page["tally_exemplars_out_of_order_total{tenant=\"ex\"}"], 1)
+        XCTAssertEqual(page["tally_exemplars_in_storage{tenant=\"ex\"}"], 2)
+        var second = ProtobufWriter()
+        for s in symbols { second.bytesField(4, Array(s.utf8)) }
+        series(&second, [1, 2, 3, 8], [(6, 1, now - 3000), (7, 2, now - 2000)])
+        let again = try post(second.bytes, tenant: "ex")
+        XCTAssertEqual(again.status, 204, again.body)
+        XCTAssertEqual(written(again), ["1", "0", "2"])
+        page = try MetricsPage(of: server)
+        XCTAssertEqual(page["tally_exemplars_appended_total{tenant=\"ex\"}"], 4)
+        XCTAssertEqual(page["tally_exemplars_in_storage{tenant=\"ex\"}"], 3, "--max-exemplars 3")
+    }
+
     /// A request with one valid series and one that breaks a 2.0 label rule: 400 naming the rule, the
     /// valid series stored and counted in the header. Rules that make the request unreadable (a
     /// reference past the table, an odd count, a non-empty first symbol): 400, nothing stored.

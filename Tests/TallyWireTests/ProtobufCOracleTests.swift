@@ -101,14 +101,29 @@ struct DecodedRequest: Equatable, CustomStringConvertible {
     }
 
     var series: [Series] = []
-    var exemplars = 0
+    var exemplars: [DecodedExemplar] = []
     var metadata = 0
 
     var description: String {
         let each = series.map { s in
             "{\(s.labels.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ",")) | \(s.samples.map { "\($0.timestamp)=\(String($0.valueBits, radix: 16))" }.joined(separator: " ")) | \(s.histograms)}"
         }
-        return "\(each.joined(separator: " ").prefix(2000)) exemplars \(exemplars) metadata \(metadata)"
+        return "\(each.joined(separator: " ").prefix(2000)) exemplars \(exemplars.count) metadata \(metadata)"
+    }
+}
+
+/// An exemplar as a decoder read it: labels in arrival order (name, value, ...), value bits, timestamp.
+struct DecodedExemplar: Equatable {
+    var labels: [[UInt8]]
+    var value: UInt64
+    var timestamp: Int64
+
+    /// Tally's reading of every exemplar of `view`, series by series.
+    static func all(_ view: WriteRequestView, _ body: [UInt8]) -> [DecodedExemplar] {
+        view.series.flatMap { view.exemplars(of: $0) }.map { e in
+            DecodedExemplar(labels: view.labels(of: e).flatMap { [Array(body[$0.name.range]), Array(body[$0.value.range])] },
+                            value: e.valueBits, timestamp: e.timestamp)
+        }
     }
 }
 
@@ -116,7 +131,7 @@ enum OracleDecoding {
     /// Without `validatingHistograms` histograms are compared as read, whatever rule they break.
     static func tally(_ body: [UInt8], validatingHistograms: Bool = false) -> DecodedRequest? {
         guard let view = try? RemoteWriteDecoder.decode(body: body, validatingLabels: false, validatingHistograms: validatingHistograms) else { return nil }
-        var decoded = DecodedRequest(exemplars: view.exemplarCount, metadata: view.metadataCount)
+        var decoded = DecodedRequest(exemplars: DecodedExemplar.all(view, body), metadata: view.metadataCount)
         for series in view.series {
             decoded.series.append(.init(labels: view.labels(of: series).flatMap { [Array(body[$0.name.range]), Array(body[$0.value.range])] },
                                         samples: Array(view.samples(of: series)), histograms: view.histograms(of: series).map { DecodedHistogram(view, $0) }))
@@ -148,7 +163,11 @@ enum OracleDecoding {
                 for j in 0..<series.n_samples {
                     read.samples.append(WireSample(timestamp: series.samples[j]!.pointee.timestamp, valueBits: series.samples[j]!.pointee.value.bitPattern))
                 }
-                decoded.exemplars += series.n_exemplars
+                decoded.exemplars += (0..<series.n_exemplars).map { j in
+                    let e = series.exemplars[j]!.pointee
+                    return DecodedExemplar(labels: (0..<e.n_labels).flatMap { [protobufCBytes(e.labels[$0]!.pointee.name), protobufCBytes(e.labels[$0]!.pointee.value)] },
+                                           value: e.value.bitPattern, timestamp: e.timestamp)
+                }
                 decoded.series.append(read)
             }
             return decoded
@@ -243,12 +262,14 @@ struct RequestGenerator {
         HistogramWriter.write(&w, field: 4, &random)
     }
 
-    private mutating func exemplar(_ w: inout ProtobufWriter) {
+    private mutating func exemplar(_ w: inout ProtobufWriter) -> DecodedExemplar {
         var e = ProtobufWriter()
-        for _ in 0..<count(2) { _ = label(&e) }
+        var labels: [[UInt8]] = []
+        for _ in 0..<count(2) { labels += label(&e) }
         let value = random.next(), timestamp = random.next()
         shuffled(&e, [{ $0.fixed64Field(2, value) }, { $0.varintField(3, timestamp) }])
         w.bytesField(3, e.bytes)
+        return DecodedExemplar(labels: labels, value: value, timestamp: Int64(bitPattern: timestamp))
     }
 
     private mutating func metadata(_ w: inout ProtobufWriter) {
@@ -277,8 +298,7 @@ struct RequestGenerator {
                 case 0: series.labels += label(&s)
                 case 1: series.samples.append(sampleField(&s))
                 case 2:
-                    exemplar(&s)
-                    expected.exemplars += 1
+                    expected.exemplars.append(exemplar(&s))
                 default:
                     series.histograms.append(histogram(&s))
                 }

@@ -67,19 +67,19 @@ struct DecodedV2: Equatable, CustomStringConvertible {
     }
 
     var series: [Series] = []
-    var exemplars = 0
+    var exemplars: [DecodedExemplar] = []
     var metadata = 0
 
     var description: String {
         let each = series.map { s in "{\(s.labels.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ",")) \(s.rejection ?? "ok") \(s.samples.count) samples \(s.histograms)}" }
-        return "\(each.joined(separator: " ").prefix(2000)) exemplars \(exemplars) metadata \(metadata)"
+        return "\(each.joined(separator: " ").prefix(2000)) exemplars \(exemplars.count) metadata \(metadata)"
     }
 }
 
 enum V2Decoding {
     static func tally(_ body: [UInt8]) -> DecodedV2? {
         guard let view = try? RemoteWriteV2Decoder.decode(body: body) else { return nil }
-        var decoded = DecodedV2(exemplars: view.exemplarCount, metadata: view.metadataCount)
+        var decoded = DecodedV2(exemplars: DecodedExemplar.all(view, body), metadata: view.metadataCount)
         for series in view.series {
             decoded.series.append(.init(labels: view.labels(of: series).flatMap { [Array(body[$0.name.range]), Array(body[$0.value.range])] },
                                         rejection: series.rejection?.rawValue, samples: Array(view.samples(of: series)),
@@ -112,9 +112,13 @@ enum V2Decoding {
                 for j in 0..<series.n_exemplars {
                     let exemplar = series.exemplars[j]!.pointee
                     guard exemplar.n_labels_refs % 2 == 0 else { return nil }
-                    for r in 0..<exemplar.n_labels_refs where resolve(exemplar.labels_refs[r]) == nil { return nil }
+                    var labels: [[UInt8]] = []
+                    for r in 0..<exemplar.n_labels_refs {
+                        guard let symbol = resolve(exemplar.labels_refs[r]) else { return nil }
+                        labels.append(symbol)
+                    }
+                    decoded.exemplars.append(DecodedExemplar(labels: labels, value: exemplar.value.bitPattern, timestamp: exemplar.timestamp))
                 }
-                decoded.exemplars += series.n_exemplars
                 if let metadata = series.metadata?.pointee {
                     guard resolve(metadata.help_ref) != nil, resolve(metadata.unit_ref) != nil else { return nil }
                     decoded.metadata += 1
