@@ -104,6 +104,24 @@ final class RemoteWriteV2Tests: XCTestCase {
         page = try MetricsPage(of: server)
         XCTAssertEqual(page["tally_exemplars_appended_total{tenant=\"ex\"}"], 4)
         XCTAssertEqual(page["tally_exemplars_in_storage{tenant=\"ex\"}"], 3, "--max-exemplars 3")
+
+        // query_exemplars: what the ring holds (a's oldest was overwritten) for the query's selectors.
+        func query(_ parameters: String, tenant: String = "ex") throws -> LoopbackHTTP.Response {
+            try server.client.request("GET", "/api/v1/query_exemplars?" + parameters, headers: [("THANOS-TENANT", tenant)])
+        }
+        func seconds(_ t: Int64) -> String { String(format: "%lld.%03lld", t / 1000, t % 1000).replacingOccurrences(of: ".000", with: "") }
+        let b = try query("query=rate(m%7Bjob%3D%22b%22%7D%5B5m%5D)&start=0&end=\(now / 1000 + 1)")
+        XCTAssertEqual(b.status, 200, b.body)
+        XCTAssertEqual(b.body, #"{"status":"success","data":[{"seriesLabels":{"__name__":"m","job":"b"},"exemplars":["#
+            + #"{"labels":{"trace_id":"t1"},"value":"1","timestamp":\#(seconds(now - 3000))},"#
+            + #"{"labels":{"trace_id":"t2"},"value":"2","timestamp":\#(seconds(now - 2000))}]}]}"#)
+        let a = try query("query=m&start=0&end=\(now / 1000 + 1)")
+        XCTAssertTrue(a.body.contains(#"{"seriesLabels":{"__name__":"m","job":"a"},"exemplars":[{"labels":{"trace_id":"t2"},"value":"2""#), a.body)
+        XCTAssertEqual(try query("query=m", tenant: "other").body, #"{"status":"success","data":[]}"#)
+        XCTAssertEqual(try query("query=1").body, #"{"status":"success","data":null}"#)
+        let backwards = try query("query=m&start=10&end=5")
+        XCTAssertEqual(backwards.status, 400)
+        XCTAssertTrue(backwards.body.contains("end timestamp must not be before start timestamp"), backwards.body)
     }
 
     /// A request with one valid series and one that breaks a 2.0 label rule: 400 naming the rule, the
