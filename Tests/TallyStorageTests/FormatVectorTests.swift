@@ -130,6 +130,63 @@ final class FormatVectorTests: XCTestCase {
         XCTAssertTrue(bytes[expected.count...].allSatisfy { $0 == 0 })
     }
 
+    /// Two integer histograms of series ref 1, one second apart, as Prometheus 2.42
+    /// (`--enable-feature=native-histograms`) logged them after a remote write: schema 1, zero
+    /// threshold 0.001, positive spans 0:2 and 3:1 with deltas 3 1 -2, negative span -2:1 with 4.
+    static let histogramRecord = """
+        07 0000000000000001 000001a231f1ee55
+        00 00 | 00 02 3f50624dd2f1a9fc 02 0f 401e000000000000 | 02 0002 0601 | 01 0301 | 03 060203 | 01 08
+        00 d00f | 00 02 3f50624dd2f1a9fc 03 12 4022800000000000 | 02 0002 0601 | 01 0301 | 03 080001 | 01 08
+        """
+
+    static func histogram(zeroCount: UInt64, count: UInt64, sum: Double, positive: [Int64]) -> IntegerHistogram {
+        var h = IntegerHistogram()
+        h.schema = 1
+        h.zeroThresholdBits = 0.001.bitPattern
+        h.zeroCount = zeroCount
+        h.count = count
+        h.sumBits = sum.bitPattern
+        h.positiveSpans = [HistogramSpan(offset: 0, length: 2), HistogramSpan(offset: 3, length: 1)]
+        h.negativeSpans = [HistogramSpan(offset: -2, length: 1)]
+        h.positiveBuckets = positive
+        h.negativeBuckets = [4]
+        return h
+    }
+
+    static let histograms = [histogram(zeroCount: 2, count: 15, sum: 7.5, positive: [3, 1, -2]),
+                             histogram(zeroCount: 3, count: 18, sum: 9.25, positive: [4, 0, -1])]
+
+    func testHistogramSamplesRecordMatchesPrometheus242() throws {
+        let t: Int64 = 0x1a2_31f1_ee55
+        var encoder = WALRecordEncoder()
+        encoder.histogramSamples([(1, t, Self.histograms[0]), (1, t + 1000, Self.histograms[1])])
+        XCTAssertEqual(encoder.bytes, hex(Self.histogramRecord))
+        /// What the decoder reads from `bytes`, or nil when it finds them malformed.
+        func decode(_ bytes: [UInt8]) -> [String]? {
+            bytes.withUnsafeBytes { raw -> [String]? in
+                var decoder = WALRecordDecoder(raw)
+                var decoded: [String] = []
+                do {
+                    try decoder.forEachHistogramSample { ref, timestamp, h in
+                        decoded.append("\(ref)@\(timestamp - t)")
+                        XCTAssertEqual(h, Self.histograms[min(decoded.count - 1, 1)])
+                    }
+                } catch { return nil }
+                return decoded
+            }
+        }
+        let bytes = hex(Self.histogramRecord)
+        XCTAssertEqual(bytes.withUnsafeBytes { WALRecordDecoder($0).type }, WALRecordType.histogramSamples.rawValue)
+        XCTAssertEqual(decode(bytes), ["1@0", "1@1000"])
+        // Cut short anywhere but between the two samples, it is malformed, never a trap.
+        for end in 18..<bytes.count where end != 53 {
+            XCTAssertNil(decode(Array(bytes[..<end])), "cut at \(end)")
+        }
+        var huge = bytes
+        huge[39] = 0x7f  // the first sample's positive span count, past the record
+        XCTAssertNil(decode(huge))
+    }
+
     /// tombstones.go: magic, version 1, (uvarint ref, varint mint, varint maxt)..., CRC32C of the records.
     func testTombstonesLayoutAndMerging() throws {
         XCTAssertEqual(Tombstones().encoded(), [0x01, 0x30, 0xBA, 0x30, 0x01, 0, 0, 0, 0])
