@@ -125,27 +125,33 @@ struct WALRecordDecoder {
     }
 
     mutating func forEachSample(_ body: (UInt64, Int64, UInt64) -> Void) throws(WALRecordError) {
-        guard position < bytes.count else { return }
-        let baseRef = try readBigEndian()
-        let baseTimestamp = Int64(bitPattern: try readBigEndian())
+        guard let base = try readBase() else { return }
         while position < bytes.count {
-            let dref = try readVarint()
-            let dt = try readVarint()
-            let value = try readBigEndian()
-            body(baseRef &+ UInt64(bitPattern: dref), baseTimestamp &+ dt, value)
+            let (ref, timestamp) = try readEntryKey(base)
+            body(ref, timestamp, try readBigEndian())
         }
+    }
+
+    /// The base ref and time of a Samples or HistogramSamples record; nil for an empty record.
+    private mutating func readBase() throws(WALRecordError) -> (ref: UInt64, timestamp: Int64)? {
+        guard position < bytes.count else { return nil }
+        return (try readBigEndian(), Int64(bitPattern: try readBigEndian()))
+    }
+
+    /// An entry's ref and time, deltas from the record's base.
+    private mutating func readEntryKey(_ base: (ref: UInt64, timestamp: Int64)) throws(WALRecordError) -> (UInt64, Int64) {
+        let dref = try readVarint()
+        let dt = try readVarint()
+        return (base.ref &+ UInt64(bitPattern: dref), base.timestamp &+ dt)
     }
 
     /// Each sample of a HistogramSamples record. Counts of spans and buckets are checked against
     /// the bytes left (each takes at least one) before anything is reserved; a span offset or
     /// length outside 32 bits is malformed (Go would cut it).
     mutating func forEachHistogramSample(_ body: (UInt64, Int64, IntegerHistogram) -> Void) throws(WALRecordError) {
-        guard position < bytes.count else { return }
-        let baseRef = try readBigEndian()
-        let baseTimestamp = Int64(bitPattern: try readBigEndian())
+        guard let base = try readBase() else { return }
         while position < bytes.count {
-            let dref = try readVarint()
-            let dt = try readVarint()
+            let (ref, timestamp) = try readEntryKey(base)
             var h = IntegerHistogram()
             guard position < bytes.count else { throw .malformed("truncated histogram") }
             h.counterResetHint = bytes[position]
@@ -161,7 +167,7 @@ struct WALRecordDecoder {
             h.negativeSpans = try readSpans()
             h.positiveBuckets = try readDeltas()
             h.negativeBuckets = try readDeltas()
-            body(baseRef &+ UInt64(bitPattern: dref), baseTimestamp &+ dt, h)
+            body(ref, timestamp, h)
         }
     }
 
