@@ -20,6 +20,24 @@ extension PromQL {
     }
 }
 
+extension PromQL {
+    /// Every vector selector of `expr` (those inside range selectors too), in the order Prometheus'
+    /// `parser.ExtractSelectors` finds them: the tree depth first, each node before its children.
+    public static func vectorSelectors(in expr: Expr) -> [VectorSelector] {
+        switch expr {
+        case .number, .string: []
+        case let .vectorSelector(selector): [selector]
+        case let .matrixSelector(m): [m.selector]
+        case let .subquery(s): vectorSelectors(in: s.expr)
+        case let .aggregate(a): vectorSelectors(in: a.expr) + (a.parameter.map { vectorSelectors(in: $0) } ?? [])
+        case let .binary(b): vectorSelectors(in: b.lhs) + vectorSelectors(in: b.rhs)
+        case let .call(c): c.args.flatMap { vectorSelectors(in: $0) }
+        case let .paren(p): vectorSelectors(in: p.expr)
+        case let .unary(u): vectorSelectors(in: u.expr)
+        }
+    }
+}
+
 extension LabelMatcher {
     /// The same matcher as storage takes it (its regex compiled, anchored).
     public func storageMatcher() throws(SelectorError) -> TallyStorage.LabelMatcher {

@@ -179,7 +179,7 @@ final class Router: Sendable {
             case let .failure(refusal): return request.now(refusal)
             }
         }
-        let page = metrics.page(tenants: ingester.registry.openDatabases, storageRoot: configuration.storageRoot)
+        let page = metrics.page(tenants: ingester.registry.openDatabases, exemplars: ingester.exemplars.counts, storageRoot: configuration.storageRoot)
         return request.now(HTTPAnswer(status: 200, body: page, contentType: "text/plain; version=0.0.4; charset=utf-8"))
     }
 

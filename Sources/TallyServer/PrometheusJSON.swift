@@ -132,6 +132,26 @@ enum PrometheusJSON {
         JSONText { $0.appendList(sets) { labels, out in appendLabels(labels, to: &out) } }
     }
 
+    /// `/api/v1/query_exemplars`' list: `{"seriesLabels":{...},"exemplars":[{"labels":{...},
+    /// "value":"1","timestamp":1.5}]}` per series (Prometheus' `marshalExemplarJSON`).
+    static func exemplars(_ found: [SeriesExemplars]) -> JSONText {
+        JSONText {
+            $0.appendList(found) { series, out in
+                out.append(#"{"seriesLabels":"#)
+                appendLabels(series.seriesLabels, to: &out)
+                out.append(#","exemplars":"#)
+                out.appendList(series.exemplars) { exemplar, out in
+                    out.append(#"{"labels":"#)
+                    appendLabels(exemplar.labels, to: &out)
+                    out.append(#","value":"#)
+                    out.appendString(sampleValue(exemplar.value))
+                    out.append(#","timestamp":"# + pointTimestamp(exemplar.timestamp) + "}")
+                }
+                out.append("}")
+            }
+        }
+    }
+
     /// A list of strings, as `/api/v1/labels` and `/api/v1/label/<name>/values` answer.
     static func strings(_ values: [String]) -> JSONText {
         JSONText { $0.appendList(values) { value, out in out.appendString(value) } }

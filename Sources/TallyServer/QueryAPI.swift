@@ -6,13 +6,13 @@ import TallyQuery
 import TallyStorage
 
 /// Prometheus' HTTP query API over one tenant's data: `/api/v1/query`, `query_range`, `series`,
-/// `labels`, `label/<name>/values`, `metadata`, `status/buildinfo` and `format_query`, answered
+/// `labels`, `label/<name>/values`, `metadata`, `query_exemplars`, `status/buildinfo` and `format_query`, answered
 /// as Prometheus 2.42 answers them. Work runs on its own pool of `--query.max-concurrency`
 /// threads, never on an event loop: queries past that many wait their turn, and their wait counts
 /// against their timeout, as in Prometheus' query queue.
 final class QueryAPI: Sendable {
     enum Endpoint: Sendable {
-        case query, queryRange, series, labels, labelValues, metadata, buildInfo, formatQuery
+        case query, queryRange, series, labels, labelValues, metadata, queryExemplars, buildInfo, formatQuery
 
         /// Whether the endpoint reads a tenant's data (and so names one).
         var readsTenant: Bool { ![.buildInfo, .formatQuery].contains(self) }
@@ -26,6 +26,7 @@ final class QueryAPI: Sendable {
         ("/api/v1/labels", [.GET, .POST], .labels),
         ("/api/v1/label/:name/values", [.GET], .labelValues),
         ("/api/v1/metadata", [.GET], .metadata),
+        ("/api/v1/query_exemplars", [.GET, .POST], .queryExemplars),
         ("/api/v1/status/buildinfo", [.GET], .buildInfo),
         ("/api/v1/format_query", [.GET, .POST], .formatQuery),
     ]
@@ -44,11 +45,13 @@ final class QueryAPI: Sendable {
     }
 
     let registry: TenantRegistry
+    let exemplars: TenantExemplars
     let options: QueryOptions
     private let pool: NIOThreadPool
 
-    init(registry: TenantRegistry, options: QueryOptions, pool: NIOThreadPool) {
+    init(registry: TenantRegistry, exemplars: TenantExemplars, options: QueryOptions, pool: NIOThreadPool) {
         self.registry = registry
+        self.exemplars = exemplars
         self.options = options
         self.pool = pool
     }
@@ -143,6 +146,8 @@ final class QueryAPI: Sendable {
             // No metric metadata is stored yet (remote write's metadata is counted, not kept).
             if let limit = parameters.value("limit"), Int(limit) == nil { throw PrometheusAPIError(.badData, "limit must be a number") }
             return PrometheusJSON.success(JSONText("{}"))
+        case .queryExemplars:
+            return try queryExemplars(question, parameters)
         case .buildInfo:
             return PrometheusJSON.success(Self.buildInfo)
         case .formatQuery:
@@ -152,6 +157,27 @@ final class QueryAPI: Sendable {
                 throw .invalidParameter("query", error.description)
             }
         }
+    }
+
+    /// `query_exemplars` as Prometheus 2.42's `queryExemplars`: the exemplars in `[start, end]` of
+    /// the series any vector selector of `query` selects, from the tenant's in-memory storage;
+    /// `null` for a query without selectors.
+    private func queryExemplars(_ question: Question, _ parameters: QueryParameters) throws(PrometheusAPIError) -> HTTPAnswer {
+        let (start, end) = try span(parameters)
+        guard end >= start else { throw PrometheusAPIError(.badData, "end timestamp must not be before start timestamp") }
+        let selectors: [VectorSelector]
+        do { selectors = PromQL.vectorSelectors(in: try PromQL.parse(question.form["query"] ?? "")) } catch {
+            throw PrometheusAPIError(.badData, error.description)
+        }
+        guard !selectors.isEmpty else { return PrometheusJSON.success(JSONText("null")) }
+        let sets: [[TallyStorage.LabelMatcher]]
+        do {
+            sets = try selectors.map { selector throws(SelectorError) in try selector.allMatchers.map { matcher throws(SelectorError) in try matcher.storageMatcher() } }
+        } catch {
+            throw PrometheusAPIError(.badData, "\(error)")
+        }
+        let found = exemplars.storage(of: question.tenant ?? "")?.select(start: start, end: end, sets) ?? []
+        return PrometheusJSON.success(PrometheusJSON.exemplars(found))
     }
 
     /// `status/buildinfo`: the Prometheus release whose API Tally answers as (clients such as

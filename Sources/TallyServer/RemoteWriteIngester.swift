@@ -40,6 +40,7 @@ public final class RemoteWriteIngester: Sendable {
     let registry: TenantRegistry
     let metrics: ServerMetrics
     let limits: LimitsStore
+    let exemplars: TenantExemplars
     private let rateLimiter = IngestionRateLimiter()
 
     init(configuration: ServerConfiguration, registry: TenantRegistry, metrics: ServerMetrics, limits: LimitsStore) {
@@ -47,6 +48,7 @@ public final class RemoteWriteIngester: Sendable {
         self.registry = registry
         self.metrics = metrics
         self.limits = limits
+        self.exemplars = TenantExemplars(capacity: configuration.maxExemplars)
     }
 
     /// Request headers that matter to ingestion.
@@ -68,12 +70,12 @@ public final class RemoteWriteIngester: Sendable {
         }
         // Remote-Write 2.0 wants the counts written on every answer, failures included; a sample
         // counts once it is durable, so only answers after the WAL sync carry a count above 0.
-        let respond: @Sendable (HTTPAnswer, Int) -> Void = { answer, samplesWritten in
+        let respond: @Sendable (HTTPAnswer, Int, Int) -> Void = { answer, samplesWritten, exemplarsWritten in
             var answer = answer
-            if version == .v2 { answer.headers += RemoteWriteMessage.writtenHeaders(samples: samplesWritten) }
+            if version == .v2 { answer.headers += RemoteWriteMessage.writtenHeaders(samples: samplesWritten, exemplars: exemplarsWritten) }
             reply(answer)
         }
-        let answer: @Sendable (HTTPAnswer) -> Void = { respond($0, 0) }
+        let answer: @Sendable (HTTPAnswer) -> Void = { respond($0, 0, 0) }
         let limits = self.limits.limits(for: tenant)
         var view: WriteRequestView
         do {
@@ -82,11 +84,15 @@ public final class RemoteWriteIngester: Sendable {
                 ? RemoteWriteV2Decoder.decode(compressed: body, maxDecodedBytes: configuration.maxDecodedBytes)
                 : RemoteWriteDecoder.decode(compressed: body, maxDecodedBytes: configuration.maxDecodedBytes, validatingLabels: false)
         } catch {
-            if case .decodedTooLarge = error {
+            switch error {
+            case .decodedTooLarge:
                 metrics.rejected(.bodyTooLarge)
                 return answer(HTTPAnswer(status: 413, body: error.description))
+            case .invalidHistogram, .histogramCustomBuckets:
+                metrics.rejected(.invalidHistogram)
+            case .framedSnappy, .corruptSnappy, .invalidProtobuf:
+                metrics.rejected(.malformedBody)
             }
-            metrics.rejected(.malformedBody)
             return answer(HTTPAnswer(status: 400, body: error.description))
         }
         let received = view.sampleCount + view.histogramCount
@@ -113,29 +119,40 @@ public final class RemoteWriteIngester: Sendable {
             }
             return answer(HTTPAnswer(status: 400, body: error.description + "\n"))
         }
-        let tally: RejectionTally
+        let outcome: AppendOutcome
         let commit: AppendCommit
         let accepted = SampleWindow(now: now, limits: limits)
         do {
-            (tally, commit) = try append(&view, to: db, limits: limits, window: accepted)
+            (outcome, commit) = try append(&view, to: db, limits: limits, window: accepted)
         } catch {
             if case .closed = error { return answer(HTTPAnswer(status: 503, body: "shutting down\n")) }
             if case let .io(failure) = error { return answer(HTTPAnswer.storageFailure(failure, "storage: \(error)\n")) }
             return answer(HTTPAnswer(status: 500, body: "storage: \(error)\n"))
         }
+        let tally = outcome.tally
+        // Exemplars are kept in memory only, once their series' samples are in the WAL.
+        let stored = exemplars.store(view, seriesAt: outcome.seriesWithExemplars, tenant: tenant)
         metrics.appended(tenant: tenant, samples: commit.appendedSamples, series: commit.createdSeries)
+        metrics.exemplars(tenant: tenant, appended: stored.appended, outOfOrder: stored.outOfOrder)
         metrics.notStored(tenant: tenant, kind: "metadata", count: view.metadataCount)
-        metrics.notStored(tenant: tenant, kind: "exemplar", count: view.exemplarCount)
+        metrics.notStored(tenant: tenant, kind: "exemplar", count: view.exemplarCount - stored.written)
         for (reason, count) in tally.counts where count > 0 { metrics.rejected(tenant: tenant, reason: reason, samples: count) }
         db.whenDurable(commit.position) { error in
             if let error { return answer(HTTPAnswer(status: 500, body: "WAL sync failed, retry: \(error)\n")) }
-            if tally.total == 0 { return respond(HTTPAnswer(status: 204, body: ""), commit.appendedSamples) }
-            respond(HTTPAnswer(status: 400, body: tally.message(stored: commit.appendedSamples, received: received)), commit.appendedSamples)
+            if tally.total == 0 { return respond(HTTPAnswer(status: 204, body: ""), commit.appendedSamples, stored.written) }
+            respond(HTTPAnswer(status: 400, body: tally.message(stored: commit.appendedSamples, received: received)), commit.appendedSamples, stored.written)
         }
     }
 
+    /// What the append made of a request's series: refusals by reason, and the series whose
+    /// exemplars may be kept (valid labels, held by the head).
+    struct AppendOutcome {
+        var tally = RejectionTally()
+        var seriesWithExemplars: [Int] = []
+    }
+
     private func append(_ view: inout WriteRequestView, to db: TenantDatabase, limits: TenantLimits,
-                        window: SampleWindow) throws(StorageError) -> (RejectionTally, AppendCommit) {
+                        window: SampleWindow) throws(StorageError) -> (AppendOutcome, AppendCommit) {
         let body = view.body
         return try body.withUnsafeBytes { base in
             Result { () throws(StorageError) in try appendSeries(&view, base, to: db, limits: limits, window: window) }
@@ -143,13 +160,14 @@ public final class RemoteWriteIngester: Sendable {
     }
 
     private func appendSeries(_ view: inout WriteRequestView, _ base: UnsafeRawBufferPointer, to db: TenantDatabase,
-                              limits: TenantLimits, window: SampleWindow) throws(StorageError) -> (RejectionTally, AppendCommit) {
+                              limits: TenantLimits, window: SampleWindow) throws(StorageError) -> (AppendOutcome, AppendCommit) {
             try db.append(limits: limits.series) { batch in
-                var tally = RejectionTally()
+                var outcome = AppendOutcome()
                 var scratch: [RawLabel] = []
                 for index in view.series.indices {
                     let series = view.series[index]
-                    if series.histogramCount > 0 { tally.add("native_histogram_unsupported", Int(series.histogramCount)) }
+                    if series.histogramCount > 0 { outcome.tally.add("native_histogram_unsupported", Int(series.histogramCount)) }
+                    let exemplars = series.exemplarCount > 0
                     // A series seen before with the same label bytes was valid then and is the same
                     // series now: it skips label validation and the label-by-label lookup.
                     let encoded = UnsafeRawBufferPointer(rebasing: base[series.encodedLabels.range])
@@ -157,16 +175,23 @@ public final class RemoteWriteIngester: Sendable {
                     let handle: SeriesHandle
                     if let known {
                         handle = known
+                        // Exemplars are kept by the series' labels, which the shortcut left unread.
+                        if exemplars && view.validateLabels(ofSeriesAt: index, limits: limits.labels) == nil { outcome.seriesWithExemplars.append(index) }
                     } else {
                         if let rejection = view.validateLabels(ofSeriesAt: index, limits: limits.labels) {
-                            tally.add(rejection.rawValue, Int(series.sampleCount))
+                            outcome.tally.add(rejection.rawValue, Int(series.sampleCount))
                             continue
                         }
-                        if series.sampleCount == 0 { continue }
+                        if series.sampleCount == 0 && !exemplars { continue }
                         scratch.removeAll(keepingCapacity: true)
                         for label in view.labels(of: view.series[index]) {
                             scratch.append(RawLabel(name: UnsafeRawBufferPointer(rebasing: base[label.name.range]),
                                                     value: UnsafeRawBufferPointer(rebasing: base[label.value.range])))
+                        }
+                        if series.sampleCount == 0 {
+                            // Exemplars alone: kept only for a series the head holds, as in Prometheus.
+                            if scratch.withUnsafeBufferPointer({ batch.existingSeries($0) }) != nil { outcome.seriesWithExemplars.append(index) }
+                            continue
                         }
                         let found = scratch.withUnsafeBufferPointer { labels in
                             Result { () throws(SeriesLimitExceeded) in
@@ -177,25 +202,26 @@ public final class RemoteWriteIngester: Sendable {
                         switch found {
                         case let .success(created): handle = created
                         case let .failure(limit):
-                            tally.add(limit.rawValue, Int(series.sampleCount))
+                            outcome.tally.add(limit.rawValue, Int(series.sampleCount))
                             continue
                         }
+                        if exemplars { outcome.seriesWithExemplars.append(index) }
                     }
                     for sample in view.samples(of: series) {
                         guard window.contains(sample.timestamp) else {
-                            tally.add("timestamp_out_of_bounds", 1)
+                            outcome.tally.add("timestamp_out_of_bounds", 1)
                             continue
                         }
                         switch batch.add(handle, timestamp: sample.timestamp, valueBits: sample.valueBits) {
                         case .accepted, .duplicate: break
-                        case .conflict: tally.add("duplicate_timestamp_different_value", 1)
-                        case .outOfOrder: tally.add("out_of_order", 1)
-                        case .tooOld: tally.add("too_old", 1)
-                        case .outOfBounds: tally.add("timestamp_out_of_bounds", 1)
+                        case .conflict: outcome.tally.add("duplicate_timestamp_different_value", 1)
+                        case .outOfOrder: outcome.tally.add("out_of_order", 1)
+                        case .tooOld: outcome.tally.add("too_old", 1)
+                        case .outOfBounds: outcome.tally.add("timestamp_out_of_bounds", 1)
                         }
                     }
                 }
-                return tally
+                return outcome
             }
     }
 }
@@ -271,10 +297,10 @@ enum RemoteWriteMessage: Sendable {
         return .success(message)
     }
 
-    /// Native histograms and exemplars are not stored yet, so their counts are always 0.
-    static func writtenHeaders(samples: Int) -> [(String, String)] {
+    /// Native histograms are not stored yet, so their count is always 0.
+    static func writtenHeaders(samples: Int, exemplars: Int) -> [(String, String)] {
         [("X-Prometheus-Remote-Write-Samples-Written", String(samples)),
          ("X-Prometheus-Remote-Write-Histograms-Written", "0"),
-         ("X-Prometheus-Remote-Write-Exemplars-Written", "0")]
+         ("X-Prometheus-Remote-Write-Exemplars-Written", String(exemplars))]
     }
 }

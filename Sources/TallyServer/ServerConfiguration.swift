@@ -14,6 +14,8 @@ public struct ServerConfiguration: Sendable {
     public var maxRequestBytes = 16 * 1024 * 1024
     /// Largest accepted body after snappy decompression (as client_golang's 32 MiB, doubled for headroom).
     public var maxDecodedBytes = 64 * 1024 * 1024
+    /// Exemplars each tenant keeps in memory (Prometheus' `--storage.tsdb.max-exemplars`); 0 keeps none.
+    public var maxExemplars = 100_000
     public var syncPolicy: WALSyncPolicy = .always
     /// Late samples up to this far behind a tenant's newest sample are accepted (ms); 0 refuses them.
     public var outOfOrderWindow: Int64 = 24 * 3600 * 1000

@@ -14,6 +14,8 @@ enum MaintenanceTrigger: String, CaseIterable, Sendable {
 enum WriteRefusal: String, CaseIterable, Sendable {
     /// Corrupt or framed snappy, or invalid protobuf: 400.
     case malformedBody = "malformed_body"
+    /// A native histogram that breaks Prometheus' rules, or has custom buckets: 400, nothing stored.
+    case invalidHistogram = "invalid_histogram"
     /// Compressed body over `--max-request-bytes`, or decoded over `--max-decoded-bytes`: 413.
     case bodyTooLarge = "body_too_large"
     /// A Content-Type or Content-Encoding other than Remote-Write 1.0's: 415.
@@ -43,6 +45,11 @@ public final class ServerMetrics: Sendable {
     private static var createdSeries: MetricNameDescriptor { name("series_created", "total", "Series created, per tenant.") }
     private static var rejectedSamples: MetricNameDescriptor { name("samples_rejected", "total", "Samples refused with 4xx, per tenant and reason.") }
     private static var notStored: MetricNameDescriptor { name("received_not_stored", "total", "Metadata and exemplars parsed but not stored, per tenant.") }
+    private static var exemplarsAppended: MetricNameDescriptor { name("exemplars_appended", "total", "Exemplars added to the tenant's in-memory exemplar storage.") }
+    private static var exemplarsOutOfOrder: MetricNameDescriptor {
+        name("exemplars_out_of_order", "total", "Exemplars not newer than their series' newest exemplar, not stored.")
+    }
+    private static var exemplarsInStorage: MetricNameDescriptor { name("exemplars_in_storage", "", "Exemplars the tenant's in-memory exemplar storage holds.") }
     private static var refusedConnections: MetricNameDescriptor {
         name("http_connections_refused", "total", "Connections closed by the server before their request was answered, by reason.")
     }
@@ -203,6 +210,11 @@ public final class ServerMetrics: Sendable {
                            labels: [("tenant", tenant)]).set(Int64(count))
     }
 
+    func exemplars(tenant: String, appended: Int, outOfOrder: Int) {
+        if appended > 0 { registry.makeCounter(descriptor: Self.exemplarsAppended, labels: [("tenant", tenant)]).increment(by: Int64(appended)) }
+        if outOfOrder > 0 { registry.makeCounter(descriptor: Self.exemplarsOutOfOrder, labels: [("tenant", tenant)]).increment(by: Int64(outOfOrder)) }
+    }
+
     func notStored(tenant: String, kind: String, count: Int) {
         guard count > 0 else { return }
         registry.makeCounter(descriptor: Self.notStored, labels: [("tenant", tenant), ("kind", kind)]).increment(by: Int64(count))
@@ -222,7 +234,10 @@ public final class ServerMetrics: Sendable {
 
     /// The /metrics page: the figures read now (each tenant's storage, the storage filesystem, the
     /// process), then every metric. Tenants are at most `--limits.max-tenants`.
-    func page(tenants: [TenantDatabase], storageRoot: String) -> String {
+    func page(tenants: [TenantDatabase], exemplars: [(tenant: String, exemplars: Int)], storageRoot: String) -> String {
+        for (tenant, count) in exemplars {
+            registry.makeGauge(descriptor: Self.exemplarsInStorage, labels: [("tenant", tenant)]).set(Int64(count))
+        }
         for db in tenants {
             let figures = db.figures
             let labels = [("tenant", db.tenant)]

@@ -64,10 +64,10 @@ public final class TallyServer: Service, Sendable {
         // Queries get threads of their own: however many run, writes keep theirs.
         let queryPool = NIOThreadPool(numberOfThreads: configuration.queryMaxConcurrency)
         queryPool.start()
-        let router = Router(configuration: configuration,
-                            ingester: RemoteWriteIngester(configuration: configuration, registry: registry, metrics: metrics, limits: limits),
+        let ingester = RemoteWriteIngester(configuration: configuration, registry: registry, metrics: metrics, limits: limits)
+        let router = Router(configuration: configuration, ingester: ingester,
                             costs: CostAPI(configuration: configuration, registry: registry, metrics: metrics),
-                            queries: QueryAPI(registry: registry, options: configuration.queryOptions, pool: queryPool),
+                            queries: QueryAPI(registry: registry, exemplars: ingester.exemplars, options: configuration.queryOptions, pool: queryPool),
                             metrics: metrics, admin: admin, authenticator: authenticator, logger: logger, threadPool: threadPool)
         let connectionLimits = ConnectionLimits(configuration: configuration, metrics: metrics)
         let channel = try await ServerBootstrap(group: group)

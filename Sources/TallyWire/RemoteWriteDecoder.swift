@@ -1,7 +1,9 @@
 /// Decodes a Remote-Write 1.0 `prometheus.WriteRequest` (prompb/remote.proto, prompb/types.proto).
 ///
-/// Unknown fields are skipped, as protobuf requires. Exemplars, native histograms and metadata are
-/// parsed for framing and counted; the caller decides what to report for them.
+/// Unknown fields are skipped, as protobuf requires. Exemplars and metadata are parsed for framing
+/// and counted; the caller decides what to report for them. Native histograms are read
+/// (`WireHistogram`) and, unless `validatingHistograms` is false, checked against Prometheus' rules
+/// (`HistogramValidator`): one that breaks them makes the request unreadable.
 public enum RemoteWriteDecoder {
     /// Decompresses and decodes a request body, then validates each series' labels. Without
     /// `validatingLabels` the caller validates each series it needs (`validateLabels(ofSeriesAt:)`)
@@ -11,7 +13,7 @@ public enum RemoteWriteDecoder {
         return try decode(body: body, validatingLabels: validatingLabels)
     }
 
-    public static func decode(body: [UInt8], validatingLabels: Bool = true) throws(WireError) -> WriteRequestView {
+    public static func decode(body: [UInt8], validatingLabels: Bool = true, validatingHistograms: Bool = true) throws(WireError) -> WriteRequestView {
         var view = WriteRequestView(body: body)
         // A label takes about 24 bytes on the wire and a series ~250: reserving from the body's size
         // saves the growth copies that appending would make (at most one body's worth of memory).
@@ -35,6 +37,7 @@ public enum RemoteWriteDecoder {
                     try reader.skip(type)
                 }
             }
+            if validatingHistograms { try HistogramValidator.validate(view, bytes) }
             if validatingLabels { LabelValidator.validate(&view, limits: LabelLimits(), bytes) }
         }
         return view
@@ -44,7 +47,7 @@ public enum RemoteWriteDecoder {
         var series = WireSeries(
             labelStart: Int32(view.labels.count), labelCount: 0,
             sampleStart: Int32(view.samples.count), sampleCount: 0,
-            histogramCount: 0, rejection: nil)
+            histogramCount: 0, histogramStart: Int32(view.histograms.count), exemplarStart: Int32(view.exemplars.count), rejection: nil)
         var reader = ProtobufReader(bytes, range: range)
         // The label fields' bytes, while they come back to back (Prometheus writes them first).
         var encodedLabels: Range<Int>?
@@ -65,13 +68,12 @@ public enum RemoteWriteDecoder {
                 series.sampleCount += 1
             case 3:
                 try ProtobufReader.expect(type, .len, "TimeSeries.exemplars")
-                try MessageShape.exemplar.check(bytes, reader.readLengthDelimited())
-                view.exemplarCount += 1
+                try decodeExemplar(bytes, reader.readLengthDelimited(), into: &view)
+                series.exemplarCount += 1
             case 4:
                 try ProtobufReader.expect(type, .len, "TimeSeries.histograms")
-                try MessageShape.histogram.check(bytes, reader.readLengthDelimited())
+                view.histograms.append(try WireHistogram.decode(bytes, reader.readLengthDelimited()))
                 series.histogramCount += 1
-                view.histogramCount += 1
             default:
                 try reader.skip(type)
             }
@@ -80,6 +82,36 @@ public enum RemoteWriteDecoder {
             series.encodedLabels = ByteSpan(start: Int32(encodedLabels.lowerBound), count: Int32(encodedLabels.count))
         }
         view.series.append(series)
+    }
+
+    /// An `Exemplar`: labels (as `Label` messages), value, timestamp.
+    private static func decodeExemplar(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, into view: inout WriteRequestView) throws(WireError) {
+        var exemplar = WireExemplar(labelStart: Int32(view.exemplarLabels.count))
+        var reader = ProtobufReader(bytes, range: range)
+        while !reader.isAtEnd {
+            let (field, type) = try reader.readKey()
+            switch field {
+            case 1:
+                try ProtobufReader.expect(type, .len, "Exemplar.labels")
+                view.exemplarLabels.append(try decodeLabel(bytes, reader.readLengthDelimited()))
+                exemplar.labelCount += 1
+            case 2, 3: try readExemplarScalar(&reader, field, type, into: &exemplar)
+            default: try reader.skip(type)
+            }
+        }
+        view.exemplars.append(exemplar)
+    }
+
+    /// `Exemplar.value` (2) or `timestamp` (3), the same fields in 1.0 and 2.0.
+    static func readExemplarScalar(_ reader: inout ProtobufReader, _ field: UInt64, _ type: ProtobufReader.WireType,
+                                   into exemplar: inout WireExemplar) throws(WireError) {
+        if field == 2 {
+            try ProtobufReader.expect(type, .i64, "Exemplar.value")
+            exemplar.valueBits = try reader.readFixed64()
+        } else {
+            try ProtobufReader.expect(type, .varint, "Exemplar.timestamp")
+            exemplar.timestamp = Int64(bitPattern: try reader.readVarint())
+        }
     }
 
     private static func decodeLabel(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) throws(WireError) -> WireLabel {

@@ -6,7 +6,8 @@
 /// number of label references, a table that does not start with the empty string while anything
 /// refers to it. Refused per series, as 1.0's label rules are: labels not sorted by name, an empty
 /// label value. Exemplars and metadata are checked (their references too) and counted; native
-/// histograms are checked and counted; created timestamps are read and not stored.
+/// histograms are read and checked as in 1.0 (`HistogramValidator`); created timestamps are read
+/// and not stored.
 public enum RemoteWriteV2Decoder {
     public static func decode(compressed: [UInt8], maxDecodedBytes: Int) throws(WireError) -> WriteRequestView {
         try decode(body: SnappyBlock.decompress(compressed, maxDecodedBytes: maxDecodedBytes), maxKeyBytes: maxDecodedBytes)
@@ -20,7 +21,7 @@ public enum RemoteWriteV2Decoder {
     /// across requests (whose symbol indexes differ) and is shared with 1.0 senders. A request whose
     /// keys would pass `maxKeyBytes` (one symbol can be referred to a million times) gets no more
     /// keys; those series take the slow path.
-    public static func decode(body: [UInt8], maxKeyBytes: Int = 64 << 20) throws(WireError) -> WriteRequestView {
+    public static func decode(body: [UInt8], maxKeyBytes: Int = 64 << 20, validatingHistograms: Bool = true) throws(WireError) -> WriteRequestView {
         var view = WriteRequestView(body: body)
         var keys = LabelKeys(base: body.count, limit: min(maxKeyBytes, Int(Int32.max) - body.count))
         try body.withUnsafeBufferPointer { (bytes) throws(WireError) in
@@ -45,6 +46,7 @@ public enum RemoteWriteV2Decoder {
             }
             let table = SymbolTable(symbols: symbols)
             for range in series { try decodeTimeSeries(bytes, range, table, into: &view, keys: &keys) }
+            if validatingHistograms { try HistogramValidator.validate(view, bytes) }
         }
         if !keys.bytes.isEmpty { view.body += keys.bytes }
         return view
@@ -115,7 +117,8 @@ public enum RemoteWriteV2Decoder {
     private static func decodeTimeSeries(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ table: SymbolTable,
                                          into view: inout WriteRequestView, keys: inout LabelKeys) throws(WireError) {
         var series = WireSeries(labelStart: Int32(view.labels.count), labelCount: 0, sampleStart: Int32(view.samples.count),
-                                sampleCount: 0, histogramCount: 0, rejection: nil)
+                                sampleCount: 0, histogramCount: 0, histogramStart: Int32(view.histograms.count),
+                                exemplarStart: Int32(view.exemplars.count), rejection: nil)
         var refs: [UInt64] = []
         // A repeated metadata field merges into one (protobuf's rule for a singular message).
         var metadata: MetadataRefs?
@@ -130,13 +133,12 @@ public enum RemoteWriteV2Decoder {
                 series.sampleCount += 1
             case 3:
                 try ProtobufReader.expect(type, .len, "TimeSeries.histograms")
-                try MessageShape.histogram.check(bytes, reader.readLengthDelimited())
+                view.histograms.append(try WireHistogram.decode(bytes, reader.readLengthDelimited()))
                 series.histogramCount += 1
-                view.histogramCount += 1
             case 4:
                 try ProtobufReader.expect(type, .len, "TimeSeries.exemplars")
-                try checkExemplar(bytes, reader.readLengthDelimited(), table)
-                view.exemplarCount += 1
+                try decodeExemplar(bytes, reader.readLengthDelimited(), table, into: &view)
+                series.exemplarCount += 1
             case 5:
                 try ProtobufReader.expect(type, .len, "TimeSeries.metadata")
                 try readMetadata(bytes, reader.readLengthDelimited(), into: &metadata)
@@ -191,24 +193,27 @@ public enum RemoteWriteV2Decoder {
         UInt64(UInt32(truncatingIfNeeded: try reader.readVarint()))
     }
 
-    private static func checkExemplar(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ table: SymbolTable) throws(WireError) {
+    /// An `Exemplar`: label references resolved through the symbols, value, timestamp.
+    private static func decodeExemplar(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ table: SymbolTable,
+                                       into view: inout WriteRequestView) throws(WireError) {
         var refs: [UInt64] = []
+        var exemplar = WireExemplar(labelStart: Int32(view.exemplarLabels.count))
         var reader = ProtobufReader(bytes, range: range)
         while !reader.isAtEnd {
             let (field, type) = try reader.readKey()
             switch field {
             case 1: try readRefs(&reader, type, into: &refs)
-            case 2:
-                try ProtobufReader.expect(type, .i64, "Exemplar.value")
-                try reader.skip(type)
-            case 3:
-                try ProtobufReader.expect(type, .varint, "Exemplar.timestamp")
-                try reader.skip(type)
+            case 2, 3: try RemoteWriteDecoder.readExemplarScalar(&reader, field, type, into: &exemplar)
             default: try reader.skip(type)
             }
         }
         guard refs.count % 2 == 0 else { throw .invalidProtobuf("Exemplar.labels_refs holds \(refs.count) references, not name-value pairs") }
-        for ref in refs { _ = try table.resolve(ref, "an exemplar label") }
+        for pair in stride(from: 0, to: refs.count, by: 2) {
+            view.exemplarLabels.append(WireLabel(name: try table.resolve(refs[pair], "an exemplar label"),
+                                                 value: try table.resolve(refs[pair + 1], "an exemplar label")))
+        }
+        exemplar.labelCount = Int32(refs.count / 2)
+        view.exemplars.append(exemplar)
     }
 
     /// A series' metadata references (`help_ref`, `unit_ref`); 0 when absent.

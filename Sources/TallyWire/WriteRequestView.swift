@@ -7,10 +7,16 @@ public struct WriteRequestView: Sendable {
     public internal(set) var labels: [WireLabel] = []
     public internal(set) var samples: [WireSample] = []
     public internal(set) var series: [WireSeries] = []
+    /// Native histograms, each series' in a run (`WireSeries.histogramStart`, `histogramCount`).
+    public internal(set) var histograms: [WireHistogram] = []
+    /// Exemplars, each series' in a run (`WireSeries.exemplarStart`, `exemplarCount`); their labels
+    /// are in `exemplarLabels`, as they arrived (not validated).
+    public internal(set) var exemplars: [WireExemplar] = []
+    public internal(set) var exemplarLabels: [WireLabel] = []
     /// Elements the receiver parses but does not store; the server reports them.
     public internal(set) var metadataCount = 0
-    public internal(set) var exemplarCount = 0
-    public internal(set) var histogramCount = 0
+    public var exemplarCount: Int { exemplars.count }
+    public var histogramCount: Int { histograms.count }
 
     init(body: [UInt8]) { self.body = body }
 
@@ -32,6 +38,22 @@ public struct WriteRequestView: Sendable {
     public func samples(of series: WireSeries) -> ArraySlice<WireSample> {
         samples[Int(series.sampleStart)..<Int(series.sampleStart + series.sampleCount)]
     }
+
+    public func exemplars(of series: WireSeries) -> ArraySlice<WireExemplar> {
+        exemplars[Int(series.exemplarStart)..<Int(series.exemplarStart + series.exemplarCount)]
+    }
+
+    public func labels(of exemplar: WireExemplar) -> ArraySlice<WireLabel> {
+        exemplarLabels[Int(exemplar.labelStart)..<Int(exemplar.labelStart + exemplar.labelCount)]
+    }
+}
+
+/// One exemplar: its labels (a run of `WriteRequestView.exemplarLabels`), value and timestamp.
+public struct WireExemplar: Sendable, Equatable {
+    public var labelStart: Int32
+    public var labelCount: Int32 = 0
+    public var valueBits: UInt64 = 0
+    public var timestamp: Int64 = 0
 }
 
 /// A byte range of `WriteRequestView.body`.
@@ -62,6 +84,9 @@ public struct WireSeries: Sendable {
     public var sampleStart: Int32
     public var sampleCount: Int32
     public var histogramCount: Int32
+    public var histogramStart: Int32 = 0
+    public var exemplarStart: Int32 = 0
+    public var exemplarCount: Int32 = 0
     /// Set when the label set breaks a rule; none of the series' samples may be stored then.
     public var rejection: SeriesRejection?
     /// The series' `labels` fields exactly as they arrived, when they came back to back (empty

@@ -65,6 +65,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Largest request body after snappy decompression in bytes; larger ones get 413.")
     var maxDecodedBytes = 64 * 1024 * 1024
 
+    @Option(help: "Exemplars each tenant keeps in memory, newest first out of a ring of this size (as Prometheus' --storage.tsdb.max-exemplars); 0 keeps none. Not persisted.")
+    var maxExemplars = 100_000
+
     @Option(help: "How often to look for blocks and tenants added by `tally import`, in milliseconds.")
     var blockScanIntervalMs = 5000
 
@@ -118,6 +121,7 @@ struct Serve: AsyncParsableCommand {
         guard walSyncIntervalMs > 0 else { throw ValidationError("--wal-sync-interval-ms must be positive") }
         guard TenantID.isValid(defaultTenant) else { throw ValidationError("--default-tenant is not a valid tenant id") }
         guard maxRequestBytes > 0, maxDecodedBytes > 0 else { throw ValidationError("request limits must be positive") }
+        guard maxExemplars >= 0 else { throw ValidationError("--max-exemplars must be 0 or more") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         _ = try parseListen()
         for (flag, value) in [("--http.idle-timeout", httpIdleTimeout), ("--http.read-timeout", httpReadTimeout)] {
@@ -175,6 +179,7 @@ struct Serve: AsyncParsableCommand {
         config.walSegmentSize = walSegmentBytes
         config.maxRequestBytes = maxRequestBytes
         config.maxDecodedBytes = maxDecodedBytes
+        config.maxExemplars = maxExemplars
         config.blockScanInterval = .milliseconds(blockScanIntervalMs)
         config.outOfOrderWindow = Self.milliseconds(oooWindow)!
         config.outOfOrderMaxBytes = oooMaxBytes

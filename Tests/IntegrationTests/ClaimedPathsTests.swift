@@ -76,17 +76,19 @@ final class ClaimedPathsTests: XCTestCase {
     }
 
     /// A native histogram is refused with 400; float samples beside it in the request are stored.
-    /// Exemplars and metadata are parsed, not stored, and counted as such.
-    func testNativeHistogramsAre400AndExemplarsAndMetadataAreCountedAsNotStored() throws {
+    /// Exemplars are kept in memory (a resent one is a no-op, an older one is refused and counted);
+    /// metadata is parsed, not stored, and counted as such.
+    func testNativeHistogramsAre400ExemplarsAreKeptAndMetadataCountedAsNotStored() throws {
         let server = try startServer()
         let t = now
         var request = ProtobufWriter()
         request.messageField(1) { series in
             Self.metricName(&series, "native")
-            // Histogram: count_int (1), sum (3), timestamp (15).
+            // A valid histogram: count_int (1), sum (3), zero_count_int (6) holding all 3, timestamp (15).
             series.messageField(4) { histogram in
                 histogram.varintField(1, 3)
                 histogram.fixed64Field(3, 1.5.bitPattern)
+                histogram.varintField(6, 3)
                 histogram.varintField(15, UInt64(t))
             }
         }
@@ -123,8 +125,25 @@ final class ClaimedPathsTests: XCTestCase {
             metadata.bytesField(4, Array("help text".utf8))
         }
         XCTAssertEqual(try write(server.client, SnappyBlock.compress(annotated.bytes)).status, 204)
-        XCTAssertEqual(try metric(server, "tally_received_not_stored_total{tenant=\"\(tenant)\",kind=\"exemplar\"}"), 1)
+        XCTAssertEqual(try metric(server, "tally_exemplars_appended_total{tenant=\"\(tenant)\"}"), 1)
+        XCTAssertEqual(try metric(server, "tally_exemplars_in_storage{tenant=\"\(tenant)\"}"), 1)
+        XCTAssertNil(try metric(server, "tally_received_not_stored_total{tenant=\"\(tenant)\",kind=\"exemplar\"}"))
         XCTAssertEqual(try metric(server, "tally_received_not_stored_total{tenant=\"\(tenant)\",kind=\"metadata\"}"), 1)
+        // The same exemplar again: a no-op. One older than the series' newest: refused and counted.
+        XCTAssertEqual(try write(server.client, SnappyBlock.compress(annotated.bytes)).status, 204)
+        var older = ProtobufWriter()
+        older.messageField(1) { series in
+            Self.metricName(&series, "annotated")
+            series.messageField(3) { exemplar in
+                exemplar.fixed64Field(2, 0.25.bitPattern)
+                exemplar.varintField(3, UInt64(t - 1))
+            }
+        }
+        XCTAssertEqual(try write(server.client, SnappyBlock.compress(older.bytes)).status, 204)
+        XCTAssertEqual(try metric(server, "tally_exemplars_appended_total{tenant=\"\(tenant)\"}"), 1)
+        XCTAssertEqual(try metric(server, "tally_exemplars_out_of_order_total{tenant=\"\(tenant)\"}"), 1)
+        XCTAssertEqual(try metric(server, "tally_exemplars_in_storage{tenant=\"\(tenant)\"}"), 1)
+        XCTAssertEqual(try metric(server, "tally_received_not_stored_total{tenant=\"\(tenant)\",kind=\"exemplar\"}"), 1)
         server.stop(SIGTERM)
     }
 

@@ -119,6 +119,58 @@ final class ReceiverBadInputTests: XCTestCase {
         try assertStored()
     }
 
+    /// A native histogram that breaks one of Prometheus' rules refuses the whole request: 400 naming
+    /// the rule, and nothing of it stored, the valid float series beside it included. A valid one is
+    /// refused alone (not stored yet) while the request's float samples are stored.
+    func testAnInvalidNativeHistogramRefusesTheWholeRequest() throws {
+        XCTAssertEqual(try post(request(valid: "v_before", [sample(1000, 1)])).status, 204)
+        /// A 1.0 histogram message: count_int, sum, schema (sint32), zero_count_int, positive spans
+        /// (offset, length) and deltas (sint64), timestamp.
+        func histogram(count: UInt64, sum: Double = 1, schema: Int32 = 0, spans: [(Int32, UInt64)], deltas: [Int64]) -> (inout ProtobufWriter) -> Void {
+            { w in
+                w.messageField(1) { ts in
+                    ts.messageField(1) { $0.bytesField(1, Array("__name__".utf8)); $0.bytesField(2, Array("native".utf8)) }
+                    ts.messageField(4) { h in
+                        h.varintField(1, count)
+                        h.fixed64Field(3, sum.bitPattern)
+                        h.varintField(4, UInt64(UInt32(bitPattern: (schema << 1) ^ (schema >> 31))))
+                        for (offset, length) in spans {
+                            h.messageField(11) { $0.varintField(1, UInt64(UInt32(bitPattern: (offset << 1) ^ (offset >> 31)))); $0.varintField(2, length) }
+                        }
+                        for d in deltas { h.varintField(12, UInt64(bitPattern: (d << 1) ^ (d >> 63))) }
+                        h.varintField(15, 5000)
+                    }
+                }
+            }
+        }
+        let cases: [(String, (inout ProtobufWriter) -> Void, String)] = [
+            ("spans and buckets differ", histogram(count: 3, spans: [(0, 2)], deltas: [3]), "positive side: spans need 2 buckets, have 1 buckets"),
+            ("a negative offset past the first span", histogram(count: 2, spans: [(0, 1), (-2, 1)], deltas: [1, 0]), "span number 2 with offset -2"),
+            ("schema 9", histogram(count: 1, schema: 9, spans: [(0, 1)], deltas: [1]), "invalid schema"),
+            ("custom buckets", histogram(count: 1, schema: -53, spans: [(0, 1)], deltas: [1]), "custom buckets not supported"),
+            ("a negative bucket", histogram(count: 1, spans: [(0, 2)], deltas: [2, -3]), "bucket number 2 has observation count of -1"),
+            ("a count below its buckets", histogram(count: 2, spans: [(0, 2)], deltas: [2, 0]), "4 observations found in buckets, but the Count field is 2"),
+            ("a count above its buckets, sum not NaN", histogram(count: 5, spans: [(0, 1)], deltas: [4]), "should equal the number of observations"),
+            ("bucket deltas past int64", histogram(count: 1, spans: [(0, 2)], deltas: [.max, 1]), "overflows int64"),
+        ]
+        for (what, extra, reason) in cases {
+            var encoder = WriteRequestEncoder()
+            encoder.addSeries(labels: [("__name__", "v_beside_histogram"), ("job", "ok")], samples: [sample(2000, 1)])
+            var writer = encoder.writer
+            extra(&writer)
+            let response = try post(SnappyBlock.compress(writer.bytes))
+            XCTAssertEqual(response.status, 400, what)
+            XCTAssertTrue(response.body.contains(reason) && response.body.contains("nothing stored"), "\(what): \(response.body)")
+        }
+        XCTAssertEqual(try MetricsPage(of: server)["tally_write_requests_rejected_total{reason=\"invalid_histogram\"}"], Double(cases.count))
+        // The same series with a valid histogram: the float sample is stored, the histogram refused alone.
+        let valid = request(valid: "v_beside_valid", [sample(2000, 1)], extra: histogram(count: 4, spans: [(0, 2)], deltas: [2, 0]))
+        let response = try post(valid)
+        XCTAssertEqual(response.status, 400)
+        XCTAssertTrue(response.body.contains("stored 1 of 2 samples; rejected 1: native_histogram_unsupported=1"), response.body)
+        try assertStored()
+    }
+
     func testTransportLevelRefusals() throws {
         XCTAssertEqual(try post(request(valid: "v_base", [sample(1000, 1)])).status, 204)
         let cases: [(String, () throws -> LoopbackHTTP.Response, Int, String)] = [

@@ -57,6 +57,73 @@ final class RemoteWriteV2Tests: XCTestCase {
         XCTAssertEqual(asTwo, asOne)
     }
 
+    /// `X-Prometheus-Remote-Write-Exemplars-Written` counts the exemplars kept (a resent one, a
+    /// no-op, counts as Prometheus counts it), not those older than their series' newest nor those of
+    /// a refused series; `--max-exemplars` bounds what a tenant holds.
+    func testExemplarsWrittenCountsWhatIsKeptAndMaxExemplarsBoundsIt() throws {
+        server.stop(SIGTERM)
+        server = try TallyServerProcess(storage: storage, extraArguments: ["--max-exemplars", "3"])
+        try server.waitReady()
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let symbols = ["", "__name__", "m", "job", "a", "trace_id", "t1", "t2", "b", "zzz"]
+        /// A series (label refs) with one sample and exemplars (trace symbol, value, time).
+        func series(_ w: inout ProtobufWriter, _ refs: [UInt64], _ exemplars: [(UInt64, Double, Int64)]) {
+            w.messageField(5) { s in
+                var packed = ProtobufWriter()
+                for ref in refs { packed.varint(ref) }
+                s.bytesField(1, packed.bytes)
+                s.sampleField(2, WireSample(timestamp: now, valueBits: 1.0.bitPattern))
+                for (trace, value, t) in exemplars {
+                    s.messageField(4) { e in
+                        e.bytesField(1, [5, UInt8(trace)])
+                        e.fixed64Field(2, value.bitPattern)
+                        e.varintField(3, UInt64(t))
+                    }
+                }
+            }
+        }
+        var first = ProtobufWriter()
+        for s in symbols { first.bytesField(4, Array(s.utf8)) }
+        // Two kept, one resent (written, a no-op), one older than the newest (not written).
+        series(&first, [1, 2, 3, 4], [(6, 1, now - 3000), (7, 2, now - 2000), (7, 2, now - 2000), (6, 1, now - 10_000)])
+        // A series refused for its labels (unsorted): its exemplar is not kept.
+        series(&first, [3, 4, 1, 2], [(6, 1, now - 3000)])
+        let answer = try post(first.bytes, tenant: "ex")
+        XCTAssertEqual(answer.status, 400, answer.body)
+        XCTAssertEqual(written(answer), ["1", "0", "3"])
+        var page = try MetricsPage(of: server)
+        XCTAssertEqual(page["tally_exemplars_appended_total{tenant=\"ex\"}"], 2)
+        XCTAssertEqual(page["tally_exemplars_out_of_order_total{tenant=\"ex\"}"], 1)
+        XCTAssertEqual(page["tally_exemplars_in_storage{tenant=\"ex\"}"], 2)
+        var second = ProtobufWriter()
+        for s in symbols { second.bytesField(4, Array(s.utf8)) }
+        series(&second, [1, 2, 3, 8], [(6, 1, now - 3000), (7, 2, now - 2000)])
+        let again = try post(second.bytes, tenant: "ex")
+        XCTAssertEqual(again.status, 204, again.body)
+        XCTAssertEqual(written(again), ["1", "0", "2"])
+        page = try MetricsPage(of: server)
+        XCTAssertEqual(page["tally_exemplars_appended_total{tenant=\"ex\"}"], 4)
+        XCTAssertEqual(page["tally_exemplars_in_storage{tenant=\"ex\"}"], 3, "--max-exemplars 3")
+
+        // query_exemplars: what the ring holds (a's oldest was overwritten) for the query's selectors.
+        func query(_ parameters: String, tenant: String = "ex") throws -> LoopbackHTTP.Response {
+            try server.client.request("GET", "/api/v1/query_exemplars?" + parameters, headers: [("THANOS-TENANT", tenant)])
+        }
+        func seconds(_ t: Int64) -> String { String(format: "%lld.%03lld", t / 1000, t % 1000).replacingOccurrences(of: ".000", with: "") }
+        let b = try query("query=rate(m%7Bjob%3D%22b%22%7D%5B5m%5D)&start=0&end=\(now / 1000 + 1)")
+        XCTAssertEqual(b.status, 200, b.body)
+        XCTAssertEqual(b.body, #"{"status":"success","data":[{"seriesLabels":{"__name__":"m","job":"b"},"exemplars":["#
+            + #"{"labels":{"trace_id":"t1"},"value":"1","timestamp":\#(seconds(now - 3000))},"#
+            + #"{"labels":{"trace_id":"t2"},"value":"2","timestamp":\#(seconds(now - 2000))}]}]}"#)
+        let a = try query("query=m&start=0&end=\(now / 1000 + 1)")
+        XCTAssertTrue(a.body.contains(#"{"seriesLabels":{"__name__":"m","job":"a"},"exemplars":[{"labels":{"trace_id":"t2"},"value":"2""#), a.body)
+        XCTAssertEqual(try query("query=m", tenant: "other").body, #"{"status":"success","data":[]}"#)
+        XCTAssertEqual(try query("query=1").body, #"{"status":"success","data":null}"#)
+        let backwards = try query("query=m&start=10&end=5")
+        XCTAssertEqual(backwards.status, 400)
+        XCTAssertTrue(backwards.body.contains("end timestamp must not be before start timestamp"), backwards.body)
+    }
+
     /// A request with one valid series and one that breaks a 2.0 label rule: 400 naming the rule, the
     /// valid series stored and counted in the header. Rules that make the request unreadable (a
     /// reference past the table, an odd count, a non-empty first symbol): 400, nothing stored.
@@ -100,6 +167,7 @@ final class RemoteWriteV2Tests: XCTestCase {
             series.varintField(1, 2)
             series.messageField(3) { h in
                 h.varintField(1, 3)
+                h.varintField(6, 3)
                 h.varintField(15, UInt64(now - 60_000))
             }
         }
@@ -107,6 +175,31 @@ final class RemoteWriteV2Tests: XCTestCase {
         XCTAssertEqual(refused.status, 400)
         XCTAssertTrue(refused.body.contains("native_histogram_unsupported=1"), refused.body)
         XCTAssertEqual(written(refused), ["0", "0", "0"])
+
+        // A histogram that breaks a rule (custom buckets here, a bucket count beyond its count next)
+        // refuses the whole request: the float series beside it is not stored either.
+        for (schema, count, reason) in [(Int32(-53), UInt64(1), "custom buckets not supported"), (0, 0, "1 observations found in buckets, but the Count field is 0")] {
+            var invalid = ProtobufWriter()
+            for s in ["", "__name__", "native", "not_kept"] { invalid.bytesField(4, Array(s.utf8)) }
+            invalid.messageField(5) { series in
+                series.bytesField(1, [1, 3])
+                series.sampleField(2, WireSample(timestamp: now - 60_000, valueBits: 1.0.bitPattern))
+            }
+            invalid.messageField(5) { series in
+                series.bytesField(1, [1, 2])
+                series.messageField(3) { h in
+                    h.varintField(1, count)
+                    h.varintField(4, UInt64(UInt32(bitPattern: (schema << 1) ^ (schema >> 31))))
+                    h.messageField(11) { $0.varintField(2, 1) }
+                    h.varintField(12, 2)
+                    h.varintField(15, UInt64(now - 60_000))
+                }
+            }
+            let answer = try post(invalid.bytes, tenant: "rules")
+            XCTAssertEqual(answer.status, 400)
+            XCTAssertTrue(answer.body.contains(reason) && answer.body.contains("nothing stored"), answer.body)
+            XCTAssertEqual(written(answer), ["0", "0", "0"])
+        }
 
         XCTAssertEqual(try post(histogram.bytes, tenant: "rules", contentType: "application/x-protobuf;proto=io.prometheus.write.v3.Request").status, 415)
         server.stop(SIGTERM)

@@ -130,6 +130,157 @@ final class FormatVectorTests: XCTestCase {
         XCTAssertTrue(bytes[expected.count...].allSatisfy { $0 == 0 })
     }
 
+    /// Two integer histograms of series ref 1, one second apart, as Prometheus 2.42
+    /// (`--enable-feature=native-histograms`) logged them after a remote write: schema 1, zero
+    /// threshold 0.001, positive spans 0:2 and 3:1 with deltas 3 1 -2, negative span -2:1 with 4.
+    static let histogramRecord = """
+        07 0000000000000001 000001a231f1ee55
+        00 00 | 00 02 3f50624dd2f1a9fc 02 0f 401e000000000000 | 02 0002 0601 | 01 0301 | 03 060203 | 01 08
+        00 d00f | 00 02 3f50624dd2f1a9fc 03 12 4022800000000000 | 02 0002 0601 | 01 0301 | 03 080001 | 01 08
+        """
+
+    static func histogram(zeroCount: UInt64, count: UInt64, sum: Double, positive: [Int64]) -> IntegerHistogram {
+        var h = IntegerHistogram()
+        h.schema = 1
+        h.zeroThresholdBits = 0.001.bitPattern
+        h.zeroCount = zeroCount
+        h.count = count
+        h.sumBits = sum.bitPattern
+        h.positiveSpans = [HistogramSpan(offset: 0, length: 2), HistogramSpan(offset: 3, length: 1)]
+        h.negativeSpans = [HistogramSpan(offset: -2, length: 1)]
+        h.positiveBuckets = positive
+        h.negativeBuckets = [4]
+        return h
+    }
+
+    static let histograms = [histogram(zeroCount: 2, count: 15, sum: 7.5, positive: [3, 1, -2]),
+                             histogram(zeroCount: 3, count: 18, sum: 9.25, positive: [4, 0, -1])]
+
+    func testHistogramSamplesRecordMatchesPrometheus242() throws {
+        let t: Int64 = 0x1a2_31f1_ee55
+        var encoder = WALRecordEncoder()
+        encoder.histogramSamples([(1, t, Self.histograms[0]), (1, t + 1000, Self.histograms[1])])
+        XCTAssertEqual(encoder.bytes, hex(Self.histogramRecord))
+        /// What the decoder reads from `bytes`, or nil when it finds them malformed.
+        func decode(_ bytes: [UInt8]) -> [String]? {
+            bytes.withUnsafeBytes { raw -> [String]? in
+                var decoder = WALRecordDecoder(raw)
+                var decoded: [String] = []
+                do {
+                    try decoder.forEachHistogramSample { ref, timestamp, h in
+                        decoded.append("\(ref)@\(timestamp - t)")
+                        XCTAssertEqual(h, Self.histograms[min(decoded.count - 1, 1)])
+                    }
+                } catch { return nil }
+                return decoded
+            }
+        }
+        let bytes = hex(Self.histogramRecord)
+        XCTAssertEqual(bytes.withUnsafeBytes { WALRecordDecoder($0).type }, WALRecordType.histogramSamples.rawValue)
+        XCTAssertEqual(decode(bytes), ["1@0", "1@1000"])
+        // Cut short anywhere but between the two samples, it is malformed, never a trap.
+        for end in 18..<bytes.count where end != 53 {
+            XCTAssertNil(decode(Array(bytes[..<end])), "cut at \(end)")
+        }
+        var huge = bytes
+        huge[39] = 0x7f  // the first sample's positive span count, past the record
+        XCTAssertNil(decode(huge))
+    }
+
+    /// The same two histograms in the chunk (encoding 2) of the block Prometheus 2.42 cut from its
+    /// head for a snapshot: count 2, header unknown, layout, then the samples.
+    static let histogramChunk = """
+        0002 00 | ff 3f50624dd2f1a9fc
+        8ca48ce31b7f0000d118f8f72ae3e4803c0000000000 0138da9e3e89c750fe637880
+        """
+
+    func testHistogramChunkMatchesPrometheus242() {
+        let t: Int64 = 0x1a2_31f1_ee55
+        var chunk = HistogramChunk()
+        for (i, h) in Self.histograms.enumerated() {
+            XCTAssertTrue(chunk.fits(h))
+            chunk.append(timestamp: t + Int64(i) * 1000, h)
+        }
+        XCTAssertEqual(chunk.bytes, hex(Self.histogramChunk))
+        let bytes = hex(Self.histogramChunk)
+        bytes.withUnsafeBufferPointer { buffer in
+            var iterator = HistogramIterator(buffer)
+            XCTAssertEqual(iterator.header, .unknown)
+            XCTAssertEqual(iterator.next()?.histogram, Self.histograms[0])
+            let second = iterator.next()
+            XCTAssertEqual(second?.timestamp, t + 1000)
+            XCTAssertEqual(second?.histogram, Self.histograms[1])
+            XCTAssertNil(iterator.next())
+            XCTAssertFalse(iterator.failed)
+        }
+        // A staleness marker: its sum only, the buckets as they were (as Prometheus' iterator reads it).
+        var stale = IntegerHistogram()
+        stale.sumBits = 0x7ff0_0000_0000_0002
+        XCTAssertTrue(chunk.fits(stale))
+        chunk.append(timestamp: t + 2000, stale)
+        chunk.bytes.withUnsafeBufferPointer { buffer in
+            var iterator = HistogramIterator(buffer)
+            _ = iterator.next()
+            _ = iterator.next()
+            let marker = iterator.next()
+            XCTAssertEqual(marker?.histogram.sumBits, stale.sumBits)
+            XCTAssertEqual(marker?.histogram.positiveBuckets, Self.histograms[1].positiveBuckets)
+            XCTAssertFalse(iterator.failed)
+        }
+        // Cut short anywhere, the iterator stops with `failed`, never traps.
+        for end in 3..<bytes.count - 1 {
+            Array(bytes[..<end]).withUnsafeBufferPointer { buffer in
+                var iterator = HistogramIterator(buffer)
+                while iterator.next() != nil {}
+                XCTAssertTrue(iterator.failed, "cut at \(end)")
+            }
+        }
+    }
+
+    func testHistogramChunkRoundTripsWhateverTheValues() {
+        var random = SeededGenerator(test: "histogram chunk", fixedSeed: 42)
+        for round in 0..<300 {
+            var layout = IntegerHistogram()
+            layout.schema = Int32.random(in: -4...8, using: &random)
+            layout.zeroThresholdBits = [0, 0.001.bitPattern, 0.5.bitPattern, 0x1p-200.bitPattern, (-1.0).bitPattern, Double.nan.bitPattern].randomElement(using: &random)!
+            layout.positiveSpans = (0..<Int.random(in: 0...3, using: &random)).map { _ in HistogramSpan(offset: Int32.random(in: -5...5, using: &random), length: UInt32.random(in: 0...4, using: &random)) }
+            layout.negativeSpans = (0..<Int.random(in: 0...2, using: &random)).map { _ in HistogramSpan(offset: Int32.random(in: -5...5, using: &random), length: UInt32.random(in: 0...4, using: &random)) }
+            layout.counterResetHint = 0
+            var chunk = HistogramChunk(header: .notCounterReset)
+            var written: [(Int64, IntegerHistogram)] = []
+            var t = Int64.random(in: -1 << 62...1 << 62, using: &random)
+            for _ in 0..<Int.random(in: 1...40, using: &random) {
+                func value() -> Int64 {
+                    [Int64.random(in: -3...3, using: &random), Int64.random(in: -1 << 40...1 << 40, using: &random), .max, .min].randomElement(using: &random)!
+                }
+                var h = layout
+                h.count = UInt64(bitPattern: value())
+                h.zeroCount = UInt64(bitPattern: value())
+                h.sumBits = random.next()
+                h.positiveBuckets = (0..<h.positiveSpans.reduce(0) { $0 + Int($1.length) }).map { _ in value() }
+                h.negativeBuckets = (0..<h.negativeSpans.reduce(0) { $0 + Int($1.length) }).map { _ in value() }
+                t = t &+ value()
+                XCTAssertTrue(chunk.fits(h))
+                chunk.append(timestamp: t, h)
+                written.append((t, h))
+            }
+            var other = layout
+            other.schema = layout.schema == 0 ? 1 : 0
+            other.positiveBuckets = Array(repeating: 0, count: layout.positiveSpans.reduce(0) { $0 + Int($1.length) })
+            other.negativeBuckets = Array(repeating: 0, count: layout.negativeSpans.reduce(0) { $0 + Int($1.length) })
+            XCTAssertFalse(chunk.fits(other), "another layout needs another chunk")
+            chunk.bytes.withUnsafeBufferPointer { buffer in
+                var iterator = HistogramIterator(buffer)
+                XCTAssertEqual(iterator.header, .notCounterReset)
+                var read: [(Int64, IntegerHistogram)] = []
+                while let (t, h) = iterator.next() { read.append((t, h)) }
+                XCTAssertFalse(iterator.failed, "round \(round)")
+                XCTAssertEqual(read.map(\.0), written.map(\.0), "round \(round)")
+                XCTAssertEqual(read.map(\.1), written.map(\.1), "round \(round)")
+            }
+        }
+    }
+
     /// tombstones.go: magic, version 1, (uvarint ref, varint mint, varint maxt)..., CRC32C of the records.
     func testTombstonesLayoutAndMerging() throws {
         XCTAssertEqual(Tombstones().encoded(), [0x01, 0x30, 0xBA, 0x30, 0x01, 0, 0, 0, 0])

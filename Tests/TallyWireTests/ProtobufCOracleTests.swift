@@ -12,13 +12,21 @@ final class ProtobufCOracleTests: XCTestCase {
 
     func testGeneratedRequestsInEveryLegalLayoutDecodeAsProtobufCDecodesThem() throws {
         var generator = RequestGenerator(test: "ProtobufCOracleTests generated")
+        var verdicts: [HistogramRequestVerdict: Int] = [:]
         for k in 0..<5_000 {
             let (body, expected) = generator.request()
             let ours = OracleDecoding.tally(body), theirs = OracleDecoding.protobufC(body)
             XCTAssertEqual(theirs, expected, "request \(k): protobuf-c reads the generator's request differently: \(body)")
             XCTAssertEqual(ours, expected, "request \(k): \(body)")
             if ours != expected { return }
+            // With Prometheus' histogram rules applied: the same verdict from Tally and the oracle.
+            let verdict = HistogramRequestVerdict(expected.series.map(\.histograms))
+            XCTAssertEqual(HistogramRequestVerdict(tally: { () throws(WireError) in _ = try RemoteWriteDecoder.decode(body: body) }), verdict,
+                           "request \(k): \(expected)")
+            if !expected.series.allSatisfy({ $0.histograms.isEmpty }) { verdicts[verdict, default: 0] += 1 }
         }
+        print("ProtobufCOracleTests: requests with histograms by verdict: \(verdicts)")
+        HistogramRequestVerdict.assertExercised(verdicts)
     }
 
     func testMutatedRequestsGetTheSameVerdictAndContentFromBothDecoders() throws {
@@ -27,7 +35,7 @@ final class ProtobufCOracleTests: XCTestCase {
             var body = generator.request().body
             generator.mutate(&body)
             return body
-        }, tally: OracleDecoding.tally, oracle: OracleDecoding.protobufC) { body throws(WireError) in
+        }, tally: { OracleDecoding.tally($0, validatingHistograms: true) }, oracle: { OracleDecoding.protobufC($0, validatingHistograms: true) }) { body throws(WireError) in
             _ = try RemoteWriteDecoder.decode(body: body, validatingLabels: false)
         }
         XCTAssertLessThan(accepted, Self.mutations * 19 / 20, "enough mutations are invalid to compare refusals")
@@ -83,34 +91,50 @@ final class ProtobufCOracleTests: XCTestCase {
 }
 
 /// What a decoder made of a body, in terms both decoders give: per series the labels in arrival
-/// order (name, value, name, value, ...), the samples and the histogram count; per request the
+/// order (name, value, name, value, ...), the samples and the histograms; per request the
 /// exemplar and metadata counts.
 struct DecodedRequest: Equatable, CustomStringConvertible {
     struct Series: Equatable {
         var labels: [[UInt8]] = []
         var samples: [WireSample] = []
-        var histograms = 0
+        var histograms: [DecodedHistogram] = []
     }
 
     var series: [Series] = []
-    var exemplars = 0
+    var exemplars: [DecodedExemplar] = []
     var metadata = 0
 
     var description: String {
         let each = series.map { s in
-            "{\(s.labels.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ",")) | \(s.samples.map { "\($0.timestamp)=\(String($0.valueBits, radix: 16))" }.joined(separator: " ")) | h\(s.histograms)}"
+            "{\(s.labels.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ",")) | \(s.samples.map { "\($0.timestamp)=\(String($0.valueBits, radix: 16))" }.joined(separator: " ")) | \(s.histograms)}"
         }
-        return "\(each.joined(separator: " ").prefix(2000)) exemplars \(exemplars) metadata \(metadata)"
+        return "\(each.joined(separator: " ").prefix(2000)) exemplars \(exemplars.count) metadata \(metadata)"
+    }
+}
+
+/// An exemplar as a decoder read it: labels in arrival order (name, value, ...), value bits, timestamp.
+struct DecodedExemplar: Equatable {
+    var labels: [[UInt8]]
+    var value: UInt64
+    var timestamp: Int64
+
+    /// Tally's reading of every exemplar of `view`, series by series.
+    static func all(_ view: WriteRequestView, _ body: [UInt8]) -> [DecodedExemplar] {
+        view.series.flatMap { view.exemplars(of: $0) }.map { e in
+            DecodedExemplar(labels: view.labels(of: e).flatMap { [Array(body[$0.name.range]), Array(body[$0.value.range])] },
+                            value: e.valueBits, timestamp: e.timestamp)
+        }
     }
 }
 
 enum OracleDecoding {
-    static func tally(_ body: [UInt8]) -> DecodedRequest? {
-        guard let view = try? RemoteWriteDecoder.decode(body: body, validatingLabels: false) else { return nil }
-        var decoded = DecodedRequest(exemplars: view.exemplarCount, metadata: view.metadataCount)
+    /// Without `validatingHistograms` histograms are compared as read, whatever rule they break.
+    static func tally(_ body: [UInt8], validatingHistograms: Bool = false) -> DecodedRequest? {
+        guard let view = try? RemoteWriteDecoder.decode(body: body, validatingLabels: false, validatingHistograms: validatingHistograms) else { return nil }
+        var decoded = DecodedRequest(exemplars: DecodedExemplar.all(view, body), metadata: view.metadataCount)
         for series in view.series {
             decoded.series.append(.init(labels: view.labels(of: series).flatMap { [Array(body[$0.name.range]), Array(body[$0.value.range])] },
-                                        samples: Array(view.samples(of: series)), histograms: Int(series.histogramCount)))
+                                        samples: Array(view.samples(of: series)), histograms: view.histograms(of: series).map { DecodedHistogram(view, $0) }))
         }
         return decoded
     }
@@ -126,23 +150,30 @@ enum OracleDecoding {
         }
     }
 
-    static func protobufC(_ body: [UInt8]) -> DecodedRequest? {
-        protobufCWriteRequest.withUnpacked(body) { request in
+    /// With `validatingHistograms`, nil also for a request with a histogram Prometheus' rules refuse.
+    static func protobufC(_ body: [UInt8], validatingHistograms: Bool = false) -> DecodedRequest? {
+        let decoded = protobufCWriteRequest.withUnpacked(body) { request in
             var decoded = DecodedRequest(metadata: request.n_metadata)
             for i in 0..<request.n_timeseries {
                 let series = request.timeseries[i]!.pointee
-                var read = DecodedRequest.Series(histograms: series.n_histograms)
+                var read = DecodedRequest.Series(histograms: (0..<series.n_histograms).map { DecodedHistogram(protobufC: series.histograms[$0]!.pointee) })
                 for j in 0..<series.n_labels {
                     read.labels += [protobufCBytes(series.labels[j]!.pointee.name), protobufCBytes(series.labels[j]!.pointee.value)]
                 }
                 for j in 0..<series.n_samples {
                     read.samples.append(WireSample(timestamp: series.samples[j]!.pointee.timestamp, valueBits: series.samples[j]!.pointee.value.bitPattern))
                 }
-                decoded.exemplars += series.n_exemplars
+                decoded.exemplars += (0..<series.n_exemplars).map { j in
+                    let e = series.exemplars[j]!.pointee
+                    return DecodedExemplar(labels: (0..<e.n_labels).flatMap { [protobufCBytes(e.labels[$0]!.pointee.name), protobufCBytes(e.labels[$0]!.pointee.value)] },
+                                           value: e.value.bitPattern, timestamp: e.timestamp)
+                }
                 decoded.series.append(read)
             }
             return decoded
         }
+        guard validatingHistograms, let decoded else { return decoded }
+        return HistogramRequestVerdict(decoded.series.map(\.histograms)) == .accepted ? decoded : nil
     }
 }
 
@@ -227,55 +258,18 @@ struct RequestGenerator {
         return sample
     }
 
-    /// A repeated sint64 (zigzag) or double field, packed or not.
-    private mutating func repeatedScalar(_ w: inout ProtobufWriter, _ field: UInt64, doubles: Bool) {
-        let values = (0..<count(5)).map { _ in random.next() >> UInt64(count(63)) }
-        if chance(2) {
-            var packed = ProtobufWriter()
-            for v in values {
-                if doubles { packed.bytes += (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } } else { packed.varint(v) }
-            }
-            w.bytesField(field, packed.bytes)
-        } else {
-            for v in values { doubles ? w.fixed64Field(field, v) : w.varintField(field, v) }
-        }
+    private mutating func histogram(_ w: inout ProtobufWriter) -> DecodedHistogram {
+        HistogramWriter.write(&w, field: 4, &random)
     }
 
-    private mutating func span(_ w: inout ProtobufWriter, _ field: UInt64) {
-        let offset = random.next() >> 33, length = random.next() >> 32
-        w.messageField(field) { s in
-            s.varintField(1, offset)
-            s.varintField(2, length)
-        }
-    }
-
-    private mutating func histogram(_ w: inout ProtobufWriter) {
-        var h = ProtobufWriter()
-        typealias Field = (inout ProtobufWriter) -> Void
-        var fields: [Field] = []
-        let count = random.next(), bits = random.next(), schema = random.next() >> 59
-        let countInt: Field = { $0.varintField(1, count) }, countFloat: Field = { $0.fixed64Field(2, bits) }
-        let zeroInt: Field = { $0.varintField(6, count) }, zeroFloat: Field = { $0.fixed64Field(7, bits) }
-        fields.append(chance(2) ? countInt : countFloat)
-        fields.append { $0.fixed64Field(3, bits) }
-        fields.append { $0.varintField(4, schema) }
-        fields.append { $0.fixed64Field(5, bits) }
-        fields.append(chance(2) ? zeroInt : zeroFloat)
-        fields.append { $0.varintField(14, UInt64(schema % 4)) }
-        fields.append { $0.varintField(15, count) }
-        shuffled(&h, fields)
-        for _ in 0..<self.count(2) { span(&h, chance(2) ? 8 : 11) }
-        for field: UInt64 in [9, 12] where chance(2) { repeatedScalar(&h, field, doubles: false) }
-        for field: UInt64 in [10, 13, 16] where chance(2) { repeatedScalar(&h, field, doubles: true) }
-        w.bytesField(4, h.bytes)
-    }
-
-    private mutating func exemplar(_ w: inout ProtobufWriter) {
+    private mutating func exemplar(_ w: inout ProtobufWriter) -> DecodedExemplar {
         var e = ProtobufWriter()
-        for _ in 0..<count(2) { _ = label(&e) }
+        var labels: [[UInt8]] = []
+        for _ in 0..<count(2) { labels += label(&e) }
         let value = random.next(), timestamp = random.next()
         shuffled(&e, [{ $0.fixed64Field(2, value) }, { $0.varintField(3, timestamp) }])
         w.bytesField(3, e.bytes)
+        return DecodedExemplar(labels: labels, value: value, timestamp: Int64(bitPattern: timestamp))
     }
 
     private mutating func metadata(_ w: inout ProtobufWriter) {
@@ -304,11 +298,9 @@ struct RequestGenerator {
                 case 0: series.labels += label(&s)
                 case 1: series.samples.append(sampleField(&s))
                 case 2:
-                    exemplar(&s)
-                    expected.exemplars += 1
+                    expected.exemplars.append(exemplar(&s))
                 default:
-                    histogram(&s)
-                    series.histograms += 1
+                    series.histograms.append(histogram(&s))
                 }
             }
             w.bytesField(1, s.bytes)

@@ -30,7 +30,7 @@ final class RemoteWriteDecoderTests: XCTestCase {
             ts.messageField(1) { l in l.bytesField(1, Array("__name__".utf8)); l.bytesField(2, Array("m".utf8)); l.fixed64Field(9, 1) }
             ts.messageField(2) { s in s.fixed64Field(1, 2.0.bitPattern); s.varintField(2, 5); s.bytesField(7, [1, 2, 3]) }
             ts.messageField(3) { e in e.fixed64Field(2, 1.0.bitPattern); e.varintField(3, 5) }
-            ts.messageField(4) { h in h.varintField(1, 3); h.varintField(15, 5) }
+            ts.messageField(4) { h in h.varintField(1, 3); h.varintField(6, 3); h.varintField(15, 5) }
             ts.bytesField(12, [0xff])               // unknown TimeSeries field
         }
         w.messageField(3) { m in m.varintField(1, 2); m.bytesField(2, Array("m".utf8)) }

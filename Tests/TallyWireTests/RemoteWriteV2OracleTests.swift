@@ -9,7 +9,8 @@ import XCTest
 final class RemoteWriteV2OracleTests: XCTestCase {
     func testGeneratedRequestsDecodeAsTheOracleSays() {
         var generator = V2RequestGenerator(test: "RemoteWriteV2OracleTests generated")
-        var refused = 0, rejectedSeries = 0
+        var refused = 0, rejectedSeries = 0, histogramsTaken = 0
+        var verdicts: [HistogramRequestVerdict: Int] = [:]
         for k in 0..<5_000 {
             let body = generator.request()
             let ours = V2Decoding.tally(body), expected = V2Decoding.oracle(body)
@@ -18,10 +19,18 @@ final class RemoteWriteV2OracleTests: XCTestCase {
             if ours != expected { return }
             if ours == nil { refused += 1 }
             rejectedSeries += ours?.series.filter { $0.rejection != nil }.count ?? 0
+            histogramsTaken += ours?.series.reduce(0) { $0 + $1.histograms.count } ?? 0
+            // Requests whose references are sound: custom buckets and broken histograms told apart.
+            if let read = V2Decoding.oracle(body, validatingHistograms: false), read.series.contains(where: { !$0.histograms.isEmpty }) {
+                let verdict = HistogramRequestVerdict(read.series.map(\.histograms))
+                XCTAssertEqual(HistogramRequestVerdict(tally: { () throws(WireError) in _ = try RemoteWriteV2Decoder.decode(body: body) }), verdict, "request \(k)")
+                verdicts[verdict, default: 0] += 1
+            }
         }
-        print("RemoteWriteV2OracleTests: 5000 generated requests, \(refused) refused whole, \(rejectedSeries) series refused by a label rule")
+        print("RemoteWriteV2OracleTests: 5000 generated requests, \(refused) refused whole, \(rejectedSeries) series refused by a label rule, \(histogramsTaken) histograms taken; with histograms by verdict: \(verdicts)")
         XCTAssertGreaterThan(refused, 100, "the reference rules are exercised")
         XCTAssertGreaterThan(rejectedSeries, 100, "the label rules are exercised")
+        HistogramRequestVerdict.assertExercised(verdicts)
     }
 
     func testMutatedRequestsGetTheOraclesVerdictAndContent() {
@@ -31,7 +40,7 @@ final class RemoteWriteV2OracleTests: XCTestCase {
             var body = generator.request()
             mutator.mutate(&body)
             return body
-        }, tally: V2Decoding.tally, oracle: V2Decoding.oracle) { body throws(WireError) in
+        }, tally: V2Decoding.tally, oracle: { V2Decoding.oracle($0) }) { body throws(WireError) in
             _ = try RemoteWriteV2Decoder.decode(body: body)
         }
     }
@@ -47,34 +56,34 @@ final class RemoteWriteV2OracleTests: XCTestCase {
 }
 
 /// What a 2.0 decoder made of a body: per series the labels resolved through the symbols (name,
-/// value, ...), the rule that refuses the series if any, the samples and the histogram count; the
+/// value, ...), the rule that refuses the series if any, the samples and the histograms; the
 /// exemplar count and the number of series with metadata.
 struct DecodedV2: Equatable, CustomStringConvertible {
     struct Series: Equatable {
         var labels: [[UInt8]] = []
         var rejection: String?
         var samples: [WireSample] = []
-        var histograms = 0
+        var histograms: [DecodedHistogram] = []
     }
 
     var series: [Series] = []
-    var exemplars = 0
+    var exemplars: [DecodedExemplar] = []
     var metadata = 0
 
     var description: String {
-        let each = series.map { s in "{\(s.labels.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ",")) \(s.rejection ?? "ok") \(s.samples.count) samples h\(s.histograms)}" }
-        return "\(each.joined(separator: " ").prefix(2000)) exemplars \(exemplars) metadata \(metadata)"
+        let each = series.map { s in "{\(s.labels.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ",")) \(s.rejection ?? "ok") \(s.samples.count) samples \(s.histograms)}" }
+        return "\(each.joined(separator: " ").prefix(2000)) exemplars \(exemplars.count) metadata \(metadata)"
     }
 }
 
 enum V2Decoding {
     static func tally(_ body: [UInt8]) -> DecodedV2? {
         guard let view = try? RemoteWriteV2Decoder.decode(body: body) else { return nil }
-        var decoded = DecodedV2(exemplars: view.exemplarCount, metadata: view.metadataCount)
+        var decoded = DecodedV2(exemplars: DecodedExemplar.all(view, body), metadata: view.metadataCount)
         for series in view.series {
             decoded.series.append(.init(labels: view.labels(of: series).flatMap { [Array(body[$0.name.range]), Array(body[$0.value.range])] },
                                         rejection: series.rejection?.rawValue, samples: Array(view.samples(of: series)),
-                                        histograms: Int(series.histogramCount)))
+                                        histograms: view.histograms(of: series).map { DecodedHistogram(view, $0) }))
         }
         return decoded
     }
@@ -84,9 +93,10 @@ enum V2Decoding {
 
     /// What protobuf-c reads, then the spec's reference rules: every reference inside the symbols,
     /// label references in pairs, `symbols[0]` empty once anything refers to the table; per series,
-    /// the first pair with an empty value or a name not after the previous one refuses it.
-    static func oracle(_ body: [UInt8]) -> DecodedV2? {
-        protobufCRequestV2.withUnpacked(body) { request -> DecodedV2? in
+    /// the first pair with an empty value or a name not after the previous one refuses it. With
+    /// `validatingHistograms`, a histogram Prometheus' rules refuse makes the request nil too.
+    static func oracle(_ body: [UInt8], validatingHistograms: Bool = true) -> DecodedV2? {
+        let decoded = protobufCRequestV2.withUnpacked(body) { request -> DecodedV2? in
             let symbols = (0..<request.n_symbols).map { protobufCBytes(request.symbols[$0]) }
             func resolve(_ ref: UInt32) -> [UInt8]? {
                 guard Int(ref) < symbols.count, symbols[0].isEmpty else { return nil }
@@ -95,16 +105,20 @@ enum V2Decoding {
             var decoded = DecodedV2()
             for i in 0..<request.n_timeseries {
                 let series = request.timeseries[i]!.pointee
-                var read = DecodedV2.Series(histograms: series.n_histograms)
+                var read = DecodedV2.Series(histograms: (0..<series.n_histograms).map { DecodedHistogram(protobufC: series.histograms[$0]!.pointee) })
                 for j in 0..<series.n_samples {
                     read.samples.append(WireSample(timestamp: series.samples[j]!.pointee.timestamp, valueBits: series.samples[j]!.pointee.value.bitPattern))
                 }
                 for j in 0..<series.n_exemplars {
                     let exemplar = series.exemplars[j]!.pointee
                     guard exemplar.n_labels_refs % 2 == 0 else { return nil }
-                    for r in 0..<exemplar.n_labels_refs where resolve(exemplar.labels_refs[r]) == nil { return nil }
+                    var labels: [[UInt8]] = []
+                    for r in 0..<exemplar.n_labels_refs {
+                        guard let symbol = resolve(exemplar.labels_refs[r]) else { return nil }
+                        labels.append(symbol)
+                    }
+                    decoded.exemplars.append(DecodedExemplar(labels: labels, value: exemplar.value.bitPattern, timestamp: exemplar.timestamp))
                 }
-                decoded.exemplars += series.n_exemplars
                 if let metadata = series.metadata?.pointee {
                     guard resolve(metadata.help_ref) != nil, resolve(metadata.unit_ref) != nil else { return nil }
                     decoded.metadata += 1
@@ -125,6 +139,8 @@ enum V2Decoding {
             }
             return decoded
         } ?? nil
+        guard validatingHistograms, let decoded else { return decoded }
+        return HistogramRequestVerdict(decoded.series.map(\.histograms)) == .accepted ? decoded : nil
     }
 }
 
@@ -198,7 +214,12 @@ struct V2RequestGenerator {
                 let type = UInt64(count(7))
                 parts.append { w in w.messageField(5) { m in m.varintField(1, type); m.varintField(3, help); if unit != 0 { m.varintField(4, unit) } } }
             }
-            if chance(10) { parts.append { w in w.messageField(3) { h in h.varintField(1, 3); h.fixed64Field(3, 0x4000_0000_0000_0000) } } }
+            for _ in 0..<(chance(5) ? 1 + count(1) : 0) {
+                var histogram = ProtobufWriter()
+                _ = HistogramWriter.write(&histogram, field: 3, &random)
+                let bytes = histogram.bytes
+                parts.append { w in w.bytes += bytes }
+            }
             if chance(8) { parts.append { w in w.varintField(6, 1_699_999_000_000) } }
             if chance(10) { parts.append { w in w.bytesField(31, Array("unknown".utf8)) } }
             if chance(3) { parts.shuffle(using: &random) }

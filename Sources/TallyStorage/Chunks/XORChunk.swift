@@ -11,8 +11,7 @@ public struct XORChunk: Sendable {
     private var lastTimestamp: Int64 = 0
     private var lastValueBits: UInt64 = 0
     private var lastDelta: UInt64 = 0
-    private var leading: UInt8 = 0xff
-    private var trailing: UInt8 = 0
+    private var values = XORValueWriter()
 
     public init() {
         stream = BitWriter(bytes: [0, 0])
@@ -38,7 +37,7 @@ public struct XORChunk: Sendable {
             var delta = UInt64(bitPattern: t &- lastTimestamp)
             lastDelta = delta
             writeUvarintBytes(&delta)
-            writeValue(v)
+            values.write(v, after: lastValueBits, to: &stream)
         default:
             let delta = UInt64(bitPattern: t &- lastTimestamp)
             let dod = Int64(bitPattern: delta &- lastDelta)
@@ -54,7 +53,7 @@ public struct XORChunk: Sendable {
             } else {
                 stream.writeBits(0b1111, 4); stream.writeBits(UInt64(bitPattern: dod), 64)
             }
-            writeValue(v)
+            values.write(v, after: lastValueBits, to: &stream)
         }
         lastTimestamp = t
         lastValueBits = v
@@ -67,8 +66,24 @@ public struct XORChunk: Sendable {
         -((1 << (n - 1)) - 1) <= x && x <= 1 << (n - 1)
     }
 
-    private mutating func writeValue(_ v: UInt64) {
-        let delta = v ^ lastValueBits
+    private mutating func writeUvarintBytes(_ value: inout UInt64) {
+        while value >= 0x80 {
+            stream.writeByte(UInt8(truncatingIfNeeded: value) | 0x80)
+            value >>= 7
+        }
+        stream.writeByte(UInt8(value))
+    }
+}
+
+/// Prometheus' `xorWrite`: a value as its XOR with the previous one, in the window of leading and
+/// trailing zero bits of the last value that needed a new one. XOR chunks write their values with
+/// it, histogram chunks their sums.
+struct XORValueWriter {
+    private var leading: UInt8 = 0xff
+    private var trailing: UInt8 = 0
+
+    mutating func write(_ v: UInt64, after previous: UInt64, to stream: inout BitWriter) {
+        let delta = v ^ previous
         if delta == 0 {
             stream.writeBit(false)
             return
@@ -89,14 +104,6 @@ public struct XORChunk: Sendable {
         let significant = 64 - newLeading - newTrailing
         stream.writeBits(UInt64(significant), 6)
         stream.writeBits(delta >> newTrailing, Int(significant))
-    }
-
-    private mutating func writeUvarintBytes(_ value: inout UInt64) {
-        while value >= 0x80 {
-            stream.writeByte(UInt8(truncatingIfNeeded: value) | 0x80)
-            value >>= 7
-        }
-        stream.writeByte(UInt8(value))
     }
 }
 
@@ -162,22 +169,19 @@ struct BitWriter {
 
 /// Iterates the samples of an encoded XOR chunk without allocating.
 public struct XORIterator: IteratorProtocol {
-    private let bytes: UnsafeBufferPointer<UInt8>
+    private var reader: BitReader
     private let total: Int
     private var read = 0
-    private var bitPosition: Int
     private var timestamp: Int64 = 0
     private var valueBits: UInt64 = 0
     private var delta: UInt64 = 0
-    private var leading: UInt8 = 0
-    private var trailing: UInt8 = 0
+    private var window = XORValueReader()
     public private(set) var failed = false
 
     /// `bytes` must stay valid while iterating (a mapped file or a pinned array).
     public init(_ bytes: UnsafeBufferPointer<UInt8>) {
-        self.bytes = bytes
+        reader = BitReader(bytes, bitPosition: 16)
         total = XORChunk.sampleCount(bytes)
-        bitPosition = 16
     }
 
     public mutating func next() -> (timestamp: Int64, valueBits: UInt64)? {
@@ -193,18 +197,18 @@ public struct XORIterator: IteratorProtocol {
     private mutating func decodeNext() -> (timestamp: Int64, valueBits: UInt64)? {
         switch read {
         case 0:
-            guard let raw = readUvarint(), let v = readBits(64) else { return nil }
+            guard let raw = reader.readUvarint(), let v = reader.readBits(64) else { return nil }
             timestamp = Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1)
             valueBits = v
         case 1:
-            guard let d = readUvarint() else { return nil }
+            guard let d = reader.readUvarint() else { return nil }
             delta = d
             timestamp = timestamp &+ Int64(bitPattern: d)
-            guard readValue() else { return nil }
+            guard window.read(&valueBits, from: &reader) else { return nil }
         default:
             var prefix = 0
             for _ in 0..<4 {
-                guard let bit = readBit() else { return nil }
+                guard let bit = reader.readBit() else { return nil }
                 if !bit { break }
                 prefix += 1
             }
@@ -218,7 +222,7 @@ public struct XORIterator: IteratorProtocol {
             }
             var dod: Int64 = 0
             if width > 0 {
-                guard let raw = readBits(width) else { return nil }
+                guard let raw = reader.readBits(width) else { return nil }
                 if width == 64 {
                     dod = Int64(bitPattern: raw)
                 } else {
@@ -227,36 +231,56 @@ public struct XORIterator: IteratorProtocol {
             }
             delta = delta &+ UInt64(bitPattern: dod)
             timestamp = timestamp &+ Int64(bitPattern: delta)
-            guard readValue() else { return nil }
+            guard window.read(&valueBits, from: &reader) else { return nil }
         }
         return (timestamp, valueBits)
     }
+}
 
-    private mutating func readValue() -> Bool {
-        guard let changed = readBit() else { return false }
+/// Prometheus' `xorRead`, the reading side of `XORValueWriter`.
+struct XORValueReader {
+    private var leading: UInt8 = 0
+    private var trailing: UInt8 = 0
+
+    /// Applies the next value's XOR to `valueBits`; false when the bits run out or are impossible.
+    mutating func read(_ valueBits: inout UInt64, from reader: inout BitReader) -> Bool {
+        guard let changed = reader.readBit() else { return false }
         if !changed { return true }
-        guard let newWindow = readBit() else { return false }
+        guard let newWindow = reader.readBit() else { return false }
         if newWindow {
-            guard let l = readBits(5), let s = readBits(6) else { return false }
+            guard let l = reader.readBits(5), let s = reader.readBits(6) else { return false }
             leading = UInt8(l)
             let significant = s == 0 ? 64 : UInt8(s)
             guard Int(leading) + Int(significant) <= 64 else { return false }
             trailing = 64 - leading - significant
         }
         let significant = 64 - Int(leading) - Int(trailing)
-        guard let bits = readBits(significant) else { return false }
+        guard let bits = reader.readBits(significant) else { return false }
         valueBits ^= bits << trailing
         return true
     }
+}
 
-    private mutating func readBit() -> Bool? {
+/// Bits MSB first from a chunk's bytes, bounds-checked: nil past the end.
+struct BitReader {
+    private let bytes: UnsafeBufferPointer<UInt8>
+    private(set) var bitPosition: Int
+
+    init(_ bytes: UnsafeBufferPointer<UInt8>, bitPosition: Int) {
+        self.bytes = bytes
+        self.bitPosition = bitPosition
+    }
+
+    var bitsLeft: Int { max(0, bytes.count * 8 - bitPosition) }
+
+    mutating func readBit() -> Bool? {
         guard bitPosition < bytes.count * 8 else { return nil }
         let bit = bytes[bitPosition >> 3] & (0x80 >> UInt8(bitPosition & 7)) != 0
         bitPosition += 1
         return bit
     }
 
-    private mutating func readBits(_ n: Int) -> UInt64? {
+    mutating func readBits(_ n: Int) -> UInt64? {
         guard n > 0 else { return 0 }
         guard bitPosition + n <= bytes.count * 8 else { return nil }
         var result: UInt64 = 0
@@ -274,7 +298,7 @@ public struct XORIterator: IteratorProtocol {
         return result
     }
 
-    private mutating func readUvarint() -> UInt64? {
+    mutating func readUvarint() -> UInt64? {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while shift < 64 {

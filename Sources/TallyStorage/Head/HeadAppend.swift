@@ -53,6 +53,11 @@ public struct AppendBatch {
         return SeriesHandle(index: head.create(labels, hash: hash))
     }
 
+    /// The series with these labels if the head holds it; never creates one.
+    public func existingSeries(_ labels: UnsafeBufferPointer<RawLabel>) -> SeriesHandle? {
+        head.find(labels, hash: Head.hash(labels)).map(SeriesHandle.init)
+    }
+
     /// The series whose labels arrived before as exactly these encoded bytes (a request's label
     /// fields), if the head knows them; else nil and the key to pass to `series(_:encodedLabels:key:)`.
     /// Only bytes whose labels passed validation may be given, so equal bytes mean the same series.

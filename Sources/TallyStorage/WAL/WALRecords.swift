@@ -1,9 +1,11 @@
-/// Record payloads of the Prometheus WAL (`tsdb/record`): Series (type 1), Samples (type 2) and
-/// Tombstones (type 3). Integers are big-endian; deltas are zigzag varints.
+/// Record payloads of the Prometheus WAL (`tsdb/record`): Series (type 1), Samples (type 2),
+/// Tombstones (type 3) and HistogramSamples (type 7, integer native histograms; encoded and decoded,
+/// not yet written by the head). Integers are big-endian; deltas are zigzag varints.
 enum WALRecordType: UInt8 {
     case series = 1
     case samples = 2
     case tombstones = 3
+    case histogramSamples = 7
 }
 
 struct WALRecordEncoder {
@@ -32,6 +34,38 @@ struct WALRecordEncoder {
         appendVarint(Int64(bitPattern: ref &- base.ref))
         appendVarint(timestamp &- base.timestamp)
         appendBigEndian(valueBits)
+    }
+
+    /// A HistogramSamples record (Prometheus 2.42's `Encoder.HistogramSamples`): the first sample's
+    /// ref and time as the base, then per sample the deltas to them, the reset hint, schema, zero
+    /// threshold and count, count, sum, the positive then negative spans, the positive then
+    /// negative bucket deltas.
+    mutating func histogramSamples(_ samples: [(ref: UInt64, timestamp: Int64, histogram: IntegerHistogram)]) {
+        bytes = [WALRecordType.histogramSamples.rawValue]
+        guard let first = samples.first else { return }
+        appendBigEndian(first.ref)
+        appendBigEndian(UInt64(bitPattern: first.timestamp))
+        for (ref, timestamp, h) in samples {
+            appendVarint(Int64(bitPattern: ref &- first.ref))
+            appendVarint(timestamp &- first.timestamp)
+            bytes.append(h.counterResetHint)
+            appendVarint(Int64(h.schema))
+            appendBigEndian(h.zeroThresholdBits)
+            appendUvarint(h.zeroCount)
+            appendUvarint(h.count)
+            appendBigEndian(h.sumBits)
+            for spans in [h.positiveSpans, h.negativeSpans] {
+                appendUvarint(UInt64(spans.count))
+                for span in spans {
+                    appendVarint(Int64(span.offset))
+                    appendUvarint(UInt64(span.length))
+                }
+            }
+            for buckets in [h.positiveBuckets, h.negativeBuckets] {
+                appendUvarint(UInt64(buckets.count))
+                for delta in buckets { appendVarint(delta) }
+            }
+        }
     }
 
     /// A Tombstones record: (`ref:u64`, `mint:varint`, `maxt:varint`) per deleted interval.
@@ -91,15 +125,78 @@ struct WALRecordDecoder {
     }
 
     mutating func forEachSample(_ body: (UInt64, Int64, UInt64) -> Void) throws(WALRecordError) {
-        guard position < bytes.count else { return }
-        let baseRef = try readBigEndian()
-        let baseTimestamp = Int64(bitPattern: try readBigEndian())
+        guard let base = try readBase() else { return }
         while position < bytes.count {
-            let dref = try readVarint()
-            let dt = try readVarint()
-            let value = try readBigEndian()
-            body(baseRef &+ UInt64(bitPattern: dref), baseTimestamp &+ dt, value)
+            let (ref, timestamp) = try readEntryKey(base)
+            body(ref, timestamp, try readBigEndian())
         }
+    }
+
+    /// The base ref and time of a Samples or HistogramSamples record; nil for an empty record.
+    private mutating func readBase() throws(WALRecordError) -> (ref: UInt64, timestamp: Int64)? {
+        guard position < bytes.count else { return nil }
+        return (try readBigEndian(), Int64(bitPattern: try readBigEndian()))
+    }
+
+    /// An entry's ref and time, deltas from the record's base.
+    private mutating func readEntryKey(_ base: (ref: UInt64, timestamp: Int64)) throws(WALRecordError) -> (UInt64, Int64) {
+        let dref = try readVarint()
+        let dt = try readVarint()
+        return (base.ref &+ UInt64(bitPattern: dref), base.timestamp &+ dt)
+    }
+
+    /// Each sample of a HistogramSamples record. Counts of spans and buckets are checked against
+    /// the bytes left (each takes at least one) before anything is reserved; a span offset or
+    /// length outside 32 bits is malformed (Go would cut it).
+    mutating func forEachHistogramSample(_ body: (UInt64, Int64, IntegerHistogram) -> Void) throws(WALRecordError) {
+        guard let base = try readBase() else { return }
+        while position < bytes.count {
+            let (ref, timestamp) = try readEntryKey(base)
+            var h = IntegerHistogram()
+            guard position < bytes.count else { throw .malformed("truncated histogram") }
+            h.counterResetHint = bytes[position]
+            position += 1
+            let schema = try readVarint()
+            guard let schema32 = Int32(exactly: schema) else { throw .malformed("histogram schema \(schema)") }
+            h.schema = schema32
+            h.zeroThresholdBits = try readBigEndian()
+            h.zeroCount = try readUvarint()
+            h.count = try readUvarint()
+            h.sumBits = try readBigEndian()
+            h.positiveSpans = try readSpans()
+            h.negativeSpans = try readSpans()
+            h.positiveBuckets = try readDeltas()
+            h.negativeBuckets = try readDeltas()
+            body(ref, timestamp, h)
+        }
+    }
+
+    private mutating func readCount(_ what: StaticString) throws(WALRecordError) -> Int {
+        let n = try readUvarint()
+        guard n <= UInt64(bytes.count - position) else { throw .malformed("\(what) count \(n) past the record") }
+        return Int(n)
+    }
+
+    private mutating func readSpans() throws(WALRecordError) -> [HistogramSpan] {
+        let n = try readCount("span")
+        var spans: [HistogramSpan] = []
+        spans.reserveCapacity(n)
+        for _ in 0..<n {
+            let offset = try readVarint(), length = try readUvarint()
+            guard let offset32 = Int32(exactly: offset), let length32 = UInt32(exactly: length) else {
+                throw .malformed("histogram span \(offset):\(length)")
+            }
+            spans.append(HistogramSpan(offset: offset32, length: length32))
+        }
+        return spans
+    }
+
+    private mutating func readDeltas() throws(WALRecordError) -> [Int64] {
+        let n = try readCount("bucket")
+        var deltas: [Int64] = []
+        deltas.reserveCapacity(n)
+        for _ in 0..<n { deltas.append(try readVarint()) }
+        return deltas
     }
 
     mutating func forEachTombstone(_ body: (UInt64, DeletedInterval) -> Void) throws(WALRecordError) {

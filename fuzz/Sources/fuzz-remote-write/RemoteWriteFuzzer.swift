@@ -47,6 +47,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         for index in view.series.indices { _ = view.validateLabels(ofSeriesAt: index) }
         check(view)
     }
+    // Histograms read in place whatever rule they break (the receiver checks them first).
+    if let view = try? RemoteWriteDecoder.decode(body: input, validatingLabels: false, validatingHistograms: false) {
+        check(view)
+    }
     if let view = try? RemoteWriteV2Decoder.decode(compressed: input, maxDecodedBytes: maxDecodedBytes) {
         check(view)
     }
@@ -68,6 +72,22 @@ func check(_ view: WriteRequestView) {
     func inBody(_ span: ByteSpan) -> Bool { span.start >= 0 && span.count >= 0 && span.range.upperBound <= body.count }
     for series in view.series {
         _ = view.samples(of: series)
+        for histogram in view.histograms(of: series) {
+            precondition(inBody(histogram.message), "histogram outside the body")
+            // Walking spans and buckets finds as many as decoding counted.
+            var spans = 0, deltas = 0, counts = 0
+            for side in [WireHistogram.Side.negative, .positive] {
+                view.forEachSpan(of: histogram, side) { _, _ in spans += 1 }
+                view.forEachDelta(of: histogram, side) { _ in deltas += 1 }
+                view.forEachCount(of: histogram, side) { _ in counts += 1 }
+            }
+            precondition(spans == histogram.spanCount(.negative) + histogram.spanCount(.positive), "span count")
+            precondition(deltas == Int(histogram.negativeDeltaCount + histogram.positiveDeltaCount), "delta count")
+            precondition(counts == Int(histogram.negativeCountCount + histogram.positiveCountCount), "bucket count")
+        }
+        for exemplar in view.exemplars(of: series) {
+            precondition(view.labels(of: exemplar).allSatisfy { inBody($0.name) && inBody($0.value) }, "exemplar label outside the body")
+        }
         let labels = view.labels(of: series)
         precondition(labels.allSatisfy { inBody($0.name) && inBody($0.value) }, "label span outside the body")
         precondition(inBody(series.encodedLabels), "encoded labels outside the body")
