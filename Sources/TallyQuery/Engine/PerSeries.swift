@@ -2,20 +2,17 @@ import Dispatch
 import Foundation
 
 extension Evaluator {
-    /// Points a per-series loop must look at, about, before it is split between threads: below it,
-    /// starting the threads costs more than they save.
-    static let parallelWork = 50_000
-
     /// Each series' points from `body`, in series order, as the loop
     /// `for i in 0..<count { try body(i, budget, deadline) }` gives them, leaving the same samples
     /// taken from the budget. With `work` (samples and steps the loop will go through, about) of at
-    /// least `parallelWork` and two or more cores, the series are split between threads, each
-    /// with a budget and a deadline of its own, and the shared budget is then taken as the loop
-    /// would have taken it. Whatever would have failed the loop (too many samples, an error from
-    /// `body`, the deadline) makes it run as the loop after all, so that it fails alike.
+    /// least `options.parallelWork` (below it, starting threads costs more than they save) and two
+    /// or more cores, the series are split between threads, each with a budget and a deadline of
+    /// its own, and the shared budget is then taken as the loop would have taken it. Whatever would
+    /// have failed the loop (too many samples, an error from `body`, the deadline) makes it run as
+    /// the loop after all, so that it fails alike.
     func perSeries(_ count: Int, work: Int, _ body: (_ series: Int, _ budget: SampleBudget, _ deadline: Deadline) throws -> [Point]) throws -> [[Point]] {
         let workers = min(count, ProcessInfo.processInfo.activeProcessorCount)
-        if workers >= 2 && work >= Self.parallelWork, let points = inParallel(count, workers: workers, body) { return points }
+        if workers >= 2 && work >= options.parallelWork, let points = inParallel(count, workers: workers, body) { return points }
         var out: [[Point]] = []
         out.reserveCapacity(count)
         for i in 0..<count { out.append(try body(i, budget, deadline)) }

@@ -521,24 +521,11 @@ struct SeriesEntryReader {
         var previousMax: Int64 = 0
         var previousRef: UInt64 = 0
         for k in 0..<chunkCount {
-            let minTime: Int64
-            if k == 0 {
-                guard let m = cursor.varint() else { return false }
-                minTime = m
-            } else {
-                guard let d = cursor.uvarint() else { return false }
-                minTime = previousMax &+ Int64(bitPattern: d)
-            }
-            guard let span = cursor.uvarint() else { return false }
+            // The first meta holds its time and ref; the others, deltas from the meta before.
+            guard let minTime = k == 0 ? cursor.varint() : cursor.uvarint().map({ previousMax &+ Int64(bitPattern: $0) }),
+                  let span = cursor.uvarint(),
+                  let chunkRef = k == 0 ? cursor.uvarint() : cursor.varint().map({ previousRef &+ UInt64(bitPattern: $0) }) else { return false }
             let maxTime = minTime &+ Int64(bitPattern: span)
-            let chunkRef: UInt64
-            if k == 0 {
-                guard let r = cursor.uvarint() else { return false }
-                chunkRef = r
-            } else {
-                guard let d = cursor.varint() else { return false }
-                chunkRef = previousRef &+ UInt64(bitPattern: d)
-            }
             body(ChunkMeta(minTime: minTime, maxTime: maxTime, ref: chunkRef))
             previousMax = maxTime
             previousRef = chunkRef
