@@ -116,7 +116,7 @@ final class QueryAPI: Sendable {
             let found = try read(question, start, end) { querier in
                 var seen = Set<Labels>()
                 for matchers in sets {
-                    for series in try querier.select(matchers, minTime: start, maxTime: end) { seen.insert(series.labels) }
+                    seen.formUnion(try querier.seriesLabels(matchers, minTime: start, maxTime: end))
                 }
                 return seen.sorted()
             }

@@ -13,6 +13,8 @@ final class PromQLScript {
     private let engine = QueryEngine()
     private(set) var failures: [String] = []
     private(set) var evaluations = 0
+    /// The tenant the script loaded.
+    var tenant: TenantDatabase { database }
 
     init() throws {
         directory = try Self.makeDirectory()

@@ -58,6 +58,117 @@ final class FormatVectorTests: XCTestCase {
         XCTAssertEqual(decoded.map(\.1), expected.map(\.1))
     }
 
+    /// `XORIterator` cuts fields from 64-bit windows; a bit-at-a-time reading of the format (as
+    /// Prometheus' `bstreamReader` without its buffer) must give the same samples and fail at the
+    /// same sample, on whole, cut short and damaged chunks alike.
+    func testXORIteratorMatchesBitByBitReading() {
+        struct BitByBit {
+            let bytes: [UInt8]
+            var position = 16
+            mutating func bits(_ n: Int) -> UInt64? {
+                var out: UInt64 = 0
+                for _ in 0..<n {
+                    guard position < bytes.count * 8 else { return nil }
+                    out = out << 1 | UInt64(bytes[position / 8] >> (7 - UInt8(position % 8)) & 1)
+                    position += 1
+                }
+                return out
+            }
+            mutating func uvarint() -> UInt64? {
+                var out: UInt64 = 0
+                for shift in stride(from: 0, to: 64, by: 7) {
+                    guard let b = bits(8) else { return nil }
+                    out |= (b & 0x7f) << UInt64(shift)
+                    if b < 0x80 { return out }
+                }
+                return nil
+            }
+            /// Samples until the count or the first one that cannot be read; whether one could not.
+            mutating func decode() -> (samples: [(Int64, UInt64)], failed: Bool) {
+                guard bytes.count >= 2 else { return ([], false) }
+                let count = Int(bytes[0]) << 8 | Int(bytes[1])
+                var out: [(Int64, UInt64)] = []
+                var t: Int64 = 0, v: UInt64 = 0, delta: Int64 = 0, leading = 0, trailing = 0
+                while out.count < count {
+                    if out.isEmpty {
+                        guard let raw = uvarint(), let first = bits(64) else { return (out, true) }
+                        t = Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1)
+                        v = first
+                        out.append((t, v))
+                        continue
+                    }
+                    if out.count == 1 {
+                        guard let d = uvarint() else { return (out, true) }
+                        delta = Int64(bitPattern: d)
+                    } else {
+                        var ones = 0
+                        while ones < 4 {
+                            guard let bit = bits(1) else { return (out, true) }
+                            if bit == 0 { break }
+                            ones += 1
+                        }
+                        let width = [0, 14, 17, 20, 64][ones]
+                        guard let raw = bits(width) else { return (out, true) }
+                        delta &+= width == 64 || raw <= 1 << (width - 1) ? Int64(bitPattern: raw) : Int64(bitPattern: raw) - (1 << width)
+                    }
+                    t &+= delta
+                    guard let changed = bits(1) else { return (out, true) }
+                    if changed == 1 {
+                        guard let fresh = bits(1) else { return (out, true) }
+                        if fresh == 1 {
+                            guard let l = bits(5), let n = bits(6) else { return (out, true) }
+                            let significant = n == 0 ? 64 : Int(n)
+                            guard Int(l) + significant <= 64 else { return (out, true) }
+                            (leading, trailing) = (Int(l), 64 - Int(l) - significant)
+                        }
+                        guard let x = bits(64 - leading - trailing) else { return (out, true) }
+                        v ^= x << UInt64(trailing)
+                    }
+                    out.append((t, v))
+                }
+                return (out, false)
+            }
+        }
+        var rng = SeededGenerator(test: "FormatVectorTests.testXORIteratorMatchesBitByBitReading")
+        for _ in 0..<60 {
+            var chunk = XORChunk()
+            var t = Int64.random(in: -1_000_000...1_000_000_000_000, using: &rng)
+            var v = Double.random(in: -1e6...1e6, using: &rng)
+            for _ in 0..<Int.random(in: 1...140, using: &rng) {
+                chunk.append(timestamp: t, valueBits: v.bitPattern)
+                t += [1, 15_000, 60_000, 60_000, 8193, 1 << 33][Int.random(in: 0..<6, using: &rng)]
+                switch Int.random(in: 0..<4, using: &rng) {
+                case 0: break
+                case 1: v += 1
+                case 2: v = Double(bitPattern: rng.next())
+                default: v *= 1.0001
+                }
+            }
+            var variants = [chunk.bytes]
+            for cut in Set((0..<6).map { _ in Int.random(in: 0..<chunk.bytes.count, using: &rng) }) { variants.append(Array(chunk.bytes[..<cut])) }
+            for _ in 0..<6 {
+                var damaged = chunk.bytes
+                let at = Int.random(in: 2..<damaged.count, using: &rng)
+                damaged[at] ^= UInt8.random(in: 1...255, using: &rng)
+                variants.append(damaged)
+            }
+            for bytes in variants {
+                var reference = BitByBit(bytes: bytes)
+                let expected = reference.decode()
+                var decoded: [(Int64, UInt64)] = []
+                var failed = false
+                bytes.withUnsafeBufferPointer { buffer in
+                    var it = XORIterator(buffer)
+                    while let s = it.next() { decoded.append(s) }
+                    failed = it.failed
+                }
+                XCTAssertEqual(decoded.map(\.0), expected.samples.map(\.0))
+                XCTAssertEqual(decoded.map(\.1), expected.samples.map(\.1))
+                XCTAssertEqual(failed, expected.failed, "\(bytes.count) bytes")
+            }
+        }
+    }
+
     /// `BitWriter.writeBits` writes a byte at a time; Prometheus' `bstream.writeBits` writes whole
     /// bytes and then bit by bit, and where it ends on a byte boundary decides whether a zero byte
     /// trails. Both must leave the same bytes and free bits after any sequence of writes.

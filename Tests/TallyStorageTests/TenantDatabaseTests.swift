@@ -190,6 +190,50 @@ final class TenantDatabaseTests: XCTestCase {
         print("late samples: peak \(peak) bytes for a bound of \(bound), \(lateBlocks.count) flushes")
     }
 
+    /// `seriesLabels` reads only chunk metas, and gives exactly the label sets `select` gives: over
+    /// blocks and the head, with tombstones that cover whole chunks or parts, late samples, and
+    /// windows that start and end anywhere.
+    func testSeriesLabelsAgreeWithSelect() throws {
+        let hour: Int64 = 3_600_000
+        let parent = String(directory.dropLast("/tenant".count))
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // A block of three series over [0, 2h): chunks of 40 minutes.
+        let inBlock = (0..<3).map { k in
+            BlockSeries(labels: [("__name__", "b"), ("k", String(k))], chunks: (0..<3).map { c in
+                var chunk = XORChunk()
+                let times = (0..<40).map { Int64(c * 40 + $0) * 60_000 }
+                for t in times { chunk.append(timestamp: t, valueBits: Double(t).bitPattern) }
+                return EncodedChunk(minTime: times[0], maxTime: times[times.count - 1], bytes: chunk.bytes)
+            })
+        }
+        _ = try BlockWriter.write(series: inBlock, minTime: 0, maxTime: 2 * hour, into: directory, tenant: "t")
+        let db = try TenantDatabase.open(directory: directory, tenant: "t", options: StorageOptions(outOfOrderWindow: 2 * hour))
+        defer {
+            try? db.close()
+            try? FileSystem.removeTree(parent)
+        }
+        try appendSamples(db, "h", (0..<200).map { (3 * hour + Int64($0) * 60_000, UInt64($0)) })
+        try appendSamples(db, "late", [(5 * hour, 1)])
+        try appendSamples(db, "late", [(4 * hour, 2)])
+        // Whole chunks of b{k="0"}, part of one of b{k="1"}, and a stretch of the head's h.
+        let deletions: [(String, Int64, Int64)] = [("0", 0, 80 * 60_000 - 1), ("1", 50 * 60_000, 60 * 60_000)]
+        for (k, lo, hi) in deletions {
+            _ = try db.deleteSeries([[try LabelMatcher("k", .equal, k)]], in: DeletedInterval(minTime: lo, maxTime: hi))
+        }
+        _ = try db.deleteSeries([[try LabelMatcher("__name__", .equal, "h")]], in: DeletedInterval(minTime: 3 * hour, maxTime: 4 * hour))
+        let querier = db.querier(minTime: .min, maxTime: .max)
+        let matchers = [[try LabelMatcher("__name__", .regex, ".+")], [try LabelMatcher("k", .notEqual, "2")], [try LabelMatcher("__name__", .equal, "late")]]
+        let edges: [Int64] = [-1, 0, 39 * 60_000, 40 * 60_000, 79 * 60_000, 80 * 60_000, 2 * hour, 3 * hour, 4 * hour - 1, 4 * hour, 5 * hour, 7 * hour, .max]
+        for m in matchers {
+            for lo in edges {
+                for hi in edges where hi >= lo {
+                    XCTAssertEqual(try querier.seriesLabels(m, minTime: lo, maxTime: hi), try querier.select(m, minTime: lo, maxTime: hi).map(\.labels),
+                                   "\(m) [\(lo), \(hi)]")
+                }
+            }
+        }
+    }
+
     func testChunksAreCutLikePrometheus() {
         let head = Head()
         let labels = [("__name__", "m")]

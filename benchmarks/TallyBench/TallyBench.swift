@@ -25,7 +25,7 @@ struct TallyBench: ParsableCommand {
     @Option(help: "VictoriaMetrics binary (Debian's 1.79); empty to leave it out.")
     var victoriaMetrics = "/usr/bin/victoria-metrics"
 
-    @Option(help: "Hours of minute-resolution data for the ingest run.")
+    @Option(help: "Hours of minute-resolution data for the ingest run; 0 skips it.")
     var hours = 8
 
     @Option(help: "Clusters; each has --nodes nodes with 10 pods and 2 volumes.")
@@ -39,6 +39,12 @@ struct TallyBench: ParsableCommand {
 
     @Option(help: "Days of data for the daily-cost question (2 clusters x 5 nodes); 0 skips it.")
     var costDays = 30
+
+    @Option(help: "Untimed PromQL requests per question before the timed ones.")
+    var promqlWarmups = 2
+
+    @Option(help: "Timed PromQL requests per question, asked after the cost question on its data (so --cost-days 0 skips them too); 0 skips the PromQL section.")
+    var promqlRepetitions = 10
 
     @Option(help: "Clusters of 10-pod nodes whose WAL the restart measurement replays; 0 skips it.")
     var restartClusters = 10
@@ -125,40 +131,15 @@ struct TallyBench: ParsableCommand {
         }
         let systems = self.systems(root)
 
-        var dataset = KubecostDataset()
-        dataset.clusters = clusters
-        dataset.nodesPerCluster = nodes
-        dataset.scrapes = hours * 60
-        dataset.start = (Int64(Date().timeIntervalSince1970 * 1000) - Int64(hours) * 3_600_000) / 7_200_000 * 7_200_000
-        let requests = dataset.requests(senders: senders)
-        let sampleCount = dataset.sampleCount
-        print("ingest: \(dataset.seriesCount) series x \(dataset.scrapes) scrapes = \(sampleCount) samples, \(requests.map(\.count).reduce(0, +)) requests from \(senders) senders, seed \(dataset.seed)")
-        var ingest: [IngestResult] = []
-        for (i, system) in systems.enumerated() {
-            let directory = root + "/ingest-\(i)"
-            ingest.append(try withServer(system, directory: directory) { process, client in
-                try measureIngest(system, process: process, client: client, requests: requests, directory: directory)
-            })
-            print("  \(system.name): done")
-        }
-        var report = machineAndVersions(systems) + renderIngest(systems, ingest, dataset: dataset, requests: requests.map(\.count).reduce(0, +))
-        if let tally = systems.first, tally.name == "Tally" {
-            // The peers in Debian do not speak Remote-Write 2.0: Tally alone, the same samples.
-            let requests2 = dataset.requests(senders: senders, as: WriteRequestV2Encoder.self)
-            let directory = root + "/ingest-v2"
-            let v2 = try withServer(tally, directory: directory) { process, client in
-                try measureIngest(tally, process: process, client: client, requests: requests2, directory: directory, measureDisk: false,
-                                  remoteWrite2: true)
-            }
-            print("  Tally, Remote-Write 2.0: done")
-            report += renderRemoteWrite2(v1: ingest[0], v2: v2, bytes: (requests.joined().map(\.count).reduce(0, +), requests2.joined().map(\.count).reduce(0, +)))
-        }
+        var report = machineAndVersions(systems)
+        if hours > 0 { report += try ingestSection(systems, root: root) }
 
         if costDays > 0 {
             let costData = KubecostDataset.costDays(costDays, nodesPerCluster: 5, podsPerNode: 4, now: Int64(Date().timeIntervalSince1970 * 1000))
             let costRequests = costData.requests(senders: 1)
             print("cost question: \(costData.seriesCount) series x \(costData.scrapes) scrapes = \(costData.sampleCount) samples, \(costDays) days")
             var costs: [CostResult] = []
+            var promQL: [PromQLResult] = []
             var compaction: CompactionRun?
             for (i, system) in systems.enumerated() {
                 let directory = root + "/cost-\(i)"
@@ -170,9 +151,17 @@ struct TallyBench: ParsableCommand {
                 })
                 // The server has stopped cleanly: a month of 2h blocks to compact into days.
                 if i == 0 { compaction = compact(tenantDirectory: directory + "/bench") }
+                if promqlRepetitions > 0 {
+                    // A fresh process on the same data, settled: its memory is the queries', not what ingest or the cost question left.
+                    promQL.append(try withServer(system, directory: directory) { process, client in
+                        waitUntilIdle(pid: process.processIdentifier)
+                        return askPromQL(system, process: process, client: client, dataset: costData, directory: directory)
+                    })
+                }
                 print("  \(system.name): done")
             }
             report += renderCosts(systems, costs, dataset: costData)
+            if promqlRepetitions > 0 { report += renderPromQL(systems, promQL, dataset: costData) }
             if let compaction { report += renderCompaction(compaction, days: costDays) }
         }
         if compactionSeries > 0 {
@@ -204,6 +193,39 @@ struct TallyBench: ParsableCommand {
             handle.write(Data(report.utf8))
             try handle.close()
         }
+    }
+
+    /// Ingest of the main dataset into every system, then Tally's Remote-Write 2.0 run.
+    func ingestSection(_ systems: [System], root: String) throws -> String {
+        var dataset = KubecostDataset()
+        dataset.clusters = clusters
+        dataset.nodesPerCluster = nodes
+        dataset.scrapes = hours * 60
+        dataset.start = (Int64(Date().timeIntervalSince1970 * 1000) - Int64(hours) * 3_600_000) / 7_200_000 * 7_200_000
+        let requests = dataset.requests(senders: senders)
+        let sampleCount = dataset.sampleCount
+        print("ingest: \(dataset.seriesCount) series x \(dataset.scrapes) scrapes = \(sampleCount) samples, \(requests.map(\.count).reduce(0, +)) requests from \(senders) senders, seed \(dataset.seed)")
+        var ingest: [IngestResult] = []
+        for (i, system) in systems.enumerated() {
+            let directory = root + "/ingest-\(i)"
+            ingest.append(try withServer(system, directory: directory) { process, client in
+                try measureIngest(system, process: process, client: client, requests: requests, directory: directory)
+            })
+            print("  \(system.name): done")
+        }
+        var report = renderIngest(systems, ingest, dataset: dataset, requests: requests.map(\.count).reduce(0, +))
+        if let tally = systems.first, tally.name == "Tally" {
+            // The peers in Debian do not speak Remote-Write 2.0: Tally alone, the same samples.
+            let requests2 = dataset.requests(senders: senders, as: WriteRequestV2Encoder.self)
+            let directory = root + "/ingest-v2"
+            let v2 = try withServer(tally, directory: directory) { process, client in
+                try measureIngest(tally, process: process, client: client, requests: requests2, directory: directory, measureDisk: false,
+                                  remoteWrite2: true)
+            }
+            print("  Tally, Remote-Write 2.0: done")
+            report += renderRemoteWrite2(v1: ingest[0], v2: v2, bytes: (requests.joined().map(\.count).reduce(0, +), requests2.joined().map(\.count).reduce(0, +)))
+        }
+        return report
     }
 
     func systems(_ root: String) -> [System] {
@@ -530,7 +552,7 @@ struct TallyBench: ParsableCommand {
         var out = "\n## `tally-bench` run of \(ISO8601DateFormatter().string(from: Date()))\n\n"
         out += "- Command: `\(CommandLine.arguments.map { URL(fileURLWithPath: $0).lastPathComponent == "tally-bench" ? "tally-bench" : $0 }.joined(separator: " "))`"
         out += " (effective: `--hours \(hours) --clusters \(clusters) --nodes \(nodes) --senders \(senders) --cost-days \(costDays) "
-        out += "--restart-clusters \(restartClusters) --restart-nodes \(restartNodes) --restart-minutes \(restartMinutes)`)\n"
+        out += "--promql-repetitions \(promqlRepetitions) --restart-clusters \(restartClusters) --restart-nodes \(restartNodes) --restart-minutes \(restartMinutes)`)\n"
         out += "- Machine: \(ProcessInfo.processInfo.activeProcessorCount) cores of \(cpu), \(memory / 1024) MiB\n"
         out += "- Tally: release build of \(firstLine("/usr/bin/git", ["rev-parse", "--short", "HEAD"])); "
         for system in systems.dropFirst() {

@@ -8,14 +8,31 @@ extension Evaluator {
     func evalAggregate(_ node: AggregateNode) throws -> Matrix {
         if let parameter = node.parameter, case .string(let label) = parameter.unwrappedInvariant {
             return try rangeEval([node.expr]) { vectors, _, _ in
-                try Self.aggregate(node, countLabel: label, parameter: 0, vectors[0])
+                try Self.aggregate(node, countLabel: label, parameter: 0, vectors[0], keys: nil)
             }
         }
+        let keys = GroupKeys()
         guard let parameter = node.parameter else {
-            return try rangeEval([node.expr]) { vectors, _, _ in try Self.aggregate(node, countLabel: nil, parameter: 0, vectors[0]) }
+            return try rangeEval([node.expr]) { vectors, _, _ in try Self.aggregate(node, countLabel: nil, parameter: 0, vectors[0], keys: keys) }
         }
         return try rangeEval([parameter, node.expr]) { vectors, _, _ in
-            try Self.aggregate(node, countLabel: nil, parameter: vectors[0].first?.value ?? .nan, vectors[1])
+            try Self.aggregate(node, countLabel: nil, parameter: vectors[0].first?.value ?? .nan, vectors[1], keys: keys)
+        }
+    }
+
+    /// The group key of each input series, made once rather than at every step (a new label set and
+    /// a hash of it each time); equal keys share an id, by which a step finds its groups.
+    private final class GroupKeys {
+        private var bySeries: [Int: (key: Labels, id: Int)] = [:]
+        private var ids: [Labels: Int] = [:]
+
+        func key(_ series: Int, _ make: () -> Labels) -> (key: Labels, id: Int) {
+            if let known = bySeries[series] { return known }
+            let key = make()
+            let id = ids[key] ?? ids.count
+            ids[key] = id
+            bySeries[series] = (key, id)
+            return (key, id)
         }
     }
 
@@ -35,7 +52,10 @@ extension Evaluator {
         }
     }
 
-    private static func aggregate(_ node: AggregateNode, countLabel: String?, parameter: Double, _ vector: [VectorElement]) throws -> [VectorElement] {
+    /// One step's aggregation. With `keys`, the group key of an element from `rangeEval`'s input (its
+    /// `series` set) is looked up rather than made.
+    private static func aggregate(_ node: AggregateNode, countLabel: String?, parameter: Double, _ vector: [VectorElement],
+                                  keys: GroupKeys?) throws -> [VectorElement] {
         let op = node.op
         var k: Int64 = 0
         if op == .topk || op == .bottomk {
@@ -55,13 +75,16 @@ extension Evaluator {
         let groupingSet = Set(grouping)
         let heapLess: (VectorElement, VectorElement) -> Bool = op == .bottomk ? { GoSort.descendingNaNFirst($0, $1) } : { GoSort.ascendingNaNFirst($0, $1) }
         var groups: [Labels: Group] = [:]
+        var groupsByID: [Int: Group] = [:]
         var ordered: [Group] = []
         for var element in vector {
             if let countLabel {
                 element.labels = element.labels.setting(countLabel, GoNumbers.fixed(element.value))
             }
-            let key = node.without ? element.labels.removing(groupingSet.union([Labels.metricName])) : element.labels.keeping(groupingSet)
-            guard let group = groups[key] else {
+            let labels = element.labels
+            let make = { node.without ? labels.removing(groupingSet.union([Labels.metricName])) : labels.keeping(groupingSet) }
+            let (key, id) = element.series >= 0 ? keys.map { $0.key(element.series, make) } ?? (make(), -1) : (make(), -1)
+            guard let group = id >= 0 ? groupsByID[id] : groups[key] else {
                 let labels = node.without || !grouping.isEmpty ? key : Labels([])
                 let group = Group(labels: labels, first: VectorElement(labels: element.labels, timestamp: 0, value: element.value), heapLess: heapLess)
                 switch op {
@@ -70,7 +93,7 @@ extension Evaluator {
                 case .quantile: group.all = [element]
                 default: break
                 }
-                groups[key] = group
+                if id >= 0 { groupsByID[id] = group } else { groups[key] = group }
                 ordered.append(group)
                 continue
             }

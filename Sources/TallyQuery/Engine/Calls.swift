@@ -25,12 +25,14 @@ extension Evaluator {
             let hi = end.subtractingSaturated(selector.offset)
             let series = lo <= hi ? try querier.select(selector.matchers, minTime: lo, maxTime: hi) : []
             window = WindowedInput(series: series.map { ($0.labels, RangeWindow.Source.stored($0.makeIterator())) },
-                                   range: range, offset: selector.offset, written: selector.written)
+                                   range: range, offset: selector.offset, written: selector.written,
+                                   work: series.reduce(0) { $0 &+ $1.sampleCount } &+ series.count &* stepCount)
         case .subquery(let subquery):
             let matrix = try evalSubquery(subquery)
             let offset = subquery.timestamp.map { subquery.originalOffset.addingSaturated(start.subtractingSaturated($0)) } ?? subquery.offset
             window = WindowedInput(series: matrix.map { ($0.labels, RangeWindow.Source.computed($0.points)) },
-                                   range: subquery.range, offset: offset, written: nil)
+                                   range: subquery.range, offset: offset, written: nil,
+                                   work: matrix.reduce(0) { $0 &+ $1.points.count } &+ matrix.count &* stepCount)
             let result = try evalRangeFunction(call, window, scalarArgs: scalarArgs, matrixIndex: matrixIndex)
             // The subquery's points were held only while the function read them.
             budget.release(matrix.reduce(0) { $0 + $1.points.count })
@@ -47,31 +49,33 @@ extension Evaluator {
         let offset: Int64
         /// The selector's matchers as written, for `absent_over_time`'s labels; nil for a subquery.
         let written: [LabelMatcher]?
+        /// Samples and steps the windows will go through, about.
+        let work: Int
     }
 
     private func evalRangeFunction(_ call: CallNode, _ input: WindowedInput, scalarArgs: [Int: Matrix], matrixIndex: Int) throws -> Matrix {
         let function = try RangeFunctions.function(call.name)
-        var matrix: Matrix = []
-        for (labels, source) in input.series {
-            var window = RangeWindow(source)
+        let points = try perSeries(input.series.count, work: input.work) { i, budget, deadline in
+            var window = RangeWindow(input.series[i].1)
             var points: [Point] = []
-            let outputLabels = call.name == "last_over_time" ? labels : labels.withoutMetricName
-            try forEachStep { step, ts in
+            try forEachStep(deadline: deadline) { step, ts in
                 let maxTime = ts.subtractingSaturated(input.offset)
                 let samples = try window.slide(minTime: maxTime.subtractingSaturated(input.range), maxTime: maxTime, budget: budget)
                 guard !samples.isEmpty else { return }
                 // Scalars have a point at every step.
-                let scalars = scalarArgs.mapValues { $0.first.flatMap { step < $0.points.count ? $0.points[step].value : nil } ?? .nan }
+                let scalars = scalarArgs.isEmpty ? [:] : scalarArgs.mapValues { $0.first.flatMap { step < $0.points.count ? $0.points[step].value : nil } ?? .nan }
                 let context = RangeContext(ts: ts, range: input.range, offset: input.offset, scalars: scalars)
                 if let value = try function(samples, context) {
                     points.append(Point(timestamp: ts, value: value))
                 }
             }
             window.release(budget)
-            if !points.isEmpty {
-                try budget.take(points.count)
-                matrix.append(EvalSeries(labels: outputLabels, points: points))
-            }
+            if !points.isEmpty { try budget.take(points.count) }
+            return points
+        }
+        var matrix: Matrix = []
+        for ((labels, _), points) in zip(input.series, points) where !points.isEmpty {
+            matrix.append(EvalSeries(labels: call.name == "last_over_time" ? labels : labels.withoutMetricName, points: points))
         }
         if call.name == "absent_over_time" {
             return absentOverTime(matrix, written: input.written)

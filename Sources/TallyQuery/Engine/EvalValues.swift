@@ -26,6 +26,9 @@ struct VectorElement {
     var labels: Labels
     var timestamp: Int64
     var value: Double
+    /// The index of the series it came from in `rangeEval`'s input matrix, whose labels it has;
+    /// -1 for one an operator or function made.
+    var series = -1
 }
 
 /// A failure that ends the evaluation, with the class Prometheus' API gives it.
@@ -46,6 +49,9 @@ final class Deadline: @unchecked Sendable {
         end = ContinuousClock.now.advanced(by: .milliseconds(max(0, min(milliseconds, Int64(Int32.max) * 1000))))
     }
 
+    /// The same end, with a count of checks of its own (for another thread).
+    init(sharing other: Deadline) { end = other.end }
+
     /// Throws once the time is up; looks at the clock only every 256th call, so loops can call it freely.
     func check() throws(EvalFailure) {
         checks &+= 1
@@ -58,11 +64,14 @@ final class Deadline: @unchecked Sendable {
 final class SampleBudget {
     let limit: Int
     var current = 0
+    /// The most `current` has been.
+    private(set) var peak = 0
 
     init(limit: Int) { self.limit = limit }
 
     func take(_ n: Int = 1) throws(EvalFailure) {
         current += n
+        peak = max(peak, current)
         if current > limit { throw EvalFailure.tooManySamples }
     }
 

@@ -35,8 +35,12 @@ final class Evaluator {
 
     var isInstant: Bool { start == end }
 
+    /// How many steps `forEachStep` takes.
+    var stepCount: Int { start > end ? 0 : Int(clamping: (end.subtractingSaturated(start)) / max(interval, 1)) &+ 1 }
+
     /// The evaluation times, start to end by the interval, never overflowing.
-    func forEachStep(_ body: (_ step: Int, _ ts: Int64) throws -> Void) throws {
+    func forEachStep(deadline: Deadline? = nil, _ body: (_ step: Int, _ ts: Int64) throws -> Void) throws {
+        let deadline = deadline ?? self.deadline
         var ts = start, step = 0
         while ts <= end {
             try deadline.check()
@@ -111,7 +115,7 @@ final class Evaluator {
                 for s in inputs[i].indices {
                     let c = cursors[i][s]
                     guard c < inputs[i][s].points.count, inputs[i][s].points[c].timestamp == ts else { continue }
-                    vector.append(VectorElement(labels: inputs[i][s].labels, timestamp: ts, value: inputs[i][s].points[c].value))
+                    vector.append(VectorElement(labels: inputs[i][s].labels, timestamp: ts, value: inputs[i][s].points[c].value, series: s))
                     cursors[i][s] = c + 1
                 }
                 vectors.append(vector)
@@ -144,20 +148,20 @@ final class Evaluator {
         let lookback = options.lookbackDelta
         let series = try select(selector, from: start.subtractingSaturated(selector.offset).subtractingSaturated(lookback),
                                 through: end.subtractingSaturated(selector.offset))
-        var matrix: Matrix = []
-        for s in series {
-            var cursor = LatestSampleCursor(s.makeIterator())
+        let work = series.reduce(0) { $0 &+ $1.sampleCount } &+ series.count &* stepCount
+        let points = try perSeries(series.count, work: work) { i, budget, deadline in
+            var cursor = LatestSampleCursor(series[i].makeIterator())
             var points: [Point] = []
-            try forEachStep { _, ts in
+            try forEachStep(deadline: deadline) { _, ts in
                 let refTime = ts.subtractingSaturated(selector.offset)
                 guard let sample = cursor.latest(atOrBefore: refTime), sample.timestamp >= refTime.subtractingSaturated(lookback),
                       sample.valueBits != staleMarkerBits else { return }
                 try budget.take()
                 points.append(Point(timestamp: ts, value: Double(bitPattern: sample.valueBits)))
             }
-            if !points.isEmpty { matrix.append(EvalSeries(labels: s.labels, points: points)) }
+            return points
         }
-        return matrix
+        return zip(series, points).compactMap { s, points in points.isEmpty ? nil : EvalSeries(labels: s.labels, points: points) }
     }
 
     private func select(_ selector: SelectorNode, from minTime: Int64, through maxTime: Int64) throws -> [QueriedSeries] {
@@ -261,31 +265,40 @@ struct RangeWindow {
         case computed([Point])
     }
 
-    private var source: Source
+    /// The source, split so that a stored series' iterator advances in place: held in the enum (or
+    /// an optional), it was copied out and back, its arrays retained and released, for every sample.
+    private var iterator: SeriesIterator
+    private let isStored: Bool
+    private let computed: [Point]
     private var position = 0
     private var pending: Point?
     private var exhausted = false
     private(set) var points: [Point] = []
 
-    init(_ source: Source) { self.source = source }
+    init(_ source: Source) {
+        switch source {
+        case .stored(let iterator):
+            self.iterator = iterator
+            isStored = true
+            computed = []
+        case .computed(let all):
+            iterator = SeriesIterator()
+            isStored = false
+            computed = all
+        }
+    }
 
     private mutating func pull() -> Point? {
-        switch source {
-        case .stored(var iterator):
-            while true {
-                guard iterator.advance() else {
-                    source = .stored(iterator)
-                    return nil
-                }
+        if isStored {
+            while iterator.advance() {
                 if iterator.valueBits == staleMarkerBits { continue }
-                source = .stored(iterator)
                 return Point(timestamp: iterator.timestamp, value: iterator.value)
             }
-        case .computed(let all):
-            guard position < all.count else { return nil }
-            position += 1
-            return all[position - 1]
+            return nil
         }
+        guard position < computed.count else { return nil }
+        position += 1
+        return computed[position - 1]
     }
 
     mutating func slide(minTime: Int64, maxTime: Int64, budget: SampleBudget) throws(EvalFailure) -> [Point] {

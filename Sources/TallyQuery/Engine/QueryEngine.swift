@@ -11,6 +11,9 @@ public struct QueryOptions: Sendable {
     public var timeout: Int64
     /// The step of a subquery written without one (Prometheus' global evaluation interval), in ms.
     public var defaultSubqueryStep: Int64
+    /// Samples and steps a per-series loop goes through, about, from which its series are split
+    /// between the cores (`Evaluator.perSeries`); tests move it to take either way.
+    var parallelWork = 50_000
 
     public init(lookbackDelta: Int64 = 300_000, maxSamples: Int = 50_000_000, timeout: Int64 = 120_000, defaultSubqueryStep: Int64 = 60_000) {
         self.lookbackDelta = lookbackDelta

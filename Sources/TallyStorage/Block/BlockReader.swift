@@ -131,6 +131,8 @@ public final class BlockReader: Sendable {
     private let index: MappedFile
     private let segments: [MappedFile]
     let symbols: [String]
+    /// Each symbol's `LabelHasher.hash(of:)`: a series' labels hash alike in every block from these.
+    let symbolHashes: [UInt64]
     /// Per label name: (value, offset of its postings list), values ascending.
     let postingsOffsets: [String: [(value: String, offset: Int)]]
     /// Offsets/16 of every series, ascending (the all-postings list).
@@ -192,6 +194,7 @@ public final class BlockReader: Sendable {
             symbols.append(s)
         }
         self.symbols = symbols
+        symbolHashes = symbols.map(LabelHasher.hash(of:))
 
         let tableRange = try section(offsets[5], "index postings offset table")
         c = ByteCursor(b, from: tableRange.lowerBound, to: tableRange.upperBound)
@@ -245,6 +248,7 @@ public final class BlockReader: Sendable {
         index = other.index
         segments = other.segments
         symbols = other.symbols
+        symbolHashes = other.symbolHashes
         postingsOffsets = other.postingsOffsets
         seriesRefs = other.seriesRefs
         self.tombstones = tombstones
@@ -265,45 +269,23 @@ public final class BlockReader: Sendable {
 
     /// Labels and chunk metas of the series at `ref` (offset/16 in the index).
     public func series(_ ref: UInt32) throws(BlockError) -> (labels: [(String, String)], chunks: [ChunkMeta]) {
-        func bad(_ problem: String) -> BlockError { BlockError(block: ulid, section: "index series", problem: problem) }
-        // Only entries checked on open are read: a ref from another postings list may point anywhere.
-        guard holdsSeries(ref), let entry = Self.seriesEntry(index.bytes, ref) else { throw bad("series \(ref) is not in the index") }
-        var c = ByteCursor(index.bytes, from: entry.body.lowerBound, to: entry.body.upperBound)
-        guard let labelCount = c.uvarint() else { throw bad("malformed series \(ref)") }
-        var labels: [(String, String)] = []
-        for _ in 0..<labelCount {
-            guard let n = c.uvarint(), let v = c.uvarint(), n < symbols.count, v < symbols.count else { throw bad("malformed series \(ref)") }
-            labels.append((symbols[Int(n)], symbols[Int(v)]))
-        }
-        guard let chunkCount = c.uvarint() else { throw bad("malformed series \(ref)") }
+        var reader = try entry(ref)
+        var ids: [UInt32] = []
         var chunks: [ChunkMeta] = []
-        var previousMax: Int64 = 0
-        var previousRef: UInt64 = 0
-        for k in 0..<chunkCount {
-            let minTime: Int64
-            if k == 0 {
-                guard let m = c.varint() else { throw bad("malformed series \(ref)") }
-                minTime = m
-            } else {
-                guard let d = c.uvarint() else { throw bad("malformed series \(ref)") }
-                minTime = previousMax &+ Int64(bitPattern: d)
-            }
-            guard let span = c.uvarint() else { throw bad("malformed series \(ref)") }
-            let maxTime = minTime &+ Int64(bitPattern: span)
-            let chunkRef: UInt64
-            if k == 0 {
-                guard let r = c.uvarint() else { throw bad("malformed series \(ref)") }
-                chunkRef = r
-            } else {
-                guard let d = c.varint() else { throw bad("malformed series \(ref)") }
-                chunkRef = previousRef &+ UInt64(bitPattern: d)
-            }
-            chunks.append(ChunkMeta(minTime: minTime, maxTime: maxTime, ref: chunkRef))
-            previousMax = maxTime
-            previousRef = chunkRef
-        }
-        return (labels, chunks)
+        guard reader.labelIDs(into: &ids), reader.chunks({ chunks.append($0) }) else { throw malformed(ref) }
+        return (stride(from: 0, to: ids.count, by: 2).map { (symbols[Int(ids[$0])], symbols[Int(ids[$0 + 1])]) }, chunks)
     }
+
+    /// A reader of the entry of series `ref`.
+    private func entry(_ ref: UInt32) throws(BlockError) -> SeriesEntryReader {
+        // Only entries checked on open are read: a ref from another postings list may point anywhere.
+        guard holdsSeries(ref), let entry = Self.seriesEntry(index.bytes, ref) else {
+            throw BlockError(block: ulid, section: "index series", problem: "series \(ref) is not in the index")
+        }
+        return SeriesEntryReader(cursor: ByteCursor(index.bytes, from: entry.body.lowerBound, to: entry.body.upperBound), symbolCount: symbols.count)
+    }
+
+    private func malformed(_ ref: UInt32) -> BlockError { BlockError(block: ulid, section: "index series", problem: "malformed series \(ref)") }
 
     /// Whether `ref` is in the all-postings list (ascending, as written).
     private func holdsSeries(_ ref: UInt32) -> Bool {
@@ -436,6 +418,32 @@ public final class BlockReader: Sendable {
         }
     }
 
+    /// The series `forEachMatching` gives that have a chunk in [minTime, maxTime] which the
+    /// tombstones do not wholly delete, as their labels' symbol ids (name, value, ...): index reads
+    /// only, no chunk, and no allocation per series.
+    func forEachMatchingInRange(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64,
+                                _ body: (_ ids: [UInt32]) throws(BlockError) -> Void) throws(BlockError) {
+        let predicates = matchers.map { ($0.name, $0.predicate()) }
+        var ids: [UInt32] = []
+        for ref in candidates(matchers) {
+            var reader = try entry(ref)
+            guard reader.labelIDs(into: &ids) else { throw malformed(ref) }
+            let matches = predicates.allSatisfy { name, predicate in
+                let at = stride(from: 0, to: ids.count, by: 2).first { symbols[Int(ids[$0])] == name }
+                return predicate(at.map { symbols[Int(ids[$0 + 1])] } ?? "")
+            }
+            guard matches else { continue }
+            let deleted = tombstones.intervals[ref] ?? []
+            var inRange = false
+            guard reader.chunks({ meta in
+                if meta.maxTime >= minTime && meta.minTime <= maxTime && !deleted.contains(where: { $0.minTime <= meta.minTime && meta.maxTime <= $0.maxTime }) {
+                    inRange = true
+                }
+            }) else { throw malformed(ref) }
+            if inRange { try body(ids) }
+        }
+    }
+
     /// Samples of series `ref` in [minTime, maxTime] from `chunks`, without those its tombstones
     /// delete. A chunk that cannot be read goes to `skipUnreadable` when given, with none of its
     /// samples kept; else it fails the read.
@@ -487,5 +495,41 @@ public final class BlockReader: Sendable {
             if n > 0 { out.append((ref, n)) }
         }
         return out
+    }
+}
+
+/// One series entry of an index, read in order: its labels' symbol ids, then its chunk metas.
+struct SeriesEntryReader {
+    var cursor: ByteCursor
+    let symbolCount: Int
+
+    /// The (name, value) symbol ids, flattened; false when malformed.
+    mutating func labelIDs(into ids: inout [UInt32]) -> Bool {
+        ids.removeAll(keepingCapacity: true)
+        guard let count = cursor.uvarint() else { return false }
+        for _ in 0..<count {
+            guard let n = cursor.uvarint(), let v = cursor.uvarint(), n < symbolCount, v < symbolCount else { return false }
+            ids.append(UInt32(n))
+            ids.append(UInt32(v))
+        }
+        return true
+    }
+
+    /// Each chunk meta, after the labels; false when malformed.
+    mutating func chunks(_ body: (ChunkMeta) -> Void) -> Bool {
+        guard let chunkCount = cursor.uvarint() else { return false }
+        var previousMax: Int64 = 0
+        var previousRef: UInt64 = 0
+        for k in 0..<chunkCount {
+            // The first meta holds its time and ref; the others, deltas from the meta before.
+            guard let minTime = k == 0 ? cursor.varint() : cursor.uvarint().map({ previousMax &+ Int64(bitPattern: $0) }),
+                  let span = cursor.uvarint(),
+                  let chunkRef = k == 0 ? cursor.uvarint() : cursor.varint().map({ previousRef &+ UInt64(bitPattern: $0) }) else { return false }
+            let maxTime = minTime &+ Int64(bitPattern: span)
+            body(ChunkMeta(minTime: minTime, maxTime: maxTime, ref: chunkRef))
+            previousMax = maxTime
+            previousRef = chunkRef
+        }
+        return true
     }
 }

@@ -167,73 +167,145 @@ struct BitWriter {
     }
 }
 
-/// Iterates the samples of an encoded XOR chunk without allocating.
+/// Iterates the samples of an encoded XOR chunk without allocating, 64 bits at a time: each field
+/// is cut from a 64-bit window loaded at the read position (zeros past the end), and a sample that
+/// reads past the last byte fails the iterator, as reading bit by bit would.
 public struct XORIterator: IteratorProtocol {
-    private var reader: BitReader
+    private let bytes: UnsafeBufferPointer<UInt8>
     private let total: Int
+    private let bitCount: Int
     private var read = 0
+    private var bitPosition: Int
     private var timestamp: Int64 = 0
     private var valueBits: UInt64 = 0
     private var delta: UInt64 = 0
-    private var window = XORValueReader()
+    private var leading: UInt8 = 0
+    private var trailing: UInt8 = 0
     public private(set) var failed = false
 
     /// `bytes` must stay valid while iterating (a mapped file or a pinned array).
     public init(_ bytes: UnsafeBufferPointer<UInt8>) {
-        reader = BitReader(bytes, bitPosition: 16)
+        self.bytes = bytes
         total = XORChunk.sampleCount(bytes)
+        bitCount = bytes.count * 8
+        bitPosition = 16
     }
 
     public mutating func next() -> (timestamp: Int64, valueBits: UInt64)? {
         guard read < total, !failed else { return nil }
-        guard let sample = decodeNext() else {
+        guard decodeNext(), bitPosition <= bitCount else {
             failed = true
             return nil
         }
         read += 1
-        return sample
+        return (timestamp, valueBits)
     }
 
-    private mutating func decodeNext() -> (timestamp: Int64, valueBits: UInt64)? {
+    /// Dod widths by the number of leading one bits of the prefix (0 to 4).
+    private static let widths: (Int, Int, Int, Int, Int) = (0, 14, 17, 20, 64)
+
+    private mutating func decodeNext() -> Bool {
         switch read {
         case 0:
-            guard let raw = reader.readUvarint(), let v = reader.readBits(64) else { return nil }
+            guard let raw = readUvarint() else { return false }
             timestamp = Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1)
-            valueBits = v
+            valueBits = readBits(64)
         case 1:
-            guard let d = reader.readUvarint() else { return nil }
+            guard let d = readUvarint() else { return false }
             delta = d
             timestamp = timestamp &+ Int64(bitPattern: d)
-            guard window.read(&valueBits, from: &reader) else { return nil }
+            return readValue()
         default:
-            var prefix = 0
-            for _ in 0..<4 {
-                guard let bit = reader.readBit() else { return nil }
-                if !bit { break }
-                prefix += 1
-            }
+            // Up to four one bits, ended by a zero bit unless there are four.
+            let ones = min((~peek()).leadingZeroBitCount, 4)
+            bitPosition += ones == 4 ? 4 : ones + 1
             let width: Int
-            switch prefix {
-            case 0: width = 0
-            case 1: width = 14
-            case 2: width = 17
-            case 3: width = 20
-            default: width = 64
+            switch ones {
+            case 0: width = Self.widths.0
+            case 1: width = Self.widths.1
+            case 2: width = Self.widths.2
+            case 3: width = Self.widths.3
+            default: width = Self.widths.4
             }
             var dod: Int64 = 0
-            if width > 0 {
-                guard let raw = reader.readBits(width) else { return nil }
-                if width == 64 {
-                    dod = Int64(bitPattern: raw)
-                } else {
-                    dod = raw > (1 << (width - 1)) ? Int64(raw) - (1 << width) : Int64(raw)
-                }
+            if width == 64 {
+                dod = Int64(bitPattern: readBits(64))
+            } else if width > 0 {
+                let raw = readBits(width)
+                dod = raw > (1 << (width - 1)) ? Int64(raw) - (1 << width) : Int64(raw)
             }
             delta = delta &+ UInt64(bitPattern: dod)
             timestamp = timestamp &+ Int64(bitPattern: delta)
-            guard window.read(&valueBits, from: &reader) else { return nil }
+            return readValue()
         }
-        return (timestamp, valueBits)
+        return true
+    }
+
+    private mutating func readValue() -> Bool {
+        let window = peek()
+        guard window >> 63 != 0 else {
+            bitPosition += 1
+            return true
+        }
+        if window & (1 << 62) != 0 {
+            // A new window: 5 bits of leading zeros, 6 of significant bits (0 meaning 64).
+            let l = UInt8(truncatingIfNeeded: window >> 57) & 0x1f
+            let s = UInt8(truncatingIfNeeded: window >> 51) & 0x3f
+            bitPosition += 13
+            let significant = s == 0 ? 64 : s
+            guard Int(l) + Int(significant) <= 64 else { return false }
+            leading = l
+            trailing = 64 - l - significant
+        } else {
+            bitPosition += 2
+        }
+        valueBits ^= readBits(64 - Int(leading) - Int(trailing)) << trailing
+        return true
+    }
+
+    /// The 64 bits from the read position on, zeros past the end.
+    @inline(__always)
+    private func peek() -> UInt64 {
+        let byte = bitPosition >> 3
+        let shift = UInt64(bitPosition & 7)
+        let high: UInt64, low: UInt64
+        if byte + 9 <= bytes.count {
+            let raw = UnsafeRawPointer(bytes.baseAddress! + byte)
+            high = UInt64(bigEndian: raw.loadUnaligned(as: UInt64.self))
+            low = UInt64(raw.load(fromByteOffset: 8, as: UInt8.self))
+        } else {
+            (high, low) = tail(from: byte)
+        }
+        return shift == 0 ? high : high &<< shift | low &>> (8 &- shift)
+    }
+
+    /// The nine bytes from `byte` on as `peek` takes them, with zeros past the end.
+    private func tail(from byte: Int) -> (UInt64, UInt64) {
+        var high: UInt64 = 0
+        for i in byte..<byte + 8 { high = high << 8 | (i < bytes.count ? UInt64(bytes[i]) : 0) }
+        return (high, byte + 8 < bytes.count ? UInt64(bytes[byte + 8]) : 0)
+    }
+
+    /// The next `n` bits (0 to 64), high bit first.
+    @inline(__always)
+    private mutating func readBits(_ n: Int) -> UInt64 {
+        guard n > 0 else { return 0 }
+        let bits = peek() &>> UInt64(64 - n)
+        bitPosition += n
+        return bits
+    }
+
+    private mutating func readUvarint() -> UInt64? {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while shift < 64 {
+            guard bitPosition + 8 <= bitCount else { return nil }
+            let byte = readBits(8)
+            result |= (byte & 0x7f) << shift
+            if byte < 0x80 { return result }
+            shift += 7
+        }
+        return nil
     }
 }
 

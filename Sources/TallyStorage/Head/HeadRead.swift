@@ -21,6 +21,17 @@ extension Head {
         return out
     }
 
+    /// Whether `chunkCopies` would give the series any chunk in [minTime, maxTime], without copying one.
+    func hasChunk(_ index: Int32, minTime: Int64, maxTime: Int64) -> Bool {
+        var found = false
+        forEachChunk(index, includingOutOfOrder: true) { chunkMin, chunkMax, _ in
+            if chunkMax >= minTime && chunkMin <= maxTime { found = true }
+        }
+        let buffer = series[Int(index)].outOfOrderBuffer
+        if let first = buffer.first, let last = buffer.last, last.timestamp >= minTime, first.timestamp <= maxTime { found = true }
+        return found
+    }
+
     /// Every label name in the head, from its postings keys.
     func labelNames() -> Set<String> {
         Set(postings.keys.map { symbols[UInt32($0 >> 32)] })

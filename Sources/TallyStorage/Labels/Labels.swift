@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A label pair with owned strings: what the query side hands out.
 public struct Label: Sendable, Hashable {
     public var name: String
@@ -26,10 +30,25 @@ public struct Labels: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// Pairwise by name then value in byte order; a prefix sorts first.
     public static func < (a: Labels, b: Labels) -> Bool {
         for (x, y) in zip(a.pairs, b.pairs) {
-            if !x.name.utf8.elementsEqual(y.name.utf8) { return x.name.utf8.lexicographicallyPrecedes(y.name.utf8) }
-            if !x.value.utf8.elementsEqual(y.value.utf8) { return x.value.utf8.lexicographicallyPrecedes(y.value.utf8) }
+            let name = compareBytes(x.name, y.name)
+            if name != 0 { return name < 0 }
+            let value = compareBytes(x.value, y.value)
+            if value != 0 { return value < 0 }
         }
         return a.pairs.count < b.pairs.count
+    }
+
+    /// Negative, zero or positive as `a`'s UTF-8 bytes sort before, equal or after `b`'s: what
+    /// comparing their `utf8` views gives, with one `memcmp`.
+    static func compareBytes(_ a: String, _ b: String) -> Int {
+        var (a, b) = (a, b)
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                let common = min(x.count, y.count)
+                let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
+                return order != 0 ? Int(order) : x.count - y.count
+            }
+        }
     }
 
     /// `labels.Compare` over sorted (name, value) pairs.

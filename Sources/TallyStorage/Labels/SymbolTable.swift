@@ -77,6 +77,18 @@ struct LabelHasher {
         value = Self.fold(a ^ Self.p1 ^ h, b ^ Self.p0)
     }
 
+    /// Adds a hash made by `hash(of:)`, as a label set is hashed from its strings' hashes.
+    mutating func combine(hash: UInt64) {
+        value = Self.fold(value ^ Self.p0, hash ^ Self.p1)
+    }
+
+    /// The hash of one string alone.
+    static func hash(of string: String) -> UInt64 {
+        var hasher = LabelHasher()
+        hasher.combine(string)
+        return hasher.value
+    }
+
     mutating func combine(_ string: String) {
         var s = string
         s.withUTF8 { combine(UnsafeRawBufferPointer($0)) }

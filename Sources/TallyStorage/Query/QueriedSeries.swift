@@ -59,6 +59,9 @@ public struct QueriedSeries: Sendable {
     }
 
     public func makeIterator() -> SeriesIterator { SeriesIterator(chunks) }
+
+    /// Samples in its chunks, from their headers (a sample in two overlapping chunks counts twice).
+    public var sampleCount: Int { chunks.reduce(0) { $0 + XORChunk.sampleCount($1.bytes) } }
 }
 
 /// Walks a series' samples in time order, each timestamp once, without deleted samples. Chunks
@@ -75,6 +78,9 @@ public struct SeriesIterator {
     public private(set) var valueBits: UInt64 = 0
 
     init(_ chunks: [QueriedChunk]) { self.chunks = chunks }
+
+    /// An iterator over no samples.
+    public init() { chunks = [] }
 
     public var value: Double { Double(bitPattern: valueBits) }
 
