@@ -82,8 +82,8 @@ final class Head {
     /// The series themselves. Only the `Head/` files reach into them (Swift has no access level per
     /// folder): the tenant's code outside goes through Head's methods.
     var series: [MemSeries] = []
-    private var byHash = IndexMap(.hashed)
-    private var byRef = IndexMap(.sequential)
+    private(set) var byHash = IndexMap(.hashed)
+    private(set) var byRef = IndexMap(.sequential)
     /// Series indexes per (name, value) symbol pair, ascending.
     private(set) var postings: [UInt64: [Int32]] = [:]
     private(set) var nextRef: UInt64 = 1
@@ -183,7 +183,7 @@ final class Head {
     /// Series by the exact bytes their labels arrived as in a request (see `AppendBatch`): a known
     /// series is found with one hash over the bytes and one memcmp, without decoding, checking or
     /// comparing its labels one by one. Emptied whenever series indexes change (`rebuild`).
-    private var encodedLabelIndex = IndexMap(.hashed)
+    private(set) var encodedLabelIndex = IndexMap(.hashed)
     private(set) var encodedLabelEntries: [(bytes: [UInt8], series: Int32, next: Int32)] = []
 
     static func hash(encodedLabels bytes: UnsafeRawBufferPointer) -> UInt64 {

@@ -33,6 +33,9 @@ struct IndexMap {
         mask = size - 1
     }
 
+    /// The slot table's heap bytes.
+    var heapBytes: Int { HeadMemory.array(slots) }
+
     @inline(__always)
     private func home(_ key: UInt64) -> Int {
         guard scramble != 0 else { return Int(truncatingIfNeeded: key) & mask }

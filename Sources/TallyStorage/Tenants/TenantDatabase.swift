@@ -204,6 +204,9 @@ public final class TenantDatabase: @unchecked Sendable {
         return figures
     }
 
+    /// The head's heap by structure, under the lock (a walk over every series).
+    public func headMemory() -> HeadMemory { lock.withLock { _ in head.memory() } }
+
     /// Memory held by late samples not yet written to blocks (bounded by `outOfOrderMaxBytes`).
     public var outOfOrderBytes: Int { lock.withLock { _ in head.outOfOrderBytes } }
 
