@@ -29,6 +29,9 @@ struct TallyMicrobench: ParsableCommand {
     @Option(help: "Measure only the head's memory, filled with about this many series x 120 one-minute samples.")
     var headMemory: Int?
 
+    @Option(help: "Hours of one-minute samples for --head-memory (blocks are cut as the server cuts them).")
+    var hours = 2
+
     struct Measurement {
         let name: String
         let unit: String
@@ -63,7 +66,7 @@ struct TallyMicrobench: ParsableCommand {
     }
 
     func run() throws {
-        if let headMemory { return try HeadMemoryBench(seriesTarget: headMemory).run() }
+        if let headMemory { return try HeadMemoryBench(seriesTarget: headMemory, hours: hours).run() }
         var dataset = KubecostDataset()
         dataset.clusters = clusters
         dataset.nodesPerCluster = nodes

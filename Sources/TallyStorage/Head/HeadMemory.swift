@@ -43,10 +43,9 @@ extension Head {
     func memory() -> HeadMemory {
         var m = HeadMemory()
         m.series = series.count
-        var labels = 0, openUsed = 0, openHeap = 0, closedUsed = 0, closedHeap = 0, closedLists = 0, late = 0
+        var openUsed = 0, openHeap = 0, closedUsed = 0, closedHeap = 0, closedLists = 0
         for s in series {
-            labels += HeadMemory.array(s.labels)
-            let open = s.open.bytes
+            let open = s.open.stream.bytes
             openUsed += open.count
             openHeap += HeadMemory.array(open)
             m.samples += s.open.count
@@ -56,21 +55,22 @@ extension Head {
                 closedHeap += HeadMemory.array(c.bytes)
                 m.samples += XORChunk.sampleCount(c.bytes)
             }
-            late += HeadMemory.array(s.outOfOrderBuffer) + HeadMemory.array(s.outOfOrderChunks)
-                + s.outOfOrderChunks.reduce(0) { $0 + HeadMemory.array($1.bytes) }
+        }
+        let lateBytes = late.values.reduce(HeadMemory.dictionary(late)) { total, l in
+            total + HeadMemory.array(l.buffer) + HeadMemory.array(l.chunks) + l.chunks.reduce(0) { $0 + HeadMemory.array($1.bytes) }
         }
         m.add("series structs (\(MemoryLayout<MemSeries>.stride) B each, array capacity \(series.capacity))", HeadMemory.array(series))
-        m.add("label ids", labels)
+        m.add("label ids (name sets and values)", labelStore.heapBytes)
         m.add("open chunks: encoded bytes", openUsed)
         m.add("open chunks: headers and spare capacity", openHeap - openUsed)
         m.add("closed chunks: encoded bytes", closedUsed)
         m.add("closed chunks: headers and spare capacity", closedHeap - closedUsed)
         m.add("closed chunk lists", closedLists)
-        m.add("out-of-order buffers and chunks", late)
+        m.add("out-of-order samples", lateBytes)
         m.add("postings", HeadMemory.dictionary(postings) + postings.values.reduce(0) { $0 + HeadMemory.array($1) })
         m.add("series maps (by label hash, by ref)", byHash.heapBytes + byRef.heapBytes)
-        m.add("encoded label cache", encodedLabelIndex.heapBytes + HeadMemory.array(encodedLabelEntries)
-            + encodedLabelEntries.reduce(0) { $0 + HeadMemory.array($1.bytes) })
+        m.add("encoded label cache (\(encodedLabelIndex.count) keys, \(encodedLabelEntries.count) kept as bytes)",
+              encodedLabelIndex.heapBytes + HeadMemory.array(encodedLabelEntries) + HeadMemory.array(rawEncodedLabels))
         m.add("symbol table (\(symbols.count) symbols)", symbols.heapBytes)
         return m
     }

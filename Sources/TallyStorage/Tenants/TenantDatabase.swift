@@ -33,7 +33,6 @@ public final class TenantDatabase: @unchecked Sendable {
     /// WAL keeps what was not cut, and the next open catches up).
     let closing = Atomic<Bool>(false)
     /// The append transaction's state (TenantAppend.swift), under `lock`.
-    var epoch: UInt32 = 0
     var pendingBuffer: [AppendBatch.Pending] = []
     var closed = false
     var encoder = WALRecordEncoder()
