@@ -57,6 +57,16 @@ struct XOREncoder: Sendable {
     /// An empty chunk holding no memory: its first append must come through `init(capacity:)`.
     init() { stream = BitWriter(bytes: []) }
 
+    /// Empties the chunk, keeping its buffer and that buffer's capacity (when no one else holds it).
+    mutating func clear() {
+        var bytes = stream.bytes
+        self = XOREncoder()
+        bytes.removeAll(keepingCapacity: true)
+        bytes.append(0)
+        bytes.append(0)
+        stream = BitWriter(bytes: bytes)
+    }
+
     var count: Int { XORChunk.sampleCount(stream.bytes) }
 
     /// Appends a sample after the given previous one (ignored for the first sample).

@@ -77,14 +77,15 @@ struct MemSeries {
     }
 
     private mutating func cut(at t: Int64, chunkRange: Int64) {
-        // A chunk in a fresh range likely holds about what the last one did.
-        var capacity = 128
         if open.count > 0 {
-            let bytes = open.stream.bytes
-            capacity = bytes.count + bytes.count / 16 + XOREncoder.maxSampleBytes
-            closed.append(ClosedChunk(minTime: openMinTime, maxTime: lastTimestamp, bytes: Self.trimmed(bytes)))
+            // The closed chunk gets an exact copy, and the open chunk keeps its buffer: a chunk in
+            // a fresh range likely needs about what the last one did. One allocation, as a new
+            // buffer would be.
+            closed.append(ClosedChunk(minTime: openMinTime, maxTime: lastTimestamp, bytes: Self.trimmed(open.stream.bytes, spare: 0)))
+            open.clear()
+        } else {
+            open = XOREncoder(capacity: 128)
         }
-        open = XOREncoder(capacity: capacity)
         nextCutAt = (t / chunkRange) * chunkRange + chunkRange
     }
 
@@ -104,10 +105,10 @@ struct MemSeries {
         open.stream.bytes.reserveCapacity(count + max(64, more + XOREncoder.maxSampleBytes))
     }
 
-    /// A closed chunk's bytes without more than a little spare capacity (what the open chunk kept
-    /// for one more sample of the largest size, and some; a copy costs an allocation).
-    static func trimmed(_ bytes: [UInt8]) -> [UInt8] {
-        guard bytes.capacity - bytes.count > 64 else { return bytes }
+    /// A closed chunk's bytes with no more than `spare` bytes of spare capacity (a copy costs an
+    /// allocation).
+    static func trimmed(_ bytes: [UInt8], spare: Int = 64) -> [UInt8] {
+        guard bytes.capacity - bytes.count > spare else { return bytes }
         return [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
             count = buffer.initialize(fromContentsOf: bytes)
         }
@@ -137,7 +138,7 @@ final class Head {
     private(set) var symbols = SymbolTable()
     /// The series themselves. Only the `Head/` files reach into them (Swift has no access level per
     /// folder): the tenant's code outside goes through Head's methods.
-    var series: [MemSeries] = []
+    var series = SeriesPages()
     /// Every series' label symbol ids.
     private(set) var labelStore = LabelStore()
     /// Late samples by series index, for the few series that have any (see OutOfOrder.swift).
@@ -242,7 +243,7 @@ final class Head {
         s.hashNext = byHash[hash] ?? -1
         byHash.set(hash, index)
         byRef.add(ref, index)
-        series.appendGrowingSlowly(s)
+        series.append(s)
         nextRef = max(nextRef, ref + 1)
         return index
     }
@@ -354,9 +355,8 @@ final class Head {
         forgetEncodedLabels()
         let old = series, oldLate = late
         let values = labelStore.compactValues(kept.map { (old[$0].values, labelStore.count(old[$0].names)) })
-        series = []
+        series = SeriesPages()
         late = [:]
-        series.reserveCapacity(kept.count)
         byHash = IndexMap(.hashed, capacity: kept.count)
         byRef = IndexMap(.sequential, capacity: kept.count)
         postings = [:]

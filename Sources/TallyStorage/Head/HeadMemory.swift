@@ -59,7 +59,7 @@ extension Head {
         let lateBytes = late.values.reduce(HeadMemory.dictionary(late)) { total, l in
             total + HeadMemory.array(l.buffer) + HeadMemory.array(l.chunks) + l.chunks.reduce(0) { $0 + HeadMemory.array($1.bytes) }
         }
-        m.add("series structs (\(MemoryLayout<MemSeries>.stride) B each, array capacity \(series.capacity))", HeadMemory.array(series))
+        m.add("series structs (\(MemoryLayout<MemSeries>.stride) B each, room for \(series.capacity))", series.heapBytes)
         m.add("label ids (name sets and values)", labelStore.heapBytes)
         m.add("open chunks: encoded bytes", openUsed)
         m.add("open chunks: headers and spare capacity", openHeap - openUsed)
