@@ -60,7 +60,7 @@ extension Head {
             total + HeadMemory.array(l.buffer) + HeadMemory.array(l.chunks) + l.chunks.reduce(0) { $0 + HeadMemory.array($1.bytes) }
         }
         m.add("series structs (\(MemoryLayout<MemSeries>.stride) B each, room for \(series.capacity))", series.heapBytes)
-        m.add("label ids (name sets and values)", labelStore.heapBytes)
+        m.add("label ids (\(labelStore.nameSetCount) name sets, values)", labelStore.heapBytes)
         m.add("open chunks: encoded bytes", openUsed)
         m.add("open chunks: headers and spare capacity", openHeap - openUsed)
         m.add("closed chunks: encoded bytes", closedUsed)

@@ -55,5 +55,7 @@ struct LabelStore {
         }
     }
 
+    var nameSetCount: Int { nameSets.count }
+
     var heapBytes: Int { HeadMemory.array(names) + nameSets.heapBytes + HeadMemory.array(values) }
 }
