@@ -135,12 +135,20 @@ public struct KubecostDataset: Sendable {
     /// Compressed request bodies per sender; each sender's requests must be sent in order. `Builder`
     /// picks the Remote-Write version; the samples are the same in both.
     public func requests<Builder: RemoteWriteRequestBuilder>(senders: Int, as builder: Builder.Type = WriteRequestEncoder.self) -> [[[UInt8]]] {
+        var out = [[[UInt8]]](repeating: [], count: senders)
+        generateRequests(senders: senders, as: builder) { sender, body in out[sender].append(body) }
+        return out
+    }
+
+    /// The requests of `requests(senders:as:)`, handed to `body` (sender, compressed body) one at a
+    /// time as they fill, in each sender's order, so a large dataset need not be held whole.
+    public func generateRequests<Builder: RemoteWriteRequestBuilder>(senders: Int, as builder: Builder.Type = WriteRequestEncoder.self,
+                                                                     _ body: (Int, [UInt8]) throws -> Void) rethrows {
         let all = series()
         var rng = SplitMix64(seed: seed &+ 1)
         var values: [Double] = all.map { s in
             switch s.shape { case let .price(v), let .constant(v), let .allocation(v): v; case .counter: Double(rng.next() % 1_000_000_000) }
         }
-        var out = [[[UInt8]]](repeating: [], count: senders)
         var encoders = [Builder](repeating: Builder(), count: senders)
         var pending = [Int](repeating: 0, count: senders)
         for scrape in 0..<scrapes {
@@ -159,14 +167,13 @@ public struct KubecostDataset: Sendable {
                 encoders[sender].addSeries(labels: s.labels, samples: [WireSample(timestamp: t, valueBits: bits)])
                 pending[sender] += 1
                 if pending[sender] == samplesPerRequest {
-                    out[sender].append(encoders[sender].compressed())
+                    try body(sender, encoders[sender].compressed())
                     encoders[sender] = Builder()
                     pending[sender] = 0
                 }
             }
         }
-        for sender in 0..<senders where pending[sender] > 0 { out[sender].append(encoders[sender].compressed()) }
-        return out
+        for sender in 0..<senders where pending[sender] > 0 { try body(sender, encoders[sender].compressed()) }
     }
 
     let staleMarker: UInt64 = 0x7ff0_0000_0000_0002

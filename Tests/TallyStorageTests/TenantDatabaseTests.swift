@@ -261,6 +261,35 @@ final class TenantDatabaseTests: XCTestCase {
         bytes(4999).withUnsafeBytes { XCTAssertEqual(head.series(encodedLabels: $0, hash: Head.hash(encodedLabels: $0)), 0) }
         bytes(5000).withUnsafeBytes { XCTAssertNil(head.series(encodedLabels: $0, hash: Head.hash(encodedLabels: $0))) }
     }
+
+    /// Label bytes as Prometheus encodes them are checked against the series' own labels and not
+    /// kept: found again, never for another series, and the same label names are stored once.
+    func testPrometheusEncodedLabelsAreComparedWithTheSeriesNotKept() {
+        let head = Head(chunkRange: 7_200_000)
+        head.restore(ref: 1, labels: [("__name__", "up"), ("job", "a")])
+        head.restore(ref: 2, labels: [("__name__", "up"), ("job", "b")])
+        func encoded(_ labels: [(String, String)]) -> [UInt8] {
+            labels.flatMap { name, value -> [UInt8] in
+                let label = [0x0a, UInt8(name.utf8.count)] + Array(name.utf8) + [0x12, UInt8(value.utf8.count)] + Array(value.utf8)
+                return [0x0a, UInt8(label.count)] + label
+            }
+        }
+        let a = encoded([("__name__", "up"), ("job", "a")]), b = encoded([("__name__", "up"), ("job", "b")])
+        a.withUnsafeBytes { head.remember(encodedLabels: $0, hash: Head.hash(encodedLabels: $0), series: 0) }
+        XCTAssertEqual(head.encodedLabelEntries.count, 0, "kept as bytes")
+        a.withUnsafeBytes { XCTAssertEqual(head.series(encodedLabels: $0, hash: Head.hash(encodedLabels: $0)), 0) }
+        // Series 1's bytes under series 0's key (a hash collision) are compared and refused.
+        a.withUnsafeBytes { key in
+            b.withUnsafeBytes { XCTAssertNil(head.series(encodedLabels: $0, hash: Head.hash(encodedLabels: key))) }
+        }
+        // Bytes that are not series 0's labels (a truncated copy) are kept as bytes, and still found.
+        let other = Array(a.dropLast())
+        other.withUnsafeBytes { head.remember(encodedLabels: $0, hash: Head.hash(encodedLabels: $0), series: 0) }
+        XCTAssertEqual(head.encodedLabelEntries.count, 1)
+        other.withUnsafeBytes { XCTAssertEqual(head.series(encodedLabels: $0, hash: Head.hash(encodedLabels: $0)), 0) }
+        XCTAssertEqual(head.labelStore.names.count, 3, "one name set: its count and two names")
+        XCTAssertEqual(head.labelPairs(1).map(\.1), ["up", "b"])
+    }
 }
 
 /// Appends samples of `name` through the same path the server uses, and waits until durable.

@@ -1,6 +1,7 @@
 // Counts heap allocations for tally-microbench by interposing glibc's allocator entry points in
 // the executable; each forwards to glibc's own implementation (__libc_*), so behaviour is unchanged.
 #include <errno.h>
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include "allocation_counter.h"
@@ -31,3 +32,9 @@ int posix_memalign(void **out, size_t alignment, size_t size) {
 }
 
 uint64_t tally_allocation_count(void) { return atomic_load_explicit(&allocations, memory_order_relaxed); }
+
+uint64_t tally_heap_in_use(void) {
+    malloc_trim(0);
+    struct mallinfo2 info = mallinfo2();
+    return info.uordblks + info.hblkhd;
+}

@@ -26,6 +26,12 @@ struct TallyMicrobench: ParsableCommand {
     @Option(help: "Run only the measurements whose name starts with this (e.g. to profile one with perf).")
     var only: String?
 
+    @Option(help: "Measure only the head's memory, filled with about this many series x 120 one-minute samples.")
+    var headMemory: Int?
+
+    @Option(help: "Hours of one-minute samples for --head-memory (blocks are cut as the server cuts them).")
+    var hours = 2
+
     struct Measurement {
         let name: String
         let unit: String
@@ -60,6 +66,7 @@ struct TallyMicrobench: ParsableCommand {
     }
 
     func run() throws {
+        if let headMemory { return try HeadMemoryBench(seriesTarget: headMemory, hours: hours).run() }
         var dataset = KubecostDataset()
         dataset.clusters = clusters
         dataset.nodesPerCluster = nodes

@@ -6,19 +6,14 @@
 public struct XORChunk: Sendable {
     public static let encoding: UInt8 = 1
 
-    private var stream: BitWriter
-    public var bytes: [UInt8] { stream.bytes }
+    private var encoder = XOREncoder(capacity: 128)
+    public var bytes: [UInt8] { encoder.stream.bytes }
     private var lastTimestamp: Int64 = 0
     private var lastValueBits: UInt64 = 0
-    private var lastDelta: UInt64 = 0
-    private var values = XORValueWriter()
 
-    public init() {
-        stream = BitWriter(bytes: [0, 0])
-        stream.bytes.reserveCapacity(128)
-    }
+    public init() {}
 
-    public var count: Int { Self.sampleCount(stream.bytes) }
+    public var count: Int { Self.sampleCount(encoder.stream.bytes) }
 
     /// The sample count in a chunk's first two bytes (big-endian); 0 for fewer than two bytes.
     public static func sampleCount<Bytes: RandomAccessCollection<UInt8>>(_ bytes: Bytes) -> Int {
@@ -27,43 +22,86 @@ public struct XORChunk: Sendable {
     }
 
     public mutating func append(timestamp t: Int64, valueBits v: UInt64) {
-        let n = count
-        switch n {
-        case 0:
-            var zigzag = UInt64(bitPattern: (t << 1) ^ (t >> 63))
-            writeUvarintBytes(&zigzag)
-            stream.writeBits(v, 64)
-        case 1:
-            var delta = UInt64(bitPattern: t &- lastTimestamp)
-            lastDelta = delta
-            writeUvarintBytes(&delta)
-            values.write(v, after: lastValueBits, to: &stream)
-        default:
-            let delta = UInt64(bitPattern: t &- lastTimestamp)
-            let dod = Int64(bitPattern: delta &- lastDelta)
-            lastDelta = delta
-            if dod == 0 {
-                stream.writeBit(false)
-            } else if Self.fits(dod, 14) {
-                stream.writeBits(0b10, 2); stream.writeBits(UInt64(bitPattern: dod), 14)
-            } else if Self.fits(dod, 17) {
-                stream.writeBits(0b110, 3); stream.writeBits(UInt64(bitPattern: dod), 17)
-            } else if Self.fits(dod, 20) {
-                stream.writeBits(0b1110, 4); stream.writeBits(UInt64(bitPattern: dod), 20)
-            } else {
-                stream.writeBits(0b1111, 4); stream.writeBits(UInt64(bitPattern: dod), 64)
-            }
-            values.write(v, after: lastValueBits, to: &stream)
-        }
+        encoder.append(timestamp: t, valueBits: v, previousTimestamp: lastTimestamp, previousValueBits: lastValueBits)
         lastTimestamp = t
         lastValueBits = v
-        stream.bytes[0] = UInt8(truncatingIfNeeded: (n + 1) >> 8)
-        stream.bytes[1] = UInt8(truncatingIfNeeded: n + 1)
     }
 
     /// Prometheus' `bitRange`: -(2^(n-1)-1) <= x <= 2^(n-1).
     static func fits(_ x: Int64, _ n: Int64) -> Bool {
         -((1 << (n - 1)) - 1) <= x && x <= 1 << (n - 1)
+    }
+}
+
+/// The XOR encoder's state but the previous sample, which the head keeps per series anyway (19 bytes
+/// laid out as here, so a series' open chunk costs no more than its bytes beside it).
+struct XOREncoder: Sendable {
+    private var lastDelta: UInt64 = 0
+    var stream: BitWriter
+    private var values = XORValueWriter()
+
+    /// The most bytes one sample can add: a 64-bit delta of delta with its 4-bit prefix, then a
+    /// value with a new leading/trailing window (77 bits), rounded up, and a fresh trailing byte.
+    static let maxSampleBytes = 20
+
+    /// An empty chunk with room for `capacity` bytes.
+    init(capacity: Int) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(max(2, capacity))
+        bytes.append(0)
+        bytes.append(0)
+        stream = BitWriter(bytes: bytes)
+    }
+
+    /// An empty chunk holding no memory: its first append must come through `init(capacity:)`.
+    init() { stream = BitWriter(bytes: []) }
+
+    /// Empties the chunk, keeping its buffer and that buffer's capacity (when no one else holds it).
+    mutating func clear() {
+        var bytes = stream.bytes
+        self = XOREncoder()
+        bytes.removeAll(keepingCapacity: true)
+        bytes.append(0)
+        bytes.append(0)
+        stream = BitWriter(bytes: bytes)
+    }
+
+    var count: Int { XORChunk.sampleCount(stream.bytes) }
+
+    /// Appends a sample after the given previous one (ignored for the first sample).
+    @inline(__always)
+    mutating func append(timestamp t: Int64, valueBits v: UInt64, previousTimestamp: Int64, previousValueBits: UInt64) {
+        let n = count
+        switch n {
+        case 0:
+            if stream.bytes.isEmpty { stream = BitWriter(bytes: [0, 0]) }
+            var zigzag = UInt64(bitPattern: (t << 1) ^ (t >> 63))
+            writeUvarintBytes(&zigzag)
+            stream.writeBits(v, 64)
+        case 1:
+            var delta = UInt64(bitPattern: t &- previousTimestamp)
+            lastDelta = delta
+            writeUvarintBytes(&delta)
+            values.write(v, after: previousValueBits, to: &stream)
+        default:
+            let delta = UInt64(bitPattern: t &- previousTimestamp)
+            let dod = Int64(bitPattern: delta &- lastDelta)
+            lastDelta = delta
+            if dod == 0 {
+                stream.writeBit(false)
+            } else if XORChunk.fits(dod, 14) {
+                stream.writeBits(0b10, 2); stream.writeBits(UInt64(bitPattern: dod), 14)
+            } else if XORChunk.fits(dod, 17) {
+                stream.writeBits(0b110, 3); stream.writeBits(UInt64(bitPattern: dod), 17)
+            } else if XORChunk.fits(dod, 20) {
+                stream.writeBits(0b1110, 4); stream.writeBits(UInt64(bitPattern: dod), 20)
+            } else {
+                stream.writeBits(0b1111, 4); stream.writeBits(UInt64(bitPattern: dod), 64)
+            }
+            values.write(v, after: previousValueBits, to: &stream)
+        }
+        stream.bytes[0] = UInt8(truncatingIfNeeded: (n + 1) >> 8)
+        stream.bytes[1] = UInt8(truncatingIfNeeded: n + 1)
     }
 
     private mutating func writeUvarintBytes(_ value: inout UInt64) {

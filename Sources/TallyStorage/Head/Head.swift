@@ -9,31 +9,50 @@ struct ClosedChunk {
     var bytes: [UInt8]
 }
 
-/// One series in memory. A struct in one contiguous array: no per-series or per-sample objects
-/// beyond its label and chunk buffers.
+/// One series in memory. A struct in one contiguous array, 80 bytes: no per-series or per-sample
+/// objects beyond its chunk buffers. Its label ids are in `Head.labelStore`, its late samples (which
+/// most series never have) in `Head.late`, and a sample a batch accepted but has not applied yet in
+/// the batch (`pendingSlot`).
 struct MemSeries {
     let ref: UInt64
-    /// Symbol ids, name then value, sorted by name.
-    let labels: [UInt32]
-    /// Next series with the same label hash (index into `Head.series`), or -1.
-    var hashNext: Int32 = -1
-    var closed: [ClosedChunk] = []
-    var open = XORChunk()
-    var openMinTime: Int64 = 0
-    var nextCutAt: Int64 = .max
     var lastTimestamp: Int64 = .min
     var lastValueBits: UInt64 = 0
+    var nextCutAt: Int64 = .max
+    var closed: [ClosedChunk] = []
+    /// The open chunk: its bytes and encoder state; its previous sample is the series' last one.
+    var open = XOREncoder()
     /// Whether the WAL holds this series' Series record.
     var logged = false
-    /// Latest sample accepted by the batch `pendingEpoch`, not yet applied.
-    var pendingEpoch: UInt32 = 0
-    var pendingTimestamp: Int64 = .min
-    var pendingValueBits: UInt64 = 0
-    /// Late samples, sorted, not yet sealed into `outOfOrderChunks` (see OutOfOrder.swift).
-    var outOfOrderBuffer: [Sample] = []
-    var outOfOrderChunks: [ClosedChunk] = []
+    /// Where the series' label name set and its value ids start in `Head.labelStore`.
+    let names: UInt32
+    var values: UInt32
+    /// Next series with the same label hash tag (index into `Head.series`), or -1.
+    var hashNext: Int32 = -1
+    /// Where the last batch that accepted an in-order sample for this series put the newest one
+    /// in its pending samples (see `AppendBatch.newest`).
+    var pendingSlot: UInt32 = 0
+
+    init(ref: UInt64, names: UInt32, values: UInt32) {
+        self.ref = ref
+        self.names = names
+        self.values = values
+    }
 
     var isEmpty: Bool { lastTimestamp == .min }
+
+    /// The first timestamp of the open chunk (which must hold a sample), read from its bytes.
+    var openMinTime: Int64 {
+        open.stream.bytes.withUnsafeBufferPointer { bytes in
+            var raw: UInt64 = 0, shift: UInt64 = 0, i = 2
+            while i < bytes.count {
+                raw |= UInt64(bytes[i] & 0x7f) << shift
+                if bytes[i] < 0x80 { break }
+                shift += 7
+                i += 1
+            }
+            return Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1)
+        }
+    }
 
     /// Cuts chunks like Prometheus 2.42 (`memSeries.appendPreprocessor`): at the block range end,
     /// at an end predicted after 30 samples so chunks come out even, or at 240 samples.
@@ -48,20 +67,51 @@ struct MemSeries {
             }
             if t >= nextCutAt || n >= Head.samplesPerChunk * 2 {
                 cut(at: t, chunkRange: chunkRange)
+            } else if open.stream.bytes.capacity - open.stream.bytes.count < XOREncoder.maxSampleBytes {
+                growOpenChunk(samples: n)
             }
         }
-        open.append(timestamp: t, valueBits: v)
+        open.append(timestamp: t, valueBits: v, previousTimestamp: lastTimestamp, previousValueBits: lastValueBits)
         lastTimestamp = t
         lastValueBits = v
     }
 
     private mutating func cut(at t: Int64, chunkRange: Int64) {
         if open.count > 0 {
-            closed.append(ClosedChunk(minTime: openMinTime, maxTime: lastTimestamp, bytes: open.bytes))
-            open = XORChunk()
+            // The closed chunk gets an exact copy, and the open chunk keeps its buffer: a chunk in
+            // a fresh range likely needs about what the last one did. One allocation, as a new
+            // buffer would be.
+            closed.append(ClosedChunk(minTime: openMinTime, maxTime: lastTimestamp, bytes: Self.trimmed(open.stream.bytes, spare: 0)))
+            open.clear()
+        } else {
+            open = XOREncoder(capacity: 128)
         }
-        openMinTime = t
         nextCutAt = (t / chunkRange) * chunkRange + chunkRange
+    }
+
+    /// Room for the samples the open chunk is expected to take before its cut (at its predicted end,
+    /// at the rate so far, with their bytes so far), so a chunk grows about once and ends with
+    /// little spare room, rather than doubling to up to twice its size.
+    private mutating func growOpenChunk(samples n: Int) {
+        let count = open.stream.bytes.count
+        var expected = Double(Head.samplesPerChunk * 2)
+        let span = lastTimestamp - openMinTime
+        if n >= 2 && span > 0 && nextCutAt != .max {
+            expected = min(expected, Double(n) + (Double(nextCutAt) - Double(lastTimestamp)) * Double(n - 1) / Double(span))
+        }
+        // Bytes a sample after the first, which takes about 20 with the chunk's 2-byte header.
+        let perSample = n >= 2 ? Double(max(count - XOREncoder.maxSampleBytes, n - 1)) / Double(n - 1) : 8
+        let more = Int(max(0, expected - Double(n)) * perSample * 33 / 32)
+        open.stream.bytes.reserveCapacity(count + max(64, more + XOREncoder.maxSampleBytes))
+    }
+
+    /// A closed chunk's bytes with no more than `spare` bytes of spare capacity (a copy costs an
+    /// allocation).
+    static func trimmed(_ bytes: [UInt8], spare: Int = 64) -> [UInt8] {
+        guard bytes.capacity - bytes.count > spare else { return bytes }
+        return [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
+            count = buffer.initialize(fromContentsOf: bytes)
+        }
     }
 
     /// Prometheus' `computeChunkEndTime`: spreads the rest of the range evenly over future chunks.
@@ -69,6 +119,13 @@ struct MemSeries {
         let n = (max - start) / ((current - start + 1) * 4)
         if n <= 1 { return max }
         return start + (max - start) / n
+    }
+
+    /// Closes the open chunk so later samples start a new one.
+    mutating func seal() {
+        closed.append(ClosedChunk(minTime: openMinTime, maxTime: lastTimestamp, bytes: Self.trimmed(open.stream.bytes)))
+        open = XOREncoder()
+        nextCutAt = .min
     }
 }
 
@@ -81,9 +138,13 @@ final class Head {
     private(set) var symbols = SymbolTable()
     /// The series themselves. Only the `Head/` files reach into them (Swift has no access level per
     /// folder): the tenant's code outside goes through Head's methods.
-    var series: [MemSeries] = []
-    private var byHash = IndexMap(.hashed)
-    private var byRef = IndexMap(.sequential)
+    var series = SeriesPages()
+    /// Every series' label symbol ids.
+    private(set) var labelStore = LabelStore()
+    /// Late samples by series index, for the few series that have any (see OutOfOrder.swift).
+    var late: [Int32: LateSamples] = [:]
+    private(set) var byHash = IndexMap(.hashed)
+    private(set) var byRef = IndexMap(.sequential)
     /// Series indexes per (name, value) symbol pair, ascending.
     private(set) var postings: [UInt64: [Int32]] = [:]
     private(set) var nextRef: UInt64 = 1
@@ -95,6 +156,14 @@ final class Head {
     init(chunkRange: Int64 = 2 * 3600 * 1000) { self.chunkRange = chunkRange }
 
     var seriesCount: Int { series.count }
+
+    /// Room for `more` elements, growing by a quarter rather than doubling once past 64 elements:
+    /// these arrays hold something of every series, and doubling would leave up to half of them spare.
+    static func reserve<T>(_ array: inout [T], _ more: Int) {
+        guard array.capacity - array.count < more else { return }
+        let count = array.count
+        array.reserveCapacity(max(count + more, count < 64 ? 2 * count : count + count / 4))
+    }
 
     // MARK: series
 
@@ -116,21 +185,31 @@ final class Head {
         return hasher.value
     }
 
+    /// Series `index`'s label count, and where its name ids start in `labelStore.names` and its value
+    /// ids in `labelStore.values`.
+    @inline(__always)
+    func labelIds(_ index: Int) -> (count: Int, names: Int, values: Int) {
+        let names = series[index].names
+        return (labelStore.count(names), Int(names) + 1, Int(series[index].values))
+    }
+
     /// Finds the series with exactly these (sorted) labels, comparing bytes, without allocating.
     func find(_ labels: UnsafeBufferPointer<RawLabel>, hash: UInt64) -> Int32? {
         var candidate = byHash[hash] ?? -1
         while candidate >= 0 {
             // Field by field: copying the whole MemSeries would retain and release each of its arrays.
             let i = Int(candidate)
-            if series[i].labels.count == labels.count * 2 && matches(series[i].labels, labels) { return candidate }
+            if labelStore.count(series[i].names) == labels.count && matches(i, labels) { return candidate }
             candidate = series[i].hashNext
         }
         return nil
     }
 
-    private func matches(_ ids: [UInt32], _ labels: UnsafeBufferPointer<RawLabel>) -> Bool {
-        for (i, label) in labels.enumerated() {
-            if !symbols.equals(ids[2 * i], label.name) || !symbols.equals(ids[2 * i + 1], label.value) { return false }
+    private func matches(_ index: Int, _ labels: UnsafeBufferPointer<RawLabel>) -> Bool {
+        let ids = labelIds(index)
+        for (i, label) in labels.enumerated()
+        where !symbols.equals(labelStore.names[ids.names + i], label.name) || !symbols.equals(labelStore.values[ids.values + i], label.value) {
+            return false
         }
         return true
     }
@@ -142,32 +221,38 @@ final class Head {
 
     /// Re-creates a series from a WAL Series record; a ref seen before keeps its first labels.
     func restore(ref: UInt64, labels: [(String, String)]) {
-        guard byRef[ref] == nil else { return }
+        guard index(ofRef: ref) == nil else { return }
         let index = insert(ref: ref, labels, hash: Self.hash(labels))
         series[Int(index)].logged = true
     }
 
     private func insert(ref: UInt64, _ pairs: [(String, String)], hash: UInt64) -> Int32 {
+        // Indexes below 2^30 leave the encoded-label index a bit to mark its other entries.
+        precondition(series.count < Int(Self.rawEncodedFlag), "head full")
         let index = Int32(series.count)
-        var ids: [UInt32] = []
-        ids.reserveCapacity(pairs.count * 2)
-        for (name, value) in pairs {
-            let n = symbols.intern(name)
-            let v = symbols.intern(value)
-            ids.append(n)
-            ids.append(v)
-            postings[UInt64(n) << 32 | UInt64(v), default: []].append(index)
+        // Name ids, then value ids.
+        let stored = withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 2 * pairs.count) { ids in
+            for (k, (name, value)) in pairs.enumerated() {
+                ids[k] = symbols.intern(name)
+                ids[pairs.count + k] = symbols.intern(value)
+                addPosting(ids[k], ids[pairs.count + k], index)
+            }
+            return labelStore.add(names: UnsafeBufferPointer(rebasing: ids[..<pairs.count]), values: UnsafeBufferPointer(rebasing: ids[pairs.count...]))
         }
-        var s = MemSeries(ref: ref, labels: ids)
+        var s = MemSeries(ref: ref, names: stored.names, values: stored.values)
         s.hashNext = byHash[hash] ?? -1
         byHash.set(hash, index)
-        byRef.set(ref, index)
+        byRef.add(ref, index)
         series.append(s)
         nextRef = max(nextRef, ref + 1)
         return index
     }
 
-    func index(ofRef ref: UInt64) -> Int32? { byRef[ref] }
+    private func addPosting(_ name: UInt32, _ value: UInt32, _ index: Int32) {
+        postings[UInt64(name) << 32 | UInt64(value), default: []].appendGrowingSlowly(index)
+    }
+
+    func index(ofRef ref: UInt64) -> Int32? { byRef.first(ref) { series[Int($0)].ref == ref } }
 
     /// Head series with the same `__name__` as `labels` (0 without one): the per-metric series limit,
     /// checked only when a series is about to be created.
@@ -181,10 +266,18 @@ final class Head {
     // MARK: known encoded label sets
 
     /// Series by the exact bytes their labels arrived as in a request (see `AppendBatch`): a known
-    /// series is found with one hash over the bytes and one memcmp, without decoding, checking or
-    /// comparing its labels one by one. Emptied whenever series indexes change (`rebuild`).
-    private var encodedLabelIndex = IndexMap(.hashed)
-    private(set) var encodedLabelEntries: [(bytes: [UInt8], series: Int32, next: Int32)] = []
+    /// series is found with one hash over the bytes and one comparison, without decoding, checking
+    /// or looking up its labels one by one. Bytes that are the series' own labels as Prometheus
+    /// encodes them (what every Prometheus sends) are compared with those labels, so they are not
+    /// kept; other bytes that validated to the series (labels out of order, empty values, other
+    /// field layouts) are kept in `rawEncodedLabels` and compared with one memcmp. A value in the
+    /// index is a series index, or `rawEncodedFlag` and an index into `encodedLabelEntries`; keys
+    /// whose tags collide replace each other, which costs a lookup, never a wrong series. Emptied
+    /// whenever series indexes change (`rebuild`).
+    private(set) var encodedLabelIndex = IndexMap(.hashed)
+    private(set) var encodedLabelEntries: [(start: Int, count: Int32, series: Int32)] = []
+    private(set) var rawEncodedLabels: [UInt8] = []
+    private static let rawEncodedFlag: Int32 = 1 << 30
 
     static func hash(encodedLabels bytes: UnsafeRawBufferPointer) -> UInt64 {
         var hasher = LabelHasher()
@@ -193,57 +286,106 @@ final class Head {
     }
 
     func series(encodedLabels bytes: UnsafeRawBufferPointer, hash: UInt64) -> Int32? {
-        var entry = encodedLabelIndex[hash] ?? -1
-        while entry >= 0 {
-            let e = Int(entry)
-            let matches = encodedLabelEntries[e].bytes.withUnsafeBytes { $0.count == bytes.count && memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }
-            if matches { return encodedLabelEntries[e].series }
-            entry = encodedLabelEntries[e].next
-        }
-        return nil
+        guard let value = encodedLabelIndex[hash] else { return nil }
+        if value & Self.rawEncodedFlag == 0 { return isEncoding(bytes, ofLabelsOf: Int(value)) ? value : nil }
+        let entry = encodedLabelEntries[Int(value & ~Self.rawEncodedFlag)]
+        guard Int(entry.count) == bytes.count else { return nil }
+        let equal = rawEncodedLabels.withUnsafeBytes { memcmp($0.baseAddress! + entry.start, bytes.baseAddress!, bytes.count) == 0 }
+        return equal ? entry.series : nil
     }
 
     func remember(encodedLabels bytes: UnsafeRawBufferPointer, hash: UInt64, series index: Int32) {
         guard !bytes.isEmpty else { return }
         // A sender that orders labels differently each time would add an entry per sample: past two
         // entries a series (on average), start over, so memory stays bounded whatever senders do.
-        if encodedLabelEntries.count >= max(1024, 2 * series.count) {
-            encodedLabelIndex = IndexMap(.hashed)
-            encodedLabelEntries = []
+        if encodedLabelIndex.count >= max(1024, 2 * series.count) { forgetEncodedLabels() }
+        if isEncoding(bytes, ofLabelsOf: Int(index)) {
+            encodedLabelIndex.set(hash, index)
+            return
         }
-        encodedLabelEntries.append((Array(bytes), index, encodedLabelIndex[hash] ?? -1))
-        encodedLabelIndex.set(hash, Int32(encodedLabelEntries.count - 1))
+        encodedLabelEntries.append((rawEncodedLabels.count, Int32(bytes.count), index))
+        rawEncodedLabels.append(contentsOf: bytes)
+        encodedLabelIndex.set(hash, Self.rawEncodedFlag | Int32(encodedLabelEntries.count - 1))
     }
 
-    /// Rebuilds the lookup structures over the series `keep` accepts, so dropped series cost nothing.
-    func rebuild(keeping keep: (MemSeries) -> Bool) {
-        let kept = series.filter(keep)
-        guard kept.count != series.count else { return }
+    private func forgetEncodedLabels() {
         encodedLabelIndex = IndexMap(.hashed)
         encodedLabelEntries = []
-        series = []
-        series.reserveCapacity(kept.count)
+        rawEncodedLabels = []
+    }
+
+    /// Whether `bytes` are series `index`'s labels as Prometheus writes a TimeSeries' label fields:
+    /// per label in order, field 1 holding field 1 (the name) then field 2 (the value), lengths as
+    /// varints, and nothing else.
+    private func isEncoding(_ bytes: UnsafeRawBufferPointer, ofLabelsOf index: Int) -> Bool {
+        var p = 0
+        /// Reads field `key`'s key and length at `p` inside `end`: p at its content, its end returned.
+        func enter(_ key: UInt8, _ end: Int) -> Int? {
+            guard p < end, bytes[p] == key else { return nil }
+            p += 1
+            var length = 0, shift = 0
+            while true {
+                guard p < end, shift < 35 else { return nil }
+                let byte = bytes[p]
+                p += 1
+                length |= Int(byte & 0x7f) << shift
+                if byte < 0x80 { break }
+                shift += 7
+            }
+            return length <= end - p ? p + length : nil
+        }
+        func symbol(_ id: UInt32, _ key: UInt8, _ end: Int) -> Bool {
+            guard let fieldEnd = enter(key, end), symbols.equals(id, UnsafeRawBufferPointer(rebasing: bytes[p..<fieldEnd])) else { return false }
+            p = fieldEnd
+            return true
+        }
+        let ids = labelIds(index)
+        for k in 0..<ids.count {
+            guard let labelEnd = enter(0x0a, bytes.count), symbol(labelStore.names[ids.names + k], 0x0a, labelEnd),
+                  symbol(labelStore.values[ids.values + k], 0x12, labelEnd), p == labelEnd else { return false }
+        }
+        return p == bytes.count
+    }
+
+    /// Rebuilds the lookup structures over the series `keep` accepts (by index), so dropped series
+    /// cost nothing.
+    func rebuild(keeping keep: (Int) -> Bool) {
+        let kept = series.indices.filter(keep)
+        guard kept.count != series.count else { return }
+        forgetEncodedLabels()
+        let old = series, oldLate = late
+        let values = labelStore.compactValues(kept.map { (old[$0].values, labelStore.count(old[$0].names)) })
+        series = SeriesPages()
+        late = [:]
         byHash = IndexMap(.hashed, capacity: kept.count)
         byRef = IndexMap(.sequential, capacity: kept.count)
         postings = [:]
-        for var s in kept {
+        for (k, i) in kept.enumerated() {
+            var s = old[i]
             let index = Int32(series.count)
-            var hasher = LabelHasher()
-            for i in stride(from: 0, to: s.labels.count, by: 2) {
-                hasher.combine(symbols[s.labels[i]])
-                hasher.combine(symbols[s.labels[i + 1]])
-                postings[UInt64(s.labels[i]) << 32 | UInt64(s.labels[i + 1]), default: []].append(index)
-            }
-            s.hashNext = byHash[hasher.value] ?? -1
-            byHash.set(hasher.value, index)
-            byRef.set(s.ref, index)
+            s.values = values[k]
             series.append(s)
+            var hasher = LabelHasher()
+            for (n, v) in labelIdPairs(index) {
+                hasher.combine(symbols[n])
+                hasher.combine(symbols[v])
+                addPosting(n, v, index)
+            }
+            if let samples = oldLate[Int32(i)], !samples.isEmpty { late[index] = samples }
+            series[Int(index)].hashNext = byHash[hasher.value] ?? -1
+            byHash.set(hasher.value, index)
+            byRef.add(s.ref, index)
         }
     }
 
+    /// Series `index`'s labels as (name, value) symbol ids.
+    func labelIdPairs(_ index: Int32) -> [(UInt32, UInt32)] {
+        let ids = labelIds(Int(index))
+        return (0..<ids.count).map { (labelStore.names[ids.names + $0], labelStore.values[ids.values + $0]) }
+    }
+
     func labelPairs(_ index: Int32) -> [(String, String)] {
-        let ids = series[Int(index)].labels
-        return stride(from: 0, to: ids.count, by: 2).map { (symbols[ids[$0]], symbols[ids[$0 + 1]]) }
+        labelIdPairs(index).map { (symbols[$0.0], symbols[$0.1]) }
     }
 
     func labels(_ index: Int32) -> Labels {
@@ -272,7 +414,8 @@ final class Head {
     /// hold `t` is decoded.
     func valueBits(_ index: Int32, at t: Int64) -> UInt64? {
         let i = Int(index)
-        if let s = series[i].outOfOrderBuffer.first(where: { $0.timestamp == t }) { return s.valueBits }
+        let lateSamples = late.isEmpty ? nil : late[index]
+        if let s = lateSamples?.buffer.first(where: { $0.timestamp == t }) { return s.valueBits }
         let closed = series[i].closed
         var low = 0, high = closed.count
         while low < high {
@@ -280,11 +423,11 @@ final class Head {
             if closed[middle].maxTime < t { low = middle + 1 } else { high = middle }
         }
         if low < closed.count, closed[low].minTime <= t, let v = Self.valueBits(in: closed[low].bytes, at: t) { return v }
-        if series[i].open.count > 0, series[i].openMinTime <= t, t <= series[i].lastTimestamp,
-           let v = Self.valueBits(in: series[i].open.bytes, at: t) { return v }
+        if series[i].open.count > 0, t <= series[i].lastTimestamp, series[i].openMinTime <= t,
+           let v = Self.valueBits(in: series[i].open.stream.bytes, at: t) { return v }
         // Late chunks may overlap and come in arrival order: a scan, through a pointer so that
         // skipping a chunk costs two comparisons and no reference counting.
-        return series[i].outOfOrderChunks.withUnsafeBufferPointer { chunks in
+        return lateSamples?.chunks.withUnsafeBufferPointer { chunks in
             for c in chunks.indices where chunks[c].minTime <= t && t <= chunks[c].maxTime {
                 if let v = Self.valueBits(in: chunks[c].bytes, at: t) { return v }
             }
@@ -309,10 +452,10 @@ final class Head {
         let s = series[Int(index)]
         for c in s.closed { c.bytes.withUnsafeBufferPointer { body(c.minTime, c.maxTime, $0) } }
         if s.open.count > 0 {
-            s.open.bytes.withUnsafeBufferPointer { body(s.openMinTime, s.lastTimestamp, $0) }
+            s.open.stream.bytes.withUnsafeBufferPointer { body(s.openMinTime, s.lastTimestamp, $0) }
         }
-        if includingOutOfOrder {
-            for c in s.outOfOrderChunks { c.bytes.withUnsafeBufferPointer { body(c.minTime, c.maxTime, $0) } }
+        if includingOutOfOrder, !late.isEmpty, let chunks = late[index]?.chunks {
+            for c in chunks { c.bytes.withUnsafeBufferPointer { body(c.minTime, c.maxTime, $0) } }
         }
     }
 
@@ -330,14 +473,22 @@ final class Head {
         }
         let predicates = matchers.map { ($0.name, $0.predicate()) }
         return candidates.filter { index in
-            let ids = series[Int(index)].labels
+            let ids = labelIds(Int(index))
             return predicates.allSatisfy { name, matches in
                 var value = ""
-                for i in stride(from: 0, to: ids.count, by: 2) where symbols[ids[i]] == name {
-                    value = symbols[ids[i + 1]]
+                for k in 0..<ids.count where symbols[labelStore.names[ids.names + k]] == name {
+                    value = symbols[labelStore.values[ids.values + k]]
                 }
                 return matches(value)
             }
         }
+    }
+}
+
+extension Array {
+    /// `append`, growing by a quarter rather than doubling (see `Head.reserve`).
+    mutating func appendGrowingSlowly(_ element: Element) {
+        Head.reserve(&self, 1)
+        append(element)
     }
 }

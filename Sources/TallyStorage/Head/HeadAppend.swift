@@ -16,7 +16,6 @@ public struct AppendBatch {
     private let head: Head
     private let blocks: [BlockReader]
     private let limits: SeriesLimits
-    private let epoch: UInt32
     /// The accepted samples, in the order they came: what the commit logs and applies.
     private(set) var pending: [Pending]
     private var created = 0
@@ -29,13 +28,11 @@ public struct AppendBatch {
     private var pendingInOrder: [LateKey: UInt64] = [:]
     private var pendingIndexed = 0
 
-    /// A batch on `head` (under the tenant lock) whose samples will be tagged `epoch`; `pending` is an
-    /// empty buffer to reuse.
-    init(head: Head, blocks: [BlockReader], limits: SeriesLimits, epoch: UInt32, pending: [Pending], oldestLateTimestamp: Int64) {
+    /// A batch on `head` (under the tenant lock); `pending` is an empty buffer to reuse.
+    init(head: Head, blocks: [BlockReader], limits: SeriesLimits, pending: [Pending], oldestLateTimestamp: Int64) {
         self.head = head
         self.blocks = blocks
         self.limits = limits
-        self.epoch = epoch
         self.pending = pending
         self.oldestLateTimestamp = oldestLateTimestamp
     }
@@ -77,10 +74,10 @@ public struct AppendBatch {
     public mutating func add(_ handle: SeriesHandle, timestamp t: Int64, valueBits v: UInt64) -> SampleVerdict {
         guard StorableTime.range.contains(t) else { return .outOfBounds }
         let s = handle.index
-        let (lastT, lastV) = head.latest(s, epoch: epoch)
+        let (lastT, lastV) = newest(s)
         if t > lastT {
+            head.setPendingSlot(s, pending.count)
             pending.append(Pending(index: s, timestamp: t, valueBits: v, outOfOrder: false))
-            head.setPending(s, epoch: epoch, timestamp: t, valueBits: v)
             return .accepted
         }
         if t == lastT { return v == lastV ? .duplicate : .conflict }
@@ -93,6 +90,16 @@ public struct AppendBatch {
         pendingLate[key] = v
         pending.append(Pending(index: s, timestamp: t, valueBits: v, outOfOrder: true))
         return .accepted
+    }
+
+    /// The newest sample of series `s`, counting one accepted earlier in this batch. The series
+    /// notes where in `pending` its newest in-order sample went, in whichever batch last accepted one:
+    /// a note from an earlier batch cannot name an in-order sample of `s` in this one, because the
+    /// first such sample would have replaced it.
+    private func newest(_ s: Int32) -> (timestamp: Int64, valueBits: UInt64) {
+        let slot = head.pendingSlot(s)
+        guard slot < pending.count, pending[slot].index == s, !pending[slot].outOfOrder else { return head.latest(s) }
+        return (pending[slot].timestamp, pending[slot].valueBits)
     }
 
     /// What a block already holds at `t` for this series: late samples may repeat ones that have
@@ -110,7 +117,7 @@ public struct AppendBatch {
     /// A sample accepted in order earlier in this batch at exactly `t` (only possible when `t` is
     /// newer than what the head already holds for the series).
     private mutating func pendingInOrderValue(_ index: Int32, at t: Int64) -> UInt64? {
-        guard t > head.latest(index, epoch: 0).timestamp else { return nil }
+        guard t > head.latest(index).timestamp else { return nil }
         while pendingIndexed < pending.count {
             let p = pending[pendingIndexed]
             if !p.outOfOrder { pendingInOrder[LateKey(index: p.index, timestamp: p.timestamp)] = p.valueBits }
@@ -121,17 +128,14 @@ public struct AppendBatch {
 }
 
 extension Head {
-    /// The newest sample of a series, counting one accepted earlier in the batch `epoch` (0: none).
-    func latest(_ index: Int32, epoch: UInt32) -> (timestamp: Int64, valueBits: UInt64) {
+    /// The newest sample a series holds (not counting a batch's pending ones).
+    func latest(_ index: Int32) -> (timestamp: Int64, valueBits: UInt64) {
         // Field by field: copying the whole MemSeries would retain and release each of its arrays.
-        let i = Int(index)
-        return epoch != 0 && series[i].pendingEpoch == epoch
-            ? (series[i].pendingTimestamp, series[i].pendingValueBits) : (series[i].lastTimestamp, series[i].lastValueBits)
+        (series[Int(index)].lastTimestamp, series[Int(index)].lastValueBits)
     }
 
-    func setPending(_ index: Int32, epoch: UInt32, timestamp: Int64, valueBits: UInt64) {
-        series[Int(index)].pendingEpoch = epoch
-        series[Int(index)].pendingTimestamp = timestamp
-        series[Int(index)].pendingValueBits = valueBits
-    }
+    /// Where a batch put the newest in-order sample it accepted for a series (see `AppendBatch.newest`).
+    func pendingSlot(_ index: Int32) -> Int { Int(series[Int(index)].pendingSlot) }
+
+    func setPendingSlot(_ index: Int32, _ slot: Int) { series[Int(index)].pendingSlot = UInt32(slot) }
 }

@@ -10,7 +10,7 @@ extension Head {
             guard chunkMax >= minTime, chunkMin <= maxTime else { return }
             out.append(QueriedChunk(minTime: chunkMin, maxTime: chunkMax, bytes: OwnedChunkBytes(copying: bytes), sourceRank: sourceRank))
         }
-        let buffer = series[Int(index)].outOfOrderBuffer
+        let buffer = outOfOrderBuffer(index)
         if let first = buffer.first, let last = buffer.last, last.timestamp >= minTime, first.timestamp <= maxTime {
             var chunk = XORChunk()
             for sample in buffer { chunk.append(timestamp: sample.timestamp, valueBits: sample.valueBits) }

@@ -83,7 +83,7 @@ extension Head {
                         return
                     }
                     // Replaying in the order of appending routes each sample as it was routed then.
-                    if t > head.latest(index, epoch: 0).timestamp {
+                    if t > head.latest(index).timestamp {
                         head.append(index, timestamp: t, valueBits: v)
                         report.samples += 1
                     } else if head.valueBits(index, at: t) == nil {

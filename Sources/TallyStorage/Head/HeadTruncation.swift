@@ -32,7 +32,7 @@ extension Head {
             guard let index = index(ofRef: ref) else { continue }
             series[Int(index)].closed.removeFirst(min(count, series[Int(index)].closed.count))
         }
-        rebuild(keeping: { !$0.closed.isEmpty || $0.open.count > 0 || $0.hasOutOfOrder })
+        rebuild(keeping: { !series[$0].closed.isEmpty || series[$0].open.count > 0 || hasOutOfOrder(Int32($0)) })
         minTime = oldestSampleTime
     }
 
@@ -41,11 +41,12 @@ extension Head {
     /// follow to the out-of-order buffer again.
     func checkpointSnapshot() -> [(ref: UInt64, labels: [(String, String)], chunks: [[UInt8]])] {
         series.indices.map { i in
-            var s = series[i]
-            s.sealOutOfOrder()
+            let s = series[i]
+            var late = lateSamples(Int32(i))
+            late.seal()
             var chunks = s.closed.map(\.bytes)
-            if s.open.count > 0 { chunks.append(s.open.bytes) }
-            chunks += s.outOfOrderChunks.map(\.bytes)
+            if s.open.count > 0 { chunks.append(s.open.stream.bytes) }
+            chunks += late.chunks.map(\.bytes)
             return (s.ref, labelPairs(Int32(i)), chunks)
         }
     }
@@ -65,7 +66,7 @@ extension Head {
             var it = XORIterator(bytes)
             while let (t, _) = it.next() { if interval.covers(t) { n += 1 } }
         }
-        return n + series[Int(index)].outOfOrderBuffer.count { interval.covers($0.timestamp) }
+        return n + outOfOrderBuffer(index).count { interval.covers($0.timestamp) }
     }
 
     /// Removes the samples of series `index` inside `interval` from memory by re-encoding its
@@ -81,9 +82,10 @@ extension Head {
             while let (t, v) = it.next() { if !interval.covers(t) { inOrder.append(Sample(timestamp: t, valueBits: v)) } }
         }
         var s = series[Int(index)]
-        s.sealOutOfOrder()
+        var sealed = lateSamples(index)
+        sealed.seal()
         var late: [Sample] = []
-        for chunk in s.outOfOrderChunks {
+        for chunk in sealed.chunks {
             chunk.bytes.withUnsafeBufferPointer { bytes in
                 var it = XORIterator(bytes)
                 while let (t, v) = it.next() { if !interval.covers(t) { late.append(Sample(timestamp: t, valueBits: v)) } }
@@ -96,25 +98,18 @@ extension Head {
             let range = Self.rangeStart(inOrder[start].timestamp, chunkRange)
             var end = start
             while end < inOrder.count && Self.rangeStart(inOrder[end].timestamp, chunkRange) == range { end += 1 }
-            s.closed += EncodedChunk.encode(inOrder[start..<end]).map { ClosedChunk(minTime: $0.minTime, maxTime: $0.maxTime, bytes: $0.bytes) }
+            s.closed += EncodedChunk.encode(inOrder[start..<end]).map { ClosedChunk(minTime: $0.minTime, maxTime: $0.maxTime, bytes: MemSeries.trimmed($0.bytes)) }
             start = end
         }
-        s.open = XORChunk()
+        s.open = XOREncoder()
         s.nextCutAt = .min
-        s.outOfOrderChunks = late.isEmpty ? [] : EncodedChunk.encode(SeriesMerger.sortedUnique(late)[...])
-            .map { ClosedChunk(minTime: $0.minTime, maxTime: $0.maxTime, bytes: $0.bytes) }
         series[Int(index)] = s
-        outOfOrderBytes = series.reduce(0) { $0 + $1.outOfOrderBytes }
+        if self.late[index] != nil {
+            self.late[index] = LateSamples(chunks: late.isEmpty ? [] : EncodedChunk.encode(SeriesMerger.sortedUnique(late)[...])
+                .map { ClosedChunk(minTime: $0.minTime, maxTime: $0.maxTime, bytes: MemSeries.trimmed($0.bytes)) })
+        }
+        outOfOrderBytes = self.late.values.reduce(0) { $0 + $1.bytes }
         minTime = oldestSampleTime
         return removed
-    }
-}
-
-extension MemSeries {
-    /// Closes the open chunk so later samples start a new one.
-    mutating func seal() {
-        closed.append(ClosedChunk(minTime: openMinTime, maxTime: lastTimestamp, bytes: open.bytes))
-        open = XORChunk()
-        nextCutAt = .min
     }
 }

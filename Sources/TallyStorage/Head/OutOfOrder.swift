@@ -1,52 +1,58 @@
 /// Late samples: older than their series' newest sample but inside the tenant's out-of-order
 /// window. Each series keeps up to 32 of them sorted in a buffer, then as XOR chunks that may
-/// overlap anything; they leave the head as blocks of their own at the next cut.
-extension MemSeries {
-    static let outOfOrderBufferCapacity = 32
+/// overlap anything; they leave the head as blocks of their own at the next cut. Most series never
+/// have any, so they live beside the series (`Head.late`), not in `MemSeries`.
+struct LateSamples {
+    static let bufferCapacity = 32
+
+    /// Sorted, not yet sealed into `chunks`.
+    var buffer: [Sample] = []
+    var chunks: [ClosedChunk] = []
+
+    var isEmpty: Bool { chunks.isEmpty && buffer.isEmpty }
+
+    var bytes: Int { chunks.reduce(0) { $0 + $1.bytes.count } + buffer.count * MemoryLayout<Sample>.stride }
 
     /// Inserts a sample whose timestamp is not stored yet; returns the bytes of memory it added.
-    mutating func insertOutOfOrder(_ sample: Sample) -> Int {
-        let at = outOfOrderBuffer.firstIndex { $0.timestamp > sample.timestamp } ?? outOfOrderBuffer.count
-        outOfOrderBuffer.insert(sample, at: at)
-        guard outOfOrderBuffer.count >= Self.outOfOrderBufferCapacity else { return MemoryLayout<Sample>.stride }
-        let before = outOfOrderBuffer.count * MemoryLayout<Sample>.stride
-        sealOutOfOrder()
-        return outOfOrderChunks.last!.bytes.count - before + MemoryLayout<Sample>.stride
+    mutating func insert(_ sample: Sample) -> Int {
+        let at = buffer.firstIndex { $0.timestamp > sample.timestamp } ?? buffer.count
+        buffer.insert(sample, at: at)
+        guard buffer.count >= Self.bufferCapacity else { return MemoryLayout<Sample>.stride }
+        let before = buffer.count * MemoryLayout<Sample>.stride
+        seal()
+        return chunks.last!.bytes.count - before + MemoryLayout<Sample>.stride
     }
 
-    mutating func sealOutOfOrder() {
-        guard !outOfOrderBuffer.isEmpty else { return }
+    mutating func seal() {
+        guard !buffer.isEmpty else { return }
         var chunk = XORChunk()
-        for s in outOfOrderBuffer { chunk.append(timestamp: s.timestamp, valueBits: s.valueBits) }
-        outOfOrderChunks.append(ClosedChunk(minTime: outOfOrderBuffer.first!.timestamp, maxTime: outOfOrderBuffer.last!.timestamp, bytes: chunk.bytes))
-        outOfOrderBuffer.removeAll()
-    }
-
-    var hasOutOfOrder: Bool { !outOfOrderChunks.isEmpty || !outOfOrderBuffer.isEmpty }
-
-    var outOfOrderBytes: Int {
-        outOfOrderChunks.reduce(0) { $0 + $1.bytes.count } + outOfOrderBuffer.count * MemoryLayout<Sample>.stride
+        for s in buffer { chunk.append(timestamp: s.timestamp, valueBits: s.valueBits) }
+        chunks.append(ClosedChunk(minTime: buffer.first!.timestamp, maxTime: buffer.last!.timestamp, bytes: MemSeries.trimmed(chunk.bytes)))
+        buffer.removeAll()
     }
 }
 
 extension Head {
-    /// The late samples of a series not yet sealed into a chunk, sorted.
-    func outOfOrderBuffer(_ index: Int32) -> [Sample] { series[Int(index)].outOfOrderBuffer }
+    /// The late samples of a series (none for most).
+    func lateSamples(_ index: Int32) -> LateSamples { late.isEmpty ? LateSamples() : late[index] ?? LateSamples() }
 
-    func hasOutOfOrder(_ index: Int32) -> Bool { series[Int(index)].hasOutOfOrder }
+    /// The late samples of a series not yet sealed into a chunk, sorted.
+    func outOfOrderBuffer(_ index: Int32) -> [Sample] { lateSamples(index).buffer }
+
+    func hasOutOfOrder(_ index: Int32) -> Bool { !lateSamples(index).isEmpty }
 
     /// The oldest late sample held, if any.
     var outOfOrderMinTime: Int64? {
         guard outOfOrderBytes > 0 else { return nil }
         var oldest = Int64.max
-        for s in series where s.hasOutOfOrder {
-            oldest = min(oldest, s.outOfOrderBuffer.first?.timestamp ?? .max, s.outOfOrderChunks.lazy.map(\.minTime).min() ?? .max)
+        for l in late.values {
+            oldest = min(oldest, l.buffer.first?.timestamp ?? .max, l.chunks.lazy.map(\.minTime).min() ?? .max)
         }
         return oldest
     }
 
     func appendOutOfOrder(_ index: Int32, timestamp t: Int64, valueBits v: UInt64) {
-        outOfOrderBytes += series[Int(index)].insertOutOfOrder(Sample(timestamp: t, valueBits: v))
+        outOfOrderBytes += late[index, default: LateSamples()].insert(Sample(timestamp: t, valueBits: v))
     }
 
     /// Out-of-order data taken for blocks: per 2h range a set of series; per ref the number of
@@ -59,9 +65,11 @@ extension Head {
 
     func collectOutOfOrder(blockRange: Int64) -> CollectedOutOfOrder {
         var out = CollectedOutOfOrder()
-        for i in series.indices where series[i].hasOutOfOrder {
-            series[i].sealOutOfOrder()
-            let chunks = series[i].outOfOrderChunks
+        // In series order, as the blocks list them.
+        for k in late.keys.sorted() where !late[k]!.isEmpty {
+            let i = Int(k)
+            late[k]!.seal()
+            let chunks = late[k]!.chunks
             out.drops[series[i].ref] = chunks.count
             out.bytes += chunks.reduce(0) { $0 + $1.bytes.count }
             var samples: [Sample] = []
@@ -72,7 +80,7 @@ extension Head {
                 }
             }
             samples = SeriesMerger.sortedUnique(samples)
-            let labels = labelPairs(Int32(i))
+            let labels = labelPairs(k)
             var start = 0
             while start < samples.count {
                 let range = Self.rangeStart(samples[start].timestamp, blockRange)
@@ -87,10 +95,10 @@ extension Head {
 
     func dropOutOfOrder(_ drops: [UInt64: Int], bytes: Int) {
         for (ref, count) in drops {
-            guard let index = index(ofRef: ref) else { continue }
-            series[Int(index)].outOfOrderChunks.removeFirst(min(count, series[Int(index)].outOfOrderChunks.count))
+            guard let index = index(ofRef: ref), let chunks = late[index]?.chunks.count else { continue }
+            late[index]!.chunks.removeFirst(min(count, chunks))
         }
-        outOfOrderBytes = series.reduce(0) { $0 + $1.outOfOrderBytes }
+        outOfOrderBytes = late.values.reduce(0) { $0 + $1.bytes }
     }
 
     /// The start of the aligned range holding `t` (floor division, also for negative times).

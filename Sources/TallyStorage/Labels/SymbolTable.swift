@@ -26,6 +26,14 @@ struct SymbolTable {
 
     func id(of string: String) -> UInt32? { ids[string] }
 
+    var count: Int { strings.count }
+
+    /// Heap bytes of the strings, the lookup dictionary, the arena and the spans.
+    var heapBytes: Int {
+        HeadMemory.array(strings) + strings.reduce(0) { $0 + HeadMemory.string($1) } + HeadMemory.dictionary(ids)
+            + HeadMemory.array(arena) + HeadMemory.array(spans)
+    }
+
     subscript(id: UInt32) -> String { strings[Int(id)] }
 
     /// Compares a symbol with raw bytes without creating a String.

@@ -16,12 +16,10 @@ extension TenantDatabase {
             guard let wal, let durability else { throw .readOnly }
             if closed { throw .closed }
             if let failure = durability.failure { throw .io(failure) }
-            epoch &+= 1
-            if epoch == 0 { epoch = 1 }
             pendingBuffer.removeAll(keepingCapacity: true)
             let window = options.outOfOrderWindow
             let oldestLate = window <= 0 ? Int64.max : (head.maxTime == .min ? Int64.min : StorableTime.subtracting(window, from: head.maxTime))
-            var batch = AppendBatch(head: head, blocks: blocks, limits: limits, epoch: epoch, pending: pendingBuffer, oldestLateTimestamp: oldestLate)
+            var batch = AppendBatch(head: head, blocks: blocks, limits: limits, pending: pendingBuffer, oldestLateTimestamp: oldestLate)
             pendingBuffer = []
             let result = body(&batch)
             pendingBuffer = batch.pending
@@ -34,7 +32,6 @@ extension TenantDatabase {
             do throws(StorageIOError) {
                 (file, position) = try log(records.records, to: wal)
             } catch {
-                epoch &+= 1
                 throw .io(error)
             }
             if wal.segmentIndex != segmentBefore { durability.syncedAll(through: wal.syncedAtCut) }

@@ -33,7 +33,6 @@ public final class TenantDatabase: @unchecked Sendable {
     /// WAL keeps what was not cut, and the next open catches up).
     let closing = Atomic<Bool>(false)
     /// The append transaction's state (TenantAppend.swift), under `lock`.
-    var epoch: UInt32 = 0
     var pendingBuffer: [AppendBatch.Pending] = []
     var closed = false
     var encoder = WALRecordEncoder()
@@ -203,6 +202,9 @@ public final class TenantDatabase: @unchecked Sendable {
         figures.walBytes = (try? BlockCatalog.treeSize(directory + "/wal")) ?? 0
         return figures
     }
+
+    /// The head's heap by structure, under the lock (a walk over every series).
+    public func headMemory() -> HeadMemory { lock.withLock { _ in head.memory() } }
 
     /// Memory held by late samples not yet written to blocks (bounded by `outOfOrderMaxBytes`).
     public var outOfOrderBytes: Int { lock.withLock { _ in head.outOfOrderBytes } }
