@@ -27,7 +27,7 @@ extension Head {
         forEachChunk(index, includingOutOfOrder: true) { chunkMin, chunkMax, _ in
             if chunkMax >= minTime && chunkMin <= maxTime { found = true }
         }
-        let buffer = series[Int(index)].outOfOrderBuffer
+        let buffer = outOfOrderBuffer(index)
         if let first = buffer.first, let last = buffer.last, last.timestamp >= minTime, first.timestamp <= maxTime { found = true }
         return found
     }
