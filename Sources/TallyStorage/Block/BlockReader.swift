@@ -117,6 +117,12 @@ struct ByteCursor {
 }
 
 /// A chunk's place in a block: time range and `segment << 32 | offset`.
+/// A chunk as a block holds it: `XORChunk.encoding` or `HistogramChunk.encoding`, and its data.
+public struct BlockChunk {
+    public let encoding: UInt8
+    public let bytes: UnsafeBufferPointer<UInt8>
+}
+
 public struct ChunkMeta: Sendable, Equatable {
     public let minTime: Int64
     public let maxTime: Int64
@@ -300,8 +306,9 @@ public final class BlockReader: Sendable {
     /// The segment file a chunk ref points into, as errors name it.
     private static func chunkSection(_ ref: UInt64) -> String { "chunks/" + BlockWriter.chunkSegmentName(Int(ref >> 32)) }
 
-    /// The chunk's encoded bytes, after checking its CRC; valid while this reader lives.
-    public func chunk(_ ref: UInt64) throws(BlockError) -> UnsafeBufferPointer<UInt8> {
+    /// The chunk's encoding and bytes, after checking its CRC and that its encoding is XOR or
+    /// integer histogram; valid while this reader lives.
+    public func chunk(_ ref: UInt64) throws(BlockError) -> BlockChunk {
         let segment = Int(ref >> 32), offset = Int(ref & 0xffff_ffff)
         func bad(_ problem: String) -> BlockError { BlockError(block: ulid, section: Self.chunkSection(ref), problem: problem) }
         guard segment < segments.count else { throw bad("no such segment for chunk ref \(ref)") }
@@ -313,18 +320,50 @@ public final class BlockReader: Sendable {
         guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[encoding.lowerBound..<data.upperBound])) == stored else {
             throw bad("checksum mismatch in chunk at \(offset)")
         }
-        guard b[encoding.lowerBound] == XORChunk.encoding else { throw bad("chunk encoding \(b[encoding.lowerBound]) is not XOR") }
-        return UnsafeRawBufferPointer(rebasing: b[data]).bindMemory(to: UInt8.self)
+        let kind = b[encoding.lowerBound]
+        guard kind == XORChunk.encoding || kind == HistogramChunk.encoding else {
+            throw bad("chunk encoding \(kind) at \(offset) is neither XOR (1) nor histogram (2)")
+        }
+        return BlockChunk(encoding: kind, bytes: UnsafeRawBufferPointer(rebasing: b[data]).bindMemory(to: UInt8.self))
     }
 
-    /// Decodes the chunk at `ref` in time order while `body` returns true.
+    private func undecodable(_ ref: UInt64) -> BlockError {
+        BlockError(block: ulid, section: Self.chunkSection(ref), problem: "undecodable chunk at \(ref & 0xffff_ffff)")
+    }
+
+    /// Decodes the float chunk at `ref` in time order while `body` returns true; a histogram chunk
+    /// holds no floats.
     func forEachSample(inChunk ref: UInt64, _ body: (_ timestamp: Int64, _ valueBits: UInt64) -> Bool) throws(BlockError) {
-        var it = XORIterator(try chunk(ref))
+        let chunk = try chunk(ref)
+        guard chunk.encoding == XORChunk.encoding else { return }
+        var it = XORIterator(chunk.bytes)
         while let (t, v) = it.next() {
             if !body(t, v) { return }
         }
-        if it.failed {
-            throw BlockError(block: ulid, section: Self.chunkSection(ref), problem: "undecodable chunk at \(ref & 0xffff_ffff)")
+        if it.failed { throw undecodable(ref) }
+    }
+
+    /// Decodes the histogram chunk at `ref` in time order while `body` returns true; a float chunk
+    /// holds no histograms.
+    func forEachHistogram(inChunk ref: UInt64, _ body: (_ timestamp: Int64, _ histogram: IntegerHistogram) -> Bool) throws(BlockError) {
+        let chunk = try chunk(ref)
+        guard chunk.encoding == HistogramChunk.encoding else { return }
+        var it = HistogramIterator(chunk.bytes)
+        while let (t, h) = it.next() {
+            if !body(t, h) { return }
+        }
+        if it.failed { throw undecodable(ref) }
+    }
+
+    /// Each sample's time in the chunk at `ref`, floats or histograms.
+    func forEachTimestamp(inChunk ref: UInt64, _ body: (_ timestamp: Int64) -> Void) throws(BlockError) {
+        try forEachSample(inChunk: ref) { t, _ in
+            body(t)
+            return true
+        }
+        try forEachHistogram(inChunk: ref) { t, _ in
+            body(t)
+            return true
         }
     }
 
@@ -333,9 +372,8 @@ public final class BlockReader: Sendable {
         var deleted: UInt64 = 0
         for (ref, intervals) in tombstones.intervals {
             for chunk in try series(ref).chunks {
-                try forEachSample(inChunk: chunk.ref) { t, _ in
+                try forEachTimestamp(inChunk: chunk.ref) { t in
                     if intervals.contains(where: { $0.covers(t) }) { deleted += 1 }
-                    return true
                 }
             }
         }
@@ -362,10 +400,12 @@ public final class BlockReader: Sendable {
             let (found, chunks) = try series(ref)
             guard found.count == labels.count, zip(found, labels).allSatisfy({ $0 == $1 }) else { continue }
             for chunk in chunks where chunk.minTime <= t && t <= chunk.maxTime {
-                var it = XORIterator(try self.chunk(chunk.ref))
-                while let (ts, v) = it.next(), ts <= t {
-                    if ts == t { return tombstones.deletes(ref, t) ? nil : v }
+                var found: UInt64?
+                try forEachSample(inChunk: chunk.ref) { ts, v in
+                    if ts == t { found = v }
+                    return ts < t
                 }
+                if let found { return tombstones.deletes(ref, t) ? nil : found }
             }
         }
         return nil
@@ -471,6 +511,43 @@ public final class BlockReader: Sendable {
         return samples
     }
 
+    /// Histograms of series `ref` in [minTime, maxTime] from `chunks`, without those its tombstones
+    /// delete; an unreadable chunk as in `samples`.
+    func histograms(_ ref: UInt32, _ labels: [(String, String)], _ chunks: [ChunkMeta], minTime: Int64, maxTime: Int64,
+                    skipUnreadable: ((BlockError) -> Void)?) throws(BlockError) -> [HistogramSample] {
+        var out: [HistogramSample] = []
+        let deleted = tombstones.intervals[ref] ?? []
+        for meta in chunks where meta.maxTime >= minTime && meta.minTime <= maxTime {
+            let kept = out.count
+            do throws(BlockError) {
+                try forEachHistogram(inChunk: meta.ref) { t, h in
+                    if t >= minTime && t <= maxTime && !deleted.contains(where: { $0.covers(t) }) {
+                        out.append(HistogramSample(timestamp: t, histogram: h))
+                    }
+                    return t <= maxTime
+                }
+            } catch {
+                guard let skipUnreadable else { throw error }
+                out.removeSubrange(kept...)
+                skipUnreadable(BlockError(block: error.block, section: error.section,
+                                          problem: error.problem + "; left out the histograms of \(Labels(labels.map { Label($0.0, $0.1) })) in [\(meta.minTime), \(meta.maxTime)]"))
+            }
+        }
+        return out
+    }
+
+    /// Series matching every matcher with their histograms in [minTime, maxTime], as `select`.
+    public func selectHistograms(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64,
+                                 skipUnreadable: ((BlockError) -> Void)? = nil) throws(BlockError) -> [SeriesHistograms] {
+        guard meta.maxTime > minTime, meta.minTime <= maxTime else { return [] }
+        var out: [SeriesHistograms] = []
+        try forEachMatching(matchers, skipUnreadable: skipUnreadable) { (ref, labels, chunks) throws(BlockError) in
+            let histograms = try histograms(ref, labels, chunks, minTime: minTime, maxTime: maxTime, skipUnreadable: skipUnreadable)
+            if !histograms.isEmpty { out.append(SeriesHistograms(labels: Labels(labels.map { Label($0.0, $0.1) }), histograms: histograms)) }
+        }
+        return out
+    }
+
     /// Series matching every matcher with their samples in [minTime, maxTime]. With
     /// `skipUnreadable`, an unreadable series entry or chunk is handed to it and left out, and the
     /// rest is returned, rather than the whole read failing.
@@ -485,13 +562,14 @@ public final class BlockReader: Sendable {
         return out
     }
 
-    /// Per matching series ref, how many of its readable samples lie inside `interval`: what a
+    /// Per matching series ref, how many of its readable samples and histograms lie inside `interval`: what a
     /// deletion would add tombstones for.
     func deletable(_ matchers: [LabelMatcher], in interval: DeletedInterval) throws(BlockError) -> [(ref: UInt32, samples: Int)] {
         guard meta.maxTime > interval.minTime, meta.minTime <= interval.maxTime else { return [] }
         var out: [(ref: UInt32, samples: Int)] = []
         try forEachMatching(matchers, skipUnreadable: nil) { (ref, labels, chunks) throws(BlockError) in
             let n = try samples(ref, labels, chunks, minTime: interval.minTime, maxTime: interval.maxTime, skipUnreadable: nil).count
+                + histograms(ref, labels, chunks, minTime: interval.minTime, maxTime: interval.maxTime, skipUnreadable: nil).count
             if n > 0 { out.append((ref, n)) }
         }
         return out

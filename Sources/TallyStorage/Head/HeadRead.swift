@@ -3,12 +3,18 @@
 /// while appends, cuts and truncation go on.
 extension Head {
     /// Copies of the chunks of series `index` that overlap [minTime, maxTime]: closed and open
-    /// in-order chunks, then late chunks, then the unsealed late buffer encoded as one more chunk.
+    /// in-order chunks, then late chunks, histogram chunks, then the unsealed late buffer encoded
+    /// as one more chunk.
     func chunkCopies(_ index: Int32, minTime: Int64, maxTime: Int64, sourceRank: Int) -> [QueriedChunk] {
         var out: [QueriedChunk] = []
         forEachChunk(index, includingOutOfOrder: true) { chunkMin, chunkMax, bytes in
             guard chunkMax >= minTime, chunkMin <= maxTime else { return }
             out.append(QueriedChunk(minTime: chunkMin, maxTime: chunkMax, bytes: OwnedChunkBytes(copying: bytes), sourceRank: sourceRank))
+        }
+        forEachHistogramChunk(index) { chunkMin, chunkMax, bytes in
+            guard chunkMax >= minTime, chunkMin <= maxTime else { return }
+            out.append(QueriedChunk(minTime: chunkMin, maxTime: chunkMax, encoding: HistogramChunk.encoding,
+                                    bytes: OwnedChunkBytes(copying: bytes), sourceRank: sourceRank))
         }
         let buffer = outOfOrderBuffer(index)
         if let first = buffer.first, let last = buffer.last, last.timestamp >= minTime, first.timestamp <= maxTime {
@@ -25,6 +31,9 @@ extension Head {
     func hasChunk(_ index: Int32, minTime: Int64, maxTime: Int64) -> Bool {
         var found = false
         forEachChunk(index, includingOutOfOrder: true) { chunkMin, chunkMax, _ in
+            if chunkMax >= minTime && chunkMin <= maxTime { found = true }
+        }
+        forEachHistogramChunk(index) { chunkMin, chunkMax, _ in
             if chunkMax >= minTime && chunkMin <= maxTime { found = true }
         }
         let buffer = outOfOrderBuffer(index)
