@@ -171,10 +171,10 @@ final class RemoteWriteV2Tests: XCTestCase {
                 h.varintField(15, UInt64(now - 60_000))
             }
         }
-        let refused = try post(histogram.bytes, tenant: "rules")
-        XCTAssertEqual(refused.status, 400)
-        XCTAssertTrue(refused.body.contains("native_histogram_unsupported=1"), refused.body)
-        XCTAssertEqual(written(refused), ["0", "0", "0"])
+        let histogramStored = try post(histogram.bytes, tenant: "rules")
+        XCTAssertEqual(histogramStored.status, 204, histogramStored.body)
+        XCTAssertEqual(written(histogramStored), ["0", "1", "0"], "the histogram is counted once durable")
+        XCTAssertTrue(try tallyDump(storage: storage, tenant: "rules").contains("{__name__=\"native\"} {count:3, sum:0, [-0,0]:3} \(now - 60_000)\n"))
 
         // A histogram that breaks a rule (custom buckets here, a bucket count beyond its count next)
         // refuses the whole request: the float series beside it is not stored either.
