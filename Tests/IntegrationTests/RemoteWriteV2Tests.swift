@@ -204,7 +204,7 @@ final class RemoteWriteV2Tests: XCTestCase {
         XCTAssertEqual(try post(histogram.bytes, tenant: "rules", contentType: "application/x-protobuf;proto=io.prometheus.write.v3.Request").status, 415)
         server.stop(SIGTERM)
         let stored = try tallyDump(storage: storage, tenant: "rules").split(separator: "\n").map(String.init)
-        XCTAssertEqual(stored.count, 2, "only the two valid series: \(stored)")
-        XCTAssertTrue(stored.allSatisfy { $0.hasPrefix("{__name__=\"kept_") }, "\(stored)")
+        XCTAssertEqual(stored.count, 3, "only the two valid series and the valid histogram: \(stored)")
+        XCTAssertTrue(stored.allSatisfy { $0.hasPrefix("{__name__=\"kept_") || $0.hasPrefix("{__name__=\"native\"} {count:3") }, "\(stored)")
     }
 }
