@@ -334,23 +334,22 @@ public final class BlockReader: Sendable {
     /// Decodes the float chunk at `ref` in time order while `body` returns true; a histogram chunk
     /// holds no floats.
     func forEachSample(inChunk ref: UInt64, _ body: (_ timestamp: Int64, _ valueBits: UInt64) -> Bool) throws(BlockError) {
-        let chunk = try chunk(ref)
-        guard chunk.encoding == XORChunk.encoding else { return }
-        var it = XORIterator(chunk.bytes)
-        while let (t, v) = it.next() {
-            if !body(t, v) { return }
-        }
-        if it.failed { throw undecodable(ref) }
+        try decode(XORIterator.self, ref, body)
     }
 
     /// Decodes the histogram chunk at `ref` in time order while `body` returns true; a float chunk
     /// holds no histograms.
     func forEachHistogram(inChunk ref: UInt64, _ body: (_ timestamp: Int64, _ histogram: IntegerHistogram) -> Bool) throws(BlockError) {
+        try decode(HistogramIterator.self, ref, body)
+    }
+
+    /// Runs `body` over the chunk at `ref` if it has `Iterator`'s encoding.
+    private func decode<Iterator: ChunkIterator>(_: Iterator.Type, _ ref: UInt64, _ body: (Iterator.Element) -> Bool) throws(BlockError) {
         let chunk = try chunk(ref)
-        guard chunk.encoding == HistogramChunk.encoding else { return }
-        var it = HistogramIterator(chunk.bytes)
-        while let (t, h) = it.next() {
-            if !body(t, h) { return }
+        guard chunk.encoding == Iterator.encoding else { return }
+        var it = Iterator(chunk.bytes)
+        while let element = it.next() {
+            if !body(element) { return }
         }
         if it.failed { throw undecodable(ref) }
     }
@@ -488,62 +487,45 @@ public final class BlockReader: Sendable {
     /// delete. A chunk that cannot be read goes to `skipUnreadable` when given, with none of its
     /// samples kept; else it fails the read.
     func samples(_ ref: UInt32, _ labels: [(String, String)], _ chunks: [ChunkMeta], minTime: Int64, maxTime: Int64,
-                         skipUnreadable: ((BlockError) -> Void)?) throws(BlockError) -> [Sample] {
-        var samples: [Sample] = []
-        for meta in chunks where meta.maxTime >= minTime && meta.minTime <= maxTime {
-            let kept = samples.count
-            do throws(BlockError) {
-                try forEachSample(inChunk: meta.ref) { t, v in
-                    if t >= minTime && t <= maxTime { samples.append(Sample(timestamp: t, valueBits: v)) }
-                    return t <= maxTime
-                }
-            } catch {
-                guard let skipUnreadable else { throw error }
-                samples.removeSubrange(kept...)
-                let series = Labels(labels.map { Label($0.0, $0.1) })
-                skipUnreadable(BlockError(block: error.block, section: error.section,
-                                          problem: error.problem + "; left out the samples of \(series) in [\(meta.minTime), \(meta.maxTime)]"))
+                 skipUnreadable: ((BlockError) -> Void)?) throws(BlockError) -> [Sample] {
+        let deleted = tombstones.intervals[ref] ?? []
+        return try read(labels, chunks, minTime: minTime, maxTime: maxTime, "samples", skipUnreadable) { (meta, out: inout [Sample]) throws(BlockError) in
+            try forEachSample(inChunk: meta.ref) { t, v in
+                if t >= minTime && t <= maxTime && !deleted.contains(where: { $0.covers(t) }) { out.append(Sample(timestamp: t, valueBits: v)) }
+                return t <= maxTime
             }
         }
-        if let deleted = tombstones.intervals[ref] {
-            samples.removeAll { s in deleted.contains { $0.covers(s.timestamp) } }
-        }
-        return samples
     }
 
-    /// Histograms of series `ref` in [minTime, maxTime] from `chunks`, without those its tombstones
-    /// delete; an unreadable chunk as in `samples`.
+    /// Histograms of series `ref` in [minTime, maxTime] from `chunks`, as `samples`.
     func histograms(_ ref: UInt32, _ labels: [(String, String)], _ chunks: [ChunkMeta], minTime: Int64, maxTime: Int64,
                     skipUnreadable: ((BlockError) -> Void)?) throws(BlockError) -> [HistogramSample] {
-        var out: [HistogramSample] = []
         let deleted = tombstones.intervals[ref] ?? []
+        return try read(labels, chunks, minTime: minTime, maxTime: maxTime, "histograms", skipUnreadable) { (meta, out: inout [HistogramSample]) throws(BlockError) in
+            try forEachHistogram(inChunk: meta.ref) { t, h in
+                if t >= minTime && t <= maxTime && !deleted.contains(where: { $0.covers(t) }) { out.append(HistogramSample(timestamp: t, histogram: h)) }
+                return t <= maxTime
+            }
+        }
+    }
+
+    /// What `decode` reads from each chunk overlapping [minTime, maxTime]; a chunk that fails goes
+    /// to `skipUnreadable`, naming the series and the chunk's range, with none of what it gave kept.
+    private func read<T>(_ labels: [(String, String)], _ chunks: [ChunkMeta], minTime: Int64, maxTime: Int64, _ what: String,
+                         _ skipUnreadable: ((BlockError) -> Void)?,
+                         _ decode: (ChunkMeta, inout [T]) throws(BlockError) -> Void) throws(BlockError) -> [T] {
+        var out: [T] = []
         for meta in chunks where meta.maxTime >= minTime && meta.minTime <= maxTime {
             let kept = out.count
             do throws(BlockError) {
-                try forEachHistogram(inChunk: meta.ref) { t, h in
-                    if t >= minTime && t <= maxTime && !deleted.contains(where: { $0.covers(t) }) {
-                        out.append(HistogramSample(timestamp: t, histogram: h))
-                    }
-                    return t <= maxTime
-                }
+                try decode(meta, &out)
             } catch {
                 guard let skipUnreadable else { throw error }
                 out.removeSubrange(kept...)
+                let series = Labels(labels.map { Label($0.0, $0.1) })
                 skipUnreadable(BlockError(block: error.block, section: error.section,
-                                          problem: error.problem + "; left out the histograms of \(Labels(labels.map { Label($0.0, $0.1) })) in [\(meta.minTime), \(meta.maxTime)]"))
+                                          problem: error.problem + "; left out the \(what) of \(series) in [\(meta.minTime), \(meta.maxTime)]"))
             }
-        }
-        return out
-    }
-
-    /// Series matching every matcher with their histograms in [minTime, maxTime], as `select`.
-    public func selectHistograms(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64,
-                                 skipUnreadable: ((BlockError) -> Void)? = nil) throws(BlockError) -> [SeriesHistograms] {
-        guard meta.maxTime > minTime, meta.minTime <= maxTime else { return [] }
-        var out: [SeriesHistograms] = []
-        try forEachMatching(matchers, skipUnreadable: skipUnreadable) { (ref, labels, chunks) throws(BlockError) in
-            let histograms = try histograms(ref, labels, chunks, minTime: minTime, maxTime: maxTime, skipUnreadable: skipUnreadable)
-            if !histograms.isEmpty { out.append(SeriesHistograms(labels: Labels(labels.map { Label($0.0, $0.1) }), histograms: histograms)) }
         }
         return out
     }
@@ -553,11 +535,27 @@ public final class BlockReader: Sendable {
     /// rest is returned, rather than the whole read failing.
     public func select(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64,
                        skipUnreadable: ((BlockError) -> Void)? = nil) throws(BlockError) -> [SeriesSamples] {
+        try selectSeries(matchers, minTime: minTime, maxTime: maxTime, skipUnreadable) { (ref, labels, chunks) throws(BlockError) in
+            try samples(ref, labels, chunks, minTime: minTime, maxTime: maxTime, skipUnreadable: skipUnreadable)
+        }.map { SeriesSamples(labels: $0.labels, samples: $0.values) }
+    }
+
+    /// Series matching every matcher with their histograms in [minTime, maxTime], as `select`.
+    public func selectHistograms(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64,
+                                 skipUnreadable: ((BlockError) -> Void)? = nil) throws(BlockError) -> [SeriesHistograms] {
+        try selectSeries(matchers, minTime: minTime, maxTime: maxTime, skipUnreadable) { (ref, labels, chunks) throws(BlockError) in
+            try histograms(ref, labels, chunks, minTime: minTime, maxTime: maxTime, skipUnreadable: skipUnreadable)
+        }.map { SeriesHistograms(labels: $0.labels, histograms: $0.values) }
+    }
+
+    /// The series matching every matcher for which `read` finds anything, in index order.
+    private func selectSeries<T>(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64, _ skipUnreadable: ((BlockError) -> Void)?,
+                                 _ read: (UInt32, [(String, String)], [ChunkMeta]) throws(BlockError) -> [T]) throws(BlockError) -> [(labels: Labels, values: [T])] {
         guard meta.maxTime > minTime, meta.minTime <= maxTime else { return [] }
-        var out: [SeriesSamples] = []
+        var out: [(labels: Labels, values: [T])] = []
         try forEachMatching(matchers, skipUnreadable: skipUnreadable) { (ref, labels, chunks) throws(BlockError) in
-            let samples = try samples(ref, labels, chunks, minTime: minTime, maxTime: maxTime, skipUnreadable: skipUnreadable)
-            if !samples.isEmpty { out.append(SeriesSamples(labels: Labels(labels.map { Label($0.0, $0.1) }), samples: samples)) }
+            let values = try read(ref, labels, chunks)
+            if !values.isEmpty { out.append((Labels(labels.map { Label($0.0, $0.1) }), values)) }
         }
         return out
     }

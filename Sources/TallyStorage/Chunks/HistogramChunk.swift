@@ -178,7 +178,9 @@ public struct HistogramChunk: Sendable {
 /// Iterates the histograms of an encoded histogram chunk (encoding 2): each as it was appended (a
 /// staleness marker keeps the previous buckets, as Prometheus' iterator does). Bounds-checked: a
 /// chunk that ends early or holds an impossible value sets `failed`.
-public struct HistogramIterator: IteratorProtocol {
+public struct HistogramIterator: IteratorProtocol, ChunkIterator {
+    static var encoding: UInt8 { HistogramChunk.encoding }
+
     private var reader: BitReader
     private let total: Int
     private var read = 0
