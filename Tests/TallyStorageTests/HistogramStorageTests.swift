@@ -56,6 +56,22 @@ final class HistogramStorageTests: XCTestCase {
         XCTAssertEqual(try appendHistograms(db, "h", [(50, malformed)]), [.malformedHistogram])
         XCTAssertEqual(try stored(db).map(\.timestamp), [10, 20, 40])
         XCTAssertEqual(try db.select([try LabelMatcher("__name__", .equal, "h")]).first?.samples.map(\.timestamp), [15, 30])
+        try assertFloatReadersSee(db, [15, 30])
+        // The same after a cut, from blocks: a histogram chunk is never read as floats.
+        XCTAssertEqual(try appendSamples(db, "h", [(4 * 3600 * 1000, 1)]), [.accepted])
+        try db.cutBlock()
+        XCTAssertFalse(db.blockMetas.isEmpty)
+        try assertFloatReadersSee(db, [15, 30, 4 * 3600 * 1000])
+        XCTAssertEqual(try stored(db).map(\.timestamp), [10, 20, 40])
+    }
+
+    /// What the querier (PromQL's and the cost engine's read) gives for series `h`: floats only.
+    private func assertFloatReadersSee(_ db: TenantDatabase, _ times: [Int64], file: StaticString = #filePath, line: UInt = #line) throws {
+        let series = try db.querier(minTime: .min, maxTime: .max).select([try LabelMatcher("__name__", .equal, "h")], minTime: .min, maxTime: .max)
+        var seen: [Int64] = []
+        var it = try XCTUnwrap(series.first, file: file, line: line).makeIterator()
+        while it.advance() { seen.append(it.timestamp) }
+        XCTAssertEqual(seen, times, file: file, line: line)
     }
 
     func testReplayCheckpointBlockCutAndReadBackEqual() throws {
@@ -91,6 +107,8 @@ final class HistogramStorageTests: XCTestCase {
         XCTAssertEqual(Set(encoded.map(\.encoding)), [HistogramChunk.encoding])
         XCTAssertEqual(encoded.map { HistogramIterator($0.bytes).header }.dropFirst(1).first, .counterReset, "the chunk after the reset says so")
         XCTAssertTrue(try stored(writer).elementsEqual(expected) { $0.timestamp == $1.timestamp && $0.histogram.isSameSample(as: $1.histogram) })
+        XCTAssertEqual(try writer.querier(minTime: .min, maxTime: .max).select([try LabelMatcher("__name__", .equal, "h")], minTime: .min, maxTime: .max).count, 0,
+                       "float readers see no histogram series")
         try writer.close()
 
         db = try TenantDatabase.open(directory: directory, tenant: "t", readOnly: true)
@@ -137,6 +155,46 @@ final class HistogramStorageTests: XCTestCase {
         XCTAssertEqual(report.parts.map(\.samples), [2])
         XCTAssertNotEqual(report.parts.first?.place, "head")
         XCTAssertEqual(try stored(db).map(\.timestamp), [0, 1000, 5000, 6000, 7000, late])
+    }
+
+    func testHostileHistogramsOnDiskAreSkippedOrNamedNeverTrusted() throws {
+        let db = try TenantDatabase.open(directory: directory, tenant: "t")
+        XCTAssertEqual(try appendHistograms(db, "h", [(1000, histogram(1))]), [.accepted])
+        try db.close()
+        // A later segment with histograms no writer makes: buckets that do not match the spans, an
+        // unknown schema, spans of 2^32-1 buckets.
+        var wrong = histogram(2), schema = histogram(2), huge = histogram(2)
+        wrong.positiveBuckets = [1]
+        schema.schema = 99
+        huge.positiveSpans = [HistogramSpan(offset: 0, length: .max)]
+        var encoder = WALRecordEncoder()
+        encoder.histogramSamples([(1, 2000, wrong), (1, 3000, schema), (1, 4000, huge), (1, 5000, histogram(5))])
+        let next = (try FileSystem.listDirectory(directory + "/wal").compactMap { Int($0) }.max() ?? -1) + 1
+        let writer = WALWriter(directory: directory + "/wal", segmentIndex: next)
+        _ = try writer.openSegment()
+        _ = try writer.log([encoder.bytes])
+        try writer.finishSegment()
+        let replayed = try TenantDatabase.open(directory: directory, tenant: "t", readOnly: true)
+        XCTAssertEqual(replayed.replay.problems, ["skipped 3 malformed WAL histograms or with timestamps beyond ±2^53 ms"])
+        XCTAssertEqual(try stored(replayed).map(\.timestamp), [1000, 5000])
+
+        // Blocks: a chunk of an encoding this reader does not know, and a histogram chunk cut short,
+        // are errors naming block and chunk file, and a dump reports them and goes on.
+        var cut = HistogramChunk()
+        cut.append(timestamp: 1, histogram(1))
+        cut.append(timestamp: 2, histogram(2))
+        let series = [BlockSeries(labels: [("__name__", "a")], chunks: [EncodedChunk(minTime: 1, maxTime: 2, bytes: cut.bytes, encoding: 3)]),
+                      BlockSeries(labels: [("__name__", "b")], chunks: [EncodedChunk(minTime: 1, maxTime: 2, bytes: Array(cut.bytes.prefix(8)),
+                                                                                       encoding: HistogramChunk.encoding)])]
+        let meta = try BlockWriter.write(series: series, minTime: 1, maxTime: 3, into: directory, tenant: "t")
+        let block = try BlockReader(directory: directory + "/" + meta.ulid)
+        var errors: [String] = []
+        let read = try block.selectHistograms([try LabelMatcher("__name__", .regex, ".+")], minTime: .min, maxTime: .max) { errors.append("\($0)") }
+        XCTAssertTrue(read.isEmpty)
+        XCTAssertEqual(errors.count, 2, "\(errors)")
+        XCTAssertTrue(errors[0].contains("block \(meta.ulid): chunks/000001: chunk encoding 3") && errors[0].contains("neither XOR (1) nor histogram (2)"), errors[0])
+        XCTAssertTrue(errors[1].contains("chunks/000001: undecodable chunk") && errors[1].contains("left out the histograms of {__name__=\"b\"}"), errors[1])
+        XCTAssertThrowsError(try block.select([try LabelMatcher("__name__", .equal, "a")], minTime: .min, maxTime: .max))
     }
 
     func testPromtoolText() {

@@ -15,13 +15,11 @@ final class OwnedChunkBytes: @unchecked Sendable {
     deinit { buffer.deallocate() }
 }
 
-/// One chunk of a series as a querier holds it: mapped from a block (kept alive by the block
-/// reader) or copied from the head, with its encoding (XOR or histogram) and the intervals its
-/// block's tombstones delete.
+/// One XOR chunk of a series as a querier holds it: mapped from a block (kept alive by the block
+/// reader) or copied from the head, with the intervals its block's tombstones delete.
 struct QueriedChunk: @unchecked Sendable {
     let minTime: Int64
     let maxTime: Int64
-    let encoding: UInt8
     let bytes: UnsafeBufferPointer<UInt8>
     /// What keeps `bytes` valid: the block reader or the owned copy.
     let owner: AnyObject
@@ -30,21 +28,19 @@ struct QueriedChunk: @unchecked Sendable {
     /// timestamp, the lower rank's sample is the one read.
     let sourceRank: Int
 
-    init(minTime: Int64, maxTime: Int64, encoding: UInt8 = XORChunk.encoding, bytes: OwnedChunkBytes, sourceRank: Int) {
+    init(minTime: Int64, maxTime: Int64, bytes: OwnedChunkBytes, sourceRank: Int) {
         self.minTime = minTime
         self.maxTime = maxTime
-        self.encoding = encoding
         self.bytes = UnsafeBufferPointer(bytes.buffer)
         owner = bytes
         deleted = []
         self.sourceRank = sourceRank
     }
 
-    init(minTime: Int64, maxTime: Int64, mapped: BlockChunk, block: BlockReader, deleted: [DeletedInterval], sourceRank: Int) {
+    init(minTime: Int64, maxTime: Int64, mapped: UnsafeBufferPointer<UInt8>, block: BlockReader, deleted: [DeletedInterval], sourceRank: Int) {
         self.minTime = minTime
         self.maxTime = maxTime
-        encoding = mapped.encoding
-        bytes = mapped.bytes
+        bytes = mapped
         owner = block
         self.deleted = deleted
         self.sourceRank = sourceRank
@@ -52,41 +48,20 @@ struct QueriedChunk: @unchecked Sendable {
 }
 
 /// A series a querier selected: its labels and its chunks in the selected range, decoded only as
-/// an iterator walks them. Float chunks and histogram chunks are kept apart: float readers (the
-/// PromQL engine, the cost engine) see only floats, and histograms are read on their own.
+/// an iterator walks them.
 public struct QueriedSeries: Sendable {
     public let labels: Labels
     let chunks: [QueriedChunk]
-    let histogramChunks: [QueriedChunk]
 
     init(labels: Labels, chunks: [QueriedChunk]) {
         self.labels = labels
-        let sorted = chunks.sorted { ($0.minTime, $0.sourceRank) < ($1.minTime, $1.sourceRank) }
-        self.chunks = sorted.filter { $0.encoding == XORChunk.encoding }
-        histogramChunks = sorted.filter { $0.encoding == HistogramChunk.encoding }
+        self.chunks = chunks.sorted { ($0.minTime, $0.sourceRank) < ($1.minTime, $1.sourceRank) }
     }
 
     public func makeIterator() -> SeriesIterator { SeriesIterator(chunks) }
 
-    /// Float samples in its chunks, from their headers (a sample in two overlapping chunks counts twice).
+    /// Samples in its chunks, from their headers (a sample in two overlapping chunks counts twice).
     public var sampleCount: Int { chunks.reduce(0) { $0 + XORChunk.sampleCount($1.bytes) } }
-
-    /// Whether it holds native histograms in the range.
-    public var hasHistograms: Bool { !histogramChunks.isEmpty }
-
-    /// Its native histograms in [minTime, maxTime], in time order, each time once (from the first
-    /// source, as floats), without deleted ones. A chunk that does not decode gives what it held
-    /// before the fault.
-    public func histograms(minTime: Int64 = .min, maxTime: Int64 = .max) -> [HistogramSample] {
-        var out: [HistogramSample] = []
-        for chunk in histogramChunks where chunk.maxTime >= minTime && chunk.minTime <= maxTime {
-            var it = HistogramIterator(chunk.bytes)
-            while let (t, h) = it.next(), t <= maxTime {
-                if t >= minTime && !chunk.deleted.contains(where: { $0.covers(t) }) { out.append(HistogramSample(timestamp: t, histogram: h)) }
-            }
-        }
-        return SeriesMerger.sortedUnique(out)
-    }
 }
 
 /// Walks a series' samples in time order, each timestamp once, without deleted samples. Chunks
