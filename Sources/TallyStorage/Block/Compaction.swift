@@ -116,7 +116,12 @@ enum BlockCompactor {
                                      compaction: compaction, ulid: nil)
         do {
             var cursors = try ordered.map { try SeriesCursor($0) }
+            var merged = 0
             while let labels = cursors.compactMap(\.current?.labels).min(by: Labels.pairsPrecede) {
+                // The parents are read once, front to back: what is behind is let go, so the
+                // resident set follows the series count, not the parents' size.
+                merged += 1
+                if merged % 16_384 == 0 { for parent in ordered { parent.releaseResidentPages() } }
                 var parts: [SeriesPart] = []
                 for k in cursors.indices {
                     guard let current = cursors[k].current, Labels.pairsEqual(current.labels, labels) else { continue }
