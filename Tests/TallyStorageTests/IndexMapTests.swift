@@ -60,16 +60,16 @@ final class IndexMapTests: XCTestCase {
         for _ in 0..<20_000 {
             let key = Bool.random(using: &random) || keys.isEmpty ? UInt64.random(in: 0...UInt64.max, using: &random) : keys.randomElement(using: &random)!
             if let known = model[key] {
-                XCTAssertEqual(lookup(key), known)
+                XCTAssertEqual(lookup(key), known, "key \(key)")
             } else {
-                XCTAssertNil(lookup(key))
+                XCTAssertNil(lookup(key), "key \(key) is new")
                 map.add(key, Int32(keys.count))
                 model[key] = Int32(keys.count)
                 keys.append(key)
             }
         }
         XCTAssertEqual(map.count, model.count)
-        XCTAssertTrue(model.allSatisfy { lookup($0.key) == $0.value })
+        XCTAssertEqual(model.filter { lookup($0.key) != $0.value }.count, 0, "keys read wrong")
         for _ in 0..<1000 {
             let key = UInt64.random(in: 0...UInt64.max, using: &random)
             if model[key] == nil { XCTAssertNil(lookup(key), "key \(key) was never added") }
