@@ -58,7 +58,11 @@ final class CompactionTests: XCTestCase {
         let before = try StoredCopies.read(pristine + "/acme")
         let samples = before.values
         assertStoredOnce(before, acknowledged: samples, sent: samples, "the store before compaction")
-        for point in ["block-chunks-written", "block-before-rename", "compaction-child-renamed", "compaction-parent-removed", "compaction-parents-removed"] {
+        // Every failpoint of the streaming block writer, in the order it reaches them, then the
+        // compaction's own steps after the child is in place.
+        let points = ["block-symbols-written", "block-first-series-written", "block-chunks-written", "block-index-written",
+                      "block-before-rename", "compaction-child-renamed", "compaction-parent-removed", "compaction-parents-removed"]
+        for point in points {
             let storage = root + "/" + point
             try FileManager.default.copyItem(atPath: pristine, toPath: storage)
             assertDiedAtFailpoint(point, try runTally(atFailpoint: point, ["compact", "--storage", storage, "--tenant", "acme"]))

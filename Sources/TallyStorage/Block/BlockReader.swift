@@ -22,6 +22,14 @@ final class MappedFile: @unchecked Sendable {
     }
 
     deinit { if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) } }
+
+    /// Takes the pages read so far out of this process' resident set. The mapping is shared and
+    /// read-only, so nothing is lost: the next read faults the page back in from the page cache.
+    /// Without this, a pass over a large block (the checks on open, a compaction) leaves all of it
+    /// counted in the process' memory for as long as the block is open.
+    func releaseResidentPages() {
+        if let base = bytes.baseAddress { madvise(UnsafeMutableRawPointer(mutating: base), bytes.count, MADV_DONTNEED) }
+    }
 }
 
 /// The bytes of a WAL segment being replayed. A writer maps the file: no copy and no freshly
@@ -151,13 +159,21 @@ public final class BlockReader: Sendable {
     /// Bytes of the index and chunk files, the whole of a block but for its few-KiB meta.json and tombstones.
     public var mappedBytes: Int { segments.reduce(index.bytes.count) { $0 + $1.bytes.count } }
 
+    /// Takes the index and chunk pages read so far out of the resident set (see `MappedFile`).
+    func releaseResidentPages() {
+        index.releaseResidentPages()
+        for segment in segments { segment.releaseResidentPages() }
+    }
+
     /// Six u64 section offsets and their CRC32C, at the end of the index.
     static let tocSize = 52
 
     /// The files a deletion rewrites inside a finished block (each through `<name>.tmp`).
     static let replacedFiles = ["meta.json", "tombstones"]
 
-    public init(directory: String) throws {
+    /// Opens the block in `directory`. With `neighbour`, a block of the same tenant already open,
+    /// symbols both hold are shared with it rather than copied (see `SymbolSharing`).
+    public init(directory: String, sharingSymbolsWith neighbour: BlockReader? = nil) throws {
         self.directory = directory
         let name = String(directory.split(separator: "/").last ?? "")
         func fail(_ section: String, _ problem: String) -> BlockError { BlockError(block: name, section: section, problem: problem) }
@@ -194,22 +210,43 @@ public final class BlockReader: Sendable {
         // Each symbol takes at least its length byte, so a larger count is corrupt (and must not size an allocation).
         guard let count = c.u32(), UInt64(count) <= UInt64(c.end - c.position) else { throw fail("index symbols", "symbol count past the section's end") }
         var symbols: [String] = []
+        var symbolHashes: [UInt64] = []
         symbols.reserveCapacity(Int(count))
+        symbolHashes.reserveCapacity(Int(count))
+        var fromNeighbour = SymbolSharing(neighbour?.symbols ?? [], hashes: neighbour?.symbolHashes ?? [])
         for _ in 0..<count {
-            guard let s = c.string() else { throw fail("index symbols", "truncated") }
-            symbols.append(s)
+            guard let length = c.uvarint(), let range = c.take(length) else { throw fail("index symbols", "truncated") }
+            let bytes = UnsafeRawBufferPointer(rebasing: b[range])
+            if let (shared, hash) = fromNeighbour.match(bytes) {
+                symbols.append(shared)
+                symbolHashes.append(hash)
+            } else {
+                let symbol = String(decoding: bytes, as: UTF8.self)
+                symbols.append(symbol)
+                symbolHashes.append(LabelHasher.hash(of: symbol))
+            }
         }
         self.symbols = symbols
-        symbolHashes = symbols.map(LabelHasher.hash(of:))
+        self.symbolHashes = symbolHashes
 
         let tableRange = try section(offsets[5], "index postings offset table")
         c = ByteCursor(b, from: tableRange.lowerBound, to: tableRange.upperBound)
         guard let entries = c.u32() else { throw fail("index postings offset table", "truncated") }
         var table: [String: [(value: String, offset: Int)]] = [:]
+        // Each name's values ascend, and each is a symbol: the table shares the symbols' strings.
+        var fromSymbols = SymbolSharing(symbols, hashes: symbolHashes)
+        var currentName = ""
         for _ in 0..<entries {
-            guard c.uvarint() == 2, let n = c.string(), let v = c.string(), let offset = c.uvarint() else {
+            guard c.uvarint() == 2, let n = c.string(), let valueLength = c.uvarint(), let valueRange = c.take(valueLength),
+                  let offset = c.uvarint() else {
                 throw fail("index postings offset table", "malformed entry")
             }
+            let valueBytes = UnsafeRawBufferPointer(rebasing: b[valueRange])
+            if n != currentName {
+                currentName = n
+                fromSymbols.seek(valueBytes)
+            }
+            let v = fromSymbols.match(valueBytes)?.string ?? String(decoding: valueBytes, as: UTF8.self)
             guard let start = Int(exactly: offset), start <= tocStart else {
                 throw fail("index postings offset table", "postings of \(n)=\(GoFormat.quote(v)) at offset \(offset), past the end")
             }
@@ -246,6 +283,8 @@ public final class BlockReader: Sendable {
             }
             return m
         }
+        // The checks above read the whole index.
+        index.releaseResidentPages()
     }
 
     private init(_ other: BlockReader, meta: BlockMeta, tombstones: Tombstones) {

@@ -60,6 +60,7 @@ final class BlockStream {
         }
         try BlockWriter.writeSection(section, to: index)
         toc[1] = UInt64(index.position)
+        Failpoint.hit("block-symbols-written")
     }
 
     /// Adds a series after every series added before it in label order, with its chunks in time
@@ -111,6 +112,7 @@ final class BlockStream {
         try index.write(length)
         try index.write(entry)
         try index.writeBigEndian(CRC32C.checksum(entry))
+        if all.count == 1 { Failpoint.hit("block-first-series-written") }
     }
 
     /// Writes one chunk; returns its ref (segment index << 32 | offset).
@@ -147,6 +149,7 @@ final class BlockStream {
         try FileSystem.syncDirectory(temporary + "/chunks")
         Failpoint.hit("block-chunks-written")
         try writePostings()
+        Failpoint.hit("block-index-written")
         try FileSystem.writeFile(temporary + "/tombstones", BlockWriter.tombstonesMagic + [1, 0, 0, 0, 0])
         let meta = BlockMeta(
             ulid: name, minTime: minTime, maxTime: maxTime, stats: stats, compaction: compaction, version: 1,

@@ -48,14 +48,16 @@ public enum CompactionPlanner {
 
         guard let newest = sorted.map(\.maxTime).max() else { return [] }
         for range in ranges.dropFirst() where range > 0 {
+            // Keyed by the window's start; a window whose bounds do not fit in Int64 holds no block.
             var windows: [Int64: [BlockMeta]] = [:]
             for meta in sorted {
-                let window = floorDivide(meta.minTime, range)
-                if meta.maxTime <= (window + 1) * range { windows[window, default: []].append(meta) }
+                guard let bounds = window(of: meta.minTime, range), meta.maxTime <= bounds.end else { continue }
+                windows[bounds.start, default: []].append(meta)
             }
-            let groups = windows.sorted { $0.key < $1.key }.compactMap { window, members -> CompactionGroup? in
-                guard members.count > 1, (window + 1) * range <= newest else { return nil }
-                return CompactionGroup(reason: .levelUp, parents: members, minTime: window * range, maxTime: (window + 1) * range)
+            let groups = windows.sorted { $0.key < $1.key }.compactMap { start, members -> CompactionGroup? in
+                let end = start + range
+                guard members.count > 1, end <= newest else { return nil }
+                return CompactionGroup(reason: .levelUp, parents: members, minTime: start, maxTime: end)
             }
             if !groups.isEmpty { return groups }
         }
@@ -97,6 +99,14 @@ public enum CompactionPlanner {
     }
 
     static func floorDivide(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : (a + 1) / b - 1 }
+
+    /// The aligned window of `range` (> 0) holding `time`, as [start, end); nil when either bound is
+    /// beyond Int64 (times near its ends, which a meta.json read from disk cannot hold).
+    static func window(of time: Int64, _ range: Int64) -> (start: Int64, end: Int64)? {
+        let (start, startOverflows) = floorDivide(time, range).multipliedReportingOverflow(by: range)
+        let (end, endOverflows) = start.addingReportingOverflow(range)
+        return startOverflows || endOverflows ? nil : (start, end)
+    }
 }
 
 /// Reads parent blocks and writes their union as one block, a series at a time.
@@ -117,7 +127,12 @@ enum BlockCompactor {
                                      compaction: compaction, ulid: nil)
         do {
             var cursors = try ordered.map { try SeriesCursor($0) }
+            var merged = 0
             while let labels = cursors.compactMap(\.current?.labels).min(by: Labels.pairsPrecede) {
+                // The parents are read once, front to back: what is behind is let go, so the
+                // resident set follows the series count, not the parents' size.
+                merged += 1
+                if merged % 16_384 == 0 { for parent in ordered { parent.releaseResidentPages() } }
                 var parts: [SeriesPart] = []
                 for k in cursors.indices {
                     guard let current = cursors[k].current, Labels.pairsEqual(current.labels, labels) else { continue }
@@ -204,6 +219,11 @@ enum BlockCompactor {
 public enum RetentionPolicy {
     public static func expired(_ metas: [BlockMeta], keep: Int64) -> [BlockMeta] {
         guard let newest = metas.map(\.maxTime).max() else { return [] }
-        return metas.filter { $0.maxTime <= newest - keep }.sorted { $0.minTime < $1.minTime }
+        // newest - maxTime >= keep, as Prometheus compares, not maxTime <= newest - keep, which
+        // overflows for a huge keep; an age past Int64.max is over any keep.
+        return metas.filter {
+            let (age, overflow) = newest.subtractingReportingOverflow($0.maxTime)
+            return overflow || age >= keep
+        }.sorted { $0.minTime < $1.minTime }
     }
 }

@@ -151,12 +151,18 @@ public enum SelectorParser {
     /// octal digits, `\xHH`, `\uHHHH` and `\UHHHHHHHH`. Octal and `\x` give bytes, which must add
     /// up to UTF-8. Any other escape is refused, as Prometheus refuses it, rather than read as the
     /// bare character: `"a\.b"` would silently become the regex `a.b`. These are also the escapes
-    /// `LabelMatcher.description` prints, so a printed selector parses back to itself.
+    /// `LabelMatcher.description` prints, so a printed selector parses back to itself. Or a raw
+    /// string in backquotes, as PromQL reads it: no escapes, up to the next backquote.
     private static func quoted(_ chars: [Unicode.Scalar], _ i: inout Int) throws(SelectorError) -> String {
-        guard i < chars.count, chars[i] == "\"" || chars[i] == "'" else { throw .syntax("expected a quoted string", at: i) }
+        guard i < chars.count, chars[i] == "\"" || chars[i] == "'" || chars[i] == "`" else { throw .syntax("expected a quoted string", at: i) }
         let quote = chars[i]
         let start = i
         i += 1
+        if quote == "`" {
+            guard let end = chars[i...].firstIndex(of: quote) else { throw .syntax("unterminated raw string", at: chars.count) }
+            defer { i = end + 1 }
+            return String(String.UnicodeScalarView(chars[i..<end]))
+        }
         var out: [UInt8] = []
         func append(_ scalar: Unicode.Scalar) { out.append(contentsOf: String(scalar).utf8) }
         /// The next `count` characters as one number in `radix`.

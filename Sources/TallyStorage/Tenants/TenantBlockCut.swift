@@ -83,7 +83,8 @@ extension TenantDatabase {
                                                  compaction: .init(level: 1, sources: [], hints: ["from-out-of-order"])))
         }
         Failpoint.hit("block-renamed-before-head-drop")
-        let readers = try written.map { try BlockReader(directory: directory + "/" + $0.ulid) }
+        let newest = lock.withLock { _ in blocks.last }
+        let readers = try written.map { try BlockReader(directory: directory + "/" + $0.ulid, sharingSymbolsWith: newest) }
         let (checkpoint, snapshot) = try lock.withLock { (_) throws -> (Int, [Head.CheckpointSeries]) in
             // The checkpoint replaces the segments up to the active one, so that one must exist, even
             // empty: Prometheus reads the segments as a sequence without gaps. Opened before the head

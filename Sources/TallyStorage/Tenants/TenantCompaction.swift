@@ -53,7 +53,7 @@ extension TenantDatabase {
                                               compaction: BlockCompactor.childCompaction(group.parents))
         if let meta {
             Failpoint.hit("compaction-child-renamed")
-            children = [try BlockReader(directory: directory + "/" + meta.ulid)]
+            children = [try BlockReader(directory: directory + "/" + meta.ulid, sharingSymbolsWith: parents.last)]
         }
         lock.withLock { _ in
             blocks = (blocks.filter { !wanted.contains($0.ulid) } + children).inBlockOrder

@@ -114,11 +114,12 @@ public final class TenantDatabase: @unchecked Sendable {
     /// Opens every block directory (a strict ULID name); in write mode first removes `.tmp`
     /// leftovers of interrupted block writes, and of the files a deletion replaces inside a block.
     /// An unreadable block is reported and left on disk.
-    private static func openBlocks(_ directory: String, readOnly: Bool, skipping known: Set<String> = [],
+    /// `neighbour`, a block already open, shares its symbols with the first one opened.
+    private static func openBlocks(_ directory: String, readOnly: Bool, skipping known: Set<String> = [], neighbour: BlockReader? = nil,
                                    _ report: inout ReplayReport) throws(StorageIOError) -> [BlockReader] {
         guard FileSystem.isDirectory(directory) else { return [] }
         var blocks: [BlockReader] = []
-        for name in try FileSystem.listDirectory(directory) {
+        for name in try FileSystem.listDirectory(directory).sorted() {
             if name.hasSuffix(".tmp"), ULID(String(name.dropLast(4))) != nil {
                 if !readOnly {
                     try FileSystem.removeTree(directory + "/" + name)
@@ -134,7 +135,8 @@ public final class TenantDatabase: @unchecked Sendable {
                 }
             }
             do {
-                blocks.append(try BlockReader(directory: directory + "/" + name))
+                // Names list in ULID order, so neighbours are mostly of the same time and series.
+                blocks.append(try BlockReader(directory: directory + "/" + name, sharingSymbolsWith: blocks.last ?? neighbour))
             } catch {
                 report.problems.append("block \(name) not loaded: \(error)")
                 report.unloadedBlocks.append(name)
@@ -160,9 +162,9 @@ public final class TenantDatabase: @unchecked Sendable {
     }
 
     private func loadNewBlocksNow() -> [String] {
-        let known = Set(lock.withLock { _ in blocks.map(\.ulid) })
+        let (known, newest) = lock.withLock { _ in (Set(blocks.map(\.ulid)), blocks.last) }
         var report = ReplayReport()
-        guard let fresh = try? Self.openBlocks(directory, readOnly: true, skipping: known, &report) else { return [] }
+        guard let fresh = try? Self.openBlocks(directory, readOnly: true, skipping: known, neighbour: newest, &report) else { return [] }
         for problem in report.problems { options.report(StorageEvent("block scan problem", ["tenant": tenant, "problem": problem], isProblem: true)) }
         guard !fresh.isEmpty else { return [] }
         lock.withLock { _ in
