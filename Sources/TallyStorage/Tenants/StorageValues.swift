@@ -212,24 +212,16 @@ public struct SeriesSamples: Sendable {
     }
 }
 
-/// A native histogram and its time, copied out of storage.
+/// A native histogram and its time, copied out of storage (made only by storage).
 public struct HistogramSample: Sendable, Equatable {
     public let timestamp: Int64
     public let histogram: IntegerHistogram
-    public init(timestamp: Int64, histogram: IntegerHistogram) {
-        self.timestamp = timestamp
-        self.histogram = histogram
-    }
 }
 
-/// Histograms of one series, copied out of storage for a caller.
+/// Histograms of one series, copied out of storage for a caller (made only by storage).
 public struct SeriesHistograms: Sendable {
     public let labels: Labels
     public let histograms: [HistogramSample]
-    public init(labels: Labels, histograms: [HistogramSample]) {
-        self.labels = labels
-        self.histograms = histograms
-    }
 }
 
 /// One series' stored sample count and time span.
