@@ -68,6 +68,14 @@ final class NativeHistogramTests: XCTestCase {
         XCTAssertEqual(tally.process.terminationStatus, 0, tally.log)
         XCTAssertEqual(try tallyDump(storage: storage, tenant: "h", match: match).split(separator: "\n").map(String.init), expected)
 
+        // Every block verifies (chunks decode, counts match meta.json); a compaction (the one-minute
+        // blocks merged where the planner merges them) keeps every histogram.
+        for command in [["blocks", "verify"], ["compact"], ["blocks", "verify"]] {
+            let run = try runCommand(Binaries.tally, command + ["--storage", storage, "--tenant", "h"])
+            XCTAssertEqual(run.status, 0, "\(command): \(run.stdout) \(run.stderr)")
+        }
+        XCTAssertEqual(try tallyDump(storage: storage, tenant: "h", match: match).split(separator: "\n").map(String.init), expected)
+
         // promtool 2.42 reads every block and the WAL without an error (its dump prints floats only,
         // stopping a series at its first histogram, so the histogram series prints nothing).
         let copy = root + "/promtool-copy"
