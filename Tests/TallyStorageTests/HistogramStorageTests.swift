@@ -51,10 +51,15 @@ final class HistogramStorageTests: XCTestCase {
         // A time the series holds as a histogram takes no float, and the reverse.
         XCTAssertEqual(try appendSamples(db, "h", [(20, 1), (15, 1), (30, 1)]), [.conflict, .accepted, .accepted])
         XCTAssertEqual(try appendHistograms(db, "h", [(30, histogram(3)), (25, histogram(3)), (40, histogram(3))]), [.conflict, .outOfOrder, .accepted])
+        // A staleness marker, resent once it is no longer the newest: the same marker, whatever it carries.
+        var stale = IntegerHistogram()
+        stale.sumBits = HistogramChunk.staleNaNBits
+        XCTAssertEqual(try appendHistograms(db, "h", [(45, stale), (46, histogram(4)), (45, stale), (45, histogram(4))]),
+                       [.accepted, .accepted, .duplicate, .conflict])
         var malformed = histogram(1)
         malformed.positiveBuckets.removeLast()
         XCTAssertEqual(try appendHistograms(db, "h", [(50, malformed)]), [.malformedHistogram])
-        XCTAssertEqual(try stored(db).map(\.timestamp), [10, 20, 40])
+        XCTAssertEqual(try stored(db).map(\.timestamp), [10, 20, 40, 45, 46])
         XCTAssertEqual(try db.select([try LabelMatcher("__name__", .equal, "h")]).first?.samples.map(\.timestamp), [15, 30])
         try assertFloatReadersSee(db, [15, 30])
         // The same after a cut, from blocks: a histogram chunk is never read as floats.
@@ -62,7 +67,7 @@ final class HistogramStorageTests: XCTestCase {
         try db.cutBlock()
         XCTAssertFalse(db.blockMetas.isEmpty)
         try assertFloatReadersSee(db, [15, 30, 4 * 3600 * 1000])
-        XCTAssertEqual(try stored(db).map(\.timestamp), [10, 20, 40])
+        XCTAssertEqual(try stored(db).map(\.timestamp), [10, 20, 40, 45, 46])
     }
 
     /// What the querier (PromQL's and the cost engine's read) gives for series `h`: floats only.

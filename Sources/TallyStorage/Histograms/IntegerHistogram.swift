@@ -32,9 +32,12 @@ public struct IntegerHistogram: Sendable, Equatable {
 
 extension IntegerHistogram {
     /// The same sample as `other`, as Prometheus' `Histogram.Equals` decides a resend: every field
-    /// but the reset hint, the sum by its bits.
+    /// but the reset hint, the sum by its bits. Two staleness markers are the same whatever else
+    /// they carry (a chunk gives one back with the buckets before it).
     public func isSameSample(as other: IntegerHistogram) -> Bool {
-        schema == other.schema && zeroThresholdBits == other.zeroThresholdBits && zeroCount == other.zeroCount
+        let stale = HistogramChunk.staleNaNBits
+        if sumBits == stale || other.sumBits == stale { return sumBits == other.sumBits }
+        return schema == other.schema && zeroThresholdBits == other.zeroThresholdBits && zeroCount == other.zeroCount
             && count == other.count && sumBits == other.sumBits && positiveSpans == other.positiveSpans
             && negativeSpans == other.negativeSpans && positiveBuckets == other.positiveBuckets
             && negativeBuckets == other.negativeBuckets
