@@ -54,8 +54,9 @@ extension TenantDatabase {
 
     /// A Series record for the batch's series the WAL does not hold yet, then one Samples record for
     /// the floats and one HistogramSamples record for the histograms (each only if there are any).
-    /// Replay applies the floats before the histograms, and the head's rules make that safe: an
-    /// in-order float of a batch is newer than every histogram before it, and the reverse.
+    /// Replay applies the floats before the histograms, each by the rules the head applies here, so
+    /// nothing is lost; a series that switches kind inside one request may come back with its float
+    /// and histogram chunks overlapping in time, which reads keep apart.
     private func encodeRecords(_ pending: [AppendBatch.Pending], histograms: [IntegerHistogram]) -> (records: [[UInt8]], newSeries: [Int32]) {
         var newSeries: [Int32] = []
         var seen = Set<Int32>()
