@@ -126,6 +126,14 @@ final class SelectorParserTableTests: XCTestCase {
             (#"{a=~"("}"#, "invalid regex"),
             (#"{a!~"a)"}"#, "invalid regex"),
             (#"{a=~"[z-a]"}"#, "invalid regex"),
+            // As Prometheus 2.42 refuses them: only space, tab, CR and LF separate; a quoted string
+            // stays on one line; the metric name is given once.
+            ("m\u{A0}{a=\"b\"}", "unexpected text at offset 1"),
+            ("{\u{2003}a=\"b\"}", "expected a label name at offset 1"),
+            ("{a=\"b\nc\"}", "newline in a quoted string at offset 5"),
+            ("{a='b\nc'}", "newline in a quoted string"),
+            (#"m{__name__="m"}"#, "metric name must not be set twice at offset 2"),
+            (#"m{a="b",__name__=~"m|n"}"#, "metric name must not be set twice at offset 8"),
         ]
         for row in rows {
             XCTAssertThrowsError(try SelectorParser.parse(row.text), row.text) { error in

@@ -102,7 +102,8 @@ public enum SelectorParser {
         let chars = Array(text.unicodeScalars)
         var i = 0
         var matchers: [LabelMatcher] = []
-        func skipSpace() { while i < chars.count && chars[i].properties.isWhitespace { i += 1 } }
+        // PromQL's lexer skips these four only: a no-break space is not a separator.
+        func skipSpace() { while i < chars.count && [" ", "\t", "\n", "\r"].contains(chars[i]) { i += 1 } }
         func identifier(allowColon: Bool) -> String {
             var out = ""
             while i < chars.count {
@@ -123,8 +124,10 @@ public enum SelectorParser {
             while true {
                 skipSpace()
                 if i < chars.count && chars[i] == "}" { i += 1; break }
+                let nameAt = i
                 let name = identifier(allowColon: false)
                 if name.isEmpty { throw .syntax("expected a label name", at: i) }
+                if name == "__name__" && !metric.isEmpty { throw .syntax("metric name must not be set twice", at: nameAt) }
                 skipSpace()
                 var op = ""
                 while i < chars.count && "=!~".unicodeScalars.contains(chars[i]) && op.count < 2 {
@@ -178,6 +181,8 @@ public enum SelectorParser {
             return value
         }
         while i < chars.count && chars[i] != quote {
+            // As in PromQL, only a raw string may span lines.
+            if chars[i] == "\n" { throw .syntax("newline in a quoted string", at: i) }
             guard chars[i] == "\\" else {
                 append(chars[i])
                 i += 1
