@@ -10,7 +10,7 @@ final class LinearRegexTests: XCTestCase {
     /// matches are common), compared with Swift's `Regex` anchored as Prometheus anchors.
     func testAnswersAsABacktrackingEngineOnCommonSyntax() throws {
         let patterns = ["", "a", "a.*b", "(foo|bar)+", "[a-c]{2,3}x?", #"\d+\.\d*"#, "(?i)ab", "(?i:A)b", "a|", "[^a-c]+", #"\w+-\d"#, "x{0}",
-                        "(a|b)*c", ".*", "a?b?c?", "(ab){1,2}", "[[:alpha:]]+", #"[\d_]+"#, #"\Qa.b\E"#, "a+?b", #"\bab"#, "(?s)a.b",
+                        "(a|b)*c", ".*", "a?b?c?", "(ab){1,2}", "[[:alpha:]]+", "[[:^alpha:]x]+", #"[\d_]+"#, #"\Qa.b\E"#, "a+?b", #"\bab"#, "(?s)a.b",
                         "a.b", "(a|ab)(c|bcd)", "[a-]+", #"\x61+"#, #"\x{62}"#, "(?:a|b|)+", "^ab$", "a$", "((a)|b)+", "[ab][^ab]"]
         var random = SeededGenerator(test: "LinearRegexTests", fixedSeed: 7)
         let alphabet = Array("abcx-_1.\n A")
@@ -58,5 +58,24 @@ final class LinearRegexTests: XCTestCase {
             XCTAssertFalse(matcher.predicate()(value), pattern)
         }
         XCTAssertTrue(try LabelMatcher("pod", .notRegex, "(a|a)*b").predicate()(value))
+    }
+
+    /// The backtracking fallback takes named Unicode classes only. Whatever else the linear-time
+    /// matcher does not read is refused as RE2 refuses it, so no regex a client sends reaches a
+    /// backtracking engine with a repetition to explode: `(a|aa){1001}` once went there and took
+    /// exponential time on a long run of `a`.
+    func testOnlyNamedUnicodeClassesFallBackAndTheRestIsRefused() throws {
+        // RE2 reads all of these; the linear-time matcher must too.
+        for pattern in ["(?P<pod>a+)", "(?:a)", "(?m)^a$", "(?U)a+", "[[:^alpha:]]", #"\pN+"#, #"\Aa\z"#, #"a\Bb"#, "[a-z&&[^x]]?",
+                        #"[\p{Lu}\d]"#, "(a){1000}", "x{2,}", "(?i)ÄB"] {
+            XCTAssertNotNil(LinearRegex(pattern), pattern)
+        }
+        XCTAssertTrue(try LabelMatcher("pod", .regex, #"\p{Greek}+"#).predicate()("αβγ"), "a named class goes to the fallback")
+        for pattern in ["(a|aa){1001}b", "((a|aa){100}){100}b", "(a|aa)++b", "(?=a)(a|aa)*b", #"(a|aa)*\1"#] {
+            XCTAssertThrowsError(try LabelMatcher("pod", .regex, pattern), pattern) { error in
+                XCTAssertTrue("\(error)".contains("invalid regex"), "\(error)")
+            }
+            XCTAssertThrowsError(try LabelMatcher("pod", .notRegex, pattern), pattern)
+        }
     }
 }

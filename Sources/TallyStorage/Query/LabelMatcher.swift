@@ -9,8 +9,8 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
     /// A regex that is only an alternation of plain strings (`a|b|c`), as a set: matched without a
     /// regex engine, and looked up in postings value by value (Prometheus' set matches).
     private let literals: Set<String>?
-    /// The regex as a linear-time automaton; nil for syntax it does not know, which falls back to
-    /// Swift's backtracking `Regex`.
+    /// The regex as a linear-time automaton; nil only for a named Unicode class it does not know
+    /// (`\p{Greek}`), which falls back to Swift's backtracking `Regex`.
     private let linear: LinearRegex?
 
     public init(_ name: String, _ kind: Kind, _ value: String) throws(SelectorError) {
@@ -18,10 +18,10 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
         self.kind = kind
         self.value = value
         if kind == .regex || kind == .notRegex {
-            pattern = try AnchoredPattern(value)
             let metacharacters = Set("\\.+*?()[]{}^$")
             literals = value.contains(where: metacharacters.contains) ? nil : Set(value.split(separator: "|", omittingEmptySubsequences: false).map(String.init))
             linear = literals == nil ? LinearRegex(value) : nil
+            pattern = literals == nil && linear == nil ? try AnchoredPattern(value) : nil
         } else {
             pattern = nil
             literals = nil
@@ -41,7 +41,7 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
 
     /// Whether matching takes time linear in the value: every `=` and `!=`, and each regex in the
     /// RE2 syntax the linear-time matcher reads (all but lookarounds, back-references and the like).
-    public var isLinearTime: Bool { pattern == nil || literals != nil || linear != nil }
+    public var isLinearTime: Bool { pattern == nil }
 
     /// A predicate with the regex compiled once, for matching many series.
     public func predicate() -> (String) -> Bool {
@@ -66,15 +66,21 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
     public var description: String { name + kind.rawValue + GoFormat.quote(value) }
 }
 
-/// The source of a `^(?:pattern)$` regex, checked when the matcher is made. Regex values are not
+/// The source of a `^(?:pattern)$` regex that the linear-time matcher does not read, checked when
+/// the matcher is made. Regex values are not
 /// Sendable, so matchers carry the source and compile where they match.
 struct AnchoredPattern: Sendable {
     let source: String
 
     init(_ source: String) throws(SelectorError) {
         self.source = source
-        // RE2's syntax first: what the linear-time matcher reads needs no other check.
-        if LinearRegex(source) != nil { return }
+        // What the linear-time matcher refuses, RE2 refuses too (repeat counts over 1000, `a**`, lookarounds,
+        // back-references), or it is too large to match in bounded time. Only named Unicode
+        // classes, which RE2 reads and it does not, go to Swift's backtracking `Regex`: handing
+        // it anything else would let one query pin a thread (`(a|aa){1001}` on `aaa…b`).
+        guard source.contains("\\p{") || source.contains("\\P{") else {
+            throw .badRegex(source, "not RE2 syntax, or larger than \(LinearRegex.maxInstructions) instructions once repetitions are expanded")
+        }
         do { _ = try Regex("^(?:" + source + ")$") } catch { throw .badRegex(source, "\(error)") }
     }
 
@@ -102,7 +108,8 @@ public enum SelectorParser {
         let chars = Array(text.unicodeScalars)
         var i = 0
         var matchers: [LabelMatcher] = []
-        func skipSpace() { while i < chars.count && chars[i].properties.isWhitespace { i += 1 } }
+        // PromQL's lexer skips these four only: a no-break space is not a separator.
+        func skipSpace() { while i < chars.count && [" ", "\t", "\n", "\r"].contains(chars[i]) { i += 1 } }
         func identifier(allowColon: Bool) -> String {
             var out = ""
             while i < chars.count {
@@ -123,8 +130,10 @@ public enum SelectorParser {
             while true {
                 skipSpace()
                 if i < chars.count && chars[i] == "}" { i += 1; break }
+                let nameAt = i
                 let name = identifier(allowColon: false)
                 if name.isEmpty { throw .syntax("expected a label name", at: i) }
+                if name == "__name__" && !metric.isEmpty { throw .syntax("metric name must not be set twice", at: nameAt) }
                 skipSpace()
                 var op = ""
                 while i < chars.count && "=!~".unicodeScalars.contains(chars[i]) && op.count < 2 {
@@ -178,6 +187,8 @@ public enum SelectorParser {
             return value
         }
         while i < chars.count && chars[i] != quote {
+            // As in PromQL, only a raw string may span lines.
+            if chars[i] == "\n" { throw .syntax("newline in a quoted string", at: i) }
             guard chars[i] == "\\" else {
                 append(chars[i])
                 i += 1

@@ -426,7 +426,7 @@ struct RegexParser {
         "M": [.spacingMark, .enclosingMark, .nonspacingMark],
     ]
 
-    /// After `[`: `[^a-z\d[:alpha:]]`.
+    /// After `[`: `[^a-z\d[:alpha:][:^digit:]]`.
     private mutating func charClass() -> CharClass? {
         var set = CharClass(foldCase: foldCase)
         if i < s.count, s[i] == "^" {
@@ -438,9 +438,11 @@ struct RegexParser {
             first = false
             if s[i] == "[", i + 1 < s.count, s[i + 1] == ":" {
                 guard let close = (i + 2 < s.count ? s[(i + 2)...] : []).firstIndex(of: ":"), close + 1 < s.count, s[close + 1] == "]" else { return nil }
+                // `[:^alpha:]` is the complement of `[:alpha:]`.
                 let name = String(String.UnicodeScalarView(s[(i + 2)..<close]))
-                guard let ranges = Self.posixClasses[name] else { return nil }
-                set.ranges += ranges
+                let negated = name.hasPrefix("^")
+                guard let ranges = Self.posixClasses[negated ? String(name.dropFirst()) : name] else { return nil }
+                set.ranges += negated ? Self.complement(ranges) : ranges
                 i = close + 2
                 continue
             }
