@@ -70,12 +70,15 @@ public final class RemoteWriteIngester: Sendable {
         }
         // Remote-Write 2.0 wants the counts written on every answer, failures included; a sample
         // counts once it is durable, so only answers after the WAL sync carry a count above 0.
-        let respond: @Sendable (HTTPAnswer, Int, Int) -> Void = { answer, samplesWritten, exemplarsWritten in
+        let respond: @Sendable (HTTPAnswer, AppendCommit?, Int) -> Void = { answer, commit, exemplarsWritten in
             var answer = answer
-            if version == .v2 { answer.headers += RemoteWriteMessage.writtenHeaders(samples: samplesWritten, exemplars: exemplarsWritten) }
+            if version == .v2 {
+                answer.headers += RemoteWriteMessage.writtenHeaders(samples: commit?.appendedSamples ?? 0, histograms: commit?.appendedHistograms ?? 0,
+                                                                    exemplars: exemplarsWritten)
+            }
             reply(answer)
         }
-        let answer: @Sendable (HTTPAnswer) -> Void = { respond($0, 0, 0) }
+        let answer: @Sendable (HTTPAnswer) -> Void = { respond($0, nil, 0) }
         let limits = self.limits.limits(for: tenant)
         var view: WriteRequestView
         do {
@@ -132,15 +135,16 @@ public final class RemoteWriteIngester: Sendable {
         let tally = outcome.tally
         // Exemplars are kept in memory only, once their series' samples are in the WAL.
         let stored = exemplars.store(view, seriesAt: outcome.seriesWithExemplars, tenant: tenant)
-        metrics.appended(tenant: tenant, samples: commit.appendedSamples, series: commit.createdSeries)
+        metrics.appended(tenant: tenant, samples: commit.appendedSamples + commit.appendedHistograms, series: commit.createdSeries)
         metrics.exemplars(tenant: tenant, appended: stored.appended, outOfOrder: stored.outOfOrder)
         metrics.notStored(tenant: tenant, kind: "metadata", count: view.metadataCount)
         metrics.notStored(tenant: tenant, kind: "exemplar", count: view.exemplarCount - stored.written)
         for (reason, count) in tally.counts where count > 0 { metrics.rejected(tenant: tenant, reason: reason, samples: count) }
         db.whenDurable(commit.position) { error in
             if let error { return answer(HTTPAnswer(status: 500, body: "WAL sync failed, retry: \(error)\n")) }
-            if tally.total == 0 { return respond(HTTPAnswer(status: 204, body: ""), commit.appendedSamples, stored.written) }
-            respond(HTTPAnswer(status: 400, body: tally.message(stored: commit.appendedSamples, received: received)), commit.appendedSamples, stored.written)
+            if tally.total == 0 { return respond(HTTPAnswer(status: 204, body: ""), commit, stored.written) }
+            let storedCount = commit.appendedSamples + commit.appendedHistograms
+            respond(HTTPAnswer(status: 400, body: tally.message(stored: storedCount, received: received)), commit, stored.written)
         }
     }
 
@@ -166,12 +170,15 @@ public final class RemoteWriteIngester: Sendable {
                 var scratch: [RawLabel] = []
                 for index in view.series.indices {
                     let series = view.series[index]
-                    if series.histogramCount > 0 { outcome.tally.add("native_histogram_unsupported", Int(series.histogramCount)) }
+                    let storable = series.histogramCount == 0 ? Int(series.sampleCount) : series.storable(in: view)
+                    // Float histograms (encoding 3) are not stored yet.
+                    let floatHistograms = Int(series.sampleCount) + Int(series.histogramCount) - storable
+                    if floatHistograms > 0 { outcome.tally.add("float_histogram_unsupported", floatHistograms) }
                     let exemplars = series.exemplarCount > 0
                     // A series seen before with the same label bytes was valid then and is the same
                     // series now: it skips label validation and the label-by-label lookup.
                     let encoded = UnsafeRawBufferPointer(rebasing: base[series.encodedLabels.range])
-                    let (known, key) = encoded.isEmpty || series.sampleCount == 0 ? (nil, nil) : batch.knownSeries(encodedLabels: encoded)
+                    let (known, key) = encoded.isEmpty || storable == 0 ? (nil, nil) : batch.knownSeries(encodedLabels: encoded)
                     let handle: SeriesHandle
                     if let known {
                         handle = known
@@ -179,16 +186,16 @@ public final class RemoteWriteIngester: Sendable {
                         if exemplars && view.validateLabels(ofSeriesAt: index, limits: limits.labels) == nil { outcome.seriesWithExemplars.append(index) }
                     } else {
                         if let rejection = view.validateLabels(ofSeriesAt: index, limits: limits.labels) {
-                            outcome.tally.add(rejection.rawValue, Int(series.sampleCount))
+                            outcome.tally.add(rejection.rawValue, storable)
                             continue
                         }
-                        if series.sampleCount == 0 && !exemplars { continue }
+                        if storable == 0 && !exemplars { continue }
                         scratch.removeAll(keepingCapacity: true)
                         for label in view.labels(of: view.series[index]) {
                             scratch.append(RawLabel(name: UnsafeRawBufferPointer(rebasing: base[label.name.range]),
                                                     value: UnsafeRawBufferPointer(rebasing: base[label.value.range])))
                         }
-                        if series.sampleCount == 0 {
+                        if storable == 0 {
                             // Exemplars alone: kept only for a series the head holds, as in Prometheus.
                             if scratch.withUnsafeBufferPointer({ batch.existingSeries($0) }) != nil { outcome.seriesWithExemplars.append(index) }
                             continue
@@ -202,7 +209,7 @@ public final class RemoteWriteIngester: Sendable {
                         switch found {
                         case let .success(created): handle = created
                         case let .failure(limit):
-                            outcome.tally.add(limit.rawValue, Int(series.sampleCount))
+                            outcome.tally.add(limit.rawValue, storable)
                             continue
                         }
                         if exemplars { outcome.seriesWithExemplars.append(index) }
@@ -212,13 +219,14 @@ public final class RemoteWriteIngester: Sendable {
                             outcome.tally.add("timestamp_out_of_bounds", 1)
                             continue
                         }
-                        switch batch.add(handle, timestamp: sample.timestamp, valueBits: sample.valueBits) {
-                        case .accepted, .duplicate: break
-                        case .conflict: outcome.tally.add("duplicate_timestamp_different_value", 1)
-                        case .outOfOrder: outcome.tally.add("out_of_order", 1)
-                        case .tooOld: outcome.tally.add("too_old", 1)
-                        case .outOfBounds: outcome.tally.add("timestamp_out_of_bounds", 1)
+                        outcome.tally.add(batch.add(handle, timestamp: sample.timestamp, valueBits: sample.valueBits))
+                    }
+                    for histogram in view.histograms(of: series) where !histogram.isFloat {
+                        guard window.contains(histogram.timestamp) else {
+                            outcome.tally.add("timestamp_out_of_bounds", 1)
+                            continue
                         }
+                        outcome.tally.add(batch.add(handle, timestamp: histogram.timestamp, histogram: view.integerHistogram(histogram)))
                     }
                 }
                 return outcome
@@ -246,6 +254,18 @@ public func wallClockMilliseconds() -> Int64 { Int64(Date().timeIntervalSince197
 /// Counts of refused samples by reason, and the one-line message a sender logs.
 struct RejectionTally: Sendable {
     private(set) var counts: [(String, Int)] = []
+
+    /// A refused sample's or histogram's reason, by its verdict.
+    mutating func add(_ verdict: SampleVerdict) {
+        switch verdict {
+        case .accepted, .duplicate: break
+        case .conflict: add("duplicate_timestamp_different_value", 1)
+        case .outOfOrder: add("out_of_order", 1)
+        case .tooOld: add("too_old", 1)
+        case .outOfBounds: add("timestamp_out_of_bounds", 1)
+        case .malformedHistogram: add("invalid_histogram", 1)
+        }
+    }
 
     mutating func add(_ reason: String, _ n: Int) {
         if let i = counts.firstIndex(where: { $0.0 == reason }) { counts[i].1 += n } else { counts.append((reason, n)) }
@@ -297,10 +317,10 @@ enum RemoteWriteMessage: Sendable {
         return .success(message)
     }
 
-    /// Native histograms are not stored yet, so their count is always 0.
-    static func writtenHeaders(samples: Int, exemplars: Int) -> [(String, String)] {
+    /// What a 2.0 answer says was written: durable float samples, integer histograms, exemplars kept.
+    static func writtenHeaders(samples: Int, histograms: Int, exemplars: Int) -> [(String, String)] {
         [("X-Prometheus-Remote-Write-Samples-Written", String(samples)),
-         ("X-Prometheus-Remote-Write-Histograms-Written", "0"),
+         ("X-Prometheus-Remote-Write-Histograms-Written", String(histograms)),
          ("X-Prometheus-Remote-Write-Exemplars-Written", String(exemplars))]
     }
 }

@@ -41,7 +41,7 @@ public final class ServerMetrics: Sendable {
     private static var requestDuration: MetricNameDescriptor {
         name("http_request_duration", "seconds", "Time from a request's head to its answer, by handler and status code.")
     }
-    private static var appendedSamples: MetricNameDescriptor { name("samples_appended", "total", "Samples stored, per tenant.") }
+    private static var appendedSamples: MetricNameDescriptor { name("samples_appended", "total", "Samples and native histograms stored, per tenant.") }
     private static var createdSeries: MetricNameDescriptor { name("series_created", "total", "Series created, per tenant.") }
     private static var rejectedSamples: MetricNameDescriptor { name("samples_rejected", "total", "Samples refused with 4xx, per tenant and reason.") }
     private static var notStored: MetricNameDescriptor { name("received_not_stored", "total", "Metadata and exemplars parsed but not stored, per tenant.") }

@@ -35,12 +35,14 @@ struct Dump: ParsableCommand {
         for problem in db.replay.problems { Output.error("tally dump: \(problem)\n") }
         // Everything readable is printed; what is not is named on stderr and fails the command.
         var unreadable = db.replay.unloadedBlocks.count
-        let series = try db.select(matchers, minTime: minTime, maxTime: maxTime) { error in
+        let skip = { (error: BlockError) in
             Output.error("tally dump: skipped \(error)\n")
             unreadable += 1
         }
+        let series = try db.select(matchers, minTime: minTime, maxTime: maxTime, skipUnreadable: skip)
+        let histograms = try db.selectHistograms(matchers, minTime: minTime, maxTime: maxTime, skipUnreadable: skip)
         var out = ""
-        DumpFormat.write(series) { line in
+        DumpFormat.write(series, histograms: histograms) { line in
             out += line
             if out.utf8.count > 1 << 16 {
                 Output.write(out)

@@ -75,10 +75,10 @@ final class ClaimedPathsTests: XCTestCase {
         server.stop(SIGTERM)
     }
 
-    /// A native histogram is refused with 400; float samples beside it in the request are stored.
+    /// A native histogram is stored beside the float samples of the request.
     /// Exemplars are kept in memory (a resent one is a no-op, an older one is refused and counted);
     /// metadata is parsed, not stored, and counted as such.
-    func testNativeHistogramsAre400ExemplarsAreKeptAndMetadataCountedAsNotStored() throws {
+    func testNativeHistogramsAreStoredExemplarsAreKeptAndMetadataCountedAsNotStored() throws {
         let server = try startServer()
         let t = now
         var request = ProtobufWriter()
@@ -99,11 +99,11 @@ final class ClaimedPathsTests: XCTestCase {
                 sample.varintField(2, UInt64(t))
             }
         }
-        let refused = try write(server.client, SnappyBlock.compress(request.bytes))
-        XCTAssertEqual(refused.status, 400, refused.body)
-        XCTAssertTrue(refused.body.hasPrefix("stored 1 of 2 samples; rejected 1: native_histogram_unsupported=1"), refused.body)
-        XCTAssertEqual(try metric(server, "tally_samples_rejected_total{tenant=\"\(tenant)\",reason=\"native_histogram_unsupported\"}"), 1)
-        XCTAssertTrue(try tallyDump(storage: storage, tenant: tenant).contains("{__name__=\"float\"} 2 "), "the float sample is stored")
+        let stored = try write(server.client, SnappyBlock.compress(request.bytes))
+        XCTAssertEqual(stored.status, 204, stored.body)
+        let dump = try tallyDump(storage: storage, tenant: tenant)
+        XCTAssertTrue(dump.contains("{__name__=\"float\"} 2 \(t)\n"), dump)
+        XCTAssertTrue(dump.contains("{__name__=\"native\"} {count:3, sum:1.5, [-0,0]:3} \(t)\n"), dump)
 
         var annotated = ProtobufWriter()
         annotated.messageField(1) { series in

@@ -171,10 +171,10 @@ final class RemoteWriteV2Tests: XCTestCase {
                 h.varintField(15, UInt64(now - 60_000))
             }
         }
-        let refused = try post(histogram.bytes, tenant: "rules")
-        XCTAssertEqual(refused.status, 400)
-        XCTAssertTrue(refused.body.contains("native_histogram_unsupported=1"), refused.body)
-        XCTAssertEqual(written(refused), ["0", "0", "0"])
+        let histogramStored = try post(histogram.bytes, tenant: "rules")
+        XCTAssertEqual(histogramStored.status, 204, histogramStored.body)
+        XCTAssertEqual(written(histogramStored), ["0", "1", "0"], "the histogram is counted once durable")
+        XCTAssertTrue(try tallyDump(storage: storage, tenant: "rules").contains("{__name__=\"native\"} {count:3, sum:0, [-0,0]:3} \(now - 60_000)\n"))
 
         // A histogram that breaks a rule (custom buckets here, a bucket count beyond its count next)
         // refuses the whole request: the float series beside it is not stored either.
@@ -204,7 +204,7 @@ final class RemoteWriteV2Tests: XCTestCase {
         XCTAssertEqual(try post(histogram.bytes, tenant: "rules", contentType: "application/x-protobuf;proto=io.prometheus.write.v3.Request").status, 415)
         server.stop(SIGTERM)
         let stored = try tallyDump(storage: storage, tenant: "rules").split(separator: "\n").map(String.init)
-        XCTAssertEqual(stored.count, 2, "only the two valid series: \(stored)")
-        XCTAssertTrue(stored.allSatisfy { $0.hasPrefix("{__name__=\"kept_") }, "\(stored)")
+        XCTAssertEqual(stored.count, 3, "only the two valid series and the valid histogram: \(stored)")
+        XCTAssertTrue(stored.allSatisfy { $0.hasPrefix("{__name__=\"kept_") || $0.hasPrefix("{__name__=\"native\"} {count:3") }, "\(stored)")
     }
 }

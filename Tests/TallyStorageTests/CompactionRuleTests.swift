@@ -30,7 +30,7 @@ final class CompactionRuleTests: XCTestCase {
     /// Every chunk of a block, series by series in index order.
     private func chunkBytes(_ ulid: String) throws -> [[UInt8]] {
         let block = try BlockReader(directory: directory + "/" + ulid)
-        return try block.seriesRefs.flatMap { ref in try block.series(ref).chunks.map { Array(try block.chunk($0.ref)) } }
+        return try block.seriesRefs.flatMap { ref in try block.series(ref).chunks.map { Array(try block.chunk($0.ref).bytes) } }
     }
 
     private func everything(_ db: TenantDatabase) throws -> [String: [Int64]] {

@@ -125,6 +125,12 @@ struct ByteCursor {
 }
 
 /// A chunk's place in a block: time range and `segment << 32 | offset`.
+/// A chunk as a block holds it: `XORChunk.encoding` or `HistogramChunk.encoding`, and its data.
+public struct BlockChunk {
+    public let encoding: UInt8
+    public let bytes: UnsafeBufferPointer<UInt8>
+}
+
 public struct ChunkMeta: Sendable, Equatable {
     public let minTime: Int64
     public let maxTime: Int64
@@ -339,8 +345,9 @@ public final class BlockReader: Sendable {
     /// The segment file a chunk ref points into, as errors name it.
     private static func chunkSection(_ ref: UInt64) -> String { "chunks/" + BlockWriter.chunkSegmentName(Int(ref >> 32)) }
 
-    /// The chunk's encoded bytes, after checking its CRC; valid while this reader lives.
-    public func chunk(_ ref: UInt64) throws(BlockError) -> UnsafeBufferPointer<UInt8> {
+    /// The chunk's encoding and bytes, after checking its CRC and that its encoding is XOR or
+    /// integer histogram; valid while this reader lives.
+    public func chunk(_ ref: UInt64) throws(BlockError) -> BlockChunk {
         let segment = Int(ref >> 32), offset = Int(ref & 0xffff_ffff)
         func bad(_ problem: String) -> BlockError { BlockError(block: ulid, section: Self.chunkSection(ref), problem: problem) }
         guard segment < segments.count else { throw bad("no such segment for chunk ref \(ref)") }
@@ -352,18 +359,49 @@ public final class BlockReader: Sendable {
         guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[encoding.lowerBound..<data.upperBound])) == stored else {
             throw bad("checksum mismatch in chunk at \(offset)")
         }
-        guard b[encoding.lowerBound] == XORChunk.encoding else { throw bad("chunk encoding \(b[encoding.lowerBound]) is not XOR") }
-        return UnsafeRawBufferPointer(rebasing: b[data]).bindMemory(to: UInt8.self)
+        let kind = b[encoding.lowerBound]
+        guard kind == XORChunk.encoding || kind == HistogramChunk.encoding else {
+            throw bad("chunk encoding \(kind) at \(offset) is neither XOR (1) nor histogram (2)")
+        }
+        return BlockChunk(encoding: kind, bytes: UnsafeRawBufferPointer(rebasing: b[data]).bindMemory(to: UInt8.self))
     }
 
-    /// Decodes the chunk at `ref` in time order while `body` returns true.
+    private func undecodable(_ ref: UInt64) -> BlockError {
+        BlockError(block: ulid, section: Self.chunkSection(ref), problem: "undecodable chunk at \(ref & 0xffff_ffff)")
+    }
+
+    /// Decodes the float chunk at `ref` in time order while `body` returns true; a histogram chunk
+    /// holds no floats.
     func forEachSample(inChunk ref: UInt64, _ body: (_ timestamp: Int64, _ valueBits: UInt64) -> Bool) throws(BlockError) {
-        var it = XORIterator(try chunk(ref))
-        while let (t, v) = it.next() {
-            if !body(t, v) { return }
+        try decode(XORIterator.self, ref, body)
+    }
+
+    /// Decodes the histogram chunk at `ref` in time order while `body` returns true; a float chunk
+    /// holds no histograms.
+    func forEachHistogram(inChunk ref: UInt64, _ body: (_ timestamp: Int64, _ histogram: IntegerHistogram) -> Bool) throws(BlockError) {
+        try decode(HistogramIterator.self, ref, body)
+    }
+
+    /// Runs `body` over the chunk at `ref` if it has `Iterator`'s encoding.
+    private func decode<Iterator: ChunkIterator>(_: Iterator.Type, _ ref: UInt64, _ body: (Iterator.Element) -> Bool) throws(BlockError) {
+        let chunk = try chunk(ref)
+        guard chunk.encoding == Iterator.encoding else { return }
+        var it = Iterator(chunk.bytes)
+        while let element = it.next() {
+            if !body(element) { return }
         }
-        if it.failed {
-            throw BlockError(block: ulid, section: Self.chunkSection(ref), problem: "undecodable chunk at \(ref & 0xffff_ffff)")
+        if it.failed { throw undecodable(ref) }
+    }
+
+    /// Each sample's time in the chunk at `ref`, floats or histograms.
+    func forEachTimestamp(inChunk ref: UInt64, _ body: (_ timestamp: Int64) -> Void) throws(BlockError) {
+        try forEachSample(inChunk: ref) { t, _ in
+            body(t)
+            return true
+        }
+        try forEachHistogram(inChunk: ref) { t, _ in
+            body(t)
+            return true
         }
     }
 
@@ -372,9 +410,8 @@ public final class BlockReader: Sendable {
         var deleted: UInt64 = 0
         for (ref, intervals) in tombstones.intervals {
             for chunk in try series(ref).chunks {
-                try forEachSample(inChunk: chunk.ref) { t, _ in
+                try forEachTimestamp(inChunk: chunk.ref) { t in
                     if intervals.contains(where: { $0.covers(t) }) { deleted += 1 }
-                    return true
                 }
             }
         }
@@ -401,10 +438,12 @@ public final class BlockReader: Sendable {
             let (found, chunks) = try series(ref)
             guard found.count == labels.count, zip(found, labels).allSatisfy({ $0 == $1 }) else { continue }
             for chunk in chunks where chunk.minTime <= t && t <= chunk.maxTime {
-                var it = XORIterator(try self.chunk(chunk.ref))
-                while let (ts, v) = it.next(), ts <= t {
-                    if ts == t { return tombstones.deletes(ref, t) ? nil : v }
+                var found: UInt64?
+                try forEachSample(inChunk: chunk.ref) { ts, v in
+                    if ts == t { found = v }
+                    return ts < t
                 }
+                if let found { return tombstones.deletes(ref, t) ? nil : found }
             }
         }
         return nil
@@ -487,27 +526,47 @@ public final class BlockReader: Sendable {
     /// delete. A chunk that cannot be read goes to `skipUnreadable` when given, with none of its
     /// samples kept; else it fails the read.
     func samples(_ ref: UInt32, _ labels: [(String, String)], _ chunks: [ChunkMeta], minTime: Int64, maxTime: Int64,
-                         skipUnreadable: ((BlockError) -> Void)?) throws(BlockError) -> [Sample] {
-        var samples: [Sample] = []
-        for meta in chunks where meta.maxTime >= minTime && meta.minTime <= maxTime {
-            let kept = samples.count
-            do throws(BlockError) {
-                try forEachSample(inChunk: meta.ref) { t, v in
-                    if t >= minTime && t <= maxTime { samples.append(Sample(timestamp: t, valueBits: v)) }
-                    return t <= maxTime
-                }
-            } catch {
-                guard let skipUnreadable else { throw error }
-                samples.removeSubrange(kept...)
-                let series = Labels(labels.map { Label($0.0, $0.1) })
-                skipUnreadable(BlockError(block: error.block, section: error.section,
-                                          problem: error.problem + "; left out the samples of \(series) in [\(meta.minTime), \(meta.maxTime)]"))
+                 skipUnreadable: ((BlockError) -> Void)?) throws(BlockError) -> [Sample] {
+        let deleted = tombstones.intervals[ref] ?? []
+        return try read(labels, chunks, minTime: minTime, maxTime: maxTime, "samples", skipUnreadable) { (meta, out: inout [Sample]) throws(BlockError) in
+            try forEachSample(inChunk: meta.ref) { t, v in
+                if t >= minTime && t <= maxTime && !deleted.contains(where: { $0.covers(t) }) { out.append(Sample(timestamp: t, valueBits: v)) }
+                return t <= maxTime
             }
         }
-        if let deleted = tombstones.intervals[ref] {
-            samples.removeAll { s in deleted.contains { $0.covers(s.timestamp) } }
+    }
+
+    /// Histograms of series `ref` in [minTime, maxTime] from `chunks`, as `samples`.
+    func histograms(_ ref: UInt32, _ labels: [(String, String)], _ chunks: [ChunkMeta], minTime: Int64, maxTime: Int64,
+                    skipUnreadable: ((BlockError) -> Void)?) throws(BlockError) -> [HistogramSample] {
+        let deleted = tombstones.intervals[ref] ?? []
+        return try read(labels, chunks, minTime: minTime, maxTime: maxTime, "histograms", skipUnreadable) { (meta, out: inout [HistogramSample]) throws(BlockError) in
+            try forEachHistogram(inChunk: meta.ref) { t, h in
+                if t >= minTime && t <= maxTime && !deleted.contains(where: { $0.covers(t) }) { out.append(HistogramSample(timestamp: t, histogram: h)) }
+                return t <= maxTime
+            }
         }
-        return samples
+    }
+
+    /// What `decode` reads from each chunk overlapping [minTime, maxTime]; a chunk that fails goes
+    /// to `skipUnreadable`, naming the series and the chunk's range, with none of what it gave kept.
+    private func read<T>(_ labels: [(String, String)], _ chunks: [ChunkMeta], minTime: Int64, maxTime: Int64, _ what: String,
+                         _ skipUnreadable: ((BlockError) -> Void)?,
+                         _ decode: (ChunkMeta, inout [T]) throws(BlockError) -> Void) throws(BlockError) -> [T] {
+        var out: [T] = []
+        for meta in chunks where meta.maxTime >= minTime && meta.minTime <= maxTime {
+            let kept = out.count
+            do throws(BlockError) {
+                try decode(meta, &out)
+            } catch {
+                guard let skipUnreadable else { throw error }
+                out.removeSubrange(kept...)
+                let series = Labels(labels.map { Label($0.0, $0.1) })
+                skipUnreadable(BlockError(block: error.block, section: error.section,
+                                          problem: error.problem + "; left out the \(what) of \(series) in [\(meta.minTime), \(meta.maxTime)]"))
+            }
+        }
+        return out
     }
 
     /// Series matching every matcher with their samples in [minTime, maxTime]. With
@@ -515,22 +574,39 @@ public final class BlockReader: Sendable {
     /// rest is returned, rather than the whole read failing.
     public func select(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64,
                        skipUnreadable: ((BlockError) -> Void)? = nil) throws(BlockError) -> [SeriesSamples] {
+        try selectSeries(matchers, minTime: minTime, maxTime: maxTime, skipUnreadable) { (ref, labels, chunks) throws(BlockError) in
+            try samples(ref, labels, chunks, minTime: minTime, maxTime: maxTime, skipUnreadable: skipUnreadable)
+        }.map { SeriesSamples(labels: $0.labels, samples: $0.values) }
+    }
+
+    /// Series matching every matcher with their histograms in [minTime, maxTime], as `select`.
+    public func selectHistograms(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64,
+                                 skipUnreadable: ((BlockError) -> Void)? = nil) throws(BlockError) -> [SeriesHistograms] {
+        try selectSeries(matchers, minTime: minTime, maxTime: maxTime, skipUnreadable) { (ref, labels, chunks) throws(BlockError) in
+            try histograms(ref, labels, chunks, minTime: minTime, maxTime: maxTime, skipUnreadable: skipUnreadable)
+        }.map { SeriesHistograms(labels: $0.labels, histograms: $0.values) }
+    }
+
+    /// The series matching every matcher for which `read` finds anything, in index order.
+    private func selectSeries<T>(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64, _ skipUnreadable: ((BlockError) -> Void)?,
+                                 _ read: (UInt32, [(String, String)], [ChunkMeta]) throws(BlockError) -> [T]) throws(BlockError) -> [(labels: Labels, values: [T])] {
         guard meta.maxTime > minTime, meta.minTime <= maxTime else { return [] }
-        var out: [SeriesSamples] = []
+        var out: [(labels: Labels, values: [T])] = []
         try forEachMatching(matchers, skipUnreadable: skipUnreadable) { (ref, labels, chunks) throws(BlockError) in
-            let samples = try samples(ref, labels, chunks, minTime: minTime, maxTime: maxTime, skipUnreadable: skipUnreadable)
-            if !samples.isEmpty { out.append(SeriesSamples(labels: Labels(labels.map { Label($0.0, $0.1) }), samples: samples)) }
+            let values = try read(ref, labels, chunks)
+            if !values.isEmpty { out.append((Labels(labels.map { Label($0.0, $0.1) }), values)) }
         }
         return out
     }
 
-    /// Per matching series ref, how many of its readable samples lie inside `interval`: what a
+    /// Per matching series ref, how many of its readable samples and histograms lie inside `interval`: what a
     /// deletion would add tombstones for.
     func deletable(_ matchers: [LabelMatcher], in interval: DeletedInterval) throws(BlockError) -> [(ref: UInt32, samples: Int)] {
         guard meta.maxTime > interval.minTime, meta.minTime <= interval.maxTime else { return [] }
         var out: [(ref: UInt32, samples: Int)] = []
         try forEachMatching(matchers, skipUnreadable: nil) { (ref, labels, chunks) throws(BlockError) in
             let n = try samples(ref, labels, chunks, minTime: interval.minTime, maxTime: interval.maxTime, skipUnreadable: nil).count
+                + histograms(ref, labels, chunks, minTime: interval.minTime, maxTime: interval.maxTime, skipUnreadable: nil).count
             if n > 0 { out.append((ref, n)) }
         }
         return out

@@ -127,10 +127,10 @@ final class BlockStream {
         }
         let ref = UInt64(segment) << 32 | UInt64(chunks.position)
         var crc = CRC32C()
-        crc.update([XORChunk.encoding])
+        crc.update([chunk.encoding])
         crc.update(chunk.bytes)
         try chunks.write(head)
-        try chunks.write([XORChunk.encoding])
+        try chunks.write([chunk.encoding])
         try chunks.write(chunk.bytes)
         try chunks.writeBigEndian(crc.value)
         return ref

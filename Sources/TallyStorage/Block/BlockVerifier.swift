@@ -31,10 +31,9 @@ public enum BlockVerifier {
                     throw bad("chunk [\(chunk.minTime), \(chunk.maxTime)] outside the block's range")
                 }
                 var count: UInt64 = 0
-                try reader.forEachSample(inChunk: chunk.ref) { t, _ in
+                try reader.forEachTimestamp(inChunk: chunk.ref) { t in
                     count += 1
                     if reader.tombstones.deletes(ref, t) { deleted += 1 }
-                    return true
                 }
                 samples += count
                 chunkCount += 1

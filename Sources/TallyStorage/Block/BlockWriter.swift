@@ -13,18 +13,22 @@ public struct BlockSeries: Sendable {
     }
 }
 
-/// An XOR chunk with its inclusive time range.
+/// An encoded chunk with its inclusive time range: XOR (floats) unless `encoding` says histogram.
 public struct EncodedChunk: Sendable {
     public var minTime: Int64
     public var maxTime: Int64
     public var bytes: [UInt8]
+    /// `XORChunk.encoding` or `HistogramChunk.encoding`: the byte written before the chunk's data.
+    public var encoding: UInt8
 
-    public init(minTime: Int64, maxTime: Int64, bytes: [UInt8]) {
+    public init(minTime: Int64, maxTime: Int64, bytes: [UInt8], encoding: UInt8 = XORChunk.encoding) {
         self.minTime = minTime
         self.maxTime = maxTime
         self.bytes = bytes
+        self.encoding = encoding
     }
 
+    /// Both encodings start with the count as 2 bytes.
     public var sampleCount: Int { XORChunk.sampleCount(bytes) }
 }
 

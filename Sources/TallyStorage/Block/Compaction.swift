@@ -114,8 +114,9 @@ enum BlockCompactor {
     /// Merges `parents` into one block of [minTime, maxTime) in `directory`: their series in label
     /// order (a k-way merge over each parent's index), each written before the next is read, so
     /// memory follows one series' samples at most. A series' chunks are copied as they are when they
-    /// do not overlap and none of its samples are deleted; otherwise its samples are merged (a
-    /// timestamp held twice is kept once, from the earlier block) and encoded again. Returns nil,
+    /// do not overlap and none of its samples are deleted, whatever their encoding; otherwise its
+    /// floats and its histograms are each merged (a timestamp held twice is kept once, from the
+    /// earlier block) and encoded again. Returns nil,
     /// writing nothing, when every sample was deleted.
     static func compact(_ parents: [BlockReader], minTime: Int64, maxTime: Int64, into directory: String, tenant: String,
                         compaction: BlockMeta.Compaction) throws -> BlockMeta? {
@@ -190,13 +191,20 @@ enum BlockCompactor {
         let deleted = parts.contains { !($0.block.tombstones.intervals[$0.ref] ?? []).isEmpty }
         let overlapping = zip(chunks, chunks.dropFirst()).contains { $0.1.maxTime >= $1.1.minTime }
         if !deleted && !overlapping {
-            return try chunks.map { block, meta in EncodedChunk(minTime: meta.minTime, maxTime: meta.maxTime, bytes: Array(try block.chunk(meta.ref))) }
+            return try chunks.map { block, meta in
+                let chunk = try block.chunk(meta.ref)
+                return EncodedChunk(minTime: meta.minTime, maxTime: meta.maxTime, bytes: Array(chunk.bytes), encoding: chunk.encoding)
+            }
         }
+        // Floats and histograms are merged apart, each kind from its own chunks.
         var samples: [Sample] = []
+        var histograms: [HistogramSample] = []
         for part in parts {
             samples.merge(try part.block.samples(part.ref, labels, part.chunks, minTime: .min, maxTime: .max, skipUnreadable: nil))
+            histograms += try part.block.histograms(part.ref, labels, part.chunks, minTime: .min, maxTime: .max, skipUnreadable: nil)
         }
-        return EncodedChunk.encode(samples[...])
+        let merged = EncodedChunk.encode(samples[...]) + EncodedChunk.encodeHistograms(SeriesMerger.sortedUnique(histograms))
+        return merged.sorted { $0.minTime < $1.minTime }
     }
 
     /// The child's compaction section: one level above its highest parent, every source, the parents.

@@ -11,8 +11,7 @@
 ///   the previous one (as XOR chunks write values), a double delta per bucket.
 ///
 /// Every histogram of a chunk has the chunk's layout: where Prometheus' head recodes a chunk to add
-/// buckets, a writer of this one cuts a new chunk (`fits`). Arithmetic wraps as Go's does. Not yet
-/// used by the head or blocks.
+/// buckets, a writer of this one cuts a new chunk (`fits`). Arithmetic wraps as Go's does.
 public struct HistogramChunk: Sendable {
     public static let encoding: UInt8 = 2
 
@@ -63,7 +62,7 @@ public struct HistogramChunk: Sendable {
             negativeSpans = h.negativeSpans
         }
 
-        static func buckets(_ spans: [HistogramSpan]) -> Int { spans.reduce(0) { $0 + Int($1.length) } }
+        static func buckets(_ spans: [HistogramSpan]) -> Int { spans.reduce(0) { $0 &+ Int($1.length) } }
     }
 
     /// A side's bucket values as the previous histogram had them (its deltas between buckets) and
@@ -83,11 +82,20 @@ public struct HistogramChunk: Sendable {
     public func fits(_ h: IntegerHistogram) -> Bool {
         guard count < Int(UInt16.max) else { return false }
         if h.sumBits == Self.staleNaNBits { return true }
-        guard h.positiveBuckets.count == Layout.buckets(h.positiveSpans), h.negativeBuckets.count == Layout.buckets(h.negativeSpans) else {
-            return false
-        }
-        return count == 0 || Layout(h) == layout
+        return Self.isWellFormed(h) && (count == 0 || Layout(h) == layout)
     }
+
+    /// Whether `h` is a staleness marker, or has a schema Prometheus knows (-4...8) and bucket
+    /// counts that match its spans: what any chunk needs. A histogram read from a WAL is checked
+    /// with this before it reaches a chunk.
+    public static func isWellFormed(_ h: IntegerHistogram) -> Bool {
+        h.sumBits == staleNaNBits
+            || ((-4...8).contains(h.schema) && h.positiveBuckets.count == Layout.buckets(h.positiveSpans)
+                && h.negativeBuckets.count == Layout.buckets(h.negativeSpans))
+    }
+
+    /// The counter-reset header the chunk was made with.
+    public var header: CounterResetHeader { CounterResetHeader(rawValue: stream.bytes[2] & 0b1100_0000) ?? .unknown }
 
     /// Appends `h` at `t`; `fits(h)` must hold.
     public mutating func append(timestamp t: Int64, _ histogram: IntegerHistogram) {
@@ -170,7 +178,9 @@ public struct HistogramChunk: Sendable {
 /// Iterates the histograms of an encoded histogram chunk (encoding 2): each as it was appended (a
 /// staleness marker keeps the previous buckets, as Prometheus' iterator does). Bounds-checked: a
 /// chunk that ends early or holds an impossible value sets `failed`.
-public struct HistogramIterator: IteratorProtocol {
+public struct HistogramIterator: IteratorProtocol, ChunkIterator {
+    static var encoding: UInt8 { HistogramChunk.encoding }
+
     private var reader: BitReader
     private let total: Int
     private var read = 0

@@ -208,7 +208,18 @@ struct BitWriter {
 /// Iterates the samples of an encoded XOR chunk without allocating, 64 bits at a time: each field
 /// is cut from a 64-bit window loaded at the read position (zeros past the end), and a sample that
 /// reads past the last byte fails the iterator, as reading bit by bit would.
-public struct XORIterator: IteratorProtocol {
+/// A decoder of one chunk encoding: what block reads use whatever the encoding.
+protocol ChunkIterator: IteratorProtocol {
+    /// The encoding byte of the chunks it reads.
+    static var encoding: UInt8 { get }
+    init(_ bytes: UnsafeBufferPointer<UInt8>)
+    /// Whether the chunk ended early or held an impossible value.
+    var failed: Bool { get }
+}
+
+public struct XORIterator: IteratorProtocol, ChunkIterator {
+    static var encoding: UInt8 { XORChunk.encoding }
+
     private let bytes: UnsafeBufferPointer<UInt8>
     private let total: Int
     private let bitCount: Int

@@ -143,6 +143,8 @@ final class Head {
     private(set) var labelStore = LabelStore()
     /// Late samples by series index, for the few series that have any (see OutOfOrder.swift).
     var late: [Int32: LateSamples] = [:]
+    /// Native histograms by series index, for the series that have any (see HeadHistograms.swift).
+    var histograms: [Int32: HistogramSeries] = [:]
     private(set) var byHash = IndexMap(.hashed)
     private(set) var byRef = IndexMap(.sequential)
     /// Series indexes per (name, value) symbol pair, ascending.
@@ -353,10 +355,11 @@ final class Head {
         let kept = series.indices.filter(keep)
         guard kept.count != series.count else { return }
         forgetEncodedLabels()
-        let old = series, oldLate = late
+        let old = series, oldLate = late, oldHistograms = histograms
         let values = labelStore.compactValues(kept.map { (old[$0].values, labelStore.count(old[$0].names)) })
         series = SeriesPages()
         late = [:]
+        histograms = [:]
         byHash = IndexMap(.hashed, capacity: kept.count)
         byRef = IndexMap(.sequential, capacity: kept.count)
         postings = [:]
@@ -372,6 +375,7 @@ final class Head {
                 addPosting(n, v, index)
             }
             if let samples = oldLate[Int32(i)], !samples.isEmpty { late[index] = samples }
+            if let h = oldHistograms[Int32(i)], !h.isEmpty { histograms[index] = h }
             series[Int(index)].hashNext = byHash[hasher.value] ?? -1
             byHash.set(hasher.value, index)
             byRef.add(s.ref, index)
@@ -404,7 +408,13 @@ final class Head {
 
     /// Appends a sample newer than the series' last one.
     func append(_ index: Int32, timestamp t: Int64, valueBits v: UInt64) {
+        endHistogramChunk(index)
         series[Int(index)].append(timestamp: t, valueBits: v, chunkRange: chunkRange)
+        widenTimes(t)
+    }
+
+    /// Takes in-order time `t` (a float's or a histogram's) into the head's span.
+    func widenTimes(_ t: Int64) {
         if t < minTime { minTime = t }
         if t > maxTime { maxTime = t }
     }

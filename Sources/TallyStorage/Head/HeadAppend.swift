@@ -4,8 +4,10 @@ public struct AppendBatch {
     struct Pending {
         let index: Int32
         let timestamp: Int64
+        /// A float's bits, or a histogram's place in the batch's `histograms`.
         let valueBits: UInt64
         let outOfOrder: Bool
+        var isHistogram = false
     }
 
     private struct LateKey: Hashable {
@@ -27,6 +29,10 @@ public struct AppendBatch {
     /// timestamps stays linear instead of scanning the batch per sample.
     private var pendingInOrder: [LateKey: UInt64] = [:]
     private var pendingIndexed = 0
+    /// The histograms accepted, which `pending` refers to by place.
+    private(set) var histograms: [IntegerHistogram] = []
+    /// Per series, this batch's newest accepted histogram: its time and place in `histograms`.
+    private var newestHistogram: [Int32: (timestamp: Int64, slot: Int)] = [:]
 
     /// A batch on `head` (under the tenant lock); `pending` is an empty buffer to reuse.
     init(head: Head, blocks: [BlockReader], limits: SeriesLimits, pending: [Pending], oldestLateTimestamp: Int64) {
@@ -75,12 +81,14 @@ public struct AppendBatch {
         guard StorableTime.range.contains(t) else { return .outOfBounds }
         let s = handle.index
         let (lastT, lastV) = newest(s)
-        if t > lastT {
+        if t > lastT && t > newestHistogramTimestamp(s) {
             head.setPendingSlot(s, pending.count)
             pending.append(Pending(index: s, timestamp: t, valueBits: v, outOfOrder: false))
             return .accepted
         }
         if t == lastT { return v == lastV ? .duplicate : .conflict }
+        // As Prometheus: a time a series holds as a histogram cannot take a float.
+        if histogram(s, at: t) != nil { return .conflict }
         let key = LateKey(index: s, timestamp: t)
         if let stored = head.valueBits(s, at: t) ?? pendingLate[key] ?? pendingInOrderValue(s, at: t) ?? blockValue(s, at: t) {
             return stored == v ? .duplicate : .conflict
@@ -92,13 +100,47 @@ public struct AppendBatch {
         return .accepted
     }
 
+    /// Adds an integer native histogram. It must be newer than everything the series holds, floats
+    /// included: as in Prometheus 2.42, histograms are never taken late. A resend of a stored one is
+    /// a duplicate; another histogram, or a float, at its time is a conflict.
+    public mutating func add(_ handle: SeriesHandle, timestamp t: Int64, histogram h: IntegerHistogram) -> SampleVerdict {
+        guard StorableTime.range.contains(t) else { return .outOfBounds }
+        guard HistogramChunk.isWellFormed(h) else { return .malformedHistogram }
+        let s = handle.index
+        let (lastT, _) = newest(s)
+        if t > lastT && t > newestHistogramTimestamp(s) {
+            newestHistogram[s] = (t, histograms.count)
+            pending.append(Pending(index: s, timestamp: t, valueBits: UInt64(histograms.count), outOfOrder: false, isHistogram: true))
+            histograms.append(h)
+            return .accepted
+        }
+        if let stored = histogram(s, at: t) { return stored.isSameSample(as: h) ? .duplicate : .conflict }
+        if t == lastT || head.valueBits(s, at: t) != nil || pendingLate[LateKey(index: s, timestamp: t)] != nil
+            || pendingInOrderValue(s, at: t) != nil {
+            return .conflict
+        }
+        return .outOfOrder
+    }
+
+    /// The series' newest histogram time, counting this batch's.
+    private func newestHistogramTimestamp(_ s: Int32) -> Int64 {
+        newestHistogram.isEmpty ? head.latestHistogramTimestamp(s) : newestHistogram[s]?.timestamp ?? head.latestHistogramTimestamp(s)
+    }
+
+    /// The histogram the series holds at `t`, in the head or accepted earlier in this batch.
+    private func histogram(_ s: Int32, at t: Int64) -> IntegerHistogram? {
+        guard let newest = newestHistogram[s], t > head.latestHistogramTimestamp(s) else { return head.histogram(s, at: t) }
+        if newest.timestamp == t { return histograms[newest.slot] }
+        return pending.last { $0.isHistogram && $0.index == s && $0.timestamp == t }.map { histograms[Int($0.valueBits)] }
+    }
+
     /// The newest sample of series `s`, counting one accepted earlier in this batch. The series
     /// notes where in `pending` its newest in-order sample went, in whichever batch last accepted one:
     /// a note from an earlier batch cannot name an in-order sample of `s` in this one, because the
     /// first such sample would have replaced it.
     private func newest(_ s: Int32) -> (timestamp: Int64, valueBits: UInt64) {
         let slot = head.pendingSlot(s)
-        guard slot < pending.count, pending[slot].index == s, !pending[slot].outOfOrder else { return head.latest(s) }
+        guard slot < pending.count, pending[slot].index == s, !pending[slot].outOfOrder, !pending[slot].isHistogram else { return head.latest(s) }
         return (pending[slot].timestamp, pending[slot].valueBits)
     }
 
@@ -120,7 +162,7 @@ public struct AppendBatch {
         guard t > head.latest(index).timestamp else { return nil }
         while pendingIndexed < pending.count {
             let p = pending[pendingIndexed]
-            if !p.outOfOrder { pendingInOrder[LateKey(index: p.index, timestamp: p.timestamp)] = p.valueBits }
+            if !p.outOfOrder && !p.isHistogram { pendingInOrder[LateKey(index: p.index, timestamp: p.timestamp)] = p.valueBits }
             pendingIndexed += 1
         }
         return pendingInOrder[LateKey(index: index, timestamp: t)]

@@ -2,8 +2,9 @@
 /// the tenant lock; what they return owns its bytes, so it stays valid after the lock is released
 /// while appends, cuts and truncation go on.
 extension Head {
-    /// Copies of the chunks of series `index` that overlap [minTime, maxTime]: closed and open
+    /// Copies of the float chunks of series `index` that overlap [minTime, maxTime]: closed and open
     /// in-order chunks, then late chunks, then the unsealed late buffer encoded as one more chunk.
+    /// Queriers read floats only; histograms are read by `TenantDatabase.selectHistograms`.
     func chunkCopies(_ index: Int32, minTime: Int64, maxTime: Int64, sourceRank: Int) -> [QueriedChunk] {
         var out: [QueriedChunk] = []
         forEachChunk(index, includingOutOfOrder: true) { chunkMin, chunkMax, bytes in
@@ -21,10 +22,14 @@ extension Head {
         return out
     }
 
-    /// Whether `chunkCopies` would give the series any chunk in [minTime, maxTime], without copying one.
+    /// Whether the series holds any sample in [minTime, maxTime], histograms included (as a block's
+    /// chunk metas say for the series API), without copying a chunk.
     func hasChunk(_ index: Int32, minTime: Int64, maxTime: Int64) -> Bool {
         var found = false
         forEachChunk(index, includingOutOfOrder: true) { chunkMin, chunkMax, _ in
+            if chunkMax >= minTime && chunkMin <= maxTime { found = true }
+        }
+        forEachHistogramChunk(index) { chunkMin, chunkMax, _ in
             if chunkMax >= minTime && chunkMin <= maxTime { found = true }
         }
         let buffer = outOfOrderBuffer(index)

@@ -83,19 +83,43 @@ extension Head {
                         return
                     }
                     // Replaying in the order of appending routes each sample as it was routed then.
-                    if t > head.latest(index).timestamp {
+                    if t > head.latest(index).timestamp && t > head.latestHistogramTimestamp(index) {
                         head.append(index, timestamp: t, valueBits: v)
                         report.samples += 1
-                    } else if head.valueBits(index, at: t) == nil {
+                    } else if head.valueBits(index, at: t) == nil && head.histogram(index, at: t) == nil {
                         head.appendOutOfOrder(index, timestamp: t, valueBits: v)
                         report.samples += 1
                     }
                 }
+            case WALRecordType.histogramSamples.rawValue:
+                try replayHistograms(&decoder, into: head, &report)
             default:
                 report.problems.append("skipped WAL record of unknown type \(decoder.type)")
             }
         } catch {
             report.problems.append("\(error)")
+        }
+    }
+
+    /// A HistogramSamples record: each histogram newer than its series' newest histogram, at a time
+    /// holding no float, is appended (histograms are never late). Malformed ones and ones outside
+    /// `StorableTime.range` are skipped and reported.
+    private static func replayHistograms(_ decoder: inout WALRecordDecoder, into head: Head, _ report: inout ReplayReport) throws(WALRecordError) {
+        var skipped = 0
+        defer { if skipped > 0 { report.problems.append("skipped \(skipped) malformed WAL histograms or with timestamps beyond ±2^53 ms") } }
+        try decoder.forEachHistogramSample { ref, t, h in
+            guard StorableTime.range.contains(t), HistogramChunk.isWellFormed(h) else {
+                skipped += 1
+                return
+            }
+            guard let index = head.index(ofRef: ref) else {
+                report.orphanSamples += 1
+                return
+            }
+            if t > head.latestHistogramTimestamp(index) && head.valueBits(index, at: t) == nil {
+                head.appendHistogram(index, timestamp: t, h)
+                report.histograms += 1
+            }
         }
     }
 

@@ -1,45 +1,69 @@
 /// Moving the head's old data into blocks: collect, then drop exactly what was collected.
 extension Head {
-    /// Chunks of a block cut: per series ref, how many leading closed chunks went into the block.
+    /// Chunks of a block cut: per series ref, how many leading closed chunks (float, histogram)
+    /// went into the block.
     struct Collected {
         var series: [BlockSeries] = []
         var drops: [UInt64: Int] = [:]
+        var histogramDrops: [UInt64: Int] = [:]
         var minTime: Int64 = .max
         var maxTime: Int64 = .min
     }
 
-    /// Seals each series' open chunk if it lies wholly before `boundary`, then collects every closed
-    /// chunk before it. Chunks never cross a range boundary, so none needs splitting. Samples
-    /// appended later start new chunks, which `drop` leaves alone.
+    /// Seals each series' open chunks (float and histogram) if they lie wholly before `boundary`,
+    /// then collects every closed chunk before it, in time order. Chunks never cross a range
+    /// boundary, so none needs splitting. Samples appended later start new chunks, which `drop`
+    /// leaves alone.
     func collect(before boundary: Int64) -> Collected {
         var out = Collected()
         for i in series.indices {
             if series[i].open.count > 0 && series[i].lastTimestamp < boundary { series[i].seal() }
-            let chunks = series[i].closed.prefix { $0.maxTime < boundary }
+            let floats = series[i].closed.prefix { $0.maxTime < boundary }
+            var chunks = floats.map { EncodedChunk(minTime: $0.minTime, maxTime: $0.maxTime, bytes: $0.bytes) }
+            if !histograms.isEmpty, histograms[Int32(i)] != nil {
+                if histograms[Int32(i)]!.lastTimestamp < boundary { histograms[Int32(i)]!.seal() }
+                let taken = histograms[Int32(i)]!.closed.prefix { $0.maxTime < boundary }
+                if !taken.isEmpty {
+                    out.histogramDrops[series[i].ref] = taken.count
+                    chunks += taken.map { EncodedChunk(minTime: $0.minTime, maxTime: $0.maxTime, bytes: $0.bytes, encoding: HistogramChunk.encoding) }
+                    chunks.sort { $0.minTime < $1.minTime }
+                }
+            }
             guard !chunks.isEmpty else { continue }
-            out.drops[series[i].ref] = chunks.count
-            out.series.append(BlockSeries(labels: labelPairs(Int32(i)),
-                                          chunks: chunks.map { EncodedChunk(minTime: $0.minTime, maxTime: $0.maxTime, bytes: $0.bytes) }))
+            if !floats.isEmpty { out.drops[series[i].ref] = floats.count }
+            out.series.append(BlockSeries(labels: labelPairs(Int32(i)), chunks: chunks))
             out.minTime = min(out.minTime, chunks.first!.minTime)
-            out.maxTime = max(out.maxTime, chunks.last!.maxTime)
+            out.maxTime = max(out.maxTime, chunks.lazy.map(\.maxTime).max()!)
         }
         return out
     }
 
     /// Drops the chunks a block now holds, then rebuilds the index without series left empty.
-    func drop(_ drops: [UInt64: Int]) {
-        for (ref, count) in drops {
+    func drop(_ collected: Collected) {
+        for (ref, count) in collected.drops {
             guard let index = index(ofRef: ref) else { continue }
             series[Int(index)].closed.removeFirst(min(count, series[Int(index)].closed.count))
         }
-        rebuild(keeping: { !series[$0].closed.isEmpty || series[$0].open.count > 0 || hasOutOfOrder(Int32($0)) })
+        for (ref, count) in collected.histogramDrops {
+            guard let index = index(ofRef: ref), let held = histograms[index]?.closed.count else { continue }
+            histograms[index]!.closed.removeFirst(min(count, held))
+        }
+        rebuild(keeping: { !series[$0].closed.isEmpty || series[$0].open.count > 0 || hasOutOfOrder(Int32($0)) || hasHistograms(Int32($0)) })
         minTime = oldestSampleTime
     }
 
+    /// A series as a WAL checkpoint holds it: its float chunks, in-order first, so that replaying
+    /// the checkpoint routes the out-of-order chunks that follow to the out-of-order buffer again,
+    /// then its histogram chunks.
+    struct CheckpointSeries {
+        let ref: UInt64
+        let labels: [(String, String)]
+        let chunks: [[UInt8]]
+        let histogramChunks: [[UInt8]]
+    }
+
     /// Series and their chunks, for a WAL checkpoint (arrays are shared, not copied).
-    /// In-order chunks first, so that replaying the checkpoint routes the out-of-order chunks that
-    /// follow to the out-of-order buffer again.
-    func checkpointSnapshot() -> [(ref: UInt64, labels: [(String, String)], chunks: [[UInt8]])] {
+    func checkpointSnapshot() -> [CheckpointSeries] {
         series.indices.map { i in
             let s = series[i]
             var late = lateSamples(Int32(i))
@@ -47,18 +71,20 @@ extension Head {
             var chunks = s.closed.map(\.bytes)
             if s.open.count > 0 { chunks.append(s.open.stream.bytes) }
             chunks += late.chunks.map(\.bytes)
-            return (s.ref, labelPairs(Int32(i)), chunks)
+            var histogramChunks: [[UInt8]] = []
+            forEachHistogramChunk(Int32(i)) { _, _, bytes in histogramChunks.append(Array(bytes)) }
+            return CheckpointSeries(ref: s.ref, labels: labelPairs(Int32(i)), chunks: chunks, histogramChunks: histogramChunks)
         }
     }
 
-    /// The oldest sample time still in the head (`.max` when empty).
+    /// The oldest sample time still in the head, histograms included (`.max` when empty).
     var oldestSampleTime: Int64 {
-        series.reduce(Int64.max) { m, s in min(m, s.closed.first?.minTime ?? (s.open.count > 0 ? s.openMinTime : .max)) }
+        min(oldestHistogramTime, series.reduce(Int64.max) { m, s in min(m, s.closed.first?.minTime ?? (s.open.count > 0 ? s.openMinTime : .max)) })
     }
 }
 
 extension Head {
-    /// Samples of series `index` inside `interval`, in order and late (what a deletion would remove).
+    /// Samples of series `index` inside `interval`, in order, late and histograms (what a deletion would remove).
     func samples(_ index: Int32, in interval: DeletedInterval) -> Int {
         var n = 0
         forEachChunk(index, includingOutOfOrder: true) { minTime, maxTime, bytes in
@@ -66,7 +92,7 @@ extension Head {
             var it = XORIterator(bytes)
             while let (t, _) = it.next() { if interval.covers(t) { n += 1 } }
         }
-        return n + outOfOrderBuffer(index).count { interval.covers($0.timestamp) }
+        return n + outOfOrderBuffer(index).count { interval.covers($0.timestamp) } + histogramCount(index, in: interval)
     }
 
     /// Removes the samples of series `index` inside `interval` from memory by re-encoding its
@@ -76,6 +102,7 @@ extension Head {
     func deleteSamples(_ index: Int32, in interval: DeletedInterval) -> Int {
         let removed = samples(index, in: interval)
         guard removed > 0 else { return 0 }
+        deleteHistograms(index, in: interval)
         var inOrder: [Sample] = []
         forEachChunk(index) { _, _, bytes in
             var it = XORIterator(bytes)

@@ -12,14 +12,29 @@ enum SeriesMerger {
     }
 
     /// Sorts by timestamp and keeps the first sample of each timestamp.
-    static func sortedUnique(_ samples: [Sample]) -> [Sample] {
-        var out: [Sample] = []
-        out.reserveCapacity(samples.count)
-        for s in samples.enumerated().sorted(by: { ($0.element.timestamp, $0.offset) < ($1.element.timestamp, $1.offset) }).map(\.element)
-        where out.last?.timestamp != s.timestamp {
-            out.append(s)
+    static func sortedUnique(_ samples: [Sample]) -> [Sample] { sortedUnique(samples, time: \.timestamp) }
+
+    /// Sorts by timestamp and keeps the first histogram of each timestamp.
+    static func sortedUnique(_ histograms: [HistogramSample]) -> [HistogramSample] { sortedUnique(histograms, time: \.timestamp) }
+
+    private static func sortedUnique<T>(_ items: [T], time: (T) -> Int64) -> [T] {
+        var out: [T] = []
+        out.reserveCapacity(items.count)
+        for item in items.enumerated().sorted(by: { (time($0.element), $0.offset) < (time($1.element), $1.offset) }).map(\.element)
+        where out.last.map(time) != time(item) {
+            out.append(item)
         }
         return out
+    }
+
+    /// Histograms of several sources (in source order) merged per label set, each time once, from
+    /// the earliest source; sorted by labels.
+    static func merge(_ sources: [[SeriesHistograms]]) -> [SeriesHistograms] {
+        var merged: [Labels: [HistogramSample]] = [:]
+        for source in sources {
+            for series in source { merged[series.labels, default: []] += series.histograms }
+        }
+        return merged.map { SeriesHistograms(labels: $0.key, histograms: sortedUnique($0.value)) }.sorted { $0.labels < $1.labels }
     }
 
     static func mergeSorted(_ a: [Sample], _ b: [Sample]) -> [Sample] {

@@ -37,7 +37,10 @@ public final class TenantQuerier: @unchecked Sendable {
                 var chunks: [QueriedChunk] = []
                 for meta in metas where meta.maxTime >= lo && meta.minTime <= hi {
                     if deleted.contains(where: { $0.minTime <= meta.minTime && meta.maxTime <= $0.maxTime }) { continue }
-                    chunks.append(QueriedChunk(minTime: meta.minTime, maxTime: meta.maxTime, mapped: try block.chunk(meta.ref),
+                    // Float readers only: a histogram chunk is never decoded as XOR.
+                    let chunk = try block.chunk(meta.ref)
+                    guard chunk.encoding == XORChunk.encoding else { continue }
+                    chunks.append(QueriedChunk(minTime: meta.minTime, maxTime: meta.maxTime, mapped: chunk.bytes,
                                                block: block, deleted: deleted, sourceRank: rank))
                 }
                 if !chunks.isEmpty { byLabels[Labels(pairs.map { Label($0.0, $0.1) }), default: []] += chunks }

@@ -98,6 +98,7 @@ public struct ReplayReport: Sendable {
     public var records = 0
     public var series = 0
     public var samples = 0
+    public var histograms = 0
     /// Samples whose series record was not found (after a corrupt segment).
     public var orphanSamples = 0
     /// Samples with a timestamp outside `StorableTime.range` (written by an older version), skipped.
@@ -124,6 +125,8 @@ public enum SampleVerdict: Sendable, Equatable {
     case tooOld
     /// Outside `StorableTime.range`: no series can hold it.
     case outOfBounds
+    /// A histogram whose bucket counts do not match its spans.
+    case malformedHistogram
 }
 
 /// Bounds on a tenant's head series: a series that would pass one is not created, and its samples
@@ -154,7 +157,9 @@ public struct EncodedLabelsKey: Sendable { let hash: UInt64 }
 public struct AppendCommit: Sendable {
     public let position: UInt64
     public let createdSeries: Int
+    /// Float samples logged, then native histograms.
     public let appendedSamples: Int
+    public let appendedHistograms: Int
 }
 
 public enum StorageError: Error, CustomStringConvertible, Sendable {
@@ -205,6 +210,18 @@ public struct SeriesSamples: Sendable {
         self.labels = labels
         self.samples = samples
     }
+}
+
+/// A native histogram and its time, copied out of storage (made only by storage).
+public struct HistogramSample: Sendable, Equatable {
+    public let timestamp: Int64
+    public let histogram: IntegerHistogram
+}
+
+/// Histograms of one series, copied out of storage for a caller (made only by storage).
+public struct SeriesHistograms: Sendable {
+    public let labels: Labels
+    public let histograms: [HistogramSample]
 }
 
 /// One series' stored sample count and time span.

@@ -24,9 +24,9 @@ extension TenantDatabase {
             let result = body(&batch)
             pendingBuffer = batch.pending
             guard !pendingBuffer.isEmpty else {
-                return (result, AppendCommit(position: wal.position, createdSeries: 0, appendedSamples: 0))
+                return (result, AppendCommit(position: wal.position, createdSeries: 0, appendedSamples: 0, appendedHistograms: 0))
             }
-            let records = encodeRecords(pendingBuffer)
+            let records = encodeRecords(pendingBuffer, histograms: batch.histograms)
             let segmentBefore = wal.segmentIndex
             let (file, position): (OpenFile, UInt64)
             do throws(StorageIOError) {
@@ -38,18 +38,26 @@ extension TenantDatabase {
             durability.written(position, in: file)
             for index in records.newSeries { head.markLogged(index) }
             for p in pendingBuffer {
-                if p.outOfOrder {
+                if p.isHistogram {
+                    head.appendHistogram(p.index, timestamp: p.timestamp, batch.histograms[Int(p.valueBits)])
+                } else if p.outOfOrder {
                     head.appendOutOfOrder(p.index, timestamp: p.timestamp, valueBits: p.valueBits)
                 } else {
                     head.append(p.index, timestamp: p.timestamp, valueBits: p.valueBits)
                 }
             }
-            return (result, AppendCommit(position: position, createdSeries: records.newSeries.count, appendedSamples: pendingBuffer.count))
+            let histograms = batch.histograms.count
+            return (result, AppendCommit(position: position, createdSeries: records.newSeries.count,
+                                         appendedSamples: pendingBuffer.count - histograms, appendedHistograms: histograms))
         }
     }
 
-    /// A Series record for the batch's series the WAL does not hold yet, then one Samples record.
-    private func encodeRecords(_ pending: [AppendBatch.Pending]) -> (records: [[UInt8]], newSeries: [Int32]) {
+    /// A Series record for the batch's series the WAL does not hold yet, then one Samples record for
+    /// the floats and one HistogramSamples record for the histograms (each only if there are any).
+    /// Replay applies the floats before the histograms, each by the rules the head applies here, so
+    /// nothing is lost; a series that switches kind inside one request may come back with its float
+    /// and histogram chunks overlapping in time, which reads keep apart.
+    private func encodeRecords(_ pending: [AppendBatch.Pending], histograms: [IntegerHistogram]) -> (records: [[UInt8]], newSeries: [Int32]) {
         var newSeries: [Int32] = []
         var seen = Set<Int32>()
         for p in pending where !head.isLogged(p.index) && seen.insert(p.index).inserted {
@@ -61,10 +69,15 @@ extension TenantDatabase {
             for index in newSeries { encoder.addSeries(ref: head.ref(index), labels: head.labelPairs(index)) }
             records.append(encoder.bytes)
         }
-        let first = pending[0]
-        encoder.beginSamples(baseRef: head.ref(first.index), baseTimestamp: first.timestamp)
-        for p in pending { encoder.addSample(ref: head.ref(p.index), timestamp: p.timestamp, valueBits: p.valueBits) }
-        records.append(encoder.bytes)
+        if let first = pending.first(where: { !$0.isHistogram }) {
+            encoder.beginSamples(baseRef: head.ref(first.index), baseTimestamp: first.timestamp)
+            for p in pending where !p.isHistogram { encoder.addSample(ref: head.ref(p.index), timestamp: p.timestamp, valueBits: p.valueBits) }
+            records.append(encoder.bytes)
+        }
+        if !histograms.isEmpty {
+            encoder.histogramSamples(pending.filter(\.isHistogram).map { (head.ref($0.index), $0.timestamp, histograms[Int($0.valueBits)]) })
+            records.append(encoder.bytes)
+        }
         return (records, newSeries)
     }
 }

@@ -85,13 +85,13 @@ extension TenantDatabase {
         Failpoint.hit("block-renamed-before-head-drop")
         let newest = lock.withLock { _ in blocks.last }
         let readers = try written.map { try BlockReader(directory: directory + "/" + $0.ulid, sharingSymbolsWith: newest) }
-        let (checkpoint, snapshot) = try lock.withLock { (_) throws -> (Int, [(ref: UInt64, labels: [(String, String)], chunks: [[UInt8]])]) in
+        let (checkpoint, snapshot) = try lock.withLock { (_) throws -> (Int, [Head.CheckpointSeries]) in
             // The checkpoint replaces the segments up to the active one, so that one must exist, even
             // empty: Prometheus reads the segments as a sequence without gaps. Opened before the head
             // changes, so running out of descriptors leaves the head and the WAL as they were.
             try wal.openSegment()
             blocks = (blocks + readers).inBlockOrder
-            if let inOrder { head.drop(inOrder.drops) }
+            if let inOrder { head.drop(inOrder) }
             head.dropOutOfOrder(late.drops, bytes: late.bytes)
             let last = wal.segmentIndex
             try finishWALSegment(wal)

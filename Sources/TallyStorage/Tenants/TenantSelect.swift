@@ -22,6 +22,11 @@ extension TenantDatabase {
                     lo = min(lo, minTime)
                     hi = max(hi, maxTime)
                 }
+                head.forEachHistogramChunk(index) { minTime, maxTime, bytes in
+                    samples += XORChunk.sampleCount(bytes)
+                    lo = min(lo, minTime)
+                    hi = max(hi, maxTime)
+                }
                 for sample in head.outOfOrderBuffer(index) {
                     samples += 1
                     lo = min(lo, sample.timestamp)
@@ -36,7 +41,8 @@ extension TenantDatabase {
                 let (pairs, chunks) = try block.series(ref)
                 let labels = Labels(pairs.map { Label($0.0, $0.1) })
                 for chunk in chunks {
-                    let bytes = try block.chunk(chunk.ref)
+                    // Float and histogram chunks alike start with their sample count.
+                    let bytes = try block.chunk(chunk.ref).bytes
                     add(labels, chunk.minTime, chunk.maxTime, XORChunk.sampleCount(bytes))
                 }
             }
@@ -62,6 +68,29 @@ extension TenantDatabase {
                        skipUnreadable: ((BlockError) -> Void)?) throws -> [SeriesSamples] {
         let (fromHead, blocks) = lock.withLock { _ in (selectHead(matchers, minTime: minTime, maxTime: maxTime), self.blocks) }
         var sources = try blocks.map { try $0.select(matchers, minTime: minTime, maxTime: maxTime, skipUnreadable: skipUnreadable) }
+        sources.append(fromHead)
+        return SeriesMerger.merge(sources)
+    }
+
+    /// Series matching `matchers` with their native histograms in [minTime, maxTime] from blocks
+    /// and head, merged as `select` merges samples; `skipUnreadable` as there.
+    public func selectHistograms(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64,
+                                 skipUnreadable: ((BlockError) -> Void)?) throws -> [SeriesHistograms] {
+        let (fromHead, blocks) = lock.withLock { _ in
+            let fromHead = head.select(matchers).compactMap { index -> SeriesHistograms? in
+                var histograms: [HistogramSample] = []
+                head.forEachHistogramChunk(index) { chunkMin, chunkMax, bytes in
+                    guard chunkMax >= minTime, chunkMin <= maxTime else { return }
+                    var it = HistogramIterator(bytes)
+                    while let (t, h) = it.next(), t <= maxTime {
+                        if t >= minTime { histograms.append(HistogramSample(timestamp: t, histogram: h)) }
+                    }
+                }
+                return histograms.isEmpty ? nil : SeriesHistograms(labels: head.labels(index), histograms: histograms)
+            }
+            return (fromHead, self.blocks)
+        }
+        var sources = try blocks.map { try $0.selectHistograms(matchers, minTime: minTime, maxTime: maxTime, skipUnreadable: skipUnreadable) }
         sources.append(fromHead)
         return SeriesMerger.merge(sources)
     }

@@ -1,6 +1,6 @@
 /// A WAL checkpoint (`wal/checkpoint.%08d`): what the head holds when segments up to that number are
-/// dropped, written as Series and Samples records in ordinary segments, so Prometheus' replay (and
-/// promtool) reads it before the segments that follow it.
+/// dropped, written as Series, Samples and HistogramSamples records in ordinary segments, so
+/// Prometheus' replay (and promtool) reads it before the segments that follow it.
 enum WALCheckpoint {
     static let prefix = "checkpoint."
 
@@ -17,7 +17,7 @@ enum WALCheckpoint {
 
     /// Writes `snapshot` as checkpoint `index`: into a temporary directory, synced, then renamed.
     /// Compressed when the WAL is, as Prometheus' checkpoints are.
-    static func write(walDirectory: String, index: Int, snapshot: [(ref: UInt64, labels: [(String, String)], chunks: [[UInt8]])],
+    static func write(walDirectory: String, index: Int, snapshot: [Head.CheckpointSeries],
                       compress: Bool) throws {
         let final = walDirectory + "/" + name(index)
         let temporary = final + ".tmp"
@@ -50,8 +50,33 @@ enum WALCheckpoint {
             }
         }
         if pending > 0 { _ = try writer.log([encoder.bytes]) }
+        try writeHistograms(snapshot, writer, &encoder)
         try writer.finishSegment()
         try FileSystem.publishDirectory(temporary, as: final, in: walDirectory) { Failpoint.hit("checkpoint-before-rename") }
+    }
+
+    /// The snapshot's histograms as HistogramSamples records of up to 1,000 histograms, after all
+    /// the floats. A chunk that does not decode whole was made by this head, so it cannot happen;
+    /// its readable histograms are kept.
+    private static func writeHistograms(_ snapshot: [Head.CheckpointSeries], _ writer: WALWriter,
+                                        _ encoder: inout WALRecordEncoder) throws(StorageIOError) {
+        var batch: [(ref: UInt64, timestamp: Int64, histogram: IntegerHistogram)] = []
+        for s in snapshot {
+            for chunk in s.histogramChunks {
+                chunk.withUnsafeBufferPointer { bytes in
+                    var it = HistogramIterator(bytes)
+                    while let (t, h) = it.next() { batch.append((s.ref, t, h)) }
+                }
+                if batch.count >= 1000 {
+                    encoder.histogramSamples(batch)
+                    _ = try writer.log([encoder.bytes])
+                    batch.removeAll(keepingCapacity: true)
+                }
+            }
+        }
+        guard !batch.isEmpty else { return }
+        encoder.histogramSamples(batch)
+        _ = try writer.log([encoder.bytes])
     }
 
     /// Removes what checkpoint `index` replaces: segments up to it, older checkpoints, unfinished ones.

@@ -1,6 +1,5 @@
 /// Record payloads of the Prometheus WAL (`tsdb/record`): Series (type 1), Samples (type 2),
-/// Tombstones (type 3) and HistogramSamples (type 7, integer native histograms; encoded and decoded,
-/// not yet written by the head). Integers are big-endian; deltas are zigzag varints.
+/// Tombstones (type 3) and HistogramSamples (type 7, integer native histograms). Integers are big-endian; deltas are zigzag varints.
 enum WALRecordType: UInt8 {
     case series = 1
     case samples = 2
