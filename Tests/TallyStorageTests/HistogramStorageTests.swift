@@ -136,7 +136,7 @@ final class HistogramStorageTests: XCTestCase {
         let child = try BlockReader(directory: directory + "/" + meta.ulid)
         let merged = try child.selectHistograms([try LabelMatcher("__name__", .equal, "h")], minTime: .min, maxTime: .max)
         XCTAssertEqual(merged.first?.histograms.map(\.timestamp), (0..<80).map { Int64($0) * 1000 })
-        XCTAssertEqual(merged.first?.histograms.last?.histogram, histogram(80))
+        XCTAssertEqual(merged.first?.histograms.last?.histogram, .integer(histogram(80)))
         XCTAssertEqual(meta.stats.numSamples, 80)
         XCTAssertEqual(try child.series(child.seriesRefs[0]).chunks.map { try child.chunk($0.ref).encoding }, [HistogramChunk.encoding])
     }
@@ -173,7 +173,7 @@ final class HistogramStorageTests: XCTestCase {
         schema.schema = 99
         huge.positiveSpans = [HistogramSpan(offset: 0, length: .max)]
         var encoder = WALRecordEncoder()
-        encoder.histogramSamples([(1, 2000, wrong), (1, 3000, schema), (1, 4000, huge), (1, 5000, histogram(5))])
+        encoder.histogramSamples([(UInt64(1), Int64(2000), wrong), (1, 3000, schema), (1, 4000, huge), (1, 5000, histogram(5))])
         let next = (try FileSystem.listDirectory(directory + "/wal").compactMap { Int($0) }.max() ?? -1) + 1
         let writer = WALWriter(directory: directory + "/wal", segmentIndex: next)
         _ = try writer.openSegment()
@@ -188,7 +188,7 @@ final class HistogramStorageTests: XCTestCase {
         var cut = HistogramChunk()
         cut.append(timestamp: 1, histogram(1))
         cut.append(timestamp: 2, histogram(2))
-        let series = [BlockSeries(labels: [("__name__", "a")], chunks: [EncodedChunk(minTime: 1, maxTime: 2, bytes: cut.bytes, encoding: 3)]),
+        let series = [BlockSeries(labels: [("__name__", "a")], chunks: [EncodedChunk(minTime: 1, maxTime: 2, bytes: cut.bytes, encoding: 4)]),
                       BlockSeries(labels: [("__name__", "b")], chunks: [EncodedChunk(minTime: 1, maxTime: 2, bytes: Array(cut.bytes.prefix(8)),
                                                                                        encoding: HistogramChunk.encoding)])]
         let meta = try BlockWriter.write(series: series, minTime: 1, maxTime: 3, into: directory, tenant: "t")
@@ -197,7 +197,7 @@ final class HistogramStorageTests: XCTestCase {
         let read = try block.selectHistograms([try LabelMatcher("__name__", .regex, ".+")], minTime: .min, maxTime: .max) { errors.append("\($0)") }
         XCTAssertTrue(read.isEmpty)
         XCTAssertEqual(errors.count, 2, "\(errors)")
-        XCTAssertTrue(errors[0].contains("block \(meta.ulid): chunks/000001: chunk encoding 3") && errors[0].contains("neither XOR (1) nor histogram (2)"), errors[0])
+        XCTAssertTrue(errors[0].contains("block \(meta.ulid): chunks/000001: chunk encoding 4") && errors[0].contains("neither XOR (1), histogram (2) nor float histogram (3)"), errors[0])
         XCTAssertTrue(errors[1].contains("chunks/000001: undecodable chunk") && errors[1].contains("left out the histograms of {__name__=\"b\"}"), errors[1])
         XCTAssertThrowsError(try block.select([try LabelMatcher("__name__", .equal, "a")], minTime: .min, maxTime: .max))
     }
