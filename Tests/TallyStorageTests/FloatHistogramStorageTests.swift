@@ -2,25 +2,14 @@ import XCTest
 @testable import TallyStorage
 
 /// Float native histograms through the tenant database, beside integer ones: verdicts, WAL replay,
-/// checkpoints, block cuts (encoding 3), compaction, deletion and the dump text.
+/// checkpoints, block cuts (encoding 3) and the dump text (compaction and deletion of both kinds:
+/// `HistogramStorageTests`).
 final class FloatHistogramStorageTests: XCTestCase {
     private var directory = ""
 
     override func setUpWithError() throws { directory = try temporaryDirectory() + "/tenant" }
 
-    /// A counter-like float histogram: schema 0, two positive buckets, one negative, a zero bucket.
-    private func floatHistogram(_ n: Double) -> FloatHistogram {
-        var h = FloatHistogram()
-        h.zeroThresholdBits = (0.001).bitPattern
-        h.zeroCount = n / 2
-        h.count = 4.5 * n
-        h.sumBits = (n * 3.25).bitPattern
-        h.positiveSpans = [HistogramSpan(offset: 0, length: 2)]
-        h.positiveBuckets = [n, n * 1.5]
-        h.negativeSpans = [HistogramSpan(offset: 0, length: 1)]
-        h.negativeBuckets = [n * 1.5]
-        return h
-    }
+    private func floatHistogram(_ n: Double) -> FloatHistogram { counterFloatHistogram(n) }
 
     private func integerHistogram(_ n: UInt64) -> IntegerHistogram {
         var h = IntegerHistogram()
@@ -34,23 +23,10 @@ final class FloatHistogramStorageTests: XCTestCase {
     }
 
     private func append(_ db: TenantDatabase, _ name: String, _ histograms: [(Int64, HistogramValue)]) throws -> [SampleVerdict] {
-        let nameBytes = Array("__name__".utf8), valueBytes = Array(name.utf8)
-        let (verdicts, commit) = try nameBytes.withUnsafeBytes { n in
-            try valueBytes.withUnsafeBytes { v in
-                try db.append { batch -> [SampleVerdict] in
-                    let handle = [RawLabel(name: n, value: v)].withUnsafeBufferPointer { try! batch.series($0) }
-                    return histograms.map { batch.add(handle, timestamp: $0.0, histogram: $0.1) }
-                }
-            }
-        }
-        waitDurable(db, commit)
-        return verdicts
+        try appendHistogramValues(db, name, histograms)
     }
 
-    private func stored(_ db: TenantDatabase, _ name: String = "h") throws -> [HistogramSample] {
-        try db.selectHistograms([try LabelMatcher("__name__", .equal, name)], minTime: .min, maxTime: .max, skipUnreadable: nil)
-            .first?.histograms ?? []
-    }
+    private func stored(_ db: TenantDatabase, _ name: String = "h") throws -> [HistogramSample] { try storedHistograms(db, name) }
 
     func testVerdictsFollowPrometheus() throws {
         let db = try TenantDatabase.open(directory: directory, tenant: "t")
@@ -136,56 +112,6 @@ final class FloatHistogramStorageTests: XCTestCase {
         let got = try stored(all)
         XCTAssertTrue(same(got), "\(got.count) \(zip(got, expected).first { $0.0 != $0.1 }.map { "\($0.0) vs \($0.1)" } ?? "")")
         try all.close()
-    }
-
-    func testCompactionCopiesOrMergesFloatHistogramChunks() throws {
-        let a = (0..<50).map { HistogramSample(timestamp: Int64($0) * 1000, histogram: floatHistogram(Double($0 + 1))) }
-        let b = (25..<80).map { HistogramSample(timestamp: Int64($0) * 1000, histogram: floatHistogram(Double($0 + 1))) }
-        let c = (80..<90).map { HistogramSample(timestamp: Int64($0) * 1000, histogram: floatHistogram(Double($0 + 1))) }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        func write(_ samples: [HistogramSample]) throws -> BlockReader {
-            let meta = try BlockWriter.write(series: [BlockSeries(labels: [("__name__", "h")], chunks: EncodedChunk.encodeHistograms(samples))],
-                                             minTime: samples.first!.timestamp, maxTime: samples.last!.timestamp + 1, into: directory, tenant: "t")
-            return try BlockReader(directory: directory + "/" + meta.ulid)
-        }
-        // Overlapping: merged.
-        let parents = [try write(a), try write(b)]
-        let meta = try XCTUnwrap(BlockCompactor.compact(parents, minTime: 0, maxTime: 80_000, into: directory, tenant: "t",
-                                                        compaction: BlockCompactor.childCompaction(parents.map(\.meta))))
-        let child = try BlockReader(directory: directory + "/" + meta.ulid)
-        let merged = try child.selectHistograms([try LabelMatcher("__name__", .equal, "h")], minTime: .min, maxTime: .max)
-        XCTAssertEqual(merged.first?.histograms.map(\.timestamp), (0..<80).map { Int64($0) * 1000 })
-        XCTAssertEqual(merged.first?.histograms.last?.histogram, .float(floatHistogram(80)))
-        XCTAssertEqual(meta.stats.numSamples, 80)
-        XCTAssertEqual(try child.series(child.seriesRefs[0]).chunks.map { try child.chunk($0.ref).encoding }, [FloatHistogramChunk.encoding])
-        // Not overlapping: copied byte for byte.
-        let apart = [child, try write(c)]
-        let copied = try XCTUnwrap(BlockCompactor.compact(apart, minTime: 0, maxTime: 90_000, into: directory, tenant: "t",
-                                                          compaction: BlockCompactor.childCompaction(apart.map(\.meta))))
-        let last = try BlockReader(directory: directory + "/" + copied.ulid)
-        let bytes = try last.series(last.seriesRefs[0]).chunks.map { Array(try last.chunk($0.ref).bytes) }
-        XCTAssertEqual(bytes.first, Array(try child.chunk(child.series(child.seriesRefs[0]).chunks[0].ref).bytes))
-        XCTAssertEqual(try last.selectHistograms([try LabelMatcher("__name__", .equal, "h")], minTime: .min, maxTime: .max).first?.histograms,
-                       (a + b.suffix(30) + c).map { $0 })
-    }
-
-    func testDeletionRemovesFloatHistogramsFromHeadAndBlocks() throws {
-        let db = try TenantDatabase.open(directory: directory, tenant: "t")
-        XCTAssertEqual(Set(try append(db, "h", (0..<10).map { (Int64($0) * 1000, .float(floatHistogram(Double($0 + 1)))) })), [.accepted])
-        let matchers = [try LabelMatcher("__name__", .equal, "h")]
-        var report = try db.deleteSeries([matchers], in: DeletedInterval(minTime: 2000, maxTime: 4000))
-        XCTAssertEqual(report.parts.map(\.samples), [3])
-        XCTAssertEqual(try stored(db).map(\.timestamp), [0, 1000, 5000, 6000, 7000, 8000, 9000])
-        let reopened = try TenantDatabase.open(directory: directory, tenant: "t", readOnly: true)
-        XCTAssertEqual(try stored(reopened).map(\.timestamp), [0, 1000, 5000, 6000, 7000, 8000, 9000])
-        let late: Int64 = 4 * 3600 * 1000
-        XCTAssertEqual(try append(db, "h", [(late, .float(floatHistogram(20)))]), [.accepted])
-        try db.cutBlock()
-        report = try db.deleteSeries([matchers], in: DeletedInterval(minTime: 8000, maxTime: 9000))
-        XCTAssertEqual(report.parts.map(\.samples), [2])
-        XCTAssertNotEqual(report.parts.first?.place, "head")
-        XCTAssertEqual(try stored(db).map(\.timestamp), [0, 1000, 5000, 6000, 7000, late])
-        XCTAssertEqual(try stored(db).last?.histogram, .float(floatHistogram(20)))
     }
 
     func testHostileFloatHistogramsOnDiskAreSkippedOrNamed() throws {

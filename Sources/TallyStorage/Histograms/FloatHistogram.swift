@@ -31,9 +31,6 @@ public struct FloatHistogram: NativeHistogram {
         return out
     }
 
-    public var observationCount: Double { count }
-    public var zeroObservations: Double { zeroCount }
-
     public static func sameValues(_ a: FloatHistogram, _ b: FloatHistogram) -> Bool {
         a.count.bitPattern == b.count.bitPattern && a.zeroCount.bitPattern == b.zeroCount.bitPattern
             && a.positiveBuckets.map(\.bitPattern) == b.positiveBuckets.map(\.bitPattern)

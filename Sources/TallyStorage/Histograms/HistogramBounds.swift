@@ -182,16 +182,16 @@ extension StoredHistogram {
     /// ones, each `[lower,upper):count` with the bounds in Go's `%g` and inclusive sides in square
     /// brackets; integer counts as integers, float ones in `%g`.
     var promtoolText: String {
-        var out = "{count:\(Self.text(observationCount)), sum:\(GoFormat.float(Double(bitPattern: sumBits)))"
+        var out = "{count:\(Self.text(count)), sum:\(GoFormat.float(Double(bitPattern: sumBits)))"
         func bucket(_ lower: Double, _ upper: Double, _ count: BucketCount) -> String {
             (lower < 0 ? "[" : "(") + GoFormat.float(lower) + "," + GoFormat.float(upper) + (upper > 0 ? "]" : ")") + ":" + Self.text(bucket: count)
         }
         for (index, n) in observations(.negative).reversed() where n != .zero {
             out += ", " + bucket(-HistogramBounds.upper(index, schema: schema), -HistogramBounds.upper(index &- 1, schema: schema), n)
         }
-        if zeroObservations != .zero {
+        if zeroCount != .zero {
             let threshold = Double(bitPattern: zeroThresholdBits)
-            out += ", [" + GoFormat.float(-threshold) + "," + GoFormat.float(threshold) + "]:" + Self.text(zeroObservations)
+            out += ", [" + GoFormat.float(-threshold) + "," + GoFormat.float(threshold) + "]:" + Self.text(zeroCount)
         }
         for (index, n) in observations(.positive) where n != .zero {
             out += ", " + bucket(HistogramBounds.upper(index &- 1, schema: schema), HistogramBounds.upper(index, schema: schema), n)

@@ -51,8 +51,9 @@ public protocol NativeHistogram: Sendable, Equatable {
     init()
     /// Each bucket of a side as (index, absolute count).
     func observations(_ side: HistogramSide) -> [(index: Int64, count: BucketCount)]
-    var observationCount: Count { get }
-    var zeroObservations: Count { get }
+    /// Observations in all, and in the zero bucket.
+    var count: Count { get set }
+    var zeroCount: Count { get set }
     /// Whether the counts (total, zero bucket, buckets) are the same, floats by their bits.
     static func sameValues(_ a: Self, _ b: Self) -> Bool
 }
@@ -74,9 +75,9 @@ extension NativeHistogram {
     /// appenders' `Appendable` see one: fewer observations, a smaller zero bucket under the same
     /// schema and threshold, a bucket gone, or a bucket (matched by its index) that shrank.
     func resetsCounter(after previous: Self) -> Bool {
-        if observationCount < previous.observationCount { return true }
+        if count < previous.count { return true }
         guard schema == previous.schema, zeroThresholdBits == previous.zeroThresholdBits else { return false }
-        if zeroObservations < previous.zeroObservations { return true }
+        if zeroCount < previous.zeroCount { return true }
         return [HistogramSide.positive, .negative].contains { side in
             let new = observations(side)
             var n = 0
@@ -115,9 +116,6 @@ extension IntegerHistogram {
     public func observations(_ side: HistogramSide) -> [(index: Int64, count: Int64)] {
         side == .positive ? Self.absoluteBuckets(positiveSpans, positiveBuckets) : Self.absoluteBuckets(negativeSpans, negativeBuckets)
     }
-
-    public var observationCount: UInt64 { count }
-    public var zeroObservations: UInt64 { zeroCount }
 
     public static func sameValues(_ a: IntegerHistogram, _ b: IntegerHistogram) -> Bool {
         a.count == b.count && a.zeroCount == b.zeroCount && a.positiveBuckets == b.positiveBuckets && a.negativeBuckets == b.negativeBuckets
