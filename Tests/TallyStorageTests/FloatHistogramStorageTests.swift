@@ -134,19 +134,7 @@ final class FloatHistogramStorageTests: XCTestCase {
                                                   "malformed WAL record: truncated u64"])
         XCTAssertEqual(try stored(replayed).map(\.timestamp), [1000, 5000])
 
-        // A float-histogram chunk cut short is an error naming block and chunk file.
-        var chunk = FloatHistogramChunk()
-        chunk.append(timestamp: 1, floatHistogram(1))
-        chunk.append(timestamp: 2, floatHistogram(2))
-        let series = [BlockSeries(labels: [("__name__", "b")], chunks: [EncodedChunk(minTime: 1, maxTime: 2, bytes: Array(chunk.bytes.prefix(20)),
-                                                                                       encoding: FloatHistogramChunk.encoding)])]
-        let meta = try BlockWriter.write(series: series, minTime: 1, maxTime: 3, into: directory, tenant: "t")
-        let block = try BlockReader(directory: directory + "/" + meta.ulid)
-        var errors: [String] = []
-        let read = try block.selectHistograms([try LabelMatcher("__name__", .regex, ".+")], minTime: .min, maxTime: .max) { errors.append("\($0)") }
-        XCTAssertTrue(read.isEmpty)
-        XCTAssertEqual(errors.count, 1, "\(errors)")
-        XCTAssertTrue(errors.first?.contains("block \(meta.ulid): chunks/000001: undecodable chunk") ?? false, "\(errors)")
+        // A float-histogram chunk cut short in a block: `HistogramStorageTests`.
     }
 
     func testPromtoolText() {

@@ -190,22 +190,28 @@ final class HistogramStorageTests: XCTestCase {
         XCTAssertEqual(replayed.replay.problems, ["skipped 3 malformed WAL histograms or with timestamps beyond ±2^53 ms"])
         XCTAssertEqual(try stored(replayed).map(\.timestamp), [1000, 5000])
 
-        // Blocks: a chunk of an encoding this reader does not know, and a histogram chunk cut short,
+        // Blocks: a chunk of an encoding this reader does not know, and a histogram and a float-histogram chunk cut short,
         // are errors naming block and chunk file, and a dump reports them and goes on.
         var cut = HistogramChunk()
         cut.append(timestamp: 1, histogram(1))
         cut.append(timestamp: 2, histogram(2))
+        var floatCut = FloatHistogramChunk()
+        floatCut.append(timestamp: 1, counterFloatHistogram(1))
+        floatCut.append(timestamp: 2, counterFloatHistogram(2))
         let series = [BlockSeries(labels: [("__name__", "a")], chunks: [EncodedChunk(minTime: 1, maxTime: 2, bytes: cut.bytes, encoding: 4)]),
                       BlockSeries(labels: [("__name__", "b")], chunks: [EncodedChunk(minTime: 1, maxTime: 2, bytes: Array(cut.bytes.prefix(8)),
-                                                                                       encoding: HistogramChunk.encoding)])]
+                                                                                       encoding: HistogramChunk.encoding)]),
+                      BlockSeries(labels: [("__name__", "c")], chunks: [EncodedChunk(minTime: 1, maxTime: 2, bytes: Array(floatCut.bytes.prefix(20)),
+                                                                                       encoding: FloatHistogramChunk.encoding)])]
         let meta = try BlockWriter.write(series: series, minTime: 1, maxTime: 3, into: directory, tenant: "t")
         let block = try BlockReader(directory: directory + "/" + meta.ulid)
         var errors: [String] = []
         let read = try block.selectHistograms([try LabelMatcher("__name__", .regex, ".+")], minTime: .min, maxTime: .max) { errors.append("\($0)") }
         XCTAssertTrue(read.isEmpty)
-        XCTAssertEqual(errors.count, 2, "\(errors)")
+        XCTAssertEqual(errors.count, 3, "\(errors)")
         XCTAssertTrue(errors[0].contains("block \(meta.ulid): chunks/000001: chunk encoding 4") && errors[0].contains("neither XOR (1), histogram (2) nor float histogram (3)"), errors[0])
         XCTAssertTrue(errors[1].contains("chunks/000001: undecodable chunk") && errors[1].contains("left out the histograms of {__name__=\"b\"}"), errors[1])
+        XCTAssertTrue(errors[2].contains("chunks/000001: undecodable chunk") && errors[2].contains("left out the histograms of {__name__=\"c\"}"), errors[2])
         XCTAssertThrowsError(try block.select([try LabelMatcher("__name__", .equal, "a")], minTime: .min, maxTime: .max))
     }
 

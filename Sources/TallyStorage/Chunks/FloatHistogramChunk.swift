@@ -85,31 +85,20 @@ public struct FloatHistogramChunk: Sendable {
 public struct FloatHistogramIterator: IteratorProtocol, ChunkIterator {
     static var encoding: UInt8 { FloatHistogramChunk.encoding }
 
-    private var reader: BitReader
-    private let total: Int
-    private var read = 0
-    public let header: HistogramChunk.CounterResetHeader
+    private var cursor: HistogramChunkCursor
+    public var header: HistogramChunk.CounterResetHeader { cursor.header }
+    public var failed: Bool { cursor.failed }
     private var current = FloatHistogram()
     private var timestamp: Int64 = 0
     private var timestampDelta: Int64 = 0
     private var values: [UInt64] = []
     private var windows: [XORValueReader] = []
-    public private(set) var failed = false
 
     /// `bytes` must stay valid while iterating.
-    public init(_ bytes: UnsafeBufferPointer<UInt8>) {
-        reader = BitReader(bytes, bitPosition: 24)
-        total = bytes.count >= 3 ? XORChunk.sampleCount(bytes) : 0
-        header = bytes.count >= 3 ? HistogramChunk.CounterResetHeader(rawValue: bytes[2] & 0b1100_0000) ?? .unknown : .unknown
-    }
+    public init(_ bytes: UnsafeBufferPointer<UInt8>) { cursor = HistogramChunkCursor(bytes) }
 
     public mutating func next() -> (timestamp: Int64, histogram: FloatHistogram)? {
-        guard read < total, !failed else { return nil }
-        guard read == 0 ? readFirst() : readNext() else {
-            failed = true
-            return nil
-        }
-        read += 1
+        guard cursor.hasNext, cursor.finish(cursor.read == 0 ? readFirst() : readNext()) else { return nil }
         let p = current.positiveBuckets.count
         current.count = Double(bitPattern: values[0])
         current.zeroCount = Double(bitPattern: values[1])
@@ -120,15 +109,15 @@ public struct FloatHistogramIterator: IteratorProtocol, ChunkIterator {
     }
 
     private mutating func readFirst() -> Bool {
-        guard let layout = reader.readHistogramLayout() else { return false }
+        guard let layout = cursor.reader.readHistogramLayout() else { return false }
         layout.apply(to: &current)
         let p = HistogramLayout.buckets(layout.positiveSpans), n = HistogramLayout.buckets(layout.negativeSpans)
         // Each value takes 64 bits: a bucket count the chunk cannot hold is refused before allocating.
-        guard let t = reader.readVarbitInt(), p <= reader.bitsLeft / 64, n <= reader.bitsLeft / 64 - p else { return false }
+        guard let t = cursor.reader.readVarbitInt(), p <= cursor.reader.bitsLeft / 64, n <= cursor.reader.bitsLeft / 64 - p else { return false }
         timestamp = t
         values.reserveCapacity(3 + p + n)
         for _ in 0..<3 + p + n {
-            guard let v = reader.readBits(64) else { return false }
+            guard let v = cursor.reader.readBits(64) else { return false }
             values.append(v)
         }
         current.positiveBuckets = Array(repeating: 0, count: p)
@@ -138,15 +127,15 @@ public struct FloatHistogramIterator: IteratorProtocol, ChunkIterator {
     }
 
     private mutating func readNext() -> Bool {
-        guard let tDod = reader.readVarbitInt() else { return false }
+        guard let tDod = cursor.reader.readVarbitInt() else { return false }
         timestampDelta &+= tDod
         timestamp &+= timestampDelta
         for i in 0..<3 {
-            guard windows[i].read(&values[i], from: &reader) else { return false }
+            guard windows[i].read(&values[i], from: &cursor.reader) else { return false }
         }
         if values[2] == HistogramChunk.staleNaNBits { return true }
         for i in 3..<values.count {
-            guard windows[i].read(&values[i], from: &reader) else { return false }
+            guard windows[i].read(&values[i], from: &cursor.reader) else { return false }
         }
         return true
     }

@@ -137,10 +137,9 @@ public struct HistogramChunk: Sendable {
 public struct HistogramIterator: IteratorProtocol, ChunkIterator {
     static var encoding: UInt8 { HistogramChunk.encoding }
 
-    private var reader: BitReader
-    private let total: Int
-    private var read = 0
-    public let header: HistogramChunk.CounterResetHeader
+    private var cursor: HistogramChunkCursor
+    public var header: HistogramChunk.CounterResetHeader { cursor.header }
+    public var failed: Bool { cursor.failed }
     private var current = IntegerHistogram()
     private var timestamp: Int64 = 0
     private var timestampDelta: Int64 = 0
@@ -149,30 +148,20 @@ public struct HistogramIterator: IteratorProtocol, ChunkIterator {
     private var positiveChanges: [Int64] = []
     private var negativeChanges: [Int64] = []
     private var sums = XORValueReader()
-    public private(set) var failed = false
 
     /// `bytes` must stay valid while iterating.
-    public init(_ bytes: UnsafeBufferPointer<UInt8>) {
-        reader = BitReader(bytes, bitPosition: 24)
-        total = bytes.count >= 3 ? XORChunk.sampleCount(bytes) : 0
-        header = bytes.count >= 3 ? HistogramChunk.CounterResetHeader(rawValue: bytes[2] & 0b1100_0000) ?? .unknown : .unknown
-    }
+    public init(_ bytes: UnsafeBufferPointer<UInt8>) { cursor = HistogramChunkCursor(bytes) }
 
     public mutating func next() -> (timestamp: Int64, histogram: IntegerHistogram)? {
-        guard read < total, !failed else { return nil }
-        guard read == 0 ? readFirst() : readNext() else {
-            failed = true
-            return nil
-        }
-        read += 1
+        guard cursor.hasNext, cursor.finish(cursor.read == 0 ? readFirst() : readNext()) else { return nil }
         return (timestamp, current)
     }
 
     private mutating func readFirst() -> Bool {
-        guard let layout = reader.readHistogramLayout() else { return false }
+        guard let layout = cursor.reader.readHistogramLayout() else { return false }
         layout.apply(to: &current)
-        guard let t = reader.readVarbitInt(), let count = reader.readVarbitUint(), let zero = reader.readVarbitUint(),
-              let sum = reader.readBits(64) else { return false }
+        guard let t = cursor.reader.readVarbitInt(), let count = cursor.reader.readVarbitUint(), let zero = cursor.reader.readVarbitUint(),
+              let sum = cursor.reader.readBits(64) else { return false }
         (timestamp, current.count, current.zeroCount, current.sumBits) = (t, count, zero, sum)
         guard let positive = readFirstBuckets(HistogramLayout.buckets(layout.positiveSpans)),
               let negative = readFirstBuckets(HistogramLayout.buckets(layout.negativeSpans)) else { return false }
@@ -183,25 +172,25 @@ public struct HistogramIterator: IteratorProtocol, ChunkIterator {
     }
 
     private mutating func readNext() -> Bool {
-        guard let tDod = reader.readVarbitInt(), let countDod = reader.readVarbitInt(), let zeroDod = reader.readVarbitInt() else { return false }
+        guard let tDod = cursor.reader.readVarbitInt(), let countDod = cursor.reader.readVarbitInt(), let zeroDod = cursor.reader.readVarbitInt() else { return false }
         timestampDelta &+= tDod
         timestamp &+= timestampDelta
         countDelta &+= countDod
         current.count = UInt64(bitPattern: Int64(bitPattern: current.count) &+ countDelta)
         zeroCountDelta &+= zeroDod
         current.zeroCount = UInt64(bitPattern: Int64(bitPattern: current.zeroCount) &+ zeroCountDelta)
-        guard sums.read(&current.sumBits, from: &reader) else { return false }
+        guard sums.read(&current.sumBits, from: &cursor.reader) else { return false }
         if current.sumBits == HistogramChunk.staleNaNBits { return true }
-        return Self.readDoubleDeltas(&current.positiveBuckets, &positiveChanges, &reader)
-            && Self.readDoubleDeltas(&current.negativeBuckets, &negativeChanges, &reader)
+        return Self.readDoubleDeltas(&current.positiveBuckets, &positiveChanges, &cursor.reader)
+            && Self.readDoubleDeltas(&current.negativeBuckets, &negativeChanges, &cursor.reader)
     }
 
     private mutating func readFirstBuckets(_ n: Int) -> [Int64]? {
-        guard n <= reader.bitsLeft else { return nil }
+        guard n <= cursor.reader.bitsLeft else { return nil }
         var buckets: [Int64] = []
         buckets.reserveCapacity(n)
         for _ in 0..<n {
-            guard let b = reader.readVarbitInt() else { return nil }
+            guard let b = cursor.reader.readVarbitInt() else { return nil }
             buckets.append(b)
         }
         return buckets
@@ -214,6 +203,31 @@ public struct HistogramIterator: IteratorProtocol, ChunkIterator {
             buckets[i] &+= changes[i]
         }
         return true
+    }
+}
+
+/// What both histogram iterators keep of their chunk: the bits after its three header bytes, its
+/// sample count and counter-reset header, how many samples were read, and whether one failed.
+struct HistogramChunkCursor {
+    var reader: BitReader
+    let total: Int
+    let header: HistogramChunk.CounterResetHeader
+    private(set) var read = 0
+    private(set) var failed = false
+
+    init(_ bytes: UnsafeBufferPointer<UInt8>) {
+        reader = BitReader(bytes, bitPosition: 24)
+        total = bytes.count >= 3 ? XORChunk.sampleCount(bytes) : 0
+        header = bytes.count >= 3 ? HistogramChunk.CounterResetHeader(rawValue: bytes[2] & 0b1100_0000) ?? .unknown : .unknown
+    }
+
+    /// Whether another sample is due (`read == 0`: the first).
+    var hasNext: Bool { read < total && !failed }
+
+    /// Counts a sample read, or marks the chunk failed; returns `ok`.
+    mutating func finish(_ ok: Bool) -> Bool {
+        if ok { read += 1 } else { failed = true }
+        return ok
     }
 }
 
