@@ -1,5 +1,6 @@
 import Foundation
 import TallyLoad
+import TallyStorage
 import TallyTestSupport
 import TallyWire
 import XCTest
@@ -72,5 +73,102 @@ final class FloatHistogramRemoteWriteTests: XCTestCase {
         XCTAssertEqual(try tallyDump(storage: storage, tenant: "f").split(separator: "\n").map(String.init), expected)
         let verify = try runCommand(Binaries.tally, ["blocks", "verify", "--storage", storage, "--tenant", "f"])
         XCTAssertEqual(verify.status, 0, "\(verify.stdout) \(verify.stderr)")
+    }
+
+    /// A real Prometheus 2.42 writes float histograms itself: a recording rule's `sum` of a native
+    /// histogram is a float histogram (hint gauge), which it sends by remote write and keeps in
+    /// float-histogram chunks. Tally stores what it sends, and every chunk of Prometheus' own
+    /// snapshot block decodes and is re-encoded by Tally's writer to the same bytes.
+    func testRealPrometheusRecordingRuleFloatHistogramsMatchItsOwnChunks() throws {
+        _ = try Binaries.debian("prometheus")
+        let root = try makeTemporaryDirectory("float-histograms-prometheus")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let storage = root + "/storage"
+        let tally = try TallyServerProcess(storage: storage)
+        try tally.waitReady()
+        defer { tally.stop(SIGTERM) }
+        let now = Int64(Date().timeIntervalSince1970 * 1000) / 1000 * 1000
+        let exporter = try HistogramExporter(start: now - 2_000, step: 1_000, scrapes: 600)
+        defer { exporter.stop() }
+        try """
+            groups:
+              - name: float
+                interval: 1s
+                rules:
+                  - record: job:test_latency_seconds:sum
+                    expr: sum by (job) (test_latency_seconds)
+            """.write(toFile: root + "/rules.yml", atomically: true, encoding: .utf8)
+        let prometheus = try PrometheusProcess(directory: root, configuration: { _ in
+            """
+            global:
+              scrape_interval: 1s
+              evaluation_interval: 1s
+            rule_files: ['rules.yml']
+            scrape_configs:
+              - job_name: hist
+                static_configs:
+                  - targets: ['127.0.0.1:\(exporter.port)']
+            remote_write:
+              - url: http://127.0.0.1:\(tally.port)/api/v1/write?tenant=r
+                send_native_histograms: true
+                queue_config:
+                  batch_send_deadline: 1s
+                  min_backoff: 50ms
+            """
+        }, arguments: ["--storage.tsdb.path=\(root)/prometheus-data", "--enable-feature=native-histograms", "--web.enable-admin-api"])
+        defer { prometheus.stop() }
+        try prometheus.waitReady()
+
+        let match = "{__name__=\"job:test_latency_seconds:sum\"}"
+        var lines: [String] = []
+        let deadline = Date().addingTimeInterval(90)
+        while Date() < deadline && lines.count < 15 {
+            sleep(1)
+            lines = ((try? tallyDump(storage: storage, tenant: "r", match: match)) ?? "").split(separator: "\n").map(String.init)
+        }
+        XCTAssertGreaterThanOrEqual(lines.count, 15, "Prometheus log tail:\n\(prometheus.logTail)\nTally log:\n\(tally.log.suffix(3000))")
+
+        // Prometheus' own chunks, from a snapshot of its head.
+        let snapshot = try prometheus.client(timeoutSeconds: 30).request("POST", "/api/v1/admin/tsdb/snapshot")
+        XCTAssertEqual(snapshot.status, 200, snapshot.body)
+        let name = try XCTUnwrap(((try JSONSerialization.jsonObject(with: Data(snapshot.body.utf8)) as? [String: Any])?["data"] as? [String: Any])?["name"] as? String)
+        let snapshotDirectory = root + "/prometheus-data/snapshots/" + name
+        var checked = 0, longest = 0, histograms: [String: String] = [:]
+        for block in try FileManager.default.contentsOfDirectory(atPath: snapshotDirectory) where block.count == 26 {
+            let reader = try BlockReader(directory: snapshotDirectory + "/" + block)
+            for ref in reader.seriesRefs {
+                let (labels, chunks) = try reader.series(ref)
+                guard labels.contains(where: { $0 == ("__name__", "job:test_latency_seconds:sum") }) else { continue }
+                for meta in chunks {
+                    let chunk = try reader.chunk(meta.ref)
+                    XCTAssertEqual(chunk.encoding, FloatHistogramChunk.encoding)
+                    var it = FloatHistogramIterator(chunk.bytes)
+                    // The header as Prometheus 2.42 wrote it (unknown: its float appender sets none).
+                    var again = FloatHistogramChunk(header: it.header)
+                    var fits = true
+                    while let (t, h) = it.next() {
+                        fits = fits && again.fits(h)
+                        if fits { again.append(timestamp: t, h) }
+                        histograms[String(t)] = HistogramValue.float(h).promtoolText
+                    }
+                    XCTAssertFalse(it.failed)
+                    // Prometheus recodes a chunk whose buckets change; a chunk of one layout is byte-exact.
+                    if fits {
+                        XCTAssertEqual(again.bytes, Array(chunk.bytes), "chunk at \(meta.minTime)")
+                        checked += 1
+                        longest = max(longest, again.count)
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 0, "no float-histogram chunk in the snapshot")
+        XCTAssertGreaterThanOrEqual(longest, 10, "a chunk of many histograms, so later ones are XOR-coded")
+        // What Tally stored is what Prometheus recorded, time by time.
+        for line in lines {
+            let t = String(line.split(separator: " ").last ?? "")
+            guard let recorded = histograms[t] else { continue }
+            XCTAssertTrue(line.hasSuffix(" " + recorded + " " + t), "\(line) vs \(recorded)")
+        }
+        XCTAssertTrue(lines.contains { histograms[String($0.split(separator: " ").last ?? "")] != nil }, "no time in common")
     }
 }
