@@ -2,31 +2,34 @@ import TallyStorage
 import TallyWire
 
 extension WriteRequestView {
-    /// An integer native histogram of the request as storage holds it: spans and bucket deltas read
-    /// from the message, the reset hint kept when it is one of Prometheus' four (else unknown).
-    /// The histogram passed `HistogramValidator` when the request was decoded.
-    func integerHistogram(_ wire: WireHistogram) -> IntegerHistogram {
-        var h = IntegerHistogram()
+    /// A native histogram of the request as storage holds it, integer or float, chosen by the
+    /// message's count field (`count_int` or `count_float`), as Prometheus'
+    /// `HistogramProtoToHistogram` and `FloatHistogramProtoToFloatHistogram` read it: integer
+    /// bucket deltas (`*_deltas`) or float absolute counts (`*_counts`). The histogram passed
+    /// `HistogramValidator` when the request was decoded.
+    func storedHistogram(_ wire: WireHistogram) -> HistogramValue {
+        wire.isFloat
+            ? .float(filled(FloatHistogram(), wire, zeroCount: wire.zeroCountFloat, count: wire.countFloat) { forEachCount(of: $0, $1, $2) })
+            : .integer(filled(IntegerHistogram(), wire, zeroCount: wire.zeroCountInt, count: wire.countInt) { forEachDelta(of: $0, $1, $2) })
+    }
+
+    /// `empty` with the message's reset hint (kept when it is one of Prometheus' four, else
+    /// unknown), schema, zero threshold, sum, spans, the counts given and the buckets `forEachBucket` reads.
+    private func filled<H: NativeHistogram>(_ empty: H, _ wire: WireHistogram, zeroCount: H.Count, count: H.Count,
+                                            _ forEachBucket: (WireHistogram, WireHistogram.Side, (H.Bucket) -> Void) -> Void) -> H {
+        var h = empty
         h.counterResetHint = (0...3).contains(wire.resetHint) ? UInt8(wire.resetHint) : 0
         h.schema = wire.schema
         h.zeroThresholdBits = wire.zeroThresholdBits
-        h.zeroCount = wire.zeroCountInt
-        h.count = wire.countInt
         h.sumBits = wire.sumBits
+        h.zeroCount = zeroCount
+        h.count = count
         forEachSpan(of: wire, .positive) { h.positiveSpans.append(HistogramSpan(offset: $0, length: $1)) }
         forEachSpan(of: wire, .negative) { h.negativeSpans.append(HistogramSpan(offset: $0, length: $1)) }
         h.positiveBuckets.reserveCapacity(wire.bucketCount(.positive))
         h.negativeBuckets.reserveCapacity(wire.bucketCount(.negative))
-        forEachDelta(of: wire, .positive) { h.positiveBuckets.append($0) }
-        forEachDelta(of: wire, .negative) { h.negativeBuckets.append($0) }
+        forEachBucket(wire, .positive) { h.positiveBuckets.append($0) }
+        forEachBucket(wire, .negative) { h.negativeBuckets.append($0) }
         return h
-    }
-}
-
-extension WireSeries {
-    /// What storage can take of the series: its float samples and integer histograms (float
-    /// histograms are refused).
-    func storable(in view: WriteRequestView) -> Int {
-        Int(sampleCount) + view.histograms(of: self).count { !$0.isFloat }
     }
 }

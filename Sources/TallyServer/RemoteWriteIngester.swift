@@ -170,10 +170,8 @@ public final class RemoteWriteIngester: Sendable {
                 var scratch: [RawLabel] = []
                 for index in view.series.indices {
                     let series = view.series[index]
-                    let storable = series.histogramCount == 0 ? Int(series.sampleCount) : series.storable(in: view)
-                    // Float histograms (encoding 3) are not stored yet.
-                    let floatHistograms = Int(series.sampleCount) + Int(series.histogramCount) - storable
-                    if floatHistograms > 0 { outcome.tally.add("float_histogram_unsupported", floatHistograms) }
+                    // Floats, integer and float histograms alike.
+                    let storable = Int(series.sampleCount) + Int(series.histogramCount)
                     let exemplars = series.exemplarCount > 0
                     // A series seen before with the same label bytes was valid then and is the same
                     // series now: it skips label validation and the label-by-label lookup.
@@ -221,12 +219,12 @@ public final class RemoteWriteIngester: Sendable {
                         }
                         outcome.tally.add(batch.add(handle, timestamp: sample.timestamp, valueBits: sample.valueBits))
                     }
-                    for histogram in view.histograms(of: series) where !histogram.isFloat {
+                    for histogram in view.histograms(of: series) {
                         guard window.contains(histogram.timestamp) else {
                             outcome.tally.add("timestamp_out_of_bounds", 1)
                             continue
                         }
-                        outcome.tally.add(batch.add(handle, timestamp: histogram.timestamp, histogram: view.integerHistogram(histogram)))
+                        outcome.tally.add(batch.add(handle, timestamp: histogram.timestamp, histogram: view.storedHistogram(histogram)))
                     }
                 }
                 return outcome

@@ -1,7 +1,8 @@
 import TallyStorage
 
 /// The line format of `promtool tsdb dump`: `{labels} %g-value timestamp` for a float (2.42), and
-/// `{labels} histogram timestamp` for a native histogram in Prometheus' `Histogram.String()` form
+/// `{labels} histogram timestamp` for a native histogram in Prometheus' `Histogram.String()` or
+/// `FloatHistogram.String()` form
 /// (what later promtool versions print; 2.42's stops at a series' first histogram). Series in label
 /// order, each one's samples in time order.
 enum DumpFormat {

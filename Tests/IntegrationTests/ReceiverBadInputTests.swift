@@ -120,8 +120,7 @@ final class ReceiverBadInputTests: XCTestCase {
     }
 
     /// A native histogram that breaks one of Prometheus' rules refuses the whole request: 400 naming
-    /// the rule, and nothing of it stored, the valid float series beside it included. A valid one is
-    /// refused alone (not stored yet) while the request's float samples are stored.
+    /// the rule, and nothing of it stored, the valid float series beside it included.
     func testAnInvalidNativeHistogramRefusesTheWholeRequest() throws {
         XCTAssertEqual(try post(request(valid: "v_before", [sample(1000, 1)])).status, 204)
         /// A 1.0 histogram message: count_int, sum, schema (sint32), zero_count_int, positive spans

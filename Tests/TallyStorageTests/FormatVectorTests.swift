@@ -270,7 +270,7 @@ final class FormatVectorTests: XCTestCase {
     func testHistogramSamplesRecordMatchesPrometheus242() throws {
         let t: Int64 = 0x1a2_31f1_ee55
         var encoder = WALRecordEncoder()
-        encoder.histogramSamples([(1, t, Self.histograms[0]), (1, t + 1000, Self.histograms[1])])
+        encoder.histogramSamples([(UInt64(1), t, Self.histograms[0]), (UInt64(1), t + 1000, Self.histograms[1])])
         XCTAssertEqual(encoder.bytes, hex(Self.histogramRecord))
         /// What the decoder reads from `bytes`, or nil when it finds them malformed.
         func decode(_ bytes: [UInt8]) -> [String]? {
@@ -278,7 +278,7 @@ final class FormatVectorTests: XCTestCase {
                 var decoder = WALRecordDecoder(raw)
                 var decoded: [String] = []
                 do {
-                    try decoder.forEachHistogramSample { ref, timestamp, h in
+                    try decoder.forEachHistogramSample { (ref, timestamp, h: IntegerHistogram) in
                         decoded.append("\(ref)@\(timestamp - t)")
                         XCTAssertEqual(h, Self.histograms[min(decoded.count - 1, 1)])
                     }

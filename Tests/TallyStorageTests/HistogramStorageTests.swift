@@ -24,23 +24,10 @@ final class HistogramStorageTests: XCTestCase {
     }
 
     private func appendHistograms(_ db: TenantDatabase, _ name: String, _ histograms: [(Int64, IntegerHistogram)]) throws -> [SampleVerdict] {
-        let nameBytes = Array("__name__".utf8), valueBytes = Array(name.utf8)
-        let (verdicts, commit) = try nameBytes.withUnsafeBytes { n in
-            try valueBytes.withUnsafeBytes { v in
-                try db.append { batch -> [SampleVerdict] in
-                    let handle = [RawLabel(name: n, value: v)].withUnsafeBufferPointer { try! batch.series($0) }
-                    return histograms.map { batch.add(handle, timestamp: $0.0, histogram: $0.1) }
-                }
-            }
-        }
-        waitDurable(db, commit)
-        return verdicts
+        try appendHistogramValues(db, name, histograms.map { ($0.0, .integer($0.1)) })
     }
 
-    private func stored(_ db: TenantDatabase, _ name: String = "h") throws -> [HistogramSample] {
-        try db.selectHistograms([try LabelMatcher("__name__", .equal, name)], minTime: .min, maxTime: .max, skipUnreadable: nil)
-            .first?.histograms ?? []
-    }
+    private func stored(_ db: TenantDatabase, _ name: String = "h") throws -> [HistogramSample] { try storedHistograms(db, name) }
 
     func testVerdictsFollowPrometheus() throws {
         let db = try TenantDatabase.open(directory: directory, tenant: "t")
@@ -121,45 +108,65 @@ final class HistogramStorageTests: XCTestCase {
         XCTAssertTrue(try stored(db).elementsEqual(expected) { $0.timestamp == $1.timestamp && $0.histogram.isSameSample(as: $1.histogram) })
     }
 
+    /// Both kinds: overlapping blocks are merged, histograms re-encoded in chunks of their kind;
+    /// blocks apart are copied chunk for chunk.
     func testCompactionCopiesOrMergesHistogramChunks() throws {
-        let a = (0..<50).map { HistogramSample(timestamp: Int64($0) * 1000, histogram: histogram(UInt64($0 + 1))) }
-        let b = (25..<80).map { HistogramSample(timestamp: Int64($0) * 1000, histogram: histogram(UInt64($0 + 1))) }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        func write(_ samples: [HistogramSample]) throws -> BlockReader {
-            let meta = try BlockWriter.write(series: [BlockSeries(labels: [("__name__", "h")], chunks: EncodedChunk.encodeHistograms(samples))],
-                                             minTime: samples.first!.timestamp, maxTime: samples.last!.timestamp + 1, into: directory, tenant: "t")
-            return try BlockReader(directory: directory + "/" + meta.ulid)
+        for (kind, encoding) in [("integer", HistogramChunk.encoding), ("float", FloatHistogramChunk.encoding)] {
+            let make: (Int) -> HistogramValue = { kind == "float" ? .float(counterFloatHistogram(Double($0))) : .integer(self.histogram(UInt64($0))) }
+            let directory = directory + "-" + kind
+            let a = (0..<50).map { HistogramSample(timestamp: Int64($0) * 1000, histogram: make($0 + 1)) }
+            let b = (25..<80).map { HistogramSample(timestamp: Int64($0) * 1000, histogram: make($0 + 1)) }
+            let c = (80..<90).map { HistogramSample(timestamp: Int64($0) * 1000, histogram: make($0 + 1)) }
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            func write(_ samples: [HistogramSample]) throws -> BlockReader {
+                let meta = try BlockWriter.write(series: [BlockSeries(labels: [("__name__", "h")], chunks: EncodedChunk.encodeHistograms(samples))],
+                                                 minTime: samples.first!.timestamp, maxTime: samples.last!.timestamp + 1, into: directory, tenant: "t")
+                return try BlockReader(directory: directory + "/" + meta.ulid)
+            }
+            func compact(_ parents: [BlockReader], _ maxTime: Int64) throws -> (BlockMeta, BlockReader) {
+                let meta = try XCTUnwrap(BlockCompactor.compact(parents, minTime: 0, maxTime: maxTime, into: directory, tenant: "t",
+                                                                compaction: BlockCompactor.childCompaction(parents.map(\.meta))))
+                return (meta, try BlockReader(directory: directory + "/" + meta.ulid))
+            }
+            let h = [try LabelMatcher("__name__", .equal, "h")]
+            let (meta, child) = try compact([try write(a), try write(b)], 80_000)
+            let merged = try child.selectHistograms(h, minTime: .min, maxTime: .max)
+            XCTAssertEqual(merged.first?.histograms.map(\.timestamp), (0..<80).map { Int64($0) * 1000 }, kind)
+            XCTAssertEqual(merged.first?.histograms.last?.histogram, make(80), kind)
+            XCTAssertEqual(meta.stats.numSamples, 80, kind)
+            let first = try child.series(child.seriesRefs[0]).chunks.map { try child.chunk($0.ref) }
+            XCTAssertEqual(first.map(\.encoding), [encoding], kind)
+            // Not overlapping: copied byte for byte.
+            let (_, last) = try compact([child, try write(c)], 90_000)
+            let copied = try last.series(last.seriesRefs[0]).chunks.map { try last.chunk($0.ref) }
+            XCTAssertEqual(copied.first.map { Array($0.bytes) }, first.first.map { Array($0.bytes) }, kind)
+            XCTAssertEqual(try last.selectHistograms(h, minTime: .min, maxTime: .max).first?.histograms, a + b.suffix(30) + c, kind)
         }
-        let parents = [try write(a), try write(b)]
-        let meta = try XCTUnwrap(BlockCompactor.compact(parents, minTime: 0, maxTime: 80_000, into: directory, tenant: "t",
-                                                        compaction: BlockCompactor.childCompaction(parents.map(\.meta))))
-        let child = try BlockReader(directory: directory + "/" + meta.ulid)
-        let merged = try child.selectHistograms([try LabelMatcher("__name__", .equal, "h")], minTime: .min, maxTime: .max)
-        XCTAssertEqual(merged.first?.histograms.map(\.timestamp), (0..<80).map { Int64($0) * 1000 })
-        XCTAssertEqual(merged.first?.histograms.last?.histogram, histogram(80))
-        XCTAssertEqual(meta.stats.numSamples, 80)
-        XCTAssertEqual(try child.series(child.seriesRefs[0]).chunks.map { try child.chunk($0.ref).encoding }, [HistogramChunk.encoding])
     }
 
     func testDeletionRemovesHistogramsFromHeadAndBlocks() throws {
-        let db = try TenantDatabase.open(directory: directory, tenant: "t")
-        XCTAssertEqual(Set(try appendHistograms(db, "h", (0..<10).map { (Int64($0) * 1000, histogram(UInt64($0 + 1))) })), [.accepted])
-        let matchers = [try LabelMatcher("__name__", .equal, "h")]
-        var report = try db.deleteSeries([matchers], in: DeletedInterval(minTime: 2000, maxTime: 4000))
-        XCTAssertEqual(report.parts.map(\.place), ["head"])
-        XCTAssertEqual(report.parts.map(\.samples), [3])
-        XCTAssertEqual(try stored(db).map(\.timestamp), [0, 1000, 5000, 6000, 7000, 8000, 9000])
-        let reopened = try TenantDatabase.open(directory: directory, tenant: "t", readOnly: true)
-        XCTAssertEqual(try stored(reopened).map(\.timestamp), [0, 1000, 5000, 6000, 7000, 8000, 9000], "the Tombstones record replays")
-        // In a block: tombstones hide them.
-        let late: Int64 = 4 * 3600 * 1000
-        XCTAssertEqual(try appendHistograms(db, "h", [(late, histogram(20))]), [.accepted])
-        try db.cutBlock()
-        XCTAssertEqual(db.blockMetas.count, 1)
-        report = try db.deleteSeries([matchers], in: DeletedInterval(minTime: 8000, maxTime: 9000))
-        XCTAssertEqual(report.parts.map(\.samples), [2])
-        XCTAssertNotEqual(report.parts.first?.place, "head")
-        XCTAssertEqual(try stored(db).map(\.timestamp), [0, 1000, 5000, 6000, 7000, late])
+        for kind in ["integer", "float"] {
+            let make: (Int) -> HistogramValue = { kind == "float" ? .float(counterFloatHistogram(Double($0))) : .integer(self.histogram(UInt64($0))) }
+            let db = try TenantDatabase.open(directory: directory + "-" + kind, tenant: "t")
+            XCTAssertEqual(Set(try appendHistogramValues(db, "h", (0..<10).map { (Int64($0) * 1000, make($0 + 1)) })), [.accepted])
+            let matchers = [try LabelMatcher("__name__", .equal, "h")]
+            var report = try db.deleteSeries([matchers], in: DeletedInterval(minTime: 2000, maxTime: 4000))
+            XCTAssertEqual(report.parts.map(\.place), ["head"])
+            XCTAssertEqual(report.parts.map(\.samples), [3])
+            XCTAssertEqual(try stored(db).map(\.timestamp), [0, 1000, 5000, 6000, 7000, 8000, 9000])
+            let reopened = try TenantDatabase.open(directory: directory + "-" + kind, tenant: "t", readOnly: true)
+            XCTAssertEqual(try stored(reopened).map(\.timestamp), [0, 1000, 5000, 6000, 7000, 8000, 9000], "the Tombstones record replays")
+            // In a block: tombstones hide them.
+            let late: Int64 = 4 * 3600 * 1000
+            XCTAssertEqual(try appendHistogramValues(db, "h", [(late, make(20))]), [.accepted])
+            try db.cutBlock()
+            XCTAssertEqual(db.blockMetas.count, 1)
+            report = try db.deleteSeries([matchers], in: DeletedInterval(minTime: 8000, maxTime: 9000))
+            XCTAssertEqual(report.parts.map(\.samples), [2])
+            XCTAssertNotEqual(report.parts.first?.place, "head")
+            XCTAssertEqual(try stored(db).map(\.timestamp), [0, 1000, 5000, 6000, 7000, late])
+            XCTAssertEqual(try stored(db).last?.histogram, make(20))
+        }
     }
 
     func testHostileHistogramsOnDiskAreSkippedOrNamedNeverTrusted() throws {
@@ -173,7 +180,7 @@ final class HistogramStorageTests: XCTestCase {
         schema.schema = 99
         huge.positiveSpans = [HistogramSpan(offset: 0, length: .max)]
         var encoder = WALRecordEncoder()
-        encoder.histogramSamples([(1, 2000, wrong), (1, 3000, schema), (1, 4000, huge), (1, 5000, histogram(5))])
+        encoder.histogramSamples([(UInt64(1), Int64(2000), wrong), (1, 3000, schema), (1, 4000, huge), (1, 5000, histogram(5))])
         let next = (try FileSystem.listDirectory(directory + "/wal").compactMap { Int($0) }.max() ?? -1) + 1
         let writer = WALWriter(directory: directory + "/wal", segmentIndex: next)
         _ = try writer.openSegment()
@@ -183,22 +190,28 @@ final class HistogramStorageTests: XCTestCase {
         XCTAssertEqual(replayed.replay.problems, ["skipped 3 malformed WAL histograms or with timestamps beyond ±2^53 ms"])
         XCTAssertEqual(try stored(replayed).map(\.timestamp), [1000, 5000])
 
-        // Blocks: a chunk of an encoding this reader does not know, and a histogram chunk cut short,
+        // Blocks: a chunk of an encoding this reader does not know, and a histogram and a float-histogram chunk cut short,
         // are errors naming block and chunk file, and a dump reports them and goes on.
         var cut = HistogramChunk()
         cut.append(timestamp: 1, histogram(1))
         cut.append(timestamp: 2, histogram(2))
-        let series = [BlockSeries(labels: [("__name__", "a")], chunks: [EncodedChunk(minTime: 1, maxTime: 2, bytes: cut.bytes, encoding: 3)]),
+        var floatCut = FloatHistogramChunk()
+        floatCut.append(timestamp: 1, counterFloatHistogram(1))
+        floatCut.append(timestamp: 2, counterFloatHistogram(2))
+        let series = [BlockSeries(labels: [("__name__", "a")], chunks: [EncodedChunk(minTime: 1, maxTime: 2, bytes: cut.bytes, encoding: 4)]),
                       BlockSeries(labels: [("__name__", "b")], chunks: [EncodedChunk(minTime: 1, maxTime: 2, bytes: Array(cut.bytes.prefix(8)),
-                                                                                       encoding: HistogramChunk.encoding)])]
+                                                                                       encoding: HistogramChunk.encoding)]),
+                      BlockSeries(labels: [("__name__", "c")], chunks: [EncodedChunk(minTime: 1, maxTime: 2, bytes: Array(floatCut.bytes.prefix(20)),
+                                                                                       encoding: FloatHistogramChunk.encoding)])]
         let meta = try BlockWriter.write(series: series, minTime: 1, maxTime: 3, into: directory, tenant: "t")
         let block = try BlockReader(directory: directory + "/" + meta.ulid)
         var errors: [String] = []
         let read = try block.selectHistograms([try LabelMatcher("__name__", .regex, ".+")], minTime: .min, maxTime: .max) { errors.append("\($0)") }
         XCTAssertTrue(read.isEmpty)
-        XCTAssertEqual(errors.count, 2, "\(errors)")
-        XCTAssertTrue(errors[0].contains("block \(meta.ulid): chunks/000001: chunk encoding 3") && errors[0].contains("neither XOR (1) nor histogram (2)"), errors[0])
+        XCTAssertEqual(errors.count, 3, "\(errors)")
+        XCTAssertTrue(errors[0].contains("block \(meta.ulid): chunks/000001: chunk encoding 4") && errors[0].contains("neither XOR (1), histogram (2) nor float histogram (3)"), errors[0])
         XCTAssertTrue(errors[1].contains("chunks/000001: undecodable chunk") && errors[1].contains("left out the histograms of {__name__=\"b\"}"), errors[1])
+        XCTAssertTrue(errors[2].contains("chunks/000001: undecodable chunk") && errors[2].contains("left out the histograms of {__name__=\"c\"}"), errors[2])
         XCTAssertThrowsError(try block.select([try LabelMatcher("__name__", .equal, "a")], minTime: .min, maxTime: .max))
     }
 
@@ -219,4 +232,39 @@ final class HistogramStorageTests: XCTestCase {
         h.negativeBuckets = [0]
         XCTAssertEqual(h.promtoolText, "{count:8, sum:4.5, (0.7071067811865475,0.8408964152537144]:1, (1.189207115002721,1.414213562373095]:2}")
     }
+}
+
+/// Appends histograms of either kind to series `name`, waiting until they are durable.
+func appendHistogramValues(_ db: TenantDatabase, _ name: String, _ histograms: [(Int64, HistogramValue)]) throws -> [SampleVerdict] {
+    let nameBytes = Array("__name__".utf8), valueBytes = Array(name.utf8)
+    let (verdicts, commit) = try nameBytes.withUnsafeBytes { n in
+        try valueBytes.withUnsafeBytes { v in
+            try db.append { batch -> [SampleVerdict] in
+                let handle = [RawLabel(name: n, value: v)].withUnsafeBufferPointer { try! batch.series($0) }
+                return histograms.map { batch.add(handle, timestamp: $0.0, histogram: $0.1) }
+            }
+        }
+    }
+    waitDurable(db, commit)
+    return verdicts
+}
+
+/// The histograms of series `name`, from blocks and head.
+func storedHistograms(_ db: TenantDatabase, _ name: String) throws -> [HistogramSample] {
+    try db.selectHistograms([try LabelMatcher("__name__", .equal, name)], minTime: .min, maxTime: .max, skipUnreadable: nil)
+        .first?.histograms ?? []
+}
+
+/// A counter-like float histogram: schema 0, two positive buckets, one negative, a zero bucket.
+func counterFloatHistogram(_ n: Double) -> FloatHistogram {
+    var h = FloatHistogram()
+    h.zeroThresholdBits = (0.001).bitPattern
+    h.zeroCount = n / 2
+    h.count = 4.5 * n
+    h.sumBits = (n * 3.25).bitPattern
+    h.positiveSpans = [HistogramSpan(offset: 0, length: 2)]
+    h.positiveBuckets = [n, n * 1.5]
+    h.negativeSpans = [HistogramSpan(offset: 0, length: 1)]
+    h.negativeBuckets = [n * 1.5]
+    return h
 }

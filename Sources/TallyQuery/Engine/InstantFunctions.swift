@@ -58,7 +58,7 @@ enum InstantFunctions {
                 return out
             }
         case "histogram_quantile": return { v, _, _, _ in histogramQuantile(scalar(v[0]), v[1]) }
-        // Native histograms are not stored yet: every sample is a float, which these skip.
+        // The engine reads no native histograms yet: every sample is a float, which these skip.
         case "histogram_count", "histogram_sum", "histogram_fraction": return { _, _, _, _ in [] }
         case "label_replace": return labelReplace
         case "label_join": return labelJoin

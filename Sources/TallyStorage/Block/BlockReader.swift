@@ -125,7 +125,8 @@ struct ByteCursor {
 }
 
 /// A chunk's place in a block: time range and `segment << 32 | offset`.
-/// A chunk as a block holds it: `XORChunk.encoding` or `HistogramChunk.encoding`, and its data.
+/// A chunk as a block holds it: `XORChunk.encoding`, `HistogramChunk.encoding` or
+/// `FloatHistogramChunk.encoding`, and its data.
 public struct BlockChunk {
     public let encoding: UInt8
     public let bytes: UnsafeBufferPointer<UInt8>
@@ -360,8 +361,8 @@ public final class BlockReader: Sendable {
             throw bad("checksum mismatch in chunk at \(offset)")
         }
         let kind = b[encoding.lowerBound]
-        guard kind == XORChunk.encoding || kind == HistogramChunk.encoding else {
-            throw bad("chunk encoding \(kind) at \(offset) is neither XOR (1) nor histogram (2)")
+        guard kind == XORChunk.encoding || kind == HistogramChunk.encoding || kind == FloatHistogramChunk.encoding else {
+            throw bad("chunk encoding \(kind) at \(offset) is neither XOR (1), histogram (2) nor float histogram (3)")
         }
         return BlockChunk(encoding: kind, bytes: UnsafeRawBufferPointer(rebasing: b[data]).bindMemory(to: UInt8.self))
     }
@@ -376,10 +377,12 @@ public final class BlockReader: Sendable {
         try decode(XORIterator.self, ref, body)
     }
 
-    /// Decodes the histogram chunk at `ref` in time order while `body` returns true; a float chunk
-    /// holds no histograms.
-    func forEachHistogram(inChunk ref: UInt64, _ body: (_ timestamp: Int64, _ histogram: IntegerHistogram) -> Bool) throws(BlockError) {
-        try decode(HistogramIterator.self, ref, body)
+    /// Decodes the histogram or float-histogram chunk at `ref` in time order while `body` returns
+    /// true; a float chunk holds no histograms.
+    func forEachHistogram(inChunk ref: UInt64, _ body: (_ timestamp: Int64, _ histogram: HistogramValue) -> Bool) throws(BlockError) {
+        let chunk = try chunk(ref)
+        guard chunk.encoding != XORChunk.encoding else { return }
+        guard HistogramValue.forEach(inChunk: chunk.bytes, encoding: chunk.encoding, body) else { throw undecodable(ref) }
     }
 
     /// Runs `body` over the chunk at `ref` if it has `Iterator`'s encoding.

@@ -18,7 +18,8 @@ public struct EncodedChunk: Sendable {
     public var minTime: Int64
     public var maxTime: Int64
     public var bytes: [UInt8]
-    /// `XORChunk.encoding` or `HistogramChunk.encoding`: the byte written before the chunk's data.
+    /// `XORChunk.encoding`, `HistogramChunk.encoding` or `FloatHistogramChunk.encoding`: the byte
+    /// written before the chunk's data.
     public var encoding: UInt8
 
     public init(minTime: Int64, maxTime: Int64, bytes: [UInt8], encoding: UInt8 = XORChunk.encoding) {

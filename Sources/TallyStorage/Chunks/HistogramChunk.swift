@@ -28,7 +28,7 @@ public struct HistogramChunk: Sendable {
 
     private var stream: BitWriter
     public var bytes: [UInt8] { stream.bytes }
-    private var layout = Layout()
+    private var layout = HistogramLayout()
     private var timestamp: Int64 = 0
     private var timestampDelta: Int64 = 0
     private var observations: UInt64 = 0
@@ -47,24 +47,6 @@ public struct HistogramChunk: Sendable {
 
     public var count: Int { XORChunk.sampleCount(stream.bytes) }
 
-    struct Layout: Equatable {
-        var schema: Int32 = 0
-        var zeroThresholdBits: UInt64 = 0
-        var positiveSpans: [HistogramSpan] = []
-        var negativeSpans: [HistogramSpan] = []
-
-        init() {}
-
-        init(_ h: IntegerHistogram) {
-            schema = h.schema
-            zeroThresholdBits = h.zeroThresholdBits
-            positiveSpans = h.positiveSpans
-            negativeSpans = h.negativeSpans
-        }
-
-        static func buckets(_ spans: [HistogramSpan]) -> Int { spans.reduce(0) { $0 &+ Int($1.length) } }
-    }
-
     /// A side's bucket values as the previous histogram had them (its deltas between buckets) and
     /// the change of each since the one before.
     struct BucketDeltas {
@@ -80,19 +62,13 @@ public struct HistogramChunk: Sendable {
     /// Whether `h` can be appended: a staleness marker always; else a histogram whose buckets
     /// match its spans, in an empty chunk, or with this chunk's layout; and fewer than 65535 held.
     public func fits(_ h: IntegerHistogram) -> Bool {
-        guard count < Int(UInt16.max) else { return false }
-        if h.sumBits == Self.staleNaNBits { return true }
-        return Self.isWellFormed(h) && (count == 0 || Layout(h) == layout)
+        HistogramLayout.fits(h, count: count, layout: layout)
     }
 
     /// Whether `h` is a staleness marker, or has a schema Prometheus knows (-4...8) and bucket
     /// counts that match its spans: what any chunk needs. A histogram read from a WAL is checked
     /// with this before it reaches a chunk.
-    public static func isWellFormed(_ h: IntegerHistogram) -> Bool {
-        h.sumBits == staleNaNBits
-            || ((-4...8).contains(h.schema) && h.positiveBuckets.count == Layout.buckets(h.positiveSpans)
-                && h.negativeBuckets.count == Layout.buckets(h.negativeSpans))
-    }
+    public static func isWellFormed<H: NativeHistogram>(_ h: H) -> Bool { h.isWellFormed }
 
     /// The counter-reset header the chunk was made with.
     public var header: CounterResetHeader { CounterResetHeader(rawValue: stream.bytes[2] & 0b1100_0000) ?? .unknown }
@@ -110,10 +86,10 @@ public struct HistogramChunk: Sendable {
         let n = count
         var tDelta: Int64 = 0, countDelta: Int64 = 0, zeroDelta: Int64 = 0
         if n == 0 {
-            layout = Layout(h)
-            writeLayout()
-            positive = BucketDeltas(count: Layout.buckets(h.positiveSpans))
-            negative = BucketDeltas(count: Layout.buckets(h.negativeSpans))
+            layout = HistogramLayout(h)
+            stream.writeHistogramLayout(layout)
+            positive = BucketDeltas(count: HistogramLayout.buckets(h.positiveSpans))
+            negative = BucketDeltas(count: HistogramLayout.buckets(h.negativeSpans))
             stream.writeVarbitInt(t)
             stream.writeVarbitUint(h.count)
             stream.writeVarbitUint(h.zeroCount)
@@ -153,26 +129,6 @@ public struct HistogramChunk: Sendable {
         }
     }
 
-    private mutating func writeLayout() {
-        let threshold = Double(bitPattern: layout.zeroThresholdBits)
-        if threshold == 0 {
-            stream.writeByte(0)
-        } else if threshold > 0, threshold.significand == 1, threshold.isNormal, (-243...10).contains(threshold.exponent) {
-            // Go's Frexp gives 0.5 x 2^(exponent + 1): a power of two with exp + 243 in 1...254.
-            stream.writeByte(UInt8(threshold.exponent + 1 + 243))
-        } else {
-            stream.writeByte(255)
-            stream.writeBits(layout.zeroThresholdBits, 64)
-        }
-        stream.writeVarbitInt(Int64(layout.schema))
-        for spans in [layout.positiveSpans, layout.negativeSpans] {
-            stream.writeVarbitUint(UInt64(spans.count))
-            for span in spans {
-                stream.writeVarbitUint(UInt64(span.length))
-                stream.writeVarbitInt(Int64(span.offset))
-            }
-        }
-    }
 }
 
 /// Iterates the histograms of an encoded histogram chunk (encoding 2): each as it was appended (a
@@ -181,10 +137,9 @@ public struct HistogramChunk: Sendable {
 public struct HistogramIterator: IteratorProtocol, ChunkIterator {
     static var encoding: UInt8 { HistogramChunk.encoding }
 
-    private var reader: BitReader
-    private let total: Int
-    private var read = 0
-    public let header: HistogramChunk.CounterResetHeader
+    private var cursor: HistogramChunkCursor
+    public var header: HistogramChunk.CounterResetHeader { cursor.header }
+    public var failed: Bool { cursor.failed }
     private var current = IntegerHistogram()
     private var timestamp: Int64 = 0
     private var timestampDelta: Int64 = 0
@@ -193,44 +148,23 @@ public struct HistogramIterator: IteratorProtocol, ChunkIterator {
     private var positiveChanges: [Int64] = []
     private var negativeChanges: [Int64] = []
     private var sums = XORValueReader()
-    public private(set) var failed = false
 
     /// `bytes` must stay valid while iterating.
-    public init(_ bytes: UnsafeBufferPointer<UInt8>) {
-        reader = BitReader(bytes, bitPosition: 24)
-        total = bytes.count >= 3 ? XORChunk.sampleCount(bytes) : 0
-        header = bytes.count >= 3 ? HistogramChunk.CounterResetHeader(rawValue: bytes[2] & 0b1100_0000) ?? .unknown : .unknown
-    }
+    public init(_ bytes: UnsafeBufferPointer<UInt8>) { cursor = HistogramChunkCursor(bytes) }
 
     public mutating func next() -> (timestamp: Int64, histogram: IntegerHistogram)? {
-        guard read < total, !failed else { return nil }
-        guard read == 0 ? readFirst() : readNext() else {
-            failed = true
-            return nil
-        }
-        read += 1
+        guard cursor.hasNext, cursor.finish(cursor.read == 0 ? readFirst() : readNext()) else { return nil }
         return (timestamp, current)
     }
 
     private mutating func readFirst() -> Bool {
-        guard let threshold = reader.readBits(8) else { return false }
-        switch threshold {
-        case 0: current.zeroThresholdBits = 0
-        case 255:
-            guard let bits = reader.readBits(64) else { return false }
-            current.zeroThresholdBits = bits
-        default: current.zeroThresholdBits = Double(sign: .plus, exponent: Int(threshold) - 243 - 1, significand: 1).bitPattern
-        }
-        guard let schema = reader.readVarbitInt(), let schema32 = Int32(exactly: schema),
-              let positiveSpans = readSpans(), let negativeSpans = readSpans() else { return false }
-        current.schema = schema32
-        current.positiveSpans = positiveSpans
-        current.negativeSpans = negativeSpans
-        guard let t = reader.readVarbitInt(), let count = reader.readVarbitUint(), let zero = reader.readVarbitUint(),
-              let sum = reader.readBits(64) else { return false }
+        guard let layout = cursor.reader.readHistogramLayout() else { return false }
+        layout.apply(to: &current)
+        guard let t = cursor.reader.readVarbitInt(), let count = cursor.reader.readVarbitUint(), let zero = cursor.reader.readVarbitUint(),
+              let sum = cursor.reader.readBits(64) else { return false }
         (timestamp, current.count, current.zeroCount, current.sumBits) = (t, count, zero, sum)
-        guard let positive = readFirstBuckets(HistogramChunk.Layout.buckets(positiveSpans)),
-              let negative = readFirstBuckets(HistogramChunk.Layout.buckets(negativeSpans)) else { return false }
+        guard let positive = readFirstBuckets(HistogramLayout.buckets(layout.positiveSpans)),
+              let negative = readFirstBuckets(HistogramLayout.buckets(layout.negativeSpans)) else { return false }
         (current.positiveBuckets, current.negativeBuckets) = (positive, negative)
         positiveChanges = Array(repeating: 0, count: positive.count)
         negativeChanges = Array(repeating: 0, count: negative.count)
@@ -238,37 +172,25 @@ public struct HistogramIterator: IteratorProtocol, ChunkIterator {
     }
 
     private mutating func readNext() -> Bool {
-        guard let tDod = reader.readVarbitInt(), let countDod = reader.readVarbitInt(), let zeroDod = reader.readVarbitInt() else { return false }
+        guard let tDod = cursor.reader.readVarbitInt(), let countDod = cursor.reader.readVarbitInt(), let zeroDod = cursor.reader.readVarbitInt() else { return false }
         timestampDelta &+= tDod
         timestamp &+= timestampDelta
         countDelta &+= countDod
         current.count = UInt64(bitPattern: Int64(bitPattern: current.count) &+ countDelta)
         zeroCountDelta &+= zeroDod
         current.zeroCount = UInt64(bitPattern: Int64(bitPattern: current.zeroCount) &+ zeroCountDelta)
-        guard sums.read(&current.sumBits, from: &reader) else { return false }
+        guard sums.read(&current.sumBits, from: &cursor.reader) else { return false }
         if current.sumBits == HistogramChunk.staleNaNBits { return true }
-        return Self.readDoubleDeltas(&current.positiveBuckets, &positiveChanges, &reader)
-            && Self.readDoubleDeltas(&current.negativeBuckets, &negativeChanges, &reader)
-    }
-
-    /// A span count or bucket count is checked against the bits left (each takes at least one).
-    private mutating func readSpans() -> [HistogramSpan]? {
-        guard let n = reader.readVarbitUint(), n <= UInt64(reader.bitsLeft) else { return nil }
-        var spans: [HistogramSpan] = []
-        for _ in 0..<n {
-            guard let length = reader.readVarbitUint(), let offset = reader.readVarbitInt(),
-                  let length32 = UInt32(exactly: length), let offset32 = Int32(exactly: offset) else { return nil }
-            spans.append(HistogramSpan(offset: offset32, length: length32))
-        }
-        return spans
+        return Self.readDoubleDeltas(&current.positiveBuckets, &positiveChanges, &cursor.reader)
+            && Self.readDoubleDeltas(&current.negativeBuckets, &negativeChanges, &cursor.reader)
     }
 
     private mutating func readFirstBuckets(_ n: Int) -> [Int64]? {
-        guard n <= reader.bitsLeft else { return nil }
+        guard n <= cursor.reader.bitsLeft else { return nil }
         var buckets: [Int64] = []
         buckets.reserveCapacity(n)
         for _ in 0..<n {
-            guard let b = reader.readVarbitInt() else { return nil }
+            guard let b = cursor.reader.readVarbitInt() else { return nil }
             buckets.append(b)
         }
         return buckets
@@ -281,6 +203,123 @@ public struct HistogramIterator: IteratorProtocol, ChunkIterator {
             buckets[i] &+= changes[i]
         }
         return true
+    }
+}
+
+/// What both histogram iterators keep of their chunk: the bits after its three header bytes, its
+/// sample count and counter-reset header, how many samples were read, and whether one failed.
+struct HistogramChunkCursor {
+    var reader: BitReader
+    let total: Int
+    let header: HistogramChunk.CounterResetHeader
+    private(set) var read = 0
+    private(set) var failed = false
+
+    init(_ bytes: UnsafeBufferPointer<UInt8>) {
+        reader = BitReader(bytes, bitPosition: 24)
+        total = bytes.count >= 3 ? XORChunk.sampleCount(bytes) : 0
+        header = bytes.count >= 3 ? HistogramChunk.CounterResetHeader(rawValue: bytes[2] & 0b1100_0000) ?? .unknown : .unknown
+    }
+
+    /// Whether another sample is due (`read == 0`: the first).
+    var hasNext: Bool { read < total && !failed }
+
+    /// Counts a sample read, or marks the chunk failed; returns `ok`.
+    mutating func finish(_ ok: Bool) -> Bool {
+        if ok { read += 1 } else { failed = true }
+        return ok
+    }
+}
+
+/// The layout every histogram of a histogram or float-histogram chunk shares, written once at
+/// its start (`writeHistogramChunkLayout` in Prometheus' `histogram_meta.go`).
+struct HistogramLayout: Equatable {
+    var schema: Int32 = 0
+    var zeroThresholdBits: UInt64 = 0
+    var positiveSpans: [HistogramSpan] = []
+    var negativeSpans: [HistogramSpan] = []
+
+    init() {}
+
+    init<H: NativeHistogram>(_ h: H) {
+        schema = h.schema
+        zeroThresholdBits = h.zeroThresholdBits
+        positiveSpans = h.positiveSpans
+        negativeSpans = h.negativeSpans
+    }
+
+    func apply<H: NativeHistogram>(to h: inout H) {
+        h.schema = schema
+        h.zeroThresholdBits = zeroThresholdBits
+        h.positiveSpans = positiveSpans
+        h.negativeSpans = negativeSpans
+    }
+
+    static func buckets(_ spans: [HistogramSpan]) -> Int { spans.reduce(0) { $0 &+ Int($1.length) } }
+
+    /// Whether `h` can be appended to a chunk holding `count` histograms of `layout`: a staleness
+    /// marker always; else a well-formed histogram, in an empty chunk or with the chunk's layout;
+    /// and fewer than 65535 held.
+    static func fits<H: NativeHistogram>(_ h: H, count: Int, layout: HistogramLayout) -> Bool {
+        guard count < Int(UInt16.max) else { return false }
+        if h.isStale { return true }
+        return h.isWellFormed && (count == 0 || HistogramLayout(h) == layout)
+    }
+}
+
+extension BitWriter {
+    mutating func writeHistogramLayout(_ layout: HistogramLayout) {
+        let threshold = Double(bitPattern: layout.zeroThresholdBits)
+        if threshold == 0 {
+            writeByte(0)
+        } else if threshold > 0, threshold.significand == 1, threshold.isNormal, (-243...10).contains(threshold.exponent) {
+            // Go's Frexp gives 0.5 x 2^(exponent + 1): a power of two with exp + 243 in 1...254.
+            writeByte(UInt8(threshold.exponent + 1 + 243))
+        } else {
+            writeByte(255)
+            writeBits(layout.zeroThresholdBits, 64)
+        }
+        writeVarbitInt(Int64(layout.schema))
+        for spans in [layout.positiveSpans, layout.negativeSpans] {
+            writeVarbitUint(UInt64(spans.count))
+            for span in spans {
+                writeVarbitUint(UInt64(span.length))
+                writeVarbitInt(Int64(span.offset))
+            }
+        }
+    }
+}
+
+extension BitReader {
+    /// A chunk's layout; nil when the bits run out or a value does not fit its field.
+    mutating func readHistogramLayout() -> HistogramLayout? {
+        var layout = HistogramLayout()
+        guard let threshold = readBits(8) else { return nil }
+        switch threshold {
+        case 0: layout.zeroThresholdBits = 0
+        case 255:
+            guard let bits = readBits(64) else { return nil }
+            layout.zeroThresholdBits = bits
+        default: layout.zeroThresholdBits = Double(sign: .plus, exponent: Int(threshold) - 243 - 1, significand: 1).bitPattern
+        }
+        guard let schema = readVarbitInt(), let schema32 = Int32(exactly: schema),
+              let positiveSpans = readHistogramSpans(), let negativeSpans = readHistogramSpans() else { return nil }
+        layout.schema = schema32
+        layout.positiveSpans = positiveSpans
+        layout.negativeSpans = negativeSpans
+        return layout
+    }
+
+    /// A span count is checked against the bits left (each span takes at least one).
+    private mutating func readHistogramSpans() -> [HistogramSpan]? {
+        guard let n = readVarbitUint(), n <= UInt64(bitsLeft) else { return nil }
+        var spans: [HistogramSpan] = []
+        for _ in 0..<n {
+            guard let length = readVarbitUint(), let offset = readVarbitInt(),
+                  let length32 = UInt32(exactly: length), let offset32 = Int32(exactly: offset) else { return nil }
+            spans.append(HistogramSpan(offset: offset32, length: length32))
+        }
+        return spans
     }
 }
 

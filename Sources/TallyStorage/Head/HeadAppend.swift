@@ -30,7 +30,7 @@ public struct AppendBatch {
     private var pendingInOrder: [LateKey: UInt64] = [:]
     private var pendingIndexed = 0
     /// The histograms accepted, which `pending` refers to by place.
-    private(set) var histograms: [IntegerHistogram] = []
+    private(set) var histograms: [HistogramValue] = []
     /// Per series, this batch's newest accepted histogram: its time and place in `histograms`.
     private var newestHistogram: [Int32: (timestamp: Int64, slot: Int)] = [:]
 
@@ -100,12 +100,23 @@ public struct AppendBatch {
         return .accepted
     }
 
-    /// Adds an integer native histogram. It must be newer than everything the series holds, floats
-    /// included: as in Prometheus 2.42, histograms are never taken late. A resend of a stored one is
-    /// a duplicate; another histogram, or a float, at its time is a conflict.
+    /// Adds an integer native histogram (see `add(_:timestamp:histogram:)` for either kind).
     public mutating func add(_ handle: SeriesHandle, timestamp t: Int64, histogram h: IntegerHistogram) -> SampleVerdict {
+        add(handle, timestamp: t, histogram: h.value)
+    }
+
+    /// Adds a float native histogram (see `add(_:timestamp:histogram:)` for either kind).
+    public mutating func add(_ handle: SeriesHandle, timestamp t: Int64, histogram h: FloatHistogram) -> SampleVerdict {
+        add(handle, timestamp: t, histogram: h.value)
+    }
+
+    /// Adds a native histogram, integer or float. It must be newer than everything the series
+    /// holds, floats and histograms of either kind included: as in Prometheus 2.42, histograms are
+    /// never taken late. A resend of a stored one is a duplicate; another histogram (of the other
+    /// kind too), or a float, at its time is a conflict.
+    public mutating func add(_ handle: SeriesHandle, timestamp t: Int64, histogram h: HistogramValue) -> SampleVerdict {
         guard StorableTime.range.contains(t) else { return .outOfBounds }
-        guard HistogramChunk.isWellFormed(h) else { return .malformedHistogram }
+        guard h.isWellFormed else { return .malformedHistogram }
         let s = handle.index
         let (lastT, _) = newest(s)
         if t > lastT && t > newestHistogramTimestamp(s) {
@@ -128,7 +139,7 @@ public struct AppendBatch {
     }
 
     /// The histogram the series holds at `t`, in the head or accepted earlier in this batch.
-    private func histogram(_ s: Int32, at t: Int64) -> IntegerHistogram? {
+    private func histogram(_ s: Int32, at t: Int64) -> HistogramValue? {
         guard let newest = newestHistogram[s], t > head.latestHistogramTimestamp(s) else { return head.histogram(s, at: t) }
         if newest.timestamp == t { return histograms[newest.slot] }
         return pending.last { $0.isHistogram && $0.index == s && $0.timestamp == t }.map { histograms[Int($0.valueBits)] }

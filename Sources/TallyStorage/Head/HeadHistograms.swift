@@ -1,54 +1,75 @@
-/// A series' integer native histograms in the head, as Prometheus 2.42's `memSeries.appendHistogram`
-/// keeps them: closed histogram chunks (encoding 2) and the open one. Most series have none, so they
-/// live beside the series (`Head.histograms`), not in `MemSeries`.
+/// A closed histogram or float-histogram chunk of the head, with its encoding (2 or 3).
+struct ClosedHistogramChunk {
+    var minTime: Int64
+    var maxTime: Int64
+    var bytes: [UInt8]
+    var encoding: UInt8
+}
+
+/// A series' native histograms in the head, integer and float, as Prometheus 2.42's
+/// `memSeries.appendHistogram` and `appendFloatHistogram` keep them: closed chunks (encoding 2 or
+/// 3) and the open one, of the kind of the newest histogram (the other kind's is empty). Most
+/// series have none, so they live beside the series (`Head.histograms`), not in `MemSeries`.
 struct HistogramSeries {
-    var closed: [ClosedChunk] = []
-    var open = HistogramChunk()
+    var closed: [ClosedHistogramChunk] = []
+    var openInteger = HistogramChunk()
+    var openFloat = FloatHistogramChunk()
     var openMinTime: Int64 = 0
     var lastTimestamp: Int64 = .min
     /// The newest histogram, while the open chunk continues from it (not after a float).
-    var last: IntegerHistogram?
+    var last: HistogramValue?
     var nextCutAt: Int64 = .max
 
-    var isEmpty: Bool { closed.isEmpty && open.count == 0 }
+    /// Histograms in the open chunk, of either kind.
+    var openCount: Int { openInteger.count + openFloat.count }
+    var isEmpty: Bool { closed.isEmpty && openCount == 0 }
+
+    mutating func append(timestamp t: Int64, _ value: HistogramValue, chunkRange: Int64) {
+        switch value {
+        case let .integer(h): append(timestamp: t, h, chunkRange: chunkRange)
+        case let .float(h): append(timestamp: t, h, chunkRange: chunkRange)
+        }
+    }
 
     /// Appends `h` (well formed) at `t`, newer than `lastTimestamp`. A new chunk is cut where
     /// Prometheus cuts one (at the block range end, at an end predicted after 30 histograms, at 240),
-    /// and where this chunk cannot hold `h`: a counter reset (the new chunk's header says so), a
-    /// change of kind (gauge or not), of schema, zero threshold or buckets, or a return from staleness.
-    mutating func append(timestamp t: Int64, _ h: IntegerHistogram, chunkRange: Int64) {
+    /// and where this chunk cannot hold `h`: a change between integer and float histograms, a
+    /// counter reset (the new chunk's header says so), a change of kind (gauge or not), of schema,
+    /// zero threshold or buckets, or a return from staleness.
+    mutating func append<H: StoredHistogram>(timestamp t: Int64, _ h: H, chunkRange: Int64) {
         precondition(t > lastTimestamp, "head histogram appends must be in order")
-        let (header, mustCut) = Self.header(for: h, after: last, openHeader: open.count > 0 ? open.header : nil)
-        let n = open.count
+        let chunk = self[keyPath: H.openChunk]
+        // After the other kind, `last` gives no histogram of this one: a new chunk, as after a float.
+        let (header, mustCut) = Self.header(for: h, after: last.flatMap(H.init), openHeader: chunk.count > 0 ? chunk.header : nil)
+        let n = openCount
         if n > 0 {
             if n == Head.samplesPerChunk / 4 {
                 nextCutAt = MemSeries.chunkEnd(start: openMinTime, current: lastTimestamp, max: nextCutAt)
             }
-            if mustCut || t >= nextCutAt || n >= Head.samplesPerChunk * 2 || !open.fits(h) { seal() }
+            if mustCut || t >= nextCutAt || n >= Head.samplesPerChunk * 2 || !chunk.fits(h) { seal() }
         }
-        if open.count == 0 {
-            open = HistogramChunk(header: header)
+        if openCount == 0 {
+            self[keyPath: H.openChunk] = H.Chunk(header: header)
             openMinTime = t
             nextCutAt = Head.rangeStart(t, chunkRange) + chunkRange
         }
-        open.append(timestamp: t, h)
+        self[keyPath: H.openChunk].append(timestamp: t, h)
         lastTimestamp = t
-        last = h
+        last = h.value
     }
 
     /// The header a chunk starting with `h` gets, and whether `h` must start one, from the
     /// histogram before it (nil after a float or at the series' start) and the open chunk's header.
-    static func header(for h: IntegerHistogram, after previous: IntegerHistogram?,
+    static func header<H: StoredHistogram>(for h: H, after previous: H?,
                        openHeader: HistogramChunk.CounterResetHeader?) -> (HistogramChunk.CounterResetHeader, mustCut: Bool) {
-        let stale = HistogramChunk.staleNaNBits
         switch h.counterResetHint {
         case 3: return (.gauge, openHeader != nil && openHeader != .gauge)
         case 1: return (.counterReset, true)
         default: break
         }
         guard let previous, openHeader != .gauge else { return (.unknown, true) }
-        if h.sumBits == stale { return (.notCounterReset, false) }
-        if previous.sumBits == stale { return (.unknown, true) }
+        if h.isStale { return (.notCounterReset, false) }
+        if previous.isStale { return (.unknown, true) }
         if h.resetsCounter(after: previous) { return (.counterReset, true) }
         if h.schema != previous.schema || h.zeroThresholdBits != previous.zeroThresholdBits { return (.unknown, true) }
         // New buckets: Prometheus recodes its chunk and goes on; this one starts a chunk that continues.
@@ -58,26 +79,42 @@ struct HistogramSeries {
 
     /// Closes the open chunk so the next histogram starts a new one.
     mutating func seal() {
-        guard open.count > 0 else { return }
-        closed.append(ClosedChunk(minTime: openMinTime, maxTime: lastTimestamp, bytes: MemSeries.trimmed(open.bytes)))
-        open = HistogramChunk()
+        close(\.openInteger)
+        close(\.openFloat)
     }
 
-    /// Each chunk, closed then open, with its time range.
-    func forEachChunk(_ body: (Int64, Int64, UnsafeBufferPointer<UInt8>) -> Void) {
-        for c in closed { c.bytes.withUnsafeBufferPointer { body(c.minTime, c.maxTime, $0) } }
-        if open.count > 0 { open.bytes.withUnsafeBufferPointer { body(openMinTime, lastTimestamp, $0) } }
+    private mutating func close<C: HistogramChunkWriter>(_ open: WritableKeyPath<HistogramSeries, C>) {
+        guard self[keyPath: open].count > 0 else { return }
+        closed.append(ClosedHistogramChunk(minTime: openMinTime, maxTime: lastTimestamp, bytes: MemSeries.trimmed(self[keyPath: open].bytes), encoding: C.encoding))
+        self[keyPath: open] = C(header: .unknown)
+    }
+
+    /// Each chunk, closed then open, with its time range and encoding.
+    func forEachChunk(_ body: (Int64, Int64, UInt8, UnsafeBufferPointer<UInt8>) -> Void) {
+        for c in closed { c.bytes.withUnsafeBufferPointer { body(c.minTime, c.maxTime, c.encoding, $0) } }
+        if openInteger.count > 0 { openInteger.bytes.withUnsafeBufferPointer { body(openMinTime, lastTimestamp, HistogramChunk.encoding, $0) } }
+        if openFloat.count > 0 { openFloat.bytes.withUnsafeBufferPointer { body(openMinTime, lastTimestamp, FloatHistogramChunk.encoding, $0) } }
+    }
+
+    /// Each histogram in time order (head chunks were checked when written).
+    func forEachHistogram(_ body: (Int64, HistogramValue) -> Void) {
+        forEachChunk { _, _, encoding, bytes in
+            _ = HistogramValue.forEach(inChunk: bytes, encoding: encoding) { t, h in
+                body(t, h)
+                return true
+            }
+        }
     }
 
     /// The histogram stored at exactly `t`, if any.
-    func histogram(at t: Int64) -> IntegerHistogram? {
+    func histogram(at t: Int64) -> HistogramValue? {
         if t == lastTimestamp, let last { return last }
-        var found: IntegerHistogram?
-        forEachChunk { minTime, maxTime, bytes in
+        var found: HistogramValue?
+        forEachChunk { minTime, maxTime, encoding, bytes in
             guard found == nil, minTime <= t, t <= maxTime else { return }
-            var it = HistogramIterator(bytes)
-            while let (ts, h) = it.next(), ts <= t {
+            _ = HistogramValue.forEach(inChunk: bytes, encoding: encoding) { ts, h in
                 if ts == t { found = h }
+                return ts < t
             }
         }
         return found
@@ -92,14 +129,14 @@ extension Head {
     }
 
     /// The histogram series `index` holds at exactly `t`, if any.
-    func histogram(_ index: Int32, at t: Int64) -> IntegerHistogram? {
+    func histogram(_ index: Int32, at t: Int64) -> HistogramValue? {
         histograms.isEmpty ? nil : histograms[index]?.histogram(at: t)
     }
 
     /// Appends a well-formed histogram newer than the series' newest histogram. A change of kind
     /// ends the other kind's open chunk, as Prometheus cuts a chunk when the encoding changes, so
     /// float and histogram chunks of a series follow each other without overlapping.
-    func appendHistogram(_ index: Int32, timestamp t: Int64, _ h: IntegerHistogram) {
+    func appendHistogram(_ index: Int32, timestamp t: Int64, _ h: HistogramValue) {
         if series[Int(index)].open.count > 0 { series[Int(index)].seal() }
         histograms[index, default: HistogramSeries()].append(timestamp: t, h, chunkRange: chunkRange)
         widenTimes(t)
@@ -107,13 +144,13 @@ extension Head {
 
     /// Called before an in-order float is appended: ends the open histogram chunk, which the float follows.
     func endHistogramChunk(_ index: Int32) {
-        guard !histograms.isEmpty, histograms[index]?.open.count ?? 0 > 0 else { return }
+        guard !histograms.isEmpty, histograms[index]?.openCount ?? 0 > 0 else { return }
         histograms[index]!.seal()
         histograms[index]!.last = nil
     }
 
     /// Visits each histogram chunk of series `index`, in time order.
-    func forEachHistogramChunk(_ index: Int32, _ body: (Int64, Int64, UnsafeBufferPointer<UInt8>) -> Void) {
+    func forEachHistogramChunk(_ index: Int32, _ body: (Int64, Int64, UInt8, UnsafeBufferPointer<UInt8>) -> Void) {
         guard !histograms.isEmpty, let h = histograms[index] else { return }
         h.forEachChunk(body)
     }
@@ -122,7 +159,7 @@ extension Head {
 
     /// The oldest histogram time the head holds (`.max` when none).
     var oldestHistogramTime: Int64 {
-        histograms.values.reduce(Int64.max) { m, h in min(m, h.closed.first?.minTime ?? (h.open.count > 0 ? h.openMinTime : .max)) }
+        histograms.values.reduce(Int64.max) { m, h in min(m, h.closed.first?.minTime ?? (h.openCount > 0 ? h.openMinTime : .max)) }
     }
 }
 
@@ -131,12 +168,9 @@ extension Head {
     /// Histograms of series `index` inside `interval`.
     func histogramCount(_ index: Int32, in interval: DeletedInterval) -> Int {
         var n = 0
-        forEachHistogramChunk(index) { minTime, maxTime, bytes in
-            guard maxTime >= interval.minTime, minTime <= interval.maxTime else { return }
-            var it = HistogramIterator(bytes)
-            while let (t, _) = it.next() {
-                if interval.covers(t) { n += 1 }
-            }
+        guard !histograms.isEmpty, let series = histograms[index] else { return 0 }
+        series.forEachHistogram { t, _ in
+            if interval.covers(t) { n += 1 }
         }
         return n
     }
@@ -146,11 +180,8 @@ extension Head {
     func deleteHistograms(_ index: Int32, in interval: DeletedInterval) {
         guard !histograms.isEmpty, let old = histograms[index] else { return }
         var kept = HistogramSeries()
-        old.forEachChunk { _, _, bytes in
-            var it = HistogramIterator(bytes)
-            while let (t, h) = it.next() {
-                if !interval.covers(t) { kept.append(timestamp: t, h, chunkRange: chunkRange) }
-            }
+        old.forEachHistogram { t, h in
+            if !interval.covers(t) { kept.append(timestamp: t, h, chunkRange: chunkRange) }
         }
         kept.seal()
         kept.lastTimestamp = old.lastTimestamp
@@ -160,14 +191,15 @@ extension Head {
 }
 
 extension EncodedChunk {
-    /// Encodes histograms sorted by time, each time once, into histogram chunks cut as the head
-    /// cuts them, with no range boundary inside (a compaction's output lies in one block).
+    /// Encodes histograms sorted by time, each time once, into histogram and float-histogram
+    /// chunks cut as the head cuts them, with no range boundary inside (a compaction's output lies
+    /// in one block).
     static func encodeHistograms(_ samples: [HistogramSample]) -> [EncodedChunk] {
         var series = HistogramSeries()
-        for s in samples where s.timestamp > series.lastTimestamp && HistogramChunk.isWellFormed(s.histogram) {
+        for s in samples where s.timestamp > series.lastTimestamp && s.histogram.isWellFormed {
             series.append(timestamp: s.timestamp, s.histogram, chunkRange: 1 << 62)
         }
         series.seal()
-        return series.closed.map { EncodedChunk(minTime: $0.minTime, maxTime: $0.maxTime, bytes: $0.bytes, encoding: HistogramChunk.encoding) }
+        return series.closed.map { EncodedChunk(minTime: $0.minTime, maxTime: $0.maxTime, bytes: $0.bytes, encoding: $0.encoding) }
     }
 }

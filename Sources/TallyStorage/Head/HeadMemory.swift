@@ -68,7 +68,7 @@ extension Head {
         m.add("closed chunk lists", closedLists)
         m.add("out-of-order samples", lateBytes)
         m.add("native histograms (chunks, newest)", histograms.values.reduce(HeadMemory.dictionary(histograms)) { total, h in
-            total + HeadMemory.array(h.open.bytes) + HeadMemory.array(h.closed) + h.closed.reduce(0) { $0 + HeadMemory.array($1.bytes) }
+            total + HeadMemory.array(h.openInteger.bytes) + HeadMemory.array(h.openFloat.bytes) + HeadMemory.array(h.closed) + h.closed.reduce(0) { $0 + HeadMemory.array($1.bytes) }
         })
         m.add("postings", HeadMemory.dictionary(postings) + postings.values.reduce(0) { $0 + HeadMemory.array($1) })
         m.add("series maps (by label hash, by ref)", byHash.heapBytes + byRef.heapBytes)

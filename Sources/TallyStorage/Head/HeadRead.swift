@@ -29,7 +29,7 @@ extension Head {
         forEachChunk(index, includingOutOfOrder: true) { chunkMin, chunkMax, _ in
             if chunkMax >= minTime && chunkMin <= maxTime { found = true }
         }
-        forEachHistogramChunk(index) { chunkMin, chunkMax, _ in
+        forEachHistogramChunk(index) { chunkMin, chunkMax, _, _ in
             if chunkMax >= minTime && chunkMin <= maxTime { found = true }
         }
         let buffer = outOfOrderBuffer(index)

@@ -92,7 +92,9 @@ extension Head {
                     }
                 }
             case WALRecordType.histogramSamples.rawValue:
-                try replayHistograms(&decoder, into: head, &report)
+                try replayHistograms(&decoder, IntegerHistogram.self, into: head, &report)
+            case WALRecordType.floatHistogramSamples.rawValue:
+                try replayHistograms(&decoder, FloatHistogram.self, into: head, &report)
             default:
                 report.problems.append("skipped WAL record of unknown type \(decoder.type)")
             }
@@ -101,14 +103,15 @@ extension Head {
         }
     }
 
-    /// A HistogramSamples record: each histogram newer than its series' newest histogram, at a time
-    /// holding no float, is appended (histograms are never late). Malformed ones and ones outside
-    /// `StorableTime.range` are skipped and reported.
-    private static func replayHistograms(_ decoder: inout WALRecordDecoder, into head: Head, _ report: inout ReplayReport) throws(WALRecordError) {
+    /// A HistogramSamples or FloatHistogramSamples record: each histogram newer than its series'
+    /// newest histogram (of either kind), at a time holding no float, is appended (histograms are
+    /// never late). Malformed ones and ones outside `StorableTime.range` are skipped and reported.
+    private static func replayHistograms<H: StoredHistogram>(_ decoder: inout WALRecordDecoder, _: H.Type, into head: Head,
+                                                             _ report: inout ReplayReport) throws(WALRecordError) {
         var skipped = 0
         defer { if skipped > 0 { report.problems.append("skipped \(skipped) malformed WAL histograms or with timestamps beyond ±2^53 ms") } }
-        try decoder.forEachHistogramSample { ref, t, h in
-            guard StorableTime.range.contains(t), HistogramChunk.isWellFormed(h) else {
+        try decoder.forEachHistogramSample { (ref, t, h: H) in
+            guard StorableTime.range.contains(t), h.isWellFormed else {
                 skipped += 1
                 return
             }
@@ -117,7 +120,7 @@ extension Head {
                 return
             }
             if t > head.latestHistogramTimestamp(index) && head.valueBits(index, at: t) == nil {
-                head.appendHistogram(index, timestamp: t, h)
+                head.appendHistogram(index, timestamp: t, h.value)
                 report.histograms += 1
             }
         }

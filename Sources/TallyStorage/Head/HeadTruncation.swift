@@ -25,7 +25,7 @@ extension Head {
                 let taken = histograms[Int32(i)]!.closed.prefix { $0.maxTime < boundary }
                 if !taken.isEmpty {
                     out.histogramDrops[series[i].ref] = taken.count
-                    chunks += taken.map { EncodedChunk(minTime: $0.minTime, maxTime: $0.maxTime, bytes: $0.bytes, encoding: HistogramChunk.encoding) }
+                    chunks += taken.map { EncodedChunk(minTime: $0.minTime, maxTime: $0.maxTime, bytes: $0.bytes, encoding: $0.encoding) }
                     chunks.sort { $0.minTime < $1.minTime }
                 }
             }
@@ -59,7 +59,7 @@ extension Head {
         let ref: UInt64
         let labels: [(String, String)]
         let chunks: [[UInt8]]
-        let histogramChunks: [[UInt8]]
+        let histogramChunks: [(encoding: UInt8, bytes: [UInt8])]
     }
 
     /// Series and their chunks, for a WAL checkpoint (arrays are shared, not copied).
@@ -71,8 +71,8 @@ extension Head {
             var chunks = s.closed.map(\.bytes)
             if s.open.count > 0 { chunks.append(s.open.stream.bytes) }
             chunks += late.chunks.map(\.bytes)
-            var histogramChunks: [[UInt8]] = []
-            forEachHistogramChunk(Int32(i)) { _, _, bytes in histogramChunks.append(Array(bytes)) }
+            var histogramChunks: [(encoding: UInt8, bytes: [UInt8])] = []
+            forEachHistogramChunk(Int32(i)) { _, _, encoding, bytes in histogramChunks.append((encoding, Array(bytes))) }
             return CheckpointSeries(ref: s.ref, labels: labelPairs(Int32(i)), chunks: chunks, histogramChunks: histogramChunks)
         }
     }

@@ -175,25 +175,26 @@ extension HistogramBounds {
     }
 }
 
-extension IntegerHistogram {
-    /// The histogram as Prometheus' `Histogram.String()` writes it, which later promtool versions'
-    /// `tsdb dump` prints: `{count:N, sum:S, ` then the non-empty buckets, negative ones from the
-    /// highest index down, the zero bucket if not empty, positive ones, each `[lower,upper):count`
-    /// with the bounds in Go's `%g` and inclusive sides in square brackets.
-    public var promtoolText: String {
-        var out = "{count:\(count), sum:\(GoFormat.float(Double(bitPattern: sumBits)))"
-        func bucket(_ lower: Double, _ upper: Double, _ count: UInt64) -> String {
-            (lower < 0 ? "[" : "(") + GoFormat.float(lower) + "," + GoFormat.float(upper) + (upper > 0 ? "]" : ")") + ":\(count)"
+extension StoredHistogram {
+    /// The histogram as Prometheus' `Histogram.String()` and `FloatHistogram.String()` write it,
+    /// which later promtool versions' `tsdb dump` prints: `{count:N, sum:S, ` then the non-empty
+    /// buckets, negative ones from the highest index down, the zero bucket if not empty, positive
+    /// ones, each `[lower,upper):count` with the bounds in Go's `%g` and inclusive sides in square
+    /// brackets; integer counts as integers, float ones in `%g`.
+    var promtoolText: String {
+        var out = "{count:\(Self.text(count)), sum:\(GoFormat.float(Double(bitPattern: sumBits)))"
+        func bucket(_ lower: Double, _ upper: Double, _ count: BucketCount) -> String {
+            (lower < 0 ? "[" : "(") + GoFormat.float(lower) + "," + GoFormat.float(upper) + (upper > 0 ? "]" : ")") + ":" + Self.text(bucket: count)
         }
-        for (index, n) in Self.absoluteBuckets(negativeSpans, negativeBuckets).reversed() where n != 0 {
-            out += ", " + bucket(-HistogramBounds.upper(index, schema: schema), -HistogramBounds.upper(index &- 1, schema: schema), UInt64(bitPattern: n))
+        for (index, n) in observations(.negative).reversed() where n != .zero {
+            out += ", " + bucket(-HistogramBounds.upper(index, schema: schema), -HistogramBounds.upper(index &- 1, schema: schema), n)
         }
-        if zeroCount != 0 {
+        if zeroCount != .zero {
             let threshold = Double(bitPattern: zeroThresholdBits)
-            out += ", [" + GoFormat.float(-threshold) + "," + GoFormat.float(threshold) + "]:\(zeroCount)"
+            out += ", [" + GoFormat.float(-threshold) + "," + GoFormat.float(threshold) + "]:" + Self.text(zeroCount)
         }
-        for (index, n) in Self.absoluteBuckets(positiveSpans, positiveBuckets) where n != 0 {
-            out += ", " + bucket(HistogramBounds.upper(index &- 1, schema: schema), HistogramBounds.upper(index, schema: schema), UInt64(bitPattern: n))
+        for (index, n) in observations(.positive) where n != .zero {
+            out += ", " + bucket(HistogramBounds.upper(index &- 1, schema: schema), HistogramBounds.upper(index, schema: schema), n)
         }
         return out + "}"
     }

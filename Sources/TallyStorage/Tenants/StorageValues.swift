@@ -212,10 +212,19 @@ public struct SeriesSamples: Sendable {
     }
 }
 
-/// A native histogram and its time, copied out of storage (made only by storage).
+/// A native histogram (integer or float) and its time, copied out of storage (made only by storage).
 public struct HistogramSample: Sendable, Equatable {
     public let timestamp: Int64
-    public let histogram: IntegerHistogram
+    public let histogram: HistogramValue
+
+    init(timestamp: Int64, histogram: HistogramValue) {
+        self.timestamp = timestamp
+        self.histogram = histogram
+    }
+
+    init<H: StoredHistogram>(timestamp: Int64, histogram: H) {
+        self.init(timestamp: timestamp, histogram: histogram.value)
+    }
 }
 
 /// Histograms of one series, copied out of storage for a caller (made only by storage).

@@ -22,7 +22,7 @@ extension TenantDatabase {
                     lo = min(lo, minTime)
                     hi = max(hi, maxTime)
                 }
-                head.forEachHistogramChunk(index) { minTime, maxTime, bytes in
+                head.forEachHistogramChunk(index) { minTime, maxTime, _, bytes in
                     samples += XORChunk.sampleCount(bytes)
                     lo = min(lo, minTime)
                     hi = max(hi, maxTime)
@@ -79,11 +79,11 @@ extension TenantDatabase {
         let (fromHead, blocks) = lock.withLock { _ in
             let fromHead = head.select(matchers).compactMap { index -> SeriesHistograms? in
                 var histograms: [HistogramSample] = []
-                head.forEachHistogramChunk(index) { chunkMin, chunkMax, bytes in
+                head.forEachHistogramChunk(index) { chunkMin, chunkMax, encoding, bytes in
                     guard chunkMax >= minTime, chunkMin <= maxTime else { return }
-                    var it = HistogramIterator(bytes)
-                    while let (t, h) = it.next(), t <= maxTime {
-                        if t >= minTime { histograms.append(HistogramSample(timestamp: t, histogram: h)) }
+                    _ = HistogramValue.forEach(inChunk: bytes, encoding: encoding) { t, h in
+                        if t >= minTime && t <= maxTime { histograms.append(HistogramSample(timestamp: t, histogram: h)) }
+                        return t <= maxTime
                     }
                 }
                 return histograms.isEmpty ? nil : SeriesHistograms(labels: head.labels(index), histograms: histograms)

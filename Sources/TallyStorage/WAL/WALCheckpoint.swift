@@ -55,28 +55,46 @@ enum WALCheckpoint {
         try FileSystem.publishDirectory(temporary, as: final, in: walDirectory) { Failpoint.hit("checkpoint-before-rename") }
     }
 
-    /// The snapshot's histograms as HistogramSamples records of up to 1,000 histograms, after all
-    /// the floats. A chunk that does not decode whole was made by this head, so it cannot happen;
-    /// its readable histograms are kept.
+    /// The snapshot's histograms as HistogramSamples and FloatHistogramSamples records of up to
+    /// 1,000 histograms, after all the floats: each run of one kind one record, so replay meets a
+    /// series' histograms in time order whichever kinds it switches between. A chunk that does not
+    /// decode whole was made by this head, so it cannot happen; its readable histograms are kept.
     private static func writeHistograms(_ snapshot: [Head.CheckpointSeries], _ writer: WALWriter,
                                         _ encoder: inout WALRecordEncoder) throws(StorageIOError) {
-        var batch: [(ref: UInt64, timestamp: Int64, histogram: IntegerHistogram)] = []
+        var batch: [(ref: UInt64, timestamp: Int64, value: HistogramValue)] = []
         for s in snapshot {
             for chunk in s.histogramChunks {
-                chunk.withUnsafeBufferPointer { bytes in
-                    var it = HistogramIterator(bytes)
-                    while let (t, h) = it.next() { batch.append((s.ref, t, h)) }
+                _ = chunk.bytes.withUnsafeBufferPointer { bytes in
+                    HistogramValue.forEach(inChunk: bytes, encoding: chunk.encoding) { t, h in
+                        batch.append((s.ref, t, h))
+                        return true
+                    }
                 }
                 if batch.count >= 1000 {
-                    encoder.histogramSamples(batch)
-                    _ = try writer.log([encoder.bytes])
+                    try log(batch, writer, &encoder)
                     batch.removeAll(keepingCapacity: true)
                 }
             }
         }
-        guard !batch.isEmpty else { return }
-        encoder.histogramSamples(batch)
-        _ = try writer.log([encoder.bytes])
+        try log(batch, writer, &encoder)
+    }
+
+    /// Logs `batch` as one record per run of histograms of one kind.
+    private static func log(_ batch: [(ref: UInt64, timestamp: Int64, value: HistogramValue)], _ writer: WALWriter,
+                            _ encoder: inout WALRecordEncoder) throws(StorageIOError) {
+        var start = 0
+        while start < batch.count {
+            let isFloat = batch[start].value.isFloat
+            let end = batch[start...].firstIndex { $0.value.isFloat != isFloat } ?? batch.count
+            if isFloat { run(batch[start..<end], FloatHistogram.self, &encoder) } else { run(batch[start..<end], IntegerHistogram.self, &encoder) }
+            _ = try writer.log([encoder.bytes])
+            start = end
+        }
+    }
+
+    private static func run<H: StoredHistogram>(_ run: ArraySlice<(ref: UInt64, timestamp: Int64, value: HistogramValue)>, _: H.Type,
+                                                _ encoder: inout WALRecordEncoder) {
+        encoder.histogramSamples(run.compactMap { s in H(s.value).map { (ref: s.ref, timestamp: s.timestamp, histogram: $0) } })
     }
 
     /// Removes what checkpoint `index` replaces: segments up to it, older checkpoints, unfinished ones.

@@ -1,10 +1,12 @@
 /// Record payloads of the Prometheus WAL (`tsdb/record`): Series (type 1), Samples (type 2),
-/// Tombstones (type 3) and HistogramSamples (type 7, integer native histograms). Integers are big-endian; deltas are zigzag varints.
+/// Tombstones (type 3), HistogramSamples (type 7, integer native histograms) and
+/// FloatHistogramSamples (type 8, float native histograms). Integers are big-endian; deltas are zigzag varints.
 enum WALRecordType: UInt8 {
     case series = 1
     case samples = 2
     case tombstones = 3
     case histogramSamples = 7
+    case floatHistogramSamples = 8
 }
 
 struct WALRecordEncoder {
@@ -35,12 +37,13 @@ struct WALRecordEncoder {
         appendBigEndian(valueBits)
     }
 
-    /// A HistogramSamples record (Prometheus 2.42's `Encoder.HistogramSamples`): the first sample's
-    /// ref and time as the base, then per sample the deltas to them, the reset hint, schema, zero
-    /// threshold and count, count, sum, the positive then negative spans, the positive then
-    /// negative bucket deltas.
-    mutating func histogramSamples(_ samples: [(ref: UInt64, timestamp: Int64, histogram: IntegerHistogram)]) {
-        bytes = [WALRecordType.histogramSamples.rawValue]
+    /// A HistogramSamples or FloatHistogramSamples record (Prometheus 2.42's
+    /// `Encoder.HistogramSamples` and `FloatHistogramSamples`): the first sample's ref and time as
+    /// the base, then per sample the deltas to them, the reset hint, schema, zero threshold, zero
+    /// count and count, sum, the positive then negative spans, the positive then negative buckets.
+    /// Integer counts are uvarints and bucket deltas varints; float ones are big-endian float bits.
+    mutating func histogramSamples<H: StoredHistogram>(_ samples: [(ref: UInt64, timestamp: Int64, histogram: H)]) {
+        bytes = [H.walRecordType.rawValue]
         guard let first = samples.first else { return }
         appendBigEndian(first.ref)
         appendBigEndian(UInt64(bitPattern: first.timestamp))
@@ -50,8 +53,10 @@ struct WALRecordEncoder {
             bytes.append(h.counterResetHint)
             appendVarint(Int64(h.schema))
             appendBigEndian(h.zeroThresholdBits)
-            appendUvarint(h.zeroCount)
-            appendUvarint(h.count)
+            let counts = h.countWords
+            for word in [counts.zero, counts.count] {
+                if H.wordsAreFloatBits { appendBigEndian(word) } else { appendUvarint(word) }
+            }
             appendBigEndian(h.sumBits)
             for spans in [h.positiveSpans, h.negativeSpans] {
                 appendUvarint(UInt64(spans.count))
@@ -60,9 +65,12 @@ struct WALRecordEncoder {
                     appendUvarint(UInt64(span.length))
                 }
             }
-            for buckets in [h.positiveBuckets, h.negativeBuckets] {
+            let words = h.bucketWords
+            for buckets in [words.positive, words.negative] {
                 appendUvarint(UInt64(buckets.count))
-                for delta in buckets { appendVarint(delta) }
+                for word in buckets {
+                    if H.wordsAreFloatBits { appendBigEndian(word) } else { appendVarint(Int64(bitPattern: word)) }
+                }
             }
         }
     }
@@ -144,14 +152,15 @@ struct WALRecordDecoder {
         return (base.ref &+ UInt64(bitPattern: dref), base.timestamp &+ dt)
     }
 
-    /// Each sample of a HistogramSamples record. Counts of spans and buckets are checked against
-    /// the bytes left (each takes at least one) before anything is reserved; a span offset or
-    /// length outside 32 bits is malformed (Go would cut it).
-    mutating func forEachHistogramSample(_ body: (UInt64, Int64, IntegerHistogram) -> Void) throws(WALRecordError) {
+    /// Each sample of a HistogramSamples (`H` integer) or FloatHistogramSamples (`H` float)
+    /// record. Counts of spans and buckets are checked against the bytes left (each takes at
+    /// least one) before anything is reserved; a span offset or length outside 32 bits is
+    /// malformed (Go would cut it).
+    mutating func forEachHistogramSample<H: StoredHistogram>(_ body: (UInt64, Int64, H) -> Void) throws(WALRecordError) {
         guard let base = try readBase() else { return }
         while position < bytes.count {
             let (ref, timestamp) = try readEntryKey(base)
-            var h = IntegerHistogram()
+            var h = H()
             guard position < bytes.count else { throw .malformed("truncated histogram") }
             h.counterResetHint = bytes[position]
             position += 1
@@ -159,13 +168,13 @@ struct WALRecordDecoder {
             guard let schema32 = Int32(exactly: schema) else { throw .malformed("histogram schema \(schema)") }
             h.schema = schema32
             h.zeroThresholdBits = try readBigEndian()
-            h.zeroCount = try readUvarint()
-            h.count = try readUvarint()
+            let zero = try readWord(H.self), count = try readWord(H.self)
+            h.countWords = (zero, count)
             h.sumBits = try readBigEndian()
             h.positiveSpans = try readSpans()
             h.negativeSpans = try readSpans()
-            h.positiveBuckets = try readDeltas()
-            h.negativeBuckets = try readDeltas()
+            let positive = try readBuckets(H.self), negative = try readBuckets(H.self)
+            h.bucketWords = (positive, negative)
             body(ref, timestamp, h)
         }
     }
@@ -190,12 +199,18 @@ struct WALRecordDecoder {
         return spans
     }
 
-    private mutating func readDeltas() throws(WALRecordError) -> [Int64] {
+    /// A count: a float's big-endian bits, or an integer's uvarint.
+    private mutating func readWord<H: StoredHistogram>(_: H.Type) throws(WALRecordError) -> UInt64 {
+        H.wordsAreFloatBits ? try readBigEndian() : try readUvarint()
+    }
+
+    /// A side's buckets: floats' big-endian bits, or integer deltas as varints.
+    private mutating func readBuckets<H: StoredHistogram>(_: H.Type) throws(WALRecordError) -> [UInt64] {
         let n = try readCount("bucket")
-        var deltas: [Int64] = []
-        deltas.reserveCapacity(n)
-        for _ in 0..<n { deltas.append(try readVarint()) }
-        return deltas
+        var words: [UInt64] = []
+        words.reserveCapacity(n)
+        for _ in 0..<n { words.append(H.wordsAreFloatBits ? try readBigEndian() : UInt64(bitPattern: try readVarint())) }
+        return words
     }
 
     mutating func forEachTombstone(_ body: (UInt64, DeletedInterval) -> Void) throws(WALRecordError) {
