@@ -44,7 +44,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     for ref in reader.seriesRefs {
         guard let (_, chunks) = try? reader.series(ref) else { continue }
         for chunk in chunks {
-            if let bytes = try? reader.chunk(chunk.ref) { decodeChunk(bytes) }
+            if let stored = try? reader.chunk(chunk.ref) { decodeChunk(stored) }
         }
     }
     _ = reader.candidates(everyNamedSeries)
@@ -52,10 +52,22 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     return 0
 }
 
+/// Decodes a block's chunk with the iterator of its encoding (the reader refuses any other).
+func decodeChunk(_ chunk: BlockChunk) {
+    switch chunk.encoding {
+    case HistogramChunk.encoding: decodeAll(HistogramIterator(chunk.bytes), chunk.bytes)
+    case FloatHistogramChunk.encoding: decodeAll(FloatHistogramIterator(chunk.bytes), chunk.bytes)
+    default: decodeChunk(chunk.bytes)
+    }
+}
+
+/// Decodes every sample of `bytes` as an XOR chunk.
+func decodeChunk(_ bytes: UnsafeBufferPointer<UInt8>) { decodeAll(XORIterator(bytes), bytes) }
+
 /// Decodes every sample; the iterator must stop at the count in the chunk's header.
-func decodeChunk(_ bytes: UnsafeBufferPointer<UInt8>) {
+func decodeAll<Iterator: IteratorProtocol>(_ iterator: Iterator, _ bytes: UnsafeBufferPointer<UInt8>) {
+    var iterator = iterator
     let declared = bytes.count >= 2 ? Int(bytes[0]) << 8 | Int(bytes[1]) : 0
-    var iterator = XORIterator(bytes)
     var decoded = 0
     while iterator.next() != nil { decoded += 1 }
     precondition(decoded <= declared, "decoded \(decoded) samples from a chunk declaring \(declared)")
