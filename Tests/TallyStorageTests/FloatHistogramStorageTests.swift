@@ -51,6 +51,22 @@ final class FloatHistogramStorageTests: XCTestCase {
         XCTAssertEqual(try stored(db).map(\.histogram.isFloat), [true, true, false, true, true, true])
     }
 
+    /// One request switches a series between the two kinds: a float histogram, a newer integer one,
+    /// a newer float one. All three are acknowledged, so a restart must replay all three; with one
+    /// WAL record a kind, the integer record replayed first and the older float histogram was lost.
+    func testAKindSwitchInsideOneRequestReplaysEveryHistogram() throws {
+        let writer = try TenantDatabase.open(directory: directory, tenant: "t")
+        defer { try? writer.close() }
+        XCTAssertEqual(try append(writer, "h", [(5, .float(floatHistogram(1))), (10, .integer(integerHistogram(2))), (15, .float(floatHistogram(3)))]),
+                       [.accepted, .accepted, .accepted])
+        let acknowledged = try stored(writer)
+        XCTAssertEqual(acknowledged.map(\.timestamp), [5, 10, 15])
+        let replayed = try TenantDatabase.open(directory: directory, tenant: "t", readOnly: true)
+        defer { try? replayed.close() }
+        XCTAssertEqual(try stored(replayed).map(\.timestamp), [5, 10, 15])
+        XCTAssertEqual(try stored(replayed).map(\.histogram), acknowledged.map(\.histogram))
+    }
+
     func testReplayCheckpointBlockCutAndReadBackEqual() throws {
         let minute: Int64 = 60_000
         // Floats, a counter reset at 100 minutes, integer histograms from 150 to 160, a new layout at 200.

@@ -53,13 +53,12 @@ extension TenantDatabase {
     }
 
     /// A Series record for the batch's series the WAL does not hold yet, then one Samples record for
-    /// the floats, one HistogramSamples record for the integer histograms and one
-    /// FloatHistogramSamples record for the float ones (each only if there are any), in the order
-    /// Prometheus' `headAppender.log` writes them. Replay applies the floats, then integer, then
-    /// float histograms, each by the rules the head applies here; a series that switches kind
-    /// inside one request may come back with its float and histogram chunks overlapping in time,
-    /// which reads keep apart, and (as in Prometheus) loses a float histogram older than an integer
-    /// one of the same request.
+    /// the floats, then the histograms in the order they were appended, one record per run of one
+    /// kind (Prometheus' `headAppender.log` writes one record a kind, which on replay refuses a
+    /// float histogram older than an integer one of the same request). Replay applies the floats,
+    /// then the histograms, each by the rules the head applies here; a series that switches
+    /// between floats and histograms inside one request may come back with its float and histogram
+    /// chunks overlapping in time, which reads keep apart.
     private func encodeRecords(_ pending: [AppendBatch.Pending], histograms: [HistogramValue]) -> (records: [[UInt8]], newSeries: [Int32]) {
         var newSeries: [Int32] = []
         var seen = Set<Int32>()
@@ -79,17 +78,8 @@ extension TenantDatabase {
         }
         if !histograms.isEmpty {
             let held = pending.filter(\.isHistogram).map { (ref: head.ref($0.index), timestamp: $0.timestamp, value: histograms[Int($0.valueBits)]) }
-            records += [histogramRecord(held, IntegerHistogram.self), histogramRecord(held, FloatHistogram.self)].compactMap { $0 }
+            records += WALRecordEncoder.histogramRecords(held)
         }
         return (records, newSeries)
-    }
-
-    /// The record of the batch's histograms of kind `H`, nil when it has none.
-    private func histogramRecord<H: StoredHistogram>(_ held: [(ref: UInt64, timestamp: Int64, value: HistogramValue)], _: H.Type) -> [UInt8]? {
-        let samples = held.compactMap { s in H(s.value).map { (ref: s.ref, timestamp: s.timestamp, histogram: $0) } }
-        guard !samples.isEmpty else { return nil }
-        var encoder = WALRecordEncoder()
-        encoder.histogramSamples(samples)
-        return encoder.bytes
     }
 }

@@ -50,7 +50,7 @@ enum WALCheckpoint {
             }
         }
         if pending > 0 { _ = try writer.log([encoder.bytes]) }
-        try writeHistograms(snapshot, writer, &encoder)
+        try writeHistograms(snapshot, writer)
         try writer.finishSegment()
         try FileSystem.publishDirectory(temporary, as: final, in: walDirectory) { Failpoint.hit("checkpoint-before-rename") }
     }
@@ -59,8 +59,7 @@ enum WALCheckpoint {
     /// 1,000 histograms, after all the floats: each run of one kind one record, so replay meets a
     /// series' histograms in time order whichever kinds it switches between. A chunk that does not
     /// decode whole was made by this head, so it cannot happen; its readable histograms are kept.
-    private static func writeHistograms(_ snapshot: [Head.CheckpointSeries], _ writer: WALWriter,
-                                        _ encoder: inout WALRecordEncoder) throws(StorageIOError) {
+    private static func writeHistograms(_ snapshot: [Head.CheckpointSeries], _ writer: WALWriter) throws(StorageIOError) {
         var batch: [(ref: UInt64, timestamp: Int64, value: HistogramValue)] = []
         for s in snapshot {
             for chunk in s.histogramChunks {
@@ -71,30 +70,17 @@ enum WALCheckpoint {
                     }
                 }
                 if batch.count >= 1000 {
-                    try log(batch, writer, &encoder)
+                    try log(batch, writer)
                     batch.removeAll(keepingCapacity: true)
                 }
             }
         }
-        try log(batch, writer, &encoder)
+        try log(batch, writer)
     }
 
     /// Logs `batch` as one record per run of histograms of one kind.
-    private static func log(_ batch: [(ref: UInt64, timestamp: Int64, value: HistogramValue)], _ writer: WALWriter,
-                            _ encoder: inout WALRecordEncoder) throws(StorageIOError) {
-        var start = 0
-        while start < batch.count {
-            let isFloat = batch[start].value.isFloat
-            let end = batch[start...].firstIndex { $0.value.isFloat != isFloat } ?? batch.count
-            if isFloat { run(batch[start..<end], FloatHistogram.self, &encoder) } else { run(batch[start..<end], IntegerHistogram.self, &encoder) }
-            _ = try writer.log([encoder.bytes])
-            start = end
-        }
-    }
-
-    private static func run<H: StoredHistogram>(_ run: ArraySlice<(ref: UInt64, timestamp: Int64, value: HistogramValue)>, _: H.Type,
-                                                _ encoder: inout WALRecordEncoder) {
-        encoder.histogramSamples(run.compactMap { s in H(s.value).map { (ref: s.ref, timestamp: s.timestamp, histogram: $0) } })
+    private static func log(_ batch: [(ref: UInt64, timestamp: Int64, value: HistogramValue)], _ writer: WALWriter) throws(StorageIOError) {
+        for record in WALRecordEncoder.histogramRecords(batch) { _ = try writer.log([record]) }
     }
 
     /// Removes what checkpoint `index` replaces: segments up to it, older checkpoints, unfinished ones.

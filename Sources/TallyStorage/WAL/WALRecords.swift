@@ -37,6 +37,32 @@ struct WALRecordEncoder {
         appendBigEndian(valueBits)
     }
 
+    /// Histograms of both kinds as records in their order: one HistogramSamples or
+    /// FloatHistogramSamples record per run of one kind. Replay applies the records in order, so it
+    /// meets each series' histograms in the order they were appended, whichever kinds it switches
+    /// between (one record per kind would replay a float histogram after a newer integer one of the
+    /// same series, and refuse it).
+    static func histogramRecords<Histograms: Collection>(_ histograms: Histograms) -> [[UInt8]]
+    where Histograms.Element == (ref: UInt64, timestamp: Int64, value: HistogramValue) {
+        var records: [[UInt8]] = []
+        var encoder = WALRecordEncoder()
+        var start = histograms.startIndex
+        while start != histograms.endIndex {
+            let isFloat = histograms[start].value.isFloat
+            let end = histograms[start...].firstIndex { $0.value.isFloat != isFloat } ?? histograms.endIndex
+            if isFloat { encoder.histogramSamples(histograms[start..<end], FloatHistogram.self) } else { encoder.histogramSamples(histograms[start..<end], IntegerHistogram.self) }
+            records.append(encoder.bytes)
+            start = end
+        }
+        return records
+    }
+
+    /// The histograms of kind `H` of `run` (all of them, in a run of one kind) as one record.
+    private mutating func histogramSamples<Run: Collection, H: StoredHistogram>(_ run: Run, _: H.Type)
+    where Run.Element == (ref: UInt64, timestamp: Int64, value: HistogramValue) {
+        histogramSamples(run.compactMap { s in H(s.value).map { (ref: s.ref, timestamp: s.timestamp, histogram: $0) } })
+    }
+
     /// A HistogramSamples or FloatHistogramSamples record (Prometheus 2.42's
     /// `Encoder.HistogramSamples` and `FloatHistogramSamples`): the first sample's ref and time as
     /// the base, then per sample the deltas to them, the reset hint, schema, zero threshold, zero
