@@ -168,15 +168,24 @@ public final class RemoteWriteIngester: Sendable {
             try db.append(limits: limits.series) { batch in
                 var outcome = AppendOutcome()
                 var scratch: [RawLabel] = []
+                var symbols = RequestSymbols(view, base)
                 for index in view.series.indices {
                     let series = view.series[index]
                     // Floats, integer and float histograms alike.
                     let storable = Int(series.sampleCount) + Int(series.histogramCount)
                     let exemplars = series.exemplarCount > 0
-                    // A series seen before with the same label bytes was valid then and is the same
-                    // series now: it skips label validation and the label-by-label lookup.
+                    // A series seen before with the same label bytes (1.0) or symbols (2.0) was valid
+                    // then and is the same series now: it skips label validation and the
+                    // label-by-label lookup.
                     let encoded = UnsafeRawBufferPointer(rebasing: base[series.encodedLabels.range])
-                    let (known, key) = encoded.isEmpty || storable == 0 ? (nil, nil) : batch.knownSeries(encodedLabels: encoded)
+                    var (known, key): (SeriesHandle?, EncodedLabelsKey?) = (nil, nil)
+                    if storable > 0 {
+                        if !encoded.isEmpty {
+                            (known, key) = batch.knownSeries(encodedLabels: encoded)
+                        } else if series.rejection == nil && !view.labelSymbols.isEmpty {
+                            known = symbols.knownSeries(series, in: batch)
+                        }
+                    }
                     let handle: SeriesHandle
                     if let known {
                         handle = known
@@ -229,6 +238,50 @@ public final class RemoteWriteIngester: Sendable {
                 }
                 return outcome
             }
+    }
+}
+
+/// A Remote-Write 2.0 request's symbols as the head's symbol ids, each resolved once per request
+/// (under the tenant lock, where the ids hold): a series is then found by its labels' ids alone.
+struct RequestSymbols {
+    private static let unresolved = UInt32.max
+    /// A symbol the head does not hold: no series it has carries it.
+    private static let absent = UInt32.max - 1
+    /// The request's (not the view's: its labels are validated in place meanwhile).
+    private let symbols: [ByteSpan]
+    private let labelSymbols: [LabelSymbols]
+    private let base: UnsafeRawBufferPointer
+    private var headIds: [UInt32]
+
+    init(_ view: WriteRequestView, _ base: UnsafeRawBufferPointer) {
+        symbols = view.symbols
+        labelSymbols = view.labelSymbols
+        self.base = base
+        headIds = [UInt32](repeating: Self.unresolved, count: labelSymbols.isEmpty ? 0 : symbols.count)
+    }
+
+    /// The series the head holds with exactly this series' labels, if any; nil when one of its
+    /// symbols is new to the head.
+    mutating func knownSeries(_ series: WireSeries, in batch: AppendBatch) -> SeriesHandle? {
+        let labels = Int(series.labelStart)..<Int(series.labelStart + series.labelCount)
+        // Name then value ids per label, as the head takes them.
+        return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 2 * labels.count) { ids in
+            for (k, label) in zip(0..., labelSymbols[labels]) {
+                ids[2 * k] = headId(label.name, batch)
+                ids[2 * k + 1] = headId(label.value, batch)
+                if ids[2 * k] == Self.absent || ids[2 * k + 1] == Self.absent { return nil }
+            }
+            return batch.knownSeries(labelIds: UnsafeBufferPointer(ids))
+        }
+    }
+
+    @inline(__always)
+    private mutating func headId(_ symbol: UInt32, _ batch: AppendBatch) -> UInt32 {
+        let id = headIds[Int(symbol)]
+        guard id == Self.unresolved else { return id }
+        let resolved = batch.symbolId(of: UnsafeRawBufferPointer(rebasing: base[symbols[Int(symbol)].range])) ?? Self.absent
+        headIds[Int(symbol)] = resolved
+        return resolved
     }
 }
 

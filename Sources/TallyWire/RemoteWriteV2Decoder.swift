@@ -10,20 +10,17 @@
 /// and not stored.
 public enum RemoteWriteV2Decoder {
     public static func decode(compressed: [UInt8], maxDecodedBytes: Int) throws(WireError) -> WriteRequestView {
-        try decode(body: SnappyBlock.decompress(compressed, maxDecodedBytes: maxDecodedBytes), maxKeyBytes: maxDecodedBytes)
+        try decode(body: SnappyBlock.decompress(compressed, maxDecodedBytes: maxDecodedBytes))
     }
 
     /// Labels are left for `validateLabels(ofSeriesAt:)`, as with 1.0's `validatingLabels: false`,
     /// except the 2.0 rules above, which are set here.
     ///
-    /// Each series that passes them gets a label key in `encodedLabels`: its labels as Prometheus
-    /// writes them in 1.0, appended after the body, so a receiver's known-series shortcut works
-    /// across requests (whose symbol indexes differ) and is shared with 1.0 senders. A request whose
-    /// keys would pass `maxKeyBytes` (one symbol can be referred to a million times) gets no more
-    /// keys; those series take the slow path.
-    public static func decode(body: [UInt8], maxKeyBytes: Int = 64 << 20, validatingHistograms: Bool = true) throws(WireError) -> WriteRequestView {
+    /// Each label's name and value references stay in `labelSymbols`, so a receiver can resolve each
+    /// symbol of the request once and know a series again by the symbols of its labels, without
+    /// reading their bytes per series.
+    public static func decode(body: [UInt8], validatingHistograms: Bool = true) throws(WireError) -> WriteRequestView {
         var view = WriteRequestView(body: body)
-        var keys = LabelKeys(base: body.count, limit: min(maxKeyBytes, Int(Int32.max) - body.count))
         try body.withUnsafeBufferPointer { (bytes) throws(WireError) in
             guard bytes.count <= Int(Int32.max) else { throw .invalidProtobuf("body over 2 GiB") }
             // Symbols may follow the series that use them: find both first.
@@ -44,89 +41,68 @@ public enum RemoteWriteV2Decoder {
                     try reader.skip(type)
                 }
             }
+            view.symbols = symbols
+            // Each series message holds at least one byte, so these stay within the body's size.
+            view.series.reserveCapacity(series.count)
+            view.samples.reserveCapacity(series.count)
             let table = SymbolTable(symbols: symbols)
-            for range in series { try decodeTimeSeries(bytes, range, table, into: &view, keys: &keys) }
+            var order = NameOrder()
+            for (index, range) in series.enumerated() {
+                try decodeTimeSeries(bytes, range, table, into: &view, order: &order)
+                if index == 0 {
+                    // Requests repeat one shape: the first series sizes the rest. A label takes at
+                    // least two bytes of references, which bounds the guess by the body.
+                    let labels = min(view.labels.count * series.count, bytes.count / 2)
+                    view.labels.reserveCapacity(labels)
+                    view.labelSymbols.reserveCapacity(labels)
+                }
+            }
             if validatingHistograms { try HistogramValidator.validate(view, bytes) }
         }
-        if !keys.bytes.isEmpty { view.body += keys.bytes }
         return view
-    }
-
-    /// The label keys of a request, bounded in total.
-    struct LabelKeys {
-        /// Where the keys start in the view's body (its protobuf part ends there).
-        let base: Int
-        let limit: Int
-        private var writer = ProtobufWriter()
-        var bytes: [UInt8] { writer.bytes }
-
-        init(base: Int, limit: Int) {
-            self.base = base
-            self.limit = limit
-        }
-
-        /// Appends `labels` as 1.0 `TimeSeries.labels` fields (name then value) and returns where they
-        /// are, or an empty span once the keys would pass the limit.
-        mutating func append(_ labels: ArraySlice<WireLabel>, from source: UnsafeBufferPointer<UInt8>) -> ByteSpan {
-            let room = limit - bytes.count
-            var size = 0
-            for label in labels {
-                let message = Self.fieldSize(Int(label.name.count)) + Self.fieldSize(Int(label.value.count))
-                size += Self.fieldSize(message)
-                // Checked as it grows: each label adds at most a few GiB, far from overflowing.
-                guard size <= room else { return ByteSpan(start: 0, count: 0) }
-            }
-            let start = base + bytes.count
-            for label in labels {
-                writer.key(1, 2)
-                writer.varint(UInt64(Self.fieldSize(Int(label.name.count)) + Self.fieldSize(Int(label.value.count))))
-                writer.bytesField(1, source[label.name.range])
-                writer.bytesField(2, source[label.value.range])
-            }
-            return ByteSpan(start: Int32(start), count: Int32(size))
-        }
-
-        /// A length-delimited field of `length` bytes with a one-byte key: key, varint length, bytes.
-        private static func fieldSize(_ length: Int) -> Int {
-            var varint = 1
-            var rest = length >> 7
-            while rest > 0 {
-                varint += 1
-                rest >>= 7
-            }
-            return 1 + varint + length
-        }
     }
 
     /// The request's symbols; a reference is checked against it before use.
     struct SymbolTable {
         let symbols: [ByteSpan]
+        private let startsEmpty: Bool
 
-        init(symbols: [ByteSpan]) { self.symbols = symbols }
+        init(symbols: [ByteSpan]) {
+            self.symbols = symbols
+            startsEmpty = symbols.first?.count == 0
+        }
 
-        func resolve(_ ref: UInt64, _ what: StaticString) throws(WireError) -> ByteSpan {
-            guard ref < UInt64(symbols.count) else {
+        @inline(__always)
+        func resolve(_ ref: UInt32, _ what: StaticString) throws(WireError) -> ByteSpan {
+            guard Int(ref) < symbols.count else {
                 throw .invalidProtobuf("\(what) refers to symbol \(ref) of a table of \(symbols.count)")
             }
             // The spec's rule, checked where it matters: refs may point at "" for an absent value.
-            guard symbols[0].count == 0 else { throw .invalidProtobuf("symbols[0] is not the empty string") }
+            guard startsEmpty else { throw .invalidProtobuf("symbols[0] is not the empty string") }
             return symbols[Int(ref)]
         }
     }
 
     private static func decodeTimeSeries(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ table: SymbolTable,
-                                         into view: inout WriteRequestView, keys: inout LabelKeys) throws(WireError) {
+                                         into view: inout WriteRequestView, order: inout NameOrder) throws(WireError) {
         var series = WireSeries(labelStart: Int32(view.labels.count), labelCount: 0, sampleStart: Int32(view.samples.count),
                                 sampleCount: 0, histogramCount: 0, histogramStart: Int32(view.histograms.count),
                                 exemplarStart: Int32(view.exemplars.count), rejection: nil)
-        var refs: [UInt64] = []
+        var labels = LabelRefs()
         // A repeated metadata field merges into one (protobuf's rule for a singular message).
         var metadata: MetadataRefs?
         var reader = ProtobufReader(bytes, range: range)
         while !reader.isAtEnd {
             let (field, type) = try reader.readKey()
             switch field {
-            case 1: try readRefs(&reader, type, into: &refs)
+            case 1:
+                if type == .len {
+                    var packed = ProtobufReader(bytes, range: try reader.readLengthDelimited())
+                    while !packed.isAtEnd { try labels.take(try readUInt32(&packed), table, bytes, &series, &view, &order) }
+                } else {
+                    try ProtobufReader.expect(type, .varint, "labels_refs")
+                    try labels.take(try readUInt32(&reader), table, bytes, &series, &view, &order)
+                }
             case 2:
                 try ProtobufReader.expect(type, .len, "TimeSeries.samples")
                 view.samples.append(try RemoteWriteDecoder.decodeSample(bytes, reader.readLengthDelimited()))
@@ -156,53 +132,82 @@ public enum RemoteWriteV2Decoder {
             _ = try table.resolve(metadata.unit, "metadata unit")
             view.metadataCount += 1
         }
-        guard refs.count % 2 == 0 else { throw .invalidProtobuf("TimeSeries.labels_refs holds \(refs.count) references, not name-value pairs") }
-        for pair in stride(from: 0, to: refs.count, by: 2) {
-            let label = WireLabel(name: try table.resolve(refs[pair], "a label name"), value: try table.resolve(refs[pair + 1], "a label value"))
-            if series.rejection == nil {
-                if label.value.count == 0 {
-                    series.rejection = .emptyLabelValue
-                } else if pair > 0, let previous = view.labels.last, !precedes(bytes, previous.name, label.name) {
-                    series.rejection = .unsortedLabels
-                }
-            }
-            view.labels.append(label)
-            series.labelCount += 1
-        }
-        // Only series that pass 2.0's own rules get a key: a 1.0 series with the same bytes passed
-        // 1.0's, which are the rest.
-        if series.rejection == nil && series.labelCount > 0 {
-            series.encodedLabels = keys.append(view.labels[Int(series.labelStart)...], from: bytes)
-        }
+        guard labels.name == nil else { throw .invalidProtobuf("TimeSeries.labels_refs holds \(labels.count) references, not name-value pairs") }
         view.series.append(series)
     }
 
-    /// A repeated uint32: one varint per field, or a packed run of them.
-    private static func readRefs(_ reader: inout ProtobufReader, _ type: ProtobufReader.WireType, into refs: inout [UInt64]) throws(WireError) {
-        if type == .len {
-            var packed = ProtobufReader(reader.bytes, range: try reader.readLengthDelimited())
-            while !packed.isAtEnd { refs.append(try readUInt32(&packed)) }
-        } else {
-            try ProtobufReader.expect(type, .varint, "labels_refs")
-            refs.append(try readUInt32(&reader))
+    /// One series' label references, taken as they come (a pair may span two fields): a name waits
+    /// for its value, then the label is checked against 2.0's rules and added to the view.
+    private struct LabelRefs {
+        var name: (span: ByteSpan, ref: UInt32)?
+        var previousName: UInt32 = 0
+        var count = 0
+
+        @inline(__always)
+        mutating func take(_ ref: UInt32, _ table: SymbolTable, _ bytes: UnsafeBufferPointer<UInt8>, _ series: inout WireSeries,
+                           _ view: inout WriteRequestView, _ order: inout NameOrder) throws(WireError) {
+            count += 1
+            guard let labelName = name else {
+                name = (try table.resolve(ref, "a label name"), ref)
+                return
+            }
+            name = nil
+            let label = WireLabel(name: labelName.span, value: try table.resolve(ref, "a label value"))
+            if series.rejection == nil {
+                if label.value.count == 0 {
+                    series.rejection = .emptyLabelValue
+                } else if series.labelCount > 0, !order.precedes(previousName, labelName.ref, table, bytes) {
+                    series.rejection = .unsortedLabels
+                }
+            }
+            previousName = labelName.ref
+            view.labels.append(label)
+            view.labelSymbols.append(LabelSymbols(name: labelName.ref, value: ref))
+            series.labelCount += 1
+        }
+    }
+
+    /// Whether one label name symbol sorts before another, remembered per pair of symbols: the
+    /// series of a request repeat the same few names in the same order.
+    struct NameOrder {
+        private var pairs = [UInt64](repeating: .max, count: 64)
+        private var answers = [Bool](repeating: false, count: 64)
+
+        @inline(__always)
+        mutating func precedes(_ a: UInt32, _ b: UInt32, _ table: SymbolTable, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+            let pair = UInt64(a) << 32 | UInt64(b)
+            let slot = Int(truncatingIfNeeded: (pair &* 0x9E37_79B9_7F4A_7C15) >> 58)
+            if pairs[slot] == pair { return answers[slot] }
+            // A symbol after itself is a repeated name: not strictly increasing.
+            let answer = a != b && LabelValidator.compare(bytes, table.symbols[Int(a)], table.symbols[Int(b)]) < 0
+            pairs[slot] = pair
+            answers[slot] = answer
+            return answer
         }
     }
 
     /// A uint32 field's value: a varint cut to its low 32 bits, as protobuf's decoders cut it.
-    private static func readUInt32(_ reader: inout ProtobufReader) throws(WireError) -> UInt64 {
-        UInt64(UInt32(truncatingIfNeeded: try reader.readVarint()))
+    private static func readUInt32(_ reader: inout ProtobufReader) throws(WireError) -> UInt32 {
+        UInt32(truncatingIfNeeded: try reader.readVarint())
     }
 
     /// An `Exemplar`: label references resolved through the symbols, value, timestamp.
     private static func decodeExemplar(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ table: SymbolTable,
                                        into view: inout WriteRequestView) throws(WireError) {
-        var refs: [UInt64] = []
+        var refs: [UInt32] = []
         var exemplar = WireExemplar(labelStart: Int32(view.exemplarLabels.count))
         var reader = ProtobufReader(bytes, range: range)
         while !reader.isAtEnd {
             let (field, type) = try reader.readKey()
             switch field {
-            case 1: try readRefs(&reader, type, into: &refs)
+            case 1:
+                if type == .len {
+                    var packed = ProtobufReader(bytes, range: try reader.readLengthDelimited())
+                    while !packed.isAtEnd { refs.append(try readUInt32(&packed)) }
+                } else {
+                    try ProtobufReader.expect(type, .varint, "labels_refs")
+                    refs.append(try readUInt32(&reader))
+                }
             case 2, 3: try RemoteWriteDecoder.readExemplarScalar(&reader, field, type, into: &exemplar)
             default: try reader.skip(type)
             }
@@ -218,8 +223,8 @@ public enum RemoteWriteV2Decoder {
 
     /// A series' metadata references (`help_ref`, `unit_ref`); 0 when absent.
     private struct MetadataRefs {
-        var help: UInt64 = 0
-        var unit: UInt64 = 0
+        var help: UInt32 = 0
+        var unit: UInt32 = 0
     }
 
     private static func readMetadata(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, into metadata: inout MetadataRefs?) throws(WireError) {
@@ -241,10 +246,5 @@ public enum RemoteWriteV2Decoder {
             }
         }
         metadata = refs
-    }
-
-    /// Byte order of two label names, as Prometheus sorts them: strictly increasing.
-    private static func precedes(_ bytes: UnsafeBufferPointer<UInt8>, _ a: ByteSpan, _ b: ByteSpan) -> Bool {
-        LabelValidator.compare(bytes, a, b) < 0
     }
 }

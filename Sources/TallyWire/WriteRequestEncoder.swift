@@ -79,7 +79,7 @@ public struct WriteRequestEncoder: RemoteWriteRequestBuilder {
 /// Builds Remote-Write 2.0 request bodies: each string goes once into the symbols table, which
 /// starts with the empty string, and series refer to it by index.
 public struct WriteRequestV2Encoder: RemoteWriteRequestBuilder {
-    private var symbols: [String] = [""]
+    public private(set) var symbols: [String] = [""]
     private var symbolIndex: [String: UInt64] = ["": 0]
     private var series = ProtobufWriter()
 

@@ -1,10 +1,14 @@
 /// A decoded Remote-Write request as flat arrays of offsets into the decompressed body: no string or
 /// per-sample object is created while decoding.
 public struct WriteRequestView: Sendable {
-    /// The decompressed protobuf body that every `ByteSpan` points into (for 2.0, followed by the
-    /// series' label keys, `WireSeries.encodedLabels`).
+    /// The decompressed protobuf body that every `ByteSpan` points into.
     public internal(set) var body: [UInt8]
     public internal(set) var labels: [WireLabel] = []
+    /// Remote-Write 2.0 only: per label, the symbol indexes of its name and value (as they arrived:
+    /// validation leaves them in place); empty for 1.0.
+    public internal(set) var labelSymbols: [LabelSymbols] = []
+    /// Remote-Write 2.0 only: the request's symbols table, which `labelSymbols` index.
+    public internal(set) var symbols: [ByteSpan] = []
     public internal(set) var samples: [WireSample] = []
     public internal(set) var series: [WireSeries] = []
     /// Native histograms, each series' in a run (`WireSeries.histogramStart`, `histogramCount`).
@@ -35,6 +39,12 @@ public struct WriteRequestView: Sendable {
         return series[index].rejection
     }
 
+    /// Remote-Write 2.0: the series' label symbol indexes as they arrived. Read before
+    /// `validateLabels`, which may reorder or drop labels of a refused series only.
+    public func labelSymbols(of series: WireSeries) -> ArraySlice<LabelSymbols> {
+        labelSymbols[Int(series.labelStart)..<Int(series.labelStart + series.labelCount)]
+    }
+
     public func samples(of series: WireSeries) -> ArraySlice<WireSample> {
         samples[Int(series.sampleStart)..<Int(series.sampleStart + series.sampleCount)]
     }
@@ -61,6 +71,12 @@ public struct ByteSpan: Sendable, Equatable {
     public var start: Int32
     public var count: Int32
     public var range: Range<Int> { Int(start)..<Int(start + count) }
+}
+
+/// A Remote-Write 2.0 label as indexes into its request's symbols table.
+public struct LabelSymbols: Sendable, Equatable {
+    public var name: UInt32
+    public var value: UInt32
 }
 
 public struct WireLabel: Sendable {

@@ -57,6 +57,34 @@ final class RemoteWriteV2Tests: XCTestCase {
         XCTAssertEqual(asTwo, asOne)
     }
 
+    /// Series known from earlier requests are found again by their symbols, whatever indexes a later
+    /// request gives them: requests in another series order, 1.0 and 2.0 mixed, label sets that reuse
+    /// known symbols in new combinations or extend a known set all store what 1.0 alone stores.
+    func testKnownSeriesInLaterRequestsKeepTheirOwnSamples() throws {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let known = (0..<10).map { [("__name__", "node_cpu_hourly_cost"), ("cluster_id", "c\($0 % 2)"), ("node", "node-\($0)")] }
+        // Known symbols only, in combinations not sent before, and a known set with one label more.
+        let recombined = [[("__name__", "node_cpu_hourly_cost"), ("cluster_id", "c1"), ("node", "node-0")],
+                          [("__name__", "node_cpu_hourly_cost"), ("cluster_id", "c0"), ("node", "node-0"), ("zone", "a")]]
+        let rounds: [(series: [[(String, String)]], asV2: Bool)] = [
+            (known, true), (known.reversed(), true), (known, false), (known + recombined, true), (recombined.reversed() + known, true)]
+        for (round, (series, asV2)) in rounds.enumerated() {
+            var v1 = WriteRequestEncoder(), v2 = WriteRequestV2Encoder()
+            for (k, labels) in series.enumerated() {
+                let point = [WireSample(timestamp: now - 600_000 + Int64(round) * 60_000, valueBits: Double(round * 100 + k).bitPattern)]
+                v1.addSeries(labels: labels, samples: point)
+                v2.addSeries(labels: labels, samples: point)
+            }
+            XCTAssertEqual(try post(v1.writer.bytes, tenant: "as-1", contentType: "application/x-protobuf").status, 204)
+            let answer = asV2 ? try post(v2.bytes, tenant: "mixed") : try post(v1.writer.bytes, tenant: "mixed", contentType: "application/x-protobuf")
+            XCTAssertEqual(answer.status, 204, "round \(round): \(answer.body)")
+        }
+        server.stop(SIGTERM)
+        let asOne = try tallyDump(storage: storage, tenant: "as-1")
+        XCTAssertEqual(asOne.split(separator: "\n").count, 10 * 5 + 2 * 2)
+        XCTAssertEqual(try tallyDump(storage: storage, tenant: "mixed"), asOne)
+    }
+
     /// `X-Prometheus-Remote-Write-Exemplars-Written` counts the exemplars kept (a resent one, a
     /// no-op, counts as Prometheus counts it), not those older than their series' newest nor those of
     /// a refused series; `--max-exemplars` bounds what a tenant holds.

@@ -262,6 +262,31 @@ final class TenantDatabaseTests: XCTestCase {
         bytes(5000).withUnsafeBytes { XCTAssertNil(head.series(encodedLabels: $0, hash: Head.hash(encodedLabels: $0))) }
     }
 
+    /// A series is found by its labels' symbol ids, resolved from raw bytes, only with exactly its
+    /// ids in its order, and still after a rebuild drops other series and moves it.
+    func testSeriesAreFoundByTheirLabelSymbolIds() {
+        let head = Head(chunkRange: 7_200_000)
+        head.restore(ref: 1, labels: [("__name__", "up"), ("job", "a")])
+        head.restore(ref: 2, labels: [("__name__", "up"), ("job", "b")])
+        head.restore(ref: 3, labels: [("__name__", "up"), ("job", "b"), ("zone", "z")])
+        func id(_ string: String) -> UInt32? { Array(string.utf8).withUnsafeBytes { head.symbolId(of: $0) } }
+        func find(_ labels: [(String, String)]) -> Int32? {
+            let ids = labels.flatMap { [id($0.0)!, id($0.1)!] }
+            return ids.withUnsafeBufferPointer { head.series(labelIds: $0, hash: Head.hash(labelIds: $0)) }
+        }
+        XCTAssertNil(id("absent"))
+        XCTAssertNil(id("u"), "a prefix of a symbol is not the symbol")
+        XCTAssertEqual(find([("__name__", "up"), ("job", "b")]), 1)
+        XCTAssertEqual(find([("__name__", "up"), ("job", "b"), ("zone", "z")]), 2)
+        XCTAssertNil(find([("job", "b"), ("__name__", "up")]), "the same labels in another order")
+        XCTAssertNil(find([("__name__", "up"), ("job", "zone")]), "symbols the head holds, a label set it does not")
+        XCTAssertNil(find([("__name__", "up")]))
+        head.rebuild { $0 != 0 }
+        XCTAssertEqual(find([("__name__", "up"), ("job", "b")]), 0)
+        XCTAssertEqual(find([("__name__", "up"), ("job", "b"), ("zone", "z")]), 1)
+        XCTAssertNil(find([("__name__", "up"), ("job", "a")]), "dropped by the rebuild")
+    }
+
     /// Label bytes as Prometheus encodes them are checked against the series' own labels and not
     /// kept: found again, never for another series, and the same label names are stored once.
     func testPrometheusEncodedLabelsAreComparedWithTheSeriesNotKept() {

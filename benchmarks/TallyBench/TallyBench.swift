@@ -37,6 +37,9 @@ struct TallyBench: ParsableCommand {
     @Option(help: "Concurrent senders (Prometheus' shards), each owning a share of the series.")
     var senders = 4
 
+    @Option(help: "Tally-only ingest runs of each wire version, alternating 1.0 and 2.0, whose medians the Remote-Write 2.0 table compares.")
+    var wireVersionRuns = 5
+
     @Option(help: "Days of data for the daily-cost question (2 clusters x 5 nodes); 0 skips it.")
     var costDays = 30
 
@@ -215,15 +218,24 @@ struct TallyBench: ParsableCommand {
         }
         var report = renderIngest(systems, ingest, dataset: dataset, requests: requests.map(\.count).reduce(0, +))
         if let tally = systems.first, tally.name == "Tally" {
-            // The peers in Debian do not speak Remote-Write 2.0: Tally alone, the same samples.
+            // The peers in Debian do not speak Remote-Write 2.0: Tally alone, the same samples. One
+            // run each swings by a fifth on a shared machine, so the versions alternate and the
+            // medians are compared.
             let requests2 = dataset.requests(senders: senders, as: WriteRequestV2Encoder.self)
-            let directory = root + "/ingest-v2"
-            let v2 = try withServer(tally, directory: directory) { process, client in
-                try measureIngest(tally, process: process, client: client, requests: requests2, directory: directory, measureDisk: false,
-                                  remoteWrite2: true)
+            var runs: (v1: [IngestResult], v2: [IngestResult]) = ([], [])
+            for run in 0..<max(1, wireVersionRuns) {
+                for remoteWrite2 in [false, true] {
+                    let directory = root + "/ingest-rw\(remoteWrite2 ? 2 : 1)-\(run)"
+                    let result = try withServer(tally, directory: directory) { process, client in
+                        try measureIngest(tally, process: process, client: client, requests: remoteWrite2 ? requests2 : requests, directory: directory,
+                                          measureDisk: false, remoteWrite2: remoteWrite2)
+                    }
+                    if !keepData { try? FileManager.default.removeItem(atPath: directory) }
+                    if remoteWrite2 { runs.v2.append(result) } else { runs.v1.append(result) }
+                }
             }
-            print("  Tally, Remote-Write 2.0: done")
-            report += renderRemoteWrite2(v1: ingest[0], v2: v2, bytes: (requests.joined().map(\.count).reduce(0, +), requests2.joined().map(\.count).reduce(0, +)))
+            print("  Tally, Remote-Write 1.0 and 2.0 alternating, \(runs.v1.count) runs each: done")
+            report += renderRemoteWrite2(runs, bytes: (requests.joined().map(\.count).reduce(0, +), requests2.joined().map(\.count).reduce(0, +)))
         }
         return report
     }
@@ -552,7 +564,7 @@ struct TallyBench: ParsableCommand {
         var out = "\n## `tally-bench` run of \(ISO8601DateFormatter().string(from: Date()))\n\n"
         out += "- Command: `\(CommandLine.arguments.map { URL(fileURLWithPath: $0).lastPathComponent == "tally-bench" ? "tally-bench" : $0 }.joined(separator: " "))`"
         out += " (effective: `--hours \(hours) --clusters \(clusters) --nodes \(nodes) --senders \(senders) --cost-days \(costDays) "
-        out += "--promql-repetitions \(promqlRepetitions) --restart-clusters \(restartClusters) --restart-nodes \(restartNodes) --restart-minutes \(restartMinutes)`)\n"
+        out += "--promql-repetitions \(promqlRepetitions) --restart-clusters \(restartClusters) --restart-nodes \(restartNodes) --restart-minutes \(restartMinutes) --wire-version-runs \(wireVersionRuns)`)\n"
         out += "- Machine: \(ProcessInfo.processInfo.activeProcessorCount) cores of \(cpu), \(memory / 1024) MiB\n"
         out += "- Tally: release build of \(firstLine("/usr/bin/git", ["rev-parse", "--short", "HEAD"])); "
         for system in systems.dropFirst() {
@@ -590,21 +602,31 @@ struct TallyBench: ParsableCommand {
         return out
     }
 
-    /// Tally's ingest of the same samples as Remote-Write 1.0 (the run above) and 2.0.
-    func renderRemoteWrite2(v1: IngestResult, v2: IngestResult, bytes: (v1: Int, v2: Int)) -> String {
+    /// Tally's ingest of the same samples as Remote-Write 1.0 and 2.0: medians of alternating runs.
+    func renderRemoteWrite2(_ runs: (v1: [IngestResult], v2: [IngestResult]), bytes: (v1: Int, v2: Int)) -> String {
+        func median(_ values: [Double]) -> Double {
+            let sorted = values.sorted()
+            return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        }
+        let cpu = (median(runs.v1.map(\.cpuSeconds)), median(runs.v2.map(\.cpuSeconds)))
+        let accepted = (Double(runs.v1.map(\.acceptedSamples).min() ?? 0), Double(runs.v2.map(\.acceptedSamples).min() ?? 0))
         var out = "\n### Ingest, Remote-Write 2.0 (Tally only: the peers in Debian do not speak it)\n\n"
-        out += "The same samples, sent as 2.0 requests of the same size.\n\n| | 1.0 | 2.0 | 2.0 / 1.0 |\n|---|---|---|---|\n"
+        out += "The same samples, sent as 2.0 requests of the same size. \(runs.v1.count) runs of each version, alternating, each on a fresh "
+        out += "server and store; medians (accepted samples: the fewest of any run).\n\n| | 1.0 | 2.0 | 2.0 / 1.0 |\n|---|---|---|---|\n"
         let figures: [(String, Double, Double, String)] = [
-            ("accepted samples", Double(v1.acceptedSamples), Double(v2.acceptedSamples), "%.0f"),
-            ("server CPU seconds", v1.cpuSeconds, v2.cpuSeconds, "%.2f"),
-            ("accepted samples per server CPU-second", Double(v1.acceptedSamples) / v1.cpuSeconds, Double(v2.acceptedSamples) / v2.cpuSeconds, "%.0f"),
-            ("wall-clock ingest (s)", v1.wallSeconds, v2.wallSeconds, "%.1f"),
+            ("accepted samples", accepted.0, accepted.1, "%.0f"),
+            ("server CPU seconds", cpu.0, cpu.1, "%.2f"),
+            ("accepted samples per server CPU-second", accepted.0 / max(cpu.0, 1e-9), accepted.1 / max(cpu.1, 1e-9), "%.0f"),
+            ("wall-clock ingest (s)", median(runs.v1.map(\.wallSeconds)), median(runs.v2.map(\.wallSeconds)), "%.1f"),
             ("compressed request bytes", Double(bytes.v1), Double(bytes.v2), "%.0f"),
         ]
         for (name, one, two, format) in figures {
             out += "| \(name) | \(String(format: format, one)) | \(String(format: format, two)) | \(String(format: "%.2f", two / max(one, 1e-9))) |\n"
         }
-        if !v2.refusals.isEmpty { out += "\n2.0 refused: " + v2.refusals.map { "\($0.value) x `\($0.key)`" }.joined(separator: ", ") + ".\n" }
+        out += "\nServer CPU seconds of each run, in order: 1.0 " + runs.v1.map { String(format: "%.2f", $0.cpuSeconds) }.joined(separator: ", ")
+            + "; 2.0 " + runs.v2.map { String(format: "%.2f", $0.cpuSeconds) }.joined(separator: ", ") + ".\n"
+        let refusals = runs.v2.flatMap(\.refusals)
+        if !refusals.isEmpty { out += "\n2.0 refused: " + refusals.map { "\($0.value) x `\($0.key)`" }.joined(separator: ", ") + ".\n" }
         return out
     }
 

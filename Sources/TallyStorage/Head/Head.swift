@@ -147,6 +147,10 @@ final class Head {
     var histograms: [Int32: HistogramSeries] = [:]
     private(set) var byHash = IndexMap(.hashed)
     private(set) var byRef = IndexMap(.sequential)
+    /// Series by the hash of their label symbol ids (`hash(labelIds:)`): found from a request that
+    /// names its labels by symbols (Remote-Write 2.0) once each symbol is resolved, with no byte
+    /// of a label read per series.
+    private(set) var byLabelIds = IndexMap(.hashed)
     /// Series indexes per (name, value) symbol pair, ascending.
     private(set) var postings: [UInt64: [Int32]] = [:]
     private(set) var nextRef: UInt64 = 1
@@ -246,6 +250,7 @@ final class Head {
         byHash.set(hash, index)
         byRef.add(ref, index)
         series.append(s)
+        byLabelIds.add(labelIdsHash(index), index)
         nextRef = max(nextRef, ref + 1)
         return index
     }
@@ -263,6 +268,43 @@ final class Head {
         guard let label = labels.first(where: { $0.name.elementsEqual(metricName.utf8) }),
               let n = symbols.id(of: metricName), let v = symbols.id(of: String(decoding: label.value, as: UTF8.self)) else { return 0 }
         return postings[UInt64(n) << 32 | UInt64(v)]?.count ?? 0
+    }
+
+    // MARK: series by label symbol ids
+
+    /// The hash of a label set given as symbol ids, name then value per label, in label order.
+    static func hash(labelIds: UnsafeBufferPointer<UInt32>) -> UInt64 {
+        var hasher = LabelHasher()
+        var k = 0
+        while k + 1 < labelIds.count {
+            hasher.combine(hash: UInt64(labelIds[k]) << 32 | UInt64(labelIds[k + 1]))
+            k += 2
+        }
+        return hasher.value
+    }
+
+    private func labelIdsHash(_ index: Int32) -> UInt64 {
+        let ids = labelIds(Int(index))
+        var hasher = LabelHasher()
+        for k in 0..<ids.count {
+            hasher.combine(hash: UInt64(labelStore.names[ids.names + k]) << 32 | UInt64(labelStore.values[ids.values + k]))
+        }
+        return hasher.value
+    }
+
+    /// The id of the symbol with these bytes, if the head holds one.
+    func symbolId(of bytes: UnsafeRawBufferPointer) -> UInt32? { symbols.id(of: bytes) }
+
+    /// The series whose labels are exactly these symbol ids (name, value, ... in label order).
+    func series(labelIds: UnsafeBufferPointer<UInt32>, hash: UInt64) -> Int32? {
+        byLabelIds.first(hash) { candidate in
+            let ids = self.labelIds(Int(candidate))
+            guard 2 * ids.count == labelIds.count else { return false }
+            for k in 0..<ids.count where labelStore.names[ids.names + k] != labelIds[2 * k] || labelStore.values[ids.values + k] != labelIds[2 * k + 1] {
+                return false
+            }
+            return true
+        }
     }
 
     // MARK: known encoded label sets
@@ -362,6 +404,7 @@ final class Head {
         histograms = [:]
         byHash = IndexMap(.hashed, capacity: kept.count)
         byRef = IndexMap(.sequential, capacity: kept.count)
+        byLabelIds = IndexMap(.hashed, capacity: kept.count)
         postings = [:]
         for (k, i) in kept.enumerated() {
             var s = old[i]
@@ -379,6 +422,7 @@ final class Head {
             series[Int(index)].hashNext = byHash[hasher.value] ?? -1
             byHash.set(hasher.value, index)
             byRef.add(s.ref, index)
+            byLabelIds.add(labelIdsHash(index), index)
         }
     }
 

@@ -69,6 +69,16 @@ public struct AppendBatch {
         return (head.series(encodedLabels: bytes, hash: hash).map(SeriesHandle.init), EncodedLabelsKey(hash: hash))
     }
 
+    /// The head's id of the symbol with these bytes, if it holds one: a request that names labels by
+    /// symbols resolves each once, then asks `knownSeries(labelIds:)` per series.
+    public func symbolId(of bytes: UnsafeRawBufferPointer) -> UInt32? { head.symbolId(of: bytes) }
+
+    /// The series whose labels are exactly these symbol ids (name, value, name, ... in label order),
+    /// if the head holds it. Equal ids are equal labels, which were valid when the series was made.
+    public func knownSeries(labelIds: UnsafeBufferPointer<UInt32>) -> SeriesHandle? {
+        head.series(labelIds: labelIds, hash: Head.hash(labelIds: labelIds)).map(SeriesHandle.init)
+    }
+
     /// `series(_:)`, remembering the encoded bytes so `knownSeries` finds the series next time.
     public mutating func series(_ labels: UnsafeBufferPointer<RawLabel>, encodedLabels bytes: UnsafeRawBufferPointer,
                                 key: EncodedLabelsKey) throws(SeriesLimitExceeded) -> SeriesHandle {

@@ -71,7 +71,7 @@ extension Head {
             total + HeadMemory.array(h.openInteger.bytes) + HeadMemory.array(h.openFloat.bytes) + HeadMemory.array(h.closed) + h.closed.reduce(0) { $0 + HeadMemory.array($1.bytes) }
         })
         m.add("postings", HeadMemory.dictionary(postings) + postings.values.reduce(0) { $0 + HeadMemory.array($1) })
-        m.add("series maps (by label hash, by ref)", byHash.heapBytes + byRef.heapBytes)
+        m.add("series maps (by label hash, by ref, by label symbol ids)", byHash.heapBytes + byRef.heapBytes + byLabelIds.heapBytes)
         m.add("encoded label cache (\(encodedLabelIndex.count) keys, \(encodedLabelEntries.count) kept as bytes)",
               encodedLabelIndex.heapBytes + HeadMemory.array(encodedLabelEntries) + HeadMemory.array(rawEncodedLabels))
         m.add("symbol table (\(symbols.count) symbols)", symbols.heapBytes)

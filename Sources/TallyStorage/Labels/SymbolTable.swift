@@ -13,6 +13,8 @@ struct SymbolTable {
     private var arena: [UInt8] = []
     /// Per symbol id: offset of its bytes in `arena` and their count.
     private var spans: [(offset: Int, count: Int)] = []
+    /// Symbol ids by the hash of their bytes, for `id(of:)` on raw bytes.
+    private var byBytes = IndexMap(.hashed)
 
     mutating func intern(_ string: String) -> UInt32 {
         if let id = ids[string] { return id }
@@ -21,17 +23,25 @@ struct SymbolTable {
         ids[string] = id
         spans.append((arena.count, string.utf8.count))
         arena.append(contentsOf: string.utf8)
+        byBytes.add(LabelHasher.hash(of: string), Int32(id))
         return id
     }
 
     func id(of string: String) -> UInt32? { ids[string] }
+
+    /// The id of the symbol with these bytes, found without creating a String.
+    func id(of bytes: UnsafeRawBufferPointer) -> UInt32? {
+        var hasher = LabelHasher()
+        hasher.combine(bytes)
+        return byBytes.first(hasher.value) { equals(UInt32($0), bytes) }.map(UInt32.init)
+    }
 
     var count: Int { strings.count }
 
     /// Heap bytes of the strings, the lookup dictionary, the arena and the spans.
     var heapBytes: Int {
         HeadMemory.array(strings) + strings.reduce(0) { $0 + HeadMemory.string($1) } + HeadMemory.dictionary(ids)
-            + HeadMemory.array(arena) + HeadMemory.array(spans)
+            + HeadMemory.array(arena) + HeadMemory.array(spans) + byBytes.heapBytes
     }
 
     subscript(id: UInt32) -> String { strings[Int(id)] }

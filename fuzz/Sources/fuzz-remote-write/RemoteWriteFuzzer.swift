@@ -55,9 +55,12 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if let view = try? RemoteWriteV2Decoder.decode(compressed: input, maxDecodedBytes: maxDecodedBytes) {
         check(view)
     }
-    // A small bound on the label keys, so that inputs also reach the point where keys stop.
-    if var view = try? RemoteWriteV2Decoder.decode(body: input, maxKeyBytes: 256) {
-        precondition(view.body.count <= input.count + 256, "label keys past their bound")
+    if var view = try? RemoteWriteV2Decoder.decode(body: input) {
+        // Each label's two symbols are in the table, read before validation as the receiver reads them.
+        precondition(view.labelSymbols.count == view.labels.count, "a label without its symbols")
+        for series in view.series {
+            precondition(view.labelSymbols(of: series).allSatisfy { Int($0.name) < view.symbols.count && Int($0.value) < view.symbols.count }, "a symbol past the table")
+        }
         for index in view.series.indices { _ = view.validateLabels(ofSeriesAt: index) }
         check(view)
     }
