@@ -75,6 +75,7 @@ enum LabelValidator {
     }
 
     /// Byte-wise comparison, the order Prometheus sorts label names in.
+    @inline(__always)
     static func compare(_ bytes: UnsafeBufferPointer<UInt8>, _ a: ByteSpan, _ b: ByteSpan) -> Int {
         let n = Int(min(a.count, b.count))
         let base = bytes.baseAddress!

@@ -46,9 +46,8 @@ public enum RemoteWriteV2Decoder {
             view.series.reserveCapacity(series.count)
             view.samples.reserveCapacity(series.count)
             let table = SymbolTable(symbols: symbols)
-            var order = NameOrder()
             for (index, range) in series.enumerated() {
-                try decodeTimeSeries(bytes, range, table, into: &view, order: &order)
+                try decodeTimeSeries(bytes, range, table, into: &view)
                 if index == 0 {
                     // Requests repeat one shape: the first series sizes the rest. A label takes at
                     // least two bytes of references, which bounds the guess by the body.
@@ -84,7 +83,7 @@ public enum RemoteWriteV2Decoder {
     }
 
     private static func decodeTimeSeries(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ table: SymbolTable,
-                                         into view: inout WriteRequestView, order: inout NameOrder) throws(WireError) {
+                                         into view: inout WriteRequestView) throws(WireError) {
         var series = WireSeries(labelStart: Int32(view.labels.count), labelCount: 0, sampleStart: Int32(view.samples.count),
                                 sampleCount: 0, histogramCount: 0, histogramStart: Int32(view.histograms.count),
                                 exemplarStart: Int32(view.exemplars.count), rejection: nil)
@@ -98,10 +97,10 @@ public enum RemoteWriteV2Decoder {
             case 1:
                 if type == .len {
                     var packed = ProtobufReader(bytes, range: try reader.readLengthDelimited())
-                    while !packed.isAtEnd { try labels.take(try readUInt32(&packed), table, bytes, &series, &view, &order) }
+                    while !packed.isAtEnd { try labels.take(try readUInt32(&packed), table, bytes, &series, &view) }
                 } else {
                     try ProtobufReader.expect(type, .varint, "labels_refs")
-                    try labels.take(try readUInt32(&reader), table, bytes, &series, &view, &order)
+                    try labels.take(try readUInt32(&reader), table, bytes, &series, &view)
                 }
             case 2:
                 try ProtobufReader.expect(type, .len, "TimeSeries.samples")
@@ -140,12 +139,11 @@ public enum RemoteWriteV2Decoder {
     /// for its value, then the label is checked against 2.0's rules and added to the view.
     private struct LabelRefs {
         var name: (span: ByteSpan, ref: UInt32)?
-        var previousName: UInt32 = 0
         var count = 0
 
         @inline(__always)
         mutating func take(_ ref: UInt32, _ table: SymbolTable, _ bytes: UnsafeBufferPointer<UInt8>, _ series: inout WireSeries,
-                           _ view: inout WriteRequestView, _ order: inout NameOrder) throws(WireError) {
+                           _ view: inout WriteRequestView) throws(WireError) {
             count += 1
             guard let labelName = name else {
                 name = (try table.resolve(ref, "a label name"), ref)
@@ -156,33 +154,13 @@ public enum RemoteWriteV2Decoder {
             if series.rejection == nil {
                 if label.value.count == 0 {
                     series.rejection = .emptyLabelValue
-                } else if series.labelCount > 0, !order.precedes(previousName, labelName.ref, table, bytes) {
+                } else if series.labelCount > 0, let previous = view.labels.last, LabelValidator.compare(bytes, previous.name, label.name) >= 0 {
                     series.rejection = .unsortedLabels
                 }
             }
-            previousName = labelName.ref
             view.labels.append(label)
             view.labelSymbols.append(LabelSymbols(name: labelName.ref, value: ref))
             series.labelCount += 1
-        }
-    }
-
-    /// Whether one label name symbol sorts before another, remembered per pair of symbols: the
-    /// series of a request repeat the same few names in the same order.
-    struct NameOrder {
-        private var pairs = [UInt64](repeating: .max, count: 64)
-        private var answers = [Bool](repeating: false, count: 64)
-
-        @inline(__always)
-        mutating func precedes(_ a: UInt32, _ b: UInt32, _ table: SymbolTable, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-            let pair = UInt64(a) << 32 | UInt64(b)
-            let slot = Int(truncatingIfNeeded: (pair &* 0x9E37_79B9_7F4A_7C15) >> 58)
-            if pairs[slot] == pair { return answers[slot] }
-            // A symbol after itself is a repeated name: not strictly increasing.
-            let answer = a != b && LabelValidator.compare(bytes, table.symbols[Int(a)], table.symbols[Int(b)]) < 0
-            pairs[slot] = pair
-            answers[slot] = answer
-            return answer
         }
     }
 

@@ -88,6 +88,15 @@ struct TallyMicrobench: ParsableCommand {
             for body in requests { samples += try RemoteWriteDecoder.decode(compressed: body, maxDecodedBytes: 1 << 26).sampleCount }
             return samples
         })
+        // As the receiver decodes: 1.0 leaves label checks to series it does not know; 2.0 applies
+        // only its own rules (sorted, non-empty) and keeps each label's symbols.
+        results.append(try measure("snappy + protobuf decode as received, 1.0", unit: "sample") {
+            try requests.reduce(0) { $0 + (try RemoteWriteDecoder.decode(compressed: $1, maxDecodedBytes: 1 << 26, validatingLabels: false).sampleCount) }
+        })
+        let requests2 = dataset.requests(senders: 1, as: WriteRequestV2Encoder.self)[0]
+        results.append(try measure("snappy + protobuf decode as received, 2.0", unit: "sample") {
+            try requests2.reduce(0) { $0 + (try RemoteWriteV2Decoder.decode(compressed: $1, maxDecodedBytes: 1 << 26).sampleCount) }
+        })
 
         let views = try requests.map { try RemoteWriteDecoder.decode(compressed: $0, maxDecodedBytes: 1 << 26) }
         let series = Self.seriesSamples(views)
