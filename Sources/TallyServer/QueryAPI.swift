@@ -46,12 +46,14 @@ final class QueryAPI: Sendable {
 
     let registry: TenantRegistry
     let exemplars: TenantExemplars
+    let metadata: TenantMetadata
     let options: QueryOptions
     private let pool: NIOThreadPool
 
-    init(registry: TenantRegistry, exemplars: TenantExemplars, options: QueryOptions, pool: NIOThreadPool) {
+    init(registry: TenantRegistry, exemplars: TenantExemplars, metadata: TenantMetadata, options: QueryOptions, pool: NIOThreadPool) {
         self.registry = registry
         self.exemplars = exemplars
+        self.metadata = metadata
         self.options = options
         self.pool = pool
     }
@@ -143,9 +145,7 @@ final class QueryAPI: Sendable {
             let (kept, warnings) = Self.truncated(values, to: limit)
             return PrometheusJSON.success(PrometheusJSON.strings(kept), warnings: warnings)
         case .metadata:
-            // No metric metadata is stored yet (remote write's metadata is counted, not kept).
-            if let limit = parameters.value("limit"), Int(limit) == nil { throw PrometheusAPIError(.badData, "limit must be a number") }
-            return PrometheusJSON.success(JSONText("{}"))
+            return try metricMetadata(question, parameters)
         case .queryExemplars:
             return try queryExemplars(question, parameters)
         case .buildInfo:
@@ -157,6 +157,29 @@ final class QueryAPI: Sendable {
                 throw .invalidParameter("query", error.description)
             }
         }
+    }
+
+    /// `metadata` as Prometheus 2.42's `metricMetadata`, over what the tenant's senders sent: `limit`
+    /// metrics at most (all when negative or absent), only `metric`'s when given. Metrics come in name
+    /// order (Go writes a map's keys sorted), each entry once.
+    private func metricMetadata(_ question: Question, _ parameters: QueryParameters) throws(PrometheusAPIError) -> HTTPAnswer {
+        var limit = -1
+        if let text = parameters.value("limit") {
+            guard let number = Int(text) else { throw PrometheusAPIError(.badData, "limit must be a number") }
+            limit = number
+        }
+        let metric = parameters.value("metric").flatMap { $0.isEmpty ? nil : $0 }
+        let found = metadata.metadata(of: question.tenant ?? "", metric: metric, limit: limit)
+        return PrometheusJSON.success(JSONText { out in
+            out.append("{")
+            for (index, (name, entries)) in found.enumerated() {
+                if index > 0 { out.append(",") }
+                out.appendString(name)
+                out.append(":")
+                out.appendList(entries) { entry, out in out.appendObject([("type", entry.type), ("help", entry.help), ("unit", entry.unit)]) }
+            }
+            out.append("}")
+        })
     }
 
     /// `query_exemplars` as Prometheus 2.42's `queryExemplars`: the exemplars in `[start, end]` of

@@ -41,6 +41,7 @@ public final class RemoteWriteIngester: Sendable {
     let metrics: ServerMetrics
     let limits: LimitsStore
     let exemplars: TenantExemplars
+    let metadata = TenantMetadata()
     private let rateLimiter = IngestionRateLimiter()
 
     init(configuration: ServerConfiguration, registry: TenantRegistry, metrics: ServerMetrics, limits: LimitsStore) {
@@ -137,7 +138,7 @@ public final class RemoteWriteIngester: Sendable {
         let stored = exemplars.store(view, seriesAt: outcome.seriesWithExemplars, tenant: tenant)
         metrics.appended(tenant: tenant, samples: commit.appendedSamples + commit.appendedHistograms, series: commit.createdSeries)
         metrics.exemplars(tenant: tenant, appended: stored.appended, outOfOrder: stored.outOfOrder)
-        metrics.notStored(tenant: tenant, kind: "metadata", count: view.metadataCount)
+        metrics.notStored(tenant: tenant, kind: "metadata", count: view.metadataCount - metadata.store(view, tenant: tenant))
         metrics.notStored(tenant: tenant, kind: "exemplar", count: view.exemplarCount - stored.written)
         for (reason, count) in tally.counts where count > 0 { metrics.rejected(tenant: tenant, reason: reason, samples: count) }
         db.whenDurable(commit.position) { error in

@@ -1,7 +1,7 @@
 /// Decodes a Remote-Write 1.0 `prometheus.WriteRequest` (prompb/remote.proto, prompb/types.proto).
 ///
-/// Unknown fields are skipped, as protobuf requires. Exemplars and metadata are parsed for framing
-/// and counted; the caller decides what to report for them. Native histograms are read
+/// Unknown fields are skipped, as protobuf requires. Exemplars are parsed for framing and counted;
+/// metadata is read (`WireMetadata`) and counted; the caller decides what to keep and report. Native histograms are read
 /// (`WireHistogram`) and, unless `validatingHistograms` is false, checked against Prometheus' rules
 /// (`HistogramValidator`): one that breaks them makes the request unreadable.
 public enum RemoteWriteDecoder {
@@ -31,7 +31,8 @@ public enum RemoteWriteDecoder {
                     try decodeTimeSeries(bytes, reader.readLengthDelimited(), into: &view)
                 case 3:
                     try ProtobufReader.expect(type, .len, "WriteRequest.metadata")
-                    try MessageShape.metadata.check(bytes, reader.readLengthDelimited())
+                    let metadata = try WireMetadata.decode10(bytes, reader.readLengthDelimited())
+                    if metadata.isKeepable(bytes) { view.metadata.append(metadata) }
                     view.metadataCount += 1
                 default:
                     try reader.skip(type)

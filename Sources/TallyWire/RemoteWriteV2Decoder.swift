@@ -5,7 +5,8 @@
 /// Refused as invalid protobuf (the whole request): a symbol reference past the table, an odd
 /// number of label references, a table that does not start with the empty string while anything
 /// refers to it. Refused per series, as 1.0's label rules are: labels not sorted by name, an empty
-/// label value. Exemplars and metadata are checked (their references too) and counted; native
+/// label value. Exemplars are checked (their references too) and counted; metadata is read under
+/// the series' metric name (`WireMetadata`) and counted; native
 /// histograms are read and checked as in 1.0 (`HistogramValidator`); created timestamps are read
 /// and not stored.
 public enum RemoteWriteV2Decoder {
@@ -127,8 +128,13 @@ public enum RemoteWriteV2Decoder {
         }
         if let metadata {
             // Absent references are 0: the empty string, which the table must then hold.
-            _ = try table.resolve(metadata.help, "metadata help")
-            _ = try table.resolve(metadata.unit, "metadata unit")
+            var kept = WireMetadata(type: metadata.type, help: try table.resolve(metadata.help, "metadata help"),
+                                    unit: try table.resolve(metadata.unit, "metadata unit"))
+            // The metric it describes is the series' own.
+            if let name = view.labels[Int(series.labelStart)...].first(where: { LabelValidator.equals(bytes, $0.name, LabelValidator.metricName) }) {
+                kept.name = name.value
+                if kept.isKeepable(bytes) { view.metadata.append(kept) }
+            }
             view.metadataCount += 1
         }
         guard labels.name == nil else { throw .invalidProtobuf("TimeSeries.labels_refs holds \(labels.count) references, not name-value pairs") }
@@ -199,8 +205,9 @@ public enum RemoteWriteV2Decoder {
         view.exemplars.append(exemplar)
     }
 
-    /// A series' metadata references (`help_ref`, `unit_ref`); 0 when absent.
+    /// A series' metadata: its type and references (`help_ref`, `unit_ref`); 0 when absent.
     private struct MetadataRefs {
+        var type: UInt64 = 0
         var help: UInt32 = 0
         var unit: UInt32 = 0
     }
@@ -213,7 +220,7 @@ public enum RemoteWriteV2Decoder {
             switch field {
             case 1:
                 try ProtobufReader.expect(type, .varint, "Metadata.type")
-                try reader.skip(type)
+                refs.type = try reader.readVarint()
             case 3:
                 try ProtobufReader.expect(type, .varint, "Metadata.help_ref")
                 refs.help = try readUInt32(&reader)

@@ -72,6 +72,16 @@ public struct WriteRequestEncoder: RemoteWriteRequestBuilder {
         }
     }
 
+    /// Adds one `MetricMetadata` (type as its enum number).
+    public mutating func addMetadata(type: UInt64, name: String, help: String, unit: String) {
+        writer.messageField(3) { metadata in
+            metadata.varintField(1, type)
+            metadata.bytesField(2, Array(name.utf8))
+            metadata.bytesField(4, Array(help.utf8))
+            metadata.bytesField(5, Array(unit.utf8))
+        }
+    }
+
     /// The protobuf body, snappy-compressed as it goes on the wire.
     public func compressed() -> [UInt8] { SnappyBlock.compress(writer.bytes) }
 }
@@ -87,14 +97,27 @@ public struct WriteRequestV2Encoder: RemoteWriteRequestBuilder {
 
     /// Adds one TimeSeries with labels in the given order (a valid request sorts them by name).
     public mutating func addSeries(labels: [(String, String)], samples: [WireSample]) {
+        addSeries(labels: labels, samples: samples, metadata: nil)
+    }
+
+    /// Adds one TimeSeries with its `Metadata` (type as its enum number), if given.
+    public mutating func addSeries(labels: [(String, String)], samples: [WireSample], metadata: (type: UInt64, help: String, unit: String)?) {
         var refs = ProtobufWriter()
         for (name, value) in labels {
             refs.varint(symbol(name))
             refs.varint(symbol(value))
         }
+        let metadataRefs = metadata.map { ($0.type, symbol($0.help), symbol($0.unit)) }
         series.messageField(5) { s in
             s.bytesField(1, refs.bytes)
             for sample in samples { s.sampleField(2, sample) }
+            if let (type, help, unit) = metadataRefs {
+                s.messageField(5) { m in
+                    m.varintField(1, type)
+                    m.varintField(3, help)
+                    m.varintField(4, unit)
+                }
+            }
         }
     }
 

@@ -17,7 +17,9 @@ public struct WriteRequestView: Sendable {
     /// are in `exemplarLabels`, as they arrived (not validated).
     public internal(set) var exemplars: [WireExemplar] = []
     public internal(set) var exemplarLabels: [WireLabel] = []
-    /// Elements the receiver parses but does not store; the server reports them.
+    /// Metric metadata with a valid metric name and UTF-8 text (1.0's request-level entries, 2.0's
+    /// per-series ones under the series' metric name); `metadataCount` counts every entry received.
+    public internal(set) var metadata: [WireMetadata] = []
     public internal(set) var metadataCount = 0
     public var exemplarCount: Int { exemplars.count }
     public var histogramCount: Int { histograms.count }

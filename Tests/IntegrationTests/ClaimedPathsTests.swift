@@ -77,8 +77,9 @@ final class ClaimedPathsTests: XCTestCase {
 
     /// A native histogram is stored beside the float samples of the request.
     /// Exemplars are kept in memory (a resent one is a no-op, an older one is refused and counted);
-    /// metadata is parsed, not stored, and counted as such.
-    func testNativeHistogramsAreStoredExemplarsAreKeptAndMetadataCountedAsNotStored() throws {
+    /// metadata is kept for `/api/v1/metadata`, except an entry with an invalid metric name, which is
+    /// counted as not stored.
+    func testNativeHistogramsAreStoredExemplarsAndMetadataAreKept() throws {
         let server = try startServer()
         let t = now
         var request = ProtobufWriter()
@@ -124,11 +125,17 @@ final class ClaimedPathsTests: XCTestCase {
             metadata.bytesField(2, Array("annotated".utf8))
             metadata.bytesField(4, Array("help text".utf8))
         }
+        annotated.messageField(3) { metadata in
+            metadata.varintField(1, 1)
+            metadata.bytesField(2, Array("not a metric name".utf8))
+        }
         XCTAssertEqual(try write(server.client, SnappyBlock.compress(annotated.bytes)).status, 204)
         XCTAssertEqual(try metric(server, "tally_exemplars_appended_total{tenant=\"\(tenant)\"}"), 1)
         XCTAssertEqual(try metric(server, "tally_exemplars_in_storage{tenant=\"\(tenant)\"}"), 1)
         XCTAssertNil(try metric(server, "tally_received_not_stored_total{tenant=\"\(tenant)\",kind=\"exemplar\"}"))
         XCTAssertEqual(try metric(server, "tally_received_not_stored_total{tenant=\"\(tenant)\",kind=\"metadata\"}"), 1)
+        let metadata = try server.client.request("GET", "/api/v1/metadata?tenant=\(tenant)")
+        XCTAssertEqual(metadata.body, #"{"status":"success","data":{"annotated":[{"type":"counter","help":"help text","unit":""}]}}"#)
         // The same exemplar again: a no-op. One older than the series' newest: refused and counted.
         XCTAssertEqual(try write(server.client, SnappyBlock.compress(annotated.bytes)).status, 204)
         var older = ProtobufWriter()

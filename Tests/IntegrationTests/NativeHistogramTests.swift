@@ -1,11 +1,13 @@
 import Foundation
+import TallyLoad
 import XCTest
 
 /// Native histograms from a real Prometheus 2.42 (`--enable-feature=native-histograms`, remote write
 /// with `send_native_histograms`), scraping a loopback exporter that serves one in the protobuf
 /// exposition format: they arrive, are cut into blocks (encoding 2), survive SIGKILL and a restart,
 /// and read back equal to what the exporter served, through `tally dump` and through Prometheus
-/// 2.42 itself reading the tenant directory as its own TSDB.
+/// 2.42 itself reading the tenant directory as its own TSDB; the metadata it sends is what its own
+/// `/api/v1/metadata` answers.
 final class NativeHistogramTests: XCTestCase {
     override func setUpWithError() throws {
         _ = try Binaries.debian("prometheus")
@@ -37,6 +39,8 @@ final class NativeHistogramTests: XCTestCase {
             remote_write:
               - url: http://127.0.0.1:\(tally.port)/api/v1/write?tenant=h
                 send_native_histograms: true
+                metadata_config:
+                  send_interval: 1s
                 queue_config:
                   batch_send_deadline: 1s
                   min_backoff: 50ms
@@ -53,6 +57,23 @@ final class NativeHistogramTests: XCTestCase {
             lines = ((try? tallyDump(storage: storage, tenant: "h", match: match)) ?? "").split(separator: "\n").map(String.init)
         }
         XCTAssertEqual(lines, expected, "served \(exporter.served) scrapes; Prometheus log tail:\n\(prometheus.logTail)\nTally log:\n\(tally.log.suffix(3000))")
+
+        // The metadata Prometheus sends with remote write (every second here) is what its own
+        // /api/v1/metadata answers from its scrape.
+        func metadata(_ client: LoopbackHTTP, _ path: String) -> NSDictionary? {
+            guard let answer = try? client.request("GET", path), answer.status == 200,
+                  let json = try? JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any] else { return nil }
+            return json["data"] as? NSDictionary
+        }
+        let prometheusMetadata = try XCTUnwrap(metadata(LoopbackHTTP(port: prometheus.port), "/api/v1/metadata"))
+        XCTAssertEqual(prometheusMetadata["test_latency_seconds"] as? NSArray,
+                       [["type": "histogram", "help": "A native histogram for Tally's tests.", "unit": ""]] as NSArray)
+        var tallyMetadata: NSDictionary?
+        for _ in 0..<30 where tallyMetadata != prometheusMetadata {
+            tallyMetadata = metadata(tally.client, "/api/v1/metadata?tenant=h")
+            if tallyMetadata != prometheusMetadata { sleep(1) }
+        }
+        XCTAssertEqual(tallyMetadata, prometheusMetadata)
         prometheus.stop()
 
         // Blocks were cut while the histograms arrived; their chunks are histogram chunks.

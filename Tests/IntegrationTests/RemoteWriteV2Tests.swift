@@ -85,6 +85,36 @@ final class RemoteWriteV2Tests: XCTestCase {
         XCTAssertEqual(try tallyDump(storage: storage, tenant: "mixed"), asOne)
     }
 
+    /// Metadata sent with 1.0 and 2.0 is served by `/api/v1/metadata` to its tenant only, as
+    /// Prometheus answers it: by metric name, each entry once, `metric` and `limit` applied.
+    func testMetadataFromBothVersionsIsServedToItsTenantOnly() throws {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        var v1 = WriteRequestEncoder()
+        v1.addMetadata(type: 2, name: "node_ram_hourly_cost", help: "Cost of a GiB of RAM an hour.", unit: "")
+        v1.addMetadata(type: 2, name: "node_ram_hourly_cost", help: "Cost of a GiB of RAM an hour.", unit: "")
+        v1.addMetadata(type: 1, name: "not valid", help: "", unit: "")
+        XCTAssertEqual(try post(v1.writer.bytes, tenant: "a", contentType: "application/x-protobuf").status, 204)
+        var v2 = WriteRequestV2Encoder()
+        v2.addSeries(labels: [("__name__", "node_cpu_hourly_cost"), ("node", "n1")], samples: [WireSample(timestamp: now, valueBits: 1.0.bitPattern)],
+                     metadata: (2, "Cost of a CPU an hour.", "dollars"))
+        XCTAssertEqual(try post(v2.bytes, tenant: "a").status, 204)
+
+        func data(_ query: String, tenant: String) throws -> String {
+            let answer = try server.client.request("GET", "/api/v1/metadata?" + query, headers: [("THANOS-TENANT", tenant)])
+            XCTAssertEqual(answer.status, 200, answer.body)
+            return answer.body
+        }
+        let cpu = #""node_cpu_hourly_cost":[{"type":"gauge","help":"Cost of a CPU an hour.","unit":"dollars"}]"#
+        let ram = #""node_ram_hourly_cost":[{"type":"gauge","help":"Cost of a GiB of RAM an hour.","unit":""}]"#
+        XCTAssertEqual(try data("", tenant: "a"), #"{"status":"success","data":{"# + cpu + "," + ram + "}}")
+        XCTAssertEqual(try data("metric=node_ram_hourly_cost", tenant: "a"), #"{"status":"success","data":{"# + ram + "}}")
+        XCTAssertEqual(try data("limit=1", tenant: "a"), #"{"status":"success","data":{"# + cpu + "}}")
+        XCTAssertEqual(try data("", tenant: "b"), #"{"status":"success","data":{}}"#, "another tenant sees none of it")
+        let refused = try server.client.request("GET", "/api/v1/metadata?limit=x", headers: [("THANOS-TENANT", "a")])
+        XCTAssertEqual(refused.status, 400, refused.body)
+        XCTAssertTrue(refused.body.contains("limit must be a number"), refused.body)
+    }
+
     /// `X-Prometheus-Remote-Write-Exemplars-Written` counts the exemplars kept (a resent one, a
     /// no-op, counts as Prometheus counts it), not those older than their series' newest nor those of
     /// a refused series; `--max-exemplars` bounds what a tenant holds.

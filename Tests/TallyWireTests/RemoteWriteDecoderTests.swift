@@ -174,4 +174,23 @@ final class RemoteWriteDecoderTests: XCTestCase {
         XCTAssertNil(view.validateLabels(ofSeriesAt: 1))
         XCTAssertEqual(view.labels(of: view.series[1]).map { string(view, $0.name) }, ["__name__", "job"])
     }
+
+    /// `WriteRequest.metadata` entries are read with their type names; one with a metric name
+    /// Prometheus would refuse or text that is not UTF-8 is counted and not kept.
+    func testMetadataIsReadAndInvalidEntriesAreNotKept() throws {
+        var request = WriteRequestEncoder()
+        request.addMetadata(type: 1, name: "kubecost_cluster_management_cost", help: "Management fee.", unit: "")
+        request.addMetadata(type: 5, name: "request_seconds", help: "Latency.", unit: "seconds")
+        request.addMetadata(type: 1, name: "bad name", help: "", unit: "")
+        request.addMetadata(type: 3, name: "h", help: String(decoding: [0xff], as: UTF8.self), unit: "")
+        var invalidHelp = request.writer.bytes
+        // The replacement character the String above became, turned back into a lone 0xff byte.
+        let replacement: [UInt8] = [0xef, 0xbf, 0xbd]
+        if let at = invalidHelp.firstRange(of: replacement) { invalidHelp.replaceSubrange(at, with: [0xff, 0x20, 0x20]) }
+        let view = try RemoteWriteDecoder.decode(body: invalidHelp)
+        func text(_ span: ByteSpan) -> String { String(decoding: view.body[span.range], as: UTF8.self) }
+        XCTAssertEqual(view.metadataCount, 4)
+        XCTAssertEqual(view.metadata.map { [text($0.name), $0.typeName, text($0.help), text($0.unit)] },
+                       [["kubecost_cluster_management_cost", "counter", "Management fee.", ""], ["request_seconds", "summary", "Latency.", "seconds"]])
+    }
 }

@@ -26,4 +26,19 @@ final class RemoteWriteV2DecoderTests: XCTestCase {
         XCTAssertEqual(first[0].name, second[0].name, "one __name__ symbol")
         XCTAssertEqual(first[1], second[1], "one symbol each for job and a")
     }
+
+    /// Metadata is kept under the series' metric name, with its type and text; a series without a
+    /// metric name, or one Prometheus would refuse, keeps none, though all are counted.
+    func testSeriesMetadataIsKeptUnderItsMetricName() throws {
+        var request = WriteRequestV2Encoder()
+        request.addSeries(labels: [("__name__", "node_cpu_hourly_cost"), ("node", "a")], samples: [sample], metadata: (2, "Cost of a CPU an hour.", "dollars"))
+        request.addSeries(labels: [("job", "no-name")], samples: [sample], metadata: (1, "no metric name", ""))
+        request.addSeries(labels: [("__name__", "1bad")], samples: [sample], metadata: (1, "an invalid metric name", ""))
+        request.addSeries(labels: [("__name__", "up")], samples: [sample], metadata: (99, "", ""))
+        let view = try RemoteWriteV2Decoder.decode(body: request.bytes)
+        func text(_ span: ByteSpan) -> String { String(decoding: view.body[span.range], as: UTF8.self) }
+        XCTAssertEqual(view.metadataCount, 4)
+        XCTAssertEqual(view.metadata.map { [text($0.name), $0.typeName, text($0.help), text($0.unit)] },
+                       [["node_cpu_hourly_cost", "gauge", "Cost of a CPU an hour.", "dollars"], ["up", "unknown", "", ""]])
+    }
 }
