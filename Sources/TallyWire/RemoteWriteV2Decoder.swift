@@ -98,7 +98,21 @@ public enum RemoteWriteV2Decoder {
             case 1:
                 if type == .len {
                     var packed = ProtobufReader(bytes, range: try reader.readLengthDelimited())
-                    while !packed.isAtEnd { try labels.take(try readUInt32(&packed), table, bytes, &series, &view) }
+                    while !packed.isAtEnd {
+                        // References under 16384 (one or two bytes) inline; longer ones take the full varint.
+                        let first = bytes[packed.position]
+                        let ref: UInt32
+                        if first < 0x80 {
+                            ref = UInt32(first)
+                            packed.position += 1
+                        } else if packed.end - packed.position >= 2 && bytes[packed.position + 1] < 0x80 {
+                            ref = UInt32(first & 0x7f) | UInt32(bytes[packed.position + 1]) << 7
+                            packed.position += 2
+                        } else {
+                            ref = try readUInt32(&packed)
+                        }
+                        try labels.take(ref, table, bytes, &series, &view)
+                    }
                 } else {
                     try ProtobufReader.expect(type, .varint, "labels_refs")
                     try labels.take(try readUInt32(&reader), table, bytes, &series, &view)

@@ -27,6 +27,22 @@ final class RemoteWriteV2DecoderTests: XCTestCase {
         XCTAssertEqual(first[1], second[1], "one symbol each for job and a")
     }
 
+    /// References of one, two and three varint bytes (a table past 16,384 symbols) resolve to their
+    /// own symbols.
+    func testReferencesOfEveryVarintLengthResolve() throws {
+        var request = WriteRequestV2Encoder()
+        let all = (0..<9000).map { [("__name__", "m"), ("id", "v\($0)"), ("x", "w\($0)")] }
+        for labels in all { request.addSeries(labels: labels, samples: [sample]) }
+        XCTAssertGreaterThan(request.symbols.count, 16_384)
+        let view = try RemoteWriteV2Decoder.decode(body: request.bytes)
+        func text(_ span: ByteSpan) -> String { String(decoding: view.body[span.range], as: UTF8.self) }
+        XCTAssertEqual(view.series.count, all.count)
+        for (series, labels) in zip(view.series, all) {
+            XCTAssertNil(series.rejection)
+            XCTAssertEqual(view.labels(of: series).map { [text($0.name), text($0.value)] }, labels.map { [$0.0, $0.1] })
+        }
+    }
+
     /// Metadata is kept under the series' metric name, with its type and text; a series without a
     /// metric name, or one Prometheus would refuse, keeps none, though all are counted.
     func testSeriesMetadataIsKeptUnderItsMetricName() throws {

@@ -182,7 +182,9 @@ struct TallyBench: ParsableCommand {
             restartData.clusters = restartClusters
             restartData.nodesPerCluster = restartNodes
             restartData.scrapes = restartMinutes
-            restartData.start = Int64(Date().timeIntervalSince1970 * 1000) / 7_200_000 * 7_200_000 - 7_200_000
+            // Ending now: no sample is in the future, whatever the time of day (both systems refuse
+            // those), and under 3 hours, so neither cuts a block.
+            restartData.start = (Int64(Date().timeIntervalSince1970 * 1000) - Int64(restartMinutes) * 60_000) / 60_000 * 60_000
             let restartRequests = restartData.requests(senders: senders)
             print("restart: \(restartData.seriesCount) series x \(restartMinutes) scrapes = \(restartData.sampleCount) samples in the WAL")
             var restarts: [RestartResult] = []
@@ -443,7 +445,8 @@ struct TallyBench: ParsableCommand {
             kill(process.process.processIdentifier, SIGKILL)
             process.process.waitUntilExit()
             guard sent.acceptedSamples == sent.sentSamples else {
-                result.failure = "\(system.name) refused \(sent.sentSamples - sent.acceptedSamples) samples"
+                result.failure = "\(system.name) refused \(sent.sentSamples - sent.acceptedSamples) samples: "
+                    + sent.refusals.map { "\($0.value) x `\($0.key)`" }.joined(separator: ", ")
                 return result
             }
             let wal = system.name == "Tally" ? directory + "/bench/wal" : directory + "/wal"
