@@ -75,6 +75,38 @@ final class ClaimedPathsTests: XCTestCase {
         server.stop(SIGTERM)
     }
 
+    /// Metadata is bounded: a metric keeps its 8 newest distinct entries, and an entry past the
+    /// tenant's 4 MiB or all tenants' 64 MiB is not kept, counted as not stored, while the write is
+    /// still taken.
+    func testMetadataIsBoundedPerMetricAndPerTenant() throws {
+        let server = try startServer()
+        var many = WriteRequestEncoder()
+        for k in 0..<10 { many.addMetadata(type: 2, name: "bounded", help: "help \(k)", unit: "") }
+        XCTAssertEqual(try write(server.client, many.compressed()).status, 204)
+        var huge = WriteRequestEncoder()
+        huge.addMetadata(type: 2, name: "huge", help: String(repeating: "h", count: 4 << 20), unit: "")
+        XCTAssertEqual(try write(server.client, huge.compressed()).status, 204)
+        let answer = try server.client.request("GET", "/api/v1/metadata?tenant=\(tenant)")
+        let helps = (2..<10).map { #"{"type":"gauge","help":"help \#($0)","unit":""}"# }.joined(separator: ",")
+        XCTAssertEqual(answer.body, #"{"status":"success","data":{"bounded":["# + helps + "]}}")
+        XCTAssertEqual(try metric(server, "tally_received_not_stored_total{tenant=\"\(tenant)\",kind=\"metadata\"}"), 1)
+
+        // All tenants together hold at most 64 MiB: sixteen tenants of almost 4 MiB each fit, the
+        // seventeenth's entry does not.
+        for k in 0..<17 {
+            var large = WriteRequestEncoder()
+            large.addMetadata(type: 2, name: "large", help: String(repeating: "h", count: (4 << 20) - 100), unit: "")
+            XCTAssertEqual(try write(server.client, large.compressed(), tenantHeader: ("THANOS-TENANT", "t\(k)")).status, 204)
+        }
+        func served(_ tenant: String) throws -> Bool {
+            try server.client.request("GET", "/api/v1/metadata?tenant=\(tenant)").body.contains("\"large\"")
+        }
+        XCTAssertTrue(try served("t15"))
+        XCTAssertFalse(try served("t16"))
+        XCTAssertEqual(try metric(server, "tally_received_not_stored_total{tenant=\"t16\",kind=\"metadata\"}"), 1)
+        server.stop(SIGTERM)
+    }
+
     /// A native histogram is stored beside the float samples of the request.
     /// Exemplars are kept in memory (a resent one is a no-op, an older one is refused and counted);
     /// metadata is kept for `/api/v1/metadata`, except an entry with an invalid metric name, which is
