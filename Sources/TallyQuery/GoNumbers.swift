@@ -59,6 +59,18 @@ enum GoNumbers {
         if value.isNaN { return "NaN" }
         if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
         let sign = value.sign == .minus ? "-" : ""
+        // Swift writes most values (1e-4 <= |v| < 2^53) without an exponent, with the same shortest
+        // digits and a ".0" or trailing zeros of the fraction to drop; values are printed once per
+        // point of an answer, so those skip taking the digits apart.
+        let plain = abs(value).description
+        if !plain.utf8.contains(UInt8(ascii: "e")) {
+            var text = Substring(plain)
+            if text.utf8.contains(UInt8(ascii: ".")) {
+                while text.utf8.last == UInt8(ascii: "0") { text = text.dropLast() }
+                if text.utf8.last == UInt8(ascii: ".") { text = text.dropLast() }
+            }
+            return sign + text
+        }
         let (digits, decimalPoint) = shortestDigits(abs(value))
         if digits == "0" { return sign + "0" }
         if decimalPoint <= 0 {

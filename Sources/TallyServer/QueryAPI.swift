@@ -115,13 +115,7 @@ final class QueryAPI: Sendable {
             let sets: [[TallyStorage.LabelMatcher]]
             do { sets = try parameters.matcherSets() } catch { throw .invalidParameter("match[]", error.message) }
             let limit = try parameters.limit()
-            let found = try read(question, start, end) { querier in
-                var seen = Set<Labels>()
-                for matchers in sets {
-                    seen.formUnion(try querier.seriesLabels(matchers, minTime: start, maxTime: end))
-                }
-                return seen.sorted()
-            }
+            let found = try read(question, start, end) { querier in try querier.seriesLabels(sets, minTime: start, maxTime: end) }
             let (kept, warnings) = Self.truncated(found, to: limit)
             return PrometheusJSON.success(PrometheusJSON.labelSets(kept), warnings: warnings)
         case .labels:

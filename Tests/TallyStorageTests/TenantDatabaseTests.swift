@@ -191,22 +191,26 @@ final class TenantDatabaseTests: XCTestCase {
     }
 
     /// `seriesLabels` reads only chunk metas, and gives exactly the label sets `select` gives: over
-    /// blocks and the head, with tombstones that cover whole chunks or parts, late samples, and
-    /// windows that start and end anywhere.
+    /// blocks and the head, with tombstones that cover whole chunks or parts, a block without any
+    /// (whose metas a window covering it need not walk), late samples, and windows that start and
+    /// end anywhere. Several matcher sets give the union of what each gives.
     func testSeriesLabelsAgreeWithSelect() throws {
         let hour: Int64 = 3_600_000
         let parent = String(directory.dropLast("/tenant".count))
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        // A block of three series over [0, 2h): chunks of 40 minutes.
-        let inBlock = (0..<3).map { k in
-            BlockSeries(labels: [("__name__", "b"), ("k", String(k))], chunks: (0..<3).map { c in
+        // A block of three series over [0, 2h), chunks of 40 minutes, and one of two of them and a
+        // third series over [2h, 3h), chunks of 20 minutes.
+        func series(_ k: Int, _ name: String = "b", from start: Int, minutes: Int = 40) -> BlockSeries {
+            BlockSeries(labels: [("__name__", name), ("k", String(k))], chunks: (0..<3).map { c in
                 var chunk = XORChunk()
-                let times = (0..<40).map { Int64(c * 40 + $0) * 60_000 }
+                let times = (0..<minutes).map { Int64(start + c * minutes + $0) * 60_000 }
                 for t in times { chunk.append(timestamp: t, valueBits: Double(t).bitPattern) }
                 return EncodedChunk(minTime: times[0], maxTime: times[times.count - 1], bytes: chunk.bytes)
             })
         }
-        _ = try BlockWriter.write(series: inBlock, minTime: 0, maxTime: 2 * hour, into: directory, tenant: "t")
+        _ = try BlockWriter.write(series: (0..<3).map { series($0, from: 0) }, minTime: 0, maxTime: 2 * hour, into: directory, tenant: "t")
+        let later = [series(1, from: 120, minutes: 20), series(2, from: 120, minutes: 20), series(3, "c", from: 120, minutes: 20)].sorted { Labels($0.labels.map { Label($0.0, $0.1) }) < Labels($1.labels.map { Label($0.0, $0.1) }) }
+        _ = try BlockWriter.write(series: later, minTime: 2 * hour, maxTime: 3 * hour, into: directory, tenant: "t")
         let db = try TenantDatabase.open(directory: directory, tenant: "t", options: StorageOptions(outOfOrderWindow: 2 * hour))
         defer {
             try? db.close()
@@ -223,13 +227,16 @@ final class TenantDatabaseTests: XCTestCase {
         _ = try db.deleteSeries([[try LabelMatcher("__name__", .equal, "h")]], in: DeletedInterval(minTime: 3 * hour, maxTime: 4 * hour))
         let querier = db.querier(minTime: .min, maxTime: .max)
         let matchers = [[try LabelMatcher("__name__", .regex, ".+")], [try LabelMatcher("k", .notEqual, "2")], [try LabelMatcher("__name__", .equal, "late")]]
-        let edges: [Int64] = [-1, 0, 39 * 60_000, 40 * 60_000, 79 * 60_000, 80 * 60_000, 2 * hour, 3 * hour, 4 * hour - 1, 4 * hour, 5 * hour, 7 * hour, .max]
-        for m in matchers {
-            for lo in edges {
-                for hi in edges where hi >= lo {
-                    XCTAssertEqual(try querier.seriesLabels(m, minTime: lo, maxTime: hi), try querier.select(m, minTime: lo, maxTime: hi).map(\.labels),
-                                   "\(m) [\(lo), \(hi)]")
+        let edges: [Int64] = [-1, 0, 39 * 60_000, 40 * 60_000, 79 * 60_000, 80 * 60_000, 2 * hour, 3 * hour - 1, 3 * hour, 4 * hour - 1, 4 * hour, 5 * hour, 7 * hour, .max]
+        for lo in edges {
+            for hi in edges where hi >= lo {
+                var union = Set<Labels>()
+                for m in matchers {
+                    let selected = try querier.select(m, minTime: lo, maxTime: hi).map(\.labels)
+                    XCTAssertEqual(try querier.seriesLabels(m, minTime: lo, maxTime: hi), selected, "\(m) [\(lo), \(hi)]")
+                    union.formUnion(selected)
                 }
+                XCTAssertEqual(try querier.seriesLabels(matchers, minTime: lo, maxTime: hi), union.sorted(), "all sets [\(lo), \(hi)]")
             }
         }
     }

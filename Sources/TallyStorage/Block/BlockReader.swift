@@ -481,11 +481,20 @@ public final class BlockReader: Sendable {
         return result ?? seriesRefs
     }
 
+    /// The matchers `candidates` leaves to check on each series: those that also match a series
+    /// without the label. The others it applied exactly, through the postings of the values they accept.
+    private static func unindexedPredicates(_ matchers: [LabelMatcher]) -> [(String, (String) -> Bool)] {
+        matchers.compactMap { matcher in
+            let predicate = matcher.predicate()
+            return predicate("") ? (matcher.name, predicate) : nil
+        }
+    }
+
     /// Series refs whose labels satisfy every matcher, with their labels and chunks. A series entry
     /// that cannot be read goes to `skipUnreadable` when given, else fails the walk.
     func forEachMatching(_ matchers: [LabelMatcher], skipUnreadable: ((BlockError) -> Void)?,
                                  _ body: (UInt32, [(String, String)], [ChunkMeta]) throws(BlockError) -> Void) throws(BlockError) {
-        let predicates = matchers.map { ($0.name, $0.predicate()) }
+        let predicates = Self.unindexedPredicates(matchers)
         for ref in candidates(matchers) {
             let labels: [(String, String)], chunks: [ChunkMeta]
             do throws(BlockError) {
@@ -504,7 +513,11 @@ public final class BlockReader: Sendable {
     /// only, no chunk, and no allocation per series.
     func forEachMatchingInRange(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64,
                                 _ body: (_ ids: [UInt32]) throws(BlockError) -> Void) throws(BlockError) {
-        let predicates = matchers.map { ($0.name, $0.predicate()) }
+        let predicates = Self.unindexedPredicates(matchers)
+        // Every chunk of the block lies in [meta.minTime, meta.maxTime): when the range covers that
+        // and nothing is deleted, any chunk will do, and its metas need not be walked.
+        let (lastTime, overflow) = meta.maxTime.subtractingReportingOverflow(1)
+        let coversBlock = minTime <= meta.minTime && !overflow && lastTime <= maxTime && tombstones.intervals.isEmpty
         var ids: [UInt32] = []
         for ref in candidates(matchers) {
             var reader = try entry(ref)
@@ -514,6 +527,11 @@ public final class BlockReader: Sendable {
                 return predicate(at.map { symbols[Int(ids[$0 + 1])] } ?? "")
             }
             guard matches else { continue }
+            if coversBlock {
+                guard let chunkCount = reader.chunkCount() else { throw malformed(ref) }
+                if chunkCount > 0 { try body(ids) }
+                continue
+            }
             let deleted = tombstones.intervals[ref] ?? []
             var inRange = false
             guard reader.chunks({ meta in
@@ -633,9 +651,12 @@ struct SeriesEntryReader {
         return true
     }
 
+    /// The number of chunk metas, after the labels; nil when malformed.
+    mutating func chunkCount() -> UInt64? { cursor.uvarint() }
+
     /// Each chunk meta, after the labels; false when malformed.
     mutating func chunks(_ body: (ChunkMeta) -> Void) -> Bool {
-        guard let chunkCount = cursor.uvarint() else { return false }
+        guard let chunkCount = chunkCount() else { return false }
         var previousMax: Int64 = 0
         var previousRef: UInt64 = 0
         for k in 0..<chunkCount {

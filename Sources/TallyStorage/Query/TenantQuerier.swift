@@ -50,54 +50,33 @@ public final class TenantQuerier: @unchecked Sendable {
         return byLabels.map { QueriedSeries(labels: $0.key, chunks: $0.value) }.sorted { $0.labels < $1.labels }
     }
 
-    /// The label sets `select` would give, sorted, from the indexes alone: whether a series has a
-    /// chunk in the range is in its chunk metas, so no chunk is read or checked (as Prometheus'
-    /// series API, which selects with a chunk reader that reads nothing). A series found in several
-    /// blocks is made into `Labels` once: it is recognised by a hash of its strings' hashes (each
-    /// block's symbols hashed on open), then compared byte for byte.
-    public func seriesLabels(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64) throws -> [Labels] {
+    /// The label sets `select` would give for any of `matcherSets`, sorted, from the indexes
+    /// alone: whether a series has a chunk in the range is in its chunk metas, so no chunk is read
+    /// or checked (as Prometheus' series API, which selects with a chunk reader that reads nothing).
+    /// A series found in several blocks or by several sets is made into `Labels` once.
+    public func seriesLabels(_ matcherSets: [[LabelMatcher]], minTime: Int64, maxTime: Int64) throws -> [Labels] {
         let lo = max(minTime, self.minTime), hi = min(maxTime, self.maxTime)
         guard lo <= hi else { return [] }
-        var found: [UInt64: [Labels]] = [:]
-        var count = 0
-        func add(_ hash: UInt64, same: (Labels) -> Bool, make: () -> Labels) {
-            if found[hash]?.contains(where: same) == true { return }
-            found[hash, default: []].append(make())
-            count += 1
-        }
+        var found = DistinctLabelSets()
         let blocks = database.readView { head, live in
-            for index in head.select(matchers) where head.hasChunk(index, minTime: lo, maxTime: hi) {
-                let labels = head.labels(index)
-                var hasher = LabelHasher()
-                for label in labels.pairs {
-                    hasher.combine(hash: LabelHasher.hash(of: label.name))
-                    hasher.combine(hash: LabelHasher.hash(of: label.value))
-                }
-                add(hasher.value, same: { $0.pairs.elementsEqual(labels.pairs) { Self.same($0.name, $1.name) && Self.same($0.value, $1.value) } },
-                    make: { labels })
+            for matchers in matcherSets {
+                for index in head.select(matchers) where head.hasChunk(index, minTime: lo, maxTime: hi) { found.add(head.labels(index)) }
             }
             return sources(live)
         }
         for block in blocks where block.meta.maxTime > lo && block.meta.minTime <= hi {
-            let symbols = block.symbols, hashes = block.symbolHashes
-            try block.forEachMatchingInRange(matchers, minTime: lo, maxTime: hi) { ids in
-                var hasher = LabelHasher()
-                for id in ids { hasher.combine(hash: hashes[Int(id)]) }
-                add(hasher.value, same: { labels in
-                    labels.pairs.count * 2 == ids.count && labels.pairs.indices.allSatisfy { i in
-                        Self.same(labels.pairs[i].name, symbols[Int(ids[2 * i])]) && Self.same(labels.pairs[i].value, symbols[Int(ids[2 * i + 1])])
-                    }
-                }, make: { Labels(stride(from: 0, to: ids.count, by: 2).map { Label(symbols[Int(ids[$0])], symbols[Int(ids[$0 + 1])]) }) })
+            var translation = DistinctLabelSets.BlockTranslation(symbols: block.symbols, hashes: block.symbolHashes)
+            for matchers in matcherSets {
+                try block.forEachMatchingInRange(matchers, minTime: lo, maxTime: hi) { ids in found.add(blockSymbolIds: ids, &translation) }
             }
         }
-        var out: [Labels] = []
-        out.reserveCapacity(count)
-        for labels in found.values { out += labels }
-        return out.sorted()
+        return found.sorted()
     }
 
-    /// The same bytes (Swift's `==` on strings compares canonical equivalence, not bytes).
-    private static func same(_ a: String, _ b: String) -> Bool { a.utf8.count == b.utf8.count && Labels.compareBytes(a, b) == 0 }
+    /// `seriesLabels` for one matcher set.
+    public func seriesLabels(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64) throws -> [Labels] {
+        try seriesLabels([matchers], minTime: minTime, maxTime: maxTime)
+    }
 
     /// Label names of the series matching `matchers` in the querier's range, sorted; with no
     /// matchers, every name in the index of the head and of the blocks in range.

@@ -1,0 +1,133 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The distinct label sets a series question finds in the head and in blocks, each string held once.
+///
+/// After compaction most series are in every block of a long range, so the same set arrives once
+/// per block. A block's series come as ids into that block's symbol table; each id becomes an id of
+/// this collection the first time the block uses it (`BlockTranslation`). Strings are compared byte
+/// for byte once per block and symbol, and a set met again is recognised by comparing integers.
+/// The sets come out sorted through ranks of the strings, which follow the strings' byte order.
+struct DistinctLabelSets {
+    private var strings: [String] = []
+    private var stringIds = IndexMap(.hashed)
+    /// Each set's string ids (name, value, name, value, ...), one set after another.
+    private var setIds: [Int32] = []
+    private var setStarts: [Int] = [0]
+    private var setIndex = IndexMap(.hashed)
+    private var scratch: [Int32] = []
+
+    var count: Int { setStarts.count - 1 }
+
+    /// One block's symbol ids turned into this collection's string ids, filled as the block's
+    /// series are added: in an array indexed by symbol id for blocks of up to 64 Ki symbols (at
+    /// most 256 KiB, cleared once), else in a map from the id (its own tag, so lookups never collide).
+    struct BlockTranslation {
+        fileprivate var dense: [Int32]
+        fileprivate var sparse = IndexMap(.sequential)
+        fileprivate let symbols: [String]
+        fileprivate let hashes: [UInt64]
+
+        init(symbols: [String], hashes: [UInt64]) {
+            self.symbols = symbols
+            self.hashes = hashes
+            dense = symbols.count <= 1 << 16 ? Array(repeating: -1, count: symbols.count) : []
+        }
+
+        fileprivate subscript(id: UInt32) -> Int32? {
+            if !dense.isEmpty {
+                let known = dense[Int(id)]
+                return known < 0 ? nil : known
+            }
+            return sparse[UInt64(id)]
+        }
+
+        fileprivate mutating func add(_ id: UInt32, _ interned: Int32) {
+            if dense.isEmpty { sparse.add(UInt64(id), interned) } else { dense[Int(id)] = interned }
+        }
+    }
+
+    /// Adds a series of a block, as its label symbol ids (name, value, ...), unless it is here.
+    mutating func add(blockSymbolIds ids: [UInt32], _ block: inout BlockTranslation) {
+        // Written through a buffer: appending to a stored array checks its uniqueness each time.
+        var translated = scratch
+        scratch = []
+        translated.removeAll(keepingCapacity: true)
+        translated.append(contentsOf: repeatElement(0, count: ids.count))
+        translated.withUnsafeMutableBufferPointer { out in
+            for (i, id) in ids.enumerated() {
+                if let known = block[id] {
+                    out[i] = known
+                } else {
+                    let interned = intern(block.symbols[Int(id)], hash: block.hashes[Int(id)])
+                    block.add(id, interned)
+                    out[i] = interned
+                }
+            }
+        }
+        scratch = translated
+        addScratch()
+    }
+
+    /// Adds a head series unless it is here.
+    mutating func add(_ labels: Labels) {
+        scratch.removeAll(keepingCapacity: true)
+        for label in labels.pairs {
+            scratch.append(intern(label.name, hash: LabelHasher.hash(of: label.name)))
+            scratch.append(intern(label.value, hash: LabelHasher.hash(of: label.value)))
+        }
+        addScratch()
+    }
+
+    private mutating func addScratch() {
+        var hasher = LabelHasher()
+        var i = 0
+        while i + 1 < scratch.count {
+            hasher.combine(hash: UInt64(UInt32(bitPattern: scratch[i])) << 32 | UInt64(UInt32(bitPattern: scratch[i + 1])))
+            i += 2
+        }
+        if i < scratch.count { hasher.combine(hash: UInt64(UInt32(bitPattern: scratch[i]))) }
+        let hash = hasher.value
+        let known = scratch.withUnsafeBufferPointer { wanted in
+            setIds.withUnsafeBufferPointer { all in
+                setIndex.first(hash) { set in
+                    let start = setStarts[Int(set)], end = setStarts[Int(set) + 1]
+                    return end - start == wanted.count && (wanted.isEmpty || memcmp(all.baseAddress! + start, wanted.baseAddress!, wanted.count * 4) == 0)
+                }
+            }
+        }
+        guard known == nil else { return }
+        setIndex.add(hash, Int32(count))
+        setIds += scratch
+        setStarts.append(setIds.count)
+    }
+
+    private mutating func intern(_ string: String, hash: UInt64) -> Int32 {
+        if let id = stringIds.first(hash, where: { Self.same(strings[Int($0)], string) }) { return id }
+        let id = Int32(strings.count)
+        strings.append(string)
+        stringIds.add(hash, id)
+        return id
+    }
+
+    /// The same bytes (Swift's `==` on strings compares canonical equivalence, not bytes).
+    private static func same(_ a: String, _ b: String) -> Bool { a.utf8.count == b.utf8.count && Labels.compareBytes(a, b) == 0 }
+
+    /// The sets in label order (`Labels`' `<`): the strings are sorted once, and sets are compared
+    /// by their strings' ranks, name, value, name, ..., a set that is a prefix of another first.
+    func sorted() -> [Labels] {
+        var rank = [Int32](repeating: 0, count: strings.count)
+        for (position, id) in strings.indices.sorted(by: { Labels.compareBytes(strings[$0], strings[$1]) < 0 }).enumerated() {
+            rank[id] = Int32(position)
+        }
+        let order = (0..<count).sorted { a, b in
+            let x = setIds[setStarts[a]..<setStarts[a + 1]], y = setIds[setStarts[b]..<setStarts[b + 1]]
+            return x.lexicographicallyPrecedes(y) { rank[Int($0)] < rank[Int($1)] }
+        }
+        return order.map { set in
+            let ids = setIds[setStarts[set]..<setStarts[set + 1]]
+            return Labels(stride(from: ids.startIndex, to: ids.endIndex, by: 2).map { Label(strings[Int(ids[$0])], strings[Int(ids[$0 + 1])]) })
+        }
+    }
+}
