@@ -173,26 +173,6 @@ final class FormatVectorTests: XCTestCase {
     /// bytes and then bit by bit, and where it ends on a byte boundary decides whether a zero byte
     /// trails. Both must leave the same bytes and free bits after any sequence of writes.
     func testBitWriterMatchesPrometheusBitByBitStream() {
-        struct ReferenceStream {
-            var stream: [UInt8] = []
-            var count: UInt8 = 0
-            mutating func writeBit(_ bit: Bool) {
-                if count == 0 { stream.append(0); count = 8 }
-                if bit { stream[stream.count - 1] |= 1 << (count - 1) }
-                count -= 1
-            }
-            mutating func writeByte(_ byte: UInt8) {
-                if count == 0 { stream.append(0); count = 8 }
-                stream[stream.count - 1] |= byte >> (8 - count)
-                stream.append(count == 8 ? 0 : byte << count)
-            }
-            mutating func writeBits(_ value: UInt64, _ nbits: Int) {
-                var u = nbits == 64 ? value : value << UInt64(64 - nbits)
-                var n = nbits
-                while n >= 8 { writeByte(UInt8(u >> 56)); u <<= 8; n -= 8 }
-                while n > 0 { writeBit(u >> 63 == 1); u <<= 1; n -= 1 }
-            }
-        }
         var rng = SeededGenerator(test: "FormatVectorTests.testBitWriterMatchesPrometheusBitByBitStream")
         for _ in 0..<200 {
             var reference = ReferenceStream()
@@ -213,6 +193,97 @@ final class FormatVectorTests: XCTestCase {
                 }
                 XCTAssertEqual(writer.bytes, reference.stream)
                 XCTAssertEqual(writer.freeBits, reference.count)
+            }
+        }
+    }
+
+    /// `XORChunk` gathers each sample's bits before writing them; Prometheus' `xorAppender`
+    /// writes them one call at a time into its bit-by-bit stream. Both must give the same bytes,
+    /// the trailing byte included, after every sample: over every delta-of-delta width (negative
+    /// too) and value case (repeat, reused window, new window, every bit changed).
+    func testXORChunkMatchesPrometheusAppenderOverEveryCase() {
+        struct ReferenceAppender {
+            var b = ReferenceStream()
+            var count = 0, t: Int64 = 0, v: UInt64 = 0, tDelta: UInt64 = 0
+            var leading: UInt8 = 0xff, trailing: UInt8 = 0
+            mutating func append(_ t: Int64, _ v: UInt64) {
+                if count == 0 { b.stream = [0, 0] }
+                switch count {
+                case 0:
+                    var zigzag = UInt64(bitPattern: (t << 1) ^ (t >> 63))
+                    while zigzag >= 0x80 { b.writeByte(UInt8(truncatingIfNeeded: zigzag) | 0x80); zigzag >>= 7 }
+                    b.writeByte(UInt8(zigzag))
+                    b.writeBits(v, 64)
+                case 1:
+                    tDelta = UInt64(bitPattern: t &- self.t)
+                    var d = tDelta
+                    while d >= 0x80 { b.writeByte(UInt8(truncatingIfNeeded: d) | 0x80); d >>= 7 }
+                    b.writeByte(UInt8(d))
+                    writeValue(v)
+                default:
+                    let delta = UInt64(bitPattern: t &- self.t)
+                    let dod = Int64(bitPattern: delta &- tDelta)
+                    tDelta = delta
+                    func fits(_ n: Int64) -> Bool { -((1 << (n - 1)) - 1) <= dod && dod <= 1 << (n - 1) }
+                    if dod == 0 { b.writeBit(false) }
+                    else if fits(14) { b.writeBits(0b10, 2); b.writeBits(UInt64(bitPattern: dod) & 0x3fff, 14) }
+                    else if fits(17) { b.writeBits(0b110, 3); b.writeBits(UInt64(bitPattern: dod) & 0x1ffff, 17) }
+                    else if fits(20) { b.writeBits(0b1110, 4); b.writeBits(UInt64(bitPattern: dod) & 0xfffff, 20) }
+                    else { b.writeBits(0b1111, 4); b.writeBits(UInt64(bitPattern: dod), 64) }
+                    writeValue(v)
+                }
+                count += 1
+                b.stream[0] = UInt8(count >> 8)
+                b.stream[1] = UInt8(count & 0xff)
+                self.t = t
+                self.v = v
+            }
+            mutating func writeValue(_ value: UInt64) {
+                let delta = value ^ v
+                if delta == 0 { b.writeBit(false); return }
+                b.writeBit(true)
+                let newLeading = UInt8(min(delta.leadingZeroBitCount, 31)), newTrailing = UInt8(delta.trailingZeroBitCount)
+                if leading != 0xff && newLeading >= leading && newTrailing >= trailing {
+                    b.writeBit(false)
+                    let n = 64 - Int(leading) - Int(trailing)
+                    b.writeBits(n == 64 ? delta : (delta >> trailing) & ((1 << UInt64(n)) - 1), n)
+                    return
+                }
+                (leading, trailing) = (newLeading, newTrailing)
+                b.writeBit(true)
+                b.writeBits(UInt64(newLeading), 5)
+                let significant = 64 - Int(newLeading) - Int(newTrailing)
+                b.writeBits(UInt64(significant) & 0x3f, 6)
+                b.writeBits(significant == 64 ? delta : delta >> newTrailing, significant)
+            }
+        }
+        var rng = SeededGenerator(test: "FormatVectorTests.testXORChunkMatchesPrometheusAppenderOverEveryCase")
+        for _ in 0..<300 {
+            var reference = ReferenceAppender()
+            var chunk = XORChunk()
+            var t = Int64.random(in: -1_000_000...2_000_000_000_000, using: &rng)
+            var v: UInt64 = rng.next()
+            var step: Int64 = [1, 15_000, 60_000][Int.random(in: 0..<3, using: &rng)]
+            for _ in 0..<Int.random(in: 1...200, using: &rng) {
+                switch Int.random(in: 0..<10, using: &rng) {
+                case 0: step += Int64.random(in: -8_000...8_000, using: &rng)           // 14 bits
+                case 1: step += Int64.random(in: -65_000...65_000, using: &rng)         // 17 bits
+                case 2: step += Int64.random(in: -500_000...500_000, using: &rng)       // 20 bits
+                case 3: step += Int64.random(in: -(1 << 40)...(1 << 40), using: &rng)  // 64 bits
+                default: break
+                }
+                step = max(1, step)
+                t += step
+                switch Int.random(in: 0..<5, using: &rng) {
+                case 0: break
+                case 1: v ^= UInt64.random(in: 1...0xff, using: &rng) << 20
+                case 2: v ^= UInt64.random(in: 1...0xffff, using: &rng) << UInt64.random(in: 0...48, using: &rng)
+                case 3: v = rng.next()
+                default: v = ~v
+                }
+                reference.append(t, v)
+                chunk.append(timestamp: t, valueBits: v)
+                XCTAssertEqual(chunk.bytes, reference.b.stream)
             }
         }
     }
@@ -432,4 +503,27 @@ func temporaryDirectory() throws -> String {
     let path = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
     guard let path else { throw StorageIOError("mkdtemp", "/tmp") }
     return String(cString: path)
+}
+
+/// Prometheus' `bstream` writer, bit by bit as its Go source reads (`writeBit`, `writeByte`,
+/// `writeBits`), to hold `BitWriter` and the XOR encoder to.
+private struct ReferenceStream {
+    var stream: [UInt8] = []
+    var count: UInt8 = 0
+    mutating func writeBit(_ bit: Bool) {
+        if count == 0 { stream.append(0); count = 8 }
+        if bit { stream[stream.count - 1] |= 1 << (count - 1) }
+        count -= 1
+    }
+    mutating func writeByte(_ byte: UInt8) {
+        if count == 0 { stream.append(0); count = 8 }
+        stream[stream.count - 1] |= byte >> (8 - count)
+        stream.append(count == 8 ? 0 : byte << count)
+    }
+    mutating func writeBits(_ value: UInt64, _ nbits: Int) {
+        var u = nbits == 64 ? value : value << UInt64(64 - nbits)
+        var n = nbits
+        while n >= 8 { writeByte(UInt8(u >> 56)); u <<= 8; n -= 8 }
+        while n > 0 { writeBit(u >> 63 == 1); u <<= 1; n -= 1 }
+    }
 }

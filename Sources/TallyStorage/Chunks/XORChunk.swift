@@ -87,18 +87,22 @@ struct XOREncoder: Sendable {
             let delta = UInt64(bitPattern: t &- previousTimestamp)
             let dod = Int64(bitPattern: delta &- lastDelta)
             lastDelta = delta
+            // The stream moves into the register's keeping and back, so that it stays unshared.
+            var bits = SampleBits(stream: stream)
+            stream = BitWriter(bytes: [])
             if dod == 0 {
-                stream.writeBit(false)
+                bits.writeBit(false)
             } else if XORChunk.fits(dod, 14) {
-                stream.writeBits(0b10, 2); stream.writeBits(UInt64(bitPattern: dod), 14)
+                bits.writeBits(0b10, 2); bits.writeBits(UInt64(bitPattern: dod), 14)
             } else if XORChunk.fits(dod, 17) {
-                stream.writeBits(0b110, 3); stream.writeBits(UInt64(bitPattern: dod), 17)
+                bits.writeBits(0b110, 3); bits.writeBits(UInt64(bitPattern: dod), 17)
             } else if XORChunk.fits(dod, 20) {
-                stream.writeBits(0b1110, 4); stream.writeBits(UInt64(bitPattern: dod), 20)
+                bits.writeBits(0b1110, 4); bits.writeBits(UInt64(bitPattern: dod), 20)
             } else {
-                stream.writeBits(0b1111, 4); stream.writeBits(UInt64(bitPattern: dod), 64)
+                bits.writeBits(0b1111, 4); bits.writeBits(UInt64(bitPattern: dod), 64)
             }
-            values.write(v, after: previousValueBits, to: &stream)
+            values.write(v, after: previousValueBits, to: &bits)
+            stream = bits.finish()
         }
         stream.bytes[0] = UInt8(truncatingIfNeeded: (n + 1) >> 8)
         stream.bytes[1] = UInt8(truncatingIfNeeded: n + 1)
@@ -120,7 +124,8 @@ struct XORValueWriter {
     private var leading: UInt8 = 0xff
     private var trailing: UInt8 = 0
 
-    mutating func write(_ v: UInt64, after previous: UInt64, to stream: inout BitWriter) {
+    @inline(__always)
+    mutating func write<Sink: BitSink>(_ v: UInt64, after previous: UInt64, to stream: inout Sink) {
         let delta = v ^ previous
         if delta == 0 {
             stream.writeBit(false)
@@ -145,9 +150,52 @@ struct XORValueWriter {
     }
 }
 
+/// Where an encoder writes bits, MSB first.
+protocol BitSink {
+    mutating func writeBit(_ bit: Bool)
+    mutating func writeBits(_ value: UInt64, _ count: Int)
+}
+
+/// The bits of one XOR sample gathered in a 64-bit register and handed to the stream when it is
+/// full and at the end: one or two stream writes a sample instead of up to eight, each of which
+/// checks the array. The stream ends as the separate writes would have left it: whether an
+/// aligned end has a fresh trailing byte depends on whether the last of them wrote whole bytes.
+struct SampleBits: BitSink {
+    private var stream: BitWriter
+    private var pending: UInt64 = 0
+    private var count = 0
+    private var lastWroteWholeBytes = false
+
+    init(stream: BitWriter) { self.stream = stream }
+
+    @inline(__always)
+    mutating func writeBit(_ bit: Bool) { writeBits(bit ? 1 : 0, 1) }
+
+    @inline(__always)
+    mutating func writeBits(_ value: UInt64, _ n: Int) {
+        let v = n == 64 ? value : value & ((1 &<< UInt64(n)) &- 1)
+        if count + n > 64 { flush() }
+        pending = count == 0 ? v : pending &<< UInt64(n) | v
+        count += n
+        lastWroteWholeBytes = n & 7 == 0
+    }
+
+    private mutating func flush() {
+        stream.writeBits(pending, count, endsWithWholeBytes: lastWroteWholeBytes)
+        pending = 0
+        count = 0
+    }
+
+    /// The stream with every bit written.
+    mutating func finish() -> BitWriter {
+        if count > 0 { flush() }
+        return stream
+    }
+}
+
 /// Prometheus' `bstream` writer: bits MSB first into a byte array, with the last byte's low
 /// `freeBits` still free. Kept apart from the chunk so tests can hold it to the bit-by-bit original.
-struct BitWriter {
+struct BitWriter: BitSink {
     var bytes: [UInt8]
     /// Free low bits in the last byte of `bytes` (Prometheus' `bstream.count`).
     private(set) var freeBits: UInt8 = 0
@@ -176,7 +224,12 @@ struct BitWriter {
     /// Writes the low `count` bits of `value` a byte at a time, leaving exactly the bytes and free
     /// bits that Prometheus' bit-by-bit `writeBits` leaves: when it ends on a byte boundary after
     /// whole-byte writes, that is a fresh zero byte with 8 free bits.
-    mutating func writeBits(_ value: UInt64, _ count: Int) {
+    mutating func writeBits(_ value: UInt64, _ count: Int) { writeBits(value, count, endsWithWholeBytes: count % 8 == 0) }
+
+    /// `writeBits`, for bits that stand for several writes: Prometheus leaves a fresh trailing
+    /// byte at an aligned end only when the last write was of whole bytes (`endsWithWholeBytes`).
+    @inline(__always)
+    mutating func writeBits(_ value: UInt64, _ count: Int, endsWithWholeBytes: Bool) {
         guard count > 0 else { return }
         let v = count == 64 ? value : value & ((1 &<< UInt64(count)) &- 1)
         if freeBits == 0 {
@@ -198,7 +251,7 @@ struct BitWriter {
             if n > 0 { bytes.append(UInt8(truncatingIfNeeded: v &<< UInt64(8 - n))) }
             freeBits = UInt8((8 - n) & 7)
         }
-        if freeBits == 0 && count >= 8 && count % 8 == 0 {
+        if freeBits == 0 && endsWithWholeBytes {
             bytes.append(0)
             freeBits = 8
         }
@@ -250,9 +303,6 @@ public struct XORIterator: IteratorProtocol, ChunkIterator {
         return (timestamp, valueBits)
     }
 
-    /// Dod widths by the number of leading one bits of the prefix (0 to 4).
-    private static let widths: (Int, Int, Int, Int, Int) = (0, 14, 17, 20, 64)
-
     private mutating func decodeNext() -> Bool {
         switch read {
         case 0:
@@ -263,35 +313,40 @@ public struct XORIterator: IteratorProtocol, ChunkIterator {
             guard let d = readUvarint() else { return false }
             delta = d
             timestamp = timestamp &+ Int64(bitPattern: d)
-            return readValue()
+            return readValue(peek(), valid: 64)
         default:
-            // Up to four one bits, ended by a zero bit unless there are four.
-            let ones = min((~peek()).leadingZeroBitCount, 4)
-            bitPosition += ones == 4 ? 4 : ones + 1
-            let width: Int
-            switch ones {
-            case 0: width = Self.widths.0
-            case 1: width = Self.widths.1
-            case 2: width = Self.widths.2
-            case 3: width = Self.widths.3
-            default: width = Self.widths.4
-            }
+            // Up to four one bits, ended by a zero bit unless there are four, then the delta of
+            // delta in 0, 14, 17, 20 or 64 bits. All but the last fit in one window with room
+            // left, which the value is read from when it fits too.
+            let window = peek()
+            let ones = min((~window).leadingZeroBitCount, 4)
             var dod: Int64 = 0
-            if width == 64 {
+            var used = 1
+            switch ones {
+            case 0: break
+            case 4:
+                bitPosition += 4
                 dod = Int64(bitPattern: readBits(64))
-            } else if width > 0 {
-                let raw = readBits(width)
+                used = 0
+            default:
+                let width = ones == 1 ? 14 : ones == 2 ? 17 : 20
+                let raw = (window &<< UInt64(ones + 1)) &>> UInt64(64 - width)
                 dod = raw > (1 << (width - 1)) ? Int64(raw) - (1 << width) : Int64(raw)
+                used = ones + 1 + width
             }
             delta = delta &+ UInt64(bitPattern: dod)
             timestamp = timestamp &+ Int64(bitPattern: delta)
-            return readValue()
+            guard used > 0 else { return readValue(peek(), valid: 64) }
+            bitPosition += used
+            return readValue(window &<< UInt64(used), valid: 64 - used)
         }
         return true
     }
 
-    private mutating func readValue() -> Bool {
-        let window = peek()
+    /// Reads the next value from `window`, the bits from the read position on, of which the first
+    /// `valid` are the stream's (beyond them, the stream is read again).
+    @inline(__always)
+    private mutating func readValue(_ window: UInt64, valid: Int) -> Bool {
         guard window >> 63 != 0 else {
             bitPosition += 1
             return true
@@ -300,12 +355,23 @@ public struct XORIterator: IteratorProtocol, ChunkIterator {
             // A new window: 5 bits of leading zeros, 6 of significant bits (0 meaning 64).
             let l = UInt8(truncatingIfNeeded: window >> 57) & 0x1f
             let s = UInt8(truncatingIfNeeded: window >> 51) & 0x3f
-            bitPosition += 13
             let significant = s == 0 ? 64 : s
             guard Int(l) + Int(significant) <= 64 else { return false }
             leading = l
             trailing = 64 - l - significant
+            if 13 + Int(significant) <= valid {
+                valueBits ^= ((window &<< 13) &>> UInt64(64 - significant)) &<< trailing
+                bitPosition += 13 + Int(significant)
+                return true
+            }
+            bitPosition += 13
         } else {
+            let significant = 64 - Int(leading) - Int(trailing)
+            if 2 + significant <= valid {
+                valueBits ^= ((window &<< 2) &>> UInt64(64 - significant)) &<< UInt64(trailing)
+                bitPosition += 2 + significant
+                return true
+            }
             bitPosition += 2
         }
         valueBits ^= readBits(64 - Int(leading) - Int(trailing)) << trailing
