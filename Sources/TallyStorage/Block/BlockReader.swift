@@ -462,7 +462,8 @@ public final class BlockReader: Sendable {
     }
 
     /// Series refs that may match: the intersection over matchers that need a label value, each as
-    /// the union of its matching values' postings. Callers check every matcher on the real labels.
+    /// the union of its matching values' postings. Those matchers hold exactly for every ref given;
+    /// callers check the others, which also match a series without the label, on the real labels.
     public func candidates(_ matchers: [LabelMatcher]) -> [UInt32] {
         var result: [UInt32]?
         for m in matchers {

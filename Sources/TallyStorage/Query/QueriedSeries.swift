@@ -70,7 +70,10 @@ public struct QueriedSeries: Sendable {
 public struct SeriesIterator {
     private let chunks: [QueriedChunk]
     private var next = 0
-    private var decoder: XORIterator?
+    /// The chunk being read alone, when `decoding`. Not an optional: advancing one in place through
+    /// `!` copied it out and back for every sample.
+    private var decoder = XORIterator(UnsafeBufferPointer(start: nil, count: 0))
+    private var decoding = false
     private var decoderDeleted: [DeletedInterval] = []
     private var merged: [Sample] = []
     private var mergedPosition = 0
@@ -94,14 +97,14 @@ public struct SeriesIterator {
                 valueBits = s.valueBits
                 return true
             }
-            if decoder != nil {
-                while let (t, v) = decoder!.next() {
+            if decoding {
+                while let (t, v) = decoder.next() {
                     if !decoderDeleted.isEmpty, decoderDeleted.contains(where: { $0.covers(t) }) { continue }
                     timestamp = t
                     valueBits = v
                     return true
                 }
-                decoder = nil
+                decoding = false
             }
             guard next < chunks.count else { return false }
             openNextRun()
@@ -112,7 +115,7 @@ public struct SeriesIterator {
     public mutating func seek(_ t: Int64) -> Bool {
         if timestamp >= t && timestamp != .min { return true }
         // Whole chunks that end before `t` are skipped without decoding.
-        if decoder == nil && mergedPosition >= merged.count {
+        if !decoding && mergedPosition >= merged.count {
             while next < chunks.count && chunks[next].maxTime < t && !overlapsFollowing(next) { next += 1 }
         }
         while advance() {
@@ -135,6 +138,7 @@ public struct SeriesIterator {
         }
         if end == next + 1 {
             decoder = XORIterator(chunks[next].bytes)
+            decoding = true
             decoderDeleted = chunks[next].deleted
         } else {
             var samples: [(sample: Sample, rank: Int)] = []
