@@ -49,14 +49,6 @@ final class ClaimedPathsTests: XCTestCase {
         try client.request("POST", "/api/v1/write", headers: headers(tenantHeader ?? ("THANOS-TENANT", tenant)), body: body)
     }
 
-    /// The value of one series on /metrics (`name{labels}` exactly as printed), nil when absent.
-    private func metric(_ server: TallyServerProcess, _ series: String) throws -> Double? {
-        let page = try server.client.request("GET", "/metrics")
-        XCTAssertEqual(page.status, 200)
-        let line = page.body.split(separator: "\n").first { $0.hasPrefix(series + " ") }
-        return line.flatMap { Double($0.dropFirst(series.count + 1)) }
-    }
-
     /// Tenant directories under the storage root.
     private func tenants() throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: storage).filter { !$0.hasPrefix(".") }.sorted()
@@ -71,7 +63,7 @@ final class ClaimedPathsTests: XCTestCase {
         let late = try write(server.client, body("late", at: [newest - 1000]))
         XCTAssertEqual(late.status, 400, late.body)
         XCTAssertTrue(late.body.hasPrefix("stored 0 of 1 samples; rejected 1: out_of_order=1"), late.body)
-        XCTAssertEqual(try metric(server, "tally_samples_rejected_total{tenant=\"\(tenant)\",reason=\"out_of_order\"}"), 1)
+        XCTAssertEqual(try MetricsPage(of: server)["tally_samples_rejected_total{tenant=\"\(tenant)\",reason=\"out_of_order\"}"], 1)
         server.stop(SIGTERM)
     }
 
@@ -89,7 +81,7 @@ final class ClaimedPathsTests: XCTestCase {
         let answer = try server.client.request("GET", "/api/v1/metadata?tenant=\(tenant)")
         let helps = (2..<10).map { #"{"type":"gauge","help":"help \#($0)","unit":""}"# }.joined(separator: ",")
         XCTAssertEqual(answer.body, #"{"status":"success","data":{"bounded":["# + helps + "]}}")
-        XCTAssertEqual(try metric(server, "tally_received_not_stored_total{tenant=\"\(tenant)\",kind=\"metadata\"}"), 1)
+        XCTAssertEqual(try MetricsPage(of: server)["tally_received_not_stored_total{tenant=\"\(tenant)\",kind=\"metadata\"}"], 1)
 
         // All tenants together hold at most 64 MiB: sixteen tenants of almost 4 MiB each fit, the
         // seventeenth's entry does not.
@@ -103,7 +95,7 @@ final class ClaimedPathsTests: XCTestCase {
         }
         XCTAssertTrue(try served("t15"))
         XCTAssertFalse(try served("t16"))
-        XCTAssertEqual(try metric(server, "tally_received_not_stored_total{tenant=\"t16\",kind=\"metadata\"}"), 1)
+        XCTAssertEqual(try MetricsPage(of: server)["tally_received_not_stored_total{tenant=\"t16\",kind=\"metadata\"}"], 1)
         server.stop(SIGTERM)
     }
 
@@ -162,10 +154,10 @@ final class ClaimedPathsTests: XCTestCase {
             metadata.bytesField(2, Array("not a metric name".utf8))
         }
         XCTAssertEqual(try write(server.client, SnappyBlock.compress(annotated.bytes)).status, 204)
-        XCTAssertEqual(try metric(server, "tally_exemplars_appended_total{tenant=\"\(tenant)\"}"), 1)
-        XCTAssertEqual(try metric(server, "tally_exemplars_in_storage{tenant=\"\(tenant)\"}"), 1)
-        XCTAssertNil(try metric(server, "tally_received_not_stored_total{tenant=\"\(tenant)\",kind=\"exemplar\"}"))
-        XCTAssertEqual(try metric(server, "tally_received_not_stored_total{tenant=\"\(tenant)\",kind=\"metadata\"}"), 1)
+        XCTAssertEqual(try MetricsPage(of: server)["tally_exemplars_appended_total{tenant=\"\(tenant)\"}"], 1)
+        XCTAssertEqual(try MetricsPage(of: server)["tally_exemplars_in_storage{tenant=\"\(tenant)\"}"], 1)
+        XCTAssertNil(try MetricsPage(of: server)["tally_received_not_stored_total{tenant=\"\(tenant)\",kind=\"exemplar\"}"])
+        XCTAssertEqual(try MetricsPage(of: server)["tally_received_not_stored_total{tenant=\"\(tenant)\",kind=\"metadata\"}"], 1)
         let metadata = try server.client.request("GET", "/api/v1/metadata?tenant=\(tenant)")
         XCTAssertEqual(metadata.body, #"{"status":"success","data":{"annotated":[{"type":"counter","help":"help text","unit":""}]}}"#)
         // The same exemplar again: a no-op. One older than the series' newest: refused and counted.
@@ -179,10 +171,10 @@ final class ClaimedPathsTests: XCTestCase {
             }
         }
         XCTAssertEqual(try write(server.client, SnappyBlock.compress(older.bytes)).status, 204)
-        XCTAssertEqual(try metric(server, "tally_exemplars_appended_total{tenant=\"\(tenant)\"}"), 1)
-        XCTAssertEqual(try metric(server, "tally_exemplars_out_of_order_total{tenant=\"\(tenant)\"}"), 1)
-        XCTAssertEqual(try metric(server, "tally_exemplars_in_storage{tenant=\"\(tenant)\"}"), 1)
-        XCTAssertEqual(try metric(server, "tally_received_not_stored_total{tenant=\"\(tenant)\",kind=\"exemplar\"}"), 1)
+        XCTAssertEqual(try MetricsPage(of: server)["tally_exemplars_appended_total{tenant=\"\(tenant)\"}"], 1)
+        XCTAssertEqual(try MetricsPage(of: server)["tally_exemplars_out_of_order_total{tenant=\"\(tenant)\"}"], 1)
+        XCTAssertEqual(try MetricsPage(of: server)["tally_exemplars_in_storage{tenant=\"\(tenant)\"}"], 1)
+        XCTAssertEqual(try MetricsPage(of: server)["tally_received_not_stored_total{tenant=\"\(tenant)\",kind=\"exemplar\"}"], 1)
         server.stop(SIGTERM)
     }
 
@@ -253,9 +245,9 @@ final class ClaimedPathsTests: XCTestCase {
         let syncs = "tally_wal_fsync_duration_seconds_count"
         let always = try startServer(["--wal-sync", "always"])
         for k in 0..<3 {
-            let before = try metric(always, syncs) ?? 0
+            let before = try MetricsPage(of: always)[syncs] ?? 0
             XCTAssertEqual(try write(always.client, body("synced", at: [now + Int64(k)])).status, 204)
-            XCTAssertGreaterThanOrEqual(try metric(always, syncs) ?? 0, before + 1, "write \(k): the 204 came after an fsync")
+            XCTAssertGreaterThanOrEqual(try MetricsPage(of: always)[syncs] ?? 0, before + 1, "write \(k): the 204 came after an fsync")
         }
         always.stop(SIGTERM)
         XCTAssertEqual(always.process.terminationStatus, 0, always.log)
@@ -264,7 +256,7 @@ final class ClaimedPathsTests: XCTestCase {
         for k in 0..<3 {
             XCTAssertEqual(try write(interval.client, body("unsynced", at: [now + Int64(k)])).status, 204)
         }
-        XCTAssertEqual(try metric(interval, syncs) ?? 0, 0, "three writes answered 204 with no fsync yet")
+        XCTAssertEqual(try MetricsPage(of: interval)[syncs] ?? 0, 0, "three writes answered 204 with no fsync yet")
         interval.stop(SIGTERM)
         XCTAssertEqual(interval.process.terminationStatus, 0, interval.log)
         // The clean stop synced what the interval had not: every write is there.
@@ -353,9 +345,9 @@ final class ClaimedPathsTests: XCTestCase {
         let newest = now
         let gauge = "tally_head_out_of_order_bytes{tenant=\"\(tenant)\"}"
         XCTAssertEqual(try write(server.client, body("late", at: [newest])).status, 204)
-        XCTAssertEqual(try metric(server, gauge), 0)
+        XCTAssertEqual(try MetricsPage(of: server)[gauge], 0)
         XCTAssertEqual(try write(server.client, body("late", at: (1...10).map { newest - Int64($0) * 60_000 })).status, 204)
-        XCTAssertGreaterThan(try metric(server, gauge) ?? 0, 0, "late samples held in memory")
+        XCTAssertGreaterThan(try MetricsPage(of: server)[gauge] ?? 0, 0, "late samples held in memory")
         server.stop(SIGTERM)
     }
 }

@@ -43,11 +43,6 @@ private final class RawClient {
     }
 }
 
-/// The value of one series on a /metrics page.
-private func metric(_ series: String, on page: String) -> Double? {
-    page.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last!) }
-}
-
 /// Polls `condition` every 20 ms until it holds or `seconds` pass.
 private func eventually(within seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
     let deadline = Date().addingTimeInterval(seconds)
@@ -107,7 +102,7 @@ final class ConnectionLimitTests: XCTestCase {
             XCTAssertEqual(try client.answerBeforeClose().status, 408)
         }
         XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 0.9)
-        XCTAssertEqual(metric("tally_http_connections_refused_total{reason=\"read_timeout\"}", on: try metrics(server)), 2)
+        XCTAssertEqual(MetricsPage(try metrics(server))["tally_http_connections_refused_total{reason=\"read_timeout\"}"], 2)
         server.stop(SIGTERM)
     }
 
@@ -132,8 +127,8 @@ final class ConnectionLimitTests: XCTestCase {
         XCTAssertTrue(eventually(within: 5) { (try? server.client.request("GET", "/-/healthy"))?.status == 200 },
                       "a closed connection frees its place")
         let page = try metrics(server)
-        XCTAssertEqual(metric("tally_http_open_connections", on: page), 4, page)
-        XCTAssertGreaterThanOrEqual(metric("tally_http_connections_refused_total{reason=\"max_connections\"}", on: page) ?? 0, 1, page)
+        XCTAssertEqual(MetricsPage(page)["tally_http_open_connections"], 4, page)
+        XCTAssertGreaterThanOrEqual(MetricsPage(page)["tally_http_connections_refused_total{reason=\"max_connections\"}"] ?? 0, 1, page)
         server.stop(SIGTERM)
     }
 
@@ -158,9 +153,9 @@ final class ConnectionLimitTests: XCTestCase {
         var page = ""
         XCTAssertTrue(try eventually(within: 30) {
             page = try metrics(server)
-            return (metric(refusedSeries, on: page) ?? 0) >= Double(uploads - cap / sentPerUpload)
+            return (MetricsPage(page)[refusedSeries] ?? 0) >= Double(uploads - cap / sentPerUpload)
         }, page)
-        let buffered = try XCTUnwrap(metric("tally_http_buffered_request_bytes", on: page))
+        let buffered = try XCTUnwrap(MetricsPage(page)["tally_http_buffered_request_bytes"])
         XCTAssertLessThanOrEqual(buffered, Double(cap))
         let stats = try XCTUnwrap(ProcessStats.read(pid: pid))
         print("buffered-bytes cap: RSS baseline \(baseline >> 20) MiB, now \(stats.residentBytes >> 20) MiB, peak \(stats.peakResidentBytes >> 20) MiB; "
@@ -169,7 +164,7 @@ final class ConnectionLimitTests: XCTestCase {
 
         // The refused ones have their 503 waiting; the ones that fit are still being read.
         let refused = clients.filter { $0.readable(within: 0) }
-        XCTAssertEqual(refused.count, Int(metric(refusedSeries, on: page)!))
+        XCTAssertEqual(refused.count, Int(MetricsPage(page)[refusedSeries]!))
         for client in refused {
             let answer = try client.answerBeforeClose()
             XCTAssertEqual(answer.status, 503)
@@ -187,7 +182,7 @@ final class ConnectionLimitTests: XCTestCase {
         let bufferedSeries = "tally_http_buffered_request_bytes"
         XCTAssertTrue(try eventually(within: 10) {
             page = try metrics(server)
-            return metric(bufferedSeries, on: page) == 0
+            return MetricsPage(page)[bufferedSeries] == 0
         }, page)
         let chunked = try RawClient(port: server.port)
         chunked.send(Array("POST /api/v1/write HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n".utf8))
@@ -197,7 +192,7 @@ final class ConnectionLimitTests: XCTestCase {
         XCTAssertEqual(try chunked.answerBeforeClose().status, 413)
         XCTAssertTrue(try eventually(within: 10) {
             page = try metrics(server)
-            return metric(bufferedSeries, on: page) == 0
+            return MetricsPage(page)[bufferedSeries] == 0
         }, page)
         server.stop(SIGTERM)
     }

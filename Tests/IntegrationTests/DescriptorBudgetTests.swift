@@ -39,12 +39,6 @@ final class DescriptorBudgetTests: XCTestCase {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(server.process.processIdentifier)/fd").count) ?? 0
     }
 
-    /// The value of one series on the server's /metrics page.
-    private func metric(_ series: String, _ server: TallyServerProcess) throws -> Double? {
-        try server.client.request("GET", "/metrics").body.split(separator: "\n")
-            .first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last!) }
-    }
-
     func testMoreTenantsThanDescriptorsAreServedAndRestartCleanly() throws {
         let limit = 64, tenants = 200
         // The default budget for 64 descriptors: (64 - 32) / 2.
@@ -53,8 +47,8 @@ final class DescriptorBudgetTests: XCTestCase {
         try server.waitReady()
         let idle = openDescriptors(server)
         let mostWriting = try writeEveryTenant(server, tenants: tenants, timestamp: 1000)
-        XCTAssertEqual(try metric("tally_wal_open_segment_files", server), Double(budget))
-        XCTAssertEqual(try metric("tally_wal_segments_closed_for_budget_total", server), Double(tenants - budget))
+        XCTAssertEqual(try MetricsPage(of: server)["tally_wal_open_segment_files"], Double(budget))
+        XCTAssertEqual(try MetricsPage(of: server)["tally_wal_segments_closed_for_budget_total"], Double(tenants - budget))
         server.stop(SIGKILL)
 
         // Every tenant's WAL is replayed at start-up; none keeps a descriptor for it.
