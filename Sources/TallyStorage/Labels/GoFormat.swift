@@ -47,42 +47,53 @@ public enum GoFormat {
     /// `strconv.Quote`: printable runes kept, the usual escapes, others as \x, \u or \U.
     public static func quote(_ s: String) -> String {
         var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\u{07}": out += "\\a"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{0B}": out += "\\v"
-            default:
-                if isPrintable(scalar) {
-                    out.unicodeScalars.append(scalar)
-                } else if scalar.value < 0x80 {
-                    out += "\\x" + hex(scalar.value, 2)
-                } else if scalar.value < 0x10000 {
-                    out += "\\u" + hex(scalar.value, 4)
-                } else {
-                    out += "\\U" + hex(scalar.value, 8)
-                }
-            }
-        }
+        for scalar in s.unicodeScalars { appendEscaped(scalar, quote: "\"", to: &out) }
         return out + "\""
     }
 
-    private static func isPrintable(_ scalar: Unicode.Scalar) -> Bool {
-        if scalar.value < 0x20 || scalar.value == 0x7f { return false }
-        if scalar.value < 0x7f { return true }
-        switch scalar.properties.generalCategory {
-        case .control, .format, .surrogate, .privateUse, .unassigned, .lineSeparator, .paragraphSeparator:
-            return false
-        case .spaceSeparator:
-            return scalar.value == 0x20
+    /// Go's `appendEscapedRune`: `scalar` as it stands between `quote`s in a Go-quoted string or rune.
+    public static func appendEscaped(_ scalar: Unicode.Scalar, quote: Unicode.Scalar, to out: inout String) {
+        if scalar == quote || scalar == "\\" {
+            out.unicodeScalars.append("\\")
+            out.unicodeScalars.append(scalar)
+            return
+        }
+        if isPrint(scalar) {
+            out.unicodeScalars.append(scalar)
+            return
+        }
+        switch scalar {
+        case "\u{07}": out += "\\a"
+        case "\u{08}": out += "\\b"
+        case "\u{0C}": out += "\\f"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case "\u{0B}": out += "\\v"
         default:
+            if scalar.value < 0x20 || scalar.value == 0x7F {
+                out += "\\x" + hex(scalar.value, 2)
+            } else if scalar.value < 0x10000 {
+                out += "\\u" + hex(scalar.value, 4)
+            } else {
+                out += "\\U" + hex(scalar.value, 8)
+            }
+        }
+    }
+
+    /// Go's `unicode.IsPrint`: letters, marks, numbers, punctuation, symbols and the ASCII space.
+    public static func isPrint(_ scalar: Unicode.Scalar) -> Bool {
+        if scalar == " " { return true }
+        switch scalar.properties.generalCategory {
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
+             .nonspacingMark, .spacingMark, .enclosingMark,
+             .decimalNumber, .letterNumber, .otherNumber,
+             .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
+             .initialPunctuation, .finalPunctuation, .otherPunctuation,
+             .mathSymbol, .currencySymbol, .modifierSymbol, .otherSymbol:
             return true
+        default:
+            return false
         }
     }
 
