@@ -222,29 +222,8 @@ struct JSONText: Sendable {
 
     mutating func append(_ json: JSONText) { bytes.append(contentsOf: json.bytes) }
 
-    /// Appends `text` as a quoted, escaped JSON string: what `CostReport.quoted` gives, written
-    /// byte by byte into the buffer (series answers quote every label name and value).
-    mutating func appendString(_ text: String) {
-        bytes.append(UInt8(ascii: "\""))
-        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            bytes.append(contentsOf: text.utf8)
-            bytes.append(UInt8(ascii: "\""))
-            return
-        }
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"): bytes += [UInt8(ascii: "\\"), byte]
-            case UInt8(ascii: "\n"): bytes += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-            case UInt8(ascii: "\r"): bytes += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-            case UInt8(ascii: "\t"): bytes += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-            case ..<0x20: bytes += Array("\\u00".utf8) + [Self.hexDigits[Int(byte >> 4)], Self.hexDigits[Int(byte & 0xf)]]
-            default: bytes.append(byte)
-            }
-        }
-        bytes.append(UInt8(ascii: "\""))
-    }
-
-    private static let hexDigits = Array("0123456789abcdef".utf8)
+    /// Appends `text` as a quoted, escaped JSON string.
+    mutating func appendString(_ text: String) { CostReport.appendQuoted(text, to: &bytes) }
 
     /// Appends `[a,b,...]`, each element written by `element`.
     mutating func appendList<T>(_ items: [T], _ element: (T, inout JSONText) -> Void) {
