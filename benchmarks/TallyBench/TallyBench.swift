@@ -37,6 +37,24 @@ struct TallyBench: ParsableCommand {
     @Option(help: "Concurrent senders (Prometheus' shards), each owning a share of the series.")
     var senders = 4
 
+    @Option(help: "Series a tenant in the second corpus (four tenants of 5-9 labels, requests of 1,000-1,200 samples); 0 skips it and the sweep.")
+    var tenantCorpusSeries = 2_300
+
+    @Option(help: "Hours of one-minute samples in the second corpus; 0 skips it.")
+    var tenantCorpusHours = 24
+
+    @Option(help: "Rounds of the second corpus, each running every system once.")
+    var tenantCorpusRuns = 3
+
+    @Option(help: "Hours of the second corpus for the sweep of its properties against VictoriaMetrics; 0 skips it.")
+    var sweepHours = 1
+
+    @Option(help: "Runs of each system for each variant in the sweep.")
+    var sweepRuns = 3
+
+    @Option(help: "Series of the head-memory measurement (one tenant, 2 hours); 0 skips it.")
+    var headMemorySeries = 100_000
+
     @Option(help: "Tally-only ingest runs of each wire version, alternating 1.0 and 2.0, whose medians the Remote-Write 2.0 table compares.")
     var wireVersionRuns = 5
 
@@ -129,6 +147,8 @@ struct TallyBench: ParsableCommand {
         if quick {
             (hours, clusters, nodes, costDays, restartClusters, restartNodes) = (4, 2, 10, 7, 2, 10)
             compactionSeries = min(compactionSeries, 20_000)
+            (tenantCorpusSeries, tenantCorpusHours, tenantCorpusRuns, sweepRuns) = (min(tenantCorpusSeries, 500), min(tenantCorpusHours, 1), 1, 1)
+            headMemorySeries = min(headMemorySeries, 10_000)
         }
         let root = NSTemporaryDirectory() + "tally-bench-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -139,6 +159,9 @@ struct TallyBench: ParsableCommand {
 
         var report = machineAndVersions(systems)
         if hours > 0 { report += try ingestSection(systems, root: root) }
+        if tenantCorpusSeries > 0 && tenantCorpusHours > 0 { report += try tenantCorpusSection(systems, root: root) }
+        if tenantCorpusSeries > 0 && sweepHours > 0 { report += try sweepSection(systems, root: root) }
+        if headMemorySeries > 0 { report += try headMemorySection(systems, root: root) }
 
         if costDays > 0 {
             let costData = KubecostDataset.costDays(costDays, nodesPerCluster: 5, podsPerNode: 4, now: Int64(Date().timeIntervalSince1970 * 1000))
@@ -150,7 +173,8 @@ struct TallyBench: ParsableCommand {
             for (i, system) in systems.enumerated() {
                 let directory = root + "/cost-\(i)"
                 costs.append(try withServer(system, directory: directory) { process, client in
-                    _ = try measureIngest(system, process: process, client: client, requests: costRequests, directory: directory, measureDisk: false)
+                    _ = try measureIngest(system, process: process, client: client, source: .fixed(costRequests, headers: system.headers), directory: directory,
+                                          measureDisk: false)
                     do { return try askCosts(system, client: client, dataset: costData) } catch {
                         return CostResult(failure: "\(error)")
                     }
@@ -217,7 +241,7 @@ struct TallyBench: ParsableCommand {
         for (i, system) in systems.enumerated() {
             let directory = root + "/ingest-\(i)"
             ingest.append(try withServer(system, directory: directory) { process, client in
-                try measureIngest(system, process: process, client: client, requests: requests, directory: directory)
+                try measureIngest(system, process: process, client: client, source: .fixed(requests, headers: system.headers), directory: directory)
             })
             print("  \(system.name): done")
         }
@@ -233,7 +257,8 @@ struct TallyBench: ParsableCommand {
                 for remoteWrite2 in run % 2 == 0 ? [false, true] : [true, false] {
                     let directory = root + "/ingest-rw\(remoteWrite2 ? 2 : 1)-\(run)"
                     let result = try withServer(tally, directory: directory) { process, client in
-                        try measureIngest(tally, process: process, client: client, requests: remoteWrite2 ? requests2 : requests, directory: directory,
+                        try measureIngest(tally, process: process, client: client, source: .fixed(remoteWrite2 ? requests2 : requests, headers: tally.headers),
+                                          directory: directory,
                                           measureDisk: false, remoteWrite2: remoteWrite2)
                     }
                     if !keepData { try? FileManager.default.removeItem(atPath: directory) }
@@ -319,16 +344,16 @@ struct TallyBench: ParsableCommand {
 
     /// Sends every request, lets the server settle, reads its CPU and memory, and with
     /// `measureDisk` its bytes on disk (stopping Tally first, see below).
-    func measureIngest(_ system: System, process: Process, client: LoopbackHTTP, requests: [[[UInt8]]], directory: String,
-                       measureDisk: Bool = true, remoteWrite2: Bool = false) throws -> IngestResult {
+    func measureIngest(_ system: System, process: Process, client: LoopbackHTTP, source: RequestSource, directory: String,
+                       measureDisk: Bool = true, remoteWrite2: Bool = false, settle: Bool = true) throws -> IngestResult {
         let pid = process.processIdentifier
         let before = ProcessStats.read(pid: pid)!
         let started = Date()
-        var result = send(requests, to: client, headers: system.headers, remoteWrite2: remoteWrite2)
+        var result = send(source, to: client, remoteWrite2: remoteWrite2)
         result.wallSeconds = Date().timeIntervalSince(started)
         let after = ProcessStats.read(pid: pid)!
         result.cpuSeconds = after.cpuSeconds - before.cpuSeconds
-        system.settle(directory, client)
+        if settle { system.settle(directory, client) }
         waitUntilIdle(pid: pid)
         let settled = ProcessStats.read(pid: pid) ?? after
         result.cpuSecondsUntilIdle = settled.cpuSeconds - before.cpuSeconds
@@ -349,19 +374,20 @@ struct TallyBench: ParsableCommand {
     /// Sends every share of requests from its own thread, in order and on one kept-alive
     /// connection, as Prometheus' shards do, and keeps the shards within `SenderPacer.lead` of each
     /// other in data time, as live shards are.
-    func send(_ requests: [[[UInt8]]], to client: LoopbackHTTP, headers: [(String, String)], remoteWrite2: Bool = false) -> IngestResult {
+    func send(_ source: RequestSource, to client: LoopbackHTTP, remoteWrite2: Bool = false) -> IngestResult {
         let message = remoteWrite2
             ? [("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request"), ("X-Prometheus-Remote-Write-Version", "2.0.0")]
             : [("Content-Type", "application/x-protobuf"), ("X-Prometheus-Remote-Write-Version", "0.1.0")]
         let counts = Mutex(IngestResult())
         let group = DispatchGroup()
-        let pacer = SenderPacer(senders: requests.count)
-        for (sender, share) in requests.enumerated() {
+        let pacer = SenderPacer(senders: source.senders)
+        for sender in 0..<source.senders {
             group.enter()
             Thread {
                 var part = IngestResult()
                 let connection = LoopbackConnection(client)
-                for body in share {
+                let headers = source.headers(sender)
+                source.bodies(sender) { body in
                     let view = remoteWrite2 ? try? RemoteWriteV2Decoder.decode(compressed: body, maxDecodedBytes: 1 << 26)
                         : try? RemoteWriteDecoder.decode(compressed: body, maxDecodedBytes: 1 << 26)
                     let samples = view?.sampleCount ?? 0
@@ -441,7 +467,7 @@ struct TallyBench: ParsableCommand {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             var process = try start(system, directory: directory)
-            let sent = send(requests, to: process.client, headers: system.headers)
+            let sent = send(.fixed(requests, headers: system.headers), to: process.client)
             kill(process.process.processIdentifier, SIGKILL)
             process.process.waitUntilExit()
             guard sent.acceptedSamples == sent.sentSamples else {
@@ -527,6 +553,12 @@ struct TallyBench: ParsableCommand {
         return result
     }
 
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return 0 }
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+
     static func directoryBytes(_ path: String) -> Int {
         guard let enumerator = FileManager.default.enumerator(atPath: path) else { return 0 }
         var total = 0
@@ -572,7 +604,9 @@ struct TallyBench: ParsableCommand {
         var out = "\n## `tally-bench` run of \(ISO8601DateFormatter().string(from: Date()))\n\n"
         out += "- Command: `\(CommandLine.arguments.map { URL(fileURLWithPath: $0).lastPathComponent == "tally-bench" ? "tally-bench" : $0 }.joined(separator: " "))`"
         out += " (effective: `--hours \(hours) --clusters \(clusters) --nodes \(nodes) --senders \(senders) --cost-days \(costDays) "
-        out += "--promql-repetitions \(promqlRepetitions) --restart-clusters \(restartClusters) --restart-nodes \(restartNodes) --restart-minutes \(restartMinutes) --wire-version-runs \(wireVersionRuns)`)\n"
+        out += "--promql-repetitions \(promqlRepetitions) --restart-clusters \(restartClusters) --restart-nodes \(restartNodes) --restart-minutes \(restartMinutes) --wire-version-runs \(wireVersionRuns) "
+        out += "--tenant-corpus-series \(tenantCorpusSeries) --tenant-corpus-hours \(tenantCorpusHours) --tenant-corpus-runs \(tenantCorpusRuns) "
+        out += "--sweep-hours \(sweepHours) --sweep-runs \(sweepRuns) --head-memory-series \(headMemorySeries)`)\n"
         out += "- Machine: \(ProcessInfo.processInfo.activeProcessorCount) cores of \(cpu), \(memory / 1024) MiB\n"
         out += "- Tally: release build of \(firstLine("/usr/bin/git", ["rev-parse", "--short", "HEAD"])); "
         for system in systems.dropFirst() {
@@ -612,11 +646,7 @@ struct TallyBench: ParsableCommand {
 
     /// Tally's ingest of the same samples as Remote-Write 1.0 and 2.0: medians of alternating runs.
     func renderRemoteWrite2(_ runs: (v1: [IngestResult], v2: [IngestResult]), bytes: (v1: Int, v2: Int)) -> String {
-        func median(_ values: [Double]) -> Double {
-            let sorted = values.sorted()
-            return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-        }
-        let cpu = (median(runs.v1.map(\.cpuSecondsUntilIdle)), median(runs.v2.map(\.cpuSecondsUntilIdle)))
+        let cpu = (Self.median(runs.v1.map(\.cpuSecondsUntilIdle)), Self.median(runs.v2.map(\.cpuSecondsUntilIdle)))
         let accepted = (Double(runs.v1.map(\.acceptedSamples).min() ?? 0), Double(runs.v2.map(\.acceptedSamples).min() ?? 0))
         var out = "\n### Ingest, Remote-Write 2.0 (Tally only: the peers in Debian do not speak it)\n\n"
         out += "The same samples, sent as 2.0 requests of the same size. \(runs.v1.count) runs of each version in pairs, each version first in "
@@ -628,7 +658,7 @@ struct TallyBench: ParsableCommand {
             ("accepted samples", accepted.0, accepted.1, "%.0f"),
             ("server CPU seconds, until idle", cpu.0, cpu.1, "%.2f"),
             ("accepted samples per server CPU-second", accepted.0 / max(cpu.0, 1e-9), accepted.1 / max(cpu.1, 1e-9), "%.0f"),
-            ("wall-clock ingest (s)", median(runs.v1.map(\.wallSeconds)), median(runs.v2.map(\.wallSeconds)), "%.1f"),
+            ("wall-clock ingest (s)", Self.median(runs.v1.map(\.wallSeconds)), Self.median(runs.v2.map(\.wallSeconds)), "%.1f"),
             ("compressed request bytes", Double(bytes.v1), Double(bytes.v2), "%.0f"),
         ]
         for (name, one, two, format) in figures {
@@ -639,7 +669,7 @@ struct TallyBench: ParsableCommand {
         }
         let pairs = zip(runs.v1, runs.v2).map { $1.cpuSecondsUntilIdle / max($0.cpuSecondsUntilIdle, 1e-9) }
         out += "\nServer CPU seconds until idle of each pair's runs: 1.0 \(each(runs.v1)); 2.0 \(each(runs.v2)). "
-        out += String(format: "Median of the 2.0 / 1.0 ratio within each pair: %.2f.\n", median(pairs))
+        out += String(format: "Median of the 2.0 / 1.0 ratio within each pair: %.2f.\n", Self.median(pairs))
         let refusals = runs.v2.flatMap(\.refusals)
         if !refusals.isEmpty { out += "\n2.0 refused: " + refusals.map { "\($0.value) x `\($0.key)`" }.joined(separator: ", ") + ".\n" }
         return out
@@ -729,5 +759,26 @@ final class SenderPacer: @unchecked Sendable {
         progress[sender] = .max
         condition.broadcast()
         condition.unlock()
+    }
+}
+
+/// Where a run's requests come from: how many senders, the headers each sends, and each sender's
+/// bodies in order, handed over one at a time so that a corpus too large to hold can be made as it
+/// is sent (on the sender's thread: its CPU is the client's, never counted as the server's).
+struct RequestSource: Sendable {
+    let senders: Int
+    let headers: @Sendable (_ sender: Int) -> [(String, String)]
+    let bodies: @Sendable (_ sender: Int, _ body: ([UInt8]) -> Void) -> Void
+
+    /// Bodies made beforehand, the same headers from every sender.
+    static func fixed(_ requests: [[[UInt8]]], headers: [(String, String)]) -> RequestSource {
+        RequestSource(senders: requests.count, headers: { _ in headers }, bodies: { sender, body in requests[sender].forEach(body) })
+    }
+
+    /// `corpus` made as it is sent, each sender naming its tenant in Tally's header (the peers, which
+    /// have no tenants, ignore it; the tenants' series differ by `cluster_id`).
+    static func made(_ corpus: TenantCorpus) -> RequestSource {
+        RequestSource(senders: corpus.senders, headers: { [("THANOS-TENANT", corpus.tenant(ofSender: $0))] },
+                      bodies: { sender, body in corpus.forEachRequest(sender: sender, body) })
     }
 }
