@@ -626,6 +626,7 @@ struct TallyBench: ParsableCommand {
         }.joined(separator: " | ") + String(repeating: " | ", count: systems.count - 1) + " |\n"
         out += row("server CPU seconds", results.map(\.cpuSeconds), format: "%.2f")
         out += row("accepted samples per server CPU-second", results.map { Double($0.acceptedSamples) / $0.cpuSeconds }, format: "%.0f")
+        out += row("the same, with CPU counted until the server is idle", results.map(Self.rate), format: "%.0f")
         out += row("wall-clock ingest (s)", results.map(\.wallSeconds), format: "%.1f")
         out += row("peak RSS (MiB)", results.map { Double($0.peakRSS) / 1_048_576 }, format: "%.1f")
         out += row("anonymous memory per series, settled (B)", results.map { Double($0.anonymousGrowth) / Double(dataset.seriesCount) }, format: "%.0f")
@@ -633,7 +634,9 @@ struct TallyBench: ParsableCommand {
         for (system, result) in zip(systems, results) where !result.refusals.isEmpty {
             out += "\n\(system.name) refused: " + result.refusals.sorted { $0.key < $1.key }.map { "\($0.value) x `\($0.key)`" }.joined(separator: ", ") + "."
         }
-        out += "\nRatios are Tally / peer. Bytes per sample: Tally's blocks after `tally compact` and Prometheus' blocks, over the samples their "
+        out += "\nRatios are Tally / peer. Server CPU is counted while the requests are sent, then (second row) until the server is idle "
+        out += "again, which takes in the background work the data caused: Tally's block cuts, Prometheus' head compaction (it is waited for), "
+        out += "VictoriaMetrics' merges. Bytes per sample: Tally's blocks after `tally compact` and Prometheus' blocks, over the samples their "
         out += "`meta.json` count (the head's last hours are not in blocks); VictoriaMetrics' whole data directory after `/internal/force_flush` "
         out += "over all samples sent.\n"
         if let c = results.first?.compaction {
