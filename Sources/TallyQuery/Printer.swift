@@ -16,20 +16,12 @@ extension Expr: CustomStringConvertible {
             return Self.selectorText(matrix.selector) + "[\(PromQLDuration.format(milliseconds: matrix.range))]"
                 + Self.modifiersText(offset: matrix.selector.offset, at: matrix.selector.at)
         case .subquery(let subquery):
-            let step = subquery.step == 0 ? "" : PromQLDuration.format(milliseconds: subquery.step)
-            return "\(subquery.expr)[\(PromQLDuration.format(milliseconds: subquery.range)):\(step)]"
-                + Self.modifiersText(offset: subquery.offset, at: subquery.at)
+            return "\(subquery.expr)" + subquery.suffixText
         case .aggregate(let aggregate):
-            var text = aggregate.op.rawValue
-            if aggregate.without {
-                text += " without (\(aggregate.grouping.joined(separator: ", "))) "
-            } else if !aggregate.grouping.isEmpty {
-                text += " by (\(aggregate.grouping.joined(separator: ", "))) "
-            }
             let parameter = aggregate.parameter.map { "\($0), " } ?? ""
-            return text + "(\(parameter)\(aggregate.expr))"
+            return aggregate.operatorText + "(\(parameter)\(aggregate.expr))"
         case .binary(let binary):
-            return "\(binary.lhs) \(binary.op.rawValue)\(binary.returnBool ? " bool" : "")\(Self.matchingText(binary.matching)) \(binary.rhs)"
+            return "\(binary.lhs) \(binary.operatorText) \(binary.rhs)"
         case .call(let call):
             return "\(call.function.name)(\(call.args.map(\.description).joined(separator: ", ")))"
         case .paren(let paren):
@@ -50,7 +42,7 @@ extension Expr: CustomStringConvertible {
     }
 
     /// ` @ 10.000 offset 5m`: `@` first, then `offset`, whichever order they were written in.
-    private static func modifiersText(offset: Int64, at: AtModifier?) -> String {
+    fileprivate static func modifiersText(offset: Int64, at: AtModifier?) -> String {
         var text = ""
         switch at {
         case .timestamp(let milliseconds): text += String(format: " @ %.3f", Double(milliseconds) / 1000)
@@ -66,7 +58,7 @@ extension Expr: CustomStringConvertible {
         return text
     }
 
-    private static func matchingText(_ matching: VectorMatching?) -> String {
+    fileprivate static func matchingText(_ matching: VectorMatching?) -> String {
         guard let matching, matching.on || !matching.matchingLabels.isEmpty else { return "" }
         var text = " \(matching.on ? "on" : "ignoring") (\(matching.matchingLabels.joined(separator: ", ")))"
         switch matching.cardinality {
@@ -76,6 +68,28 @@ extension Expr: CustomStringConvertible {
         }
         return text
     }
+}
+
+extension SubqueryExpr {
+    /// `[30m:1m] @ 10.000 offset 5m`: what follows the inner expression.
+    var suffixText: String {
+        let step = step == 0 ? "" : PromQLDuration.format(milliseconds: step)
+        return "[\(PromQLDuration.format(milliseconds: range)):\(step)]" + Expr.modifiersText(offset: offset, at: at)
+    }
+}
+
+extension AggregateExpr {
+    /// `sum by (job) `: the operator and its grouping, up to the opening parenthesis.
+    var operatorText: String {
+        if without { return op.rawValue + " without (\(grouping.joined(separator: ", "))) " }
+        if !grouping.isEmpty { return op.rawValue + " by (\(grouping.joined(separator: ", "))) " }
+        return op.rawValue
+    }
+}
+
+extension BinaryExpr {
+    /// `/ bool on (job) group_left (node)`: the operator with its modifiers.
+    var operatorText: String { op.rawValue + (returnBool ? " bool" : "") + Expr.matchingText(matching) }
 }
 
 extension LabelMatcher: CustomStringConvertible {

@@ -146,7 +146,7 @@ final class QueryAPI: Sendable {
             return PrometheusJSON.success(Self.buildInfo)
         case .formatQuery:
             do {
-                return PrometheusJSON.success(JSONText.string(try PromQL.parse(question.form["query"] ?? "").description))
+                return PrometheusJSON.success(JSONText.string(try PromQL.parse(question.form["query"] ?? "").prettified))
             } catch {
                 throw .invalidParameter("query", error.description)
             }

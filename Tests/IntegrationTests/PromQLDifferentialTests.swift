@@ -255,10 +255,10 @@ final class PromQLDifferentialTests: XCTestCase {
         let difference: String?
     }
 
-    /// Every query in every evaluation, asked of both on a few threads.
+    /// Every query in every evaluation, and its `format_query` text, asked of both on a few threads.
     static func compare(_ queries: [String], on reference: QueryEndpoint, and peer: QueryEndpoint,
                         at evaluations: [PromQLEvaluation] = evaluations) throws -> [Result] {
-        let jobs = queries.flatMap { query in query.hasPrefix("/api/") ? [(query, .asWritten)] : evaluations.map { (query, $0) } }
+        let jobs = queries.flatMap { query in query.hasPrefix("/api/") ? [(query, .asWritten)] : (evaluations + [.formatted]).map { (query, $0) } }
         let ordered = Dictionary(queries.map { ($0, promQLDefinesOrder($0)) }, uniquingKeysWith: { a, _ in a })
         let state = Mutex((next: 0, results: [Result?](repeating: nil, count: jobs.count), failure: String?.none))
         DispatchQueue.concurrentPerform(iterations: 4) { _ in
@@ -400,7 +400,7 @@ final class DifferentialTally {
             case .instant(let t): PromQLAnswer(engine.instantQuery(query, time: t, database: database))
             case .range(let start, let end, let step):
                 PromQLAnswer(engine.rangeQuery(query, start: start, end: end, step: PromQLEvaluation.milliseconds(step: step), database: database))
-            case .asWritten: PromQLAnswer(status: 404, body: "no metadata API in-process")
+            case .asWritten, .formatted: PromQLAnswer(status: 404, body: "no HTTP API in-process")
             }
         }
     }

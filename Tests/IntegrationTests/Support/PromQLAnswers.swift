@@ -10,6 +10,8 @@ enum PromQLEvaluation: Sendable, CustomStringConvertible {
     /// A request of the metadata API (`/api/v1/series?...`), asked once as it is written (each
     /// parameter percent-encoded).
     case asWritten
+    /// `/api/v1/format_query` of the query: its canonical text, split as Prometheus splits it.
+    case formatted
 
     /// The API path and parameters, the query percent-encoded.
     func path(_ query: String) -> String {
@@ -23,6 +25,7 @@ enum PromQLEvaluation: Sendable, CustomStringConvertible {
                 return LoopbackHTTP.escaped(String(parameter[..<equals])) + (equals < parameter.endIndex ? "=" + LoopbackHTTP.escaped(String(value)) : "")
             }
             return query[..<mark] + "?" + parameters.joined(separator: "&")
+        case .formatted: return "/api/v1/format_query?\(q)"
         case .instant(let t): return "/api/v1/query?\(q)&time=\(Self.seconds(t))"
         case .range(let start, let end, let step): return "/api/v1/query_range?\(q)&start=\(Self.seconds(start))&end=\(Self.seconds(end))&step=\(step)"
         }
@@ -45,6 +48,7 @@ enum PromQLEvaluation: Sendable, CustomStringConvertible {
         case .instant(let t): "instant @\(Self.seconds(t))"
         case .range(let start, let end, let step): "range \(Self.seconds(start))..\(Self.seconds(end)) step \(step)"
         case .asWritten: "as written"
+        case .formatted: "format_query"
         }
     }
 }
@@ -53,7 +57,7 @@ enum PromQLEvaluation: Sendable, CustomStringConvertible {
 /// (`success` or the `errorType`), the result type, and each series' labels with its points. A scalar
 /// or string result is one series without labels; an instant vector's series have one point each. The
 /// metadata API's lists are of type "list": label sets (`/api/v1/series`), or names and values as
-/// series labelled `value`.
+/// series labelled `value`; `format_query`'s text is of type "text", one series labelled `value`.
 struct PromQLAnswer: Sendable {
     struct Series: Sendable {
         var labels: [String: String]
@@ -85,6 +89,12 @@ struct PromQLAnswer: Sendable {
         guard status == "success" else {
             outcome = object["errorType"] as? String ?? "error without errorType"
             error = object["error"] as? String ?? ""
+            return
+        }
+        if let text = object["data"] as? String {
+            outcome = status
+            resultType = "text"
+            series = [Series(labels: ["value": text], points: [])]
             return
         }
         if let list = object["data"] as? [Any] {
