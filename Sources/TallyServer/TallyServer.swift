@@ -64,6 +64,11 @@ public final class TallyServer: Service, Sendable {
         // Queries get threads of their own: however many run, writes keep theirs.
         let queryPool = NIOThreadPool(numberOfThreads: configuration.queryMaxConcurrency)
         queryPool.start()
+        // Replay, block scans, compaction and retention read and write files for seconds at a time: a
+        // thread of their own, so they never hold one of Swift's cooperative threads (as many as
+        // cores) and never take a write's thread.
+        let maintenancePool = NIOThreadPool(numberOfThreads: 1)
+        maintenancePool.start()
         let ingester = RemoteWriteIngester(configuration: configuration, registry: registry, metrics: metrics, limits: limits)
         let router = Router(configuration: configuration, ingester: ingester,
                             costs: CostAPI(configuration: configuration, registry: registry, metrics: metrics),
@@ -111,7 +116,7 @@ public final class TallyServer: Service, Sendable {
         defer { hangup.cancel() }
 
         do {
-            try registry.openExisting { db in
+            try await maintenancePool.runIfActive { try registry.openExisting { db in
                 let r = db.replay
                 logger.info("replayed WAL", metadata: [
                     "tenant": "\(db.tenant)", "segments": "\(r.segments)", "series": "\(r.series)",
@@ -120,7 +125,7 @@ public final class TallyServer: Service, Sendable {
                 if r.orphanSamples > 0 {
                     logger.warning("samples without a series record", metadata: ["tenant": "\(db.tenant)", "count": "\(r.orphanSamples)"])
                 }
-            }
+            } }
             router.phase.store(.ready, ordering: .releasing)
             logger.info("ready")
             // Imports and other writers of the storage root show up within a scan interval.
@@ -128,8 +133,10 @@ public final class TallyServer: Service, Sendable {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: configuration.blockScanInterval)
                     if Task.isCancelled { break }
-                    registry.scan(log)
-                    for line in [limits.reload(), authenticator?.reload()].compactMap({ $0 }) { logger.notice("\(line)") }
+                    try? await maintenancePool.runIfActive {
+                        registry.scan(log)
+                        for line in [limits.reload(), authenticator?.reload()].compactMap({ $0 }) { logger.notice("\(line)") }
+                    }
                 }
             }
             let compactor = Task {
@@ -139,9 +146,12 @@ public final class TallyServer: Service, Sendable {
                     try? await Task.sleep(for: interval)
                     if Task.isCancelled { break }
                     // Failures are counted and logged by `maintenance`; the next interval tries again.
-                    for db in registry.openDatabases {
-                        if let keep = configuration.retention { _ = try? maintenance.applyRetention(db, keep: keep, .background) }
-                        if configuration.compactionInterval != nil { _ = try? maintenance.compact(db, .background) }
+                    let (retention, compacts) = (configuration.retention, configuration.compactionInterval != nil)
+                    try? await maintenancePool.runIfActive {
+                        for db in registry.openDatabases {
+                            if let keep = retention { _ = try? maintenance.applyRetention(db, keep: keep, .background) }
+                            if compacts { _ = try? maintenance.compact(db, .background) }
+                        }
                     }
                 }
             }
@@ -150,12 +160,12 @@ public final class TallyServer: Service, Sendable {
             compactor.cancel()
         } catch {
             logger.error("startup failed", metadata: ["error": "\(error)"])
-            await stop(channel: channel, router: router, registry: registry, group: group, threadPools: [threadPool, queryPool])
+            await stop(channel: channel, router: router, registry: registry, group: group, threadPools: [threadPool, queryPool, maintenancePool])
             announcement.withdraw(from: configuration.storageRoot)
             throw error
         }
         logger.info("shutting down: no new writes; draining")
-        await stop(channel: channel, router: router, registry: registry, group: group, threadPools: [threadPool, queryPool])
+        await stop(channel: channel, router: router, registry: registry, group: group, threadPools: [threadPool, queryPool, maintenancePool])
         announcement.withdraw(from: configuration.storageRoot)
         withExtendedLifetime(rootLock) {}
         logger.info("stopped")
