@@ -63,7 +63,7 @@ bench: bench-deps
 	swift build -c release --product tally-bench
 	.build/release/tally-bench --markdown docs/benchmarks.md $(BENCH_FLAGS)
 
-# The same on a small dataset, printed only: under 3 minutes once built.
+# The same on a small dataset, printed only: about 3 minutes once built.
 bench-quick: bench-deps
 	swift build -c release --product tally
 	swift build -c release --product tally-bench
