@@ -4,37 +4,43 @@
 /// its one-line text (`description`). Prometheus' quirks are kept, since clients compare the text:
 /// a split binary expression puts its operator on a line of its own at the parent's indent, a
 /// subquery that fits is not indented, and a unary operator sits directly before its operand's text.
+///
+/// Each node's one-line text is built once, from its operands' (Prometheus prints a node's whole
+/// subtree again at every level to measure it, which grows with the square of the depth).
 extension Expr {
-    public var prettified: String { pretty(level: 0) }
+    public var prettified: String { layout(level: 0).text }
 
     static let maxCharactersPerLine = 100
 
-    private var needsSplit: Bool { description.utf8.count > Self.maxCharactersPerLine }
-
-    private func pretty(level: Int) -> String {
+    /// This node's one-line text and its text laid out at `level`.
+    private func layout(level: Int) -> (line: String, text: String) {
         let indent = String(repeating: "  ", count: level)
+        let operandLevel: Int
         switch self {
-        case .number, .string, .vectorSelector, .matrixSelector:
-            return indent + description
+        case .subquery, .unary: operandLevel = level
+        default: operandLevel = level + 1
+        }
+        let operands = self.operands.map { $0.layout(level: operandLevel) }
+        let line = oneLine(children: operands.map(\.line))
+        if case .unary(let unary) = self { return (line, indent + unary.op.rawValue + Self.trimmingGoSpace(operands[0].text)) }
+        guard line.utf8.count > Self.maxCharactersPerLine else {
+            if case .subquery = self { return (line, line) }
+            return (line, indent + line)
+        }
+        let texts = operands.map(\.text)
+        switch self {
+        case .number, .string, .vectorSelector, .matrixSelector, .unary:
+            return (line, indent + line)
         case .aggregate(let aggregate):
-            guard needsSplit else { return indent + description }
-            let parameter = aggregate.parameter.map { $0.pretty(level: level + 1) + ",\n" } ?? ""
-            return indent + aggregate.operatorText + "(\n" + parameter + aggregate.expr.pretty(level: level + 1) + "\n" + indent + ")"
+            return (line, indent + aggregate.operatorText + "(\n" + texts.joined(separator: ",\n") + "\n" + indent + ")")
         case .binary(let binary):
-            guard needsSplit else { return indent + description }
-            return binary.lhs.pretty(level: level + 1) + "\n" + indent + binary.operatorText + "\n" + binary.rhs.pretty(level: level + 1)
+            return (line, texts[0] + "\n" + indent + binary.operatorText + "\n" + texts[1])
         case .call(let call):
-            guard needsSplit else { return indent + description }
-            let arguments = call.args.map { $0.pretty(level: level + 1) }.joined(separator: ",\n")
-            return indent + call.function.name + "(\n" + arguments + "\n" + indent + ")"
-        case .paren(let paren):
-            guard needsSplit else { return indent + description }
-            return indent + "(\n" + paren.expr.pretty(level: level + 1) + "\n" + indent + ")"
+            return (line, indent + call.function.name + "(\n" + texts.joined(separator: ",\n") + "\n" + indent + ")")
+        case .paren:
+            return (line, indent + "(\n" + texts[0] + "\n" + indent + ")")
         case .subquery(let subquery):
-            guard needsSplit else { return description }
-            return subquery.expr.pretty(level: level) + subquery.suffixText
-        case .unary(let unary):
-            return indent + unary.op.rawValue + Self.trimmingGoSpace(unary.expr.pretty(level: level))
+            return (line, texts[0] + subquery.suffixText)
         }
     }
 

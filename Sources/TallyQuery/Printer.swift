@@ -4,7 +4,25 @@ import Foundation
 /// `promql/parser/printer.go`): the form `/api/v1/rules` and `format_query` show. Parsing the text
 /// again gives the same text.
 extension Expr: CustomStringConvertible {
-    public var description: String {
+    public var description: String { oneLine(children: operands.map(\.description)) }
+
+    /// The node's operands, in the order they are printed.
+    var operands: [Expr] {
+        switch self {
+        case .number, .string, .vectorSelector, .matrixSelector: []
+        case .subquery(let subquery): [subquery.expr]
+        case .aggregate(let aggregate): (aggregate.parameter.map { [$0] } ?? []) + [aggregate.expr]
+        case .binary(let binary): [binary.lhs, binary.rhs]
+        case .call(let call): call.args
+        case .paren(let paren): [paren.expr]
+        case .unary(let unary): [unary.expr]
+        }
+    }
+
+    /// This node's one-line text, given its `operands`' one-line texts in order: a printer that is
+    /// handed each text once, so that a caller laying the tree out (`prettified`) prints every node
+    /// once, not once per ancestor.
+    func oneLine(children lines: [String]) -> String {
         switch self {
         case .number(let literal):
             return GoNumbers.format(literal.value)
@@ -16,18 +34,17 @@ extension Expr: CustomStringConvertible {
             return Self.selectorText(matrix.selector) + "[\(PromQLDuration.format(milliseconds: matrix.range))]"
                 + Self.modifiersText(offset: matrix.selector.offset, at: matrix.selector.at)
         case .subquery(let subquery):
-            return "\(subquery.expr)" + subquery.suffixText
+            return lines[0] + subquery.suffixText
         case .aggregate(let aggregate):
-            let parameter = aggregate.parameter.map { "\($0), " } ?? ""
-            return aggregate.operatorText + "(\(parameter)\(aggregate.expr))"
+            return aggregate.operatorText + "(" + lines.joined(separator: ", ") + ")"
         case .binary(let binary):
-            return "\(binary.lhs) \(binary.operatorText) \(binary.rhs)"
+            return lines[0] + " " + binary.operatorText + " " + lines[1]
         case .call(let call):
-            return "\(call.function.name)(\(call.args.map(\.description).joined(separator: ", ")))"
-        case .paren(let paren):
-            return "(\(paren.expr))"
+            return call.function.name + "(" + lines.joined(separator: ", ") + ")"
+        case .paren:
+            return "(" + lines[0] + ")"
         case .unary(let unary):
-            return unary.op.rawValue + unary.expr.description
+            return unary.op.rawValue + lines[0]
         }
     }
 
