@@ -273,6 +273,8 @@ struct RangeWindow {
     private var position = 0
     private var pending: Point?
     private var exhausted = false
+    /// A stored series' samples as its iterator hands them over, kept to reuse the space.
+    private var arriving: [Sample] = []
     private(set) var points: [Point] = []
 
     init(_ source: Source) {
@@ -289,13 +291,6 @@ struct RangeWindow {
     }
 
     private mutating func pull() -> Point? {
-        if isStored {
-            while iterator.advance() {
-                if iterator.valueBits == staleMarkerBits { continue }
-                return Point(timestamp: iterator.timestamp, value: iterator.value)
-            }
-            return nil
-        }
         guard position < computed.count else { return nil }
         position += 1
         return computed[position - 1]
@@ -307,18 +302,25 @@ struct RangeWindow {
             points.removeFirst(drop)
             budget.release(drop)
         }
-        while true {
-            if pending == nil && !exhausted {
-                pending = pull()
-                if pending == nil { exhausted = true }
+        let before = points.count
+        if isStored {
+            arriving.removeAll(keepingCapacity: true)
+            iterator.appendSamples(through: maxTime, to: &arriving)
+            for sample in arriving where sample.timestamp >= minTime && sample.valueBits != staleMarkerBits {
+                points.append(Point(timestamp: sample.timestamp, value: Double(bitPattern: sample.valueBits)))
             }
-            guard let next = pending, next.timestamp <= maxTime else { break }
-            pending = nil
-            if next.timestamp >= minTime {
-                try budget.take()
-                points.append(next)
+        } else {
+            while true {
+                if pending == nil && !exhausted {
+                    pending = pull()
+                    if pending == nil { exhausted = true }
+                }
+                guard let next = pending, next.timestamp <= maxTime else { break }
+                pending = nil
+                if next.timestamp >= minTime { points.append(next) }
             }
         }
+        try budget.take(points.count - before)
         return points
     }
 

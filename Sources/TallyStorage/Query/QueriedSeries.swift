@@ -79,6 +79,9 @@ public struct SeriesIterator {
     private var mergedPosition = 0
     public private(set) var timestamp: Int64 = .min
     public private(set) var valueBits: UInt64 = 0
+    /// The current sample was read by `appendSamples` but not handed out (it lay past the window):
+    /// the next `advance`, `seek` or `appendSamples` starts from it.
+    private var holding = false
 
     init(_ chunks: [QueriedChunk]) { self.chunks = chunks }
 
@@ -89,6 +92,10 @@ public struct SeriesIterator {
 
     /// Moves to the next sample; false at the end.
     public mutating func advance() -> Bool {
+        if holding {
+            holding = false
+            return true
+        }
         while true {
             if mergedPosition < merged.count {
                 let s = merged[mergedPosition]
@@ -113,7 +120,12 @@ public struct SeriesIterator {
 
     /// Moves to the first sample at or after `t` (staying put when already there); false when none.
     public mutating func seek(_ t: Int64) -> Bool {
-        if timestamp >= t && timestamp != .min { return true }
+        if holding {
+            holding = false
+            if timestamp >= t { return true }
+        } else if timestamp >= t && timestamp != .min {
+            return true
+        }
         // Whole chunks that end before `t` are skipped without decoding.
         if !decoding && mergedPosition >= merged.count {
             while next < chunks.count && chunks[next].maxTime < t && !overlapsFollowing(next) { next += 1 }
@@ -122,6 +134,37 @@ public struct SeriesIterator {
             if timestamp >= t { return true }
         }
         return false
+    }
+
+    /// Appends every sample still to come up to and including `maxTime` to `samples`, leaving the
+    /// first later one to come next. A range window takes its samples in one call: one call a
+    /// sample across the module boundary cost more than decoding it.
+    public mutating func appendSamples(through maxTime: Int64, to samples: inout [Sample]) {
+        if holding {
+            guard timestamp <= maxTime else { return }
+            samples.append(Sample(timestamp: timestamp, valueBits: valueBits))
+            holding = false
+        }
+        while true {
+            if decoding && decoderDeleted.isEmpty {
+                while let (t, v) = decoder.next() {
+                    timestamp = t
+                    valueBits = v
+                    if t > maxTime {
+                        holding = true
+                        return
+                    }
+                    samples.append(Sample(timestamp: t, valueBits: v))
+                }
+                decoding = false
+            }
+            guard advance() else { return }
+            if timestamp > maxTime {
+                holding = true
+                return
+            }
+            samples.append(Sample(timestamp: timestamp, valueBits: valueBits))
+        }
     }
 
     private func overlapsFollowing(_ index: Int) -> Bool {
