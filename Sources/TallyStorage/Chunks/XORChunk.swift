@@ -202,6 +202,12 @@ struct BitWriter: BitSink {
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 
+    /// The first and last byte XORed (0 when empty): reading them brings the lines an append
+    /// reads and writes into the cache (see `Head.warmOpenChunks`).
+    var edgeBytes: UInt8 {
+        bytes.withUnsafeBufferPointer { b in b.isEmpty ? 0 : b[0] ^ b[b.count - 1] }
+    }
+
     mutating func writeBit(_ bit: Bool) {
         if freeBits == 0 {
             bytes.append(0)

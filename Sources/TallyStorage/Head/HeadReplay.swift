@@ -11,13 +11,14 @@ extension Head {
     /// next segment takes.
     func loadWAL(tenantDirectory directory: String, readOnly: Bool, _ report: inout ReplayReport) throws(StorageIOError) -> Int {
         let walDirectory = directory + "/wal"
+        var scratch = ReplayScratch()
         let checkpoint = FileSystem.isDirectory(walDirectory) ? try WALCheckpoint.latest(in: walDirectory) : nil
         if let checkpoint {
             let path = walDirectory + "/" + WALCheckpoint.name(checkpoint)
             for segment in try WALFormat.segments(in: path) {
                 let bytes = try SegmentBytes(path: path + "/" + WALFormat.segmentName(segment), mapped: !readOnly)
                 let end = WALSegmentReader.read(bytes.bytes, file: path + "/" + WALFormat.segmentName(segment)) { record in
-                    Self.replayRecord(record, into: self, &report)
+                    Self.replayRecord(record, into: self, &scratch, &report)
                 }
                 if end != .clean { report.problems.append("\(path): checkpoint unreadable past offset \(end.validEnd ?? 0)") }
                 if case let .corrupt(_, corruption) = end { report.corruptions.append(corruption) }
@@ -30,7 +31,7 @@ extension Head {
             let path = walDirectory + "/" + WALFormat.segmentName(segment)
             let segmentBytes = try SegmentBytes(path: path, mapped: !readOnly)
             report.segments += 1
-            let end = WALSegmentReader.read(segmentBytes.bytes, file: path) { record in Self.replayRecord(record, into: self, &report) }
+            let end = WALSegmentReader.read(segmentBytes.bytes, file: path) { record in Self.replayRecord(record, into: self, &scratch, &report) }
             let isLast = k == segments.count - 1
             switch end {
             case .clean: break
@@ -47,7 +48,14 @@ extension Head {
         return max(segments.last ?? -1, checkpoint ?? -1) + 1
     }
 
-    private static func replayRecord(_ record: UnsafeRawBufferPointer, into head: Head, _ report: inout ReplayReport) {
+    /// A Samples record decoded before any of it is applied, kept from record to record for its space.
+    struct ReplayScratch {
+        /// Each sample with its series' index, -1 for a ref no Series record named.
+        var samples: [(index: Int32, timestamp: Int64, valueBits: UInt64)] = []
+    }
+
+    private static func replayRecord(_ record: UnsafeRawBufferPointer, into head: Head, _ scratch: inout ReplayScratch,
+                                     _ report: inout ReplayReport) {
         report.records += 1
         var decoder = WALRecordDecoder(record)
         do {
@@ -71,26 +79,37 @@ extension Head {
                     if unstorable > 0 { report.problems.append("skipped \(unstorable) WAL samples with timestamps beyond ±2^53 ms") }
                     report.unstorableSamples += unstorable
                 }
-                try decoder.forEachSample { ref, t, v in
+                // The whole record first, then its series' chunks warmed at once, then the appends.
+                scratch.samples.removeAll(keepingCapacity: true)
+                var undecodable: WALRecordError?
+                do throws(WALRecordError) {
+                    try decoder.forEachSample { ref, t, v in scratch.samples.append((head.index(ofRef: ref) ?? -1, t, v)) }
+                } catch {
+                    undecodable = error
+                }
+                head.warmOpenChunks(scratch.samples.lazy.map(\.index))
+                for sample in scratch.samples {
+                    let t = sample.timestamp, index = sample.index
                     // Outside, the sample is corrupt or from an older version that took it; it would
                     // trap the head's arithmetic on every start.
                     guard StorableTime.range.contains(t) else {
                         unstorable += 1
-                        return
+                        continue
                     }
-                    guard let index = head.index(ofRef: ref) else {
+                    guard index >= 0 else {
                         report.orphanSamples += 1
-                        return
+                        continue
                     }
                     // Replaying in the order of appending routes each sample as it was routed then.
                     if t > head.latest(index).timestamp && t > head.latestHistogramTimestamp(index) {
-                        head.append(index, timestamp: t, valueBits: v)
+                        head.append(index, timestamp: t, valueBits: sample.valueBits)
                         report.samples += 1
                     } else if head.valueBits(index, at: t) == nil && head.histogram(index, at: t) == nil {
-                        head.appendOutOfOrder(index, timestamp: t, valueBits: v)
+                        head.appendOutOfOrder(index, timestamp: t, valueBits: sample.valueBits)
                         report.samples += 1
                     }
                 }
+                if let undecodable { throw undecodable }
             case WALRecordType.histogramSamples.rawValue:
                 try replayHistograms(&decoder, IntegerHistogram.self, into: head, &report)
             case WALRecordType.floatHistogramSamples.rawValue:

@@ -37,6 +37,7 @@ extension TenantDatabase {
             if wal.segmentIndex != segmentBefore { durability.syncedAll(through: wal.syncedAtCut) }
             durability.written(position, in: file)
             for index in records.newSeries { head.markLogged(index) }
+            head.warmOpenChunks(pendingBuffer.lazy.filter { !$0.isHistogram && !$0.outOfOrder }.map(\.index))
             for p in pendingBuffer {
                 if p.isHistogram {
                     head.appendHistogram(p.index, timestamp: p.timestamp, batch.histograms[Int(p.valueBits)])
