@@ -25,21 +25,18 @@ final class CostAPI: Sendable {
         let query: QueryString
         let tenantSources: TenantSources
         let credential: Credential?
-        let acceptsGzip: Bool
     }
 
     func answer(_ request: Request, now: Int64 = wallClockMilliseconds()) -> HTTPAnswer {
-        let answer: HTTPAnswer
         do {
-            answer = try compute(request, now: now)
+            return try compute(request, now: now)
         } catch let refusal as HTTPAnswer {
-            answer = refusal
+            return refusal
         } catch let error as CostQueryError {
-            answer = HTTPAnswer(status: 400, body: error.description + "\n")
+            return HTTPAnswer(status: 400, body: error.description + "\n")
         } catch {
-            answer = HTTPAnswer(status: 500, body: "reading the tenant failed: \(error)\n")
+            return HTTPAnswer(status: 500, body: "reading the tenant failed: \(error)\n")
         }
-        return answer.gzipped(if: request.acceptsGzip)
     }
 
     private func compute(_ request: Request, now: Int64) throws -> HTTPAnswer {

@@ -127,7 +127,7 @@ final class Router: Sendable {
         case let .failure(refusal): return request.now(refusal)
         }
         let question = CostAPI.Request(path: request.path, query: QueryString(uri: request.head.uri), tenantSources: tenantSources(request.head),
-                                       credential: credential, acceptsGzip: Gzip.accepted(by: request.head.headers.first(name: "Accept-Encoding")))
+                                       credential: credential)
         let costs = self.costs
         return threadPool.runIfActive(eventLoop: request.eventLoop) { costs.answer(question) }
             .recover { _ in Self.shuttingDown }
@@ -160,7 +160,6 @@ final class Router: Sendable {
             }
         }
         let question = QueryAPI.Question(endpoint: endpoint, form: form, tenant: tenant, labelName: request.parameter,
-                                         acceptsGzip: Gzip.accepted(by: request.head.headers.first(name: "Accept-Encoding")),
                                          arrived: wallClockMilliseconds())
         inFlight.wrappingAdd(1, ordering: .relaxed)
         let answer = queries.answer(question, on: request.eventLoop)
@@ -504,7 +503,6 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         let bytes = answer.body
         headers.add(name: "Content-Length", value: String(bytes.count))
         if !bytes.isEmpty { headers.add(name: "Content-Type", value: answer.contentType) }
-        if let encoding = answer.contentEncoding { headers.add(name: "Content-Encoding", value: encoding) }
         for (name, value) in answer.headers { headers.add(name: name, value: value) }
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         let responseHead = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: answer.status), headers: headers)

@@ -39,7 +39,6 @@ final class QueryAPI: Sendable {
         let tenant: String?
         /// The label name of `/api/v1/label/<name>/values`.
         let labelName: String?
-        let acceptsGzip: Bool
         /// When the request came (ms), the default `time` of an instant query.
         let arrived: Int64
     }
@@ -76,13 +75,11 @@ final class QueryAPI: Sendable {
             guard turn.take() else { return nil }
             timer?.cancel()
             let waited = (NIODeadline.now() - queued).nanoseconds / 1_000_000
-            let answer: HTTPAnswer
             do throws(PrometheusAPIError) {
-                answer = try compute(question, waitedMilliseconds: waited)
+                return try compute(question, waitedMilliseconds: waited)
             } catch {
-                answer = PrometheusJSON.failure(error)
+                return PrometheusJSON.failure(error)
             }
-            return answer.gzipped(if: question.acceptsGzip)
         }.whenComplete { result in
             switch result {
             case let .success(answer?): promise.succeed(answer)

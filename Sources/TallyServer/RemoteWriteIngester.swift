@@ -8,8 +8,6 @@ public struct HTTPAnswer: Sendable, Error {
     public var status: Int
     public var body: [UInt8]
     public var contentType = "text/plain; charset=utf-8"
-    /// `gzip` when the body is compressed.
-    public var contentEncoding: String?
     /// Further response headers (`Retry-After`, `WWW-Authenticate`).
     public var headers: [(String, String)] = []
 

@@ -89,6 +89,7 @@ public final class TallyServer: Service, Sendable {
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.addHandler(RawConnectionHandler())
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try ResponseCompression.add(to: channel.pipeline.syncOperations)
                     try channel.pipeline.syncOperations.addHandler(HTTPConnectionHandler(router: router, limits: connectionLimits))
                 }
             }
