@@ -63,7 +63,7 @@ final class Router: Sendable {
             + QueryAPI.endpoints.map { path, methods, endpoint in Route(path, methods) { $0.query(endpoint, $1) } })
 
     /// Answers a complete request from `sender` (the peer's address); the future completes on `eventLoop`.
-    func answer(_ head: HTTPRequestHead, body: [UInt8], bodyTooLarge: Bool, from sender: SocketAddress?, on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
+    func answer(_ head: HTTPRequestHead, body: ByteBuffer, bodyTooLarge: Bool, from sender: SocketAddress?, on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
         return Self.routes.answer(self, head, path: path, body: body, bodyTooLarge: bodyTooLarge, from: sender, on: eventLoop)
     }
@@ -190,7 +190,7 @@ final class Router: Sendable {
     }
 
     private func maintain(_ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
-        let (head, path, body, eventLoop) = (request.head, request.path, request.body, request.eventLoop)
+        let (head, path, eventLoop) = (request.head, request.path, request.eventLoop)
         let now = request.now
         let isDeletion = path == Self.deleteSeriesPath
         if let refusal = AdminAccess.crossOriginRefusal(head) { return now(refusal) }
@@ -213,8 +213,7 @@ final class Router: Sendable {
             }
         }
         guard phase.load(ordering: .acquiring) == .ready else { return now(Self.notReady) }
-        let query = isDeletion ? QueryString(uri: head.uri, formBody: body, contentType: head.headers.first(name: "Content-Type"))
-                               : QueryString(uri: head.uri)
+        let query = isDeletion ? request.form : QueryString(uri: head.uri)
         var sources = tenantSources(head)
         sources.add("tenant parameter", query["tenant"])
         let tenant: String?
@@ -378,7 +377,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var head: HTTPRequestHead?
     /// When the request's head came, for the request duration histogram.
     private var started = NIODeadline.now()
-    private var body: [UInt8] = []
+    /// The request body so far, in one buffer: the ingester decodes it in place.
+    private var body = ByteBuffer()
     /// Bytes of `body` taken from the server-wide budget, given back when the answer is done or the
     /// connection closes.
     private var reservedBytes = 0
@@ -419,10 +419,10 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             let declared = requestHead.headers.first(name: "Content-Length").flatMap(Int.init) ?? 0
             tooLarge = declared > router.configuration.maxRequestBytes
             // Address space only: pages count (and are reserved) as bytes arrive.
-            if !tooLarge && declared > 0 { body.reserveCapacity(declared) }
+            if !tooLarge && declared > 0 { body = context.channel.allocator.buffer(capacity: declared) }
         case var .body(buffer):
             guard !tooLarge else { return }
-            if body.count + buffer.readableBytes > router.configuration.maxRequestBytes {
+            if body.readableBytes + buffer.readableBytes > router.configuration.maxRequestBytes {
                 tooLarge = true
                 releaseBody()
                 return
@@ -434,17 +434,14 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 return
             }
             reservedBytes += buffer.readableBytes
-            buffer.readWithUnsafeReadableBytes { bytes in
-                body.append(contentsOf: bytes)
-                return bytes.count
-            }
+            body.writeBuffer(&buffer)
         case .end:
             guard let requestHead = head else { return }
             expect(.answer, context: context)
             head = nil
             let requestBody = body
             let heldBytes = reservedBytes
-            body = []
+            body = ByteBuffer()
             reservedBytes = 0
             let keepAlive = requestHead.isKeepAlive && !tooLarge
             let handler = Router.handlerName(requestHead.uri)
@@ -493,7 +490,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 
     /// Drops the body being collected and gives its bytes back to the budget.
     private func releaseBody() {
-        body = []
+        body = ByteBuffer()
         limits.release(reservedBytes)
         reservedBytes = 0
     }

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// A request's query parameters, percent-decoded as HTML forms encode them (`+` is a space).
 struct QueryString {
     /// Every (name, value) pair in order; a repeated name (`match[]`) appears once per value.
@@ -12,10 +14,10 @@ struct QueryString {
     init(pairs: [(name: String, value: String)]) { self.pairs = pairs }
 
     /// Also reads an `application/x-www-form-urlencoded` body, as Prometheus' API does for POST.
-    init(uri: String, formBody: [UInt8], contentType: String?) {
+    init(uri: String, formBody: ByteBuffer, contentType: String?) {
         self.init(uri: uri)
         if contentType?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true {
-            add(Substring(decoding: formBody, as: UTF8.self))
+            add(Substring(decoding: formBody.readableBytesView, as: UTF8.self))
         }
     }
 

@@ -58,7 +58,7 @@ public final class RemoteWriteIngester: Sendable {
 
     /// Stores what is valid of a request for `tenant` (already resolved and authorised) and calls
     /// `answer` once it is durable.
-    public func ingest(tenant: String, _ headers: RequestHeaders, body: [UInt8], now: Int64 = wallClockMilliseconds(),
+    public func ingest(tenant: String, _ headers: RequestHeaders, body: ByteBuffer, now: Int64 = wallClockMilliseconds(),
                        answer reply: @escaping @Sendable (HTTPAnswer) -> Void) {
         let version: RemoteWriteMessage
         switch RemoteWriteMessage.of(headers) {
@@ -82,9 +82,12 @@ public final class RemoteWriteIngester: Sendable {
         var view: WriteRequestView
         do {
             // Labels are validated per series in `appendSeries`, and only for series not known already.
-            view = try version == .v2
-                ? RemoteWriteV2Decoder.decode(compressed: body, maxDecodedBytes: configuration.maxDecodedBytes)
-                : RemoteWriteDecoder.decode(compressed: body, maxDecodedBytes: configuration.maxDecodedBytes, validatingLabels: false)
+            let maxDecodedBytes = configuration.maxDecodedBytes
+            view = try body.withUnsafeReadableBytes { (compressed) throws(WireError) in
+                try version == .v2
+                    ? RemoteWriteV2Decoder.decode(compressed: compressed, maxDecodedBytes: maxDecodedBytes)
+                    : RemoteWriteDecoder.decode(compressed: compressed, maxDecodedBytes: maxDecodedBytes, validatingLabels: false)
+            }
         } catch {
             switch error {
             case .decodedTooLarge:

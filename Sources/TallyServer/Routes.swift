@@ -6,7 +6,7 @@ struct RouteRequest {
     let head: HTTPRequestHead
     /// The URI without its query string.
     let path: String
-    let body: [UInt8]
+    let body: ByteBuffer
     /// The body was over `--max-request-bytes` and was dropped.
     let bodyTooLarge: Bool
     /// The peer's address.
@@ -74,7 +74,7 @@ struct RouteTable: Sendable {
         return nil
     }
 
-    func answer(_ router: Router, _ head: HTTPRequestHead, path: String, body: [UInt8], bodyTooLarge: Bool, from sender: SocketAddress?,
+    func answer(_ router: Router, _ head: HTTPRequestHead, path: String, body: ByteBuffer, bodyTooLarge: Bool, from sender: SocketAddress?,
                 on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
         guard let (route, parameter) = find(path) else {
             return eventLoop.makeSucceededFuture(HTTPAnswer(status: 404, body: "not found: \(path)\n"))

@@ -9,6 +9,13 @@ public enum RemoteWriteDecoder {
     /// `validatingLabels` the caller validates each series it needs (`validateLabels(ofSeriesAt:)`)
     /// before reading its labels: a receiver that knows a series by its encoded labels skips it.
     public static func decode(compressed: [UInt8], maxDecodedBytes: Int, validatingLabels: Bool = true) throws(WireError) -> WriteRequestView {
+        try compressed.withUnsafeBufferPointer { (bytes) throws(WireError) in
+            try decode(compressed: UnsafeRawBufferPointer(bytes), maxDecodedBytes: maxDecodedBytes, validatingLabels: validatingLabels)
+        }
+    }
+
+    /// The same from a body held elsewhere (the server's `ByteBuffer`), read in place.
+    public static func decode(compressed: UnsafeRawBufferPointer, maxDecodedBytes: Int, validatingLabels: Bool = true) throws(WireError) -> WriteRequestView {
         let body = try SnappyBlock.decompress(compressed, maxDecodedBytes: maxDecodedBytes)
         return try decode(body: body, validatingLabels: validatingLabels)
     }

@@ -11,6 +11,11 @@
 /// and not stored.
 public enum RemoteWriteV2Decoder {
     public static func decode(compressed: [UInt8], maxDecodedBytes: Int) throws(WireError) -> WriteRequestView {
+        try compressed.withUnsafeBufferPointer { (bytes) throws(WireError) in try decode(compressed: UnsafeRawBufferPointer(bytes), maxDecodedBytes: maxDecodedBytes) }
+    }
+
+    /// The same from a body held elsewhere (the server's `ByteBuffer`), read in place.
+    public static func decode(compressed: UnsafeRawBufferPointer, maxDecodedBytes: Int) throws(WireError) -> WriteRequestView {
         try decode(body: SnappyBlock.decompress(compressed, maxDecodedBytes: maxDecodedBytes))
     }
 

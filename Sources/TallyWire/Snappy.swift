@@ -8,26 +8,28 @@ public enum SnappyBlock {
     /// Decompresses `compressed`, refusing framed input and any output over `maxDecodedBytes`
     /// before allocating it (the length prefix is read first).
     public static func decompress(_ compressed: [UInt8], maxDecodedBytes: Int) throws(WireError) -> [UInt8] {
+        try compressed.withUnsafeBufferPointer { (input) throws(WireError) in try decompress(UnsafeRawBufferPointer(input), maxDecodedBytes: maxDecodedBytes) }
+    }
+
+    /// The same from bytes held elsewhere (a request body in a NIO `ByteBuffer`), read in place.
+    public static func decompress(_ compressed: UnsafeRawBufferPointer, maxDecodedBytes: Int) throws(WireError) -> [UInt8] {
         if compressed.starts(with: framedMagic) { throw .framedSnappy }
-        return try compressed.withUnsafeBufferPointer { (input) throws(WireError) -> [UInt8] in
-            let source = UnsafeRawPointer(input.baseAddress ?? UnsafePointer(bitPattern: 1)!)
-                .assumingMemoryBound(to: CChar.self)
-            var length = 0
-            guard snappy_uncompressed_length(source, input.count, &length) == SNAPPY_OK else {
-                throw .corruptSnappy
-            }
-            if length > maxDecodedBytes { throw .decodedTooLarge(length, limit: maxDecodedBytes) }
-            var produced = length
-            var status = SNAPPY_OK
-            let output = [UInt8](unsafeUninitializedCapacity: max(length, 1)) { buffer, count in
-                status = buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buffer.count) {
-                    snappy_uncompress(source, input.count, $0, &produced)
-                }
-                count = status == SNAPPY_OK ? produced : 0
-            }
-            guard status == SNAPPY_OK, produced == length else { throw .corruptSnappy }
-            return output
+        let source = (compressed.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self)
+        var length = 0
+        guard snappy_uncompressed_length(source, compressed.count, &length) == SNAPPY_OK else {
+            throw .corruptSnappy
         }
+        if length > maxDecodedBytes { throw .decodedTooLarge(length, limit: maxDecodedBytes) }
+        var produced = length
+        var status = SNAPPY_OK
+        let output = [UInt8](unsafeUninitializedCapacity: max(length, 1)) { buffer, count in
+            status = buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buffer.count) {
+                snappy_uncompress(source, compressed.count, $0, &produced)
+            }
+            count = status == SNAPPY_OK ? produced : 0
+        }
+        guard status == SNAPPY_OK, produced == length else { throw .corruptSnappy }
+        return output
     }
 
     /// Compresses `input` in the block format (used by senders: tests and the load generator).
