@@ -139,6 +139,13 @@ final class Authenticator: Sendable {
 
     static let challenge = ("WWW-Authenticate", "Basic realm=\"tally\", Bearer realm=\"tally\"")
 
+    /// The request's credential; nil when auth is off (no `authenticator`); the 401 answer when it is
+    /// on and none is proven.
+    static func credential(for head: HTTPRequestHead, _ authenticator: Authenticator?) -> Result<Credential?, HTTPAnswer> {
+        guard let authenticator else { return .success(nil) }
+        return authenticator.authenticate(head).map { $0 }
+    }
+
     /// The credential the request proves, or the 401 answer.
     func authenticate(_ head: HTTPRequestHead) -> Result<Credential, HTTPAnswer> {
         var refusal = HTTPAnswer(status: 401, body: "authentication required: send a bearer token or basic credentials\n")

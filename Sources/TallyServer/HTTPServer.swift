@@ -10,6 +10,15 @@ enum ServerPhase: UInt8, AtomicRepresentable {
     case starting, ready, draining
 }
 
+/// The ready/draining state and the requests being worked on, read by the middleware and by shutdown.
+final class ServerState: Sendable {
+    let phase = Atomic<ServerPhase>(.starting)
+    /// Writes and queries not yet answered (`InFlightCount`): shutdown waits for them.
+    let inFlight = Atomic<Int>(0)
+
+    var isReady: Bool { phase.load(ordering: .acquiring) == .ready }
+}
+
 /// Routes, limits and the ready/draining state, shared by every connection.
 final class Router: Sendable {
     let configuration: ServerConfiguration
@@ -17,15 +26,12 @@ final class Router: Sendable {
     let costs: CostAPI
     let queries: QueryAPI
     let metrics: ServerMetrics
-    let admin: AdminAccess
     /// nil without `--auth.config-file`: every request is let in, as before auth existed.
     let authenticator: Authenticator?
     let logger: Logger
     let maintenance: MaintenanceRecorder
-    let phase = Atomic<ServerPhase>(.starting)
-    let inFlight = Atomic<Int>(0)
-    /// Where writes naming no tenant came from, so the log tells each sender once.
-    private let tenantlessSenders = TenantlessSenders()
+    let state = ServerState()
+    let routes: RouteTable
     let threadPool: NIOThreadPool
     let scheduler: TenantScheduler
 
@@ -36,77 +42,30 @@ final class Router: Sendable {
         self.costs = costs
         self.queries = queries
         self.metrics = metrics
-        self.admin = admin
         self.authenticator = authenticator
         self.logger = logger
         maintenance = MaintenanceRecorder(metrics: metrics, logger: logger)
+        routes = Self.routeTable(configuration: configuration, state: state, metrics: metrics, authenticator: authenticator, admin: admin, logger: logger)
         self.threadPool = threadPool
         self.scheduler = TenantScheduler(pool: threadPool, threads: System.coreCount)
     }
 
-    private static let notReady = HTTPAnswer(status: 503, body: "not ready: starting or shutting down\n")
     private static let shuttingDown = HTTPAnswer(status: 503, body: "shutting down\n")
 
-    /// Every path the server answers, with its methods.
-    static let routes = RouteTable(
-        [Route("/api/v1/write", [.POST]) { $0.write($1) }]
-            + CostAPI.paths.map { Route($0, [.GET]) { $0.costs($1) } }
-            + [Route("/api/v1/admin/compact", [.POST]) { $0.admin($1) },
-               Route("/api/v1/admin/retention", [.POST]) { $0.admin($1) },
-               Route(deleteSeriesPath, [.POST, .PUT]) { $0.admin($1) },
-               Route("/metrics") { $0.metricsPage($1) },
-               Route("/-/healthy") { $1.now(HTTPAnswer(status: 200, body: "Tally is Healthy.\n")) },
-               Route("/-/ready") { router, request in
-                   let ready = router.phase.load(ordering: .acquiring) == .ready
-                   return request.now(HTTPAnswer(status: ready ? 200 : 503, body: ready ? "Tally is Ready.\n" : "Tally is not ready.\n"))
-               }]
-            + QueryAPI.endpoints.map { path, methods, endpoint in Route(path, methods) { $0.query(endpoint, $1) } })
-
-    /// Answers a complete request from `sender` (the peer's address); the future completes on `eventLoop`.
-    func answer(_ head: HTTPRequestHead, body: ByteBuffer, bodyTooLarge: Bool, from sender: SocketAddress?, on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
+    /// Answers a complete request from `sender` (the peer's address) whose head came at `arrived`; the
+    /// future completes on `eventLoop`.
+    func answer(_ head: HTTPRequestHead, body: ByteBuffer, bodyTooLarge: Bool, from sender: SocketAddress?, arrived: NIODeadline,
+                on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-        return Self.routes.answer(self, head, path: path, body: body, bodyTooLarge: bodyTooLarge, from: sender, on: eventLoop)
+        return routes.answer(self, head, path: path, body: body, bodyTooLarge: bodyTooLarge, from: sender, arrived: arrived, on: eventLoop)
     }
 
-    /// The handler label for the request metrics (see `RouteTable.handlerName`).
-    static func handlerName(_ uri: String) -> String { routes.handlerName(uri) }
-
-    /// `POST /api/v1/write`: checks on the event loop, the work on the tenant's scheduler queue.
-    private func write(_ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
-        let head = request.head
-        if let refusal = AdminAccess.crossOriginRefusal(head) {
-            metrics.rejected(.forbidden)
-            return request.now(refusal)
-        }
-        if request.bodyTooLarge {
-            metrics.rejected(.bodyTooLarge)
-            return request.now(HTTPAnswer(status: 413, body: "request body over the limit of \(configuration.maxRequestBytes) bytes\n"))
-        }
-        guard phase.load(ordering: .acquiring) == .ready else { return request.now(Self.notReady) }
-        let credential: Credential?
-        switch authenticate(head) {
-        case let .success(found): credential = found
-        case let .failure(refusal):
-            metrics.rejected(refusal.status == 401 ? .unauthorized : .forbidden)
-            return request.now(refusal)
-        }
-        var sources = tenantSources(head)
-        sources.add("tenant parameter", Self.queryParameter("tenant", in: head.uri))
-        let tenant: String
-        switch sources.resolve(default: credential?.onlyTenant ?? configuration.defaultTenant) {
-        case let .success(name): tenant = name
-        case let .failure(refusal):
-            metrics.rejected(.invalidTenant)
-            return request.now(refusal)
-        }
-        if let refusal = accessRefusal(credential, .write, tenant: tenant) {
-            metrics.rejected(.forbidden)
-            return request.now(refusal)
-        }
-        if sources.named.isEmpty && credential?.onlyTenant == nil { notedTenantless(from: request.sender, tenant: tenant) }
-        inFlight.wrappingAdd(1, ordering: .relaxed)
-        let headers = RemoteWriteIngester.RequestHeaders(contentType: head.headers.first(name: "Content-Type"),
-                                                         contentEncoding: head.headers.first(name: "Content-Encoding"))
+    /// `POST /api/v1/write`, checked and its tenant named by its middleware: the work on the tenant's
+    /// scheduler queue.
+    func write(_ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
+        guard let tenant = request.tenant else { preconditionFailure("the write route's middleware names the tenant") }
+        let headers = RemoteWriteIngester.RequestHeaders(contentType: request.head.headers.first(name: "Content-Type"),
+                                                         contentEncoding: request.head.headers.first(name: "Content-Encoding"))
         let promise = request.eventLoop.makePromise(of: HTTPAnswer.self)
         let ingester = self.ingester
         let body = request.body
@@ -114,61 +73,29 @@ final class Router: Sendable {
             guard case .active = state else { return promise.succeed(Self.shuttingDown) }
             ingester.ingest(tenant: tenant, headers, body: body) { promise.succeed($0) }
         }
-        promise.futureResult.whenComplete { _ in self.inFlight.wrappingSubtract(1, ordering: .relaxed) }
         return promise.futureResult
     }
 
-    /// The cost endpoints (GET), computed on the thread pool.
-    private func costs(_ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
-        guard phase.load(ordering: .acquiring) == .ready else { return request.now(Self.notReady) }
-        let credential: Credential?
-        switch authenticate(request.head) {
-        case let .success(found): credential = found
-        case let .failure(refusal): return request.now(refusal)
-        }
-        let question = CostAPI.Request(path: request.path, query: QueryString(uri: request.head.uri), tenantSources: tenantSources(request.head),
-                                       credential: credential)
+    /// The cost endpoints (GET), computed on the thread pool; `CostAPI` names the tenant (the
+    /// Metroculus path takes it from `cloud_account_id` too).
+    func costs(_ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
+        let question = CostAPI.Request(path: request.path, query: QueryString(uri: request.head.uri),
+                                       tenantSources: TenantSources(request.head, headers: configuration.tenantHeaders), credential: request.credential)
         let costs = self.costs
         return threadPool.runIfActive(eventLoop: request.eventLoop) { costs.answer(question) }
             .recover { _ in Self.shuttingDown }
     }
 
-    /// Prometheus' query API: the tenant named as for writes (or `--default-tenant`), read with the
-    /// read scope; the work on the query pool.
-    private func query(_ endpoint: QueryAPI.Endpoint, _ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
-        guard phase.load(ordering: .acquiring) == .ready else { return request.now(Self.notReady) }
-        if request.bodyTooLarge {
-            return request.now(HTTPAnswer(status: 413, body: "request body over the limit of \(configuration.maxRequestBytes) bytes\n"))
-        }
-        let credential: Credential?
-        switch authenticate(request.head) {
-        case let .success(found): credential = found
-        case let .failure(refusal): return request.now(refusal)
-        }
-        let form = request.form
-        var tenant: String?
-        if endpoint.readsTenant {
-            var sources = tenantSources(request.head)
-            sources.add("tenant parameter", form["tenant"])
-            switch sources.readableTenant(credential, default: configuration.defaultTenant) {
-            case let .success(name): tenant = name
-            case let .failure(refusal):
-                // Disagreeing sources are the client's mistake, said the way Prometheus' clients read it.
-                guard refusal.status == 400 else { return request.now(refusal) }
-                let message = String(decoding: refusal.body, as: UTF8.self).trimmingCharacters(in: .newlines)
-                return request.now(PrometheusJSON.failure(PrometheusAPIError(.badData, message)))
-            }
-        }
-        let question = QueryAPI.Question(endpoint: endpoint, form: form, tenant: tenant, labelName: request.parameter,
+    /// Prometheus' query API, the tenant named by the middleware (for the endpoints that read one):
+    /// the work on the query pool.
+    func query(_ endpoint: QueryAPI.Endpoint, _ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
+        let question = QueryAPI.Question(endpoint: endpoint, form: request.form, tenant: request.tenant, labelName: request.parameter,
                                          arrived: wallClockMilliseconds())
-        inFlight.wrappingAdd(1, ordering: .relaxed)
-        let answer = queries.answer(question, on: request.eventLoop)
-        answer.whenComplete { _ in self.inFlight.wrappingSubtract(1, ordering: .relaxed) }
-        return answer
+        return queries.answer(question, on: request.eventLoop)
     }
 
     /// `/metrics`, behind an admin credential when the auth file protects it.
-    private func metricsPage(_ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
+    func metricsPage(_ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
         if let authenticator, authenticator.protectsMetrics {
             switch authenticator.authenticate(request.head) {
             case let .success(credential):
@@ -182,49 +109,18 @@ final class Router: Sendable {
         return request.now(HTTPAnswer(status: 200, body: page, contentType: "text/plain; version=0.0.4; charset=utf-8"))
     }
 
-    /// The admin endpoints: allowed methods, the cross-origin rule, who may call (`AdminAccess`), an
-    /// audit line per call, then the work on one tenant (or, named by none, every open tenant).
-    private func admin(_ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
-        let access = admin
-        return maintain(request).map { access.naming($0, for: request.head) }
-    }
-
-    private func maintain(_ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
-        let (head, path, eventLoop) = (request.head, request.path, request.eventLoop)
-        let now = request.now
+    /// The admin endpoints, the caller and tenant settled by the middleware: the credential's admin
+    /// scope for the tenant, an audit line per call, then the work on one tenant (or, named by none,
+    /// every open tenant).
+    func maintain(_ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
+        let (head, path, tenant, now) = (request.head, request.path, request.tenant, request.now)
+        guard let caller = request.adminCaller else { preconditionFailure("the admin routes' middleware names the caller") }
         let isDeletion = path == Self.deleteSeriesPath
-        if let refusal = AdminAccess.crossOriginRefusal(head) { return now(refusal) }
-        var caller: String
-        var credential: Credential?
-        switch admin.authorise(head) {
-        case let .success(who): caller = who
-        case let .failure(refusal):
-            logger.warning("admin call refused", metadata: ["path": "\(path)", "status": "\(refusal.status)"])
-            return now(refusal)
-        }
-        if head.headers.first(name: AdminAccess.tokenHeader) == nil {
-            switch authenticate(head) {
-            case let .success(found):
-                credential = found
-                if let found { caller = "credential \(GoFormat.quote(found.name))" }
-            case let .failure(refusal):
-                logger.warning("admin call refused", metadata: ["path": "\(path)", "status": "\(refusal.status)"])
-                return now(refusal)
-            }
-        }
-        guard phase.load(ordering: .acquiring) == .ready else { return now(Self.notReady) }
-        let query = isDeletion ? request.form : QueryString(uri: head.uri)
-        var sources = tenantSources(head)
-        sources.add("tenant parameter", query["tenant"])
-        let tenant: String?
-        switch sources.resolve(default: "") {
-        case let .success(name): tenant = name.isEmpty ? nil : name
-        case let .failure(refusal): return now(refusal)
-        }
-        if let refusal = accessRefusal(credential, .admin, tenant: isDeletion ? tenant ?? configuration.defaultTenant : tenant) {
+        if let refusal = accessRefusal(request.credential, .admin, tenant: isDeletion ? tenant ?? configuration.defaultTenant : tenant) {
             logger.warning("admin call refused", metadata: ["path": "\(path)", "by": "\(caller)", "status": "403"])
             return now(refusal)
         }
+        let query = Self.maintenanceParameters(request)
         let work: @Sendable (TenantDatabase) throws -> String
         switch path {
         case "/api/v1/admin/compact":
@@ -244,50 +140,25 @@ final class Router: Sendable {
             work = { RetentionPolicy.json(try maintenance.applyRetention($0, keep: keep, .admin), tenant: $0.tenant, by: "the server") }
         default:
             // As writes: a request that names no tenant means the default one, never every tenant.
-            let request: DeleteSeriesRequest
+            let deletion: DeleteSeriesRequest
             switch DeleteSeriesRequest.parse(query, tenant: tenant ?? configuration.defaultTenant) {
-            case let .success(parsed): request = parsed
+            case let .success(parsed): deletion = parsed
             case let .failure(answer): return now(answer)
             }
-            work = { try $0.deleteSeries(request.arguments.selectors, in: request.arguments.interval, dryRun: request.dryRun).json(tenant: $0.tenant, by: "the server") }
+            work = { try $0.deleteSeries(deletion.arguments.selectors, in: deletion.arguments.interval, dryRun: deletion.dryRun).json(tenant: $0.tenant, by: "the server") }
         }
         logger.notice("admin call", metadata: ["by": "\(caller)", "method": "\(head.method)", "uri": "\(head.uri)",
                                                "tenant": "\(tenant ?? "every tenant")"])
         let registry = ingester.registry
         let target = isDeletion ? tenant ?? configuration.defaultTenant : tenant
-        return threadPool.runIfActive(eventLoop: eventLoop) { Self.maintain(registry, tenant: target, work) }
+        return threadPool.runIfActive(eventLoop: request.eventLoop) { Self.maintain(registry, tenant: target, work) }
             .recover { _ in Self.shuttingDown }
     }
 
-    /// Counts a write that named no tenant and logs it once per sender address.
-    private func notedTenantless(from sender: SocketAddress?, tenant: String) {
-        metrics.writesWithoutTenant.increment()
-        let address = sender?.ipAddress ?? "unknown"
-        switch tenantlessSenders.note(address) {
-        case .new:
-            logger.notice("a write named no tenant and was stored under --default-tenant; senders name theirs with a tenant header or ?tenant=",
-                          metadata: ["tenant": "\(tenant)", "sender": "\(address)"])
-        case .full:
-            logger.notice("more senders wrote without naming a tenant than are remembered; further ones are counted in tally_writes_without_tenant_total, not logged",
-                          metadata: ["remembered": "\(TenantlessSenders.capacity)"])
-        case .known, .unremembered:
-            break
-        }
-    }
-
-    /// The request's credential; nil when auth is off; the 401 answer when it is on and none is proven.
-    private func authenticate(_ head: HTTPRequestHead) -> Result<Credential?, HTTPAnswer> {
-        guard let authenticator else { return .success(nil) }
-        return authenticator.authenticate(head).map { $0 }
-    }
-
-    /// The tenant named by each configured header, every value of each.
-    private func tenantSources(_ head: HTTPRequestHead) -> TenantSources {
-        var sources = TenantSources()
-        for name in configuration.tenantHeaders {
-            for value in head.headers[name] { sources.add(name, value) }
-        }
-        return sources
+    /// An admin call's parameters: deletion takes them from a form body too, as Prometheus does;
+    /// compaction and retention from the URL only.
+    static func maintenanceParameters(_ request: RouteRequest) -> QueryString {
+        request.path == deleteSeriesPath ? request.form : QueryString(uri: request.head.uri)
     }
 
     static let deleteSeriesPath = "/api/v1/admin/tsdb/delete_series"
@@ -375,7 +246,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var waiting = Waiting.request
     private var deadline: Scheduled<Void>?
     private var head: HTTPRequestHead?
-    /// When the request's head came, for the request duration histogram.
+    /// When the request's head came: request durations count from it.
     private var started = NIODeadline.now()
     /// The request body so far, in one buffer: the ingester decodes it in place.
     private var body = ByteBuffer()
@@ -444,17 +315,15 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             body = ByteBuffer()
             reservedBytes = 0
             let keepAlive = requestHead.isKeepAlive && !tooLarge
-            let handler = Router.handlerName(requestHead.uri)
-            let started = self.started
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let limits = self.limits
-            let answer = router.answer(requestHead, body: requestBody, bodyTooLarge: tooLarge, from: context.channel.remoteAddress, on: context.eventLoop)
+            let answer = router.answer(requestHead, body: requestBody, bodyTooLarge: tooLarge, from: context.channel.remoteAddress, arrived: started,
+                                       on: context.eventLoop)
             // The body is held (by the ingester too) until the answer is ready, whether or not the
             // connection is still there to take it.
             answer.whenComplete { _ in limits.release(heldBytes) }
             answer.whenSuccess { answer in
                 let (this, context) = bound.value
-                this.router.metrics.request(handler: handler, code: answer.status, duration: .nanoseconds((NIODeadline.now() - started).nanoseconds))
                 this.write(answer, version: requestHead.version, keepAlive: keepAlive, context: context)
             }
         }

@@ -1,7 +1,7 @@
 import NIOCore
 import NIOHTTP1
 
-/// One complete request as a route's handler sees it.
+/// One complete request as a route's middleware and handler see it.
 struct RouteRequest {
     let head: HTTPRequestHead
     /// The URI without its query string.
@@ -12,8 +12,19 @@ struct RouteRequest {
     /// The peer's address.
     let sender: SocketAddress?
     let eventLoop: EventLoop
+    /// When the request's head came: request durations count from it.
+    let arrived: NIODeadline
+    /// The pattern of the route the path matched; nil for a path no route takes.
+    let routePattern: String?
     /// The path segment a pattern's `:name` stood for, percent-decoded (`/api/v1/label/:name/values`).
     let parameter: String?
+    // What the route's middleware found out, for the steps after it and the handler:
+    /// The credential proven (`Authentication`, `AdminAuthorisation`); nil when auth is off.
+    var credential: Credential?
+    /// The tenant named (`WriteTenant`, `ReadTenant`, `AdminTenant`).
+    var tenant: String?
+    /// Who calls an admin endpoint, for the audit log (`AdminAuthorisation`).
+    var adminCaller: String?
 
     /// An answer that is ready now, on the request's event loop.
     func now(_ answer: HTTPAnswer) -> EventLoopFuture<HTTPAnswer> { eventLoop.makeSucceededFuture(answer) }
@@ -22,16 +33,20 @@ struct RouteRequest {
     var form: QueryString { QueryString(uri: head.uri, formBody: body, contentType: head.headers.first(name: "Content-Type")) }
 }
 
-/// A path (or a pattern with one `:name` segment), the methods it takes, and what answers it.
+/// A path (or a pattern with one `:name` segment), the methods it takes, the middleware its requests
+/// pass through in order, and what answers it.
 struct Route: Sendable {
     let pattern: String
     /// nil takes every method.
     let methods: [HTTPMethod]?
+    let middleware: [any HTTPMiddleware]
     let handle: @Sendable (Router, RouteRequest) -> EventLoopFuture<HTTPAnswer>
 
-    init(_ pattern: String, _ methods: [HTTPMethod]? = nil, _ handle: @escaping @Sendable (Router, RouteRequest) -> EventLoopFuture<HTTPAnswer>) {
+    init(_ pattern: String, _ methods: [HTTPMethod]? = nil, _ middleware: [any HTTPMiddleware] = [],
+         _ handle: @escaping @Sendable (Router, RouteRequest) -> EventLoopFuture<HTTPAnswer>) {
         self.pattern = pattern
         self.methods = methods
+        self.middleware = middleware
         self.handle = handle
     }
 
@@ -55,11 +70,14 @@ struct Route: Sendable {
 }
 
 /// Path to handler, in the order given; a known path asked with another method gets 405 with `Allow`.
+/// Every request, whatever its path, first passes through the table's own middleware.
 struct RouteTable: Sendable {
+    private let middleware: [any HTTPMiddleware]
     private let routes: [Route]
     private let exact: [String: Int]
 
-    init(_ routes: [Route]) {
+    init(middleware: [any HTTPMiddleware], routes: [Route]) {
+        self.middleware = middleware
         self.routes = routes
         var exact: [String: Int] = [:]
         for (index, route) in routes.enumerated() where !route.pattern.contains(":") { exact[route.pattern] = index }
@@ -75,25 +93,20 @@ struct RouteTable: Sendable {
     }
 
     func answer(_ router: Router, _ head: HTTPRequestHead, path: String, body: ByteBuffer, bodyTooLarge: Bool, from sender: SocketAddress?,
-                on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
-        guard let (route, parameter) = find(path) else {
-            return eventLoop.makeSucceededFuture(HTTPAnswer(status: 404, body: "not found: \(path)\n"))
-        }
-        if let methods = route.methods, !methods.contains(head.method) {
-            let names = methods.map(\.rawValue)
-            var refusal = HTTPAnswer(status: 405, body: "use \(names.joined(separator: " or ")) for \(path)\n")
-            refusal.headers.append(("Allow", names.joined(separator: ", ")))
-            return eventLoop.makeSucceededFuture(refusal)
-        }
+                arrived: NIODeadline, on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
+        let found = find(path)
         let request = RouteRequest(head: head, path: path, body: body, bodyTooLarge: bodyTooLarge, sender: sender, eventLoop: eventLoop,
-                                   parameter: parameter.isEmpty ? nil : parameter)
-        return route.handle(router, request)
-    }
-
-    /// The handler label for the request metrics: the route's pattern, or "other" for unknown paths,
-    /// so the label's values stay a fixed set.
-    func handlerName(_ uri: String) -> String {
-        let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
-        return find(path)?.route.pattern ?? "other"
+                                   arrived: arrived, routePattern: found?.route.pattern,
+                                   parameter: found.flatMap { $0.parameter.isEmpty ? nil : $0.parameter })
+        return middleware[...].run(request) { request in
+            guard let route = found?.route else { return request.now(HTTPAnswer(status: 404, body: "not found: \(path)\n")) }
+            if let methods = route.methods, !methods.contains(head.method) {
+                let names = methods.map(\.rawValue)
+                var refusal = HTTPAnswer(status: 405, body: "use \(names.joined(separator: " or ")) for \(path)\n")
+                refusal.headers.append(("Allow", names.joined(separator: ", ")))
+                return request.now(refusal)
+            }
+            return route.middleware[...].run(request) { route.handle(router, $0) }
+        }
     }
 }

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTP1
 import TallyQuery
 import TallyStorage
 
@@ -75,6 +76,13 @@ public struct ServerConfiguration: Sendable {
 /// with) and the URL parameters that name one (`tenant`, `cloud_account_id`).
 struct TenantSources: Sendable {
     private(set) var named: [(source: String, tenant: String)] = []
+
+    /// The tenants named by each of `headers` (the configured tenant headers), every value of each.
+    init(_ head: HTTPRequestHead, headers: [String]) {
+        for name in headers {
+            for value in head.headers[name] { add(name, value) }
+        }
+    }
 
     mutating func add(_ source: String, _ tenant: String?) {
         if let tenant { named.append((source, tenant)) }

@@ -166,7 +166,7 @@ public final class ServerMetrics: Sendable {
     private let tenantHandles = Mutex<[String: TenantHandles]>([:])
     private let requestHandles = Mutex<[String: RequestHandles]>([:])
 
-    /// `handler` is one of a fixed set (`Router.handlerName`), so the label sets stay bounded.
+    /// `handler` is one of a fixed set (a route pattern or "other", `RequestMetrics`), so the label sets stay bounded.
     func request(handler: String, code: Int, duration: Duration) {
         let handles = requestHandles.withLock { cache in
             let key = "\(handler) \(code)"

@@ -127,7 +127,7 @@ public final class TallyServer: Service, Sendable {
                     logger.warning("samples without a series record", metadata: ["tenant": "\(db.tenant)", "count": "\(r.orphanSamples)"])
                 }
             } }
-            router.phase.store(.ready, ordering: .releasing)
+            router.state.phase.store(.ready, ordering: .releasing)
             logger.info("ready")
             // Imports and other writers of the storage root show up within a scan interval.
             let scanner = Task {
@@ -177,14 +177,14 @@ public final class TallyServer: Service, Sendable {
     }
 
     private func stop(channel: Channel, router: Router, registry: TenantRegistry, group: MultiThreadedEventLoopGroup, threadPools: [NIOThreadPool]) async {
-        router.phase.store(.draining, ordering: .releasing)
+        router.state.phase.store(.draining, ordering: .releasing)
         try? await channel.close()
         let clock = ContinuousClock()
         let deadline = clock.now + configuration.drainTimeout
-        while router.inFlight.load(ordering: .relaxed) > 0 && clock.now < deadline {
+        while router.state.inFlight.load(ordering: .relaxed) > 0 && clock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        let left = router.inFlight.load(ordering: .relaxed)
+        let left = router.state.inFlight.load(ordering: .relaxed)
         if left > 0 { logger.warning("drain timed out", metadata: ["in_flight": "\(left)"]) }
         for problem in registry.closeAll() { logger.error("closing WAL failed", metadata: ["problem": "\(problem)"]) }
         for pool in threadPools { try? await pool.shutdownGracefully() }

@@ -1,0 +1,26 @@
+import NIOCore
+
+/// 403 for a state-changing request from a web page of another origin (`AdminAccess.crossOriginRefusal`).
+struct CrossOriginRefusal: HTTPMiddleware {
+    /// Where a refusal is counted (`tally_write_requests_rejected_total`), for writes; nil counts none.
+    let refusals: ServerMetrics?
+
+    func handle(_ request: RouteRequest, next: (RouteRequest) -> EventLoopFuture<HTTPAnswer>) -> EventLoopFuture<HTTPAnswer> {
+        guard let refusal = AdminAccess.crossOriginRefusal(request.head) else { return next(request) }
+        refusals?.rejected(.forbidden)
+        return request.now(refusal)
+    }
+}
+
+/// 413 for a request whose body was over `--max-request-bytes` (the connection dropped its bytes).
+struct BodyLimit: HTTPMiddleware {
+    let maxRequestBytes: Int
+    /// Where a refusal is counted, for writes; nil counts none.
+    let refusals: ServerMetrics?
+
+    func handle(_ request: RouteRequest, next: (RouteRequest) -> EventLoopFuture<HTTPAnswer>) -> EventLoopFuture<HTTPAnswer> {
+        guard request.bodyTooLarge else { return next(request) }
+        refusals?.rejected(.bodyTooLarge)
+        return request.now(HTTPAnswer(status: 413, body: "request body over the limit of \(maxRequestBytes) bytes\n"))
+    }
+}
