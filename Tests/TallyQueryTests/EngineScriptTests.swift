@@ -38,6 +38,53 @@ final class EngineScriptTests: XCTestCase {
         """)
     }
 
+    /// `avg_over_time` sums and divides once unless the sum overflows or meets an infinity; these
+    /// are the cases Prometheus 2.42's own test data gives for the edges of float64, where its
+    /// running mean's answers must come out unchanged.
+    func testAverageOverTimeAtTheEdgesOfFloat() throws {
+        try run("""
+        load 10s
+            metric 1 2 3 4 5
+            metric2 1 2 3 4 Inf
+            metric3 1 2 3 4 -Inf
+            metric4 1 2 3 Inf -Inf
+            metric5 Inf 0 Inf
+            metric5c Inf Inf Inf -Inf
+            metric6b -Inf 0 -Inf
+            metric7 1 2 -Inf -Inf Inf
+            metric8 9.988465674311579e+307 9.988465674311579e+307
+            metric9 -9.988465674311579e+307 -9.988465674311579e+307 -9.988465674311579e+307
+            metric10 -9.988465674311579e+307 9.988465674311579e+307
+            metric11 0.1 0.2 0.3 NaN 0.4
+
+        eval instant at 1m avg_over_time(metric[1m])
+            {} 3
+        eval instant at 1m avg_over_time(metric2[1m])
+            {} Inf
+        eval instant at 1m avg_over_time(metric3[1m])
+            {} -Inf
+        eval instant at 1m avg_over_time(metric4[1m])
+            {} NaN
+        eval instant at 1m avg_over_time(metric5[1m])
+            {} Inf
+        eval instant at 1m avg_over_time(metric5c[1m])
+            {} NaN
+        eval instant at 1m avg_over_time(metric6b[1m])
+            {} -Inf
+        eval instant at 1m avg_over_time(metric7[1m])
+            {} NaN
+        # The sum overflows; the mean does not.
+        eval instant at 1m avg_over_time(metric8[1m])
+            {} 9.988465674311579e+307
+        eval instant at 1m avg_over_time(metric9[1m])
+            {} -9.988465674311579e+307
+        eval instant at 1m avg_over_time(metric10[1m])
+            {} 0
+        eval instant at 1m avg_over_time(metric11[1m])
+            {} NaN
+        """)
+    }
+
     func testCounterResetsAndStaleness() throws {
         try run("""
         load 1m

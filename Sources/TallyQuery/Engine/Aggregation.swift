@@ -23,40 +23,42 @@ extension Evaluator {
     /// The group key of each input series, made once rather than at every step (a new label set and
     /// a hash of it each time); equal keys share an id, by which a step finds its groups.
     private final class GroupKeys {
-        private var bySeries: [Int: (key: Labels, id: Int)] = [:]
+        /// By input series index: nil until the series first appears.
+        private var bySeries: [(key: Labels, id: Int)?] = []
         private var ids: [Labels: Int] = [:]
+        var idCount: Int { ids.count }
 
         func key(_ series: Int, _ make: () -> Labels) -> (key: Labels, id: Int) {
-            if let known = bySeries[series] { return known }
+            if series < bySeries.count, let known = bySeries[series] { return known }
             let key = make()
             let id = ids[key] ?? ids.count
             ids[key] = id
+            if series >= bySeries.count { bySeries += Array(repeating: nil, count: series + 1 - bySeries.count) }
             bySeries[series] = (key, id)
             return (key, id)
         }
     }
 
-    private final class Group {
+    /// One group's running state within a step. A value, not an object: a step made one object per
+    /// group, with a heap, which cost more than the arithmetic.
+    private struct Group {
         let labels: Labels
         var value: Double
         var mean: Double
         var count = 1
-        var heap: GoHeap
+        /// `topk` and `bottomk` only.
+        var heap: GoHeap?
+        /// `quantile` only.
         var all: [VectorElement] = []
-
-        init(labels: Labels, first: VectorElement, heapLess: @escaping (VectorElement, VectorElement) -> Bool) {
-            self.labels = labels
-            value = first.value
-            mean = first.value
-            heap = GoHeap(elements: [first], less: heapLess)
-        }
     }
 
     /// One step's aggregation. With `keys`, the group key of an element from `rangeEval`'s input (its
     /// `series` set) is looked up rather than made.
     private static func aggregate(_ node: AggregateNode, countLabel: String?, parameter: Double, _ vector: [VectorElement],
                                   keys: GroupKeys?) throws -> [VectorElement] {
-        let op = node.op
+        // The node's fields taken once: read through `node` in the loop, the whole node (its
+        // expressions too) was copied and destroyed for every element.
+        let op = node.op, without = node.without
         var k: Int64 = 0
         if op == .topk || op == .bottomk {
             guard parameter <= 9.223372036854775807e18 && parameter >= -9.223372036854775808e18 else {
@@ -68,79 +70,89 @@ extension Evaluator {
         var grouping = node.grouping
         if let countLabel {
             guard PromQL.isValidLabelName(countLabel) else { throw EvalFailure.execution("invalid label name \(GoFormat.quote(countLabel))") }
-            if !node.without {
+            if !without {
                 grouping.append(countLabel)
             }
         }
         let groupingSet = Set(grouping)
         let heapLess: (VectorElement, VectorElement) -> Bool = op == .bottomk ? { GoSort.descendingNaNFirst($0, $1) } : { GoSort.ascendingNaNFirst($0, $1) }
-        var groups: [Labels: Group] = [:]
-        var groupsByID: [Int: Group] = [:]
-        var ordered: [Group] = []
+        // Groups in the order their first element arrives, found by key id or, for elements without
+        // one, by key.
+        var groups: [Group] = []
+        var slotByKey: [Labels: Int] = [:]
+        var slotByID = [Int](repeating: -1, count: keys?.idCount ?? 0)
         for var element in vector {
             if let countLabel {
                 element.labels = element.labels.setting(countLabel, GoNumbers.fixed(element.value))
             }
             let labels = element.labels
-            let make = { node.without ? labels.removing(groupingSet.union([Labels.metricName])) : labels.keeping(groupingSet) }
-            let (key, id) = element.series >= 0 ? keys.map { $0.key(element.series, make) } ?? (make(), -1) : (make(), -1)
-            guard let group = id >= 0 ? groupsByID[id] : groups[key] else {
-                let labels = node.without || !grouping.isEmpty ? key : Labels([])
-                let group = Group(labels: labels, first: VectorElement(labels: element.labels, timestamp: 0, value: element.value), heapLess: heapLess)
+            func make() -> Labels { without ? labels.removing(groupingSet.union([Labels.metricName])) : labels.keeping(groupingSet) }
+            let (key, id) = if let keys, element.series >= 0 { keys.key(element.series, make) } else { (make(), -1) }
+            if id >= slotByID.count { slotByID += Array(repeating: -1, count: id + 1 - slotByID.count) }
+            guard let slot = id >= 0 ? (slotByID[id] >= 0 ? slotByID[id] : nil) : slotByKey[key] else {
+                var group = Group(labels: without || !grouping.isEmpty ? key : Labels([]), value: element.value, mean: element.value)
                 switch op {
                 case .stdvar, .stddev: group.value = 0
                 case .group: group.value = 1
                 case .quantile: group.all = [element]
+                case .topk, .bottomk:
+                    group.heap = GoHeap(elements: [VectorElement(labels: element.labels, timestamp: 0, value: element.value)], less: heapLess)
                 default: break
                 }
-                if id >= 0 { groupsByID[id] = group } else { groups[key] = group }
-                ordered.append(group)
+                if id >= 0 { slotByID[id] = groups.count } else { slotByKey[key] = groups.count }
+                groups.append(group)
                 continue
             }
             let v = element.value
             switch op {
             case .sum:
-                group.value += v
+                groups[slot].value += v
             case .avg:
-                group.count += 1
-                if group.mean.isInfinite {
-                    if v.isInfinite && (group.mean > 0) == (v > 0) { break }
+                groups[slot].count += 1
+                let mean = groups[slot].mean
+                if mean.isInfinite {
+                    if v.isInfinite && (mean > 0) == (v > 0) { break }
                     if !v.isInfinite && !v.isNaN { break }
                 }
-                group.mean += v / Double(group.count) - group.mean / Double(group.count)
+                let count = Double(groups[slot].count)
+                groups[slot].mean += v / count - mean / count
             case .group:
                 break
             case .max:
-                if group.value < v || group.value.isNaN { group.value = v }
+                if groups[slot].value < v || groups[slot].value.isNaN { groups[slot].value = v }
             case .min:
-                if group.value > v || group.value.isNaN { group.value = v }
+                if groups[slot].value > v || groups[slot].value.isNaN { groups[slot].value = v }
             case .count, .countValues:
-                group.count += 1
+                groups[slot].count += 1
             case .stdvar, .stddev:
-                group.count += 1
-                let delta = v - group.mean
-                group.mean += delta / Double(group.count)
-                group.value += delta * (v - group.mean)
+                groups[slot].count += 1
+                let delta = v - groups[slot].mean
+                groups[slot].mean += delta / Double(groups[slot].count)
+                groups[slot].value += delta * (v - groups[slot].mean)
             case .topk, .bottomk:
-                let top = group.heap.elements[0].value
+                guard var heap = groups[slot].heap else { break }
+                groups[slot].heap = nil
+                defer { groups[slot].heap = heap }
+                let top = heap.elements[0].value
                 let wins = op == .topk ? top < v : top > v
-                if Int64(group.heap.elements.count) < k || wins || top.isNaN {
+                if Int64(heap.elements.count) < k || wins || top.isNaN {
                     let entry = VectorElement(labels: element.labels, timestamp: 0, value: v)
-                    if Int64(group.heap.elements.count) == k {
+                    if Int64(heap.elements.count) == k {
                         if k == 1 {
-                            group.heap.elements[0] = entry
+                            heap.elements[0] = entry
                             break
                         }
-                        group.heap.pop()
+                        heap.pop()
                     }
-                    group.heap.push(entry)
+                    heap.push(entry)
                 }
             case .quantile:
-                group.all.append(element)
+                groups[slot].all.append(element)
             }
         }
         var out: [VectorElement] = []
-        for group in ordered {
+        out.reserveCapacity(groups.count)
+        for group in groups {
             let value: Double
             switch op {
             case .avg: value = group.mean
@@ -148,7 +160,7 @@ extension Evaluator {
             case .stdvar: value = group.value / Double(group.count)
             case .stddev: value = (group.value / Double(group.count)).squareRoot()
             case .topk, .bottomk:
-                var elements = group.heap.elements
+                var elements = group.heap?.elements ?? []
                 if elements.count > 1 { GoSort.sortReversed(&elements, heapLess: heapLess, ascending: op == .bottomk) }
                 out += elements
                 continue

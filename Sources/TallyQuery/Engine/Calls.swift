@@ -55,19 +55,22 @@ extension Evaluator {
 
     private func evalRangeFunction(_ call: CallNode, _ input: WindowedInput, scalarArgs: [Int: Matrix], matrixIndex: Int) throws -> Matrix {
         let function = try RangeFunctions.function(call.name)
+        // What every step reads, taken out of `input` once: read through it, the whole input (its
+        // matchers too) was copied and destroyed at each step.
+        let range = input.range, offset = input.offset
         let points = try perSeries(input.series.count, work: input.work) { i, budget, deadline in
             var window = RangeWindow(input.series[i].1)
             var points: [Point] = []
             try forEachStep(deadline: deadline) { step, ts in
-                let maxTime = ts.subtractingSaturated(input.offset)
-                let samples = try window.slide(minTime: maxTime.subtractingSaturated(input.range), maxTime: maxTime, budget: budget)
-                guard !samples.isEmpty else { return }
-                // Scalars have a point at every step.
-                let scalars = scalarArgs.isEmpty ? [:] : scalarArgs.mapValues { $0.first.flatMap { step < $0.points.count ? $0.points[step].value : nil } ?? .nan }
-                let context = RangeContext(ts: ts, range: input.range, offset: input.offset, scalars: scalars)
-                if let value = try function(samples, context) {
-                    points.append(Point(timestamp: ts, value: value))
+                let maxTime = ts.subtractingSaturated(offset)
+                let value = try window.slide(minTime: maxTime.subtractingSaturated(range), maxTime: maxTime, budget: budget) {
+                    samples throws(EvalFailure) -> Double? in
+                    guard !samples.isEmpty else { return nil }
+                    // Scalars have a point at every step.
+                    let scalars = scalarArgs.isEmpty ? [:] : scalarArgs.mapValues { $0.first.flatMap { step < $0.points.count ? $0.points[step].value : nil } ?? .nan }
+                    return try function(samples, RangeContext(ts: ts, range: range, offset: offset, scalars: scalars))
                 }
+                if let value { points.append(Point(timestamp: ts, value: value)) }
             }
             window.release(budget)
             if !points.isEmpty { try budget.take(points.count) }

@@ -106,35 +106,61 @@ final class Evaluator {
         var cursors = inputs.map { [Int](repeating: 0, count: $0.count) }
         var output: Matrix = []
         var outputIndex: [Labels: Int] = [:]
+        var lastIndices: [Int] = []
         var result: Matrix?
         try forEachStep { step, ts in
             var vectors: [[VectorElement]] = []
             vectors.reserveCapacity(inputs.count)
             for i in inputs.indices {
                 var vector: [VectorElement] = []
-                for s in inputs[i].indices {
-                    let c = cursors[i][s]
-                    guard c < inputs[i][s].points.count, inputs[i][s].points[c].timestamp == ts else { continue }
-                    vector.append(VectorElement(labels: inputs[i][s].labels, timestamp: ts, value: inputs[i][s].points[c].value, series: s))
-                    cursors[i][s] = c + 1
+                vector.reserveCapacity(inputs[i].count)
+                inputs[i].withUnsafeBufferPointer { input in
+                    cursors[i].withUnsafeMutableBufferPointer { cursor in
+                        for s in input.indices {
+                            let c = cursor[s]
+                            guard c < input[s].points.count, input[s].points[c].timestamp == ts else { continue }
+                            vector.append(VectorElement(labels: input[s].labels, timestamp: ts, value: input[s].points[c].value, series: s))
+                            cursor[s] = c + 1
+                        }
+                    }
                 }
                 vectors.append(vector)
             }
             let answer = try body(vectors, ts, step)
-            try Self.checkDistinct(answer.map(\.labels))
-            try budget.take(answer.count)
             if isInstant {
+                try Self.checkDistinct(answer.map(\.labels))
+                try budget.take(answer.count)
                 result = answer.map { EvalSeries(labels: $0.labels, points: [Point(timestamp: ts, value: $0.value)]) }
                 return
             }
-            for element in answer {
-                if let index = outputIndex[element.labels] {
-                    output[index].points.append(Point(timestamp: ts, value: element.value))
+            // Each element's output series: the one the element at its place in the last step's
+            // answer went to when the labels are the same (steps usually answer alike, and labels
+            // that share storage compare at once), else found by a hash of its labels. A series
+            // that already has a point at `ts` means this step gave its label set twice.
+            var nextIndices: [Int] = []
+            nextIndices.reserveCapacity(answer.count)
+            defer { lastIndices = nextIndices }
+            for (place, element) in answer.enumerated() {
+                let index: Int
+                if place < lastIndices.count, output[lastIndices[place]].labels == element.labels {
+                    index = lastIndices[place]
+                    guard output[index].points.last?.timestamp != ts else {
+                        throw EvalFailure.execution("vector cannot contain metrics with the same labelset")
+                    }
+                } else if let known = outputIndex[element.labels] {
+                    guard output[known].points.last?.timestamp != ts else {
+                        throw EvalFailure.execution("vector cannot contain metrics with the same labelset")
+                    }
+                    index = known
                 } else {
-                    outputIndex[element.labels] = output.count
-                    output.append(EvalSeries(labels: element.labels, points: [Point(timestamp: ts, value: element.value)]))
+                    index = output.count
+                    outputIndex[element.labels] = index
+                    output.append(EvalSeries(labels: element.labels, points: []))
                 }
+                output[index].points.append(Point(timestamp: ts, value: element.value))
+                nextIndices.append(index)
             }
+            try budget.take(answer.count)
         }
         for input in inputs { budget.release(input.reduce(0) { $0 + $1.points.count }) }
         return result ?? output
@@ -177,7 +203,7 @@ final class Evaluator {
         var matrix: Matrix = []
         for s in try select(selector, from: minTime, through: maxTime) {
             var window = RangeWindow(.stored(s.makeIterator()))
-            let points = try window.slide(minTime: minTime, maxTime: maxTime, budget: budget)
+            let points = try window.slide(minTime: minTime, maxTime: maxTime, budget: budget) { Array($0) }
             if !points.isEmpty { matrix.append(EvalSeries(labels: s.labels, points: points)) }
             try deadline.check()
         }
@@ -254,79 +280,6 @@ struct LatestSampleCursor {
             pending = nil
         }
         return latest
-    }
-}
-
-/// The samples of one series in a window that moves forward: [minTime, maxTime], both closed, as
-/// in Prometheus 2.42, without staleness markers. Samples that leave the window are dropped.
-struct RangeWindow {
-    enum Source {
-        case stored(SeriesIterator)
-        case computed([Point])
-    }
-
-    /// The source, split so that a stored series' iterator advances in place: held in the enum (or
-    /// an optional), it was copied out and back, its arrays retained and released, for every sample.
-    private var iterator: SeriesIterator
-    private let isStored: Bool
-    private let computed: [Point]
-    private var position = 0
-    private var pending: Point?
-    private var exhausted = false
-    /// A stored series' samples as its iterator hands them over, kept to reuse the space.
-    private var arriving: [Sample] = []
-    private(set) var points: [Point] = []
-
-    init(_ source: Source) {
-        switch source {
-        case .stored(let iterator):
-            self.iterator = iterator
-            isStored = true
-            computed = []
-        case .computed(let all):
-            iterator = SeriesIterator()
-            isStored = false
-            computed = all
-        }
-    }
-
-    private mutating func pull() -> Point? {
-        guard position < computed.count else { return nil }
-        position += 1
-        return computed[position - 1]
-    }
-
-    mutating func slide(minTime: Int64, maxTime: Int64, budget: SampleBudget) throws(EvalFailure) -> [Point] {
-        let drop = points.prefix { $0.timestamp < minTime }.count
-        if drop > 0 {
-            points.removeFirst(drop)
-            budget.release(drop)
-        }
-        let before = points.count
-        if isStored {
-            arriving.removeAll(keepingCapacity: true)
-            iterator.appendSamples(through: maxTime, to: &arriving)
-            for sample in arriving where sample.timestamp >= minTime && sample.valueBits != staleMarkerBits {
-                points.append(Point(timestamp: sample.timestamp, value: Double(bitPattern: sample.valueBits)))
-            }
-        } else {
-            while true {
-                if pending == nil && !exhausted {
-                    pending = pull()
-                    if pending == nil { exhausted = true }
-                }
-                guard let next = pending, next.timestamp <= maxTime else { break }
-                pending = nil
-                if next.timestamp >= minTime { points.append(next) }
-            }
-        }
-        try budget.take(points.count - before)
-        return points
-    }
-
-    mutating func release(_ budget: SampleBudget) {
-        budget.release(points.count)
-        points = []
     }
 }
 

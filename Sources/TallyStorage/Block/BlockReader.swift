@@ -509,16 +509,11 @@ public final class BlockReader: Sendable {
         }
     }
 
-    /// The series `forEachMatching` gives that have a chunk in [minTime, maxTime] which the
-    /// tombstones do not wholly delete, as their labels' symbol ids (name, value, ...): index reads
-    /// only, no chunk, and no allocation per series.
-    func forEachMatchingInRange(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64,
-                                _ body: (_ ids: [UInt32]) throws(BlockError) -> Void) throws(BlockError) {
+    /// The series `forEachMatching` gives, as their labels' symbol ids (name, value, ...), with the
+    /// entry's reader left at their chunk metas: index reads only, no string made.
+    private func forEachMatchingEntry(_ matchers: [LabelMatcher],
+                                      _ body: (_ ref: UInt32, _ ids: [UInt32], _ reader: inout SeriesEntryReader) throws(BlockError) -> Void) throws(BlockError) {
         let predicates = Self.unindexedPredicates(matchers)
-        // Every chunk of the block lies in [meta.minTime, meta.maxTime): when the range covers that
-        // and nothing is deleted, any chunk will do, and its metas need not be walked.
-        let (lastTime, overflow) = meta.maxTime.subtractingReportingOverflow(1)
-        let coversBlock = minTime <= meta.minTime && !overflow && lastTime <= maxTime && tombstones.intervals.isEmpty
         var ids: [UInt32] = []
         for ref in candidates(matchers) {
             var reader = try entry(ref)
@@ -527,11 +522,36 @@ public final class BlockReader: Sendable {
                 let at = stride(from: 0, to: ids.count, by: 2).first { symbols[Int(ids[$0])] == name }
                 return predicate(at.map { symbols[Int(ids[$0 + 1])] } ?? "")
             }
-            guard matches else { continue }
+            if matches { try body(ref, ids, &reader) }
+        }
+    }
+
+    /// `forEachMatching` with the labels as symbol ids (name, value, ...): a reader that meets the
+    /// same series in many blocks turns each set into strings once, not once a block.
+    func forEachMatchingSymbolIds(_ matchers: [LabelMatcher],
+                                  _ body: (_ ref: UInt32, _ ids: [UInt32], _ chunks: [ChunkMeta]) throws(BlockError) -> Void) throws(BlockError) {
+        var chunks: [ChunkMeta] = []
+        try forEachMatchingEntry(matchers) { ref, ids, reader throws(BlockError) in
+            chunks.removeAll(keepingCapacity: true)
+            guard reader.chunks({ chunks.append($0) }) else { throw malformed(ref) }
+            try body(ref, ids, chunks)
+        }
+    }
+
+    /// The series `forEachMatching` gives that have a chunk in [minTime, maxTime] which the
+    /// tombstones do not wholly delete, as their labels' symbol ids (name, value, ...): index reads
+    /// only, no chunk, and no allocation per series.
+    func forEachMatchingInRange(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64,
+                                _ body: (_ ids: [UInt32]) throws(BlockError) -> Void) throws(BlockError) {
+        // Every chunk of the block lies in [meta.minTime, meta.maxTime): when the range covers that
+        // and nothing is deleted, any chunk will do, and its metas need not be walked.
+        let (lastTime, overflow) = meta.maxTime.subtractingReportingOverflow(1)
+        let coversBlock = minTime <= meta.minTime && !overflow && lastTime <= maxTime && tombstones.intervals.isEmpty
+        try forEachMatchingEntry(matchers) { ref, ids, reader throws(BlockError) in
             if coversBlock {
                 guard let chunkCount = reader.chunkCount() else { throw malformed(ref) }
                 if chunkCount > 0 { try body(ids) }
-                continue
+                return
             }
             let deleted = tombstones.intervals[ref] ?? []
             var inRange = false

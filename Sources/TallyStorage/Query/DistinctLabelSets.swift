@@ -48,8 +48,10 @@ struct DistinctLabelSets {
         }
     }
 
-    /// Adds a series of a block, as its label symbol ids (name, value, ...), unless it is here.
-    mutating func add(blockSymbolIds ids: [UInt32], _ block: inout BlockTranslation) {
+    /// Adds a series of a block, as its label symbol ids (name, value, ...), unless it is here;
+    /// gives the set's number (sets are numbered from 0 as they first arrive).
+    @discardableResult
+    mutating func add(blockSymbolIds ids: [UInt32], _ block: inout BlockTranslation) -> Int {
         // Written through a buffer: appending to a stored array checks its uniqueness each time.
         var translated = scratch
         scratch = []
@@ -67,20 +69,21 @@ struct DistinctLabelSets {
             }
         }
         scratch = translated
-        addScratch()
+        return addScratch()
     }
 
-    /// Adds a head series unless it is here.
-    mutating func add(_ labels: Labels) {
+    /// Adds a head series unless it is here; gives the set's number.
+    @discardableResult
+    mutating func add(_ labels: Labels) -> Int {
         scratch.removeAll(keepingCapacity: true)
         for label in labels.pairs {
             scratch.append(intern(label.name, hash: LabelHasher.hash(of: label.name)))
             scratch.append(intern(label.value, hash: LabelHasher.hash(of: label.value)))
         }
-        addScratch()
+        return addScratch()
     }
 
-    private mutating func addScratch() {
+    private mutating func addScratch() -> Int {
         var hasher = LabelHasher()
         var i = 0
         while i + 1 < scratch.count {
@@ -97,10 +100,12 @@ struct DistinctLabelSets {
                 }
             }
         }
-        guard known == nil else { return }
-        setIndex.add(hash, Int32(count))
+        if let known { return Int(known) }
+        let set = count
+        setIndex.add(hash, Int32(set))
         setIds += scratch
         setStarts.append(setIds.count)
+        return set
     }
 
     private mutating func intern(_ string: String, hash: UInt64) -> Int32 {
@@ -116,7 +121,10 @@ struct DistinctLabelSets {
 
     /// The sets in label order (`Labels`' `<`): the strings are sorted once, and sets are compared
     /// by their strings' ranks, name, value, name, ..., a set that is a prefix of another first.
-    func sorted() -> [Labels] {
+    func sorted() -> [Labels] { sortedWithNumbers().map(\.labels) }
+
+    /// `sorted()`, each set with its number.
+    func sortedWithNumbers() -> [(number: Int, labels: Labels)] {
         var rank = [Int32](repeating: 0, count: strings.count)
         for (position, id) in strings.indices.sorted(by: { Labels.compareBytes(strings[$0], strings[$1]) < 0 }).enumerated() {
             rank[id] = Int32(position)
@@ -127,7 +135,7 @@ struct DistinctLabelSets {
         }
         return order.map { set in
             let ids = setIds[setStarts[set]..<setStarts[set + 1]]
-            return Labels(stride(from: ids.startIndex, to: ids.endIndex, by: 2).map { Label(strings[Int(ids[$0])], strings[Int(ids[$0 + 1])]) })
+            return (set, Labels(stride(from: ids.startIndex, to: ids.endIndex, by: 2).map { Label(strings[Int(ids[$0])], strings[Int(ids[$0 + 1])]) }))
         }
     }
 }

@@ -30,9 +30,16 @@ public final class TenantQuerier: @unchecked Sendable {
             }
             return (fromHead, sources(live))
         }
-        var byLabels: [Labels: [QueriedChunk]] = [:]
+        // Series found by their symbol ids: one met in 30 daily blocks is made into `Labels` once,
+        // and its chunks gathered by the set's number.
+        var found = DistinctLabelSets()
+        var chunksBySet: [[QueriedChunk]] = []
+        func add(_ set: Int, _ chunks: [QueriedChunk]) {
+            if set == chunksBySet.count { chunksBySet.append(chunks) } else { chunksBySet[set] += chunks }
+        }
         for (rank, block) in blocks.enumerated() where block.meta.maxTime > lo && block.meta.minTime <= hi {
-            try block.forEachMatching(matchers, skipUnreadable: nil) { (ref, pairs, metas) throws(BlockError) in
+            var translation = DistinctLabelSets.BlockTranslation(symbols: block.symbols, hashes: block.symbolHashes)
+            try block.forEachMatchingSymbolIds(matchers) { (ref, ids, metas) throws(BlockError) in
                 let deleted = block.tombstones.intervals[ref] ?? []
                 var chunks: [QueriedChunk] = []
                 for meta in metas where meta.maxTime >= lo && meta.minTime <= hi {
@@ -43,11 +50,11 @@ public final class TenantQuerier: @unchecked Sendable {
                     chunks.append(QueriedChunk(minTime: meta.minTime, maxTime: meta.maxTime, mapped: chunk.bytes,
                                                block: block, deleted: deleted, sourceRank: rank))
                 }
-                if !chunks.isEmpty { byLabels[Labels(pairs.map { Label($0.0, $0.1) }), default: []] += chunks }
+                if !chunks.isEmpty { add(found.add(blockSymbolIds: ids, &translation), chunks) }
             }
         }
-        for (labels, chunks) in fromHead where !chunks.isEmpty { byLabels[labels, default: []] += chunks }
-        return byLabels.map { QueriedSeries(labels: $0.key, chunks: $0.value) }.sorted { $0.labels < $1.labels }
+        for (labels, chunks) in fromHead where !chunks.isEmpty { add(found.add(labels), chunks) }
+        return found.sortedWithNumbers().map { QueriedSeries(labels: $0.labels, chunks: chunksBySet[$0.number]) }
     }
 
     /// The label sets `select` would give for any of `matcherSets`, sorted, from the indexes

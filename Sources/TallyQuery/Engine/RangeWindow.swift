@@ -1,0 +1,90 @@
+import TallyStorage
+
+/// The samples of one series in a window that moves forward: [minTime, maxTime], both closed, as
+/// in Prometheus 2.42, without a stored series' staleness markers. Samples that leave the window
+/// are dropped.
+///
+/// The window keeps its samples as storage hands them over, in one array that the iterator appends
+/// to and the range functions read in place as points (`Sample` and `Point` are both a timestamp
+/// and 64 value bits): copying every sample into a second array of points, one append at a time,
+/// cost more than decoding it.
+struct RangeWindow {
+    enum Source {
+        case stored(SeriesIterator)
+        case computed([Point])
+    }
+
+    /// The source, split so that a stored series' iterator advances in place: held in the enum (or
+    /// an optional), it was copied out and back, its arrays retained and released, for every sample.
+    private var iterator: SeriesIterator
+    private let isStored: Bool
+    private let computed: [Point]
+    private var position = 0
+    /// The window is `samples[first...]`; the samples before `first` have left it and are removed
+    /// once they are at least half the array.
+    private var samples: [Sample] = []
+    private var first = 0
+
+    init(_ source: Source) {
+        switch source {
+        case .stored(let iterator):
+            self.iterator = iterator
+            isStored = true
+            computed = []
+        case .computed(let all):
+            iterator = SeriesIterator()
+            isStored = false
+            computed = all
+        }
+    }
+
+    /// Moves the window to [minTime, maxTime] (neither ever moving back) and calls `body` with its
+    /// samples, which stay valid only during the call.
+    mutating func slide<Result>(minTime: Int64, maxTime: Int64, budget: SampleBudget,
+                                _ body: (UnsafeBufferPointer<Point>) throws(EvalFailure) -> Result) throws(EvalFailure) -> Result {
+        let kept = samples.count - first
+        while first < samples.count && samples[first].timestamp < minTime { first += 1 }
+        budget.release(kept - (samples.count - first))
+        if first == samples.count {
+            samples.removeAll(keepingCapacity: true)
+            first = 0
+        } else if first >= 64 && first * 2 >= samples.count {
+            samples.removeSubrange(0..<first)
+            first = 0
+        }
+        let before = samples.count
+        if isStored {
+            iterator.appendSamples(through: maxTime, to: &samples)
+            dropArrivals(before, before: minTime)
+        } else {
+            while position < computed.count && computed[position].timestamp <= maxTime {
+                let point = computed[position]
+                position += 1
+                if point.timestamp >= minTime { samples.append(Sample(timestamp: point.timestamp, valueBits: point.value.bitPattern)) }
+            }
+        }
+        try budget.take(samples.count - before)
+        return try samples.withUnsafeBufferPointer { all throws(EvalFailure) in
+            try UnsafeBufferPointer(rebasing: all[first...]).withMemoryRebound(to: Point.self, body)
+        }
+    }
+
+    /// Removes the stored samples from `start` on that lie before `minTime` or are staleness
+    /// markers, keeping the others' order; they are rare, so the usual arrival is only scanned.
+    private mutating func dropArrivals(_ start: Int, before minTime: Int64) {
+        var kept = start
+        for i in start..<samples.count {
+            let sample = samples[i]
+            guard sample.timestamp >= minTime && sample.valueBits != staleMarkerBits else { continue }
+            if kept != i { samples[kept] = sample }
+            kept += 1
+        }
+        if kept < samples.count { samples.removeSubrange(kept...) }
+    }
+
+    mutating func release(_ budget: SampleBudget) {
+        budget.release(samples.count - first)
+        samples = []
+        first = 0
+    }
+}
