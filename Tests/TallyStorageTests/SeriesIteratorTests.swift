@@ -45,14 +45,14 @@ final class SeriesIteratorTests: XCTestCase {
         try? FileSystem.removeTree(String(directory.dropLast("/tenant".count)))
     }
 
-    private func writeBlock(_ minTime: Int64, _ maxTime: Int64, chunks: [[Int64]], offset: Double) throws {
+    private func writeBlock(_ minTime: Int64, _ maxTime: Int64, chunks: [[Int64]], offset: Double, into directory: String? = nil) throws {
         let encoded = chunks.map { timestamps in
             var chunk = XORChunk()
             for t in timestamps { chunk.append(timestamp: t, valueBits: (Double(t) + offset).bitPattern) }
             return EncodedChunk(minTime: timestamps[0], maxTime: timestamps[timestamps.count - 1], bytes: chunk.bytes)
         }
         _ = try BlockWriter.write(series: [BlockSeries(labels: [("__name__", "m")], chunks: encoded)], minTime: minTime, maxTime: maxTime,
-                              into: directory, tenant: "t")
+                              into: directory ?? self.directory, tenant: "t")
     }
 
     private func series() throws -> QueriedSeries {
@@ -119,5 +119,42 @@ final class SeriesIteratorTests: XCTestCase {
         slices = []
         skipping.appendSamples(through: d + 5 * h + 2 * Self.minute, to: &slices)
         XCTAssertEqual(slices.map(\.timestamp), [d + 5 * h + Self.minute, d + 5 * h + 2 * Self.minute])
+    }
+
+    /// A chunk far longer than the batches a slice decodes in: slices that end inside a batch, on
+    /// its edge, and past the chunk's end all hand out what `advance` does.
+    func testLongChunksAreHandedOutAcrossBatchEdges() throws {
+        let other = String(directory.dropLast("/tenant".count)) + "/long"
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+        let d = Self.day, second: Int64 = 1000
+        let times = (0..<Int64(1000)).map { d + $0 * second }
+        try writeBlock(d, d + 2 * Self.hour, chunks: [times], offset: 0.25, into: other)
+        let long = try TenantDatabase.open(directory: other, tenant: "t")
+        defer { try? long.close() }
+        func makeIterator() throws -> SeriesIterator {
+            let selected = try long.querier(minTime: .min, maxTime: .max).select([try LabelMatcher("__name__", .equal, "m")], minTime: .min, maxTime: .max)
+            return try XCTUnwrap(selected.first).makeIterator()
+        }
+        var one = try makeIterator()
+        var expected: [Sample] = []
+        while one.advance() { expected.append(Sample(timestamp: one.timestamp, valueBits: one.valueBits)) }
+        XCTAssertEqual(expected.map(\.timestamp), times)
+        for width in [1, 127, 128, 129, 300, 2000].map({ Int64($0) * second }) {
+            var iterator = try makeIterator()
+            var collected: [Sample] = []
+            var through = d - 1
+            while through < d + 1000 * second + width {
+                let before = collected.count
+                iterator.appendSamples(through: through, to: &collected)
+                XCTAssertTrue(collected[before...].allSatisfy { $0.timestamp <= through }, "width \(width): nothing past the window's end")
+                if collected.count < expected.count {
+                    XCTAssertTrue(iterator.advance(), "width \(width)")
+                    XCTAssertEqual(iterator.timestamp, expected[collected.count].timestamp, "width \(width): the held sample comes next")
+                    collected.append(Sample(timestamp: iterator.timestamp, valueBits: iterator.valueBits))
+                }
+                through += width
+            }
+            XCTAssertEqual(collected, expected, "width \(width)")
+        }
     }
 }

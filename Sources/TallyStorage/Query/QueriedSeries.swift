@@ -147,15 +147,7 @@ public struct SeriesIterator {
         }
         while true {
             if decoding && decoderDeleted.isEmpty {
-                while let (t, v) = decoder.next() {
-                    timestamp = t
-                    valueBits = v
-                    if t > maxTime {
-                        holding = true
-                        return
-                    }
-                    samples.append(Sample(timestamp: t, valueBits: v))
-                }
+                if appendDecoded(through: maxTime, to: &samples) { return }
                 decoding = false
             }
             guard advance() else { return }
@@ -164,6 +156,46 @@ public struct SeriesIterator {
                 return
             }
             samples.append(Sample(timestamp: timestamp, valueBits: valueBits))
+        }
+    }
+
+    /// The chunk being decoded alone, without deletions: its samples up to `maxTime` appended
+    /// to `samples` a batch at a time from a buffer on the stack (one append a sample, with its
+    /// uniqueness check, cost as much as decoding). True when it stopped at a later sample, now
+    /// held; false at the chunk's end.
+    private mutating func appendDecoded(through maxTime: Int64, to samples: inout [Sample]) -> Bool {
+        let batch = 128
+        return withUnsafeTemporaryAllocation(of: Sample.self, capacity: batch) { buffer in
+            let base = buffer.baseAddress!
+            while true {
+                var count = 0
+                var stoppedLater = false, ended = false
+                while count < batch {
+                    guard let (t, v) = decoder.next() else {
+                        ended = true
+                        break
+                    }
+                    if t > maxTime {
+                        timestamp = t
+                        valueBits = v
+                        holding = true
+                        stoppedLater = true
+                        break
+                    }
+                    (base + count).initialize(to: Sample(timestamp: t, valueBits: v))
+                    count += 1
+                }
+                if count > 0 {
+                    samples.append(contentsOf: UnsafeBufferPointer(start: base, count: count))
+                    let last = base[count - 1]
+                    if !stoppedLater {
+                        timestamp = last.timestamp
+                        valueBits = last.valueBits
+                    }
+                }
+                if stoppedLater { return true }
+                if ended { return false }
+            }
         }
     }
 
