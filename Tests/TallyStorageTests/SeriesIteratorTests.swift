@@ -92,6 +92,23 @@ final class SeriesIteratorTests: XCTestCase {
         }
     }
 
+    /// Slices cut by a count rather than a time (a reader a batch ahead) hand out the same samples,
+    /// through merged runs, deletions and the head.
+    func testSlicesOfAtMostSomeSamplesHandOutEachSampleOnce() throws {
+        let expected = try oneAtATime()
+        for limit in [1, 7, 128, 129, 1000] {
+            var iterator = try series().makeIterator()
+            var collected: [Sample] = []
+            while true {
+                let before = collected.count
+                iterator.appendSamples(through: .max, to: &collected, limit: limit)
+                XCTAssertLessThanOrEqual(collected.count - before, limit)
+                if collected.count == before { break }
+            }
+            XCTAssertEqual(collected, expected, "limit \(limit)")
+        }
+    }
+
     /// After a slice, the sample it stopped before is the next one `advance` and `seek` give.
     func testTheSampleAfterASliceComesNext() throws {
         let expected = try oneAtATime()

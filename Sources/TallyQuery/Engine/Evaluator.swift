@@ -175,11 +175,13 @@ final class Evaluator {
         let series = try select(selector, from: start.subtractingSaturated(selector.offset).subtractingSaturated(lookback),
                                 through: end.subtractingSaturated(selector.offset))
         let work = series.reduce(0) { $0 &+ $1.sampleCount } &+ series.count &* stepCount
+        // Read through `selector` at each step, the whole node (its matchers too) was copied.
+        let offset = selector.offset
         let points = try perSeries(series.count, work: work) { i, budget, deadline in
             var cursor = LatestSampleCursor(series[i].makeIterator())
             var points: [Point] = []
             try forEachStep(deadline: deadline) { _, ts in
-                let refTime = ts.subtractingSaturated(selector.offset)
+                let refTime = ts.subtractingSaturated(offset)
                 guard let sample = cursor.latest(atOrBefore: refTime), sample.timestamp >= refTime.subtractingSaturated(lookback),
                       sample.valueBits != staleMarkerBits else { return }
                 try budget.take()
@@ -257,27 +259,35 @@ final class WarningSink {
     func add(_ line: String) { if !lines.contains(line) { lines.append(line) } }
 }
 
-/// The newest sample at or before a moving time, for a series read forward once.
+/// The newest sample at or before a moving time, for a series read forward once. It reads a
+/// batch of samples ahead and walks them step by step: one call into storage a sample cost more
+/// than decoding it.
 struct LatestSampleCursor {
     private var iterator: SeriesIterator
-    private var pending: Sample?
+    private var ahead: [Sample] = []
+    private var position = 0
     private var exhausted = false
     private var latest: Sample?
 
     init(_ iterator: SeriesIterator) { self.iterator = iterator }
 
+    /// `t` never moves back between calls.
     mutating func latest(atOrBefore t: Int64) -> Sample? {
         while true {
-            if pending == nil && !exhausted {
-                if iterator.advance() {
-                    pending = Sample(timestamp: iterator.timestamp, valueBits: iterator.valueBits)
-                } else {
+            if position == ahead.count {
+                if exhausted { break }
+                ahead.removeAll(keepingCapacity: true)
+                position = 0
+                iterator.appendSamples(through: .max, to: &ahead, limit: 256)
+                if ahead.isEmpty {
                     exhausted = true
+                    break
                 }
             }
-            guard let next = pending, next.timestamp <= t else { break }
+            let next = ahead[position]
+            guard next.timestamp <= t else { break }
             latest = next
-            pending = nil
+            position += 1
         }
         return latest
     }

@@ -136,19 +136,25 @@ public struct SeriesIterator {
         return false
     }
 
-    /// Appends every sample still to come up to and including `maxTime` to `samples`, leaving the
-    /// first later one to come next. A range window takes its samples in one call: one call a
-    /// sample across the module boundary cost more than decoding it.
-    public mutating func appendSamples(through maxTime: Int64, to samples: inout [Sample]) {
+    /// Appends every sample still to come up to and including `maxTime` to `samples`, but at most
+    /// `limit`, leaving the first later one to come next. A range window takes its samples in one
+    /// call, and a step-by-step reader a batch ahead: one call a sample across the module boundary
+    /// cost more than decoding it.
+    public mutating func appendSamples(through maxTime: Int64, to samples: inout [Sample], limit: Int = .max) {
+        var room = limit
+        guard room > 0 else { return }
         if holding {
             guard timestamp <= maxTime else { return }
             samples.append(Sample(timestamp: timestamp, valueBits: valueBits))
             holding = false
+            room -= 1
         }
-        while true {
+        while room > 0 {
             if decoding && decoderDeleted.isEmpty {
-                if appendDecoded(through: maxTime, to: &samples) { return }
-                decoding = false
+                switch appendDecoded(through: maxTime, to: &samples, room: &room) {
+                case .stoppedLater, .filled: return
+                case .ended: decoding = false
+                }
             }
             guard advance() else { return }
             if timestamp > maxTime {
@@ -156,30 +162,40 @@ public struct SeriesIterator {
                 return
             }
             samples.append(Sample(timestamp: timestamp, valueBits: valueBits))
+            room -= 1
         }
     }
 
-    /// The chunk being decoded alone, without deletions: its samples up to `maxTime` appended
-    /// to `samples` a batch at a time from a buffer on the stack (one append a sample, with its
-    /// uniqueness check, cost as much as decoding). True when it stopped at a later sample, now
-    /// held; false at the chunk's end.
-    private mutating func appendDecoded(through maxTime: Int64, to samples: inout [Sample]) -> Bool {
+    private enum DecodedEnd {
+        /// At a sample past the window, now held.
+        case stoppedLater
+        /// With no room left.
+        case filled
+        /// At the chunk's end.
+        case ended
+    }
+
+    /// The chunk being decoded alone, without deletions: its samples up to `maxTime`, at most
+    /// `room` of them, appended to `samples` a batch at a time from a buffer on the stack (one
+    /// append a sample, with its uniqueness check, cost as much as decoding).
+    private mutating func appendDecoded(through maxTime: Int64, to samples: inout [Sample], room: inout Int) -> DecodedEnd {
         let batch = 128
         return withUnsafeTemporaryAllocation(of: Sample.self, capacity: batch) { buffer in
             let base = buffer.baseAddress!
             while true {
                 var count = 0
-                var stoppedLater = false, ended = false
-                while count < batch {
+                var end: DecodedEnd?
+                let wanted = min(batch, room)
+                while count < wanted {
                     guard let (t, v) = decoder.next() else {
-                        ended = true
+                        end = .ended
                         break
                     }
                     if t > maxTime {
                         timestamp = t
                         valueBits = v
                         holding = true
-                        stoppedLater = true
+                        end = .stoppedLater
                         break
                     }
                     (base + count).initialize(to: Sample(timestamp: t, valueBits: v))
@@ -187,14 +203,14 @@ public struct SeriesIterator {
                 }
                 if count > 0 {
                     samples.append(contentsOf: UnsafeBufferPointer(start: base, count: count))
-                    let last = base[count - 1]
-                    if !stoppedLater {
-                        timestamp = last.timestamp
-                        valueBits = last.valueBits
+                    room -= count
+                    if end != .stoppedLater {
+                        timestamp = base[count - 1].timestamp
+                        valueBits = base[count - 1].valueBits
                     }
                 }
-                if stoppedLater { return true }
-                if ended { return false }
+                if let end { return end }
+                if room == 0 { return .filled }
             }
         }
     }
