@@ -169,22 +169,20 @@ enum PrometheusJSON {
     }
 
     /// `[1435781451.781,"1"]`, Prometheus' `marshalPointJSON`.
+    /// `[time,"value"]`, written straight into the bytes: an answer has a point per series and step,
+    /// and building each one's text as strings first cost more than the query behind it.
     private static func appendPoint(_ timestamp: Int64, _ value: Double, to out: inout JSONText) {
-        out.append("[" + pointTimestamp(timestamp) + ",")
-        out.appendString(sampleValue(value))
+        out.append("[")
+        out.appendPointTimestamp(timestamp)
+        out.append(",")
+        out.appendUnescaped(sampleValue(value))
         out.append("]")
     }
 
     /// A vector or matrix point's time (`jsonutil.MarshalTimestamp`): whole seconds, then the
     /// milliseconds as three digits when there are any (`1.5` is written `1.500`).
     static func pointTimestamp(_ milliseconds: Int64) -> String {
-        let sign = milliseconds < 0 ? "-" : ""
-        let magnitude = milliseconds.magnitude
-        let fraction = magnitude % 1000
-        let whole = sign + String(magnitude / 1000)
-        guard fraction != 0 else { return whole }
-        let digits = String(fraction)
-        return whole + "." + String(repeating: "0", count: 3 - digits.count) + digits
+        String(decoding: JSONText { $0.appendPointTimestamp(milliseconds) }.bytes, as: UTF8.self)
     }
 
     /// A scalar's or string's time: Go's `encoding/json` of `float64(t) / 1000` (`1.5`), shortest
@@ -224,6 +222,39 @@ struct JSONText: Sendable {
 
     /// Appends `text` as a quoted, escaped JSON string.
     mutating func appendString(_ text: String) { CostReport.appendQuoted(text, to: &bytes) }
+
+    /// Appends `text`, which has nothing to escape (a number's text), quoted.
+    mutating func appendUnescaped(_ text: String) {
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: text.utf8)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// Appends a point's time (`PrometheusJSON.pointTimestamp`): whole seconds, then three digits
+    /// of milliseconds when there are any.
+    mutating func appendPointTimestamp(_ milliseconds: Int64) {
+        if milliseconds < 0 { bytes.append(UInt8(ascii: "-")) }
+        let magnitude = milliseconds.magnitude
+        appendDigits(magnitude / 1000, atLeast: 1)
+        let fraction = magnitude % 1000
+        guard fraction != 0 else { return }
+        bytes.append(UInt8(ascii: "."))
+        appendDigits(fraction, atLeast: 3)
+    }
+
+    /// The decimal digits of `value`, padded with leading zeros to `atLeast`.
+    private mutating func appendDigits(_ value: UInt64, atLeast minimum: Int) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for 24 digits, more than UInt64 has
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var v = value, end = buffer.count
+            repeat {
+                end -= 1
+                buffer[end] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+            } while v > 0 || buffer.count - end < minimum
+            bytes.append(contentsOf: buffer[end...])
+        }
+    }
 
     /// Appends `[a,b,...]`, each element written by `element`.
     mutating func appendList<T>(_ items: [T], _ element: (T, inout JSONText) -> Void) {

@@ -175,6 +175,22 @@ final class QueryAPITests: XCTestCase {
         XCTAssertTrue(inf.body.contains(#""-Inf""#), inf.body)
     }
 
+    /// A point's time is whole seconds and, when there are any, three digits of milliseconds
+    /// (Prometheus' `jsonutil.MarshalTimestamp`), before the epoch too.
+    func testPointTimesAreWrittenAsPrometheusWritesThem() throws {
+        let root = try makeTemporaryDirectory("query-api-times")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let tally = try TallyServerProcess(storage: root + "/storage")
+        try tally.waitReady()
+        for (time, written) in [("0", "0"), ("0.05", "0.050"), ("1.005", "1.005"), ("12.34", "12.340"), ("-1.005", "-1.005"),
+                                ("-0.5", "-0.500"), ("1700000000.999", "1700000000.999"), ("-86400", "-86400")] {
+            let r = try tally.client.request("GET", "/api/v1/query?query=vector(1)&time=\(time)")
+            XCTAssertEqual(r.body, #"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[\#(written),"1"]}]}}"#, time)
+        }
+        let range = try tally.client.request("GET", "/api/v1/query_range?query=vector(0.1)&start=-0.25&end=0.5&step=0.375")
+        XCTAssertEqual(range.body, #"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[-0.250,"0.1"],[0.125,"0.1"],[0.500,"0.1"]]}]}}"#)
+    }
+
     func testBadInputIs400BadDataWithAMessageAndNeverACrash() throws {
         let root = try makeTemporaryDirectory("query-api")
         defer { try? FileManager.default.removeItem(atPath: root) }
