@@ -299,6 +299,7 @@ public struct XORIterator: IteratorProtocol, ChunkIterator {
         bitPosition = 16
     }
 
+    @inline(__always)
     public mutating func next() -> (timestamp: Int64, valueBits: UInt64)? {
         guard read < total, !failed else { return nil }
         guard decodeNext(), bitPosition <= bitCount else {
@@ -309,6 +310,34 @@ public struct XORIterator: IteratorProtocol, ChunkIterator {
         return (timestamp, valueBits)
     }
 
+    /// How a run of `decode(into:capacity:through:)` ended.
+    enum RunEnd {
+        /// `capacity` samples were written.
+        case full
+        /// The next sample lies past `maxTime`; it was decoded and is given here.
+        case later(Sample)
+        /// The chunk has no more samples (or failed: see `failed`).
+        case ended
+    }
+
+    /// Decodes samples into `out`, at most `capacity`, while their times are at most `maxTime`;
+    /// gives how many it wrote and why it stopped. The loop runs on a copy of the iterator's state,
+    /// which the compiler keeps in registers: through `next()`, every field went to memory and
+    /// back for each sample.
+    mutating func decode(into out: UnsafeMutablePointer<Sample>, capacity: Int, through maxTime: Int64) -> (count: Int, end: RunEnd) {
+        var state = self
+        defer { self = state }
+        var count = 0
+        while count < capacity {
+            guard let (t, v) = state.next() else { return (count, .ended) }
+            if t > maxTime { return (count, .later(Sample(timestamp: t, valueBits: v))) }
+            (out + count).initialize(to: Sample(timestamp: t, valueBits: v))
+            count += 1
+        }
+        return (count, .full)
+    }
+
+    @inline(__always)
     private mutating func decodeNext() -> Bool {
         switch read {
         case 0:

@@ -183,34 +183,22 @@ public struct SeriesIterator {
         return withUnsafeTemporaryAllocation(of: Sample.self, capacity: batch) { buffer in
             let base = buffer.baseAddress!
             while true {
-                var count = 0
-                var end: DecodedEnd?
-                let wanted = min(batch, room)
-                while count < wanted {
-                    guard let (t, v) = decoder.next() else {
-                        end = .ended
-                        break
-                    }
-                    if t > maxTime {
-                        timestamp = t
-                        valueBits = v
-                        holding = true
-                        end = .stoppedLater
-                        break
-                    }
-                    (base + count).initialize(to: Sample(timestamp: t, valueBits: v))
-                    count += 1
-                }
+                let (count, end) = decoder.decode(into: base, capacity: min(batch, room), through: maxTime)
                 if count > 0 {
                     samples.append(contentsOf: UnsafeBufferPointer(start: base, count: count))
                     room -= count
-                    if end != .stoppedLater {
-                        timestamp = base[count - 1].timestamp
-                        valueBits = base[count - 1].valueBits
-                    }
+                    timestamp = base[count - 1].timestamp
+                    valueBits = base[count - 1].valueBits
                 }
-                if let end { return end }
-                if room == 0 { return .filled }
+                switch end {
+                case .later(let sample):
+                    timestamp = sample.timestamp
+                    valueBits = sample.valueBits
+                    holding = true
+                    return .stoppedLater
+                case .ended: return .ended
+                case .full: if room == 0 { return .filled }
+                }
             }
         }
     }
