@@ -116,6 +116,8 @@ public final class TallyServer: Service, Sendable {
         hangup.resume()
         defer { hangup.cancel() }
 
+        // The block scan, compaction and retention, once the WALs are replayed.
+        var background: Task<Void, Never>?
         do {
             try await maintenancePool.runIfActive { try registry.openExisting { db in
                 let r = db.replay
@@ -130,43 +132,36 @@ public final class TallyServer: Service, Sendable {
             router.state.phase.store(.ready, ordering: .releasing)
             logger.info("ready")
             // Imports and other writers of the storage root show up within a scan interval.
-            let scanner = Task {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: configuration.blockScanInterval)
-                    if Task.isCancelled { break }
-                    try? await maintenancePool.runIfActive {
-                        registry.scan(log)
-                        for line in [limits.reload(), authenticator?.reload()].compactMap({ $0 }) { logger.notice("\(line)") }
+            var services = [ServiceGroupConfiguration.ServiceConfiguration(service: BackgroundMaintenance(
+                interval: configuration.blockScanInterval, pool: maintenancePool) {
+                    registry.scan(log)
+                    for line in [limits.reload(), authenticator?.reload()].compactMap({ $0 }) { logger.notice("\(line)") }
+                })]
+            // Retention still runs (every 5 minutes) when background compaction is turned off.
+            if let interval = configuration.compactionInterval ?? (configuration.retention == nil ? nil : .seconds(300)) {
+                let (retention, compacts) = (configuration.retention, configuration.compactionInterval != nil)
+                services.append(.init(service: BackgroundMaintenance(interval: interval, pool: maintenancePool) {
+                    // Failures are counted and logged by `maintenance`; the next round tries again.
+                    for db in registry.openDatabases {
+                        if let keep = retention { _ = try? maintenance.applyRetention(db, keep: keep, .background) }
+                        if compacts { _ = try? maintenance.compact(db, .background) }
                     }
-                }
+                }))
             }
-            let compactor = Task {
-                // Retention still runs (every 5 minutes) when background compaction is turned off.
-                guard let interval = configuration.compactionInterval ?? (configuration.retention == nil ? nil : .seconds(300)) else { return }
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: interval)
-                    if Task.isCancelled { break }
-                    // Failures are counted and logged by `maintenance`; the next interval tries again.
-                    let (retention, compacts) = (configuration.retention, configuration.compactionInterval != nil)
-                    try? await maintenancePool.runIfActive {
-                        for db in registry.openDatabases {
-                            if let keep = retention { _ = try? maintenance.applyRetention(db, keep: keep, .background) }
-                            if compacts { _ = try? maintenance.compact(db, .background) }
-                        }
-                    }
-                }
-            }
+            let backgroundGroup = ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: logger))
+            background = Task { try? await backgroundGroup.run() }
             try? await gracefulShutdown()
-            scanner.cancel()
-            compactor.cancel()
+            await backgroundGroup.triggerGracefulShutdown()
         } catch {
             logger.error("startup failed", metadata: ["error": "\(error)"])
-            await stop(channel: channel, router: router, registry: registry, group: group, threadPools: [threadPool, queryPool, maintenancePool])
+            await stop(channel: channel, router: router, registry: registry, group: group, background: nil,
+                       threadPools: [threadPool, queryPool, maintenancePool])
             announcement.withdraw(from: configuration.storageRoot)
             throw error
         }
         logger.info("shutting down: no new writes; draining")
-        await stop(channel: channel, router: router, registry: registry, group: group, threadPools: [threadPool, queryPool, maintenancePool])
+        await stop(channel: channel, router: router, registry: registry, group: group, background: background,
+                   threadPools: [threadPool, queryPool, maintenancePool])
         announcement.withdraw(from: configuration.storageRoot)
         withExtendedLifetime(rootLock) {}
         logger.info("stopped")
@@ -176,7 +171,10 @@ public final class TallyServer: Service, Sendable {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
-    private func stop(channel: Channel, router: Router, registry: TenantRegistry, group: MultiThreadedEventLoopGroup, threadPools: [NIOThreadPool]) async {
+    /// Stops accepting, drains in-flight requests, waits for a background round in progress (told
+    /// to stop already), then closes the tenants and the threads.
+    private func stop(channel: Channel, router: Router, registry: TenantRegistry, group: MultiThreadedEventLoopGroup,
+                      background: Task<Void, Never>?, threadPools: [NIOThreadPool]) async {
         router.state.phase.store(.draining, ordering: .releasing)
         try? await channel.close()
         let clock = ContinuousClock()
@@ -186,6 +184,7 @@ public final class TallyServer: Service, Sendable {
         }
         let left = router.state.inFlight.load(ordering: .relaxed)
         if left > 0 { logger.warning("drain timed out", metadata: ["in_flight": "\(left)"]) }
+        await background?.value
         for problem in registry.closeAll() { logger.error("closing WAL failed", metadata: ["problem": "\(problem)"]) }
         for pool in threadPools { try? await pool.shutdownGracefully() }
         try? await group.shutdownGracefully()
