@@ -4,59 +4,144 @@ import Glibc
 
 /// Rebuilding the head from the WAL at open (Prometheus' `head_wal.go`): the newest checkpoint, then
 /// the segments after it, each record applied in the order it was appended, then the last segment's
-/// tail repaired.
+/// tail repaired. A second thread reads and decodes the files a few records ahead (`WALReadAhead`)
+/// while this one applies them.
 extension Head {
     /// Replays `<directory>/wal` into this empty head. Unless `readOnly`, also finishes a checkpoint
     /// cleanup a crash interrupted and repairs the tail of the last segment. Returns the index the
     /// next segment takes.
     func loadWAL(tenantDirectory directory: String, readOnly: Bool, _ report: inout ReplayReport) throws(StorageIOError) -> Int {
         let walDirectory = directory + "/wal"
-        var scratch = ReplayScratch()
         let checkpoint = FileSystem.isDirectory(walDirectory) ? try WALCheckpoint.latest(in: walDirectory) : nil
-        if let checkpoint {
-            let path = walDirectory + "/" + WALCheckpoint.name(checkpoint)
-            for segment in try WALFormat.segments(in: path) {
-                let bytes = try SegmentBytes(path: path + "/" + WALFormat.segmentName(segment), mapped: !readOnly)
-                let end = WALSegmentReader.read(bytes.bytes, file: path + "/" + WALFormat.segmentName(segment)) { record in
-                    Self.replayRecord(record, into: self, &scratch, &report)
-                }
-                if end != .clean { report.problems.append("\(path): checkpoint unreadable past offset \(end.validEnd ?? 0)") }
-                if case let .corrupt(_, corruption) = end { report.corruptions.append(corruption) }
-            }
-        }
+        let checkpointPath = checkpoint.map { walDirectory + "/" + WALCheckpoint.name($0) }
+        let checkpointFiles = try checkpointPath.map { path throws(StorageIOError) in
+            try WALFormat.segments(in: path).map { path + "/" + WALFormat.segmentName($0) }
+        } ?? []
+        // Only what the checkpoint replaced goes, none of the files read below.
         if !readOnly { try WALCheckpoint.removeObsolete(walDirectory: walDirectory, upTo: checkpoint ?? -1) }
         let segments = FileSystem.isDirectory(walDirectory)
             ? try WALFormat.segments(in: walDirectory).filter { $0 > (checkpoint ?? -1) } : []
-        for (k, segment) in segments.enumerated() {
-            let path = walDirectory + "/" + WALFormat.segmentName(segment)
-            let segmentBytes = try SegmentBytes(path: path, mapped: !readOnly)
-            report.segments += 1
-            let end = WALSegmentReader.read(segmentBytes.bytes, file: path) { record in Self.replayRecord(record, into: self, &scratch, &report) }
-            let isLast = k == segments.count - 1
-            switch end {
-            case .clean: break
-            case let .torn(validEnd):
-                report.problems.append("\(path): torn record at offset \(validEnd) (a write cut short); \(isLast && !readOnly ? "cut there" : "read up to it")")
-            case let .corrupt(validEnd, corruption):
-                report.corruptions.append(corruption)
-                report.problems.append("\(corruption); records after offset \(validEnd) \(isLast && !readOnly ? "moved to wal-quarantine/" : "not read")")
+        let segmentFiles = segments.map { walDirectory + "/" + WALFormat.segmentName($0) }
+
+        let reader = WALReadAhead(paths: checkpointFiles + segmentFiles, mapped: !readOnly, decode: ReplayRecord.init)
+        var scratch = ReplayScratch()
+        var filesRead = 0
+        var failure: StorageIOError?
+        var lastSegmentEnd = WALReadEnd.clean
+        reading: while true {
+            switch reader.next() {
+            case let .records(records):
+                for record in records { Self.replay(record, into: self, &scratch, &report) }
+            case let .fileEnd(path, end):
+                filesRead += 1
+                if filesRead <= checkpointFiles.count {
+                    if end != .clean { report.problems.append("\(checkpointPath ?? path): checkpoint unreadable past offset \(end.validEnd ?? 0)") }
+                    if case let .corrupt(_, corruption) = end { report.corruptions.append(corruption) }
+                    continue
+                }
+                report.segments += 1
+                let isLast = path == segmentFiles.last
+                if isLast { lastSegmentEnd = end }
+                switch end {
+                case .clean: break
+                case let .torn(validEnd):
+                    report.problems.append("\(path): torn record at offset \(validEnd) (a write cut short); \(isLast && !readOnly ? "cut there" : "read up to it")")
+                case let .corrupt(validEnd, corruption):
+                    report.corruptions.append(corruption)
+                    report.problems.append("\(corruption); records after offset \(validEnd) \(isLast && !readOnly ? "moved to wal-quarantine/" : "not read")")
+                }
+            case let .failed(error):
+                failure = error
+                reader.stop()
+            case .finished:
+                break reading
             }
-            if isLast && !readOnly {
-                try Self.repairTail(path: path, bytes: segmentBytes.bytes, validEnd: end.validEnd, quarantine: directory + "/wal-quarantine")
-            }
+        }
+        if let failure { throw failure }
+        if !readOnly, let last = segmentFiles.last {
+            let bytes = try SegmentBytes(path: last, mapped: true)
+            try Self.repairTail(path: last, bytes: bytes.bytes, validEnd: lastSegmentEnd.validEnd, quarantine: directory + "/wal-quarantine")
         }
         return max(segments.last ?? -1, checkpoint ?? -1) + 1
     }
 
-    /// A Samples record decoded before any of it is applied, kept from record to record for its space.
+    /// A WAL record as the read-ahead thread hands it over: a Samples record decoded (up to where
+    /// it stops decoding), any other record copied.
+    enum ReplayRecord: Sendable {
+        case samples([(ref: UInt64, timestamp: Int64, valueBits: UInt64)], undecodable: WALRecordError?)
+        case other([UInt8])
+
+        init(_ record: UnsafeRawBufferPointer) {
+            var decoder = WALRecordDecoder(record)
+            guard decoder.type == WALRecordType.samples.rawValue else {
+                self = .other(Array(record))
+                return
+            }
+            var samples: [(ref: UInt64, timestamp: Int64, valueBits: UInt64)] = []
+            // A sample takes at least 10 bytes (two one-byte deltas and the value).
+            samples.reserveCapacity(record.count / 10)
+            do throws(WALRecordError) {
+                try decoder.forEachSample { samples.append(($0, $1, $2)) }
+                self = .samples(samples, undecodable: nil)
+            } catch {
+                self = .samples(samples, undecodable: error)
+            }
+        }
+    }
+
+    /// A Samples record's samples with their series' indexes, kept from record to record for its space.
     struct ReplayScratch {
         /// Each sample with its series' index, -1 for a ref no Series record named.
         var samples: [(index: Int32, timestamp: Int64, valueBits: UInt64)] = []
     }
 
-    private static func replayRecord(_ record: UnsafeRawBufferPointer, into head: Head, _ scratch: inout ReplayScratch,
-                                     _ report: inout ReplayReport) {
+    private static func replay(_ record: ReplayRecord, into head: Head, _ scratch: inout ReplayScratch, _ report: inout ReplayReport) {
         report.records += 1
+        switch record {
+        case let .samples(samples, undecodable):
+            replaySamples(samples, into: head, &scratch, &report)
+            if let undecodable { report.problems.append("\(undecodable)") }
+        case let .other(bytes):
+            bytes.withUnsafeBytes { replayOther($0, into: head, &report) }
+        }
+    }
+
+    private static func replaySamples(_ samples: [(ref: UInt64, timestamp: Int64, valueBits: UInt64)], into head: Head,
+                                      _ scratch: inout ReplayScratch, _ report: inout ReplayReport) {
+        var unstorable = 0
+        defer {
+            if unstorable > 0 { report.problems.append("skipped \(unstorable) WAL samples with timestamps beyond ±2^53 ms") }
+            report.unstorableSamples += unstorable
+        }
+        // The series first, then their chunks warmed at once, then the appends.
+        scratch.samples.removeAll(keepingCapacity: true)
+        for sample in samples { scratch.samples.append((head.index(ofRef: sample.ref) ?? -1, sample.timestamp, sample.valueBits)) }
+        head.warmOpenChunks(scratch.samples.lazy.map(\.index))
+        for sample in scratch.samples {
+            let t = sample.timestamp, index = sample.index
+            // Outside, the sample is corrupt or from an older version that took it; it would
+            // trap the head's arithmetic on every start.
+            guard StorableTime.range.contains(t) else {
+                unstorable += 1
+                continue
+            }
+            guard index >= 0 else {
+                report.orphanSamples += 1
+                continue
+            }
+            // Replaying in the order of appending routes each sample as it was routed then.
+            if t > head.latest(index).timestamp && t > head.latestHistogramTimestamp(index) {
+                head.append(index, timestamp: t, valueBits: sample.valueBits)
+                report.samples += 1
+            } else if head.valueBits(index, at: t) == nil && head.histogram(index, at: t) == nil {
+                head.appendOutOfOrder(index, timestamp: t, valueBits: sample.valueBits)
+                report.samples += 1
+            }
+        }
+    }
+
+    /// Any record but Samples: Series, Tombstones and the histogram records.
+    private static func replayOther(_ record: UnsafeRawBufferPointer, into head: Head, _ report: inout ReplayReport) {
         var decoder = WALRecordDecoder(record)
         do {
             switch decoder.type {
@@ -73,43 +158,6 @@ extension Head {
                 try decoder.forEachTombstone { ref, interval in
                     if let index = head.index(ofRef: ref) { head.deleteSamples(index, in: interval) }
                 }
-            case WALRecordType.samples.rawValue:
-                var unstorable = 0
-                defer {
-                    if unstorable > 0 { report.problems.append("skipped \(unstorable) WAL samples with timestamps beyond ±2^53 ms") }
-                    report.unstorableSamples += unstorable
-                }
-                // The whole record first, then its series' chunks warmed at once, then the appends.
-                scratch.samples.removeAll(keepingCapacity: true)
-                var undecodable: WALRecordError?
-                do throws(WALRecordError) {
-                    try decoder.forEachSample { ref, t, v in scratch.samples.append((head.index(ofRef: ref) ?? -1, t, v)) }
-                } catch {
-                    undecodable = error
-                }
-                head.warmOpenChunks(scratch.samples.lazy.map(\.index))
-                for sample in scratch.samples {
-                    let t = sample.timestamp, index = sample.index
-                    // Outside, the sample is corrupt or from an older version that took it; it would
-                    // trap the head's arithmetic on every start.
-                    guard StorableTime.range.contains(t) else {
-                        unstorable += 1
-                        continue
-                    }
-                    guard index >= 0 else {
-                        report.orphanSamples += 1
-                        continue
-                    }
-                    // Replaying in the order of appending routes each sample as it was routed then.
-                    if t > head.latest(index).timestamp && t > head.latestHistogramTimestamp(index) {
-                        head.append(index, timestamp: t, valueBits: sample.valueBits)
-                        report.samples += 1
-                    } else if head.valueBits(index, at: t) == nil && head.histogram(index, at: t) == nil {
-                        head.appendOutOfOrder(index, timestamp: t, valueBits: sample.valueBits)
-                        report.samples += 1
-                    }
-                }
-                if let undecodable { throw undecodable }
             case WALRecordType.histogramSamples.rawValue:
                 try replayHistograms(&decoder, IntegerHistogram.self, into: head, &report)
             case WALRecordType.floatHistogramSamples.rawValue:

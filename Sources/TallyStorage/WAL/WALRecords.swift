@@ -123,7 +123,7 @@ struct WALRecordEncoder {
     private mutating func appendVarint(_ v: Int64) { bytes.appendVarint(v) }
 }
 
-enum WALRecordError: Error, CustomStringConvertible {
+enum WALRecordError: Error, CustomStringConvertible, Sendable {
     case malformed(String)
     case unsupported(UInt8)
 

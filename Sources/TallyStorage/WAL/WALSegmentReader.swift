@@ -1,5 +1,5 @@
 /// How reading a segment ended.
-enum WALReadEnd: Equatable {
+enum WALReadEnd: Equatable, Sendable {
     case clean
     /// The data stops inside a record: a write cut short by a crash.
     case torn(validEnd: Int)
