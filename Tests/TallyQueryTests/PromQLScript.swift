@@ -1,5 +1,5 @@
 import Foundation
-import TallyQuery
+@testable import TallyQuery
 import TallyStorage
 import XCTest
 
@@ -61,15 +61,23 @@ final class PromQLScript {
 
     // MARK: load
 
+    /// A series defined twice in one `load` takes its later definition, as Prometheus' test
+    /// harness keeps one definition per label set.
     private func load(step: Int64, _ lines: [String]) throws {
+        var definitions: [(labels: Labels, samples: [(Int64, UInt64)])] = []
         for line in lines {
             guard let split = line.lastIndex(where: { $0 == "}" }).map({ line.index(after: $0) })
                 ?? line.firstIndex(where: { $0 == " " || $0 == "\t" }) else { continue }
             let labels = try Self.labels(String(line[..<split]))
             let values = Self.values(String(line[split...]).trimmingCharacters(in: .whitespaces))
             let samples = values.enumerated().compactMap { i, v in v.map { (Int64(i) * step, $0) } }
-            try append(labels, samples)
+            if let earlier = definitions.firstIndex(where: { $0.labels == labels }) {
+                definitions[earlier].samples = samples
+            } else {
+                definitions.append((labels, samples))
+            }
         }
+        for definition in definitions { try append(definition.labels, definition.samples) }
     }
 
     private func append(_ labels: Labels, _ samples: [(Int64, UInt64)]) throws {
@@ -141,21 +149,99 @@ final class PromQLScript {
 
     // MARK: eval
 
+    /// As Prometheus' harness does: the query at its time, then again with `@ <time>` on its
+    /// selectors at other times (`pinnedVariants`); each as an instant query, and unless an error
+    /// is expected, as a range query over [t - 1m, t + 1m] at 1m whose middle step must agree.
     private func evaluate(_ line: String, expected: [String], at location: String) {
-        evaluations += 1
         let words = line.split(separator: " ", maxSplits: 4, omittingEmptySubsequences: true).map(String.init)
         guard words.count == 5, words[1] == "instant", words[2] == "at" else { return }
         let command = words[0], time = Self.duration(words[3]), query = words[4]
-        let result = engine.instantQuery(query, time: time, database: database)
-        switch (command, result) {
-        case ("eval_fail", .success):
-            failures.append("\(location): \(query): expected an error, got a result")
-        case ("eval_fail", .failure):
-            return
-        case (_, .failure(let error)):
-            failures.append("\(location): \(query): \(error.kind.rawValue): \(error.message)")
-        case (_, .success(let answer)):
-            compare(answer.value, expected, ordered: command == "eval_ordered", query: query, location: location)
+        for (variant, at) in [(query, time)] + Self.pinnedVariants(query, time: time) {
+            evaluations += 1
+            let result = engine.instantQuery(variant, time: at, database: database)
+            switch (command, result) {
+            case ("eval_fail", .success):
+                failures.append("\(location): \(variant) at \(at): expected an error, got a result")
+            case ("eval_fail", .failure):
+                continue
+            case (_, .failure(let error)):
+                failures.append("\(location): \(variant) at \(at): \(error.kind.rawValue): \(error.message)")
+            case (_, .success(let answer)):
+                compare(answer.value, expected, ordered: command == "eval_ordered", query: "\(variant) at \(at)", location: location)
+                guard command != "eval_ordered" else { continue }
+                switch engine.rangeQuery(variant, start: at - 60_000, end: at + 60_000, step: 60_000, database: database) {
+                case let .failure(error):
+                    failures.append("\(location): \(variant) at \(at) in range mode: \(error.kind.rawValue): \(error.message)")
+                case let .success(range):
+                    guard case let .matrix(series) = range.value else {
+                        failures.append("\(location): \(variant) at \(at) in range mode: not a matrix")
+                        continue
+                    }
+                    let middle = series.compactMap { s in s.points.first { $0.timestamp == at }.map { InstantSample(labels: s.labels, timestamp: at, value: $0.value) } }
+                    let value: QueryValue = if case .scalar = answer.value, let first = middle.first {
+                        .scalar(timestamp: at, value: first.value)
+                    } else {
+                        .vector(middle)
+                    }
+                    compare(value, expected, ordered: false, query: "\(variant) at \(at) in range mode", location: location)
+                }
+            }
+        }
+    }
+
+    /// Prometheus' `atModifierTestCases`: every selector and subquery outside a subquery that has
+    /// a time gets `@ time` (a subquery's inside is left alone), asked at -10t, 0, t/5, t and 10t
+    /// (-1s, 0 and 1s for t = 0); none for a query calling a function whose answer depends on the
+    /// evaluation time even with step-invariant arguments.
+    static func pinnedVariants(_ query: String, time: Int64) -> [(String, Int64)] {
+        guard let expr = try? PromQL.parse(query) else { return [] }
+        var unsafe = false
+        let pinned = pin(expr, at: time, unsafe: &unsafe)
+        guard !unsafe else { return [] }
+        let times: [Int64] = time == 0 ? [-1000, 0, 1000] : [-10 * time, 0, time / 5, time, 10 * time]
+        return times.map { (pinned.description, $0) }
+    }
+
+    private static let timeDependentFunctions: Set<String> = [
+        "days_in_month", "day_of_month", "day_of_week", "day_of_year", "hour", "minute", "month", "year",
+        "predict_linear", "time", "timestamp",
+    ]
+
+    private static func pin(_ expr: Expr, at t: Int64, unsafe: inout Bool) -> Expr {
+        func pinned(_ at: AtModifier?) -> AtModifier {
+            if case let .timestamp(fixed)? = at { return .timestamp(fixed) }
+            return .timestamp(t)
+        }
+        switch expr {
+        case .number, .string:
+            return expr
+        case var .vectorSelector(v):
+            v.at = pinned(v.at)
+            return .vectorSelector(v)
+        case var .matrixSelector(m):
+            m.selector.at = pinned(m.selector.at)
+            return .matrixSelector(m)
+        case var .subquery(s):
+            s.at = pinned(s.at)
+            return .subquery(s)
+        case var .aggregate(a):
+            a.expr = pin(a.expr, at: t, unsafe: &unsafe)
+            if let parameter = a.parameter { a.parameter = pin(parameter, at: t, unsafe: &unsafe) }
+            return .aggregate(a)
+        case var .binary(b):
+            b.lhs = pin(b.lhs, at: t, unsafe: &unsafe)
+            b.rhs = pin(b.rhs, at: t, unsafe: &unsafe)
+            return .binary(b)
+        case var .call(c):
+            if timeDependentFunctions.contains(c.function.name) { unsafe = true }
+            for i in c.args.indices { c.args[i] = pin(c.args[i], at: t, unsafe: &unsafe) }
+            return .call(c)
+        case var .paren(p):
+            p.expr = pin(p.expr, at: t, unsafe: &unsafe)
+            return .paren(p)
+        case var .unary(u):
+            u.expr = pin(u.expr, at: t, unsafe: &unsafe)
+            return .unary(u)
         }
     }
 
