@@ -36,11 +36,12 @@ final class WALReadAheadTests: XCTestCase {
 
     func testRecordsComeInOrderAcrossBatchesAndFiles() throws {
         let paths = [try segment(0, records: 0, count: 7), try segment(1, records: 7, count: 0), try segment(2, records: 7, count: 50)]
-        for (batch, depth) in [(1, 1), (3, 1), (32, 4), (100, 2)] {
+        // Batches cut by count, and by bytes (records are 4 bytes).
+        for (batch, batchBytes, depth) in [(1, 1 << 18, 1), (3, 1 << 18, 1), (32, 1 << 18, 4), (100, 1 << 18, 2), (100, 8, 1), (100, 10, 2)] {
             for mapped in [true, false] {
-                let reader = WALReadAhead(paths: paths, mapped: mapped, batch: batch, depth: depth, decode: Self.number)
+                let reader = WALReadAhead(paths: paths, mapped: mapped, batch: batch, batchBytes: batchBytes, depth: depth, decode: Self.number)
                 XCTAssertEqual(events(reader), (0..<7).map { "\($0)" } + ["end 00000000 clean", "end 00000001 clean"]
-                    + (7..<57).map { "\($0)" } + ["end 00000002 clean"], "batch \(batch), depth \(depth), mapped \(mapped)")
+                    + (7..<57).map { "\($0)" } + ["end 00000002 clean"], "batch \(batch), \(batchBytes) bytes, depth \(depth), mapped \(mapped)")
             }
         }
     }
@@ -62,5 +63,18 @@ final class WALReadAheadTests: XCTestCase {
         // Whatever still came is in order: the reading was cut short, not shuffled.
         let numbers = rest.compactMap { Int($0) }
         XCTAssertEqual(numbers, numbers.sorted())
+    }
+
+    func testBatchesAreCutByTheBytesOfTheirRecords() throws {
+        let paths = [try segment(0, records: 0, count: 10)]
+        let reader = WALReadAhead(paths: paths, mapped: true, batch: 32, batchBytes: 12, depth: 1, decode: Self.number)
+        var batches: [[Int]] = []
+        while true {
+            switch reader.next() {
+            case let .records(records): batches.append(records)
+            case .finished: return XCTAssertEqual(batches, [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]])
+            default: continue
+            }
+        }
     }
 }

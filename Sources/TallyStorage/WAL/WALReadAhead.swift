@@ -26,16 +26,21 @@ final class WALReadAhead<Record: Sendable>: Sendable {
     private let stopped = Atomic<Bool>(false)
 
     /// Starts reading `paths` (mapped, or copied into memory when `mapped` is false), turning each
-    /// record into a `Record` with `decode` on the reading thread, handing them over `batch` at a
-    /// time with at most `depth` batches waiting.
-    init(paths: [String], mapped: Bool, batch: Int = 32, depth: Int = 4, decode: @escaping @Sendable (UnsafeRawBufferPointer) -> Record) {
+    /// record into a `Record` with `decode` on the reading thread. Records are handed over `batch`
+    /// at a time, or fewer once they came from `batchBytes` bytes of records (a record holds a
+    /// whole write request, which can be large), with at most `depth` batches waiting: the memory
+    /// held is bounded by the batches, not by the files.
+    init(paths: [String], mapped: Bool, batch: Int = 32, batchBytes: Int = 1 << 18, depth: Int = 4,
+         decode: @escaping @Sendable (UnsafeRawBufferPointer) -> Record) {
         room = DispatchSemaphore(value: depth)
         let thread = Thread { [self] in
             var records: [Record] = []
+            var recordBytes = 0
             func handOver() {
                 if !records.isEmpty { put(.records(records)) }
                 records = []
                 records.reserveCapacity(batch)
+                recordBytes = 0
             }
             for path in paths {
                 guard !stopped.load(ordering: .relaxed) else { break }
@@ -50,7 +55,8 @@ final class WALReadAhead<Record: Sendable>: Sendable {
                 let end = WALSegmentReader.read(bytes.bytes, file: path) { record in
                     guard !stopped.load(ordering: .relaxed) else { return }
                     records.append(decode(record))
-                    if records.count == batch { handOver() }
+                    recordBytes += record.count
+                    if records.count == batch || recordBytes >= batchBytes { handOver() }
                 }
                 handOver()
                 put(.fileEnd(path: path, end))
