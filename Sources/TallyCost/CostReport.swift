@@ -184,8 +184,16 @@ public enum CostReport {
     /// `quoted(s)`'s UTF-8 bytes, appended: copied as they are when nothing needs escaping.
     public static func appendQuoted(_ s: String, to bytes: inout [UInt8]) {
         bytes.append(UInt8(ascii: "\""))
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            bytes.append(contentsOf: s.utf8)
+        func needsEscape(_ byte: UInt8) -> Bool { byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") }
+        // A native string's bytes are scanned and copied as one buffer: through `String.UTF8View`
+        // each byte costs an index check, which made label-heavy answers slow to write.
+        let copied = s.utf8.withContiguousStorageIfAvailable { utf8 in
+            guard !utf8.contains(where: needsEscape) else { return false }
+            bytes.append(contentsOf: utf8)
+            return true
+        }
+        if copied ?? !s.utf8.contains(where: needsEscape) {
+            if copied == nil { bytes.append(contentsOf: s.utf8) }
             bytes.append(UInt8(ascii: "\""))
             return
         }

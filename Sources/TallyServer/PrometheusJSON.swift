@@ -165,7 +165,7 @@ enum PrometheusJSON {
     /// `{"name":"value",...}`: labels are kept sorted by name, which is the order Go's encoder
     /// writes a map's keys in.
     private static func appendLabels(_ labels: Labels, to out: inout JSONText) {
-        out.appendObject(labels.pairs.map { ($0.name, $0.value) })
+        out.appendObject(labels.pairs.lazy.map { ($0.name, $0.value) })
     }
 
     /// `[1435781451.781,"1"]`, Prometheus' `marshalPointJSON`.
@@ -267,7 +267,7 @@ struct JSONText: Sendable {
     }
 
     /// Appends `{"name":"value",...}` in the order given.
-    mutating func appendObject(_ fields: [(String, String)]) {
+    mutating func appendObject<Fields: Sequence<(String, String)>>(_ fields: Fields) {
         append("{")
         for (index, (name, value)) in fields.enumerated() {
             if index > 0 { append(",") }
