@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// A read-only memory mapping of a whole file, unmapped when released.
 final class MappedFile: @unchecked Sendable {
@@ -154,6 +155,12 @@ public final class BlockReader: Sendable {
     public let seriesRefs: [UInt32]
     /// Deleted intervals, skipped by every read of this block.
     public let tombstones: Tombstones
+    /// A number no other reader made by this process has: a reader with other tombstones (after a
+    /// deletion) is another reader, so what was read through one is told apart from the other's.
+    let serial: UInt64
+
+    private static let serials = Atomic<UInt64>(0)
+    private static func nextSerial() -> UInt64 { serials.wrappingAdd(1, ordering: .relaxed).newValue }
 
     public var ulid: String { meta.ulid }
 
@@ -276,6 +283,7 @@ public final class BlockReader: Sendable {
         }
 
         tombstones = try Tombstones.read(directory: directory, block: name)
+        serial = Self.nextSerial()
         let chunkFiles = try FileSystem.listDirectory(directory + "/chunks").filter { $0.count == 6 && $0.allSatisfy(\.isNumber) }
         segments = try chunkFiles.map { (file) throws -> MappedFile in
             let m = try MappedFile(path: directory + "/chunks/" + file)
@@ -298,6 +306,7 @@ public final class BlockReader: Sendable {
         postingsOffsets = other.postingsOffsets
         seriesRefs = other.seriesRefs
         self.tombstones = tombstones
+        serial = Self.nextSerial()
     }
 
     /// This block with `tombstones` and `meta`, sharing the mapped files: what reads use once a

@@ -16,9 +16,11 @@ public struct Label: Sendable, Hashable {
 public struct Labels: Sendable, Hashable, Comparable, CustomStringConvertible {
     public private(set) var pairs: [Label]
 
-    /// Sorts by name; the caller guarantees names are unique.
+    /// Sorts by name; the caller guarantees names are unique. Pairs that come sorted (from an
+    /// index, the head or another `Labels`) are checked in one pass and kept as they are.
     public init(_ pairs: [Label]) {
-        self.pairs = pairs.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        let sorted = pairs.indices.dropFirst().allSatisfy { Self.compareBytes(pairs[$0 - 1].name, pairs[$0].name) < 0 }
+        self.pairs = sorted ? pairs : pairs.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
     }
 
     public init(_ dictionary: KeyValuePairs<String, String>) {

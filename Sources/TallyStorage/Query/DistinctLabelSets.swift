@@ -20,6 +20,11 @@ struct DistinctLabelSets {
 
     var count: Int { setStarts.count - 1 }
 
+    /// About the bytes this holds: the strings, the sets' ids and starts, and the two maps' slots.
+    var estimatedBytes: Int {
+        strings.reduce(0) { $0 + $1.utf8.count + 16 } + setIds.count * 4 + setStarts.count * 8 + (strings.count + count) * 16
+    }
+
     /// One block's symbol ids turned into this collection's string ids, filled as the block's
     /// series are added: in an array indexed by symbol id for blocks of up to 64 Ki symbols (at
     /// most 256 KiB, cleared once), else in a map from the id (its own tag, so lookups never collide).

@@ -64,19 +64,40 @@ public final class TenantQuerier: @unchecked Sendable {
     public func seriesLabels(_ matcherSets: [[LabelMatcher]], minTime: Int64, maxTime: Int64) throws -> [Labels] {
         let lo = max(minTime, self.minTime), hi = min(maxTime, self.maxTime)
         guard lo <= hi else { return [] }
-        var found = DistinctLabelSets()
+        var inHead: [Labels] = []
         let blocks = database.readView { head, live in
             for matchers in matcherSets {
-                for index in head.select(matchers) where head.hasChunk(index, minTime: lo, maxTime: hi) { found.add(head.labels(index)) }
+                for index in head.select(matchers) where head.hasChunk(index, minTime: lo, maxTime: hi) { inHead.append(head.labels(index)) }
             }
-            return sources(live)
+            return sources(live).filter { $0.meta.maxTime > lo && $0.meta.minTime <= hi }
         }
-        for block in blocks where block.meta.maxTime > lo && block.meta.minTime <= hi {
+        func add(_ block: BlockReader, to found: inout DistinctLabelSets) throws {
             var translation = DistinctLabelSets.BlockTranslation(symbols: block.symbols, hashes: block.symbolHashes)
             for matchers in matcherSets {
                 try block.forEachMatchingInRange(matchers, minTime: lo, maxTime: hi) { ids in found.add(blockSymbolIds: ids, &translation) }
             }
         }
+        // Blocks the range covers answer the same whatever the range (see `CoveredBlockLabelSets`).
+        let covered = blocks.filter { block in
+            let (last, overflow) = block.meta.maxTime.subtractingReportingOverflow(1)
+            return lo <= block.meta.minTime && !overflow && last <= hi
+        }
+        var found = DistinctLabelSets()
+        if covered.count < 2 {
+            for block in covered { try add(block, to: &found) }
+        } else {
+            let key = CoveredBlockLabelSets.Key(tenant: database.tenant, matcherSets: matcherSets.map { $0.map(\.description) },
+                                                readers: covered.map(\.serial))
+            if let known = CoveredBlockLabelSets.shared.answer(key) {
+                found = known
+            } else {
+                for block in covered { try add(block, to: &found) }
+                CoveredBlockLabelSets.shared.keep(found, for: key)
+            }
+        }
+        let coveredSerials = Set(covered.map(\.serial))
+        for block in blocks where !coveredSerials.contains(block.serial) { try add(block, to: &found) }
+        for labels in inHead { found.add(labels) }
         return found.sorted()
     }
 
