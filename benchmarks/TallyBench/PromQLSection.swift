@@ -138,7 +138,8 @@ extension TallyBench {
         out += "Once the fresh process is idle, each question is asked \(promqlWarmups) times untimed, then \(promqlRepetitions) times timed, one request at a "
         out += "time on one kept-alive connection, from sending the request to the last byte of the answer (uncompressed JSON). "
         out += "VictoriaMetrics' rollup result cache is emptied (`/internal/resetRollupResultCache`, untimed) before each request, since "
-        out += "Tally and Prometheus have none. Peak RSS: the server's `VmHWM` after the last question, reset to the current RSS through "
+        out += "Tally and Prometheus keep no query results. Index caches stay as they are in all three: VictoriaMetrics' series-search "
+        out += "caches, and Tally's answers to series questions from the blocks a range wholly covers, which question 3 reuses. Peak RSS: the server's `VmHWM` after the last question, reset to the current RSS through "
         out += "`/proc/PID/clear_refs` before the first. The sample count is asked after the timed questions, so that its own memory is not in "
         out += "the peaks.\n\n"
         for (i, question) in questions.enumerated() { out += "\(i + 1). \(question.name)\n" }
