@@ -6,13 +6,8 @@ import TallyStorage
 /// answers, bit for bit and in the same order, and fail where it fails with the same error.
 final class ParallelEvaluationTests: XCTestCase {
     func testSplitLoopsAnswerAndFailAsTheLoopDoes() throws {
-        var load = "load 1m\n"
-        for s in 0..<24 {
-            // Gaps, staleness markers and resets, different for every series.
-            load += "  m{s=\"\(s)\", g=\"\(s % 3)\"} 0+\(s + 1)x200 _x\(s % 7) stale 5+0.\(s)x300 1e300 NaN -\(s)x100\n"
-        }
-        let script = try PromQLScript()
-        try script.run(load, name: "load")
+        // Gaps, staleness markers and resets, different for every series.
+        let script = try PromQLScript.loaded((0..<24).map { s in "m{s=\"\(s)\", g=\"\(s % 3)\"} 0+\(s + 1)x200 _x\(s % 7) stale 5+0.\(s)x300 1e300 NaN -\(s)x100" })
         let queries = [
             "m", "sum by (g) (m)", "avg_over_time(m[7m])", "rate(m[5m])", "quantile_over_time(0.3, m[11m])",
             "sum_over_time(m[1h:2m])", "max by (g) (count_over_time(m[3m:30s]))", "holt_winters(m[10m], 0.5, 0.5)",

@@ -32,6 +32,13 @@ final class PromQLScript {
         return String(cString: path)
     }
 
+    /// A script runner whose tenant holds `series` (lines of a `load 1m` block).
+    static func loaded(_ series: [String]) throws -> PromQLScript {
+        let script = try PromQLScript()
+        try script.run("load 1m\n" + series.map { "  " + $0 + "\n" }.joined(), name: "load")
+        return script
+    }
+
     func run(_ script: String, name: String) throws {
         let lines = script.split(separator: "\n", omittingEmptySubsequences: false).map { String($0) }
         var i = 0

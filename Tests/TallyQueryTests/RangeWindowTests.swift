@@ -7,14 +7,9 @@ import TallyStorage
 /// same value at every step, bit for bit.
 final class RangeWindowTests: XCTestCase {
     func testSlidingWindowsAnswerAsFreshOnes() throws {
-        var load = "load 1m\n"
-        for s in 0..<4 {
-            // Long runs (windows of hundreds of samples that lose one a step), a gap, staleness
-            // markers inside windows, and a reset.
-            load += "  m{s=\"\(s)\"} 0+\(s + 1)x400 _x\(s * 20 + 5) stale 7+0.\(s)x300 stale 3 1 4 1 5 9 2 6\n"
-        }
-        let script = try PromQLScript()
-        try script.run(load, name: "load")
+        // Long runs (windows of hundreds of samples that lose one a step), a gap, staleness
+        // markers inside windows, and a reset.
+        let script = try PromQLScript.loaded((0..<4).map { s in "m{s=\"\(s)\"} 0+\(s + 1)x400 _x\(s * 20 + 5) stale 7+0.\(s)x300 stale 3 1 4 1 5 9 2 6" })
         let engine = QueryEngine()
         let queries = ["avg_over_time(m[3h])", "count_over_time(m[2h])", "rate(m[90m])", "max_over_time(m[1h])",
                        "sum_over_time(m[7m])", "last_over_time(m[11m] offset 13m)", "quantile_over_time(0.25, m[2h])",
