@@ -90,8 +90,8 @@ let package = Package(
         .systemLibrary(name: "CProtobufC", path: "Tests/CProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
         .target(name: "RemoteWriteProtobufC", dependencies: ["CProtobufC"], path: "Tests/RemoteWriteProtobufC",
                 linkerSettings: [.linkedLibrary("protobuf-c")]),
-        // Shared by the test targets: seeded random choices that print their seed.
-        .target(name: "TallyTestSupport", dependencies: ["RemoteWriteProtobufC"], path: "Tests/TallyTestSupport", swiftSettings: strict),
+        // Shared by the test targets: seeded random choices that print their seed, appends to a tenant.
+        .target(name: "TallyTestSupport", dependencies: ["RemoteWriteProtobufC", "TallyStorage"], path: "Tests/TallyTestSupport", swiftSettings: strict),
         .testTarget(name: "TallyWireTests", dependencies: ["TallyWire", "CSnappy", "RemoteWriteProtobufC", "TallyTestSupport"], swiftSettings: strict),
         .testTarget(name: "TallyStorageTests", dependencies: ["TallyStorage", "TallyTestSupport"], swiftSettings: strict),
         .testTarget(name: "TallyCostTests", dependencies: ["TallyCost", "TallyStorage", "TallyTestSupport"], swiftSettings: strict),

@@ -123,7 +123,7 @@ public final class TallyServer: Service, Sendable {
                 let r = db.replay
                 logger.info("replayed WAL", metadata: [
                     "tenant": "\(db.tenant)", "segments": "\(r.segments)", "series": "\(r.series)",
-                    "samples": "\(r.samples)", "duration": "\(r.duration)"])
+                    "samples": "\(r.samples)", "head_chunks": "\(r.headChunks)", "duration": "\(r.duration)"])
                 for problem in r.problems { logger.warning("WAL repair", metadata: ["tenant": "\(db.tenant)", "problem": "\(problem)"]) }
                 if r.orphanSamples > 0 {
                     logger.warning("samples without a series record", metadata: ["tenant": "\(db.tenant)", "count": "\(r.orphanSamples)"])

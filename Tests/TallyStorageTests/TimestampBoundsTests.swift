@@ -1,3 +1,4 @@
+import TallyTestSupport
 import XCTest
 @testable import TallyStorage
 

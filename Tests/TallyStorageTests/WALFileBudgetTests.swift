@@ -1,3 +1,4 @@
+import TallyTestSupport
 import Dispatch
 import Synchronization
 import XCTest

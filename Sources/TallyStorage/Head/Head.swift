@@ -55,18 +55,21 @@ struct MemSeries {
     }
 
     /// Cuts chunks like Prometheus 2.42 (`memSeries.appendPreprocessor`): at the block range end,
-    /// at an end predicted after 30 samples so chunks come out even, or at 240 samples.
-    mutating func append(timestamp t: Int64, valueBits v: UInt64, chunkRange: Int64) {
+    /// at an end predicted after 30 samples so chunks come out even, or at 240 samples. Returns
+    /// whether a chunk was closed (the last of `closed`).
+    @discardableResult
+    mutating func append(timestamp t: Int64, valueBits v: UInt64, chunkRange: Int64) -> Bool {
         precondition(t > lastTimestamp, "head appends must be in order")
+        var closedOne = false
         if isEmpty {
-            cut(at: t, chunkRange: chunkRange)
+            closedOne = cut(at: t, chunkRange: chunkRange)
         } else {
             let n = open.count
             if n == Head.samplesPerChunk / 4 {
                 nextCutAt = Self.chunkEnd(start: openMinTime, current: lastTimestamp, max: nextCutAt)
             }
             if t >= nextCutAt || n >= Head.samplesPerChunk * 2 {
-                cut(at: t, chunkRange: chunkRange)
+                closedOne = cut(at: t, chunkRange: chunkRange)
             } else if open.stream.bytes.capacity - open.stream.bytes.count < XOREncoder.maxSampleBytes {
                 growOpenChunk(samples: n)
             }
@@ -74,10 +77,12 @@ struct MemSeries {
         open.append(timestamp: t, valueBits: v, previousTimestamp: lastTimestamp, previousValueBits: lastValueBits)
         lastTimestamp = t
         lastValueBits = v
+        return closedOne
     }
 
-    private mutating func cut(at t: Int64, chunkRange: Int64) {
-        if open.count > 0 {
+    private mutating func cut(at t: Int64, chunkRange: Int64) -> Bool {
+        let closing = open.count > 0
+        if closing {
             // The closed chunk gets an exact copy, and the open chunk keeps its buffer: a chunk in
             // a fresh range likely needs about what the last one did. One allocation, as a new
             // buffer would be.
@@ -87,6 +92,7 @@ struct MemSeries {
             open = XOREncoder(capacity: 128)
         }
         nextCutAt = (t / chunkRange) * chunkRange + chunkRange
+        return closing
     }
 
     /// Room for the samples the open chunk is expected to take before its cut (at its predicted end,
@@ -154,6 +160,12 @@ final class Head {
     /// Series indexes per (name, value) symbol pair, ascending.
     private(set) var postings: [UInt64: [Int32]] = [:]
     private(set) var nextRef: UInt64 = 1
+    /// Where closed float chunks are written for the next start (HeadChunkMapping.swift); nil for
+    /// a read-only head.
+    var chunkWriter: HeadChunkWriter?
+    /// Whether the WAL holds a Tombstones record for the head, logged or replayed since the last
+    /// checkpoint; the checkpoint that drops it also removes the chunk files (see `TenantBlockCut`).
+    var walHasTombstones = false
     /// Memory held by out-of-order samples, all series together.
     var outOfOrderBytes = 0
     /// See `warmOpenChunks`.
@@ -232,6 +244,12 @@ final class Head {
         guard index(ofRef: ref) == nil else { return }
         let index = insert(ref: ref, labels, hash: Self.hash(labels))
         series[Int(index)].logged = true
+    }
+
+    /// New series take refs above `ref`: head chunk files may still hold chunks of a series with
+    /// that ref which is no longer in the head, and a new series must never be taken for it.
+    func reserveRefs(through ref: UInt64) {
+        if ref < .max { nextRef = max(nextRef, ref + 1) }
     }
 
     private func insert(ref: UInt64, _ pairs: [(String, String)], hash: UInt64) -> Int32 {
@@ -468,7 +486,7 @@ final class Head {
     /// Appends a sample newer than the series' last one.
     func append(_ index: Int32, timestamp t: Int64, valueBits v: UInt64) {
         endHistogramChunk(index)
-        series[Int(index)].append(timestamp: t, valueBits: v, chunkRange: chunkRange)
+        if series[Int(index)].append(timestamp: t, valueBits: v, chunkRange: chunkRange) { writeClosedChunk(index) }
         widenTimes(t)
     }
 

@@ -137,7 +137,10 @@ extension Head {
     /// ends the other kind's open chunk, as Prometheus cuts a chunk when the encoding changes, so
     /// float and histogram chunks of a series follow each other without overlapping.
     func appendHistogram(_ index: Int32, timestamp t: Int64, _ h: HistogramValue) {
-        if series[Int(index)].open.count > 0 { series[Int(index)].seal() }
+        if series[Int(index)].open.count > 0 {
+            series[Int(index)].seal()
+            writeClosedChunk(index)
+        }
         histograms[index, default: HistogramSeries()].append(timestamp: t, h, chunkRange: chunkRange)
         widenTimes(t)
     }

@@ -7,10 +7,11 @@ import Glibc
 /// tail repaired. A second thread reads and decodes the files a few records ahead (`WALReadAhead`)
 /// while this one applies them.
 extension Head {
-    /// Replays `<directory>/wal` into this empty head. Unless `readOnly`, also finishes a checkpoint
-    /// cleanup a crash interrupted and repairs the tail of the last segment. Returns the index the
-    /// next segment takes.
-    func loadWAL(tenantDirectory directory: String, readOnly: Bool, _ report: inout ReplayReport) throws(StorageIOError) -> Int {
+    /// Replays `<directory>/wal` into this empty head, taking series' chunks from `mapped` where
+    /// they match the WAL. Unless `readOnly`, also finishes a checkpoint cleanup a crash
+    /// interrupted and repairs the tail of the last segment. Returns the index the next segment takes.
+    func loadWAL(tenantDirectory directory: String, readOnly: Bool, mapped: MappedHeadChunks? = nil,
+                 _ report: inout ReplayReport) throws(StorageIOError) -> Int {
         let walDirectory = directory + "/wal"
         let checkpoint = FileSystem.isDirectory(walDirectory) ? try WALCheckpoint.latest(in: walDirectory) : nil
         let checkpointPath = checkpoint.map { walDirectory + "/" + WALCheckpoint.name($0) }
@@ -24,7 +25,7 @@ extension Head {
         let segmentFiles = segments.map { walDirectory + "/" + WALFormat.segmentName($0) }
 
         let reader = WALReadAhead(paths: checkpointFiles + segmentFiles, mapped: !readOnly, decode: ReplayRecord.init)
-        var scratch = ReplayScratch()
+        var scratch = ReplayScratch(mapped: mapped)
         var filesRead = 0
         var failure: StorageIOError?
         var lastSegmentEnd = WALReadEnd.clean
@@ -57,7 +58,8 @@ extension Head {
                 break reading
             }
         }
-        if let failure { throw failure }
+        scratch.chunkFiles?.finish(self)
+        if let failure = failure ?? scratch.failure { throw failure }
         if !readOnly, let last = segmentFiles.last {
             let bytes = try SegmentBytes(path: last, mapped: true)
             try Self.repairTail(path: last, bytes: bytes.bytes, validEnd: lastSegmentEnd.validEnd, quarantine: directory + "/wal-quarantine")
@@ -89,10 +91,17 @@ extension Head {
         }
     }
 
-    /// A Samples record's samples with their series' indexes, kept from record to record for its space.
+    /// What a replay keeps from record to record.
     struct ReplayScratch {
-        /// Each sample with its series' index, -1 for a ref no Series record named.
+        /// A Samples record's samples with their series' indexes (-1 for a ref no Series record
+        /// named), kept for its space.
         var samples: [(index: Int32, timestamp: Int64, valueBits: UInt64)] = []
+        /// What each series takes from the head chunk files found at open, if any.
+        let chunkFiles: ChunkFileReplay?
+        /// Removing the head chunk files at a Tombstones record failed: the open fails with it.
+        var failure: StorageIOError?
+
+        init(mapped: MappedHeadChunks?) { chunkFiles = mapped.map(ChunkFileReplay.init) }
     }
 
     private static func replay(_ record: ReplayRecord, into head: Head, _ scratch: inout ReplayScratch, _ report: inout ReplayReport) {
@@ -102,7 +111,7 @@ extension Head {
             replaySamples(samples, into: head, &scratch, &report)
             if let undecodable { report.problems.append("\(undecodable)") }
         case let .other(bytes):
-            bytes.withUnsafeBytes { replayOther($0, into: head, &report) }
+            bytes.withUnsafeBytes { replayOther($0, into: head, &scratch, &report) }
         }
     }
 
@@ -113,9 +122,19 @@ extension Head {
             if unstorable > 0 { report.problems.append("skipped \(unstorable) WAL samples with timestamps beyond ±2^53 ms") }
             report.unstorableSamples += unstorable
         }
-        // The series first, then their chunks warmed at once, then the appends.
+        // The series first (a sample its series' chunk files hold is passed over at once: it
+        // changes nothing another sample reads), then their chunks warmed at once, then the appends.
         scratch.samples.removeAll(keepingCapacity: true)
-        for sample in samples { scratch.samples.append((head.index(ofRef: sample.ref) ?? -1, sample.timestamp, sample.valueBits)) }
+        scratch.chunkFiles?.track(head.seriesCount)
+        for sample in samples {
+            let index = head.index(ofRef: sample.ref) ?? -1
+            if index >= 0, StorableTime.range.contains(sample.timestamp), let chunkFiles = scratch.chunkFiles,
+               chunkFiles.holds(index, sample.timestamp, sample.valueBits, head, &report) {
+                report.samples += 1
+                continue
+            }
+            scratch.samples.append((index, sample.timestamp, sample.valueBits))
+        }
         head.warmOpenChunks(scratch.samples.lazy.map(\.index))
         for sample in scratch.samples {
             let t = sample.timestamp, index = sample.index
@@ -141,7 +160,8 @@ extension Head {
     }
 
     /// Any record but Samples: Series, Tombstones and the histogram records.
-    private static func replayOther(_ record: UnsafeRawBufferPointer, into head: Head, _ report: inout ReplayReport) {
+    private static func replayOther(_ record: UnsafeRawBufferPointer, into head: Head, _ scratch: inout ReplayScratch,
+                                    _ report: inout ReplayReport) {
         var decoder = WALRecordDecoder(record)
         do {
             switch decoder.type {
@@ -155,8 +175,20 @@ extension Head {
                     head.restore(ref: ref, labels: labels)
                 }
             case WALRecordType.tombstones.rawValue:
-                try decoder.forEachTombstone { ref, interval in
-                    if let index = head.index(ofRef: ref) { head.deleteSamples(index, in: interval) }
+                // As a live deletion does, and before it: no written chunk may hold samples from
+                // before a deletion (a later start would take them back once a checkpoint has
+                // dropped this record).
+                head.walHasTombstones = true
+                do throws(StorageIOError) {
+                    try head.chunkWriter?.removeAll()
+                } catch {
+                    scratch.failure = scratch.failure ?? error
+                }
+                scratch.chunkFiles?.track(head.seriesCount)
+                try decoder.forEachTombstone { [chunkFiles = scratch.chunkFiles] ref, interval in
+                    guard let index = head.index(ofRef: ref) else { return }
+                    chunkFiles?.detach(index, head)
+                    head.deleteSamples(index, in: interval)
                 }
             case WALRecordType.histogramSamples.rawValue:
                 try replayHistograms(&decoder, IntegerHistogram.self, into: head, &report)

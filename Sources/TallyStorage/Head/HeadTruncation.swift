@@ -17,7 +17,10 @@ extension Head {
     func collect(before boundary: Int64) -> Collected {
         var out = Collected()
         for i in series.indices {
-            if series[i].open.count > 0 && series[i].lastTimestamp < boundary { series[i].seal() }
+            if series[i].open.count > 0 && series[i].lastTimestamp < boundary {
+                series[i].seal()
+                writeClosedChunk(Int32(i))
+            }
             let floats = series[i].closed.prefix { $0.maxTime < boundary }
             var chunks = floats.map { EncodedChunk(minTime: $0.minTime, maxTime: $0.maxTime, bytes: $0.bytes) }
             if !histograms.isEmpty, histograms[Int32(i)] != nil {
@@ -118,16 +121,7 @@ extension Head {
                 while let (t, v) = it.next() { if !interval.covers(t) { late.append(Sample(timestamp: t, valueBits: v)) } }
             }
         }
-        // Chunks never cross a range boundary: `collect` relies on it.
-        s.closed = []
-        var start = 0
-        while start < inOrder.count {
-            let range = Self.rangeStart(inOrder[start].timestamp, chunkRange)
-            var end = start
-            while end < inOrder.count && Self.rangeStart(inOrder[end].timestamp, chunkRange) == range { end += 1 }
-            s.closed += EncodedChunk.encode(inOrder[start..<end]).map { ClosedChunk(minTime: $0.minTime, maxTime: $0.maxTime, bytes: MemSeries.trimmed($0.bytes)) }
-            start = end
-        }
+        s.closed = closedChunks(inOrder)
         s.open = XOREncoder()
         s.nextCutAt = .min
         series[Int(index)] = s
@@ -138,5 +132,19 @@ extension Head {
         outOfOrderBytes = self.late.values.reduce(0) { $0 + $1.bytes }
         minTime = oldestSampleTime
         return removed
+    }
+
+    /// In-order samples as closed chunks. Chunks never cross a range boundary: `collect` relies on it.
+    func closedChunks(_ inOrder: [Sample]) -> [ClosedChunk] {
+        var chunks: [ClosedChunk] = []
+        var start = 0
+        while start < inOrder.count {
+            let range = Self.rangeStart(inOrder[start].timestamp, chunkRange)
+            var end = start
+            while end < inOrder.count && Self.rangeStart(inOrder[end].timestamp, chunkRange) == range { end += 1 }
+            chunks += EncodedChunk.encode(inOrder[start..<end]).map { ClosedChunk(minTime: $0.minTime, maxTime: $0.maxTime, bytes: MemSeries.trimmed($0.bytes)) }
+            start = end
+        }
+        return chunks
     }
 }

@@ -99,6 +99,8 @@ public struct ReplayReport: Sendable {
     public var series = 0
     public var samples = 0
     public var histograms = 0
+    /// Chunks taken from the head chunk files (`chunks_head/`), whose samples were not appended again.
+    public var headChunks = 0
     /// Samples whose series record was not found (after a corrupt segment).
     public var orphanSamples = 0
     /// Samples with a timestamp outside `StorableTime.range` (written by an older version), skipped.
@@ -107,6 +109,9 @@ public struct ReplayReport: Sendable {
     public var problems: [String] = []
     /// The corruption among them, typed: file, section of the format, offset (each also in `problems`).
     public var corruptions: [WALCorruption] = []
+    /// Corruption found in the head chunk files (each also in `problems`): the chunks from there on
+    /// were rebuilt from the WAL.
+    public var headChunkCorruptions: [HeadChunkCorruption] = []
     /// Block directories that could not be opened (each also in `problems`): their data is not read.
     public var unloadedBlocks: [String] = []
     public var duration: Duration = .zero

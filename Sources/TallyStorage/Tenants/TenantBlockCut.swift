@@ -85,7 +85,13 @@ extension TenantDatabase {
         Failpoint.hit("block-renamed-before-head-drop")
         let newest = lock.withLock { _ in blocks.last }
         let readers = try written.map { try BlockReader(directory: directory + "/" + $0.ulid, sharingSymbolsWith: newest) }
-        let (checkpoint, snapshot) = try lock.withLock { (_) throws -> (Int, [Head.CheckpointSeries]) in
+        let (checkpoint, snapshot, forgetsTombstones) = try lock.withLock { (_) throws -> (Int, [Head.CheckpointSeries], Bool) in
+            // The checkpoint drops the WAL's Tombstones records. Chunk files written since the
+            // deletion by another process (promtool opening the tenant writes its own, with
+            // deleted samples in them: Prometheus applies tombstones when it reads) would then
+            // bring those samples back at the next start: the files go first.
+            let forgetsTombstones = head.walHasTombstones
+            if forgetsTombstones { try head.chunkWriter?.removeAll() }
             // The checkpoint replaces the segments up to the active one, so that one must exist, even
             // empty: Prometheus reads the segments as a sequence without gaps. Opened before the head
             // changes, so running out of descriptors leaves the head and the WAL as they were.
@@ -95,13 +101,17 @@ extension TenantDatabase {
             head.dropOutOfOrder(late.drops, bytes: late.bytes)
             let last = wal.segmentIndex
             try finishWALSegment(wal)
-            return (last, head.checkpointSnapshot())
+            return (last, head.checkpointSnapshot(), forgetsTombstones)
         }
         Failpoint.hit("head-dropped-before-checkpoint")
         let walDirectory = directory + "/wal"
         try WALCheckpoint.write(walDirectory: walDirectory, index: checkpoint, snapshot: snapshot, compress: wal.compress)
         Failpoint.hit("checkpoint-before-cleanup")
         try ReadLease.removing(directory) { try WALCheckpoint.removeObsolete(walDirectory: walDirectory, upTo: checkpoint) }
+        lock.withLock { _ in
+            if forgetsTombstones { head.walHasTombstones = false }
+            head.chunkWriter?.removeFiles(endingBefore: head.minTime)
+        }
         Self.releaseFreeMemory()
         return written
     }

@@ -75,14 +75,17 @@ public final class TenantDatabase: @unchecked Sendable {
     private static func removeHalfCreated(_ directory: String) {
         unlink(directory + "/" + ReadLease.fileName)
         rmdir(directory + "/wal")
+        rmdir(directory + "/" + HeadChunkFormat.directoryName)
         if rmdir(directory) != 0 { try? FileSystem.removeTree(directory) }
     }
 
     private static func openOrCreate(directory: String, tenant: String, options: StorageOptions, readOnly: Bool) throws(StorageIOError) -> TenantDatabase {
         let walDirectory = directory + "/wal"
+        let chunkDirectory = directory + "/" + HeadChunkFormat.directoryName
         if !readOnly {
             try FileSystem.makeDirectory(directory)
             try FileSystem.makeDirectory(walDirectory)
+            try FileSystem.makeDirectory(chunkDirectory)
             try ReadLease.prepare(directory)
             try FileSystem.syncDirectory(directory)
         }
@@ -90,9 +93,23 @@ public final class TenantDatabase: @unchecked Sendable {
         let clock = ContinuousClock()
         let started = clock.now
         var report = ReplayReport()
+        // A read-only open replays the WAL alone: the writer may be rewriting the chunk files.
+        var mapped: MappedHeadChunks?
+        if !readOnly {
+            let found = try MappedHeadChunks(directory: chunkDirectory)
+            report.problems += found.problems
+            report.headChunkCorruptions = found.corruptions
+            head.reserveRefs(through: found.maxRef)
+            head.chunkWriter = HeadChunkWriter(directory: chunkDirectory, existing: found.fileMaxTimes) { error in
+                options.report(StorageEvent("head chunk files not written any more, restarts replay the WAL in full",
+                                            ["tenant": tenant, "error": "\(error)"], isProblem: true))
+            }
+            mapped = found
+        }
         // The WAL before the blocks: a block that took samples out of the WAL was in place before
         // the checkpoint that dropped them (see ReadLease).
-        let nextSegment = try head.loadWAL(tenantDirectory: directory, readOnly: readOnly, &report)
+        let nextSegment = try head.loadWAL(tenantDirectory: directory, readOnly: readOnly, mapped: mapped, &report)
+        mapped = nil
         let blocks = try openBlocks(directory, readOnly: readOnly, &report)
         report.series = head.seriesCount
         report.duration = clock.now - started
@@ -248,6 +265,7 @@ public final class TenantDatabase: @unchecked Sendable {
         try lock.withLock { (_) throws(StorageIOError) in
             guard !closed else { return }
             closed = true
+            head.chunkWriter?.sync()
             durability?.close()
             if let wal { try finishWALSegment(wal) }
         }

@@ -73,6 +73,9 @@ extension TenantDatabase {
             let part = DeletionReport.Part(place: "head", series: inHead.count, samples: inHead.reduce(0) { $0 + $1.samples })
             if dryRun { return part }
             if closed { throw StorageError.closed }
+            // Before the record: chunk files must never hold samples a logged deletion removed.
+            try head.chunkWriter?.removeAll()
+            head.walHasTombstones = true
             encoder.tombstones(inHead.map { (head.ref($0.index), interval) })
             let (file, position) = try log([encoder.bytes], to: wal)
             try file.sync()
