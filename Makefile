@@ -10,7 +10,7 @@ BENCH_PACKAGES := victoria-metrics
 SWIFT_TEST_FLAGS ?=
 BENCH_FLAGS ?=
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := fuzz-remote-write fuzz-wal fuzz-block-index fuzz-selector fuzz-query-params
+FUZZ_TARGETS := fuzz-remote-write fuzz-wal fuzz-block-index fuzz-head-chunks fuzz-selector fuzz-query-params
 
 .PHONY: deps bench-deps build run test release bench bench-quick fuzz fuzz-build fuzz-seeds proto-c clean
 

@@ -25,6 +25,7 @@ let package = Package(
         fuzzTarget("fuzz-remote-write", ["TallyWire"]),
         fuzzTarget("fuzz-wal", ["TallyStorage"]),
         fuzzTarget("fuzz-block-index", ["TallyStorage"]),
+        fuzzTarget("fuzz-head-chunks", ["TallyStorage"]),
         fuzzTarget("fuzz-selector", ["TallyStorage"]),
         fuzzTarget("fuzz-query-params", ["TallyStorage", "TallyCost", "TallyServer"]),
     ]

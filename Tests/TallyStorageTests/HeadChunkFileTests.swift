@@ -172,6 +172,65 @@ final class HeadChunkFileTests: XCTestCase {
         XCTAssertEqual(try walAlone(), expected)
     }
 
+    /// A request's floats are logged before its histograms, and a checkpoint logs every float before
+    /// any histogram: the WAL's order is not always the order the head applied samples in. A float
+    /// that was late behind a histogram comes before it in the WAL, and must still be kept.
+    func testSamplesLoggedInAnotherOrderThanAppliedAreKept() throws {
+        let db = try TenantDatabase.open(directory: directory, tenant: "t")
+        var h = IntegerHistogram()
+        h.count = 1
+        h.positiveSpans = [HistogramSpan(offset: 0, length: 1)]
+        h.positiveBuckets = [1]
+        let name = Array("__name__".utf8), value = Array("s".utf8)
+        let (verdicts, commit) = try name.withUnsafeBytes { n in
+            try value.withUnsafeBytes { v in
+                try db.append { batch -> [SampleVerdict] in
+                    let handle = [RawLabel(name: n, value: v)].withUnsafeBufferPointer { try! batch.series($0) }
+                    return [batch.add(handle, timestamp: 1 * Self.minute, valueBits: 1),
+                            batch.add(handle, timestamp: 2 * Self.minute, histogram: .integer(h)),
+                            batch.add(handle, timestamp: 90_000, valueBits: 2)]
+                }
+            }
+        }
+        waitDurable(db, commit)
+        XCTAssertEqual(verdicts, [.accepted, .accepted, .accepted], "the float at 1.5 min is late behind the histogram")
+        // Floats after the histogram, past the 2-hour range end: their first chunk closes.
+        try appendSamples(db, "s", (3..<130).map { (Int64($0) * Self.minute, UInt64($0)) })
+        flushChunks(db)
+        let expected = try contents(db)
+        XCTAssertEqual(expected["s"]?.count, 2 + 127)
+        let histograms = try storedHistograms(db, "s")
+        XCTAssertEqual(histograms.count, 1)
+
+        let reopened = try TenantDatabase.open(directory: directory, tenant: "t")
+        XCTAssertGreaterThan(reopened.replay.headChunks, 0)
+        XCTAssertEqual(try contents(reopened)["s"]?.count, 2 + 127)
+        XCTAssertEqual(try contents(reopened), expected)
+        XCTAssertEqual(try storedHistograms(reopened, "s"), histograms)
+        XCTAssertEqual(try walAlone(), expected)
+    }
+
+    /// Chunks written under a longer block range cross this one's range ends: a restart under a
+    /// 2-hour range takes none of those, and replays their samples from the WAL.
+    func testChunksWrittenUnderAnotherBlockRangeAreTakenOnlyWhereTheyFit() throws {
+        let long = try TenantDatabase.open(directory: directory, tenant: "t", options: StorageOptions(blockRange: 30 * 86_400_000))
+        // Started off the hour, so the 120-sample chunks straddle the 2-hour range ends.
+        try fill(long, series: 8, from: 37 * Self.minute, minutes: 600)
+        try long.close()
+        let expected = try walAlone()
+        XCTAssertEqual(expected["m0"]?.count, 600)
+        let reopened = try TenantDatabase.open(directory: directory, tenant: "t")
+        XCTAssertEqual(try contents(reopened), expected)
+        // Every chunk the head holds lies within one 2-hour range, as block cuts need.
+        for index in 0..<Int32(reopened.head.seriesCount) {
+            reopened.head.forEachChunk(index) { minTime, maxTime, _ in
+                XCTAssertEqual(Head.rangeStart(minTime, 7_200_000), Head.rangeStart(maxTime, 7_200_000), "[\(minTime), \(maxTime)]")
+            }
+        }
+        try reopened.close()
+        XCTAssertEqual(try walAlone(), expected)
+    }
+
     func testCorruptAndTornChunkFilesAreReportedCutAndRebuiltFromTheWAL() throws {
         let db = try TenantDatabase.open(directory: directory, tenant: "t")
         try fill(db, series: 30, minutes: 150)
@@ -284,9 +343,25 @@ final class HeadChunkFileTests: XCTestCase {
         XCTAssertEqual(read.chunkCount, 1)
         XCTAssertEqual(read.maxRef, 0x0102)
         XCTAssertEqual(read.fileMaxTimes, [4: 2000])
-        XCTAssertEqual(read.chunks(of: 0x0102, from: 1000, valueBits: Double(1.5).bitPattern, chunkRange: 7_200_000)?.map(\.bytes), [chunk.bytes])
+        XCTAssertEqual(read.chunks(of: 0x0102, from: 1000, valueBits: Double(1.5).bitPattern, chunkRange: 7_200_000)?.chunks.map(\.bytes), [chunk.bytes])
         XCTAssertNil(read.chunks(of: 0x0102, from: 1000, valueBits: Double(9).bitPattern, chunkRange: 7_200_000), "another first value")
         XCTAssertNil(read.chunks(of: 0x0102, from: 2000, valueBits: Double(2.5).bitPattern, chunkRange: 7_200_000), "no chunk starts there")
+
+        // Chunks the head could not hold are never taken: past the storable times, or across a range.
+        let far = StorableTime.range.upperBound + 1
+        var beyond = XORChunk()
+        beyond.append(timestamp: far, valueBits: 1)
+        var across = XORChunk()
+        across.append(timestamp: 7_199_000, valueBits: 1)
+        across.append(timestamp: 7_201_000, valueBits: 2)
+        let more = HeadChunkWriter(directory: directory, existing: [4: 2000])
+        more.append(ref: 9, minTime: far, maxTime: far, beyond.bytes)
+        more.append(ref: 10, minTime: 7_199_000, maxTime: 7_201_000, across.bytes)
+        more.sync()
+        let reread = try MappedHeadChunks(directory: directory)
+        XCTAssertEqual(reread.chunkCount, 3)
+        XCTAssertNil(reread.chunks(of: 9, from: far, valueBits: 1, chunkRange: 7_200_000))
+        XCTAssertNil(reread.chunks(of: 10, from: 7_199_000, valueBits: 1, chunkRange: 7_200_000))
     }
 
     /// Random appends (in order and late), deletions, block cuts, clean stops and crashes: after

@@ -26,7 +26,10 @@ enum HeadChunkFormat {
         return String(repeating: "0", count: max(0, 6 - digits.count)) + digits
     }
 
-    /// The sequence number of a file name of six or more digits, else nil.
+    /// The largest sequence number a file takes: ten digits, as the reader reads.
+    static let lastSequence = 9_999_999_999
+
+    /// The sequence number of a file name of six to ten digits, else nil.
     static func sequence(ofFileName name: String) -> Int? {
         guard name.count >= 6, name.count <= 10, name.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
         return Int(name)
@@ -122,6 +125,7 @@ final class HeadChunkWriter {
     func flush() {
         guard failed == nil, !buffer.isEmpty else { return }
         let path = directory + "/" + HeadChunkFormat.fileName(sequence)
+        guard sequence <= HeadChunkFormat.lastSequence else { return disable(StorageIOError("write", path, errno: ENAMETOOLONG)) }
         do throws(StorageIOError) {
             let file = try OpenFile(path: path, flags: O_WRONLY | O_CREAT | O_APPEND)
             if !fileStarted, try file.size() != 0 {
@@ -227,36 +231,34 @@ final class MappedHeadChunks {
 
     var chunkCount: Int { entries.count }
 
-    /// Reads the files of `directory` (which must exist) and repairs the first torn or corrupt one.
+    /// Reads the files of `directory` (which must exist) and repairs the first torn or corrupt one:
+    /// the files after it are removed (newest first), then it is cut.
     init(directory: String) throws(StorageIOError) {
         let files = try FileSystem.listDirectory(directory)
-            .compactMap { name in HeadChunkFormat.sequence(ofFileName: name).map { ($0, name) } }
+            .compactMap { name in HeadChunkFormat.sequence(ofFileName: name).map { ($0, directory + "/" + name) } }
+            .filter { !FileSystem.isDirectory($0.1) }
             .sorted { $0.0 < $1.0 }
-        var damaged: (sequence: Int, validEnd: Int)?
-        for (sequence, name) in files {
-            let path = directory + "/" + name
-            if let damaged {
-                try FileSystem.removeTree(path)
-                problems.append("\(path): removed, it follows the damaged head chunk file \(HeadChunkFormat.fileName(damaged.sequence))")
-                continue
-            }
+        for (k, (sequence, path)) in files.enumerated() {
             let mapping = try MappedFile(path: path)
             fileMaxTimes[sequence] = .min
             let (validEnd, corruption) = read(mapping.bytes, file: Int32(mappings.count), sequence: sequence, path: path)
             mappings.append(mapping)
-            if let corruption {
-                corruptions.append(corruption)
-                problems.append("\(corruption); chunks after it are rebuilt from the WAL")
-                damaged = (sequence, validEnd)
-                if validEnd <= HeadChunkFormat.headerSize {
-                    try FileSystem.removeTree(path)
-                    fileMaxTimes[sequence] = nil
-                } else {
-                    try OpenFile(path: path, flags: O_WRONLY).truncate(to: validEnd)
-                }
+            guard let corruption else { continue }
+            corruptions.append(corruption)
+            problems.append("\(corruption); chunks after it are rebuilt from the WAL")
+            for (_, later) in files[(k + 1)...].reversed() {
+                try FileSystem.removeTree(later)
+                problems.append("\(later): removed, it follows the damaged head chunk file \(path)")
             }
+            if validEnd <= HeadChunkFormat.headerSize {
+                try FileSystem.removeTree(path)
+                fileMaxTimes[sequence] = nil
+            } else {
+                try OpenFile(path: path, flags: O_WRONLY).truncate(to: validEnd)
+            }
+            try FileSystem.syncDirectory(directory)
+            break
         }
-        if damaged != nil { try FileSystem.syncDirectory(directory) }
     }
 
     /// Indexes the chunks of one file; returns where its valid part ends and why it ends early.
@@ -330,10 +332,11 @@ final class MappedHeadChunks {
     }
 
     /// The chunks of series `ref` from the one that starts with exactly the sample (`t`,
-    /// `valueBits`) on (the last such one written, when there are several), in order, copied. Nil
-    /// when no chunk starts with that sample. Each lies within one range of `chunkRange`, as the
-    /// head's chunks do.
-    func chunks(of ref: UInt64, from t: Int64, valueBits: UInt64, chunkRange: Int64) -> [ClosedChunk]? {
+    /// `valueBits`) on (the last such one written, when there are several), in order, copied, with
+    /// the first one's place (for `next` and `data`; the others follow it). Nil when no chunk that
+    /// starts with that sample can be taken.
+    /// Each lies within one range of `chunkRange` and holds only storable times, as the head's do.
+    func chunks(of ref: UInt64, from t: Int64, valueBits: UInt64, chunkRange: Int64) -> (chunks: [ClosedChunk], first: Int32)? {
         guard let chain = chains[ref] else { return nil }
         var start: Int32 = -1
         var i = chain.first
@@ -346,23 +349,39 @@ final class MappedHeadChunks {
         i = start
         while i >= 0 {
             let entry = entries[Int(i)]
-            // Chunks of one series never overlap nor cross a range; one that would is not taken,
-            // nor any after it.
-            guard entry.minTime > chunks.last?.maxTime ?? .min,
+            // Chunks of one series never overlap nor cross a range, and hold only times the head
+            // can store; one that would is not taken, nor any after it.
+            guard StorableTime.range.contains(entry.minTime), StorableTime.range.contains(entry.maxTime),
+                  entry.minTime > chunks.last?.maxTime ?? .min,
                   Head.rangeStart(entry.minTime, chunkRange) == Head.rangeStart(entry.maxTime, chunkRange) else { break }
-            let data = UnsafeRawBufferPointer(rebasing: mappings[Int(entry.file)].bytes[entry.dataStart..<(entry.dataStart + Int(entry.dataCount))])
-            let bytes = [UInt8](data)
             // The checksum vouches for the bytes; the first sample must be the WAL's.
-            if chunks.isEmpty {
-                let first = bytes.withUnsafeBufferPointer { buffer in
-                    var it = XORIterator(buffer)
-                    return it.next()
-                }
-                guard let first, first.timestamp == t, first.valueBits == valueBits else { return nil }
-            }
-            chunks.append(ClosedChunk(minTime: entry.minTime, maxTime: entry.maxTime, bytes: bytes))
+            if chunks.isEmpty && !starts(i, with: t, valueBits) { return nil }
+            chunks.append(ClosedChunk(minTime: entry.minTime, maxTime: entry.maxTime, bytes: [UInt8](data(i))))
             i = entry.next
         }
-        return chunks
+        return chunks.isEmpty ? nil : (chunks, start)
+    }
+
+    /// The data of chunk `entry`, valid while this object lives.
+    func data(_ entry: Int32) -> UnsafeBufferPointer<UInt8> {
+        let e = entries[Int(entry)]
+        let bytes = UnsafeRawBufferPointer(rebasing: mappings[Int(e.file)].bytes[e.dataStart..<(e.dataStart + Int(e.dataCount))])
+        return bytes.bindMemory(to: UInt8.self)
+    }
+
+    /// The chunk of the same series written after `entry`, or -1.
+    func next(_ entry: Int32) -> Int32 { entries[Int(entry)].next }
+
+    /// Chunk `entry`'s first and last time and the sample count its header gives.
+    func span(_ entry: Int32) -> (minTime: Int64, maxTime: Int64, samples: Int) {
+        let e = entries[Int(entry)]
+        return (e.minTime, e.maxTime, XORChunk.sampleCount(data(entry)))
+    }
+
+    /// Whether chunk `entry` starts with the sample (`t`, `valueBits`).
+    func starts(_ entry: Int32, with t: Int64, _ valueBits: UInt64) -> Bool {
+        var it = XORIterator(data(entry))
+        guard let first = it.next() else { return false }
+        return first.timestamp == t && first.valueBits == valueBits
     }
 }

@@ -27,14 +27,15 @@ extension Head {
         series[Int(index)].lastValueBits = valueBits
     }
 
-    /// Drops the in-order samples of series `index` after `t`, leaving `t` its newest time with
-    /// value `valueBits` even when the sample itself is gone: the head's state when a replay reached
-    /// the WAL record at which the series' attached chunks run ahead of the WAL (a deletion).
-    func keepSamples(_ index: Int32, through t: Int64, newestValueBits valueBits: UInt64) {
+    /// Keeps the first `count` in-order samples of series `index` and drops the rest, leaving
+    /// (`t`, `valueBits`) its newest time and value: the head's state when a replay reached the
+    /// WAL record at which the series' attached chunks and the WAL part.
+    func keepSamples(_ index: Int32, first count: Int, newestTime t: Int64, newestValueBits valueBits: UInt64) {
         var kept: [Sample] = []
+        kept.reserveCapacity(count)
         forEachChunk(index) { _, _, bytes in
             var it = XORIterator(bytes)
-            while let (time, v) = it.next(), time <= t { kept.append(Sample(timestamp: time, valueBits: v)) }
+            while kept.count < count, let (time, v) = it.next() { kept.append(Sample(timestamp: time, valueBits: v)) }
         }
         let i = Int(index)
         series[i].closed = closedChunks(kept)

@@ -1,28 +1,42 @@
 /// What a replay takes from the head chunk files, series by series (used by `Head.loadWAL`).
 ///
 /// A series' first sample (always in order) looks for a written chunk that starts with that very
-/// sample. If one does, the series takes it and the chunks written after it as its closed chunks,
-/// up to `maxTime`. Each later in-order sample up to `maxTime` is in them (chunks are written in the
-/// order they close, and none is missing before the last one read: see `HeadChunkWriter`), so it is
-/// counted and passed over. `latest` is the newest time the WAL has reached, which routes every
-/// sample as in order or late just as a replay without the files would. Past `maxTime`, the series
-/// appends as usual.
+/// sample. If one does, the series takes it and the chunks written after it as its closed chunks.
+/// From then on each in-order sample the WAL brings must be where the chunks say their next sample
+/// is: inside the current chunk while it has samples left (as many as its header counts, the last
+/// one at its end time), else the first sample, time and value, of the next chunk. Such a sample is
+/// counted and passed over without decoding anything. `latest` is the newest time the WAL has
+/// reached, which routes every sample as in order or late just as a replay without the files would.
 ///
-/// A deletion is the one record that acts on samples the WAL has not reached: before it, a series
-/// drops what its chunks hold past `latest`, and appends as usual from then on.
+/// The moment the WAL and the chunks part (a sample elsewhere, a late sample or a histogram, whose
+/// checks must not see chunk samples the WAL has not reached, a deletion, which acts on what the
+/// WAL has reached, or the WAL's end before the chunks'), the series keeps exactly the samples that
+/// matched and appends as usual from then on. Chunks lost to a crash or a power cut, or written in
+/// another order than the WAL's records (a request's floats are logged before its histograms, and a
+/// checkpoint logs floats before histograms), are found at the first sample that does not line up.
+/// A chunk written by this head or by promtool holds, between its ends, exactly the in-order samples
+/// the WAL has there; a forged one could hold others, which this does not decode to find.
 final class ChunkFileReplay {
     private struct State {
-        /// The end of the series' attached chunks; `.min` while none are.
-        var maxTime: Int64
-        /// The newest time the WAL reached while attached; `unknown` or `none` while not.
-        var latest: Int64
+        enum Phase: UInt8 {
+            /// The first sample has not come yet.
+            case unknown
+            /// The series appends as usual.
+            case none
+            case attached
+        }
 
-        /// The first sample has not come yet.
-        static let unknown = State(maxTime: .min, latest: 0)
-        /// The series appends as usual.
-        static let none = State(maxTime: .min, latest: 1)
-
-        var isAttached: Bool { maxTime != .min }
+        var phase: Phase
+        /// While attached: the chunk being read (a place in `MappedHeadChunks`), how many of the
+        /// series' chunks follow it, its samples not matched yet and its end time.
+        var entry: Int32 = -1
+        var chunksLeft: Int32 = 0
+        var samplesLeft: Int32 = 0
+        var chunkMaxTime: Int64 = .min
+        /// The samples matched, and the WAL's newest time and value.
+        var matched: Int32 = 0
+        var latest: Int64 = .min
+        var latestValueBits: UInt64 = 0
     }
 
     let chunks: MappedHeadChunks
@@ -47,69 +61,90 @@ final class ChunkFileReplay {
             states.deallocate()
             states = grown
         }
-        for i in count..<seriesCount { states[i] = .unknown }
+        for i in count..<seriesCount { states[i] = State(phase: .unknown) }
         count = seriesCount
     }
 
-    private func state(_ index: Int32) -> State {
-        precondition(Int(index) < count, "series \(index) not tracked")
-        return states[Int(index)]
+    private func checked(_ index: Int32) -> Int {
+        precondition(index >= 0 && Int(index) < count, "series \(index) not tracked")
+        return Int(index)
     }
 
-    /// Whether sample (`t`, `valueBits`) of series `index` is one its attached chunks hold, after
-    /// attaching them at the series' first sample.
+    /// Whether sample (`t`, `valueBits`) of series `index` is where its attached chunks have their
+    /// next sample, after attaching them at the series' first sample.
     func holds(_ index: Int32, _ t: Int64, _ valueBits: UInt64, _ head: Head, _ report: inout ReplayReport) -> Bool {
-        let state = state(index)
-        if state.isAttached {
-            // A late sample goes on as usual: the head's newest time (`maxTime`) routes it as late.
-            guard t > state.latest && t > head.latestHistogramTimestamp(index) else { return false }
-            guard t <= state.maxTime else {
-                settle(index, state, head)
-                states[Int(index)] = .none
+        let i = checked(index)
+        switch states[i].phase {
+        case .none:
+            return false
+        case .unknown:
+            states[i].phase = .none
+            guard head.latest(index).timestamp == .min, !head.hasOutOfOrder(index), t > head.latestHistogramTimestamp(index),
+                  let found = chunks.chunks(of: head.ref(index), from: t, valueBits: valueBits, chunkRange: head.chunkRange) else { return false }
+            head.attach(index, found.chunks)
+            let first = chunks.span(found.first)
+            states[i] = State(phase: .attached, entry: found.first, chunksLeft: Int32(found.chunks.count - 1),
+                              samplesLeft: Int32(first.samples), chunkMaxTime: first.maxTime)
+            report.headChunks += found.chunks.count
+            // The chunk starts with this sample (`chunks(of:)` checked it).
+            return matches(i, t, valueBits)
+        case .attached:
+            // A late sample goes on as usual, once the series holds only what matched: its
+            // duplicate check must not see the chunks' samples the WAL has not reached.
+            guard t > states[i].latest && t > head.latestHistogramTimestamp(index), matches(i, t, valueBits) else {
+                detach(index, head)
                 return false
             }
-            states[Int(index)].latest = t
-            if t == state.maxTime { head.setNewestValueBits(index, valueBits) }
             // What appending the sample would do besides: a float ends the open histogram chunk.
             if !head.histograms.isEmpty { head.endHistogramChunk(index) }
             return true
         }
-        guard state.latest == State.unknown.latest else { return false }
-        states[Int(index)] = .none
-        guard head.latest(index).timestamp == .min, !head.hasOutOfOrder(index), t > head.latestHistogramTimestamp(index),
-              let found = chunks.chunks(of: head.ref(index), from: t, valueBits: valueBits, chunkRange: head.chunkRange) else { return false }
-        head.attach(index, found)
-        states[Int(index)] = State(maxTime: head.latest(index).timestamp, latest: t)
-        if t == head.latest(index).timestamp { head.setNewestValueBits(index, valueBits) }
-        report.headChunks += found.count
+    }
+
+    /// Whether in-order sample (`t`, `valueBits`) is where the attached chunks have their next
+    /// sample; if so, it counts as matched.
+    private func matches(_ i: Int, _ t: Int64, _ valueBits: UInt64) -> Bool {
+        var state = states[i]
+        if state.samplesLeft == 0 {
+            // The chunk is done: the sample must start the next one.
+            let next = chunks.next(state.entry)
+            guard state.chunksLeft > 0, next >= 0 else { return false }
+            let span = chunks.span(next)
+            guard span.minTime == t, span.samples > 0, chunks.starts(next, with: t, valueBits) else { return false }
+            state.entry = next
+            state.chunksLeft -= 1
+            state.samplesLeft = Int32(span.samples)
+            state.chunkMaxTime = span.maxTime
+        }
+        guard state.samplesLeft > 0, t <= state.chunkMaxTime else { return false }
+        state.samplesLeft -= 1
+        // A chunk's last sample is at its end time.
+        guard state.samplesLeft > 0 || t == state.chunkMaxTime else { return false }
+        state.matched += 1
+        state.latest = t
+        state.latestValueBits = valueBits
+        states[i] = state
         return true
     }
 
-    /// Sets the newest value of an attached series whose WAL did not bring the sample at the end of
-    /// its chunks, from the chunk; a chunk that does not decode there is dropped back to `latest`.
-    private func settle(_ index: Int32, _ state: State, _ head: Head) {
-        guard state.isAttached && state.latest != state.maxTime else { return }
-        if let valueBits = head.valueBits(index, at: state.maxTime) {
-            head.setNewestValueBits(index, valueBits)
-        } else {
-            head.keepSamples(index, through: state.latest, newestValueBits: head.valueBits(index, at: state.latest) ?? 0)
-        }
-    }
-
-    /// Settles every series still attached when the WAL ends.
-    func finish(_ head: Head) {
-        for i in 0..<count { settle(Int32(i), states[i], head) }
-    }
-
-    /// Before a deletion touches series `index`: its chunks may hold samples the WAL has not
-    /// reached, which the deletion must not touch, so the series goes back to what the WAL reached
-    /// and appends as usual from then on.
+    /// Ends the attachment of series `index`: it keeps exactly the samples that matched, with the
+    /// WAL's newest time and value, and appends as usual from then on. Called where the WAL and
+    /// the chunks part, and before a deletion or a histogram touches the series.
     func detach(_ index: Int32, _ head: Head) {
-        let state = state(index)
-        if state.isAttached {
-            // The sample at `latest` was passed over, so the attached chunks hold it.
-            head.keepSamples(index, through: state.latest, newestValueBits: head.valueBits(index, at: state.latest) ?? 0)
+        let i = checked(index)
+        defer { states[i].phase = .none }
+        guard states[i].phase == .attached else { return }
+        let state = states[i]
+        // Every chunk sample matched: the chunks are what appending would have made.
+        if state.chunksLeft == 0 && state.samplesLeft == 0 {
+            head.setNewestValueBits(index, state.latestValueBits)
+        } else {
+            head.keepSamples(index, first: Int(state.matched), newestTime: state.latest, newestValueBits: state.latestValueBits)
         }
-        states[Int(index)] = .none
+    }
+
+    /// Ends every attachment when the WAL ends: chunk samples the WAL never brought are dropped.
+    func finish(_ head: Head) {
+        for i in 0..<count where states[i].phase == .attached { detach(Int32(i), head) }
     }
 }

@@ -125,10 +125,11 @@ extension Head {
         // The series first (a sample its series' chunk files hold is passed over at once: it
         // changes nothing another sample reads), then their chunks warmed at once, then the appends.
         scratch.samples.removeAll(keepingCapacity: true)
-        scratch.chunkFiles?.track(head.seriesCount)
+        let chunkFiles = scratch.chunkFiles
+        chunkFiles?.track(head.seriesCount)
         for sample in samples {
             let index = head.index(ofRef: sample.ref) ?? -1
-            if index >= 0, StorableTime.range.contains(sample.timestamp), let chunkFiles = scratch.chunkFiles,
+            if index >= 0, StorableTime.range.contains(sample.timestamp), let chunkFiles,
                chunkFiles.holds(index, sample.timestamp, sample.valueBits, head, &report) {
                 report.samples += 1
                 continue
@@ -191,9 +192,9 @@ extension Head {
                     head.deleteSamples(index, in: interval)
                 }
             case WALRecordType.histogramSamples.rawValue:
-                try replayHistograms(&decoder, IntegerHistogram.self, into: head, &report)
+                try replayHistograms(&decoder, IntegerHistogram.self, into: head, scratch.chunkFiles, &report)
             case WALRecordType.floatHistogramSamples.rawValue:
-                try replayHistograms(&decoder, FloatHistogram.self, into: head, &report)
+                try replayHistograms(&decoder, FloatHistogram.self, into: head, scratch.chunkFiles, &report)
             default:
                 report.problems.append("skipped WAL record of unknown type \(decoder.type)")
             }
@@ -206,7 +207,8 @@ extension Head {
     /// newest histogram (of either kind), at a time holding no float, is appended (histograms are
     /// never late). Malformed ones and ones outside `StorableTime.range` are skipped and reported.
     private static func replayHistograms<H: StoredHistogram>(_ decoder: inout WALRecordDecoder, _: H.Type, into head: Head,
-                                                             _ report: inout ReplayReport) throws(WALRecordError) {
+                                                             _ chunkFiles: ChunkFileReplay?, _ report: inout ReplayReport) throws(WALRecordError) {
+        chunkFiles?.track(head.seriesCount)
         var skipped = 0
         defer { if skipped > 0 { report.problems.append("skipped \(skipped) malformed WAL histograms or with timestamps beyond ±2^53 ms") } }
         try decoder.forEachHistogramSample { (ref, t, h: H) in
@@ -218,6 +220,8 @@ extension Head {
                 report.orphanSamples += 1
                 return
             }
+            // Its verdict must not see attached chunks' samples the WAL has not reached.
+            chunkFiles?.detach(index, head)
             if t > head.latestHistogramTimestamp(index) && head.valueBits(index, at: t) == nil {
                 head.appendHistogram(index, timestamp: t, h.value)
                 report.histograms += 1

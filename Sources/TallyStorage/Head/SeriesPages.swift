@@ -13,7 +13,8 @@ struct SeriesPages: RandomAccessCollection, MutableCollection {
     var endIndex: Int { count }
 
     subscript(index: Int) -> MemSeries {
-        get { pages[index &>> Self.shift][index & (Self.pageSize - 1)] }
+        // Read in place: a copy would retain and release the series' chunk arrays on every read.
+        _read { yield pages[index &>> Self.shift][index & (Self.pageSize - 1)] }
         _modify { yield &pages[index &>> Self.shift][index & (Self.pageSize - 1)] }
     }
 
