@@ -210,6 +210,24 @@ final class HeadChunkFileTests: XCTestCase {
         XCTAssertEqual(try walAlone(), expected)
     }
 
+    /// A chunk whose checksum holds but whose samples do not rise from its start to its end (a
+    /// forged or misbehaving writer) is never taken: the head's appends and reads rely on rising times.
+    func testAChunkWhoseTimesDoNotRiseIsNotTaken() throws {
+        let db = try TenantDatabase.open(directory: directory, tenant: "t")
+        try fill(db, series: 1, minutes: 130)
+        let expected = try contents(db)
+        let ref = db.head.ref(try XCTUnwrap(db.head.select([try LabelMatcher("__name__", .equal, "m0")]).first))
+        // The WAL's first sample, then 2 and 1 minutes: 120 samples ending at 119 minutes.
+        var chunk = XORChunk()
+        for minute in [0, 2, 1] + Array(3..<120) { chunk.append(timestamp: Int64(minute) * Self.minute, valueBits: Double(minute % 17).bitPattern) }
+        let writer = HeadChunkWriter(directory: chunkDirectory, existing: [:])
+        writer.append(ref: ref, minTime: 0, maxTime: 119 * Self.minute, chunk.bytes)
+        writer.sync()
+        let reopened = try TenantDatabase.open(directory: directory, tenant: "t")
+        XCTAssertEqual(reopened.replay.headChunks, 0)
+        XCTAssertEqual(try contents(reopened), expected)
+    }
+
     /// Chunks written under a longer block range cross this one's range ends: a restart under a
     /// 2-hour range takes none of those, and replays their samples from the WAL.
     func testChunksWrittenUnderAnotherBlockRangeAreTakenOnlyWhereTheyFit() throws {

@@ -354,7 +354,10 @@ final class MappedHeadChunks {
             guard StorableTime.range.contains(entry.minTime), StorableTime.range.contains(entry.maxTime),
                   entry.minTime > chunks.last?.maxTime ?? .min,
                   Head.rangeStart(entry.minTime, chunkRange) == Head.rangeStart(entry.maxTime, chunkRange) else { break }
-            // The checksum vouches for the bytes; the first sample must be the WAL's.
+            // The checksum vouches for the bytes, not for what they say: the chunk must decode
+            // whole into times rising from its start to its end, as many as its header counts (the
+            // head's appends and reads rely on that), and the first chunk start with the WAL's sample.
+            guard isWellFormed(i) else { break }
             if chunks.isEmpty && !starts(i, with: t, valueBits) { return nil }
             chunks.append(ClosedChunk(minTime: entry.minTime, maxTime: entry.maxTime, bytes: [UInt8](data(i))))
             i = entry.next
@@ -376,6 +379,20 @@ final class MappedHeadChunks {
     func span(_ entry: Int32) -> (minTime: Int64, maxTime: Int64, samples: Int) {
         let e = entries[Int(entry)]
         return (e.minTime, e.maxTime, XORChunk.sampleCount(data(entry)))
+    }
+
+    /// Whether chunk `entry` decodes whole into strictly rising times from its first time to its
+    /// last, as many samples as its header counts.
+    private func isWellFormed(_ entry: Int32) -> Bool {
+        let e = entries[Int(entry)]
+        var it = XORIterator(data(entry))
+        var previous = Int64.min, count = 0
+        while let (t, _) = it.next() {
+            guard t > previous, count > 0 || t == e.minTime else { return false }
+            previous = t
+            count += 1
+        }
+        return !it.failed && count > 0 && count == XORChunk.sampleCount(data(entry)) && previous == e.maxTime
     }
 
     /// Whether chunk `entry` starts with the sample (`t`, `valueBits`).
