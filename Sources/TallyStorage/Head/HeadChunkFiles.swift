@@ -97,11 +97,8 @@ final class HeadChunkWriter {
         length.appendUvarint(UInt64(bytes.count))
         let size = HeadChunkFormat.fixedChunkHeader + length.count + bytes.count + HeadChunkFormat.checksumSize
         if fileSize + size > HeadChunkFormat.maxFileSize && fileSize > HeadChunkFormat.headerSize {
-            flush()
+            endFile()
             guard failed == nil else { return }
-            sequence += 1
-            fileSize = 0
-            fileStarted = false
         }
         if fileSize == 0 {
             buffer += HeadChunkFormat.fileHeader()
@@ -143,6 +140,19 @@ final class HeadChunkWriter {
         }
     }
 
+    /// Writes what the current file still gathers and starts the next one. Chunks that cannot be
+    /// written now (out of descriptors) would land in the next file under the wrong number, so
+    /// that ends the writing instead.
+    private func endFile() {
+        flush()
+        if failed == nil && !buffer.isEmpty {
+            disable(StorageIOError("write", directory + "/" + HeadChunkFormat.fileName(sequence), errno: EMFILE))
+        }
+        sequence += 1
+        fileSize = 0
+        fileStarted = false
+    }
+
     /// Flushes and fsyncs the current file and the directory, at close.
     func sync() {
         flush()
@@ -160,12 +170,7 @@ final class HeadChunkWriter {
     /// a file that kept taking new chunks would never end before the head.
     func removeFiles(endingBefore time: Int64) {
         guard failed == nil else { return }
-        if fileSize > 0 {
-            flush()
-            sequence += 1
-            fileSize = 0
-            fileStarted = false
-        }
+        if fileSize > 0 { endFile() }
         do throws(StorageIOError) {
             var removed = false
             for (file, maxTime) in fileMaxTimes where maxTime < time && file < sequence {
