@@ -22,8 +22,10 @@ final class HeadChunkInteropTests: XCTestCase {
         }
     }
 
+    /// The chunk files, none before the first chunk is written (which makes the directory).
     private func chunkFiles() throws -> [String] {
-        try FileManager.default.contentsOfDirectory(atPath: directory + "/chunks_head").filter { $0.allSatisfy(\.isNumber) }.sorted()
+        guard FileManager.default.fileExists(atPath: directory + "/chunks_head") else { return [] }
+        return try FileManager.default.contentsOfDirectory(atPath: directory + "/chunks_head").filter { $0.allSatisfy(\.isNumber) }.sorted()
     }
 
     /// Samples per series name in `promtool tsdb dump` of `path` (which promtool writes into).

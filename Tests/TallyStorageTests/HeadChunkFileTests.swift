@@ -15,8 +15,10 @@ final class HeadChunkFileTests: XCTestCase {
 
     private var chunkDirectory: String { directory + "/" + HeadChunkFormat.directoryName }
 
+    /// The chunk files, none before the first chunk is written (which makes the directory).
     private func chunkFiles() throws -> [String] {
-        try FileSystem.listDirectory(chunkDirectory).filter { HeadChunkFormat.sequence(ofFileName: $0) != nil }.sorted()
+        guard FileSystem.isDirectory(chunkDirectory) else { return [] }
+        return try FileSystem.listDirectory(chunkDirectory).filter { HeadChunkFormat.sequence(ofFileName: $0) != nil }.sorted()
     }
 
     /// Every sample of every series, late ones included, as name -> (time, value bits).

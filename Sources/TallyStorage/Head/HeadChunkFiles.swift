@@ -124,6 +124,8 @@ final class HeadChunkWriter {
         let path = directory + "/" + HeadChunkFormat.fileName(sequence)
         guard sequence <= HeadChunkFormat.lastSequence else { return disable(StorageIOError("write", path, errno: ENAMETOOLONG)) }
         do throws(StorageIOError) {
+            // The directory comes with the first chunk: a tenant that never closed one has none.
+            if !fileStarted { try FileSystem.makeDirectory(directory) }
             let file = try OpenFile(path: path, flags: O_WRONLY | O_CREAT | O_APPEND)
             if !fileStarted, try file.size() != 0 {
                 // Left by an earlier process past what it read back: never append after it.
@@ -189,10 +191,12 @@ final class HeadChunkWriter {
     /// Tombstones record. Throws when a file cannot be removed, so the deletion does not go ahead.
     func removeAll() throws(StorageIOError) {
         buffer.removeAll(keepingCapacity: true)
-        for name in try FileSystem.listDirectory(directory) where HeadChunkFormat.sequence(ofFileName: name) != nil {
-            try FileSystem.removeTree(directory + "/" + name)
+        if FileSystem.isDirectory(directory) {
+            for name in try FileSystem.listDirectory(directory) where HeadChunkFormat.sequence(ofFileName: name) != nil {
+                try FileSystem.removeTree(directory + "/" + name)
+            }
+            try FileSystem.syncDirectory(directory)
         }
-        try FileSystem.syncDirectory(directory)
         fileMaxTimes = [:]
         sequence += 1
         fileSize = 0
@@ -236,10 +240,10 @@ final class MappedHeadChunks {
 
     var chunkCount: Int { entries.count }
 
-    /// Reads the files of `directory` (which must exist) and repairs the first torn or corrupt one:
-    /// the files after it are removed (newest first), then it is cut.
+    /// Reads the files of `directory` (none when it does not exist) and repairs the first torn or
+    /// corrupt one: the files after it are removed (newest first), then it is cut.
     init(directory: String) throws(StorageIOError) {
-        let files = try FileSystem.listDirectory(directory)
+        let files = try (FileSystem.isDirectory(directory) ? FileSystem.listDirectory(directory) : [])
             .compactMap { name in HeadChunkFormat.sequence(ofFileName: name).map { ($0, directory + "/" + name) } }
             .filter { !FileSystem.isDirectory($0.1) }
             .sorted { $0.0 < $1.0 }

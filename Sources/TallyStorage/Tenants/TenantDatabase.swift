@@ -85,7 +85,6 @@ public final class TenantDatabase: @unchecked Sendable {
         if !readOnly {
             try FileSystem.makeDirectory(directory)
             try FileSystem.makeDirectory(walDirectory)
-            try FileSystem.makeDirectory(chunkDirectory)
             try ReadLease.prepare(directory)
             try FileSystem.syncDirectory(directory)
         }
