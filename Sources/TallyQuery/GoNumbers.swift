@@ -56,31 +56,46 @@ enum GoNumbers {
     /// Go's `strconv.FormatFloat(v, 'f', -1, 64)`: shortest round-trip digits, never an exponent
     /// (`100000000`, `0.000001`, `NaN`, `+Inf`): how Prometheus prints sample values.
     static func fixed(_ value: Double) -> String {
-        if value.isNaN { return "NaN" }
-        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
-        let sign = value.sign == .minus ? "-" : ""
+        var text: [UInt8] = []
+        appendFixed(value, to: &text)
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// `fixed(value)` appended as UTF-8: an answer prints one a point, so this makes no string of
+    /// its own for most values.
+    static func appendFixed(_ value: Double, to out: inout [UInt8]) {
+        if value.isNaN { return out.append(contentsOf: "NaN".utf8) }
+        if value.isInfinite { return out.append(contentsOf: (value > 0 ? "+Inf" : "-Inf").utf8) }
+        if value.sign == .minus { out.append(UInt8(ascii: "-")) }
         // Swift writes most values (1e-4 <= |v| < 2^53) without an exponent, with the same shortest
-        // digits and a ".0" or trailing zeros of the fraction to drop; values are printed once per
-        // point of an answer, so those skip taking the digits apart.
-        let plain = abs(value).description
-        if !plain.utf8.contains(UInt8(ascii: "e")) {
-            var text = Substring(plain)
-            if text.utf8.contains(UInt8(ascii: ".")) {
-                while text.utf8.last == UInt8(ascii: "0") { text = text.dropLast() }
-                if text.utf8.last == UInt8(ascii: ".") { text = text.dropLast() }
+        // digits and a ".0" or trailing zeros of the fraction to drop; those skip taking the digits
+        // apart.
+        var plain = abs(value).description
+        let appended = plain.withUTF8 { text in
+            guard !text.contains(UInt8(ascii: "e")) else { return false }
+            var end = text.count
+            if text.contains(UInt8(ascii: ".")) {
+                while text[end - 1] == UInt8(ascii: "0") { end -= 1 }
+                if text[end - 1] == UInt8(ascii: ".") { end -= 1 }
             }
-            return sign + text
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: text[..<end]))
+            return true
         }
+        if appended { return }
         let (digits, decimalPoint) = shortestDigits(abs(value))
-        if digits == "0" { return sign + "0" }
+        if digits == "0" { return out.append(UInt8(ascii: "0")) }
         if decimalPoint <= 0 {
-            return sign + "0." + String(repeating: "0", count: -decimalPoint) + digits
+            out.append(contentsOf: "0.".utf8)
+            out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: -decimalPoint))
+            out.append(contentsOf: digits.utf8)
+        } else if decimalPoint >= digits.utf8.count {
+            out.append(contentsOf: digits.utf8)
+            out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: decimalPoint - digits.utf8.count))
+        } else {
+            out.append(contentsOf: digits.utf8.prefix(decimalPoint))
+            out.append(UInt8(ascii: "."))
+            out.append(contentsOf: digits.utf8.dropFirst(decimalPoint))
         }
-        if decimalPoint >= digits.count {
-            return sign + digits + String(repeating: "0", count: decimalPoint - digits.count)
-        }
-        let split = digits.index(digits.startIndex, offsetBy: decimalPoint)
-        return sign + digits[..<split] + "." + digits[split...]
     }
 
     private static func exponential(_ digits: String, exponent: Int) -> String {

@@ -144,7 +144,7 @@ enum PrometheusJSON {
                     out.append(#"{"labels":"#)
                     appendLabels(exemplar.labels, to: &out)
                     out.append(#","value":"#)
-                    out.appendString(sampleValue(exemplar.value))
+                    out.appendSampleValue(exemplar.value)
                     out.append(#","timestamp":"# + pointTimestamp(exemplar.timestamp) + "}")
                 }
                 out.append("}")
@@ -175,7 +175,7 @@ enum PrometheusJSON {
         out.append("[")
         out.appendPointTimestamp(timestamp)
         out.append(",")
-        out.appendUnescaped(sampleValue(value))
+        out.appendSampleValue(value)
         out.append("]")
     }
 
@@ -189,14 +189,6 @@ enum PrometheusJSON {
     /// digits; the exponent form it uses below 1e-6 is out of reach of whole milliseconds.
     static func scalarTimestamp(_ milliseconds: Int64) -> String {
         PromQL.formatValue(Double(milliseconds) / 1000)
-    }
-
-    /// A sample value (`jsonutil.MarshalValue`): Go's `'f'` form, and its `'e'` form below 1e-6 and
-    /// from 1e21 on, where `%g` writes the same text (`1e-07`, `1.5e+21`); `NaN`, `+Inf`, `-Inf`.
-    static func sampleValue(_ value: Double) -> String {
-        let magnitude = value.magnitude
-        if value != 0 && value.isFinite && (magnitude < 1e-6 || magnitude >= 1e21) { return GoFormat.float(value) }
-        return PromQL.formatValue(value)
     }
 }
 
@@ -223,10 +215,17 @@ struct JSONText: Sendable {
     /// Appends `text` as a quoted, escaped JSON string.
     mutating func appendString(_ text: String) { CostReport.appendQuoted(text, to: &bytes) }
 
-    /// Appends `text`, which has nothing to escape (a number's text), quoted.
-    mutating func appendUnescaped(_ text: String) {
+    /// Appends a sample value, quoted (`jsonutil.MarshalValue`): Go's `'f'` form, and its `'e'` form
+    /// below 1e-6 and from 1e21 on, where `%g` writes the same text (`1e-07`, `1.5e+21`); `NaN`,
+    /// `+Inf`, `-Inf`.
+    mutating func appendSampleValue(_ value: Double) {
         bytes.append(UInt8(ascii: "\""))
-        bytes.append(contentsOf: text.utf8)
+        let magnitude = value.magnitude
+        if value != 0 && value.isFinite && (magnitude < 1e-6 || magnitude >= 1e21) {
+            bytes.append(contentsOf: GoFormat.float(value).utf8)
+        } else {
+            PromQL.appendFormattedValue(value, to: &bytes)
+        }
         bytes.append(UInt8(ascii: "\""))
     }
 

@@ -134,9 +134,19 @@ final class FormatVectorTests: XCTestCase {
             var chunk = XORChunk()
             var t = Int64.random(in: -1_000_000...1_000_000_000_000, using: &rng)
             var v = Double.random(in: -1e6...1e6, using: &rng)
+            var step: Int64 = 60_000
+            var repeating = 0
             for _ in 0..<Int.random(in: 1...140, using: &rng) {
                 chunk.append(timestamp: t, valueBits: v.bitPattern)
-                t += [1, 15_000, 60_000, 60_000, 8193, 1 << 33][Int.random(in: 0..<6, using: &rng)]
+                // Runs of the same interval and value, which the batch decoder takes whole.
+                if repeating > 0 {
+                    repeating -= 1
+                    t += step
+                    continue
+                }
+                if Int.random(in: 0..<4, using: &rng) == 0 { repeating = Int.random(in: 1...70, using: &rng) }
+                step = [1, 15_000, 60_000, 60_000, 8193, 1 << 33][Int.random(in: 0..<6, using: &rng)]
+                t += step
                 switch Int.random(in: 0..<4, using: &rng) {
                 case 0: break
                 case 1: v += 1
@@ -165,6 +175,34 @@ final class FormatVectorTests: XCTestCase {
                 XCTAssertEqual(decoded.map(\.0), expected.samples.map(\.0))
                 XCTAssertEqual(decoded.map(\.1), expected.samples.map(\.1))
                 XCTAssertEqual(failed, expected.failed, "\(bytes.count) bytes")
+                // The batch decoder, in batches of any size and cut at any time, gives the same.
+                let capacity = Int.random(in: 1...150, using: &rng)
+                let cut = expected.samples.isEmpty ? Int64.max : expected.samples.randomElement(using: &rng)!.0
+                var batched: [(Int64, UInt64)] = []
+                var later: (Int64, UInt64)?
+                bytes.withUnsafeBufferPointer { buffer in
+                    var it = XORIterator(buffer)
+                    withUnsafeTemporaryAllocation(of: Sample.self, capacity: capacity) { out in
+                        while true {
+                            let (count, end) = it.decode(into: out.baseAddress!, capacity: capacity, through: cut)
+                            batched += out[..<count].map { ($0.timestamp, $0.valueBits) }
+                            if case .full = end { continue }
+                            if case .later(let sample) = end { later = (sample.timestamp, sample.valueBits) }
+                            break
+                        }
+                    }
+                    failed = it.failed
+                }
+                let through = expected.samples.prefix { $0.0 <= cut }
+                XCTAssertEqual(batched.map(\.0), through.map(\.0), "capacity \(capacity), through \(cut)")
+                XCTAssertEqual(batched.map(\.1), through.map(\.1))
+                if through.count < expected.samples.count {
+                    XCTAssertEqual(later?.0, expected.samples[through.count].0)
+                    XCTAssertEqual(later?.1, expected.samples[through.count].1)
+                } else {
+                    XCTAssertNil(later)
+                    XCTAssertEqual(failed, expected.failed, "\(bytes.count) bytes, batched")
+                }
             }
         }
     }

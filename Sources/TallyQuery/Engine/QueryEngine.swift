@@ -174,4 +174,7 @@ extension PromQL {
     /// A sample value as Prometheus' HTTP API writes it (Go's `FormatFloat(v, 'f', -1, 64)`):
     /// `0.5`, `100000000`, `NaN`, `+Inf`.
     public static func formatValue(_ value: Double) -> String { GoNumbers.fixed(value) }
+
+    /// `formatValue(value)` appended to `bytes` as UTF-8.
+    public static func appendFormattedValue(_ value: Double, to bytes: inout [UInt8]) { GoNumbers.appendFixed(value, to: &bytes) }
 }

@@ -72,8 +72,13 @@ struct RangeWindow {
     /// Removes the stored samples from `start` on that lie before `minTime` or are staleness
     /// markers, keeping the others' order; they are rare, so the usual arrival is only scanned.
     private mutating func dropArrivals(_ start: Int, before minTime: Int64) {
-        var kept = start
-        for i in start..<samples.count {
+        // Mostly there is nothing to drop: found by a scan that writes nothing.
+        let firstDropped = samples.withUnsafeBufferPointer { all in
+            all[start...].firstIndex { $0.timestamp < minTime || $0.valueBits == staleMarkerBits }
+        }
+        guard let firstDropped else { return }
+        var kept = firstDropped
+        for i in firstDropped..<samples.count {
             let sample = samples[i]
             guard sample.timestamp >= minTime && sample.valueBits != staleMarkerBits else { continue }
             if kept != i { samples[kept] = sample }

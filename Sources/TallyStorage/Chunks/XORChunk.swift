@@ -324,17 +324,47 @@ public struct XORIterator: IteratorProtocol, ChunkIterator {
     /// gives how many it wrote and why it stopped. The loop runs on a copy of the iterator's state,
     /// which the compiler keeps in registers: through `next()`, every field went to memory and
     /// back for each sample.
+    ///
+    /// Samples that repeat the interval and the value before them, two zero bits each, are taken
+    /// as many at a time as one window holds: series of prices and allocations on a regular
+    /// scrape grid are mostly such runs.
     mutating func decode(into out: UnsafeMutablePointer<Sample>, capacity: Int, through maxTime: Int64) -> (count: Int, end: RunEnd) {
         var state = self
         defer { self = state }
         var count = 0
         while count < capacity {
+            let repeats = state.repeatedSamples(limit: capacity - count)
+            if repeats > 0 {
+                let step = Int64(bitPattern: state.delta), v = state.valueBits
+                for _ in 0..<repeats {
+                    state.timestamp = state.timestamp &+ step
+                    state.bitPosition += 2
+                    state.read += 1
+                    let sample = Sample(timestamp: state.timestamp, valueBits: v)
+                    if sample.timestamp > maxTime { return (count, .later(sample)) }
+                    (out + count).initialize(to: sample)
+                    count += 1
+                }
+                continue
+            }
             guard let (t, v) = state.next() else { return (count, .ended) }
             if t > maxTime { return (count, .later(Sample(timestamp: t, valueBits: v))) }
             (out + count).initialize(to: Sample(timestamp: t, valueBits: v))
             count += 1
         }
         return (count, .full)
+    }
+
+    /// How many samples from the read position on, at most `limit`, are each the two zero bits of
+    /// an unchanged interval and an unchanged value, as far as one window shows. Never more than
+    /// the chunk counts or its bits hold, so a chunk cut short fails at the same sample as through
+    /// `next()`.
+    @inline(__always)
+    private func repeatedSamples(limit: Int) -> Int {
+        guard read >= 2, read < total, !failed else { return 0 }
+        let window = peek()
+        guard window >> 62 == 0 else { return 0 }
+        return min(window.leadingZeroBitCount / 2, limit, total - read, (bitCount - bitPosition) / 2)
     }
 
     @inline(__always)

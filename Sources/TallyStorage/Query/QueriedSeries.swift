@@ -55,7 +55,11 @@ public struct QueriedSeries: Sendable {
 
     init(labels: Labels, chunks: [QueriedChunk]) {
         self.labels = labels
-        self.chunks = chunks.sorted { ($0.minTime, $0.sourceRank) < ($1.minTime, $1.sourceRank) }
+        func before(_ a: QueriedChunk, _ b: QueriedChunk) -> Bool { (a.minTime, a.sourceRank) < (b.minTime, b.sourceRank) }
+        // Gathered block by block in time order, they are nearly always in order already; sorting
+        // anyway copied (and retained) every chunk, a fifth of a selection's time.
+        let inOrder = chunks.indices.dropFirst().allSatisfy { !before(chunks[$0], chunks[$0 - 1]) }
+        self.chunks = inOrder ? chunks : chunks.sorted(by: before)
     }
 
     public func makeIterator() -> SeriesIterator { SeriesIterator(chunks) }

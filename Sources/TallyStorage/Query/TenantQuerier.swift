@@ -1,3 +1,7 @@
+import Dispatch
+import Foundation
+import Synchronization
+
 /// One consistent read of a tenant for the length of a query.
 ///
 /// It holds the blocks that were live when it was made: a compaction or retention that removes
@@ -37,8 +41,22 @@ public final class TenantQuerier: @unchecked Sendable {
         func add(_ set: Int, _ chunks: [QueriedChunk]) {
             if set == chunksBySet.count { chunksBySet.append(chunks) } else { chunksBySet[set] += chunks }
         }
-        for (rank, block) in blocks.enumerated() where block.meta.maxTime > lo && block.meta.minTime <= hi {
+        let inRange = blocks.enumerated().filter { $0.element.meta.maxTime > lo && $0.element.meta.minTime <= hi }.map { (rank: $0.offset, block: $0.element) }
+        for ((_, block), series) in zip(inRange, try Self.matchingChunks(inRange, matchers, minTime: lo, maxTime: hi)) {
             var translation = DistinctLabelSets.BlockTranslation(symbols: block.symbols, hashes: block.symbolHashes)
+            for (ids, chunks) in series { add(found.add(blockSymbolIds: ids, &translation), chunks) }
+        }
+        for (labels, chunks) in fromHead where !chunks.isEmpty { add(found.add(labels), chunks) }
+        return found.sortedWithNumbers().map { QueriedSeries(labels: $0.labels, chunks: chunksBySet[$0.number]) }
+    }
+
+    /// Each block's series matching `matchers` that have float chunks in [minTime, maxTime], as
+    /// their labels' symbol ids and those chunks (checksums verified), block by block. Blocks are
+    /// read on every core when there are several: checking the chunks is most of a selection.
+    private static func matchingChunks(_ blocks: [(rank: Int, block: BlockReader)], _ matchers: [LabelMatcher],
+                                       minTime lo: Int64, maxTime hi: Int64) throws(BlockError) -> [[(ids: [UInt32], chunks: [QueriedChunk])]] {
+        @Sendable func read(_ rank: Int, _ block: BlockReader) throws(BlockError) -> [(ids: [UInt32], chunks: [QueriedChunk])] {
+            var series: [(ids: [UInt32], chunks: [QueriedChunk])] = []
             try block.forEachMatchingSymbolIds(matchers) { (ref, ids, metas) throws(BlockError) in
                 let deleted = block.tombstones.intervals[ref] ?? []
                 var chunks: [QueriedChunk] = []
@@ -50,11 +68,21 @@ public final class TenantQuerier: @unchecked Sendable {
                     chunks.append(QueriedChunk(minTime: meta.minTime, maxTime: meta.maxTime, mapped: chunk.bytes,
                                                block: block, deleted: deleted, sourceRank: rank))
                 }
-                if !chunks.isEmpty { add(found.add(blockSymbolIds: ids, &translation), chunks) }
+                if !chunks.isEmpty { series.append((ids, chunks)) }
+            }
+            return series
+        }
+        let workers = min(blocks.count, ProcessInfo.processInfo.activeProcessorCount)
+        guard workers >= 2 && blocks.count >= 4 else { return try blocks.map { (rank, block) throws(BlockError) in try read(rank, block) } }
+        let results = Mutex([Int: Result<[(ids: [UInt32], chunks: [QueriedChunk])], BlockError>]())
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            for i in stride(from: worker, to: blocks.count, by: workers) {
+                let result = Result { () throws(BlockError) in try read(blocks[i].rank, blocks[i].block) }
+                results.withLock { $0[i] = result }
             }
         }
-        for (labels, chunks) in fromHead where !chunks.isEmpty { add(found.add(labels), chunks) }
-        return found.sortedWithNumbers().map { QueriedSeries(labels: $0.labels, chunks: chunksBySet[$0.number]) }
+        // The first unreadable block in order fails the selection, as reading them in turn would.
+        return try results.withLock { all throws(BlockError) in try blocks.indices.map { (i) throws(BlockError) in try all[i]!.get() } }
     }
 
     /// The label sets `select` would give for any of `matcherSets`, sorted, from the indexes
