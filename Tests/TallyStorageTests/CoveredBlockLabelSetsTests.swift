@@ -1,3 +1,4 @@
+import TallyTestSupport
 import XCTest
 @testable import TallyStorage
 
@@ -103,5 +104,35 @@ final class CoveredBlockLabelSetsTests: XCTestCase {
         let large = CoveredBlockLabelSets.Key(tenant: "t", matcherSets: [], readers: [9])
         cache.keep(sets, for: large)
         XCTAssertNil(cache.answer(large))
+    }
+
+    /// A kept answer has its order kept with it; sets added to a copy afterwards (from blocks the
+    /// range covers in part and from the head), with strings that sort before, between and after
+    /// the kept ones, come out in label order with the rest, byte order and prefixes included.
+    func testSetsAddedAfterTheOrderWasKeptAreOrderedWithTheRest() {
+        var rng = SeededGenerator(test: "CoveredBlockLabelSetsTests.testSetsAddedAfterTheOrderWasKeptAreOrderedWithTheRest")
+        let alphabet = ["", "a", "b", "B", "é", "z", "0", "~"]
+        func labels() -> Labels {
+            let names = Set((0..<Int.random(in: 0...4, using: &rng)).map { _ in "n" + alphabet.randomElement(using: &rng)! })
+            return Labels(names.map { Label($0, (0..<Int.random(in: 0...3, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }.joined()) })
+        }
+        for _ in 0..<50 {
+            var kept = DistinctLabelSets()
+            var all: Set<Labels> = []
+            for _ in 0..<Int.random(in: 0...30, using: &rng) {
+                let set = labels()
+                kept.add(set)
+                all.insert(set)
+            }
+            kept.keepOrder()
+            var copy = kept
+            for _ in 0..<Int.random(in: 0...10, using: &rng) {
+                let set = labels()
+                copy.add(set)
+                all.insert(set)
+            }
+            XCTAssertEqual(copy.sorted(), all.sorted())
+            XCTAssertEqual(copy.sorted(), { var fresh = DistinctLabelSets(); for set in copy.sorted().shuffled(using: &rng) { fresh.add(set) }; return fresh.sorted() }())
+        }
     }
 }

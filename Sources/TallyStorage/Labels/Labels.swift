@@ -23,6 +23,9 @@ public struct Labels: Sendable, Hashable, Comparable, CustomStringConvertible {
         self.pairs = sorted ? pairs : pairs.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
     }
 
+    /// Pairs the caller has found sorted by name, kept as they are.
+    init(sortedByName pairs: [Label]) { self.pairs = pairs }
+
     public init(_ dictionary: KeyValuePairs<String, String>) {
         self.init(dictionary.map { Label($0.key, $0.value) })
     }

@@ -17,12 +17,19 @@ struct DistinctLabelSets {
     private var setStarts: [Int] = [0]
     private var setIndex = IndexMap(.hashed)
     private var scratch: [Int32] = []
+    /// Strings `0..<n` and sets `0..<m` in order, as `keepOrder()` last found them: a copy kept
+    /// for reuse (a series question's answer from blocks it covers) then orders only what is
+    /// added to it. Strings and sets keep their numbers, and adding never changes the order of
+    /// those already here.
+    private var stringOrder: [Int32] = []
+    private var setOrder: [Int] = []
 
     var count: Int { setStarts.count - 1 }
 
     /// About the bytes this holds: the strings, the sets' ids and starts, and the two maps' slots.
     var estimatedBytes: Int {
         strings.reduce(0) { $0 + $1.utf8.count + 16 } + setIds.count * 4 + setStarts.count * 8 + (strings.count + count) * 16
+            + stringOrder.count * 4 + setOrder.count * 8
     }
 
     /// One block's symbol ids turned into this collection's string ids, filled as the block's
@@ -130,17 +137,49 @@ struct DistinctLabelSets {
 
     /// `sorted()`, each set with its number.
     func sortedWithNumbers() -> [(number: Int, labels: Labels)] {
-        var rank = [Int32](repeating: 0, count: strings.count)
-        for (position, id) in strings.indices.sorted(by: { Labels.compareBytes(strings[$0], strings[$1]) < 0 }).enumerated() {
-            rank[id] = Int32(position)
+        let (rank, order) = ranksAndOrder()
+        return order.map { set in
+            let ids = setIds[setStarts[set]..<setStarts[set + 1]]
+            let pairs = stride(from: ids.startIndex, to: ids.endIndex, by: 2).map { Label(strings[Int(ids[$0])], strings[Int(ids[$0 + 1])]) }
+            // Names come sorted from an index or from `Labels`; a damaged index's are sorted here.
+            let byName = stride(from: ids.startIndex + 2, to: ids.endIndex, by: 2).allSatisfy { rank[Int(ids[$0 - 2])] < rank[Int(ids[$0])] }
+            return (set, byName ? Labels(sortedByName: pairs) : Labels(pairs))
         }
-        let order = (0..<count).sorted { a, b in
+    }
+
+    /// Keeps the order of the strings and sets here, for copies to start from.
+    mutating func keepOrder() {
+        let (rank, order) = ranksAndOrder()
+        stringOrder = Array(repeating: 0, count: rank.count)
+        for (id, position) in rank.enumerated() { stringOrder[Int(position)] = Int32(id) }
+        setOrder = order
+    }
+
+    /// Each string's rank in byte order, and the sets in label order: what `keepOrder()` kept,
+    /// with the strings and sets added since merged in.
+    private func ranksAndOrder() -> (rank: [Int32], order: [Int]) {
+        let before = { (a: Int32, b: Int32) in Labels.compareBytes(strings[Int(a)], strings[Int(b)]) < 0 }
+        let added = (Int32(stringOrder.count)..<Int32(strings.count)).sorted(by: before)
+        var rank = [Int32](repeating: 0, count: strings.count)
+        for (position, id) in Self.merge(stringOrder, added, by: before).enumerated() { rank[Int(id)] = Int32(position) }
+        let precedes = { (a: Int, b: Int) in
             let x = setIds[setStarts[a]..<setStarts[a + 1]], y = setIds[setStarts[b]..<setStarts[b + 1]]
             return x.lexicographicallyPrecedes(y) { rank[Int($0)] < rank[Int($1)] }
         }
-        return order.map { set in
-            let ids = setIds[setStarts[set]..<setStarts[set + 1]]
-            return (set, Labels(stride(from: ids.startIndex, to: ids.endIndex, by: 2).map { Label(strings[Int(ids[$0])], strings[Int(ids[$0 + 1])]) }))
+        return (rank, Self.merge(setOrder, (setOrder.count..<count).sorted(by: precedes), by: precedes))
+    }
+
+    /// Two sorted lists as one, `a`'s first where they tie.
+    private static func merge<T>(_ a: [T], _ b: [T], by precedes: (T, T) -> Bool) -> [T] {
+        guard !b.isEmpty else { return a }
+        var out: [T] = []
+        out.reserveCapacity(a.count + b.count)
+        var i = 0, j = 0
+        while i < a.count && j < b.count {
+            if precedes(b[j], a[i]) { out.append(b[j]); j += 1 } else { out.append(a[i]); i += 1 }
         }
+        out += a[i...]
+        out += b[j...]
+        return out
     }
 }

@@ -120,6 +120,7 @@ public final class TenantQuerier: @unchecked Sendable {
                 found = known
             } else {
                 for block in covered { try add(block, to: &found) }
+                found.keepOrder()
                 CoveredBlockLabelSets.shared.keep(found, for: key)
             }
         }
