@@ -6,7 +6,7 @@ import TallyStorage
 /// The tenant a write is for, attached for the handler: every configured header and the raw
 /// `?tenant=` must agree (400, `TenantSources`); none means the credential's only tenant, else
 /// `--default-tenant`; the credential must have the write scope for it (403). Refusals are counted
-/// as writes refused; a write that named no tenant is counted, and logged once per sender.
+/// as writes refused; a stored write that named no tenant is counted, and logged once per sender.
 struct WriteTenant: HTTPMiddleware {
     let configuration: ServerConfiguration
     let metrics: ServerMetrics
@@ -33,10 +33,15 @@ struct WriteTenant: HTTPMiddleware {
             metrics.rejected(.forbidden)
             return request.now(refusal)
         }
-        if sources.named.isEmpty && request.credential?.onlyTenant == nil { notedTenantless(from: request.sender, tenant: tenant) }
         var request = request
         request.tenant = tenant
-        return next(request)
+        guard sources.named.isEmpty && request.credential?.onlyTenant == nil else { return next(request) }
+        // Noted once the write is stored: one refused went nowhere, and the log says "stored".
+        let sender = request.sender
+        return next(request).map { answer in
+            if (200..<300).contains(answer.status) { notedTenantless(from: sender, tenant: tenant) }
+            return answer
+        }
     }
 
     private func notedTenantless(from sender: SocketAddress?, tenant: String) {

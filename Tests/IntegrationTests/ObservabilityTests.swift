@@ -170,8 +170,8 @@ final class ObservabilityTests: XCTestCase {
     }
 
     /// A write naming no tenant is stored under --default-tenant, counted, and logged once per
-    /// sender address; the addresses remembered for that are bounded, and past the bound the log
-    /// says once that later senders are counted only.
+    /// sender address (a refused one is neither); the addresses remembered for that are bounded, and
+    /// past the bound the log says once that later senders are counted only.
     func testWritesWithoutTenantAreLoggedOncePerSenderAndCounted() throws {
         let server = try TallyServerProcess(storage: root + "/storage")
         try server.waitReady()
@@ -183,11 +183,16 @@ final class ObservabilityTests: XCTestCase {
         try send(from: "127.0.0.1")
         try send(from: "127.0.0.2")
         try send(from: "127.0.0.3", tenant: "named")
+        // A write refused (here a body that is not snappy) was stored nowhere: neither logged nor counted.
+        let refused = try LoopbackHTTP(port: server.port, source: "127.0.0.250")
+            .request("POST", "/api/v1/write", headers: [("Content-Type", "application/x-protobuf"), ("Content-Encoding", "snappy")], body: Array("garbage".utf8))
+        XCTAssertEqual(refused.status, 400)
         let noticed = "a write named no tenant and was stored under --default-tenant"
         func lines(_ text: String) -> [Substring] { server.log.split(separator: "\n").filter { $0.contains(text) } }
         XCTAssertEqual(lines(noticed).count, 2, server.log)
         XCTAssertEqual(lines("sender=127.0.0.1 ").count, 1, server.log)
         XCTAssertEqual(lines("sender=127.0.0.2 ").count, 1, server.log)
+        XCTAssertEqual(lines("sender=127.0.0.250 ").count, 0, server.log)
         XCTAssertTrue(lines(noticed).allSatisfy { $0.contains("tenant=default-tenant") }, server.log)
         XCTAssertEqual(try MetricsPage(of: server)["tally_writes_without_tenant_total"], 3)
         XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/storage/default-tenant"))
