@@ -52,9 +52,7 @@ public final class TallyServer: Service, Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         if configuration.port != 0 {
             // A taken address fails the start before the storage root and its files are created.
-            let probe = try await ServerBootstrap(group: group).serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .bind(host: configuration.host, port: configuration.port).get()
-            try await probe.close()
+            try ListenAddressProbe.check(host: configuration.host, port: configuration.port)
         }
         let registry = try TenantRegistry(root: configuration.storageRoot, options: options, maxTenants: configuration.maxTenants)
         let rootLock = try StorageRootLock(root: configuration.storageRoot)

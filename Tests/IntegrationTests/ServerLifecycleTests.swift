@@ -71,6 +71,49 @@ final class ServerLifecycleTests: XCTestCase {
         XCTAssertEqual(try tallyDump(storage: storage, tenant: "life", match: "{__name__=\"replayed\"}").split(separator: "\n").count, 100)
     }
 
+    /// A client that connects while the server starts gets an answer (503, then 200 once ready) or
+    /// is refused, never a connection nobody answers. The check that the address is free, made
+    /// before the storage is opened, used to listen there for a moment: the connections that came
+    /// in that moment were taken and never answered (a sender waited out its timeout). Each
+    /// round connects again as soon as a refusal comes back, so it meets that moment.
+    func testConnectionsMadeWhileTheServerStartsAreAnsweredOrRefused() throws {
+        let storage = try makeTemporaryDirectory("early")
+        defer { try? FileManager.default.removeItem(atPath: storage) }
+        let logPath = storage + ".log"
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: logPath) }
+        var rounds = 0, attempts = 0
+        while rounds < 12 && attempts < 24 {
+            attempts += 1
+            let port = LoopbackHTTP.freePort()
+            let client = LoopbackHTTP(port: port, timeoutSeconds: 5)
+            let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+            let process = try startChild([Binaries.tally, "serve", "--listen", "127.0.0.1:\(port)", "--storage", storage], output: log, errors: log)
+            var ready = false, refused = 0
+            var unanswered: [String] = []
+            let deadline = Date().addingTimeInterval(30)
+            while !ready && process.isRunning && Date() < deadline {
+                do {
+                    let answer = try client.request("GET", "/-/ready")
+                    XCTAssertTrue([200, 503].contains(answer.status), "\(answer.status) \(answer.body)")
+                    ready = answer.status == 200
+                } catch LoopbackHTTP.Failure.connect {
+                    refused += 1
+                } catch {
+                    unanswered.append("\(error)")
+                }
+            }
+            XCTAssertTrue(stopChild(process, SIGKILL, within: 10))
+            try log.close()
+            // Another process took the port before the server bound it: not this round's question.
+            if !ready, (try? String(contentsOfFile: logPath, encoding: .utf8))?.contains("cannot listen at") == true { continue }
+            rounds += 1
+            XCTAssertTrue(ready, "round \(rounds): not ready within 30 s")
+            XCTAssertEqual(unanswered, [], "round \(rounds): connected, then no answer (\(refused) refusals before)")
+        }
+        XCTAssertEqual(rounds, 12)
+    }
+
     func testSIGTERMDrainsInFlightWritesAndClosesTheWALCleanly() throws {
         let storage = try makeTemporaryDirectory("drain")
         defer { try? FileManager.default.removeItem(atPath: storage) }
