@@ -11,10 +11,11 @@ extension Evaluator {
                 try Self.aggregate(node, countLabel: label, parameter: 0, vectors[0], keys: nil)
             }
         }
-        let keys = GroupKeys()
         guard let parameter = node.parameter else {
-            return try rangeEval([node.expr]) { vectors, _, _ in try Self.aggregate(node, countLabel: nil, parameter: 0, vectors[0], keys: keys) }
+            let input = try eval(node.expr).matrix
+            return try fold(node, input) ?? stepped(node, input)
         }
+        let keys = GroupKeys()
         return try rangeEval([parameter, node.expr]) { vectors, _, _ in
             try Self.aggregate(node, countLabel: nil, parameter: vectors[0].first?.value ?? .nan, vectors[1], keys: keys)
         }
@@ -39,13 +40,134 @@ extension Evaluator {
         }
     }
 
+    /// The aggregations without a parameter over a range, one input series at a time rather than one
+    /// step at a time: each group's state at each step takes its series' values in the order the
+    /// step's vector would give them (input order), so the answers are the same to the bit, without a
+    /// vector per step. Series come out in the order `rangeEval` would make them: by the step each
+    /// group first has a value, then by the input series that gave it. Nil (nothing done) for an
+    /// instant query, an input point off the step grid, or more groups x steps than input points
+    /// (the state would outgrow the input).
+    func fold(_ node: AggregateNode, _ input: Matrix) throws -> Matrix? {
+        let op = node.op, without = node.without, grouping = Set(node.grouping)
+        guard !isInstant, node.parameter == nil, op != .countValues, op != .quantile, op != .topk, op != .bottomk else { return nil }
+        let steps = stepCount
+        let keys = GroupKeys()
+        let groupOfSeries = input.indices.map { s in
+            keys.key(s) { without ? input[s].labels.removing(grouping.union([Labels.metricName])) : input[s].labels.keeping(grouping) }
+        }
+        let inputPoints = input.reduce(0) { $0 &+ $1.points.count }
+        let (cells, overflow) = keys.idCount.multipliedReportingOverflow(by: steps)
+        guard !overflow, cells <= inputPoints else { return nil }
+        // A cell per group and step; `count` 0 until a value comes.
+        var state = [Running](repeating: Running(first: 0, .count, count: 0), count: cells)
+        var firstStep = [Int](repeating: .max, count: keys.idCount)
+        var firstSeries = [Int](repeating: 0, count: keys.idCount)
+        var filled = 0
+        for s in input.indices {
+            try deadline.check()
+            let group = groupOfSeries[s].id, row = group * steps
+            for point in input[s].points {
+                guard let step = stepIndex(of: point.timestamp) else { return nil }
+                let cell = row + step
+                guard state[cell].count > 0 else {
+                    state[cell] = Running(first: point.value, op)
+                    filled += 1
+                    // Input order: the first series to reach a group's first step is the one `rangeEval` meets first.
+                    if step < firstStep[group] { (firstStep[group], firstSeries[group]) = (step, s) }
+                    continue
+                }
+                state[cell].add(point.value, op)
+            }
+        }
+        try budget.take(filled)
+        budget.release(inputPoints)
+        var labels = [Labels](repeating: Labels([]), count: keys.idCount)
+        if without || !grouping.isEmpty { for entry in groupOfSeries { labels[entry.id] = entry.key } }
+        let order = (0..<keys.idCount).filter { firstStep[$0] != .max }.sorted { (firstStep[$0], firstSeries[$0]) < (firstStep[$1], firstSeries[$1]) }
+        return order.map { group in
+            var points: [Point] = []
+            for step in firstStep[group]..<steps where state[group * steps + step].count > 0 {
+                points.append(Point(timestamp: start &+ Int64(step) &* interval, value: state[group * steps + step].result(op)))
+            }
+            return EvalSeries(labels: labels[group], points: points)
+        }
+    }
+
+    /// An aggregation without a parameter over its evaluated input, step by step (`rangeEval`'s way).
+    func stepped(_ node: AggregateNode, _ input: Matrix) throws -> Matrix {
+        let keys = GroupKeys()
+        return try rangeEval(inputs: [input]) { vectors, _, _ in try Self.aggregate(node, countLabel: nil, parameter: 0, vectors[0], keys: keys) }
+    }
+
+    /// The step whose time `timestamp` is, if it is one.
+    private func stepIndex(of timestamp: Int64) -> Int? {
+        guard interval > 0, timestamp >= start, timestamp <= end else { return nil }
+        let offset = (timestamp &- start).quotientAndRemainder(dividingBy: interval)
+        return offset.remainder == 0 ? Int(offset.quotient) : nil
+    }
+
+    /// The running state of `sum`, `avg`, `count`, `group`, `min`, `max`, `stddev` and `stdvar` for
+    /// one group, with Prometheus 2.42's formulas.
+    struct Running {
+        var value: Double
+        var mean: Double
+        var count: Int
+
+        /// The state after the group's first value.
+        init(first v: Double, _ op: AggregateOp, count: Int = 1) {
+            switch op {
+            case .stdvar, .stddev: value = 0
+            case .group: value = 1
+            default: value = v
+            }
+            mean = v
+            self.count = count
+        }
+
+        mutating func add(_ v: Double, _ op: AggregateOp) {
+            switch op {
+            case .sum:
+                value += v
+            case .avg:
+                count += 1
+                if mean.isInfinite {
+                    if v.isInfinite && (mean > 0) == (v > 0) { return }
+                    if !v.isInfinite && !v.isNaN { return }
+                }
+                let n = Double(count)
+                mean += v / n - mean / n
+            case .max:
+                if value < v || value.isNaN { value = v }
+            case .min:
+                if value > v || value.isNaN { value = v }
+            case .count, .countValues:
+                count += 1
+            case .stdvar, .stddev:
+                count += 1
+                let delta = v - mean
+                mean += delta / Double(count)
+                value += delta * (v - mean)
+            case .group, .topk, .bottomk, .quantile:
+                break
+            }
+        }
+
+        func result(_ op: AggregateOp) -> Double {
+            switch op {
+            case .avg: mean
+            case .count, .countValues: Double(count)
+            case .stdvar: value / Double(count)
+            case .stddev: (value / Double(count)).squareRoot()
+            default: value
+            }
+        }
+    }
+
     /// One group's running state within a step. A value, not an object: a step made one object per
     /// group, with a heap, which cost more than the arithmetic.
     private struct Group {
         let labels: Labels
-        var value: Double
-        var mean: Double
-        var count = 1
+        var running: Running
         /// `topk` and `bottomk` only.
         var heap: GoHeap?
         /// `quantile` only.
@@ -90,10 +212,8 @@ extension Evaluator {
             let (key, id) = if let keys, element.series >= 0 { keys.key(element.series, make) } else { (make(), -1) }
             if id >= slotByID.count { slotByID += Array(repeating: -1, count: id + 1 - slotByID.count) }
             guard let slot = id >= 0 ? (slotByID[id] >= 0 ? slotByID[id] : nil) : slotByKey[key] else {
-                var group = Group(labels: without || !grouping.isEmpty ? key : Labels([]), value: element.value, mean: element.value)
+                var group = Group(labels: without || !grouping.isEmpty ? key : Labels([]), running: Running(first: element.value, op))
                 switch op {
-                case .stdvar, .stddev: group.value = 0
-                case .group: group.value = 1
                 case .quantile: group.all = [element]
                 case .topk, .bottomk:
                     group.heap = GoHeap(elements: [VectorElement(labels: element.labels, timestamp: 0, value: element.value)], less: heapLess)
@@ -105,30 +225,8 @@ extension Evaluator {
             }
             let v = element.value
             switch op {
-            case .sum:
-                groups[slot].value += v
-            case .avg:
-                groups[slot].count += 1
-                let mean = groups[slot].mean
-                if mean.isInfinite {
-                    if v.isInfinite && (mean > 0) == (v > 0) { break }
-                    if !v.isInfinite && !v.isNaN { break }
-                }
-                let count = Double(groups[slot].count)
-                groups[slot].mean += v / count - mean / count
-            case .group:
-                break
-            case .max:
-                if groups[slot].value < v || groups[slot].value.isNaN { groups[slot].value = v }
-            case .min:
-                if groups[slot].value > v || groups[slot].value.isNaN { groups[slot].value = v }
-            case .count, .countValues:
-                groups[slot].count += 1
-            case .stdvar, .stddev:
-                groups[slot].count += 1
-                let delta = v - groups[slot].mean
-                groups[slot].mean += delta / Double(groups[slot].count)
-                groups[slot].value += delta * (v - groups[slot].mean)
+            case .sum, .avg, .group, .max, .min, .count, .countValues, .stdvar, .stddev:
+                groups[slot].running.add(v, op)
             case .topk, .bottomk:
                 guard var heap = groups[slot].heap else { break }
                 groups[slot].heap = nil
@@ -155,17 +253,13 @@ extension Evaluator {
         for group in groups {
             let value: Double
             switch op {
-            case .avg: value = group.mean
-            case .count, .countValues: value = Double(group.count)
-            case .stdvar: value = group.value / Double(group.count)
-            case .stddev: value = (group.value / Double(group.count)).squareRoot()
             case .topk, .bottomk:
                 var elements = group.heap?.elements ?? []
                 if elements.count > 1 { GoSort.sortReversed(&elements, heapLess: heapLess, ascending: op == .bottomk) }
                 out += elements
                 continue
             case .quantile: value = quantile(parameter, group.all.map(\.value))
-            default: value = group.value
+            default: value = group.running.result(op)
             }
             out.append(VectorElement(labels: group.labels, timestamp: 0, value: value))
         }

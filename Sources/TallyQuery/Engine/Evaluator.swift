@@ -103,6 +103,11 @@ final class Evaluator {
         for arg in args {
             if case .string = arg.unwrappedInvariant { inputs.append([]) } else { inputs.append(try eval(arg).matrix) }
         }
+        return try rangeEval(inputs: inputs, body)
+    }
+
+    /// `rangeEval` over arguments evaluated already; their points are released from the budget at the end.
+    func rangeEval(inputs: [Matrix], _ body: (_ vectors: [[VectorElement]], _ ts: Int64, _ step: Int) throws -> [VectorElement]) throws -> Matrix {
         var cursors = inputs.map { [Int](repeating: 0, count: $0.count) }
         var output: Matrix = []
         var outputIndex: [Labels: Int] = [:]
