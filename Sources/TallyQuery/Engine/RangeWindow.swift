@@ -43,7 +43,16 @@ struct RangeWindow {
     mutating func slide<Result>(minTime: Int64, maxTime: Int64, budget: SampleBudget,
                                 _ body: (UnsafeBufferPointer<Point>) throws(EvalFailure) -> Result) throws(EvalFailure) -> Result {
         let kept = samples.count - first
-        while first < samples.count && samples[first].timestamp < minTime { first += 1 }
+        // In time order: the first sample the window keeps is found by halving, not by a walk over
+        // the step's worth of samples that leave.
+        first = samples.withUnsafeBufferPointer { all in
+            var low = first, high = all.count
+            while low < high {
+                let middle = (low + high) / 2
+                if all[middle].timestamp < minTime { low = middle + 1 } else { high = middle }
+            }
+            return low
+        }
         budget.release(kept - (samples.count - first))
         if first == samples.count {
             samples.removeAll(keepingCapacity: true)
@@ -72,9 +81,12 @@ struct RangeWindow {
     /// Removes the stored samples from `start` on that lie before `minTime` or are staleness
     /// markers, keeping the others' order; they are rare, so the usual arrival is only scanned.
     private mutating func dropArrivals(_ start: Int, before minTime: Int64) {
-        // Mostly there is nothing to drop: found by a scan that writes nothing.
-        let firstDropped = samples.withUnsafeBufferPointer { all in
-            all[start...].firstIndex { $0.timestamp < minTime || $0.valueBits == staleMarkerBits }
+        // Mostly there is nothing to drop: found by a scan that writes nothing. Arrivals come in
+        // time order, so when the first is in the window all are, and only markers are looked for.
+        let firstDropped = samples.withUnsafeBufferPointer { all -> Int? in
+            guard start < all.count else { return nil }
+            if all[start].timestamp >= minTime { return all[start...].firstIndex { $0.valueBits == staleMarkerBits } }
+            return all[start...].firstIndex { $0.timestamp < minTime || $0.valueBits == staleMarkerBits }
         }
         guard let firstDropped else { return }
         var kept = firstDropped
