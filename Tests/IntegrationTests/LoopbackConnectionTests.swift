@@ -9,18 +9,8 @@ import Glibc
 /// the next answer on the same connection after it.
 final class LoopbackConnectionTests: XCTestCase {
     func testChunkedAnswersArrivingPiecemealAreReadWhole() throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        XCTAssertGreaterThanOrEqual(listener, 0)
+        let (listener, port) = try loopbackListener()
         defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
-        }
-        XCTAssertTrue(bound && listen(listener, 4) == 0)
-        let port = Int(UInt16(bigEndian: address.sin_port))
         // One connection, two requests: a chunked answer in pieces (the first chunk's data ends in an
         // empty line, as the last chunk does), then an answer with a Content-Length.
         let pieces = ["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "6\r\nab\r\n\r\n\r\n", "7\r\nxyz1234\r\n", "0\r\n\r\n"]
