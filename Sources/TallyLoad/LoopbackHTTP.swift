@@ -91,7 +91,7 @@ public struct LoopbackHTTP: Sendable {
     }
 
     /// Appends what one recv(2) returns; false once the peer has closed.
-    static func receive(_ fd: Int32, into received: inout [UInt8], buffer: inout [UInt8]) throws -> Bool {
+    public static func receive(_ fd: Int32, into received: inout [UInt8], buffer: inout [UInt8]) throws -> Bool {
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 && errno == EINTR { continue }

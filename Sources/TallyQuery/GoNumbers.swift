@@ -1,27 +1,118 @@
 /// Numbers as Prometheus reads and prints them with Go's `strconv`: a number token is tried as an
 /// integer first (`ParseInt(s, 0, 64)`: `0x` hex, leading-zero octal), then as a float; a literal
 /// prints with `%v` (shortest digits; exponent form below 1e-4 and from 1e6 on).
-enum GoNumbers {
+public enum GoNumbers {
+    /// What Go's `strconv.ParseFloat(s, 64)` makes of a text.
+    public enum ParsedFloat: Equatable, Sendable {
+        case value(Double)
+        /// `invalid syntax`.
+        case invalidSyntax
+        /// `value out of range`: a finite literal past the largest float64 (Go returns ±Inf with it).
+        case outOfRange
+    }
+
+    /// Go's `strconv.ParseFloat(text, 64)` (`readFloat`, `special` and `underscoreOK` in Go's
+    /// `strconv`), which Prometheus applies to API times and durations and to bucket bounds: a sign,
+    /// then decimal digits with an optional `.` and `e` exponent, or `0x` hex digits with a required
+    /// `p` exponent; `_` only between digits (or after the `0x`); or `inf`, `infinity` (signed) or
+    /// `nan` in any case. Nothing else, and the whole text.
+    public static func parseFloat(_ text: String) -> ParsedFloat {
+        guard text.utf8.allSatisfy({ $0 < 0x80 }) else { return .invalidSyntax }
+        switch text.lowercased() {
+        case "inf", "+inf", "infinity", "+infinity": return .value(.infinity)
+        case "-inf", "-infinity": return .value(-.infinity)
+        case "nan": return .value(.nan)
+        default: break
+        }
+        let bytes = Array(text.utf8)
+        guard isFloatLiteral(bytes) else { return .invalidSyntax }
+        // The grammar checked, the C library's conversion (correctly rounded, hex included) gives the value.
+        guard let value = Double(String(decoding: bytes.lazy.filter { $0 != UInt8(ascii: "_") }, as: UTF8.self)) else {
+            return .invalidSyntax
+        }
+        return value.isInfinite ? .outOfRange : .value(value)
+    }
+
+    private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+
+    private static func isHexLetter(_ byte: UInt8) -> Bool { (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "f") }
+
+    /// Go's `readFloat` consuming all of `s`, and `underscoreOK` where it saw an underscore.
+    private static func isFloatLiteral(_ s: [UInt8]) -> Bool {
+        var i = 0
+        if i < s.count, s[i] == UInt8(ascii: "+") || s[i] == UInt8(ascii: "-") { i += 1 }
+        var hex = false
+        if i + 1 < s.count, s[i] == UInt8(ascii: "0"), s[i + 1] | 0x20 == UInt8(ascii: "x") {
+            hex = true
+            i += 2
+        }
+        var sawDot = false, sawDigits = false, underscores = false
+        mantissa: while i < s.count {
+            let byte = s[i]
+            if byte == UInt8(ascii: "_") {
+                underscores = true
+            } else if byte == UInt8(ascii: ".") {
+                if sawDot { break mantissa }
+                sawDot = true
+            } else if isDigit(byte) || (hex && isHexLetter(byte)) {
+                sawDigits = true
+            } else {
+                break mantissa
+            }
+            i += 1
+        }
+        guard sawDigits else { return false }
+        if i < s.count, s[i] | 0x20 == (hex ? UInt8(ascii: "p") : UInt8(ascii: "e")) {
+            i += 1
+            if i < s.count, s[i] == UInt8(ascii: "+") || s[i] == UInt8(ascii: "-") { i += 1 }
+            guard i < s.count, isDigit(s[i]) else { return false }
+            while i < s.count, isDigit(s[i]) || s[i] == UInt8(ascii: "_") {
+                if s[i] == UInt8(ascii: "_") { underscores = true }
+                i += 1
+            }
+        } else if hex {
+            // A hex mantissa needs its exponent.
+            return false
+        }
+        return i == s.count && (!underscores || underscoresSeparateDigits(s))
+    }
+
+    /// Go's `underscoreOK`: every `_` follows a digit (or the base prefix) and is followed by one.
+    private static func underscoresSeparateDigits(_ text: [UInt8]) -> Bool {
+        var s = text[...]
+        if let first = s.first, first == UInt8(ascii: "+") || first == UInt8(ascii: "-") { s = s.dropFirst() }
+        enum Saw { case start, digit, underscore, other }
+        var saw = Saw.start
+        var hex = false
+        if s.count >= 2, s.first == UInt8(ascii: "0"), [UInt8(ascii: "b"), UInt8(ascii: "o"), UInt8(ascii: "x")].contains(s[s.startIndex + 1] | 0x20) {
+            hex = s[s.startIndex + 1] | 0x20 == UInt8(ascii: "x")
+            s = s.dropFirst(2)
+            saw = .digit
+        }
+        for byte in s {
+            if isDigit(byte) || (hex && isHexLetter(byte)) {
+                saw = .digit
+            } else if byte == UInt8(ascii: "_") {
+                guard saw == .digit else { return false }
+                saw = .underscore
+            } else {
+                guard saw != .underscore else { return false }
+                saw = .other
+            }
+        }
+        return saw != .underscore
+    }
+
     /// The value of a number token (`123`, `0x1F`, `0755`, `1.5e3`, `.5`, `Inf`, `NaN`).
     static func parse(_ text: String) -> Result<Double, PromQLParseMessage> {
         if let integer = parseInteger(text) { return .success(Double(integer)) }
-        let syntaxError = PromQLParseMessage("error parsing number: strconv.ParseFloat: parsing \(GoQuoting.quote(text)): invalid syntax")
-        switch text.lowercased() {
-        case "inf": return .success(.infinity)
-        case "nan": return .success(.nan)
-        default: break
-        }
-        // Decimal only: the lexer gives no sign, and Go reads a hex mantissa only with a `p` exponent,
-        // which no PromQL token has.
-        let isDecimal = text.utf8.allSatisfy { byte in
-            (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: ".")
-                || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")
-        }
-        guard isDecimal, let value = Double(text) else { return .failure(syntaxError) }
-        guard value.isFinite else {
+        switch parseFloat(text) {
+        case let .value(value): return .success(value)
+        case .outOfRange:
             return .failure(PromQLParseMessage("error parsing number: strconv.ParseFloat: parsing \(GoQuoting.quote(text)): value out of range"))
+        case .invalidSyntax:
+            return .failure(PromQLParseMessage("error parsing number: strconv.ParseFloat: parsing \(GoQuoting.quote(text)): invalid syntax"))
         }
-        return .success(value)
     }
 
     /// `strconv.ParseInt(text, 0, 64)`, nil where it fails.

@@ -203,7 +203,8 @@ final class QueryAPI: Sendable {
 
     /// `start` and `end` of the metadata endpoints, Prometheus' whole range when absent.
     private func span(_ parameters: QueryParameters) throws(PrometheusAPIError) -> (Int64, Int64) {
-        (try parameters.time("start", default: QueryParameters.minTime), try parameters.time("end", default: QueryParameters.maxTime))
+        (try parameters.time("start", default: QueryParameters.minTime, rounding: .down),
+         try parameters.time("end", default: QueryParameters.maxTime, rounding: .down))
     }
 
     /// The question's tenant, or an empty read-only one when it has never written here: an unknown
@@ -277,7 +278,7 @@ public enum QueryEvaluation {
         let query = form["query"] ?? ""
         switch kind {
         case .instant:
-            let time = try parameters.time("time", default: now)
+            let time = try parameters.time("time", default: now, rounding: .towardZero)
             let options = try limits(options, parameters, waitedMilliseconds: waitedMilliseconds)
             return answer(QueryEngine(options: options).instantQuery(query, time: time, database: try database()))
         case .range:

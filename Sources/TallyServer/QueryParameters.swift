@@ -25,50 +25,60 @@ struct QueryParameters {
         return text
     }
 
-    /// An optional time (`time`, `start`, `end` of the metadata endpoints).
-    func time(_ name: String, default fallback: Int64) throws(PrometheusAPIError) -> Int64 {
+    /// An optional time (`time`, `start`, `end` of the metadata endpoints); `rounding` as the
+    /// endpoint's Prometheus code takes it.
+    func time(_ name: String, default fallback: Int64, rounding: TimeParameter.Rounding) throws(PrometheusAPIError) -> Int64 {
         guard let text = value(name) else { return fallback }
-        guard let milliseconds = Self.parseTime(text) else {
+        guard let milliseconds = Self.parseTime(text, rounding: rounding) else {
             throw .invalidParameter(name, "Invalid time value for '\(name)': cannot parse \(GoFormat.quote(text)) to a valid timestamp")
         }
         return milliseconds
     }
 
-    /// A time that must be given (`start` and `end` of a range query).
+    /// A time that must be given (`start` and `end` of a range query), as the query engine takes it.
     func requiredTime(_ name: String) throws(PrometheusAPIError) -> Int64 {
         let text = form[name] ?? ""
-        guard let milliseconds = Self.parseTime(text) else {
+        guard let milliseconds = Self.parseTime(text, rounding: .towardZero) else {
             throw .invalidParameter(name, "cannot parse \(GoFormat.quote(text)) to a valid timestamp")
         }
         return milliseconds
     }
 
     /// RFC 3339 or Unix seconds with a fraction, in milliseconds; Prometheus' own bounds too.
-    static func parseTime(_ text: String) -> Int64? {
+    static func parseTime(_ text: String, rounding: TimeParameter.Rounding) -> Int64? {
         switch text {
         case minTimeText: return minTime
         case maxTimeText: return maxTime
-        default: return TimeParameter.milliseconds(text)
+        default: return TimeParameter.milliseconds(text, rounding: rounding)
         }
     }
 
-    /// A duration (`step`, `timeout`): float seconds or a PromQL duration (`5m`, `1h30m`), in
-    /// milliseconds, rounded down as Prometheus turns its nanoseconds into milliseconds.
+    /// A duration (`timeout`) in milliseconds, rounded toward zero as Prometheus turns its
+    /// nanoseconds into milliseconds.
     func duration(_ name: String) throws(PrometheusAPIError) -> Int64? {
+        try nanoseconds(name).map { $0 / 1_000_000 }
+    }
+
+    /// A duration (`step`, `timeout`) as Prometheus' `parseDuration` reads it: float seconds or a
+    /// PromQL duration (`5m`, `1h30m`), in nanoseconds.
+    private func nanoseconds(_ name: String) throws(PrometheusAPIError) -> Int64? {
         guard let text = value(name) else { return nil }
-        if let seconds = Double(text) {
+        // Go's `strconv.ParseFloat` first; what it refuses (out of range too) is tried as a PromQL duration.
+        if case let .value(seconds) = GoNumbers.parseFloat(text) {
             let nanoseconds = seconds * 1e9
             guard !nanoseconds.isNaN else { throw .invalidParameter(name, "cannot parse \(GoFormat.quote(text)) to a valid duration") }
             // 2^63 itself is past Int64, as in Go's check against float64(math.MaxInt64).
             guard nanoseconds < 0x1p63, nanoseconds >= -0x1p63 else {
                 throw .invalidParameter(name, "cannot parse \(GoFormat.quote(text)) to a valid duration. It overflows int64")
             }
-            return Int64(nanoseconds) / 1_000_000
+            return Int64(nanoseconds)
         }
-        guard let milliseconds = PromQL.parseDuration(text) else {
+        // A PromQL duration is at most Go's ~292 years, so its nanoseconds fit.
+        guard let milliseconds = PromQL.parseDuration(text),
+              case let (nanoseconds, false) = milliseconds.multipliedReportingOverflow(by: 1_000_000) else {
             throw .invalidParameter(name, "cannot parse \(GoFormat.quote(text)) to a valid duration")
         }
-        return milliseconds
+        return nanoseconds
     }
 
     /// Every `match[]` selector; each must have a matcher that does not match the empty value.
@@ -107,15 +117,23 @@ struct QueryParameters {
         let start = try requiredTime("start")
         let end = try requiredTime("end")
         guard end >= start else { throw .invalidParameter("end", "end timestamp must not be before start time") }
-        guard let step = try duration("step") else { throw .invalidParameter("step", "cannot parse \"\" to a valid duration") }
-        guard step > 0 else {
+        guard let stepNanoseconds = try nanoseconds("step") else { throw .invalidParameter("step", "cannot parse \"\" to a valid duration") }
+        guard stepNanoseconds > 0 else {
             throw .invalidParameter("step", "zero or negative query resolution step widths are not accepted. Try a positive integer")
         }
-        // end - start fits: both are within Prometheus' bounds, well inside Int64.
+        // Counted in nanoseconds, as Prometheus does, so a step under a millisecond over a long range
+        // gets this error, not the one below; in 128 bits, so a span past 292 years is counted truly
+        // (Go saturates it, and lets through queries of more points). Points > max exactly when
+        // span >= (max + 1) * step.
         let (span, overflow) = end.subtractingReportingOverflow(start)
-        guard !overflow, span / step <= Self.maxPointsPerSeries else {
+        let spanNanoseconds = span.multipliedFullWidth(by: 1_000_000)
+        let tooMany = stepNanoseconds.multipliedFullWidth(by: Self.maxPointsPerSeries + 1)
+        guard !overflow, (spanNanoseconds.high, spanNanoseconds.low) < (tooMany.high, tooMany.low) else {
             throw PrometheusAPIError(.badData, "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
         }
+        // Prometheus' engine divides by the step in milliseconds and fails with "integer divide by zero".
+        let step = stepNanoseconds / 1_000_000
+        guard step > 0 else { throw .invalidParameter("step", "query resolution step widths under 1ms are not accepted") }
         return (start, end, step)
     }
 }

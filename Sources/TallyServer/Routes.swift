@@ -16,7 +16,8 @@ struct RouteRequest {
     let arrived: NIODeadline
     /// The pattern of the route the path matched; nil for a path no route takes.
     let routePattern: String?
-    /// The path segment a pattern's `:name` stood for, percent-decoded (`/api/v1/label/:name/values`).
+    /// The path segment a pattern's `:name` stood for, percent-decoded (`/api/v1/label/:name/values`),
+    /// or as sent where it does not decode.
     let parameter: String?
     // What the route's middleware found out, for the steps after it and the handler:
     /// The credential proven (`Authentication`, `AdminAuthorisation`); nil when auth is off.
@@ -59,8 +60,10 @@ struct Route: Sendable {
         var parameter: String?
         for (expected, actual) in zip(want, have) {
             if expected.hasPrefix(":") {
-                guard !actual.isEmpty, let decoded = QueryString.decodePath(actual) else { return nil }
-                parameter = decoded
+                guard !actual.isEmpty else { return nil }
+                // A segment that does not decode (a bad escape, or bytes that are not UTF-8) is
+                // still this route's, kept as sent, for the handler to refuse as it refuses any bad value.
+                parameter = QueryString.decodePath(actual) ?? String(actual)
             } else if expected != actual {
                 return nil
             }

@@ -86,7 +86,8 @@ public final class TallyServer: Service, Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.addHandler(RawConnectionHandler())
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
+                    try channel.pipeline.syncOperations.addHandler(ProtocolErrorAnswer())
                     try ResponseCompression.add(to: channel.pipeline.syncOperations)
                     try channel.pipeline.syncOperations.addHandler(HTTPConnectionHandler(router: router, limits: connectionLimits))
                 }

@@ -226,6 +226,10 @@ final class QueryAPITests: XCTestCase {
             ("/api/v1/labels?match[]=%7Bjob%3D~%22.*%22%7D", "match[] must contain at least one non-empty matcher"),
             ("/api/v1/labels?start=x", #"invalid parameter \"start\""#),
             ("/api/v1/label/1bad/values", #"invalid label name: \"1bad\""#),
+            ("/api/v1/label/%ff/values", #"invalid label name: \"%ff\""#),
+            ("/api/v1/query_range?query=up&start=0&end=0.1&step=0.0005", #"invalid parameter \"step\": query resolution step widths under 1ms are not accepted"#),
+            ("/api/v1/query?query=up&time=2026-02-30T00:00:00Z", #"invalid parameter \"time\""#),
+            ("/api/v1/query?query=up&time=0x10", #"invalid parameter \"time\""#),
             ("/api/v1/label/job/values?end=never", #"invalid parameter \"end\""#),
             ("/api/v1/query?query=up&tenant=../etc", "invalid tenant"),
             ("/api/v1/metadata?limit=x", "limit must be a number"),
@@ -249,6 +253,36 @@ final class QueryAPITests: XCTestCase {
         // Still up, still writing.
         try write(tally, [[("__name__", "after"), ("job", "x")]], headers: [("THANOS-TENANT", "acme")])
         XCTAssertEqual(try tally.client.request("GET", "/api/v1/query?query=1&time=1").status, 200)
+    }
+
+    /// A query too long for the URL (the HTTP parser takes 80 KiB of request line and headers) gets
+    /// 431 and what to do instead, not a bare 400; the same query as a POST form is answered.
+    func testARequestHeadPastTheParsersLimitIs431WithAReason() throws {
+        let root = try makeTemporaryDirectory("query-api-long")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let tally = try TallyServerProcess(storage: root + "/storage")
+        try tally.waitReady()
+        // A string literal, so the request is just past the limit (and the server reads all of it).
+        let text = String(repeating: "a", count: 82_000)
+        let query = "\"" + text + "\""
+        for _ in 0..<5 {
+            let r = try tally.client.request("GET", "/api/v1/query?time=1&query=" + LoopbackHTTP.escaped(query))
+            XCTAssertEqual(r.status, 431, r.body)
+            XCTAssertEqual(r.headers["connection"], "close")
+            XCTAssertTrue(r.body.contains("over 80 KiB; send a long query as a POST form body"), r.body)
+        }
+        let posted = try tally.client.request("POST", "/api/v1/query", headers: [("Content-Type", "application/x-www-form-urlencoded")],
+                                              body: Array(("time=1&query=" + LoopbackHTTP.escaped(query)).utf8))
+        XCTAssertEqual(posted.body, #"{"status":"success","data":{"resultType":"string","result":[1,"\#(text)"]}}"#)
+        // A request the parser cannot read at all still gets 400, with the parser's reason.
+        let fd = try tally.client.connect()
+        defer { close(fd) }
+        try LoopbackHTTP.sendAll(fd, Array("NOT-HTTP\r\n\r\n".utf8))
+        var received: [UInt8] = [], buffer = [UInt8](repeating: 0, count: 4096)
+        while try LoopbackHTTP.receive(fd, into: &received, buffer: &buffer) {}
+        let answer = String(decoding: received, as: UTF8.self)
+        XCTAssertTrue(answer.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), answer)
+        XCTAssertTrue(answer.hasSuffix("\r\n\r\nmalformed HTTP request: invalid HTTP method\n"), answer)
     }
 
     func testQueriesPastALimitGetPrometheusErrorsWhileWritesGoOn() throws {

@@ -183,7 +183,9 @@ extension Evaluator {
         let op = node.op, without = node.without
         var k: Int64 = 0
         if op == .topk || op == .bottomk {
-            guard parameter <= 9.223372036854775807e18 && parameter >= -9.223372036854775808e18 else {
+            // Prometheus' `convertibleToInt64`: at most the largest float64 below 2^63 (a literal
+            // 9223372036854775807 is 2^63 as a float64, and overflows).
+            guard parameter <= 9_223_372_036_854_774_784 && parameter >= -9_223_372_036_854_775_808 else {
                 throw EvalFailure.execution("Scalar value \(GoNumbers.format(parameter)) overflows int64")
             }
             k = goInt64(parameter)

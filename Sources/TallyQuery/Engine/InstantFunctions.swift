@@ -141,7 +141,8 @@ enum InstantFunctions {
         var groups: [Labels: (labels: Labels, buckets: [(upperBound: Double, count: Double)])] = [:]
         var order: [Labels] = []
         for element in vector {
-            guard let upperBound = parseGoFloat(element.labels.value("le")) else { continue }
+            // Prometheus skips a bucket whose bound `strconv.ParseFloat` refuses.
+            guard case let .value(upperBound) = GoNumbers.parseFloat(element.labels.value("le")) else { continue }
             let key = element.labels.removing(["le"])
             if groups[key] == nil {
                 groups[key] = (element.labels.removing(["le", Labels.metricName]), [])
@@ -199,17 +200,6 @@ enum InstantFunctions {
         return bucketStart + (bucketEnd - bucketStart) * (rank / count)
     }
 
-    /// Go's `strconv.ParseFloat(s, 64)` for the forms a bucket bound takes.
-    static func parseGoFloat(_ text: String) -> Double? {
-        switch text.lowercased() {
-        case "inf", "+inf", "infinity", "+infinity": return .infinity
-        case "-inf", "-infinity": return -.infinity
-        case "nan": return .nan
-        default: break
-        }
-        guard !text.isEmpty, text.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || $0 == 46 || $0 == 101 || $0 == 69 || $0 == 43 || $0 == 45 }) else { return nil }
-        return Double(text)
-    }
 }
 
 /// Go's `math.Max`: +Inf wins, then NaN; +0 beats -0.
