@@ -1,6 +1,7 @@
 import Foundation
 import TallyLoad
 import TallyTestSupport
+import TallyWire
 import XCTest
 
 /// The query API's `time`, `start`, `end` and `step` read as a real Prometheus 2.42 reads them (Go's
@@ -73,6 +74,84 @@ final class QueryParameterOracleTests: XCTestCase {
         // The generated texts reach both verdicts often enough to mean something.
         XCTAssertGreaterThan(accepted, paths.count / 4)
         XCTAssertLessThan(accepted, paths.count * 3 / 4)
+    }
+
+    /// `series`, `labels` and `label/<name>/values` with `start` and `end` (also past a series' last
+    /// sample, and `start` after `end`), and instant queries around a staleness marker, on the same
+    /// remote-written series in both servers' heads: the same answers. Prometheus names the labels
+    /// of every series its head holds for a range the head overlaps, where `series` looks at chunks.
+    func testSeriesAndLabelsOverARangeAnswerAsPrometheus() throws {
+        let root = try makeTemporaryDirectory("query-range-oracle")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let prometheus = try PrometheusProcess(directory: root, configuration: { _ in "global:\n  scrape_interval: 1h\n" },
+                                               arguments: ["--storage.tsdb.path=\(root)/prometheus", "--web.enable-remote-write-receiver"])
+        try prometheus.waitReady()
+        let tally = try TallyServerProcess(storage: root + "/storage")
+        try tally.waitReady()
+
+        // Three hours ending at the last whole minute: a head, no block, in both.
+        let base = Int64(Date().timeIntervalSince1970) / 60 * 60 - 3 * 3600
+        func samples(_ minutes: StrideTo<Int64>, _ value: Double) -> [WireSample] {
+            minutes.map { WireSample(timestamp: (base + $0 * 60) * 1000, valueBits: value.bitPattern) }
+        }
+        let staleNaN: UInt64 = 0x7ff0_0000_0000_0002
+        var encoder = WriteRequestEncoder()
+        for cluster in ["cluster-0", "cluster-1"] {
+            for node in ["n1", "n2"] {
+                encoder.addSeries(labels: [("__name__", "node_cpu_hourly_cost"), ("cluster_id", cluster), ("instance", node), ("node", node)],
+                                  samples: samples(stride(from: 0, to: 180, by: 1), 0.05))
+                encoder.addSeries(labels: [("__name__", "node_ram_hourly_cost"), ("cluster_id", cluster), ("instance", node), ("node", node)],
+                                  samples: samples(stride(from: 0, to: 180, by: 2), 0.01))
+            }
+            encoder.addSeries(labels: [("__name__", "container_cpu_allocation"), ("cluster_id", cluster), ("container", "c"), ("namespace", "ns-0"), ("pod", "p")],
+                              samples: samples(stride(from: 0, to: 180, by: 1), 1.5))
+            encoder.addSeries(labels: [("__name__", "stale_one"), ("cluster_id", cluster)],
+                              samples: samples(stride(from: 0, to: 2, by: 1), 1) + [WireSample(timestamp: (base + 120) * 1000, valueBits: staleNaN)]
+                                  + samples(stride(from: 10, to: 11, by: 1), 4))
+        }
+        encoder.addSeries(labels: [("__name__", "early"), ("a", "x\ny"), ("b", "é"), ("c", "\\")], samples: samples(stride(from: 0, to: 3, by: 1), 2))
+        let body = encoder.compressed()
+        let headers = [("Content-Type", "application/x-protobuf"), ("Content-Encoding", "snappy"), ("X-Prometheus-Remote-Write-Version", "0.1.0")]
+        XCTAssertEqual(try tally.client.request("POST", "/api/v1/write", headers: headers, body: body).status, 204)
+        XCTAssertEqual(try prometheus.client().request("POST", "/api/v1/write", headers: headers, body: body).status, 204)
+
+        let times = ["", "\(base - 100_000)", "\(base)", "\(base + 3600)", "\(base + 179 * 60)", "\(base + 5 * 3600)", "0", "\(base + 100 * 86_400)"]
+        var paths: [String] = []
+        for start in times {
+            for end in times {
+                let range = (start.isEmpty ? "" : "&start=\(start)") + (end.isEmpty ? "" : "&end=\(end)")
+                for selector in ["node_cpu_hourly_cost", #"{cluster_id="cluster-0"}"#, "early", #"{__name__=~"stale.*"}"#, #"{__name__=~".+"}"#] {
+                    let match = "match[]=" + LoopbackHTTP.escaped(selector)
+                    paths += ["/api/v1/series?\(match)\(range)", "/api/v1/labels?\(match)\(range)", "/api/v1/label/cluster_id/values?\(match)\(range)"]
+                }
+                paths += ["/api/v1/labels?x=1\(range)", "/api/v1/label/__name__/values?x=1\(range)"]
+            }
+        }
+        for minute in [0, 1, 2, 3, 5, 7, 10, 15, 60, 184, 185] as [Int64] {
+            for query in ["stale_one", "early", "count(stale_one)", "timestamp(stale_one)", "last_over_time(stale_one[10m])", #"early{a=~"x.y"}"#] {
+                paths.append("/api/v1/query?query=\(LoopbackHTTP.escaped(query))&time=\(base + minute * 60)")
+            }
+        }
+        var differences: [String] = []
+        for path in paths {
+            let ours = try tally.client.request("GET", path), theirs = try prometheus.client().request("GET", path)
+            if try Self.answer(ours) != Self.answer(theirs) {
+                differences.append("\(path)\n  Tally:      \(ours.status) \(ours.body.prefix(300))\n  Prometheus: \(theirs.status) \(theirs.body.prefix(300))")
+            }
+        }
+        XCTAssertEqual(differences, [], "\(differences.count) of \(paths.count) requests differ")
+    }
+
+    /// Status and data, with a vector's elements in a fixed order (neither server promises one).
+    private static func answer(_ response: LoopbackHTTP.Response) throws -> String {
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(response.bytes)) as? [String: Any], response.body)
+        var data = object["data"] as Any
+        if let vector = data as? [String: Any], let result = vector["result"] as? [Any] {
+            let sorted = try result.map { String(decoding: try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]), as: UTF8.self) }.sorted()
+            data = [vector["resultType"] as? String ?? "", sorted]
+        }
+        return "\(response.status) \(object["errorType"] as? String ?? "") "
+            + String(decoding: try JSONSerialization.data(withJSONObject: data, options: [.sortedKeys, .fragmentsAllowed]), as: UTF8.self)
     }
 
     /// Status, error type and the answer's data (the time asked for, and errors' messages but for

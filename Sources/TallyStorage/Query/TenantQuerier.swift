@@ -135,11 +135,31 @@ public final class TenantQuerier: @unchecked Sendable {
         try seriesLabels([matchers], minTime: minTime, maxTime: maxTime)
     }
 
-    /// Label names of the series matching `matchers` in the querier's range, sorted; with no
-    /// matchers, every name in the index of the head and of the blocks in range.
+    /// Label sets of the series matching `matchers` in the head, when the querier's range overlaps
+    /// it, and in every block the range overlaps, whatever the times of their own samples. This is
+    /// how Prometheus 2.42 answers `labels` and `label/<name>/values` with matchers (its index
+    /// readers' `LabelNames(matchers...)`, by postings alone), and how both answer them without:
+    /// a series whose samples all lie outside the range still names its labels while the head or a
+    /// block in the range holds it.
+    private func indexedLabelSets(_ matchers: [LabelMatcher]) throws -> [Labels] {
+        let (inHead, blocks) = database.readView { head, live in
+            (head.overlaps(minTime: minTime, maxTime: maxTime) ? head.select(matchers).map { head.labels($0) } : [],
+             sources(live).filter { $0.meta.maxTime > minTime && $0.meta.minTime <= maxTime })
+        }
+        var found = DistinctLabelSets()
+        for block in blocks {
+            var translation = DistinctLabelSets.BlockTranslation(symbols: block.symbols, hashes: block.symbolHashes)
+            try block.forEachMatchingSymbolIds(matchers) { _, ids, _ in _ = found.add(blockSymbolIds: ids, &translation) }
+        }
+        for labels in inHead { _ = found.add(labels) }
+        return found.sorted()
+    }
+
+    /// Label names of the series matching `matchers` in the head and blocks the querier's range
+    /// overlaps (see `indexedLabelSets`), sorted; with no matchers, every name in their indexes.
     public func labelNames(_ matchers: [LabelMatcher]) throws -> [String] {
         guard matchers.isEmpty else {
-            return Set(try seriesLabels(matchers, minTime: minTime, maxTime: maxTime).flatMap { $0.pairs.map(\.name) }).sorted(by: Self.byteOrder)
+            return Set(try indexedLabelSets(matchers).flatMap { $0.pairs.map(\.name) }).sorted(by: Self.byteOrder)
         }
         let (names, blocks) = database.readView { head, live in
             (head.overlaps(minTime: minTime, maxTime: maxTime) ? head.labelNames() : [], sources(live))
@@ -151,10 +171,11 @@ public final class TenantQuerier: @unchecked Sendable {
         return all.sorted(by: Self.byteOrder)
     }
 
-    /// Values of label `name` among the series matching `matchers` in the querier's range, sorted.
+    /// Values of label `name` among the series matching `matchers` in the head and blocks the
+    /// querier's range overlaps (see `indexedLabelSets`), sorted.
     public func labelValues(_ name: String, _ matchers: [LabelMatcher]) throws -> [String] {
         guard matchers.isEmpty else {
-            return Set(try seriesLabels(matchers, minTime: minTime, maxTime: maxTime).compactMap { $0[name] }).sorted(by: Self.byteOrder)
+            return Set(try indexedLabelSets(matchers).compactMap { $0[name] }).sorted(by: Self.byteOrder)
         }
         let (values, blocks) = database.readView { head, live in
             (head.overlaps(minTime: minTime, maxTime: maxTime) ? head.labelValues(name) : [], sources(live))

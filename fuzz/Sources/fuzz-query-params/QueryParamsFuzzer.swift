@@ -6,10 +6,8 @@ import TallyStorage
 // The text parameters of the HTTP API and the limits file. Each line of the input goes through the
 // one-line parsers: durations (`keep=`, limits), cost days and time zones (`start`, `end`, `tz`);
 // lines 1 and 2 are a deletion's `start` and `end` (times), the rest its `match[]` selectors; the
-// whole input is a limits YAML file. Parsed values must print back to what parses to them.
-//
-// Only the first two lines are read as times: `TimeParameter` builds an ISO8601DateFormatter per
-// call, 80% of each run when every line went through it.
+// whole input is a limits YAML file. Parsed values must print back to what parses to them, and a
+// time's two roundings (down, toward zero) may differ only before 1970, by a millisecond.
 
 @_cdecl("LLVMFuzzerInitialize")
 public func initialize(_ argc: OpaquePointer?, _ argv: OpaquePointer?) -> CInt {
@@ -47,8 +45,11 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         if let day = CostDay(parsing: line, calendar: .utc) {
             precondition(CostDay(parsing: day.date, calendar: .utc) == day && day.end - day.start == 86_400_000, "day \(line) prints as \(day.date)")
         }
+        if let down = TimeParameter.milliseconds(line) {
+            let towardZero = TimeParameter.milliseconds(line, rounding: .towardZero)
+            precondition(towardZero == down || (down < 0 && towardZero == down + 1), "time \(line): \(down) rounded down, \(towardZero as Any) toward zero")
+        }
     }
-    for time in lines.prefix(2) { _ = TimeParameter.milliseconds(time) }
     if lines.count > 2 {
         _ = try? DeletionArguments(selectors: Array(lines.dropFirst(2)), start: lines[0], end: lines[1])
     }
