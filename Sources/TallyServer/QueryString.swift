@@ -1,36 +1,38 @@
 import NIOCore
 
-/// A request's query parameters, percent-decoded as HTML forms encode them (`+` is a space).
+/// A request's query parameters, percent-decoded as HTML forms encode them (`+` is a space), read
+/// as Go's `net/http` reads them for Prometheus: a pair with a `;` or a broken escape is left out
+/// (Go's `url.ParseQuery` since 1.17), and a name given twice means its first value.
 struct QueryString {
     /// Every (name, value) pair in order; a repeated name (`match[]`) appears once per value.
     private(set) var pairs: [(name: String, value: String)] = []
 
-    init(uri: String) {
-        guard let query = uri.split(separator: "?", maxSplits: 1).dropFirst().first else { return }
-        add(query)
-    }
+    init(uri: String) { add(Self.query(of: uri)) }
 
     /// Parameters already decoded, in order.
     init(pairs: [(name: String, value: String)]) { self.pairs = pairs }
 
-    /// Also reads an `application/x-www-form-urlencoded` body, as Prometheus' API does for POST.
+    /// Also reads an `application/x-www-form-urlencoded` body, as Prometheus' API does for POST. The
+    /// body's pairs come first, then the URL's (Go's `Request.Form`), so a body value wins.
     init(uri: String, formBody: ByteBuffer, contentType: String?) {
-        self.init(uri: uri)
         if contentType?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true {
             add(Substring(decoding: formBody.readableBytesView, as: UTF8.self))
         }
+        add(Self.query(of: uri))
     }
 
+    private static func query(of uri: String) -> Substring { uri.split(separator: "?", maxSplits: 1).dropFirst().first ?? "" }
+
     private mutating func add(_ query: Substring) {
-        for pair in query.split(separator: "&") {
+        for pair in query.split(separator: "&") where !pair.contains(";") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard let name = Self.decode(parts[0]), let value = parts.count > 1 ? Self.decode(parts[1]) : "" else { continue }
             pairs.append((name, value))
         }
     }
 
-    /// The last value given for `name`.
-    subscript(name: String) -> String? { pairs.last { $0.name == name }?.value }
+    /// The first value given for `name` (Go's `FormValue`).
+    subscript(name: String) -> String? { pairs.first { $0.name == name }?.value }
 
     /// Every value given for `name`, in order.
     func all(_ name: String) -> [String] { pairs.filter { $0.name == name }.map(\.value) }

@@ -88,6 +88,12 @@ struct TenantSources: Sendable {
         if let tenant { named.append((source, tenant)) }
     }
 
+    /// Every value a parameter was given: `?tenant=a&tenant=b` disagrees with itself, so a proxy
+    /// that appends its own `tenant=` cannot be outvoted by one the client put first.
+    mutating func add(_ source: String, _ tenants: [String]) {
+        for tenant in tenants { named.append((source, tenant)) }
+    }
+
     /// The tenant all sources name, or the default when none does. Sources that disagree are refused:
     /// a proxy may set one header and trust it, so a second one that names another tenant must not win.
     func resolve(default defaultTenant: String) -> Result<String, HTTPAnswer> {

@@ -21,7 +21,7 @@ struct WriteTenant: HTTPMiddleware {
 
     func handle(_ request: RouteRequest, next: (RouteRequest) -> EventLoopFuture<HTTPAnswer>) -> EventLoopFuture<HTTPAnswer> {
         var sources = TenantSources(request.head, headers: configuration.tenantHeaders)
-        sources.add("tenant parameter", Router.queryParameter("tenant", in: request.head.uri))
+        sources.add("tenant parameter", Router.queryParameters("tenant", in: request.head.uri))
         let tenant: String
         switch sources.resolve(default: request.credential?.onlyTenant ?? configuration.defaultTenant) {
         case let .success(name): tenant = name
@@ -69,7 +69,7 @@ struct ReadTenant: HTTPMiddleware {
 
     func handle(_ request: RouteRequest, next: (RouteRequest) -> EventLoopFuture<HTTPAnswer>) -> EventLoopFuture<HTTPAnswer> {
         var sources = TenantSources(request.head, headers: configuration.tenantHeaders)
-        sources.add("tenant parameter", request.form["tenant"])
+        sources.add("tenant parameter", request.form.all("tenant"))
         switch sources.readableTenant(request.credential, default: configuration.defaultTenant) {
         case let .success(name):
             var request = request
@@ -90,7 +90,7 @@ struct AdminTenant: HTTPMiddleware {
 
     func handle(_ request: RouteRequest, next: (RouteRequest) -> EventLoopFuture<HTTPAnswer>) -> EventLoopFuture<HTTPAnswer> {
         var sources = TenantSources(request.head, headers: tenantHeaders)
-        sources.add("tenant parameter", Router.maintenanceParameters(request)["tenant"])
+        sources.add("tenant parameter", Router.maintenanceParameters(request).all("tenant"))
         switch sources.resolve(default: "") {
         case let .success(name):
             var request = request

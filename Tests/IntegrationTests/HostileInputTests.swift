@@ -154,6 +154,23 @@ final class HostileInputTests: XCTestCase {
             let read = try server.client.request("GET", path, headers: [("X-Scope-OrgID", "acme")])
             XCTAssertEqual(read.status, 400, "\(path): \(read.body)")
         }
+        // A parameter given twice names two tenants: a proxy appending its own `tenant=` after the
+        // client's must not be outvoted, on writes, reads and the cost endpoints alike.
+        let appended = try server.client.request("POST", "/api/v1/write?tenant=beta&tenant=acme", headers: Self.protobuf, body: body)
+        XCTAssertEqual(appended.status, 400, appended.body)
+        XCTAssertTrue(appended.body.contains(#"tenant parameter="beta", tenant parameter="acme""#), appended.body)
+        for path in ["/api/v1/query?query=m&time=1&tenant=beta&tenant=acme", "/api/v1/labels?tenant=beta&tenant=acme",
+                     "/api/v1/costs/daily?start=2024-01-01&end=2024-01-01&tenant=beta&tenant=acme",
+                     "/metroculus/v2/kubecost_cluster_costs?cloud_account_id=beta&cloud_account_id=acme&start_date=0&end_date=86400"] {
+            let read = try server.client.request("GET", path)
+            XCTAssertEqual(read.status, 400, "\(path): \(read.body)")
+            XCTAssertTrue(read.body.contains("disagree"), "\(path): \(read.body)")
+        }
+        let posted = try server.client.request("POST", "/api/v1/query?tenant=beta", headers: [("Content-Type", "application/x-www-form-urlencoded")],
+                                               body: Array("query=m&time=1&tenant=acme".utf8))
+        XCTAssertEqual(posted.status, 400, posted.body)
+        XCTAssertEqual(try server.client.request("GET", "/api/v1/query?query=count(m)&time=1&tenant=acme&tenant=acme").body,
+                       #"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1"]}]}}"#)
         XCTAssertFalse(FileManager.default.fileExists(atPath: storage + "/beta"))
     }
 

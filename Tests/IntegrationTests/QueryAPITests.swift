@@ -191,6 +191,24 @@ final class QueryAPITests: XCTestCase {
         XCTAssertEqual(range.body, #"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[-0.250,"0.1"],[0.125,"0.1"],[0.500,"0.1"]]}]}}"#)
     }
 
+    /// A parameter given twice means its first value, a POST body's before the URL's, and a pair with
+    /// a `;` or a broken escape is left out, as Go's `net/http` reads a form for Prometheus.
+    func testRepeatedParametersMeanTheirFirstValueAsInGo() throws {
+        let root = try makeTemporaryDirectory("query-api-form")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let tally = try TallyServerProcess(storage: root + "/storage")
+        try tally.waitReady()
+        XCTAssertEqual(try tally.client.request("GET", "/api/v1/query?query=time()&time=7&time=9&query=1").body,
+                       #"{"status":"success","data":{"resultType":"scalar","result":[7,"7"]}}"#)
+        XCTAssertEqual(try tally.client.request("POST", "/api/v1/query?query=2&time=7", headers: [("Content-Type", "application/x-www-form-urlencoded")],
+                                                body: Array("query=time()&query=3&time=5".utf8)).body,
+                       #"{"status":"success","data":{"resultType":"scalar","result":[5,"5"]}}"#)
+        XCTAssertEqual(try tally.client.request("GET", "/api/v1/query?query=time()&time=5;&time=7").body,
+                       #"{"status":"success","data":{"resultType":"scalar","result":[7,"7"]}}"#)
+        XCTAssertEqual(try tally.client.request("GET", "/api/v1/query?query=time()&time=%zz&time=8").body,
+                       #"{"status":"success","data":{"resultType":"scalar","result":[8,"8"]}}"#)
+    }
+
     func testBadInputIs400BadDataWithAMessageAndNeverACrash() throws {
         let root = try makeTemporaryDirectory("query-api")
         defer { try? FileManager.default.removeItem(atPath: root) }
