@@ -1,6 +1,7 @@
 /// Decodes a Remote-Write 1.0 `prometheus.WriteRequest` (prompb/remote.proto, prompb/types.proto).
 ///
-/// Unknown fields are skipped, as protobuf requires. Exemplars are parsed for framing and counted;
+/// Unknown fields are skipped, as protobuf requires, except 2.0's symbols and series (fields 4 and 5,
+/// length-delimited): a 2.0 body sent as 1.0 is refused, not stored as nothing. Exemplars are parsed for framing and counted;
 /// metadata is read (`WireMetadata`) and counted; the caller decides what to keep and report. Native histograms are read
 /// (`WireHistogram`) and, unless `validatingHistograms` is false, checked against Prometheus' rules
 /// (`HistogramValidator`): one that breaks them makes the request unreadable.
@@ -41,6 +42,11 @@ public enum RemoteWriteDecoder {
                     let metadata = try WireMetadata.decode10(bytes, reader.readLengthDelimited())
                     if metadata.isKeepable(bytes) { view.metadata.append(metadata) }
                     view.metadataCount += 1
+                case 4 where type == .len, 5 where type == .len:
+                    // 2.0's symbols and series: read as 1.0, such a body is empty, and a 204 would
+                    // tell its sender everything was stored.
+                    throw .invalidProtobuf("WriteRequest has field \(field), which Remote-Write 2.0 uses (symbols, timeseries) and 1.0 does not: "
+                        + "a 2.0 body needs Content-Type: application/x-protobuf;proto=io.prometheus.write.v2.Request")
                 default:
                     try reader.skip(type)
                 }

@@ -2,7 +2,8 @@
 /// view as 1.0: each label is a pair of byte ranges, here into the request's symbols table, so no
 /// string is made per label.
 ///
-/// Refused as invalid protobuf (the whole request): a symbol reference past the table, an odd
+/// Refused as invalid protobuf (the whole request): fields 1-3, reserved because 1.0 uses them (a
+/// 1.0 body sent as 2.0, which would otherwise read as empty), a symbol reference past the table, an odd
 /// number of label references, a table that does not start with the empty string while anything
 /// refers to it. Refused per series, as 1.0's label rules are: labels not sorted by name, an empty
 /// label value. Exemplars are checked (their references too) and counted; metadata is read under
@@ -43,6 +44,11 @@ public enum RemoteWriteV2Decoder {
                 case 5:
                     try ProtobufReader.expect(type, .len, "Request.timeseries")
                     series.append(try reader.readLengthDelimited())
+                case 1, 2, 3:
+                    // Reserved in 2.0 because 1.0 uses them: read as 2.0, a 1.0 body is empty, and a
+                    // 204 would tell its sender everything was stored.
+                    throw .invalidProtobuf("io.prometheus.write.v2.Request has field \(field), which is reserved (Remote-Write 1.0's "
+                        + "timeseries and metadata): a 1.0 body needs Content-Type: application/x-protobuf without proto=, or proto=prometheus.WriteRequest")
                 default:
                     try reader.skip(type)
                 }

@@ -57,6 +57,25 @@ final class RemoteWriteV2Tests: XCTestCase {
         XCTAssertEqual(asTwo, asOne)
     }
 
+    /// A 1.0 body sent as 2.0, or a 2.0 body sent as 1.0, reads as an empty request of the other
+    /// version (its fields are unknown there): it is refused with a 400 that says so, never
+    /// answered 204 with nothing stored.
+    func testABodyOfTheOtherVersionIsRefusedNotStoredAsNothing() throws {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        var v1 = WriteRequestEncoder(), v2 = WriteRequestV2Encoder()
+        v1.addSeries(labels: [("__name__", "sent_as_the_other_version")], samples: [WireSample(timestamp: now, valueBits: 1.0.bitPattern)])
+        v2.addSeries(labels: [("__name__", "sent_as_the_other_version")], samples: [WireSample(timestamp: now, valueBits: 1.0.bitPattern)])
+        let oneAsTwo = try post(v1.writer.bytes, tenant: "mixed")
+        XCTAssertEqual(oneAsTwo.status, 400, oneAsTwo.body)
+        XCTAssertTrue(oneAsTwo.body.contains("io.prometheus.write.v2.Request has field 1, which is reserved"), oneAsTwo.body)
+        let twoAsOne = try post(v2.bytes, tenant: "mixed", contentType: "application/x-protobuf")
+        XCTAssertEqual(twoAsOne.status, 400, twoAsOne.body)
+        XCTAssertTrue(twoAsOne.body.contains("which Remote-Write 2.0 uses (symbols, timeseries) and 1.0 does not"), twoAsOne.body)
+        XCTAssertEqual(try post(v2.bytes, tenant: "mixed").status, 204)
+        server.stop(SIGTERM)
+        XCTAssertEqual(try tallyDump(storage: storage, tenant: "mixed").split(separator: "\n").count, 1)
+    }
+
     /// Series known from earlier requests are found again by their symbols, whatever indexes a later
     /// request gives them: requests in another series order, 1.0 and 2.0 mixed, label sets that reuse
     /// known symbols in new combinations or extend a known set all store what 1.0 alone stores.

@@ -43,3 +43,10 @@ public let protobufCRequestV2 = ProtobufCMessage<Io__Prometheus__Write__V2__Requ
 public func protobufCBytes(_ data: ProtobufCBinaryData) -> [UInt8] {
     data.len == 0 ? [] : Array(UnsafeBufferPointer(start: data.data, count: data.len))
 }
+
+/// The unknown fields protobuf-c kept in a message (its `base.n_unknown_fields` and
+/// `base.unknown_fields`): tag, and whether length-delimited.
+public func protobufCUnknownFields(_ count: UInt32, _ fields: UnsafeMutablePointer<ProtobufCMessageUnknownField>?) -> [(tag: UInt32, lengthDelimited: Bool)] {
+    guard let fields else { return [] }
+    return (0..<Int(count)).map { k in (fields[k].tag, fields[k].wire_type == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED) }
+}

@@ -152,7 +152,9 @@ enum OracleDecoding {
 
     /// With `validatingHistograms`, nil also for a request with a histogram Prometheus' rules refuse.
     static func protobufC(_ body: [UInt8], validatingHistograms: Bool = false) -> DecodedRequest? {
-        let decoded = protobufCWriteRequest.withUnpacked(body) { request in
+        let decoded = protobufCWriteRequest.withUnpacked(body) { request -> DecodedRequest? in
+            // Tally's rule past protobuf's: 2.0's symbols and series (4, 5) make a 1.0 body a mistake.
+            guard !protobufCUnknownFields(request.base.n_unknown_fields, request.base.unknown_fields).contains(where: { [4, 5].contains($0.tag) && $0.lengthDelimited }) else { return nil }
             var decoded = DecodedRequest(metadata: request.n_metadata)
             for i in 0..<request.n_timeseries {
                 let series = request.timeseries[i]!.pointee
@@ -171,7 +173,7 @@ enum OracleDecoding {
                 decoded.series.append(read)
             }
             return decoded
-        }
+        } ?? nil
         guard validatingHistograms, let decoded else { return decoded }
         return HistogramRequestVerdict(decoded.series.map(\.histograms)) == .accepted ? decoded : nil
     }

@@ -91,12 +91,14 @@ enum V2Decoding {
     /// Whether protobuf-c reads `body` at all (nil when it refuses).
     static func protobufCAccepts(_ body: [UInt8]) -> Bool? { protobufCRequestV2.withUnpacked(body) { _ in true } }
 
-    /// What protobuf-c reads, then the spec's reference rules: every reference inside the symbols,
+    /// What protobuf-c reads, then the spec's rules: no field 1-3 (reserved), every reference inside the symbols,
     /// label references in pairs, `symbols[0]` empty once anything refers to the table; per series,
     /// the first pair with an empty value or a name not after the previous one refuses it. With
     /// `validatingHistograms`, a histogram Prometheus' rules refuse makes the request nil too.
     static func oracle(_ body: [UInt8], validatingHistograms: Bool = true) -> DecodedV2? {
         let decoded = protobufCRequestV2.withUnpacked(body) { request -> DecodedV2? in
+            // Fields 1-3 are reserved (1.0's): Tally refuses a 1.0 body sent as 2.0.
+            guard !protobufCUnknownFields(request.base.n_unknown_fields, request.base.unknown_fields).contains(where: { (1...3).contains($0.tag) }) else { return nil }
             let symbols = (0..<request.n_symbols).map { protobufCBytes(request.symbols[$0]) }
             func resolve(_ ref: UInt32) -> [UInt8]? {
                 guard Int(ref) < symbols.count, symbols[0].isEmpty else { return nil }
