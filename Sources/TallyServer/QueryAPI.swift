@@ -183,7 +183,8 @@ final class QueryAPI: Sendable {
         do { selectors = PromQL.vectorSelectors(in: try PromQL.parse(question.form["query"] ?? "")) } catch {
             throw PrometheusAPIError(.badData, error.description)
         }
-        guard !selectors.isEmpty else { return PrometheusJSON.success(JSONText("null")) }
+        // Prometheus answers a query without selectors with no body at all.
+        guard !selectors.isEmpty else { return HTTPAnswer(status: 204, body: "") }
         let sets: [[TallyStorage.LabelMatcher]]
         do {
             sets = try selectors.map { selector throws(SelectorError) in try selector.allMatchers.map { matcher throws(SelectorError) in try matcher.storageMatcher() } }

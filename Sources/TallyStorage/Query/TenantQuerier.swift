@@ -90,8 +90,9 @@ public final class TenantQuerier: @unchecked Sendable {
     /// or checked (as Prometheus' series API, which selects with a chunk reader that reads nothing).
     /// A series found in several blocks or by several sets is made into `Labels` once.
     public func seriesLabels(_ matcherSets: [[LabelMatcher]], minTime: Int64, maxTime: Int64) throws -> [Labels] {
+        // A range whose start is after its end is not empty here, as in Prometheus: a series with a
+        // chunk reaching from before the end to after the start is in it (the overlap test below).
         let lo = max(minTime, self.minTime), hi = min(maxTime, self.maxTime)
-        guard lo <= hi else { return [] }
         var inHead: [Labels] = []
         let blocks = database.readView { head, live in
             for matchers in matcherSets {
