@@ -135,6 +135,28 @@ final class HostileInputTests: XCTestCase {
         XCTAssertEqual(try tallyDump(storage: storage, tenant: "hostile").split(separator: "\n").count, Int(2 * count))
     }
 
+    /// Regexes that make a backtracking engine explode, against label values any sender can write:
+    /// answered at once, by selectors and by `label_replace` (whose groups once went to Swift's
+    /// backtracking `Regex` after a linear-time check that the value matches, so `(a|a)*c|(.*)`,
+    /// which matches through its second branch, pinned a thread and outlived every timeout; so did
+    /// `\p{Greek}`, which went to that engine whole).
+    func testRegexesThatExplodeInBacktrackingEnginesAnswerAtOnce() throws {
+        try start()
+        let pod = String(repeating: "a", count: 40), greek = String(repeating: "α", count: 40)
+        XCTAssertEqual(try write([([("__name__", "m"), ("g", greek), ("pod", pod)], [sample(now)])], tenant: "acme").status, 204)
+        let queries = [
+            (#"label_replace(m, "x", "$2", "pod", "(a|a)*c|(.*)")"#, #""x":"\#(pod)""#),
+            (#"label_replace(m, "x", "$2", "g", "(\\p{Greek}|\\p{Greek})*b|(.*)")"#, #""x":"\#(greek)""#),
+            (#"m{g=~"(\\p{Greek}|\\p{Greek})*b"}"#, #""result":[]"#),
+            (#"count(m{pod=~"(a|aa)*b|(a+a+)+", g=~"(\\pL|\\p{Greek})*"})"#, #""value":["#),
+        ]
+        for (query, expected) in queries {
+            let answer = try server.client.request("GET", "/api/v1/query?tenant=acme&query=" + QueryParameterOracleTests.escape(query))
+            XCTAssertEqual(answer.status, 200, "\(query): \(answer.body)")
+            XCTAssertTrue(answer.body.contains(expected), "\(query): \(answer.body)")
+        }
+    }
+
     func testTenantSourcesThatDisagreeAreRefusedOnWritesAndReads() throws {
         try start()
         let body = { () -> [UInt8] in

@@ -145,9 +145,9 @@ final class QueryParameterOracleTests: XCTestCase {
     }
 
     /// Status and data, with a vector's elements in a fixed order (neither server promises one).
-    private static func answer(_ response: LoopbackHTTP.Response) throws -> String {
+    static func answer(_ response: LoopbackHTTP.Response) throws -> String {
         let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(response.bytes)) as? [String: Any], response.body)
-        var data = object["data"] as Any
+        var data = object["data"] ?? NSNull()
         if let vector = data as? [String: Any], let result = vector["result"] as? [Any] {
             let sorted = try result.map { String(decoding: try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]), as: UTF8.self) }.sorted()
             data = [vector["resultType"] as? String ?? "", sorted]
@@ -181,7 +181,7 @@ final class QueryParameterOracleTests: XCTestCase {
         return value.isFinite && abs(value) < 9e9
     }
 
-    private static func escape(_ text: String) -> String {
+    static func escape(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? text
     }
 

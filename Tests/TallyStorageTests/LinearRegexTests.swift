@@ -60,22 +60,58 @@ final class LinearRegexTests: XCTestCase {
         XCTAssertTrue(try LabelMatcher("pod", .notRegex, "(a|a)*b").predicate()(value))
     }
 
-    /// The backtracking fallback takes named Unicode classes only. Whatever else the linear-time
-    /// matcher does not read is refused as RE2 refuses it, so no regex a client sends reaches a
-    /// backtracking engine with a repetition to explode: `(a|aa){1001}` once went there and took
-    /// exponential time on a long run of `a`.
-    func testOnlyNamedUnicodeClassesFallBackAndTheRestIsRefused() throws {
-        // RE2 reads all of these; the linear-time matcher must too.
+    /// No regex a client sends reaches a backtracking engine. The linear-time matcher reads all of
+    /// RE2's syntax as Go 1.19 does, Unicode scripts included (`\p{Greek}` once went to Swift's
+    /// `Regex`, where `(\p{Greek}|\p{Greek})*b` on forty `α` never ended); the rest is refused as RE2
+    /// refuses it: `(a|aa){1001}` once went there and took exponential time on a long run of `a`.
+    func testEverythingRE2ReadsIsReadAndTheRestIsRefused() throws {
         for pattern in ["(?P<pod>a+)", "(?:a)", "(?m)^a$", "(?U)a+", "[[:^alpha:]]", #"\pN+"#, #"\Aa\z"#, #"a\Bb"#, "[a-z&&[^x]]?",
-                        #"[\p{Lu}\d]"#, "(a){1000}", "x{2,}", "(?i)ÄB"] {
+                        #"[\p{Lu}\d]"#, "(a){1000}", "x{2,}", "(?i)ÄB", #"\p{Greek}+"#, #"\P{Han}"#, #"[\p{Old_Italic}a]"#, #"\p{^Latin}"#,
+                        #"\p{Any}"#, #"\p{Zl}"#, "(?P<a>x)(?P<a>y)", "a(?i)*", #"\Qa.b\E+"#] {
             XCTAssertNotNil(LinearRegex(pattern), pattern)
         }
-        XCTAssertTrue(try LabelMatcher("pod", .regex, #"\p{Greek}+"#).predicate()("αβγ"), "a named class goes to the fallback")
-        for pattern in ["(a|aa){1001}b", "((a|aa){100}){100}b", "(a|aa)++b", "(?=a)(a|aa)*b", #"(a|aa)*\1"#] {
+        let greek = try LabelMatcher("pod", .regex, #"(\p{Greek}|\p{Greek})*b"#).predicate()
+        XCTAssertFalse(greek(String(repeating: "α", count: 20_000)))
+        XCTAssertTrue(try LabelMatcher("pod", .regex, #"\p{Greek}+"#).predicate()("αβγ"))
+        XCTAssertFalse(try LabelMatcher("pod", .regex, #"\p{Greek}+"#).predicate()("αβc"))
+        // Go 1.19's tables are Unicode 13.0: Vithkuqi (14.0) is no script there, and a letter
+        // Unicode 14.0 added to Latin (U+A7C0) is neither Latin nor a letter.
+        XCTAssertNil(LinearRegex(#"\p{Vithkuqi}"#))
+        XCTAssertFalse(try XCTUnwrap(LinearRegex(#"\p{Latin}"#)).matches("\u{A7C0}"))
+        XCTAssertFalse(try XCTUnwrap(LinearRegex(#"\pL"#)).matches("\u{A7C0}"))
+        for pattern in ["(a|aa){1001}b", "((a|aa){100}){100}b", "(a|aa)++b", "(?=a)(a|aa)*b", #"(a|aa)*\1"#, "(?<n>a)", #"\Qab"#, "{2}", "(?i)*", "(?-)"] {
             XCTAssertThrowsError(try LabelMatcher("pod", .regex, pattern), pattern) { error in
                 XCTAssertTrue("\(error)".contains("invalid regex"), "\(error)")
             }
             XCTAssertThrowsError(try LabelMatcher("pod", .notRegex, pattern), pattern)
         }
+    }
+
+    /// What each group takes, as Go's `regexp` reports it: the match a backtracking engine finds
+    /// first (leftmost-first), lazy and `(?U)` repetitions, a group repeated keeps its last turn,
+    /// `x*` over an x that can match empty text as `(x+)?`; and no exponential time on a value that
+    /// matches only after a pattern's first branch fails every way (`(a|a)*c|.*`).
+    func testCapturesAreGoLeftmostFirstGroups() throws {
+        let cases: [(String, String, [String?]?)] = [
+            ("(a|ab)(c|bcd)(d*)", "abcd", ["abcd", "a", "bcd", ""]),
+            ("(a*)(a*)", "aaa", ["aaa", "aaa", ""]),
+            ("(a*?)(a*)", "aaa", ["aaa", "", "aaa"]),
+            ("(?U)(a*)(a*)", "aaa", ["aaa", "", "aaa"]),
+            ("(?U)(a*?)(a*)", "aaa", ["aaa", "aaa", ""]),
+            ("(?:(a)|b)+", "ab", ["ab", "a"]),
+            ("(a|b)*", "ab", ["ab", "b"]),
+            ("(a*)*", "", ["", ""]),
+            ("(a*)+", "b", nil),
+            ("(x)?y", "y", ["y", nil]),
+            ("(?P<n>\\w+)-(\\d)", "ab-1", ["ab-1", "ab", "1"]),
+            ("(a{2,3}?)(a*)", "aaaa", ["aaaa", "aa", "aa"]),
+            ("(a|a)*c|(.*)", String(repeating: "a", count: 2_000), [String(repeating: "a", count: 2_000), nil, String(repeating: "a", count: 2_000)]),
+        ]
+        for (pattern, value, expected) in cases {
+            let regex = try XCTUnwrap(LinearRegex(pattern), pattern)
+            XCTAssertEqual(regex.captures(value), expected, "\(pattern) on \(value.prefix(10))")
+            XCTAssertEqual(regex.matches(value), expected != nil, pattern)
+        }
+        XCTAssertEqual(try XCTUnwrap(LinearRegex("(?P<n>a)(b)(?P<m>c)")).groupNames, ["n", nil, "m"])
     }
 }

@@ -75,7 +75,8 @@ enum DateFunctions {
 /// Go's `regexp.Expand` template: `$1`, `${1}`, `$name`, `${name}`, `$$`; a missing group is empty
 /// and a malformed `$` is kept as written.
 enum GoTemplate {
-    static func expand(_ template: String, match: Regex<AnyRegexOutput>.Match) -> String {
+    /// `groups[k]` is group k's text (0 the whole match), `names[k - 1]` its name.
+    static func expand(_ template: String, groups: [String?], names: [String?]) -> String {
         var out = ""
         var rest = Substring(template)
         while let dollar = rest.firstIndex(of: "$") {
@@ -91,7 +92,7 @@ enum GoTemplate {
                 continue
             }
             rest = remainder
-            out += group(name, match)
+            out += group(name, groups, names)
         }
         return out + rest
     }
@@ -110,16 +111,15 @@ enum GoTemplate {
         return (String(name), s)
     }
 
-    private static func group(_ name: String, _ match: Regex<AnyRegexOutput>.Match) -> String {
-        let output = match.output
+    private static func group(_ name: String, _ groups: [String?], _ names: [String?]) -> String {
         if name.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) {
             // Go reads at most 8 digits and no leading zero as a number; other digit runs name nothing.
-            guard name.count <= 8, !(name.hasPrefix("0") && name.count > 1), let index = Int(name) else { return "" }
-            guard index < output.count, let substring = output[index].substring else { return "" }
-            return String(substring)
+            guard name.count <= 8, !(name.hasPrefix("0") && name.count > 1), let index = Int(name), index < groups.count else { return "" }
+            return groups[index] ?? ""
         }
-        for i in 0..<output.count where output[i].name == name {
-            return output[i].substring.map(String.init) ?? ""
+        // Go 1.19 allows a name twice: the first group of that name that took part in the match.
+        for (k, groupName) in names.enumerated() where groupName == name {
+            if let text = groups[k + 1] { return text }
         }
         return ""
     }

@@ -1,13 +1,13 @@
 import Foundation
 import TallyStorage
 
-/// What a function keeps from one step to the next: `label_replace`'s compiled regex.
+/// What a function keeps from one step to the next: `label_replace`'s compiled regex, which finds
+/// its groups in time linear in the value, as the label matchers do.
 struct FunctionState {
-    var regex: Regex<AnyRegexOutput>?
-    /// Whether a value matches the regex at all, in linear time: Swift's backtracking `Regex`, which
-    /// `label_replace` needs for its groups, runs only on values that match, so no pattern a client
-    /// sends can make it take exponential time on a value that does not.
-    var matches: ((String) -> Bool)?
+    var regex: LinearRegex?
+    /// `label_replace`'s new value for each source value met so far (nil where the regex does not
+    /// match), so a range query runs the regex once per value, not once per step.
+    var replacements: [String: String?] = [:]
 }
 
 /// The functions over instant vectors and scalars, as Prometheus 2.42 computes them. Each gets
@@ -103,20 +103,25 @@ enum InstantFunctions {
     private static func labelReplace(_ v: [[VectorElement]], _ args: [EvalNode], _ ts: Int64, _ state: inout FunctionState) throws(EvalFailure) -> [VectorElement] {
         let destination = string(args[1]), replacement = string(args[2]), source = string(args[3]), pattern = string(args[4])
         if state.regex == nil {
-            guard RegexSyntax.refusal(of: pattern, isUTF8: true) == nil, let regex = try? Regex("^(?:" + pattern + ")$") else {
+            guard RegexSyntax.refusal(of: pattern, isUTF8: true) == nil, let regex = LinearRegex(pattern) else {
                 throw EvalFailure.execution("invalid regular expression in label_replace(): \(pattern)")
             }
             guard PromQL.isValidLabelName(destination) else {
                 throw EvalFailure.execution("invalid destination label name in label_replace(): \(destination)")
             }
             state.regex = regex
-            state.matches = (try? TallyStorage.LabelMatcher(source, .regex, pattern))?.predicate()
         }
-        let regex = state.regex!, matches = state.matches
+        let regex = state.regex!
         return v[0].map { element in
             let value = element.labels.value(source)
-            guard matches?(value) ?? true, let match = try? regex.wholeMatch(in: value) else { return VectorElement(labels: element.labels, timestamp: 0, value: element.value) }
-            let expanded = GoTemplate.expand(replacement, match: match)
+            let expanded: String?
+            if let known = state.replacements[value] {
+                expanded = known
+            } else {
+                expanded = regex.captures(value).map { GoTemplate.expand(replacement, groups: $0, names: regex.groupNames) }
+                state.replacements[value] = .some(expanded)
+            }
+            guard let expanded else { return VectorElement(labels: element.labels, timestamp: 0, value: element.value) }
             return VectorElement(labels: element.labels.setting(destination, expanded), timestamp: 0, value: element.value)
         }
     }

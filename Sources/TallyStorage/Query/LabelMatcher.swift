@@ -5,26 +5,32 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
     public let name: String
     public let kind: Kind
     public let value: String
-    private let pattern: AnchoredPattern?
     /// A regex that is only an alternation of plain strings (`a|b|c`), as a set: matched without a
     /// regex engine, and looked up in postings value by value (Prometheus' set matches).
     private let literals: Set<String>?
-    /// The regex as a linear-time automaton; nil only for a named Unicode class it does not know
-    /// (`\p{Greek}`), which falls back to Swift's backtracking `Regex`.
+    /// Any other regex, matched in time linear in the value. No backtracking engine is ever used:
+    /// a client's pattern runs against values other clients wrote, and `(a|a)*b` on forty `a`s
+    /// would pin a thread for longer than anyone waits.
     private let linear: LinearRegex?
 
     public init(_ name: String, _ kind: Kind, _ value: String) throws(SelectorError) {
         self.name = name
         self.kind = kind
         self.value = value
-        if kind == .regex || kind == .notRegex {
-            let metacharacters = Set("\\.+*?()[]{}^$")
-            literals = value.contains(where: metacharacters.contains) ? nil : Set(value.split(separator: "|", omittingEmptySubsequences: false).map(String.init))
-            linear = literals == nil ? LinearRegex(value) : nil
-            pattern = literals == nil && linear == nil ? try AnchoredPattern(value) : nil
-        } else {
-            pattern = nil
+        guard kind == .regex || kind == .notRegex else {
             literals = nil
+            linear = nil
+            return
+        }
+        let metacharacters = Set("\\.+*?()[]{}^$")
+        if value.contains(where: metacharacters.contains) {
+            guard let regex = LinearRegex(value) else {
+                throw .badRegex(value, "not RE2 syntax as Go 1.19 reads it, or larger than \(LinearRegex.maxInstructions) instructions once repetitions are expanded")
+            }
+            literals = nil
+            linear = regex
+        } else {
+            literals = Set(value.split(separator: "|", omittingEmptySubsequences: false).map(String.init))
             linear = nil
         }
     }
@@ -39,10 +45,6 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Whether matching takes time linear in the value: every `=` and `!=`, and each regex in the
-    /// RE2 syntax the linear-time matcher reads (all but lookarounds, back-references and the like).
-    public var isLinearTime: Bool { pattern == nil }
-
     /// A predicate with the regex compiled once, for matching many series.
     public func predicate() -> (String) -> Bool {
         switch kind {
@@ -52,10 +54,8 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
             if let literals {
                 return kind == .regex ? { literals.contains($0) } : { !literals.contains($0) }
             }
-            let negate = kind == .notRegex
-            if let linear { return { linear.matches($0) != negate } }
-            let regex = pattern!.compile()
-            return { ((try? regex.wholeMatch(in: $0)) != nil) != negate }
+            let negate = kind == .notRegex, linear = linear!
+            return { linear.matches($0) != negate }
         }
     }
 
@@ -64,30 +64,6 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { name + kind.rawValue + GoFormat.quote(value) }
-}
-
-/// The source of a `^(?:pattern)$` regex that the linear-time matcher does not read, checked when
-/// the matcher is made. Regex values are not
-/// Sendable, so matchers carry the source and compile where they match.
-struct AnchoredPattern: Sendable {
-    let source: String
-
-    init(_ source: String) throws(SelectorError) {
-        self.source = source
-        // What the linear-time matcher refuses, RE2 refuses too (repeat counts over 1000, `a**`, lookarounds,
-        // back-references), or it is too large to match in bounded time. Only named Unicode
-        // classes, which RE2 reads and it does not, go to Swift's backtracking `Regex`: handing
-        // it anything else would let one query pin a thread (`(a|aa){1001}` on `aaa…b`).
-        guard source.contains("\\p{") || source.contains("\\P{") else {
-            throw .badRegex(source, "not RE2 syntax, or larger than \(LinearRegex.maxInstructions) instructions once repetitions are expanded")
-        }
-        do { _ = try Regex("^(?:" + source + ")$") } catch { throw .badRegex(source, "\(error)") }
-    }
-
-    /// Only for a pattern the linear-time matcher does not read, which init compiled once already.
-    func compile() -> Regex<AnyRegexOutput> {
-        try! Regex("^(?:" + source + ")$")
-    }
 }
 
 public enum SelectorError: Error, Equatable, CustomStringConvertible {

@@ -3,7 +3,9 @@ import TallyStorage
 
 // Series selectors (`match[]` of the admin and query endpoints): parsing, regex checking, and the
 // empty-value test a deletion applies. What parses must print (`LabelMatcher.description`, as errors
-// and `tally` show selectors) to text that parses back to the same matchers.
+// and `tally` show selectors) to text that parses back to the same matchers. Each regex also finds
+// its groups (as `label_replace` does) in a few values: a value has groups exactly when it matches,
+// and group 0 is the whole value.
 
 @_cdecl("LLVMFuzzerInitialize")
 public func initialize(_ argc: OpaquePointer?, _ argv: OpaquePointer?) -> CInt {
@@ -27,6 +29,14 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     for matcher in matchers {
         _ = matcher.predicate()("")
         _ = matcher.exactValues
+    }
+    for matcher in matchers where matcher.kind == .regex || matcher.kind == .notRegex {
+        guard let regex = LinearRegex(matcher.value) else { continue }
+        for value in ["", matcher.name, matcher.value, matcher.value + matcher.value] {
+            let groups = regex.captures(value)
+            precondition((groups != nil) == regex.matches(value), "\(matcher): groups and match disagree on \(value)")
+            if let groups { precondition(groups.count == regex.groupNames.count + 1 && groups[0] == value, "\(matcher) on \(value): \(groups)") }
+        }
     }
     let printed = "{" + matchers.map(\.description).joined(separator: ",") + "}"
     do {
