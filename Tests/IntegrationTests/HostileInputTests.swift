@@ -157,6 +157,28 @@ final class HostileInputTests: XCTestCase {
         }
     }
 
+    /// `label_replace` nested ten deep can grow a label value tenfold a level, to gigabytes from a
+    /// query of a few hundred bytes (Prometheus has no bound and runs out of memory). The label values
+    /// a query makes are held to 16 bytes for each sample `--query.max-samples` allows: 1,000 samples
+    /// allow 16,000 bytes, which three levels (100 + 1,000 + 10,000 bytes) stay under and four pass.
+    func testLabelValuesAQueryMakesAreBoundedByTheSampleLimit() throws {
+        try start(["--query.max-samples", "1000"])
+        func nested(_ levels: Int, _ function: (String) -> String) -> String {
+            (0..<levels).reduce(#"label_replace(vector(1), "a", "0123456789", "", "")"#) { query, _ in function(query) }
+        }
+        let replaceTenfold = { (inner: String) in #"label_replace(\#(inner), "a", "\#(String(repeating: "$1", count: 10))", "a", "(.*)")"# }
+        let joinTenfold = { (inner: String) in #"label_join(\#(inner), "a", "", \#(Array(repeating: #""a""#, count: 10).joined(separator: ", ")))"# }
+        for function in [replaceTenfold, joinTenfold] {
+            let allowed = try server.client.request("GET", "/api/v1/query?time=0&query=" + QueryParameterOracleTests.escape(nested(3, function)))
+            XCTAssertEqual(allowed.status, 200, allowed.body)
+            XCTAssertTrue(allowed.body.contains(String(repeating: "0123456789", count: 1_000)), allowed.body.prefix(200).description)
+            let refused = try server.client.request("GET", "/api/v1/query?time=0&query=" + QueryParameterOracleTests.escape(nested(4, function)))
+            XCTAssertEqual(refused.status, 422, refused.body)
+            XCTAssertTrue(refused.body.contains("would pass 16000 bytes"), refused.body)
+        }
+        XCTAssertEqual(try server.client.request("GET", "/api/v1/query?query=1").status, 200)
+    }
+
     func testTenantSourcesThatDisagreeAreRefusedOnWritesAndReads() throws {
         try start()
         let body = { () -> [UInt8] in

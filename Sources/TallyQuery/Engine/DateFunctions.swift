@@ -75,11 +75,13 @@ enum DateFunctions {
 /// Go's `regexp.Expand` template: `$1`, `${1}`, `$name`, `${name}`, `$$`; a missing group is empty
 /// and a malformed `$` is kept as written.
 enum GoTemplate {
-    /// `groups[k]` is group k's text (0 the whole match), `names[k - 1]` its name.
-    static func expand(_ template: String, groups: [String?], names: [String?]) -> String {
+    /// `groups[k]` is group k's text (0 the whole match), `names[k - 1]` its name. Nil once the text
+    /// passes `limit` bytes.
+    static func expand(_ template: String, groups: [String?], names: [String?], limit: Int) -> String? {
         var out = ""
         var rest = Substring(template)
         while let dollar = rest.firstIndex(of: "$") {
+            if out.utf8.count > limit { return nil }
             out += rest[..<dollar]
             rest = rest[rest.index(after: dollar)...]
             if rest.first == "$" {
@@ -94,7 +96,8 @@ enum GoTemplate {
             rest = remainder
             out += group(name, groups, names)
         }
-        return out + rest
+        out += rest
+        return out.utf8.count > limit ? nil : out
     }
 
     private static func extractName(_ text: Substring) -> (String, Substring)? {

@@ -37,6 +37,10 @@ struct EvalFailure: Error {
 
     static func execution(_ message: String) -> EvalFailure { EvalFailure(queryError: QueryError(.execution, message)) }
     static let tooManySamples = execution("query processing would load too many samples into memory in query execution")
+
+    static func labelBytesExceeded(_ function: String, limit: Int) -> EvalFailure {
+        execution("\(function)(): the label values this query makes would pass \(limit) bytes (16 bytes for each sample --query.max-samples allows)")
+    }
     static let timedOut = EvalFailure(queryError: QueryError(.timeout, "query timed out in expression evaluation"))
 }
 
@@ -76,6 +80,18 @@ final class SampleBudget {
     }
 
     func release(_ n: Int) { current = max(0, current - n) }
+
+    /// Bytes of label values made by `label_replace` and `label_join` so far. A nest of them can grow
+    /// a value tenfold a level (Prometheus has no bound, and runs out of memory), so they are held
+    /// to the memory the sample limit allows: 16 bytes a sample.
+    private var madeLabelBytes = 0
+
+    var labelByteLimit: Int { limit.multipliedReportingOverflow(by: 16).overflow ? Int.max : limit * 16 }
+
+    func takeLabelBytes(_ n: Int, in function: String) throws(EvalFailure) {
+        madeLabelBytes = madeLabelBytes.addingReportingOverflow(n).overflow ? Int.max : madeLabelBytes + n
+        if madeLabelBytes > labelByteLimit { throw EvalFailure.labelBytesExceeded(function, limit: labelByteLimit) }
+    }
 }
 
 extension Labels {

@@ -2,12 +2,17 @@ import Foundation
 import TallyStorage
 
 /// What a function keeps from one step to the next: `label_replace`'s compiled regex, which finds
-/// its groups in time linear in the value, as the label matchers do.
+/// its groups in time linear in the value, as the label matchers do, and the label values it and
+/// `label_join` made, each made (and counted against the query's budget) once, not once per step.
 struct FunctionState {
+    let budget: SampleBudget
     var regex: LinearRegex?
-    /// `label_replace`'s new value for each source value met so far (nil where the regex does not
-    /// match), so a range query runs the regex once per value, not once per step.
+    /// `label_replace`'s new value for each source value (nil where the regex does not match).
     var replacements: [String: String?] = [:]
+    /// `label_join`'s value for each list of source values.
+    var joins: [[String]: String] = [:]
+
+    init(budget: SampleBudget) { self.budget = budget }
 }
 
 /// The functions over instant vectors and scalars, as Prometheus 2.42 computes them. Each gets
@@ -112,18 +117,28 @@ enum InstantFunctions {
             state.regex = regex
         }
         let regex = state.regex!
-        return v[0].map { element in
+        var out: [VectorElement] = []
+        out.reserveCapacity(v[0].count)
+        for element in v[0] {
             let value = element.labels.value(source)
             let expanded: String?
             if let known = state.replacements[value] {
                 expanded = known
             } else {
-                expanded = regex.captures(value).map { GoTemplate.expand(replacement, groups: $0, names: regex.groupNames) }
+                if let groups = regex.captures(value) {
+                    guard let made = GoTemplate.expand(replacement, groups: groups, names: regex.groupNames, limit: state.budget.labelByteLimit) else {
+                        throw EvalFailure.labelBytesExceeded("label_replace", limit: state.budget.labelByteLimit)
+                    }
+                    try state.budget.takeLabelBytes(made.utf8.count, in: "label_replace")
+                    expanded = made
+                } else {
+                    expanded = nil
+                }
                 state.replacements[value] = .some(expanded)
             }
-            guard let expanded else { return VectorElement(labels: element.labels, timestamp: 0, value: element.value) }
-            return VectorElement(labels: element.labels.setting(destination, expanded), timestamp: 0, value: element.value)
+            out.append(VectorElement(labels: expanded.map { element.labels.setting(destination, $0) } ?? element.labels, timestamp: 0, value: element.value))
         }
+        return out
     }
 
     private static func labelJoin(_ v: [[VectorElement]], _ args: [EvalNode], _ ts: Int64, _ state: inout FunctionState) throws(EvalFailure) -> [VectorElement] {
@@ -135,10 +150,21 @@ enum InstantFunctions {
             sources.append(source)
         }
         guard PromQL.isValidLabelName(destination) else { throw EvalFailure.execution("invalid destination label name in label_join(): \(destination)") }
-        return v[0].map { element in
-            let joined = sources.map { element.labels.value($0) }.joined(separator: separator)
-            return VectorElement(labels: element.labels.setting(destination, joined), timestamp: 0, value: element.value)
+        var out: [VectorElement] = []
+        out.reserveCapacity(v[0].count)
+        for element in v[0] {
+            let values = sources.map { element.labels.value($0) }
+            let joined: String
+            if let known = state.joins[values] {
+                joined = known
+            } else {
+                try state.budget.takeLabelBytes(values.reduce(separator.utf8.count * max(0, values.count - 1)) { $0 + $1.utf8.count }, in: "label_join")
+                joined = values.joined(separator: separator)
+                state.joins[values] = joined
+            }
+            out.append(VectorElement(labels: element.labels.setting(destination, joined), timestamp: 0, value: element.value))
         }
+        return out
     }
 
     /// Classic histograms: per series without `le`, the buckets' `le` and counts, interpolated.

@@ -82,7 +82,9 @@ public struct LinearRegex: Sendable {
     /// first in priority order (a split's first branch before its second), each state once: the
     /// first thread to reach a state has the higher priority, and the later one is dropped.
     private func add(_ start: Int, groups: [Int], at position: Int, _ input: [Unicode.Scalar], _ list: inout ThreadList) {
-        var stack = [(start, groups)]
+        var stack = list.takeStack()
+        defer { list.returnStack(stack) }
+        stack.append((start, groups))
         while let (pc, groups) = stack.popLast() {
             guard list.insert(pc, groups: groups) else { continue }
             switch program[pc] {
@@ -129,5 +131,16 @@ public struct LinearRegex: Sendable {
             for pc in states { present[pc] = false }
             states.removeAll(keepingCapacity: true)
         }
+
+        /// The work list `add` follows, kept between calls so that a step allocates nothing.
+        private var stack: [(Int, [Int])] = []
+
+        mutating func takeStack() -> [(Int, [Int])] {
+            var taken: [(Int, [Int])] = []
+            swap(&taken, &stack)
+            return taken
+        }
+
+        mutating func returnStack(_ emptied: [(Int, [Int])]) { stack = emptied }
     }
 }
