@@ -40,10 +40,19 @@ final class RegexOracleTests: XCTestCase {
 
         var differences: [String] = []
         var outcomes: [String: Int] = [:]
+        var selectorRefused = false
         for query in queries {
             let path = "/api/v1/query?time=0&query=" + QueryParameterOracleTests.escape(query)
             let ours = try tally.client.request("GET", path), theirs = try prometheus.client().request("GET", path)
-            let expected = try QueryParameterOracleTests.answer(theirs)
+            var expected = try QueryParameterOracleTests.answer(theirs)
+            if query.hasPrefix("{") {
+                selectorRefused = theirs.status == 400 && theirs.body.contains("error parsing regexp")
+            } else if selectorRefused && theirs.status == 200 {
+                // Prometheus' label_replace compiles `^(?:regex)$` alone, which balances a regex such
+                // as `a)|(b` that its selectors refuse; Tally refuses it everywhere (docs/promql.md).
+                expected = #"422 execution null"#
+                outcomes["left out", default: 0] += 1
+            }
             if try QueryParameterOracleTests.answer(ours) != expected {
                 differences.append("\(query)\n  Tally:      \(ours.status) \(ours.body.prefix(300))\n  Prometheus: \(theirs.status) \(theirs.body.prefix(300))")
             }
@@ -67,6 +76,7 @@ final class RegexOracleTests: XCTestCase {
         "\\P{^Lu}", "\\p{Any}+", "\\P{Any}", "\\p{Greek}+", "\\p{Old_Italic}", "\\p{Vithkuqi}", "\\p{Cc}", "\\p{Zl}", "\\p{C}", "\\p{Xx}",
         "(?i)σ", "(?i)K", "(?i)s", "(?i)[k-l]", "\\x{3B1}", "\\x{110000}", "\\8", "\\b", "a\\Bb", "^$", "(?m)^a$", "(?s).", ".",
         "[^\\n]", "[a-]", "[]a]", "[^]a]", "[a-\\d]", "\\z", "\\Z", "(?:a|ab)(c|bcd)(d*)", "((a)|b)+", "(a|ab)(c|bcd)",
+        "\\0", "a\\012b", "\\1", "\\18", "\\101", "[\\0-\\101]+", "x{\\0,2}", "(?i)ſ", "(?i)[a-z]+", "(?i)[^k]", "(?i)ß", "(?i)Σ",
     ]
 
     /// Pieces of patterns, each with a text it matches (where one exists without context).

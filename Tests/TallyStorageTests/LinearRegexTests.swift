@@ -114,4 +114,18 @@ final class LinearRegexTests: XCTestCase {
         }
         XCTAssertEqual(try XCTUnwrap(LinearRegex("(?P<n>a)(b)(?P<m>c)")).groupNames, ["n", nil, "m"])
     }
+
+    /// `(?i)` as Go reads it: a scalar matches when any scalar simple case folding makes equal to it
+    /// is in the class (`s`, `S` and `ſ`; `k`, `K` and the Kelvin sign; `σ`, `Σ` and `ς`), negated
+    /// classes after folding, and nothing that folds only in full (`ß` is not `ss`).
+    func testCaseInsensitiveMatchingFollowsSimpleCaseFolding() throws {
+        let cases: [(String, String, Bool)] = [
+            ("(?i)s", "ſ", true), ("(?i)ſ", "s", true), ("(?i)ſ", "S", true), ("(?i)k", "\u{212A}", true), ("(?i)\u{212A}", "k", true),
+            ("(?i)σ", "ς", true), ("(?i)Σ", "ς", true), ("(?i)[a-z]+", "ſK\u{212A}", true), ("(?i)[^k]", "\u{212A}", false),
+            ("(?i)ß", "ss", false), ("(?i)ß", "ẞ", true), ("(?i)i", "İ", false), ("(?i)ǆ", "ǅ", true), ("s", "ſ", false),
+        ]
+        for (pattern, value, expected) in cases {
+            XCTAssertEqual(try XCTUnwrap(LinearRegex(pattern), pattern).matches(value), expected, "\(pattern) on \(value)")
+        }
+    }
 }

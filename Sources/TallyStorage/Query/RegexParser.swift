@@ -274,6 +274,17 @@ struct RegexParser {
         case "f": return single(12)
         case "v": return single(11)
         case "a": return single(7)
+        case "0"..."7":
+            // Octal, as in Go: `\0`, or `\1`-`\7` with another octal digit after, up to three digits.
+            // A lone `\1`-`\7` is a back-reference, which RE2 refuses.
+            let octal: ClosedRange<Unicode.Scalar> = "0"..."7"
+            guard c == "0" || (i < s.count && octal.contains(s[i])) else { return nil }
+            var value = c.value - 48
+            for _ in 1..<3 where i < s.count && octal.contains(s[i]) {
+                value = value * 8 + s[i].value - 48
+                i += 1
+            }
+            return single(value)
         case "x":
             var digits = ""
             if i < s.count, s[i] == "{" {

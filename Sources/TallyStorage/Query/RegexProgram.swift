@@ -63,17 +63,23 @@ struct CharClass: Sendable {
 
     func contains(_ scalar: Unicode.Scalar) -> Bool {
         var found = holds(scalar)
-        if !found && foldCase {
-            for variant in [scalar.properties.lowercaseMapping, scalar.properties.uppercaseMapping] {
-                let scalars = variant.unicodeScalars
-                if scalars.count == 1, let v = scalars.first, holds(v) {
-                    found = true
-                    break
-                }
-            }
+        if !found && foldCase, let orbit = Self.caseOrbits[scalar.value] {
+            // As Go's (?i): the scalar matches when any scalar simple case folding makes equal to it
+            // does (`s`, `S` and `ſ`; `k`, `K` and the Kelvin sign).
+            found = orbit.contains { $0 != scalar.value && Unicode.Scalar($0).map(holds) == true }
         }
         return found != negated
     }
+
+    /// For each scalar that simple case folding makes equal to others, all of them (itself too).
+    private static let caseOrbits: [UInt32: [UInt32]] = {
+        var orbits: [UInt32: [UInt32]] = [:]
+        for line in caseOrbitTable.split(separator: "\n") {
+            let members = line.split(separator: " ").map { UInt32($0, radix: 16)! }
+            for member in members { orbits[member] = members }
+        }
+        return orbits
+    }()
 
     static let digits = CharClass(ranges: [48...57])
     static let word = CharClass(ranges: [48...57, 65...90, 95...95, 97...122])
