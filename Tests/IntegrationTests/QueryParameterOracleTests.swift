@@ -37,14 +37,20 @@ final class QueryParameterOracleTests: XCTestCase {
         "-1", "0", "+5", "inf", "1e400", "10s_", "0.0009999", "1y",
     ]
 
-    func testTimesAndStepsReadAsPrometheusReadsThem() throws {
-        let root = try makeTemporaryDirectory("query-parameter-oracle")
-        defer { try? FileManager.default.removeItem(atPath: root) }
+    /// A Prometheus 2.42 and a Tally, both ready and empty, in a new directory the caller removes.
+    static func emptyServers(_ name: String) throws -> (root: String, prometheus: PrometheusProcess, tally: TallyServerProcess) {
+        let root = try makeTemporaryDirectory(name)
         let prometheus = try PrometheusProcess(directory: root, configuration: { _ in "global:\n  scrape_interval: 1h\n" },
                                                arguments: ["--storage.tsdb.path=\(root)/prometheus"])
         try prometheus.waitReady()
         let tally = try TallyServerProcess(storage: root + "/storage")
         try tally.waitReady()
+        return (root, prometheus, tally)
+    }
+
+    func testTimesAndStepsReadAsPrometheusReadsThem() throws {
+        let (root, prometheus, tally) = try Self.emptyServers("query-parameter-oracle")
+        defer { try? FileManager.default.removeItem(atPath: root) }
 
         var random = SeededGenerator(test: "QueryParameterOracleTests")
         var times = Self.edges

@@ -14,13 +14,8 @@ final class RegexOracleTests: XCTestCase {
     }
 
     func testPatternsMatchAndCaptureAsPrometheus() throws {
-        let root = try makeTemporaryDirectory("regex-oracle")
+        let (root, prometheus, tally) = try QueryParameterOracleTests.emptyServers("regex-oracle")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let prometheus = try PrometheusProcess(directory: root, configuration: { _ in "global:\n  scrape_interval: 1h\n" },
-                                               arguments: ["--storage.tsdb.path=\(root)/prometheus"])
-        try prometheus.waitReady()
-        let tally = try TallyServerProcess(storage: root + "/storage")
-        try tally.waitReady()
 
         var random = SeededGenerator(test: "RegexOracleTests")
         var patterns = Self.edges

@@ -286,35 +286,28 @@ struct RegexParser {
             }
             return single(value)
         case "x":
-            var digits = ""
-            if i < s.count, s[i] == "{" {
-                guard let close = s[i...].firstIndex(of: "}") else { return nil }
-                digits = String(String.UnicodeScalarView(s[(i + 1)..<close]))
-                i = close + 1
-            } else {
-                guard i + 2 <= s.count else { return nil }
-                digits = String(String.UnicodeScalarView(s[i..<(i + 2)]))
-                i += 2
-            }
-            guard let v = UInt32(digits, radix: 16), v <= 0x10FFFF else { return nil }
+            guard let digits = braced(orNext: 2), let v = UInt32(digits, radix: 16), v <= 0x10FFFF else { return nil }
             return single(v)
         case "p", "P":
-            var name = ""
-            if i < s.count, s[i] == "{" {
-                guard let close = s[i...].firstIndex(of: "}") else { return nil }
-                name = String(String.UnicodeScalarView(s[(i + 1)..<close]))
-                i = close + 1
-            } else {
-                guard i < s.count else { return nil }
-                name = String(s[i])
-                i += 1
-            }
+            guard let name = braced(orNext: 1) else { return nil }
             return Self.unicodeClass(name, complemented: c == "P")
         default:
             // Escaped punctuation is itself; RE2 refuses escaped letters and digits it does not know.
             guard c.isASCII, !c.properties.isAlphabetic, !(c >= "0" && c <= "9") else { return nil }
             return single(c.value)
         }
+    }
+
+    /// After `\x` or `\p`: the text in braces, or else the next `count` scalars.
+    private mutating func braced(orNext count: Int) -> String? {
+        if i < s.count, s[i] == "{" {
+            guard let close = s[i...].firstIndex(of: "}") else { return nil }
+            defer { i = close + 1 }
+            return String(String.UnicodeScalarView(s[(i + 1)..<close]))
+        }
+        guard i + count <= s.count else { return nil }
+        defer { i += count }
+        return String(String.UnicodeScalarView(s[i..<(i + count)]))
     }
 
     /// `\p{name}` (or `\P{name}` when `complemented`) as Go 1.19 reads it: `Any`, a general category
