@@ -31,7 +31,7 @@ struct RegexFlags {
     var ungreedy = false
 }
 
-/// RE2's syntax (`regexp/syntax` in Go), the parts label matchers meet.
+/// RE2's syntax as Go 1.19's `regexp/syntax` reads it with Perl's flags, which Prometheus uses.
 struct RegexParser {
     private let s: [Unicode.Scalar]
     private var i = 0
