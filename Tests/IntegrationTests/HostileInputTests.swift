@@ -158,9 +158,9 @@ final class HostileInputTests: XCTestCase {
     }
 
     /// `label_replace` nested ten deep can grow a label value tenfold a level, to gigabytes from a
-    /// query of a few hundred bytes (Prometheus has no bound and runs out of memory). The label values
-    /// a query makes are held to 16 bytes for each sample `--query.max-samples` allows: 1,000 samples
-    /// allow 16,000 bytes, which three levels (100 + 1,000 + 10,000 bytes) stay under and four pass.
+    /// query of a few hundred bytes (Prometheus has no bound). The label values a query makes are held
+    /// to 16 bytes for each sample `--query.max-samples` allows: 1,000 samples allow 16,000 bytes,
+    /// which three levels (10 + 100 + 1,000 + 10,000 bytes) stay under and four pass.
     func testLabelValuesAQueryMakesAreBoundedByTheSampleLimit() throws {
         try start(["--query.max-samples", "1000"])
         func nested(_ levels: Int, _ function: (String) -> String) -> String {

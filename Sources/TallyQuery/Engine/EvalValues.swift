@@ -82,8 +82,8 @@ final class SampleBudget {
     func release(_ n: Int) { current = max(0, current - n) }
 
     /// Bytes of label values made by `label_replace` and `label_join` so far. A nest of them can grow
-    /// a value tenfold a level (Prometheus has no bound, and runs out of memory), so they are held
-    /// to the memory the sample limit allows: 16 bytes a sample.
+    /// a value tenfold a level (Prometheus has no bound), so they are held to the memory the sample
+    /// limit allows: 16 bytes a sample.
     private var madeLabelBytes = 0
 
     var labelByteLimit: Int { limit.multipliedReportingOverflow(by: 16).overflow ? Int.max : limit * 16 }
