@@ -157,25 +157,44 @@ final class HostileInputTests: XCTestCase {
         }
     }
 
+    /// `function` applied `levels` times to a vector whose label `a` is "0123456789".
+    private static func nested(_ levels: Int, _ function: (String) -> String) -> String {
+        (0..<levels).reduce(#"label_replace(vector(1), "a", "0123456789", "", "")"#) { query, _ in function(query) }
+    }
+
+    /// Label `a` of `inner` made ten times as long by `label_join`, which needs no regex.
+    private static func joinTenfold(_ inner: String) -> String {
+        #"label_join(\#(inner), "a", "", \#(Array(repeating: #""a""#, count: 10).joined(separator: ", ")))"#
+    }
+
     /// `label_replace` nested ten deep can grow a label value tenfold a level, to gigabytes from a
     /// query of a few hundred bytes (Prometheus has no bound). The label values a query makes are held
     /// to 16 bytes for each sample `--query.max-samples` allows: 1,000 samples allow 16,000 bytes,
     /// which three levels (10 + 100 + 1,000 + 10,000 bytes) stay under and four pass.
     func testLabelValuesAQueryMakesAreBoundedByTheSampleLimit() throws {
         try start(["--query.max-samples", "1000"])
-        func nested(_ levels: Int, _ function: (String) -> String) -> String {
-            (0..<levels).reduce(#"label_replace(vector(1), "a", "0123456789", "", "")"#) { query, _ in function(query) }
-        }
         let replaceTenfold = { (inner: String) in #"label_replace(\#(inner), "a", "\#(String(repeating: "$1", count: 10))", "a", "(.*)")"# }
-        let joinTenfold = { (inner: String) in #"label_join(\#(inner), "a", "", \#(Array(repeating: #""a""#, count: 10).joined(separator: ", ")))"# }
-        for function in [replaceTenfold, joinTenfold] {
-            let allowed = try server.client.request("GET", "/api/v1/query?time=0&query=" + QueryParameterOracleTests.escape(nested(3, function)))
+        for function in [replaceTenfold, Self.joinTenfold] {
+            let allowed = try server.client.request("GET", "/api/v1/query?time=0&query=" + QueryParameterOracleTests.escape(Self.nested(3, function)))
             XCTAssertEqual(allowed.status, 200, allowed.body)
             XCTAssertTrue(allowed.body.contains(String(repeating: "0123456789", count: 1_000)), allowed.body.prefix(200).description)
-            let refused = try server.client.request("GET", "/api/v1/query?time=0&query=" + QueryParameterOracleTests.escape(nested(4, function)))
+            let refused = try server.client.request("GET", "/api/v1/query?time=0&query=" + QueryParameterOracleTests.escape(Self.nested(4, function)))
             XCTAssertEqual(refused.status, 422, refused.body)
             XCTAssertTrue(refused.body.contains("would pass 16000 bytes"), refused.body)
         }
+        XCTAssertEqual(try server.client.request("GET", "/api/v1/query?query=1").status, 200)
+    }
+
+    /// A value built to megabytes by nested `label_join`s (quick to make) and then matched by
+    /// `label_replace` takes the automaton seconds: the query's `timeout` must still end it, with
+    /// Prometheus' timeout answer, where the old code checked the deadline only between steps and
+    /// answered 200 seconds later.
+    func testLabelReplaceOverAHugeValueEndsAtTheQueryTimeout() throws {
+        try start()
+        let query = #"count(label_replace(\#(Self.nested(6, Self.joinTenfold)), "b", "$1", "a", "(.)*z"))"#
+        let answer = try server.client.request("GET", "/api/v1/query?time=0&timeout=200ms&query=" + QueryParameterOracleTests.escape(query))
+        XCTAssertEqual(answer.status, 503, answer.body.prefix(300).description)
+        XCTAssertTrue(answer.body.contains(#""errorType":"timeout""#), answer.body.prefix(300).description)
         XCTAssertEqual(try server.client.request("GET", "/api/v1/query?query=1").status, 200)
     }
 

@@ -9,7 +9,7 @@ extension Evaluator {
         }
         guard let matrixIndex = call.args.firstIndex(where: { $0.unwrappedInvariant.valueType == .matrix }) else {
             let function = try InstantFunctions.function(call.name)
-            var state = FunctionState(budget: budget)
+            var state = FunctionState(budget: budget, deadline: deadline)
             return try rangeEval(call.args) { vectors, ts, _ in
                 try function(vectors, call.args, ts, &state)
             }

@@ -6,13 +6,18 @@ import TallyStorage
 /// `label_join` made, each made (and counted against the query's budget) once, not once per step.
 struct FunctionState {
     let budget: SampleBudget
+    /// The query's deadline, which `label_replace` checks while it matches a long value.
+    let deadline: Deadline
     var regex: LinearRegex?
     /// `label_replace`'s new value for each source value (nil where the regex does not match).
     var replacements: [String: String?] = [:]
     /// `label_join`'s value for each list of source values.
     var joins: [[String]: String] = [:]
 
-    init(budget: SampleBudget) { self.budget = budget }
+    init(budget: SampleBudget, deadline: Deadline) {
+        self.budget = budget
+        self.deadline = deadline
+    }
 }
 
 /// The functions over instant vectors and scalars, as Prometheus 2.42 computes them. Each gets
@@ -125,7 +130,7 @@ enum InstantFunctions {
             if let known = state.replacements[value] {
                 expanded = known
             } else {
-                if let groups = regex.captures(value) {
+                if let groups = try regex.captures(value, check: state.deadline.check) {
                     guard let made = GoTemplate.expand(replacement, groups: groups, names: regex.groupNames, limit: state.budget.labelByteLimit) else {
                         throw EvalFailure.labelBytesExceeded("label_replace", limit: state.budget.labelByteLimit)
                     }

@@ -44,17 +44,28 @@ public struct LinearRegex: Sendable {
     /// The text each capture group took in the whole-value match (element 0 the whole value, nil
     /// for a group that took no part), or nil when `value` does not match.
     public func captures(_ value: String) -> [String?]? {
-        let input = Array(value.unicodeScalars)
-        return groups(in: input)?.map { $0.map { String(String.UnicodeScalarView(input[$0])) } }
+        captures(value) { () throws(Never) in }
     }
+
+    /// `captures`, calling `check` every `checkInterval` scalars of the value and giving up with
+    /// its error: a value a query builds can be hundreds of megabytes, which takes the automaton
+    /// seconds (following every thread's groups costs more than the plain match), and the query's
+    /// deadline must still end it.
+    public func captures<Failure: Error>(_ value: String, check: () throws(Failure) -> Void) throws(Failure) -> [String?]? {
+        let input = Array(value.unicodeScalars)
+        return try groups(in: input, check: check)?.map { $0.map { String(String.UnicodeScalarView(input[$0])) } }
+    }
+
+    private static let checkInterval = 64
 
     /// The capture groups of the whole-value match, or nil when `input` does not match: element 0 is
     /// the whole value, element k the scalar offsets group k took (nil if it took no part).
-    private func groups(in input: [Unicode.Scalar]) -> [Range<Int>?]? {
+    private func groups<Failure: Error>(in input: [Unicode.Scalar], check: () throws(Failure) -> Void) throws(Failure) -> [Range<Int>?]? {
         let slots = Array(repeating: -1, count: 2 * (groupNames.count + 1))
         var current = ThreadList(count: program.count, tracksGroups: true), next = current
         add(0, groups: slots, at: 0, input, &current)
         for position in 0..<input.count {
+            if position % Self.checkInterval == 0 { try check() }
             step(from: current, over: input, at: position, into: &next)
             swap(&current, &next)
             if current.states.isEmpty { return nil }
