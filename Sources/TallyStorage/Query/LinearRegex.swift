@@ -30,15 +30,8 @@ public struct LinearRegex: Sendable {
 
     /// Whether all of `value` matches.
     public func matches(_ value: String) -> Bool {
-        let input = Array(value.unicodeScalars)
-        var current = ThreadList(count: program.count, tracksGroups: false), next = current
-        add(0, groups: [], at: 0, input, &current)
-        for position in 0..<input.count {
-            step(from: current, over: input, at: position, into: &next)
-            swap(&current, &next)
-            if current.states.isEmpty { return false }
-        }
-        return current.states.contains { if case .match = program[$0] { return true } else { return false } }
+        guard let survivors = run(over: value, tracksGroups: false, check: { () throws(Never) in }) else { return false }
+        return survivors.states.contains { if case .match = program[$0] { return true } else { return false } }
     }
 
     /// The text each capture group took in the whole-value match (element 0 the whole value, nil
@@ -52,47 +45,68 @@ public struct LinearRegex: Sendable {
     /// seconds (following every thread's groups costs more than the plain match), and the query's
     /// deadline must still end it.
     public func captures<Failure: Error>(_ value: String, check: () throws(Failure) -> Void) throws(Failure) -> [String?]? {
-        let input = Array(value.unicodeScalars)
-        return try groups(in: input, check: check)?.map { $0.map { String(String.UnicodeScalarView(input[$0])) } }
+        // Threads are in priority order: the first to match is the one a backtracking engine finds.
+        guard let survivors = try run(over: value, tracksGroups: true, check: check),
+              let winner = survivors.states.first(where: { if case .match = program[$0] { return true } else { return false } }) else { return nil }
+        var found = survivors.groups[winner]
+        let utf8 = value.utf8
+        found[0] = 0
+        found[1] = utf8.count
+        return stride(from: 0, to: found.count, by: 2).map { slot in
+            guard found[slot] >= 0 && found[slot + 1] >= found[slot] else { return nil }
+            // The offsets are UTF-8 offsets at scalar boundaries: the slice is whole scalars.
+            return String(decoding: utf8[utf8.index(utf8.startIndex, offsetBy: found[slot])..<utf8.index(utf8.startIndex, offsetBy: found[slot + 1])],
+                          as: UTF8.self)
+        }
     }
 
     private static let checkInterval = 64
 
-    /// The capture groups of the whole-value match, or nil when `input` does not match: element 0 is
-    /// the whole value, element k the scalar offsets group k took (nil if it took no part).
-    private func groups<Failure: Error>(in input: [Unicode.Scalar], check: () throws(Failure) -> Void) throws(Failure) -> [Range<Int>?]? {
-        let slots = Array(repeating: -1, count: 2 * (groupNames.count + 1))
-        var current = ThreadList(count: program.count, tracksGroups: true), next = current
-        add(0, groups: slots, at: 0, input, &current)
-        for position in 0..<input.count {
-            if position % Self.checkInterval == 0 { try check() }
-            step(from: current, over: input, at: position, into: &next)
+    /// What the assertions at a point between two scalars look at: the scalars either side (nil at
+    /// an end of the value) and, for the groups, the point's UTF-8 offset.
+    struct Boundary {
+        let offset: Int
+        let before: Unicode.Scalar?
+        let after: Unicode.Scalar?
+    }
+
+    /// Runs every thread over `value`'s scalars, read one at a time from the string itself (a copy
+    /// as an array of scalars would be four times a value that can be hundreds of megabytes): the
+    /// threads alive after the last scalar, or nil once none is.
+    private func run<Failure: Error>(over value: String, tracksGroups: Bool, check: () throws(Failure) -> Void) throws(Failure) -> ThreadList? {
+        var scalars = value.unicodeScalars.makeIterator()
+        var upcoming = scalars.next()
+        let slots = tracksGroups ? Array(repeating: -1, count: 2 * (groupNames.count + 1)) : []
+        var current = ThreadList(count: program.count, tracksGroups: tracksGroups), next = current
+        add(0, groups: slots, at: Boundary(offset: 0, before: nil, after: upcoming), &current)
+        var offset = 0, consumed = 0
+        while let scalar = upcoming {
+            if consumed % Self.checkInterval == 0 { try check() }
+            consumed += 1
+            offset += UTF8.width(scalar)
+            upcoming = scalars.next()
+            step(from: current, over: scalar, to: Boundary(offset: offset, before: scalar, after: upcoming), into: &next)
             swap(&current, &next)
             if current.states.isEmpty { return nil }
         }
-        // Threads are in priority order: the first to match is the one a backtracking engine finds.
-        guard let winner = current.states.first(where: { if case .match = program[$0] { return true } else { return false } }) else { return nil }
-        var found = current.groups[winner]
-        found[0] = 0
-        found[1] = input.count
-        return stride(from: 0, to: found.count, by: 2).map { found[$0] >= 0 && found[$0 + 1] >= found[$0] ? found[$0]..<found[$0 + 1] : nil }
+        return current
     }
 
-    /// Moves every thread of `current` that consumes the scalar at `position` into `next`, in order.
-    private func step(from current: ThreadList, over input: [Unicode.Scalar], at position: Int, into next: inout ThreadList) {
+    /// Moves every thread of `current` that consumes `scalar` into `next`, in order, at `boundary`
+    /// (the point after `scalar`).
+    private func step(from current: ThreadList, over scalar: Unicode.Scalar, to boundary: Boundary, into next: inout ThreadList) {
         next.clear()
-        let scalar = input[position]
         for pc in current.states {
             if case .consume(let c) = program[pc], classes[c].contains(scalar) {
-                add(pc + 1, groups: current.tracksGroups ? current.groups[pc] : [], at: position + 1, input, &next)
+                add(pc + 1, groups: current.tracksGroups ? current.groups[pc] : [], at: boundary, &next)
             }
         }
     }
 
-    /// Adds `start` and every state reachable from it without consuming input at `position`, depth
+    /// Adds `start` and every state reachable from it without consuming input at `boundary`, depth
     /// first in priority order (a split's first branch before its second), each state once: the
     /// first thread to reach a state has the higher priority, and the later one is dropped.
-    private func add(_ start: Int, groups: [Int], at position: Int, _ input: [Unicode.Scalar], _ list: inout ThreadList) {
+    private func add(_ start: Int, groups: [Int], at boundary: Boundary, _ list: inout ThreadList) {
         var stack = list.takeStack()
         defer { list.returnStack(stack) }
         stack.append((start, groups))
@@ -105,10 +119,10 @@ public struct LinearRegex: Sendable {
             case .jump(let target):
                 stack.append((target, groups))
             case .assert(let kind):
-                if kind.holds(at: position, in: input) { stack.append((pc + 1, groups)) }
+                if kind.holds(at: boundary) { stack.append((pc + 1, groups)) }
             case .save(let slot):
                 var saved = groups
-                if list.tracksGroups { saved[slot] = position }
+                if list.tracksGroups { saved[slot] = boundary.offset }
                 stack.append((pc + 1, saved))
             case .consume, .match:
                 break

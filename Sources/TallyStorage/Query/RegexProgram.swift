@@ -11,15 +11,15 @@ enum Instruction: Sendable {
 enum Assertion: Sendable {
     case beginText, endText, beginLine, endLine, wordBoundary, notWordBoundary
 
-    func holds(at position: Int, in input: [Unicode.Scalar]) -> Bool {
+    func holds(at boundary: LinearRegex.Boundary) -> Bool {
         switch self {
-        case .beginText: return position == 0
-        case .endText: return position == input.count
-        case .beginLine: return position == 0 || input[position - 1] == "\n"
-        case .endLine: return position == input.count || input[position] == "\n"
+        case .beginText: return boundary.before == nil
+        case .endText: return boundary.after == nil
+        case .beginLine: return boundary.before.map { $0 == "\n" } ?? true
+        case .endLine: return boundary.after.map { $0 == "\n" } ?? true
         case .wordBoundary, .notWordBoundary:
-            let before = position > 0 && CharClass.isWord(input[position - 1])
-            let after = position < input.count && CharClass.isWord(input[position])
+            let before = boundary.before.map(CharClass.isWord) ?? false
+            let after = boundary.after.map(CharClass.isWord) ?? false
             return (before != after) == (self == .wordBoundary)
         }
     }
