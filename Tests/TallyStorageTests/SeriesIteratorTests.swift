@@ -139,6 +139,36 @@ final class SeriesIteratorTests: XCTestCase {
         XCTAssertEqual(slices.map(\.timestamp), [d + 5 * h + Self.minute, d + 5 * h + 2 * Self.minute])
     }
 
+    /// Skipping to a time, from anywhere in the reading (before the first sample, inside a chunk,
+    /// inside the merged run, at a held sample), leaves a tail of the samples in order that starts
+    /// no later than the first unread sample at or after that time: whole chunks before it go
+    /// unread, nothing after it is lost.
+    func testSkippingChunksLeavesEverySampleFromThatTimeOn() throws {
+        let expected = try oneAtATime()
+        let d = Self.day, h = Self.hour, m = Self.minute
+        for readFirst in [0, 1, 30, 61, 150, 200, 250, 300] {
+            for skipTo in [d - 1, d + 30 * m, d + h + 5 * m, d + 3 * h, d + 4 * h + 15 * m, d + 5 * h + 30 * m, d + 6 * h + 10 * m, d + 8 * h] {
+                var iterator = try series().makeIterator()
+                var collected: [Sample] = []
+                iterator.appendSamples(through: .max, to: &collected, limit: readFirst)
+                iterator.skipChunks(endingBefore: skipTo)
+                var rest: [Sample] = []
+                iterator.appendSamples(through: .max, to: &rest)
+                let context = "read \(readFirst), skip to \(skipTo - d)"
+                let start = expected.count - rest.count
+                XCTAssertGreaterThanOrEqual(start, collected.count, context)
+                XCTAssertEqual(rest, Array(expected[start...]), "\(context): a tail, in order")
+                let firstWanted = max(collected.count, expected.firstIndex { $0.timestamp >= skipTo } ?? expected.count)
+                XCTAssertLessThanOrEqual(start, firstWanted, "\(context): nothing at or after it, nor unread, lost")
+            }
+        }
+        // A skip past a whole chunk reads none of it: the two-chunk block's second chunk starts at 1h.
+        var iterator = try series().makeIterator()
+        iterator.skipChunks(endingBefore: d + h)
+        XCTAssertTrue(iterator.advance())
+        XCTAssertEqual(iterator.timestamp, d + h)
+    }
+
     /// A chunk far longer than the batches a slice decodes in: slices that end inside a batch, on
     /// its edge, and past the chunk's end all hand out what `advance` does.
     func testLongChunksAreHandedOutAcrossBatchEdges() throws {

@@ -111,8 +111,7 @@ extension Evaluator {
             var out: [VectorElement] = []
             let t = refTime(ts)
             for i in series.indices {
-                guard let sample = cursors[i].latest(atOrBefore: t), sample.timestamp >= t.subtractingSaturated(lookback),
-                      sample.valueBits != staleMarkerBits else { continue }
+                guard let sample = cursors[i].latest(atOrBefore: t, notBefore: t.subtractingSaturated(lookback)) else { continue }
                 out.append(VectorElement(labels: series[i].labels.withoutMetricName, timestamp: sample.timestamp,
                                          value: Double(sample.timestamp) / 1000))
             }

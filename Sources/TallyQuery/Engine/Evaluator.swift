@@ -187,8 +187,7 @@ final class Evaluator {
             var points: [Point] = []
             try forEachStep(deadline: deadline) { _, ts in
                 let refTime = ts.subtractingSaturated(offset)
-                guard let sample = cursor.latest(atOrBefore: refTime), sample.timestamp >= refTime.subtractingSaturated(lookback),
-                      sample.valueBits != staleMarkerBits else { return }
+                guard let sample = cursor.latest(atOrBefore: refTime, notBefore: refTime.subtractingSaturated(lookback)) else { return }
                 try budget.take()
                 points.append(Point(timestamp: ts, value: Double(bitPattern: sample.valueBits)))
             }
@@ -276,13 +275,18 @@ struct LatestSampleCursor {
 
     init(_ iterator: SeriesIterator) { self.iterator = iterator }
 
-    /// `t` never moves back between calls.
-    mutating func latest(atOrBefore t: Int64) -> Sample? {
+    /// The newest sample at or before `t` if it is at `earliest` or later and not a staleness
+    /// marker; neither bound ever moves back between calls. Chunks that end before `earliest`
+    /// are passed over undecoded: a query whose steps are far apart (a day over a month of
+    /// two-hour chunks) reads a chunk a step, not every sample.
+    mutating func latest(atOrBefore t: Int64, notBefore earliest: Int64) -> Sample? {
+        if position < ahead.count && ahead[ahead.count - 1].timestamp < earliest { position = ahead.count }
         while true {
             if position == ahead.count {
                 if exhausted { break }
                 ahead.removeAll(keepingCapacity: true)
                 position = 0
+                iterator.skipChunks(endingBefore: earliest)
                 iterator.appendSamples(through: .max, to: &ahead, limit: 256)
                 if ahead.isEmpty {
                     exhausted = true
@@ -294,6 +298,7 @@ struct LatestSampleCursor {
             latest = next
             position += 1
         }
+        guard let latest, latest.timestamp >= earliest, latest.valueBits != staleMarkerBits else { return nil }
         return latest
     }
 }

@@ -81,6 +81,8 @@ public struct SeriesIterator {
     private var decoderDeleted: [DeletedInterval] = []
     private var merged: [Sample] = []
     private var mergedPosition = 0
+    /// The last time of the chunk or merged run opened last (`.min` before the first).
+    private var openMaxTime: Int64 = .min
     public private(set) var timestamp: Int64 = .min
     public private(set) var valueBits: UInt64 = 0
     /// The current sample was read by `appendSamples` but not handed out (it lay past the window):
@@ -130,14 +132,24 @@ public struct SeriesIterator {
         } else if timestamp >= t && timestamp != .min {
             return true
         }
-        // Whole chunks that end before `t` are skipped without decoding.
-        if !decoding && mergedPosition >= merged.count {
-            while next < chunks.count && chunks[next].maxTime < t && !overlapsFollowing(next) { next += 1 }
-        }
+        skipChunks(endingBefore: t)
         while advance() {
             if timestamp >= t { return true }
         }
         return false
+    }
+
+    /// Passes over every sample before `t` that whole chunks hold, without decoding them: the rest
+    /// of the open chunk or merged run when it ends before `t`, then the chunks to come that end
+    /// before `t` and overlap none after them. Samples before `t` may remain (in a chunk that
+    /// reaches `t`).
+    public mutating func skipChunks(endingBefore t: Int64) {
+        // A held sample, the decoder's and the merged run's all lie within the open run.
+        guard openMaxTime < t else { return }
+        holding = false
+        decoding = false
+        mergedPosition = merged.count
+        while next < chunks.count && chunks[next].maxTime < t && !overlapsFollowing(next) { next += 1 }
     }
 
     /// Appends every sample still to come up to and including `maxTime` to `samples`, but at most
@@ -221,6 +233,7 @@ public struct SeriesIterator {
             runMax = max(runMax, chunks[end].maxTime)
             end += 1
         }
+        openMaxTime = runMax
         if end == next + 1 {
             decoder = XORIterator(chunks[next].bytes)
             decoding = true
