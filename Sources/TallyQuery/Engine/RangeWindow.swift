@@ -63,6 +63,8 @@ struct RangeWindow {
         }
         let before = samples.count
         if isStored {
+            // Whole chunks before the window are passed over undecoded (steps far apart).
+            iterator.skipChunks(endingBefore: minTime)
             iterator.appendSamples(through: maxTime, to: &samples)
             dropArrivals(before, before: minTime)
         } else {
