@@ -240,7 +240,7 @@ final class QueryAPI: Sendable {
 
     /// The names or values of several `match[]` sets, once each, in byte order as Go sorts strings.
     private static func union(_ lists: [[String]]) -> [String] {
-        Set(lists.joined()).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        Set(lists.joined().map { ByteString($0) }).sorted().map(\.string)
     }
 
     /// The first `limit` values, and Prometheus' warning when some were left out.

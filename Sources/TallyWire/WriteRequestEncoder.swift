@@ -90,7 +90,8 @@ public struct WriteRequestEncoder: RemoteWriteRequestBuilder {
 /// starts with the empty string, and series refer to it by index.
 public struct WriteRequestV2Encoder: RemoteWriteRequestBuilder {
     public private(set) var symbols: [String] = [""]
-    private var symbolIndex: [String: UInt64] = ["": 0]
+    /// Keyed by bytes: Swift's `==` on strings would take a canonically equivalent string for another.
+    private var symbolIndex: [[UInt8]: UInt64] = [[]: 0]
     private var series = ProtobufWriter()
 
     public init() {}
@@ -122,9 +123,9 @@ public struct WriteRequestV2Encoder: RemoteWriteRequestBuilder {
     }
 
     private mutating func symbol(_ string: String) -> UInt64 {
-        if let known = symbolIndex[string] { return known }
+        if let known = symbolIndex[Array(string.utf8)] { return known }
         symbols.append(string)
-        symbolIndex[string] = UInt64(symbols.count - 1)
+        symbolIndex[Array(string.utf8)] = UInt64(symbols.count - 1)
         return UInt64(symbols.count - 1)
     }
 

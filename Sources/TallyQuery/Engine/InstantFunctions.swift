@@ -9,10 +9,11 @@ struct FunctionState {
     /// The query's deadline, which `label_replace` checks while it matches a long value.
     let deadline: Deadline
     var regex: LinearRegex?
-    /// `label_replace`'s new value for each source value (nil where the regex does not match).
-    var replacements: [String: String?] = [:]
+    /// `label_replace`'s new value for each source value (nil where the regex does not match),
+    /// keyed by bytes as all label values are (see `ByteString`).
+    var replacements: [ByteString: String?] = [:]
     /// `label_join`'s value for each list of source values.
-    var joins: [[String]: String] = [:]
+    var joins: [[ByteString]: String] = [:]
 
     init(budget: SampleBudget, deadline: Deadline) {
         self.budget = budget
@@ -127,7 +128,7 @@ enum InstantFunctions {
         for element in v[0] {
             let value = element.labels.value(source)
             let expanded: String?
-            if let known = state.replacements[value] {
+            if let known = state.replacements[ByteString(value)] {
                 expanded = known
             } else {
                 if let groups = try regex.captures(value, check: state.deadline.check) {
@@ -139,7 +140,7 @@ enum InstantFunctions {
                 } else {
                     expanded = nil
                 }
-                state.replacements[value] = .some(expanded)
+                state.replacements[ByteString(value)] = .some(expanded)
             }
             out.append(VectorElement(labels: expanded.map { element.labels.setting(destination, $0) } ?? element.labels, timestamp: 0, value: element.value))
         }
@@ -160,12 +161,13 @@ enum InstantFunctions {
         for element in v[0] {
             let values = sources.map { element.labels.value($0) }
             let joined: String
-            if let known = state.joins[values] {
+            let key = values.map { ByteString($0) }
+            if let known = state.joins[key] {
                 joined = known
             } else {
                 try state.budget.takeLabelBytes(values.reduce(separator.utf8.count * max(0, values.count - 1)) { $0 + $1.utf8.count }, in: "label_join")
                 joined = values.joined(separator: separator)
-                state.joins[values] = joined
+                state.joins[key] = joined
             }
             out.append(VectorElement(labels: element.labels.setting(destination, joined), timestamp: 0, value: element.value))
         }

@@ -441,14 +441,14 @@ public final class BlockReader: Sendable {
                 let mid = (low + high) / 2
                 if values[mid].value.utf8.lexicographicallyPrecedes(value.utf8) { low = mid + 1 } else { high = mid }
             }
-            guard low < values.count, values[low].value == value else { return nil }
+            guard low < values.count, Labels.compareBytes(values[low].value, value) == 0 else { return nil }
             let refs = Set(postings(values[low].offset))
             candidates = candidates.map { $0.intersection(refs) } ?? refs
             if candidates!.isEmpty { return nil }
         }
         for ref in candidates ?? [] {
             let (found, chunks) = try series(ref)
-            guard found.count == labels.count, zip(found, labels).allSatisfy({ $0 == $1 }) else { continue }
+            guard Labels.pairsEqual(found, labels) else { continue }
             for chunk in chunks where chunk.minTime <= t && t <= chunk.maxTime {
                 var found: UInt64?
                 try forEachSample(inChunk: chunk.ref) { ts, v in
@@ -514,7 +514,7 @@ public final class BlockReader: Sendable {
                 skipUnreadable(error)
                 continue
             }
-            if predicates.allSatisfy({ name, p in p(labels.first { $0.0 == name }?.1 ?? "") }) { try body(ref, labels, chunks) }
+            if predicates.allSatisfy({ name, p in p(labels.first { Labels.compareBytes($0.0, name) == 0 }?.1 ?? "") }) { try body(ref, labels, chunks) }
         }
     }
 
@@ -528,7 +528,7 @@ public final class BlockReader: Sendable {
             var reader = try entry(ref)
             guard reader.labelIDs(into: &ids) else { throw malformed(ref) }
             let matches = predicates.allSatisfy { name, predicate in
-                let at = stride(from: 0, to: ids.count, by: 2).first { symbols[Int(ids[$0])] == name }
+                let at = stride(from: 0, to: ids.count, by: 2).first { Labels.compareBytes(symbols[Int(ids[$0])], name) == 0 }
                 return predicate(at.map { symbols[Int(ids[$0 + 1])] } ?? "")
             }
             if matches { try body(ref, ids, &reader) }

@@ -14,7 +14,7 @@ final class BlockStream {
     private let minTime: Int64
     private let maxTime: Int64
     private var compaction: BlockMeta.Compaction
-    private let symbolIndex: [String: UInt32]
+    private let symbolIndex: [ByteString: UInt32]
     private let index: BufferedFileWriter
     private var chunks: BufferedFileWriter
     private var segment = 0
@@ -28,7 +28,7 @@ final class BlockStream {
 
     var seriesCount: Int { all.count }
 
-    init(symbols: Set<String>, minTime: Int64, maxTime: Int64, into directory: String, tenant: String,
+    init(symbols: Set<ByteString>, minTime: Int64, maxTime: Int64, into directory: String, tenant: String,
          compaction: BlockMeta.Compaction?, ulid: ULID?) throws {
         let name = (ulid ?? ULID(milliseconds: UInt64(max(0, timeNowMilliseconds())))).description
         self.directory = directory
@@ -39,8 +39,8 @@ final class BlockStream {
         self.maxTime = maxTime
         self.compaction = compaction ?? BlockMeta.Compaction(level: 1, sources: [])
         if self.compaction.sources.isEmpty { self.compaction.sources = [name] }
-        let sorted = symbols.union([""]).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
-        var symbolIndex: [String: UInt32] = [:]
+        let sorted = symbols.union([ByteString("")]).sorted()
+        var symbolIndex: [ByteString: UInt32] = [:]
         symbolIndex.reserveCapacity(sorted.count)
         for (i, symbol) in sorted.enumerated() { symbolIndex[symbol] = UInt32(i) }
         self.symbolIndex = symbolIndex
@@ -55,8 +55,8 @@ final class BlockStream {
         var section: [UInt8] = []
         section.appendBigEndian(UInt32(sorted.count))
         for symbol in sorted {
-            section.appendUvarint(UInt64(symbol.utf8.count))
-            section.append(contentsOf: symbol.utf8)
+            section.appendUvarint(UInt64(symbol.string.utf8.count))
+            section.append(contentsOf: symbol.string.utf8)
         }
         try BlockWriter.writeSection(section, to: index)
         toc[1] = UInt64(index.position)
@@ -81,7 +81,7 @@ final class BlockStream {
         entry.removeAll(keepingCapacity: true)
         entry.appendUvarint(UInt64(labels.count))
         for (n, v) in labels {
-            guard let name = symbolIndex[n], let value = symbolIndex[v] else {
+            guard let name = symbolIndex[ByteString(n)], let value = symbolIndex[ByteString(v)] else {
                 throw BlockError(block: name, section: "index symbols", problem: "label \(n)=\(v) is not among the symbols")
             }
             entry.appendUvarint(UInt64(name))
@@ -168,7 +168,7 @@ final class BlockStream {
     /// Index format 2 after the series: postings (all-postings first), the postings offset table,
     /// the TOC. Label indices and the label offset table are omitted, as Prometheus 3.7+ does.
     private func writePostings() throws {
-        let symbols = symbolIndex.sorted { $0.value < $1.value }.map(\.key)
+        let symbols = symbolIndex.sorted { $0.value < $1.value }.map(\.key.string)
         toc[2] = UInt64(index.position)
         try index.pad(to: 4)
         toc[4] = UInt64(index.position)

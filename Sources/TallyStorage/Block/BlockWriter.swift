@@ -49,8 +49,8 @@ public enum BlockWriter {
                              tenant: String, compaction: BlockMeta.Compaction? = nil,
                              ulid: ULID? = nil) throws -> BlockMeta {
         let series = input.filter { !$0.chunks.isEmpty }.sorted { Labels.pairsPrecede($0.labels, $1.labels) }
-        var symbols: Set<String> = []
-        for s in series { for (n, v) in s.labels { symbols.insert(n); symbols.insert(v) } }
+        var symbols: Set<ByteString> = []
+        for s in series { for (n, v) in s.labels { symbols.insert(ByteString(n)); symbols.insert(ByteString(v)) } }
         let stream = try BlockStream(symbols: symbols, minTime: minTime, maxTime: maxTime, into: directory, tenant: tenant,
                                      compaction: compaction, ulid: ulid)
         do {

@@ -121,8 +121,8 @@ enum BlockCompactor {
     static func compact(_ parents: [BlockReader], minTime: Int64, maxTime: Int64, into directory: String, tenant: String,
                         compaction: BlockMeta.Compaction) throws -> BlockMeta? {
         let ordered = parents.sorted { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }
-        var symbols: Set<String> = []
-        for parent in ordered { symbols.formUnion(parent.symbols) }
+        var symbols: Set<ByteString> = []
+        for parent in ordered { symbols.formUnion(parent.symbols.lazy.map { ByteString($0) }) }
         let stream = try BlockStream(symbols: symbols, minTime: minTime, maxTime: maxTime, into: directory, tenant: tenant,
                                      compaction: compaction, ulid: nil)
         do {

@@ -235,14 +235,15 @@ final class Head {
     }
 
     func create(_ labels: UnsafeBufferPointer<RawLabel>, hash: UInt64) -> Int32 {
-        let pairs = labels.map { (String(decoding: $0.name, as: UTF8.self), String(decoding: $0.value, as: UTF8.self)) }
-        return insert(ref: nextRef, pairs, hash: hash)
+        insert(ref: nextRef, count: labels.count, hash: hash) { symbols, k in (symbols.intern(labels[k].name), symbols.intern(labels[k].value)) }
     }
 
     /// Re-creates a series from a WAL Series record; a ref seen before keeps its first labels.
     func restore(ref: UInt64, labels: [(String, String)]) {
         guard index(ofRef: ref) == nil else { return }
-        let index = insert(ref: ref, labels, hash: Self.hash(labels))
+        let index = insert(ref: ref, count: labels.count, hash: Self.hash(labels)) { symbols, k in
+            (symbols.intern(labels[k].0), symbols.intern(labels[k].1))
+        }
         series[Int(index)].logged = true
     }
 
@@ -252,18 +253,18 @@ final class Head {
         if ref < .max { nextRef = max(nextRef, ref + 1) }
     }
 
-    private func insert(ref: UInt64, _ pairs: [(String, String)], hash: UInt64) -> Int32 {
+    /// Adds a series of `count` labels, label `k`'s symbol ids given by `symbolIds(&symbols, k)`.
+    private func insert(ref: UInt64, count: Int, hash: UInt64, symbolIds: (inout SymbolTable, Int) -> (UInt32, UInt32)) -> Int32 {
         // Indexes below 2^30 leave the encoded-label index a bit to mark its other entries.
         precondition(series.count < Int(Self.rawEncodedFlag), "head full")
         let index = Int32(series.count)
         // Name ids, then value ids.
-        let stored = withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 2 * pairs.count) { ids in
-            for (k, (name, value)) in pairs.enumerated() {
-                ids[k] = symbols.intern(name)
-                ids[pairs.count + k] = symbols.intern(value)
-                addPosting(ids[k], ids[pairs.count + k], index)
+        let stored = withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 2 * count) { ids in
+            for k in 0..<count {
+                (ids[k], ids[count + k]) = symbolIds(&symbols, k)
+                addPosting(ids[k], ids[count + k], index)
             }
-            return labelStore.add(names: UnsafeBufferPointer(rebasing: ids[..<pairs.count]), values: UnsafeBufferPointer(rebasing: ids[pairs.count...]))
+            return labelStore.add(names: UnsafeBufferPointer(rebasing: ids[..<count]), values: UnsafeBufferPointer(rebasing: ids[count...]))
         }
         var s = MemSeries(ref: ref, names: stored.names, values: stored.values)
         s.hashNext = byHash[hash] ?? -1
@@ -286,7 +287,7 @@ final class Head {
     func seriesCount(sameMetricAs labels: UnsafeBufferPointer<RawLabel>) -> Int {
         let metricName = "__name__"
         guard let label = labels.first(where: { $0.name.elementsEqual(metricName.utf8) }),
-              let n = symbols.id(of: metricName), let v = symbols.id(of: String(decoding: label.value, as: UTF8.self)) else { return 0 }
+              let n = symbols.id(of: metricName), let v = symbols.id(of: label.value) else { return 0 }
         return postings[UInt64(n) << 32 | UInt64(v)]?.count ?? 0
     }
 
@@ -563,7 +564,7 @@ final class Head {
             let ids = labelIds(Int(index))
             return predicates.allSatisfy { name, matches in
                 var value = ""
-                for k in 0..<ids.count where symbols[labelStore.names[ids.names + k]] == name {
+                for k in 0..<ids.count where Labels.compareBytes(symbols[labelStore.names[ids.names + k]], name) == 0 {
                     value = symbols[labelStore.values[ids.values + k]]
                 }
                 return matches(value)

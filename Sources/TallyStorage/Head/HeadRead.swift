@@ -38,14 +38,14 @@ extension Head {
     }
 
     /// Every label name in the head, from its postings keys.
-    func labelNames() -> Set<String> {
-        Set(postings.keys.map { symbols[UInt32($0 >> 32)] })
+    func labelNames() -> Set<ByteString> {
+        Set(postings.keys.map { ByteString(symbols[UInt32($0 >> 32)]) })
     }
 
     /// Every value of label `name` in the head, from its postings keys.
-    func labelValues(_ name: String) -> Set<String> {
+    func labelValues(_ name: String) -> Set<ByteString> {
         guard let n = symbols.id(of: name) else { return [] }
-        return Set(postings.keys.lazy.filter { UInt32($0 >> 32) == n }.map { self.symbols[UInt32($0 & 0xffff_ffff)] })
+        return Set(postings.keys.lazy.filter { UInt32($0 >> 32) == n }.map { ByteString(self.symbols[UInt32($0 & 0xffff_ffff)]) })
     }
 
     /// Whether the head holds any in-order or late sample in [minTime, maxTime].

@@ -2,13 +2,43 @@
 import Glibc
 #endif
 
-/// A label pair with owned strings: what the query side hands out.
+/// A label pair with owned strings: what the query side hands out. Equal and hashed by bytes, as
+/// Prometheus compares labels: Swift's own `==` on strings calls canonically equivalent ones equal
+/// (`"\u{E9}"` and `"e\u{301}"`), which would merge two series or two groups that differ.
 public struct Label: Sendable, Hashable {
     public var name: String
     public var value: String
     public init(_ name: String, _ value: String) {
         self.name = name
         self.value = value
+    }
+
+    public static func == (a: Label, b: Label) -> Bool {
+        Labels.compareBytes(a.name, b.name) == 0 && Labels.compareBytes(a.value, b.value) == 0
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        ByteString.hash(name, into: &hasher)
+        ByteString.hash(value, into: &hasher)
+    }
+}
+
+/// A string equal, hashed and ordered by its UTF-8 bytes, for sets and dictionary keys holding label
+/// names and values (see `Label`).
+public struct ByteString: Sendable, Hashable, Comparable, ExpressibleByStringLiteral {
+    public let string: String
+    public init(_ string: String) { self.string = string }
+    public init(stringLiteral string: String) { self.string = string }
+
+    public static func == (a: ByteString, b: ByteString) -> Bool { Labels.compareBytes(a.string, b.string) == 0 }
+    public static func < (a: ByteString, b: ByteString) -> Bool { Labels.compareBytes(a.string, b.string) < 0 }
+    public func hash(into hasher: inout Hasher) { Self.hash(string, into: &hasher) }
+
+    /// Feeds the bytes and their count, so that ("ab", "c") and ("a", "bc") differ.
+    static func hash(_ string: String, into hasher: inout Hasher) {
+        var string = string
+        string.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        hasher.combine(string.utf8.count)
     }
 }
 
@@ -30,7 +60,7 @@ public struct Labels: Sendable, Hashable, Comparable, CustomStringConvertible {
         self.init(dictionary.map { Label($0.key, $0.value) })
     }
 
-    public subscript(name: String) -> String? { pairs.first { $0.name == name }?.value }
+    public subscript(name: String) -> String? { pairs.first { Self.compareBytes($0.name, name) == 0 }?.value }
 
     /// Pairwise by name then value in byte order; a prefix sorts first.
     public static func < (a: Labels, b: Labels) -> Bool {

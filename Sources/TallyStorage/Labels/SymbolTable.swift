@@ -6,42 +6,58 @@ import Glibc
 ///
 /// The bytes of every symbol are also kept back to back in `arena`, so that matching a request's
 /// raw label against a symbol is a length check and one memcmp, with no String retained or
-/// released: series lookup on every appended sample compares about twenty of them.
+/// released: series lookup on every appended sample compares about twenty of them. Symbols are
+/// told apart by their bytes alone, never by Swift's `==` on strings, which calls canonically
+/// equivalent strings equal and would store one series' label bytes for another's.
 struct SymbolTable {
     private(set) var strings: [String] = []
-    private var ids: [String: UInt32] = [:]
     private var arena: [UInt8] = []
     /// Per symbol id: offset of its bytes in `arena` and their count.
     private var spans: [(offset: Int, count: Int)] = []
-    /// Symbol ids by the hash of their bytes, for `id(of:)` on raw bytes.
+    /// Symbol ids by the hash of their bytes.
     private var byBytes = IndexMap(.hashed)
 
     mutating func intern(_ string: String) -> UInt32 {
-        if let id = ids[string] { return id }
+        var string = string
+        return string.withUTF8 { intern(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The id of the symbol with these bytes, made from them if there is none.
+    mutating func intern(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        let hash = Self.hash(bytes)
+        if let id = byBytes.first(hash, where: { equals(UInt32($0), bytes) }) { return UInt32(id) }
+        var string = String(decoding: bytes, as: UTF8.self)
+        // Invalid UTF-8 (only a damaged or foreign WAL holds any) is kept as the string repairs it.
+        guard string.utf8.elementsEqual(bytes) else { return string.withUTF8 { intern(UnsafeRawBufferPointer($0)) } }
         let id = UInt32(strings.count)
         strings.append(string)
-        ids[string] = id
-        spans.append((arena.count, string.utf8.count))
-        arena.append(contentsOf: string.utf8)
-        byBytes.add(LabelHasher.hash(of: string), Int32(id))
+        spans.append((arena.count, bytes.count))
+        arena.append(contentsOf: bytes)
+        byBytes.add(hash, Int32(id))
         return id
     }
 
-    func id(of string: String) -> UInt32? { ids[string] }
+    func id(of string: String) -> UInt32? {
+        var string = string
+        return string.withUTF8 { id(of: UnsafeRawBufferPointer($0)) }
+    }
 
     /// The id of the symbol with these bytes, found without creating a String.
     func id(of bytes: UnsafeRawBufferPointer) -> UInt32? {
+        byBytes.first(Self.hash(bytes)) { equals(UInt32($0), bytes) }.map(UInt32.init)
+    }
+
+    private static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         var hasher = LabelHasher()
         hasher.combine(bytes)
-        return byBytes.first(hasher.value) { equals(UInt32($0), bytes) }.map(UInt32.init)
+        return hasher.value
     }
 
     var count: Int { strings.count }
 
     /// Heap bytes of the strings, the lookup dictionary, the arena and the spans.
     var heapBytes: Int {
-        HeadMemory.array(strings) + strings.reduce(0) { $0 + HeadMemory.string($1) } + HeadMemory.dictionary(ids)
-            + HeadMemory.array(arena) + HeadMemory.array(spans) + byBytes.heapBytes
+        HeadMemory.array(strings) + strings.reduce(0) { $0 + HeadMemory.string($1) } + HeadMemory.array(arena) + HeadMemory.array(spans) + byBytes.heapBytes
     }
 
     subscript(id: UInt32) -> String { strings[Int(id)] }

@@ -15,8 +15,8 @@ import Synchronization
 final class CoveredBlockLabelSets: Sendable {
     struct Key: Hashable, Sendable {
         let tenant: String
-        /// Each matcher set as its matchers' text, in the order asked.
-        let matcherSets: [[String]]
+        /// Each matcher set as its matchers' text, in the order asked, told apart by bytes.
+        let matcherSets: [[ByteString]]
         /// The covered readers' serials, in the order they are read.
         let readers: [UInt64]
     }

@@ -6,8 +6,9 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
     public let kind: Kind
     public let value: String
     /// A regex that is only an alternation of plain strings (`a|b|c`), as a set: matched without a
-    /// regex engine, and looked up in postings value by value (Prometheus' set matches).
-    private let literals: Set<String>?
+    /// regex engine, and looked up in postings value by value (Prometheus' set matches). Values are
+    /// told apart by their bytes, as Go compares strings.
+    private let literals: Set<ByteString>?
     /// Any other regex, matched in time linear in the value. No backtracking engine is ever used:
     /// a client's pattern runs against values other clients wrote, and `(a|a)*b` on forty `a`s
     /// would pin a thread for longer than anyone waits.
@@ -22,15 +23,16 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
             linear = nil
             return
         }
-        let metacharacters = Set("\\.+*?()[]{}^$")
-        if value.contains(where: metacharacters.contains) {
+        // Bytes, not characters: a metacharacter followed by a combining mark is one Character.
+        let metacharacters = Set("\\.+*?()[]{}^$".utf8)
+        if value.utf8.contains(where: metacharacters.contains) {
             guard let regex = LinearRegex(value) else {
                 throw .badRegex(value, "not RE2 syntax as Go 1.19 reads it, or larger than \(LinearRegex.maxInstructions) instructions once repetitions are expanded")
             }
             literals = nil
             linear = regex
         } else {
-            literals = Set(value.split(separator: "|", omittingEmptySubsequences: false).map(String.init))
+            literals = Set(value.utf8.split(separator: UInt8(ascii: "|"), omittingEmptySubsequences: false).map { ByteString(String(decoding: $0, as: UTF8.self)) })
             linear = nil
         }
     }
@@ -40,7 +42,7 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
     public var exactValues: [String]? {
         switch kind {
         case .equal: value.isEmpty ? nil : [value]
-        case .regex: literals.flatMap { $0.contains("") ? nil : $0.sorted() }
+        case .regex: literals.flatMap { $0.contains(ByteString("")) ? nil : $0.sorted().map(\.string) }
         case .notEqual, .notRegex: nil
         }
     }
@@ -48,11 +50,11 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
     /// A predicate with the regex compiled once, for matching many series.
     public func predicate() -> (String) -> Bool {
         switch kind {
-        case .equal: return { [value] in $0 == value }
-        case .notEqual: return { [value] in $0 != value }
+        case .equal: return { [value] in Labels.compareBytes($0, value) == 0 }
+        case .notEqual: return { [value] in Labels.compareBytes($0, value) != 0 }
         case .regex, .notRegex:
             if let literals {
-                return kind == .regex ? { literals.contains($0) } : { !literals.contains($0) }
+                return kind == .regex ? { literals.contains(ByteString($0)) } : { !literals.contains(ByteString($0)) }
             }
             let negate = kind == .notRegex, linear = linear!
             return { linear.matches($0) != negate }
@@ -60,7 +62,7 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
     }
 
     public static func == (a: LabelMatcher, b: LabelMatcher) -> Bool {
-        a.name == b.name && a.kind == b.kind && a.value == b.value
+        Labels.compareBytes(a.name, b.name) == 0 && a.kind == b.kind && Labels.compareBytes(a.value, b.value) == 0
     }
 
     public var description: String { name + kind.rawValue + GoFormat.quote(value) }

@@ -115,7 +115,7 @@ public final class TenantQuerier: @unchecked Sendable {
         if covered.count < 2 {
             for block in covered { try add(block, to: &found) }
         } else {
-            let key = CoveredBlockLabelSets.Key(tenant: database.tenant, matcherSets: matcherSets.map { $0.map(\.description) },
+            let key = CoveredBlockLabelSets.Key(tenant: database.tenant, matcherSets: matcherSets.map { $0.map { ByteString($0.description) } },
                                                 readers: covered.map(\.serial))
             if let known = CoveredBlockLabelSets.shared.answer(key) {
                 found = known
@@ -160,32 +160,32 @@ public final class TenantQuerier: @unchecked Sendable {
     /// overlaps (see `indexedLabelSets`), sorted; with no matchers, every name in their indexes.
     public func labelNames(_ matchers: [LabelMatcher]) throws -> [String] {
         guard matchers.isEmpty else {
-            return Set(try indexedLabelSets(matchers).flatMap { $0.pairs.map(\.name) }).sorted(by: Self.byteOrder)
+            return Set(try indexedLabelSets(matchers).flatMap { $0.pairs.map { ByteString($0.name) } }).sorted().map(\.string)
         }
         let (names, blocks) = database.readView { head, live in
             (head.overlaps(minTime: minTime, maxTime: maxTime) ? head.labelNames() : [], sources(live))
         }
         var all = names
         for block in blocks where block.meta.maxTime > minTime && block.meta.minTime <= maxTime {
-            all.formUnion(block.postingsOffsets.keys.filter { !$0.isEmpty })
+            all.formUnion(block.postingsOffsets.keys.lazy.filter { !$0.isEmpty }.map { ByteString($0) })
         }
-        return all.sorted(by: Self.byteOrder)
+        return all.sorted().map(\.string)
     }
 
     /// Values of label `name` among the series matching `matchers` in the head and blocks the
     /// querier's range overlaps (see `indexedLabelSets`), sorted.
     public func labelValues(_ name: String, _ matchers: [LabelMatcher]) throws -> [String] {
         guard matchers.isEmpty else {
-            return Set(try indexedLabelSets(matchers).compactMap { $0[name] }).sorted(by: Self.byteOrder)
+            return Set(try indexedLabelSets(matchers).compactMap { $0[name].map { ByteString($0) } }).sorted().map(\.string)
         }
         let (values, blocks) = database.readView { head, live in
             (head.overlaps(minTime: minTime, maxTime: maxTime) ? head.labelValues(name) : [], sources(live))
         }
         var all = values
         for block in blocks where block.meta.maxTime > minTime && block.meta.minTime <= maxTime {
-            all.formUnion((block.postingsOffsets[name] ?? []).map(\.value))
+            all.formUnion((block.postingsOffsets[name] ?? []).lazy.map { ByteString($0.value) })
         }
-        return all.sorted(by: Self.byteOrder)
+        return all.sorted().map(\.string)
     }
 
     /// The pinned blocks, then those made since (by the head's cuts or compaction), in time order.
@@ -194,7 +194,6 @@ public final class TenantQuerier: @unchecked Sendable {
         return (pinnedBlocks + live.filter { !pinned.contains($0.ulid) }).sorted { ($0.meta.minTime, $0.ulid) < ($1.meta.minTime, $1.ulid) }
     }
 
-    private static func byteOrder(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
 }
 
 extension TenantDatabase {
