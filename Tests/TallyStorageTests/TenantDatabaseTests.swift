@@ -324,3 +324,20 @@ final class TenantDatabaseTests: XCTestCase {
         XCTAssertEqual(head.labelPairs(1).map(\.1), ["up", "b"])
     }
 }
+
+private extension Head {
+    /// `restore(ref:labels:)` from strings, as a WAL Series record would give them.
+    func restore(ref: UInt64, labels pairs: [(String, String)]) {
+        let strings = pairs.flatMap { [Array($0.0.utf8), Array($0.1.utf8)] }
+        let bytes = strings.flatMap { $0 }
+        bytes.withUnsafeBytes { all in
+            var offset = 0
+            let slices = strings.map { string in
+                defer { offset += string.count }
+                return UnsafeRawBufferPointer(rebasing: all[offset..<offset + string.count])
+            }
+            let labels = stride(from: 0, to: slices.count, by: 2).map { RawLabel(name: slices[$0], value: slices[$0 + 1]) }
+            labels.withUnsafeBufferPointer { restore(ref: ref, labels: $0) }
+        }
+    }
+}

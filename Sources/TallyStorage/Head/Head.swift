@@ -196,15 +196,6 @@ final class Head {
         return hasher.value
     }
 
-    private static func hash(_ labels: [(String, String)]) -> UInt64 {
-        var hasher = LabelHasher()
-        for (name, value) in labels {
-            hasher.combine(name)
-            hasher.combine(value)
-        }
-        return hasher.value
-    }
-
     /// Series `index`'s label count, and where its name ids start in `labelStore.names` and its value
     /// ids in `labelStore.values`.
     @inline(__always)
@@ -238,12 +229,11 @@ final class Head {
         insert(ref: nextRef, count: labels.count, hash: hash) { symbols, k in (symbols.intern(labels[k].name), symbols.intern(labels[k].value)) }
     }
 
-    /// Re-creates a series from a WAL Series record; a ref seen before keeps its first labels.
-    func restore(ref: UInt64, labels: [(String, String)]) {
+    /// Re-creates a series from a WAL Series record's labels; a ref seen before keeps its first
+    /// labels. A symbol the head holds is found by its bytes, with no string made.
+    func restore(ref: UInt64, labels: UnsafeBufferPointer<RawLabel>) {
         guard index(ofRef: ref) == nil else { return }
-        let index = insert(ref: ref, count: labels.count, hash: Self.hash(labels)) { symbols, k in
-            (symbols.intern(labels[k].0), symbols.intern(labels[k].1))
-        }
+        let index = insert(ref: ref, count: labels.count, hash: nil) { symbols, k in (symbols.intern(labels[k].name), symbols.intern(labels[k].value)) }
         series[Int(index)].logged = true
     }
 
@@ -254,7 +244,9 @@ final class Head {
     }
 
     /// Adds a series of `count` labels, label `k`'s symbol ids given by `symbolIds(&symbols, k)`.
-    private func insert(ref: UInt64, count: Int, hash: UInt64, symbolIds: (inout SymbolTable, Int) -> (UInt32, UInt32)) -> Int32 {
+    /// Without `hash`, the labels' hash is taken from the symbols' bytes (as stored: a WAL's invalid
+    /// UTF-8 is stored repaired, and hashed so).
+    private func insert(ref: UInt64, count: Int, hash: UInt64?, symbolIds: (inout SymbolTable, Int) -> (UInt32, UInt32)) -> Int32 {
         // Indexes below 2^30 leave the encoded-label index a bit to mark its other entries.
         precondition(series.count < Int(Self.rawEncodedFlag), "head full")
         let index = Int32(series.count)
@@ -264,9 +256,19 @@ final class Head {
                 (ids[k], ids[count + k]) = symbolIds(&symbols, k)
                 addPosting(ids[k], ids[count + k], index)
             }
-            return labelStore.add(names: UnsafeBufferPointer(rebasing: ids[..<count]), values: UnsafeBufferPointer(rebasing: ids[count...]))
+            let hash = hash ?? {
+                var hasher = LabelHasher()
+                for k in 0..<count {
+                    symbols.withBytes(ids[k]) { hasher.combine($0) }
+                    symbols.withBytes(ids[count + k]) { hasher.combine($0) }
+                }
+                return hasher.value
+            }()
+            let stored = labelStore.add(names: UnsafeBufferPointer(rebasing: ids[..<count]), values: UnsafeBufferPointer(rebasing: ids[count...]))
+            return (stored, hash)
         }
-        var s = MemSeries(ref: ref, names: stored.names, values: stored.values)
+        let hash = stored.1
+        var s = MemSeries(ref: ref, names: stored.0.names, values: stored.0.values)
         s.hashNext = byHash[hash] ?? -1
         byHash.set(hash, index)
         byRef.add(ref, index)

@@ -62,6 +62,12 @@ struct SymbolTable {
 
     subscript(id: UInt32) -> String { strings[Int(id)] }
 
+    /// Calls `body` with a symbol's bytes.
+    func withBytes<R>(_ id: UInt32, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let span = spans[Int(id)]
+        return arena.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[span.offset..<span.offset + span.count])) }
+    }
+
     /// Compares a symbol with raw bytes without creating a String.
     func equals(_ id: UInt32, _ bytes: UnsafeRawBufferPointer) -> Bool {
         let span = spans[Int(id)]

@@ -145,15 +145,16 @@ struct WALRecordDecoder {
 
     var type: UInt8 { bytes.isEmpty ? 0 : bytes[0] }
 
-    mutating func forEachSeries(_ body: (UInt64, [(String, String)]) -> Void) throws(WALRecordError) {
+    /// Each series' ref and labels, the labels borrowing the record's bytes for the call.
+    mutating func forEachSeries(_ body: (UInt64, UnsafeBufferPointer<RawLabel>) -> Void) throws(WALRecordError) {
+        var labels: [RawLabel] = []
         while position < bytes.count {
             let ref = try readBigEndian()
             let count = try readUvarint()
             guard count <= UInt64(bytes.count) else { throw .malformed("label count \(count)") }
-            var labels: [(String, String)] = []
-            labels.reserveCapacity(Int(count))
-            for _ in 0..<count { labels.append((try readString(), try readString())) }
-            body(ref, labels)
+            labels.removeAll(keepingCapacity: true)
+            for _ in 0..<count { labels.append(RawLabel(name: try readBytes(), value: try readBytes())) }
+            labels.withUnsafeBufferPointer { body(ref, $0) }
         }
     }
 
@@ -272,10 +273,11 @@ struct WALRecordDecoder {
         return Int64(bitPattern: u >> 1) ^ -Int64(bitPattern: u & 1)
     }
 
-    private mutating func readString() throws(WALRecordError) -> String {
+    /// A length-prefixed string's bytes, borrowed from the record.
+    private mutating func readBytes() throws(WALRecordError) -> UnsafeRawBufferPointer {
         let n = try readUvarint()
         guard n <= UInt64(bytes.count - position) else { throw .malformed("string overruns record") }
-        let s = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[position..<position + Int(n)]), as: UTF8.self)
+        let s = UnsafeRawBufferPointer(rebasing: bytes[position..<position + Int(n)])
         position += Int(n)
         return s
     }

@@ -127,7 +127,9 @@ struct StoredCopies {
         do {
             switch decoder.type {
             case WALRecordType.series.rawValue:
-                try decoder.forEachSeries { ref, pairs in seriesByRef[ref] = Labels(pairs.map { Label($0.0, $0.1) }) }
+                try decoder.forEachSeries { ref, labels in
+                    seriesByRef[ref] = Labels(labels.map { Label(String(decoding: $0.name, as: UTF8.self), String(decoding: $0.value, as: UTF8.self)) })
+                }
             case WALRecordType.samples.rawValue:
                 try decoder.forEachSample { ref, t, v in
                     guard StorableTime.range.contains(t) else { return }
