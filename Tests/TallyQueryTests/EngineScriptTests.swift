@@ -132,4 +132,22 @@ final class EngineScriptTests: XCTestCase {
         eval_fail instant at 500s label_replace(metric, "b", "$1", "a", "(.*")
         """)
     }
+
+    /// Prometheus 2.42 refuses a factor with `f <= 0 || f >= 1`: NaN passes, and the answer is NaN.
+    func testHoltWintersTakesANaNFactorAndRefusesTheEdges() throws {
+        try run("""
+        load 1m
+            metric 1 2 4 8 16
+
+        eval instant at 4m holt_winters(metric[5m], NaN, 0.5)
+            {} NaN
+
+        eval instant at 4m holt_winters(metric[5m], 0.5, scalar(absent_metric))
+            {} NaN
+
+        eval_fail instant at 4m holt_winters(metric[5m], 1, 0.5)
+
+        eval_fail instant at 4m holt_winters(metric[5m], 0.5, 0)
+        """)
+    }
 }

@@ -27,6 +27,27 @@ final class ParallelEvaluationTests: XCTestCase {
         }
     }
 
+    /// A subquery of tiny steps fails on the sample limit as soon as the points the workers hold
+    /// pass it: each series' worker had no limit of its own, and `[2h:1ms]` over four series built
+    /// 7.2 million points a series (115 MB each, more while arrays grow) before the limit was looked at.
+    func testSplitLoopsHoldNoMorePointsThanTheLimitAllows() throws {
+        let script = try PromQLScript.loaded((0..<4).map { s in "m{s=\"\(s)\"} 0+1x200" })
+        let engine = QueryEngine(options: { var o = QueryOptions(maxSamples: 20_000); o.parallelWork = 0; return o }())
+        let before = try Self.peakResidentBytes(resetting: true)
+        let result = engine.instantQuery("sum_over_time(m[2h:1ms])", time: 200 * 60_000, database: script.tenant)
+        let grown = try Self.peakResidentBytes(resetting: false) - before
+        XCTAssertEqual(Self.describe(result), "error execution: query processing would load too many samples into memory in query execution")
+        XCTAssertLessThan(grown, 64 << 20, "peak resident set grew by \(grown >> 20) MiB")
+    }
+
+    /// The process's peak resident set (`VmHWM`), after setting it back to the current one when asked.
+    private static func peakResidentBytes(resetting: Bool) throws -> Int {
+        if resetting { try "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8) }
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let line = try XCTUnwrap(status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") })
+        return try XCTUnwrap(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])) * 1024
+    }
+
     /// Every label set, time and value bit pattern in order, or the error.
     private static func describe(_ result: Result<QueryResult, QueryError>) -> String {
         switch result {

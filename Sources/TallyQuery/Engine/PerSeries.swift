@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 
 extension Evaluator {
     /// Each series' points from `body`, in series order, as the loop
@@ -7,7 +8,9 @@ extension Evaluator {
     /// taken from the budget. With `work` (samples and steps the loop will go through, about) of at
     /// least `options.parallelWork` (below it, starting threads costs more than they save) and two
     /// or more cores, the series are split between threads, each with a budget and a deadline of
-    /// its own, and the shared budget is then taken as the loop would have taken it. Whatever would
+    /// its own, and the shared budget is then taken as the loop would have taken it. A series' own
+    /// budget is what the finished series have left of the shared one: past it the loop fails too,
+    /// so the workers together never hold more points than the limit allows. Whatever would
     /// have failed the loop (too many samples, an error from `body`, the deadline) makes it run as
     /// the loop after all, so that it fails alike.
     func perSeries(_ count: Int, work: Int, _ body: (_ series: Int, _ budget: SampleBudget, _ deadline: Deadline) throws -> [Point]) throws -> [[Point]] {
@@ -33,11 +36,16 @@ extension Evaluator {
         let slots: UnsafeMutableBufferPointer<Outcome>
         let body: (Int, SampleBudget, Deadline) throws -> [Point]
         let deadline: Deadline
+        /// What the query's budget had left, and what the finished series have taken of it.
+        let remaining: Int
+        let taken = Atomic<Int>(0)
 
-        init(_ slots: UnsafeMutableBufferPointer<Outcome>, _ body: @escaping (Int, SampleBudget, Deadline) throws -> [Point], _ deadline: Deadline) {
+        init(_ slots: UnsafeMutableBufferPointer<Outcome>, _ body: @escaping (Int, SampleBudget, Deadline) throws -> [Point], _ deadline: Deadline,
+             remaining: Int) {
             self.slots = slots
             self.body = body
             self.deadline = deadline
+            self.remaining = remaining
         }
     }
 
@@ -45,13 +53,16 @@ extension Evaluator {
         var outcomes = [Outcome](repeating: Outcome(), count: count)
         withoutActuallyEscaping(body) { body in
             outcomes.withUnsafeMutableBufferPointer { slots in
-                let shared = Shared(slots, body, deadline)
+                let shared = Shared(slots, body, deadline, remaining: budget.limit - budget.current)
                 DispatchQueue.concurrentPerform(iterations: workers) { worker in
                     let deadline = Deadline(sharing: shared.deadline)
                     for i in stride(from: worker, to: count, by: workers) {
-                        let own = SampleBudget(limit: .max)
+                        let left = shared.remaining - shared.taken.load(ordering: .relaxed)
+                        guard left >= 0 else { return }
+                        let own = SampleBudget(limit: left)
                         // A failure ends this worker; the loop then runs again and fails as it would have.
                         guard let points = try? shared.body(i, own, deadline) else { return }
+                        shared.taken.add(own.current, ordering: .relaxed)
                         shared.slots[i] = Outcome(points: points, peak: own.peak, taken: own.current, done: true)
                     }
                 }

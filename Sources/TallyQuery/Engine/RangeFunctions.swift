@@ -188,8 +188,9 @@ enum RangeFunctions {
     /// Double exponential smoothing with smoothing factor `sf` and trend factor `tf`, both in (0, 1).
     private static func holtWinters(_ p: Window, _ c: RangeContext) throws(EvalFailure) -> Double? {
         let sf = c.scalars[1] ?? .nan, tf = c.scalars[2] ?? .nan
-        guard sf > 0 && sf < 1 else { throw EvalFailure.execution("invalid smoothing factor. Expected: 0 < sf < 1, got: \(goFixed6(sf))") }
-        guard tf > 0 && tf < 1 else { throw EvalFailure.execution("invalid trend factor. Expected: 0 < tf < 1, got: \(goFixed6(tf))") }
+        // Prometheus refuses `sf <= 0 || sf >= 1`, which a NaN factor passes (the answer is NaN).
+        guard !(sf <= 0 || sf >= 1) else { throw EvalFailure.execution("invalid smoothing factor. Expected: 0 < sf < 1, got: \(goFixed6(sf))") }
+        guard !(tf <= 0 || tf >= 1) else { throw EvalFailure.execution("invalid trend factor. Expected: 0 < tf < 1, got: \(goFixed6(tf))") }
         guard p.count >= 2 else { return nil }
         var s0 = 0.0, s1 = p[0].value, b = p[1].value - p[0].value
         for i in 1..<p.count {
