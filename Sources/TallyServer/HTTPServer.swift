@@ -186,18 +186,6 @@ final class Router: Sendable {
         }
         return HTTPAnswer(status: failed ? 500 : 200, body: out, contentType: "application/json")
     }
-
-    /// A query parameter's raw values. Not percent-decoded: valid tenant ids need no escaping, and an
-    /// escaped one is refused as invalid rather than decoded into something else.
-    static func queryParameters(_ name: String, in uri: String) -> [String] {
-        guard let query = uri.split(separator: "?", maxSplits: 1).dropFirst().first else { return [] }
-        return query.split(separator: "&").compactMap { pair in
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.first == Substring(name) else { return nil }
-            return parts.count > 1 ? String(parts[1]) : ""
-        }
-    }
-
 }
 
 /// Maintenance that did part of its work; the description says what (a JSON line).

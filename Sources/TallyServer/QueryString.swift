@@ -2,7 +2,9 @@ import NIOCore
 
 /// A request's query parameters, percent-decoded as HTML forms encode them (`+` is a space), read
 /// as Go's `net/http` reads them for Prometheus: a pair with a `;` or a broken escape is left out
-/// (Go's `url.ParseQuery` since 1.17), and a name given twice means its first value.
+/// (Go's `url.ParseQuery` since 1.17), and a name given twice means its first value. Decoded bytes
+/// that are not UTF-8 are kept, each bad sequence as U+FFFD: Go keeps them, so `time=%ff` is a
+/// time that does not parse (400), not a parameter left out.
 struct QueryString {
     /// Every (name, value) pair in order; a repeated name (`match[]`) appears once per value.
     private(set) var pairs: [(name: String, value: String)] = []
@@ -37,13 +39,14 @@ struct QueryString {
     /// Every value given for `name`, in order.
     func all(_ name: String) -> [String] { pairs.filter { $0.name == name }.map(\.value) }
 
-    /// Undoes form percent-encoding; nil for a broken escape or bytes that are not UTF-8.
-    static func decode(_ text: Substring) -> String? { decode(text, plusIsSpace: true) }
+    /// Undoes form percent-encoding; nil for a broken escape.
+    static func decode(_ text: Substring) -> String? { bytes(text, plusIsSpace: true).map { String(decoding: $0, as: UTF8.self) } }
 
-    /// Undoes a path segment's percent-encoding, where `+` is itself.
-    static func decodePath(_ text: Substring) -> String? { decode(text, plusIsSpace: false) }
+    /// Undoes a path segment's percent-encoding, where `+` is itself; nil for a broken escape or
+    /// bytes that are not UTF-8 (the segment is then taken as it was written).
+    static func decodePath(_ text: Substring) -> String? { bytes(text, plusIsSpace: false).flatMap { String(validating: $0, as: UTF8.self) } }
 
-    private static func decode(_ text: Substring, plusIsSpace: Bool) -> String? {
+    private static func bytes(_ text: Substring, plusIsSpace: Bool) -> [UInt8]? {
         var bytes: [UInt8] = []
         var utf8 = Array(text.utf8)[...]
         while let byte = utf8.popFirst() {
@@ -56,6 +59,6 @@ struct QueryString {
             default: bytes.append(byte)
             }
         }
-        return String(validating: bytes, as: UTF8.self)
+        return bytes
     }
 }

@@ -21,7 +21,7 @@ struct WriteTenant: HTTPMiddleware {
 
     func handle(_ request: RouteRequest, next: (RouteRequest) -> EventLoopFuture<HTTPAnswer>) -> EventLoopFuture<HTTPAnswer> {
         var sources = TenantSources(request.head, headers: configuration.tenantHeaders)
-        sources.add("tenant parameter", Router.queryParameters("tenant", in: request.head.uri))
+        sources.add("tenant parameter", QueryString(uri: request.head.uri).all("tenant"))
         let tenant: String
         switch sources.resolve(default: request.credential?.onlyTenant ?? configuration.defaultTenant) {
         case let .success(name): tenant = name

@@ -251,6 +251,13 @@ final class QueryAPITests: XCTestCase {
             ("/api/v1/label/job/values?end=never", #"invalid parameter \"end\""#),
             ("/api/v1/query?query=up&tenant=../etc", "invalid tenant"),
             ("/api/v1/metadata?limit=x", "limit must be a number"),
+            // Bytes that are not UTF-8 stay in the parameter (as Go keeps them), so it fails to parse.
+            ("/api/v1/query?query=up&time=%ff", #"invalid parameter \"time\""#),
+            ("/api/v1/query?query=up&time=%ff&time=1", #"invalid parameter \"time\""#),
+            ("/api/v1/query?query=%ff", #"invalid parameter \"query\""#),
+            ("/api/v1/series?match[]=up%7Bjob%3D%22%ff%22%7D&match[]=up", #"invalid parameter \"match[]\""#),
+            ("/api/v1/labels?start=%ff", #"invalid parameter \"start\""#),
+            ("/api/v1/query?query=up&tenant=acme%ff", "invalid tenant"),
         ]
         for (path, message) in cases {
             let r = try tally.client.request("GET", path)

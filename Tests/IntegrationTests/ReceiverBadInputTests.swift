@@ -223,6 +223,15 @@ final class ReceiverBadInputTests: XCTestCase {
         XCTAssertEqual(disagree.status, 400)
         XCTAssertTrue(disagree.body.contains("disagree"), disagree.body)
         XCTAssertEqual(try server.client.request("POST", "/api/v1/write?tenant=%2e%2e", headers: protobuf, body: body).status, 400)
+        // The parameter is read percent-decoded, as on reads and by any proxy in front: an escaped
+        // name or value is the same parameter, and bytes that are not UTF-8 are no tenant.
+        let escapedName = try server.client.request("POST", "/api/v1/write?ten%61nt=other", headers: protobuf + [("THANOS-TENANT", "url-3")], body: body)
+        XCTAssertEqual(escapedName.status, 400, escapedName.body)
+        XCTAssertTrue(escapedName.body.contains("disagree"), escapedName.body)
+        XCTAssertEqual(try server.client.request("POST", "/api/v1/write?tenant=url%2D3", headers: protobuf + [("THANOS-TENANT", "url-3")], body: body).status, 204)
+        let notUTF8 = try server.client.request("POST", "/api/v1/write?tenant=url-3%ff", headers: protobuf, body: body)
+        XCTAssertEqual(notUTF8.status, 400, notUTF8.body)
+        XCTAssertTrue(notUTF8.body.contains("invalid tenant"), notUTF8.body)
         let tenants = try FileManager.default.contentsOfDirectory(atPath: storage).filter { !$0.hasPrefix(".") && $0 != "notadir" }.sorted()
         XCTAssertEqual(tenants, ["default-tenant", "org-2", "url-3"])
         XCTAssertEqual(try tallyDump(storage: storage, tenant: "org-2"), "{__name__=\"m\"} 1 1\n")
