@@ -113,6 +113,13 @@ public final class RemoteWriteIngester: Sendable {
             refusal.headers.append(("Retry-After", String(wait)))
             return answer(refusal)
         }
+        let accepted = SampleWindow(now: now, limits: limits)
+        // A tenant that does not exist yet is made only for a request that may store something: a
+        // refused write naming new tenants uses up no tenant slot and leaves no directory behind.
+        if view.metadataCount == 0 && !registry.hasTenant(tenant), let refusals = Self.refusalsStoringNothing(&view, limits: limits, window: accepted) {
+            for (reason, count) in refusals.counts where count > 0 { metrics.rejected(tenant: "", reason: reason, samples: count) }
+            return answer(refusals.total == 0 ? HTTPAnswer(status: 204, body: "") : HTTPAnswer(status: 400, body: refusals.message(stored: 0, received: received)))
+        }
         let db: TenantDatabase
         do {
             db = try registry.database(for: tenant)
@@ -126,7 +133,6 @@ public final class RemoteWriteIngester: Sendable {
         }
         let outcome: AppendOutcome
         let commit: AppendCommit
-        let accepted = SampleWindow(now: now, limits: limits)
         do {
             (outcome, commit) = try append(&view, to: db, limits: limits, window: accepted)
         } catch {
@@ -148,6 +154,25 @@ public final class RemoteWriteIngester: Sendable {
             let storedCount = commit.appendedSamples + commit.appendedHistograms
             respond(HTTPAnswer(status: 400, body: tally.message(stored: storedCount, received: received)), commit, stored.written)
         }
+    }
+
+    /// The refusals of a request none of whose samples a new tenant could take (invalid labels, or
+    /// every time outside the window), by reason, as the append would count them; nil when one could.
+    private static func refusalsStoringNothing(_ view: inout WriteRequestView, limits: TenantLimits, window: SampleWindow) -> RejectionTally? {
+        var tally = RejectionTally()
+        for index in view.series.indices {
+            let series = view.series[index]
+            let storable = Int(series.sampleCount) + Int(series.histogramCount)
+            guard storable > 0 else { continue }
+            if let rejection = view.validateLabels(ofSeriesAt: index, limits: limits.labels) {
+                tally.add(rejection.rawValue, storable)
+            } else if window.containsAny(of: series, in: view) {
+                return nil
+            } else {
+                tally.add("timestamp_out_of_bounds", storable)
+            }
+        }
+        return tally
     }
 
     /// What the append made of a request's series: refusals by reason, and the series whose
@@ -207,6 +232,12 @@ public final class RemoteWriteIngester: Sendable {
                         if storable == 0 {
                             // Exemplars alone: kept only for a series the head holds, as in Prometheus.
                             if scratch.withUnsafeBufferPointer({ batch.existingSeries($0) }) != nil { outcome.seriesWithExemplars.append(index) }
+                            continue
+                        }
+                        // A new series none of whose samples may be stored is not made: it would
+                        // count against the series limits, holding nothing, until a restart.
+                        guard window.containsAny(of: series, in: view) || scratch.withUnsafeBufferPointer({ batch.existingSeries($0) }) != nil else {
+                            outcome.tally.add("timestamp_out_of_bounds", storable)
                             continue
                         }
                         let found = scratch.withUnsafeBufferPointer { labels in
@@ -296,6 +327,11 @@ struct SampleWindow {
     init(now: Int64, limits: TenantLimits) {
         newest = StorableTime.adding(limits.maxFuture, to: now)
         oldest = limits.maxPast > 0 ? StorableTime.subtracting(limits.maxPast, from: now) : .min
+    }
+
+    /// Whether any of the series' samples or histograms is inside.
+    func containsAny(of series: WireSeries, in view: WriteRequestView) -> Bool {
+        view.samples(of: series).contains { contains($0.timestamp) } || view.histograms(of: series).contains { contains($0.timestamp) }
     }
 
     func contains(_ t: Int64) -> Bool { t >= oldest && t <= newest }

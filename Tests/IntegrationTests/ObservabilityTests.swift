@@ -177,7 +177,7 @@ final class ObservabilityTests: XCTestCase {
         try server.waitReady()
         func send(from source: String, tenant: String? = nil) throws {
             let client = LoopbackHTTP(port: server.port, source: source)
-            XCTAssertEqual(try write(client, tenant: tenant, []).status, 204)
+            XCTAssertEqual(try write(client, tenant: tenant, [([("__name__", "m")], [now])]).status, 204)
         }
         try send(from: "127.0.0.1")
         try send(from: "127.0.0.1")

@@ -193,6 +193,47 @@ final class ReceiverBadInputTests: XCTestCase {
         try assertStored()
     }
 
+    /// A refused write stores nothing, so it makes nothing either: no tenant (which would use up
+    /// `--limits.max-tenants` and leave a directory) and no head series (which would count against
+    /// `--limits.max-series-per-tenant` until a restart).
+    func testRefusedWritesMakeNoTenantAndNoSeries() throws {
+        let root = try makeTemporaryDirectory("refused")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let limited = try TallyServerProcess(storage: root + "/storage", extraArguments: ["--limits.max-tenants", "2", "--limits.max-series-per-tenant", "3"])
+        defer { limited.stop(SIGTERM) }
+        try limited.waitReady()
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        func write(_ series: [[(String, String)]], at t: Int64, tenant: String) throws -> LoopbackHTTP.Response {
+            var encoder = WriteRequestEncoder()
+            for labels in series { encoder.addSeries(labels: labels, samples: [sample(t, 1)]) }
+            return try limited.client.request("POST", "/api/v1/write", headers: protobuf + [("THANOS-TENANT", tenant)], body: encoder.compressed())
+        }
+        let badLabel = try write([[("__name__", "m"), ("bad label", "x")]], at: now, tenant: "junk-a")
+        XCTAssertEqual(badLabel.status, 400, badLabel.body)
+        XCTAssertTrue(badLabel.body.contains("invalid_label_name"), badLabel.body)
+        let future = try write([[("__name__", "m")]], at: now + 3_600_000, tenant: "junk-b")
+        XCTAssertEqual(future.status, 400, future.body)
+        XCTAssertTrue(future.body.contains("timestamp_out_of_bounds"), future.body)
+        XCTAssertEqual(try write([], at: now, tenant: "junk-c").status, 204, "an empty request stores nothing and is no error")
+        for tenant in ["junk-a", "junk-b", "junk-c"] {
+            XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/storage/" + tenant), tenant)
+        }
+        // Both tenant slots are still free.
+        XCTAssertEqual(try write([[("__name__", "m")]], at: now, tenant: "real-a").status, 204)
+        XCTAssertEqual(try write([[("__name__", "m")]], at: now, tenant: "real-b").status, 204)
+
+        // New series whose only samples are refused: none made, so two more real ones still fit.
+        for k in 0..<3 {
+            let refused = try write([[("__name__", "m"), ("k", String(k))]], at: now + 3_600_000, tenant: "real-a")
+            XCTAssertEqual(refused.status, 400, refused.body)
+        }
+        let more = try write([[("__name__", "m"), ("k", "a")], [("__name__", "m"), ("k", "b")]], at: now, tenant: "real-a")
+        XCTAssertEqual(more.status, 204, more.body)
+        let full = try write([[("__name__", "m"), ("k", "c")]], at: now, tenant: "real-a")
+        XCTAssertEqual(full.status, 400, full.body)
+        XCTAssertTrue(full.body.contains("max_series_per_tenant"), full.body)
+    }
+
     func testTenantNamesNeverEscapeTheirDirectory() throws {
         try Data().write(to: URL(fileURLWithPath: storage + "/notadir"))
         let before = filesUnder(storage)
