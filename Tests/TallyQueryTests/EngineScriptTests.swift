@@ -130,6 +130,19 @@ final class EngineScriptTests: XCTestCase {
             metric{a="1", b="x-1"} 50
 
         eval_fail instant at 500s label_replace(metric, "b", "$1", "a", "(.*")
+
+        # timestamp() with `@` reads at the `@` time among the samples its series were selected
+        # with, [@ - offset - 5m, @ - offset] (Prometheus 2.42 checked on kubecost data).
+        eval instant at 500s timestamp(metric @ 100 offset 20s)
+            {a="1"} 80
+
+        eval instant at 500s timestamp(metric @ 100 offset -30s)
+            {a="1"} 100
+
+        eval instant at 500s timestamp(metric @ 100 offset 400s)
+
+        eval instant at 500s timestamp(metric @ 100)
+            {a="1"} 100
         """)
     }
 

@@ -101,17 +101,25 @@ extension Evaluator {
     /// `timestamp(selector)`: the time of the sample each step reads, not the step's own time.
     private func evalTimestampOfSelector(_ selector: SelectorNode) throws -> Matrix {
         let lookback = options.lookbackDelta
-        // As Prometheus: with `@`, the selector reads at the `@` time whatever its offset.
-        func refTime(_ ts: Int64) -> Int64 { selector.timestamp ?? ts.subtractingSaturated(selector.offset) }
-        let (a, b) = (refTime(start), refTime(end))
-        let lo = min(a, b).subtractingSaturated(lookback), hi = max(a, b)
-        let series = try querier.select(selector.matchers, minTime: lo, maxTime: hi)
+        // The newest sample at or before `latest`, and not before `earliest`. As Prometheus 2.42:
+        // with `@`, the selector reads at the `@` time whatever its offset, but among the samples
+        // its series were selected with, [@ - offset - lookback, @ - offset].
+        func reach(_ ts: Int64) -> (latest: Int64, earliest: Int64) {
+            guard let at = selector.timestamp else {
+                let t = ts.subtractingSaturated(selector.offset)
+                return (t, t.subtractingSaturated(lookback))
+            }
+            let shifted = at.subtractingSaturated(selector.originalOffset)
+            return (min(at, shifted), max(at, shifted).subtractingSaturated(lookback))
+        }
+        let (a, b) = (reach(start), reach(end))
+        let series = try querier.select(selector.matchers, minTime: min(a.earliest, b.earliest), maxTime: max(a.latest, b.latest))
         var cursors = series.map { LatestSampleCursor($0.makeIterator()) }
         return try rangeEval([]) { _, ts, _ in
             var out: [VectorElement] = []
-            let t = refTime(ts)
+            let (latest, earliest) = reach(ts)
             for i in series.indices {
-                guard let sample = cursors[i].latest(atOrBefore: t, notBefore: t.subtractingSaturated(lookback)) else { continue }
+                guard let sample = cursors[i].latest(atOrBefore: latest, notBefore: earliest) else { continue }
                 out.append(VectorElement(labels: series[i].labels.withoutMetricName, timestamp: sample.timestamp,
                                          value: Double(sample.timestamp) / 1000))
             }
