@@ -1,4 +1,5 @@
 import XCTest
+@testable import TallyQuery
 
 /// The engine against hand-worked answers, in Prometheus' test script format. Each expectation
 /// below was worked out from the data by hand with Prometheus 2.42's documented semantics; the
@@ -144,6 +145,21 @@ final class EngineScriptTests: XCTestCase {
         eval instant at 500s timestamp(metric @ 100)
             {a="1"} 100
         """)
+    }
+
+    /// `predict_linear(m[5m] @ 600, 0)` in a range query: the function depends on the step's time,
+    /// so Prometheus 2.42 evaluates it at every step over a window that moves from `@`'s, but reads
+    /// only the samples its `@` selected (up to 600 s). Steps whose window holds two of them answer;
+    /// the rest do not (a range query cannot check this against instant queries, which the script
+    /// runner does, so it is asked here directly). Checked on kubecost data against Prometheus 2.42.
+    func testPredictLinearWithAtReadsOnlyTheSamplesAtSelectedInARangeQuery() throws {
+        let script = try PromQLScript.loaded(["m 0+10x100"])
+        let answer = QueryEngine(options: QueryOptions()).rangeQuery("predict_linear(m[5m] @ 600, 0)", start: 600_000, end: 1_200_000,
+                                                                    step: 60_000, database: script.tenant)
+        guard case .success(let result) = answer, case .matrix(let series) = result.value else { return XCTFail("\(answer)") }
+        XCTAssertEqual(series.count, 1)
+        XCTAssertEqual(series.first?.points.map(\.timestamp), [600_000, 660_000, 720_000, 780_000, 840_000])
+        for (point, want) in zip(series.first?.points ?? [], [100.0, 110, 120, 130, 140]) { XCTAssertEqual(point.value, want, accuracy: 1e-9) }
     }
 
     /// Prometheus 2.42 refuses a factor with `f <= 0 || f >= 1`: NaN passes, and the answer is NaN.

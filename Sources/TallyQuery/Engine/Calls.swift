@@ -21,17 +21,21 @@ extension Evaluator {
         let window: WindowedInput
         switch call.args[matrixIndex].unwrappedInvariant {
         case .matrix(let selector, let range):
+            // With `@`, only the samples up to `@ - offset` are read, as Prometheus 2.42 selects
+            // them; a window moving past them (a time-dependent call, `predict_linear`, is evaluated
+            // at every step over an offset fixed at the start) finds fewer, then none.
+            let latest = selector.timestamp.map { $0.subtractingSaturated(selector.originalOffset) }
             let lo = start.subtractingSaturated(selector.offset).subtractingSaturated(range)
-            let hi = end.subtractingSaturated(selector.offset)
+            let hi = min(end.subtractingSaturated(selector.offset), latest ?? .max)
             let series = lo <= hi ? try querier.select(selector.matchers, minTime: lo, maxTime: hi) : []
             window = WindowedInput(series: series.map { ($0.labels, RangeWindow.Source.stored($0.makeIterator())) },
-                                   range: range, offset: selector.offset, written: selector.written,
+                                   range: range, offset: selector.offset, latest: latest, written: selector.written,
                                    work: series.reduce(0) { $0 &+ $1.sampleCount } &+ series.count &* stepCount)
         case .subquery(let subquery):
             let matrix = try evalSubquery(subquery)
             let offset = subquery.timestamp.map { subquery.originalOffset.addingSaturated(start.subtractingSaturated($0)) } ?? subquery.offset
             window = WindowedInput(series: matrix.map { ($0.labels, RangeWindow.Source.computed($0.points)) },
-                                   range: subquery.range, offset: offset, written: nil,
+                                   range: subquery.range, offset: offset, latest: nil, written: nil,
                                    work: matrix.reduce(0) { $0 &+ $1.points.count } &+ matrix.count &* stepCount)
             let result = try evalRangeFunction(call, window, scalarArgs: scalarArgs, matrixIndex: matrixIndex)
             // The subquery's points were held only while the function read them.
@@ -47,6 +51,8 @@ extension Evaluator {
         let series: [(Labels, RangeWindow.Source)]
         let range: Int64
         let offset: Int64
+        /// The newest time a window reads, if bounded (a selector with `@`).
+        let latest: Int64?
         /// The selector's matchers as written, for `absent_over_time`'s labels; nil for a subquery.
         let written: [LabelMatcher]?
         /// Samples and steps the windows will go through, about.
@@ -57,13 +63,13 @@ extension Evaluator {
         let function = try RangeFunctions.function(call.name)
         // What every step reads, taken out of `input` once: read through it, the whole input (its
         // matchers too) was copied and destroyed at each step.
-        let range = input.range, offset = input.offset
+        let range = input.range, offset = input.offset, latest = input.latest ?? .max
         let points = try perSeries(input.series.count, work: input.work) { i, budget, deadline in
             var window = RangeWindow(input.series[i].1)
             var points: [Point] = []
             try forEachStep(deadline: deadline) { step, ts in
                 let maxTime = ts.subtractingSaturated(offset)
-                let value = try window.slide(minTime: maxTime.subtractingSaturated(range), maxTime: maxTime, budget: budget) {
+                let value = try window.slide(minTime: maxTime.subtractingSaturated(range), maxTime: min(maxTime, latest), budget: budget) {
                     samples throws(EvalFailure) -> Double? in
                     guard !samples.isEmpty else { return nil }
                     // Scalars have a point at every step.
