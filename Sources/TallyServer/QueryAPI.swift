@@ -9,7 +9,9 @@ import TallyStorage
 /// `labels`, `label/<name>/values`, `metadata`, `query_exemplars`, `status/buildinfo` and `format_query`, answered
 /// as Prometheus 2.42 answers them. Work runs on its own pool of `--query.max-concurrency`
 /// threads, never on an event loop: queries past that many wait their turn, and their wait counts
-/// against their timeout, as in Prometheus' query queue.
+/// against their timeout, as in Prometheus' query queue. What reads no data (`buildinfo`,
+/// `format_query`, and a query's parameter, parse and type errors) is answered on a pool of its
+/// own, so it never waits behind queries that run, as in Prometheus, which queues evaluation only.
 final class QueryAPI: Sendable {
     enum Endpoint: Sendable {
         case query, queryRange, series, labels, labelValues, metadata, queryExemplars, buildInfo, formatQuery
@@ -48,26 +50,51 @@ final class QueryAPI: Sendable {
     let metadata: TenantMetadata
     let options: QueryOptions
     private let pool: NIOThreadPool
+    /// Threads for what reads no data.
+    private let checkPool: NIOThreadPool
 
-    init(registry: TenantRegistry, exemplars: TenantExemplars, metadata: TenantMetadata, options: QueryOptions, pool: NIOThreadPool) {
+    init(registry: TenantRegistry, exemplars: TenantExemplars, metadata: TenantMetadata, options: QueryOptions, pool: NIOThreadPool,
+         checkPool: NIOThreadPool) {
         self.registry = registry
         self.exemplars = exemplars
         self.metadata = metadata
         self.options = options
         self.pool = pool
+        self.checkPool = checkPool
     }
 
-    /// Answers on the query pool; 503 once the pool has stopped. A query still waiting for a
-    /// thread when its timeout passes is answered then, and is not run when its turn comes.
+    /// Answers what reads no data on the check pool, the rest on the query pool; 503 once a pool
+    /// has stopped.
     func answer(_ question: Question, on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
-        let queued = NIODeadline.now()
+        let arrived = NIODeadline.now()
+        let checked: EventLoopFuture<HTTPAnswer?>
+        switch question.endpoint {
+        case .buildInfo, .formatQuery:
+            checked = checkPool.runIfActive(eventLoop: eventLoop) { [self] () -> HTTPAnswer? in
+                do throws(PrometheusAPIError) { return try compute(question, waitedMilliseconds: 0) } catch { return PrometheusJSON.failure(error) }
+            }
+        case .query, .queryRange:
+            let kind: QueryEvaluation.Kind = question.endpoint == .query ? .instant : .range
+            checked = checkPool.runIfActive(eventLoop: eventLoop) { [options] in
+                QueryEvaluation.refusal(kind, question.form, now: question.arrived, options: options)
+            }
+        default:
+            return queued(question, since: arrived, on: eventLoop)
+        }
+        return checked.flatMap { [self] answer in answer.map { eventLoop.makeSucceededFuture($0) } ?? queued(question, since: arrived, on: eventLoop) }
+            .recover { _ in PrometheusJSON.failure(PrometheusAPIError(.unavailable, "shutting down")) }
+    }
+
+    /// Answers on the query pool. A query still waiting for a thread when its timeout (counted from
+    /// `since`) passes is answered then, and is not run when its turn comes.
+    private func queued(_ question: Question, since queued: NIODeadline, on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
         let promise = eventLoop.makePromise(of: HTTPAnswer.self)
         let turn = Turn()
         let timer: Scheduled<Void>? = { [options] in
             guard question.endpoint == .query || question.endpoint == .queryRange else { return nil }
             // A timeout that does not parse is reported when the question runs, in its place among the parameters.
             let timeout = (try? QueryEvaluation.timeout(options, QueryParameters(question.form))) ?? options.timeout
-            return eventLoop.scheduleTask(in: .milliseconds(max(timeout, 0))) {
+            return eventLoop.scheduleTask(deadline: queued + .milliseconds(max(timeout, 0))) {
                 if turn.take() { promise.succeed(PrometheusJSON.failure(QueryEvaluation.queueTimeout)) }
             }
         }()
@@ -275,17 +302,34 @@ public enum QueryEvaluation {
     /// Every parameter is checked, in Prometheus' order, before the database is asked for.
     static func answer(_ kind: Kind, _ form: QueryString, now: Int64, options: QueryOptions, waitedMilliseconds: Int64,
                        database: () throws(PrometheusAPIError) -> TenantDatabase) throws(PrometheusAPIError) -> HTTPAnswer {
+        answer(try prepared(kind, form, now: now, options: options, waitedMilliseconds: waitedMilliseconds).evaluate(try database()))
+    }
+
+    /// The answer a request gets before any data is read (a parameter, parse or type error), if
+    /// any: it needs no query thread, so it is not kept waiting behind queries that run.
+    static func refusal(_ kind: Kind, _ form: QueryString, now: Int64, options: QueryOptions) -> HTTPAnswer? {
+        do {
+            return try prepared(kind, form, now: now, options: options, waitedMilliseconds: 0).refusal().map { PrometheusJSON.failure(PrometheusAPIError($0)) }
+        } catch {
+            return PrometheusJSON.failure(error)
+        }
+    }
+
+    /// The parameters checked in Prometheus' order; then the query's own errors, and its evaluation.
+    private static func prepared(_ kind: Kind, _ form: QueryString, now: Int64, options: QueryOptions, waitedMilliseconds: Int64) throws(PrometheusAPIError)
+        -> (refusal: () -> QueryError?, evaluate: (TenantDatabase) -> Result<QueryResult, QueryError>) {
         let parameters = QueryParameters(form)
         let query = form["query"] ?? ""
         switch kind {
         case .instant:
             let time = try parameters.time("time", default: now, rounding: .towardZero)
-            let options = try limits(options, parameters, waitedMilliseconds: waitedMilliseconds)
-            return answer(QueryEngine(options: options).instantQuery(query, time: time, database: try database()))
+            let engine = QueryEngine(options: try limits(options, parameters, waitedMilliseconds: waitedMilliseconds))
+            return ({ QueryEngine.refusal(instant: query) }, { engine.instantQuery(query, time: time, database: $0) })
         case .range:
             let (start, end, step) = try parameters.range()
-            let options = try limits(options, parameters, waitedMilliseconds: waitedMilliseconds)
-            return answer(QueryEngine(options: options).rangeQuery(query, start: start, end: end, step: step, database: try database()))
+            let engine = QueryEngine(options: try limits(options, parameters, waitedMilliseconds: waitedMilliseconds))
+            return ({ QueryEngine.refusal(range: query, start: start, end: end, step: step) },
+                    { engine.rangeQuery(query, start: start, end: end, step: step, database: $0) })
         }
     }
 

@@ -62,6 +62,10 @@ public final class TallyServer: Service, Sendable {
         // Queries get threads of their own: however many run, writes keep theirs.
         let queryPool = NIOThreadPool(numberOfThreads: configuration.queryMaxConcurrency)
         queryPool.start()
+        // A query's parameter and parse errors, `buildinfo` and `format_query` read no data: they
+        // are answered at once, not behind queries that run.
+        let queryCheckPool = NIOThreadPool(numberOfThreads: 2)
+        queryCheckPool.start()
         // Replay, block scans, compaction and retention read and write files for seconds at a time: a
         // thread of their own, so they never hold one of Swift's cooperative threads (as many as
         // cores) and never take a write's thread.
@@ -70,7 +74,8 @@ public final class TallyServer: Service, Sendable {
         let ingester = RemoteWriteIngester(configuration: configuration, registry: registry, metrics: metrics, limits: limits)
         let router = Router(configuration: configuration, ingester: ingester,
                             costs: CostAPI(configuration: configuration, registry: registry, metrics: metrics),
-                            queries: QueryAPI(registry: registry, exemplars: ingester.exemplars, metadata: ingester.metadata, options: configuration.queryOptions, pool: queryPool),
+                            queries: QueryAPI(registry: registry, exemplars: ingester.exemplars, metadata: ingester.metadata, options: configuration.queryOptions, pool: queryPool,
+                                              checkPool: queryCheckPool),
                             metrics: metrics, admin: admin, authenticator: authenticator, logger: logger, threadPool: threadPool)
         let connectionLimits = ConnectionLimits(configuration: configuration, metrics: metrics)
         let channel = try await ServerBootstrap(group: group)
@@ -154,13 +159,13 @@ public final class TallyServer: Service, Sendable {
         } catch {
             logger.error("startup failed", metadata: ["error": "\(error)"])
             await stop(channel: channel, router: router, registry: registry, group: group, background: nil,
-                       threadPools: [threadPool, queryPool, maintenancePool])
+                       threadPools: [threadPool, queryPool, queryCheckPool, maintenancePool])
             announcement.withdraw(from: configuration.storageRoot)
             throw error
         }
         logger.info("shutting down: no new writes; draining")
         await stop(channel: channel, router: router, registry: registry, group: group, background: background,
-                   threadPools: [threadPool, queryPool, maintenancePool])
+                   threadPools: [threadPool, queryPool, queryCheckPool, maintenancePool])
         announcement.withdraw(from: configuration.storageRoot)
         withExtendedLifetime(rootLock) {}
         logger.info("stopped")

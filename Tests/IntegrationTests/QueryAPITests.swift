@@ -343,6 +343,8 @@ final class QueryAPITests: XCTestCase {
 
     /// With one query thread, a question that waits longer than its timeout for it gets Prometheus'
     /// queue timeout (503 `timeout`); the one holding the thread (about a second) still answers.
+    /// Meanwhile writes, `buildinfo`, `format_query` and queries refused for their parameters or
+    /// syntax are answered at once.
     func testAQuestionWaitingPastItsTimeoutForAThreadIs503Timeout() throws {
         let root = try makeTemporaryDirectory("query-api")
         defer { try? FileManager.default.removeItem(atPath: root) }
@@ -360,7 +362,15 @@ final class QueryAPITests: XCTestCase {
         XCTAssertEqual(queued.body, #"{"status":"error","errorType":"timeout","error":"query timed out in query queue"}"#)
         // Writes have threads of their own: one is stored while the query still holds its thread.
         try write(tally, [[("__name__", "during"), ("job", "w")]], headers: [])
-        XCTAssertEqual(statuses.all, [], "the long query ended before the write; nothing was shown")
+        // What reads no data does not wait for a query thread either.
+        XCTAssertEqual(try tally.client.request("GET", "/api/v1/status/buildinfo").status, 200)
+        XCTAssertEqual(try tally.client.request("GET", "/api/v1/format_query?query=1%2B1").body, #"{"status":"success","data":"1 + 1"}"#)
+        let parseError = try tally.client.request("GET", "/api/v1/query?query=1%2B&time=1")
+        XCTAssertEqual(parseError.status, 400, parseError.body)
+        XCTAssertTrue(parseError.body.contains(#""errorType":"bad_data""#), parseError.body)
+        let badStep = try tally.client.request("GET", "/api/v1/query_range?query=1&start=1&end=2&step=0")
+        XCTAssertEqual(badStep.status, 400, badStep.body)
+        XCTAssertEqual(statuses.all, [], "the long query ended before the write and the questions that read no data; nothing was shown")
         XCTAssertEqual(group.wait(timeout: .now() + 60), .success)
         XCTAssertEqual(statuses.all, [200])
     }

@@ -98,9 +98,35 @@ public final class QueryEngine: Sendable {
     /// The query at one time (ms), over a querier made earlier: it reads the data as it was then.
     public func instantQuery(_ query: String, time: Int64, querier: TenantQuerier) -> Result<QueryResult, QueryError> {
         Result { () throws(QueryError) -> QueryResult in
-            let expr = try Self.parse(query, parameterPrefix: true)
+            let expr = try Self.checkedInstant(query)
             return try run(expr, start: time, end: time, step: 0, querier: querier)
         }
+    }
+
+    /// The error an instant query would answer before reading any data (its parse and type
+    /// errors), if any: a server answers it without waiting for a query thread.
+    public static func refusal(instant query: String) -> QueryError? {
+        do { _ = try checkedInstant(query) } catch { return error }
+        return nil
+    }
+
+    /// The error a range query would answer before reading any data, if any (see `refusal(instant:)`).
+    public static func refusal(range query: String, start: Int64, end: Int64, step: Int64) -> QueryError? {
+        do { _ = try checkedRange(query, start: start, end: end, step: step) } catch { return error }
+        return nil
+    }
+
+    private static func checkedInstant(_ query: String) throws(QueryError) -> Expr { try parse(query, parameterPrefix: true) }
+
+    private static func checkedRange(_ query: String, start: Int64, end: Int64, step: Int64) throws(QueryError) -> Expr {
+        // Prometheus 2.42 answers a range query's parse and type errors without naming the parameter.
+        let expr = try parse(query, parameterPrefix: false)
+        guard expr.type == .vector || expr.type == .scalar else {
+            throw QueryError(.badData, "invalid expression type \"\(expr.type.documentedName)\" for range query, must be Scalar or instant Vector")
+        }
+        guard step > 0 else { throw QueryError(.badData, "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer") }
+        guard end >= start else { throw QueryError(.badData, "invalid parameter \"end\": end timestamp must not be before start time") }
+        return expr
     }
 
     /// The query at `start`, `start + step`, ... up to `end` (ms), as a matrix sorted by labels.
@@ -111,13 +137,7 @@ public final class QueryEngine: Sendable {
     /// The range query over a querier made earlier: it reads the data as it was then.
     public func rangeQuery(_ query: String, start: Int64, end: Int64, step: Int64, querier: TenantQuerier) -> Result<QueryResult, QueryError> {
         Result { () throws(QueryError) -> QueryResult in
-            // Prometheus 2.42 answers a range query's parse and type errors without naming the parameter.
-            let expr = try Self.parse(query, parameterPrefix: false)
-            guard expr.type == .vector || expr.type == .scalar else {
-                throw QueryError(.badData, "invalid expression type \"\(expr.type.documentedName)\" for range query, must be Scalar or instant Vector")
-            }
-            guard step > 0 else { throw QueryError(.badData, "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer") }
-            guard end >= start else { throw QueryError(.badData, "invalid parameter \"end\": end timestamp must not be before start time") }
+            let expr = try Self.checkedRange(query, start: start, end: end, step: step)
             return try run(expr, start: start, end: end, step: step, querier: querier)
         }
     }
