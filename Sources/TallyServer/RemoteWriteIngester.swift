@@ -68,16 +68,15 @@ public final class RemoteWriteIngester: Sendable {
             return reply(refusal)
         }
         // Remote-Write 2.0 wants the counts written on every answer, failures included; a sample
-        // counts once it is durable, so only answers after the WAL sync carry a count above 0.
-        let respond: @Sendable (HTTPAnswer, AppendCommit?, Int) -> Void = { answer, commit, exemplarsWritten in
+        // counts once it is durable, so only answers after the WAL sync carry a count above 0. A
+        // sample already stored with the same value counts as written, as Prometheus counts it: a
+        // resent request is not "nothing written".
+        let respond: @Sendable (HTTPAnswer, _ samples: Int, _ histograms: Int, _ exemplars: Int) -> Void = { answer, samples, histograms, exemplars in
             var answer = answer
-            if version == .v2 {
-                answer.headers += RemoteWriteMessage.writtenHeaders(samples: commit?.appendedSamples ?? 0, histograms: commit?.appendedHistograms ?? 0,
-                                                                    exemplars: exemplarsWritten)
-            }
+            if version == .v2 { answer.headers += RemoteWriteMessage.writtenHeaders(samples: samples, histograms: histograms, exemplars: exemplars) }
             reply(answer)
         }
-        let answer: @Sendable (HTTPAnswer) -> Void = { respond($0, nil, 0) }
+        let answer: @Sendable (HTTPAnswer) -> Void = { respond($0, 0, 0, 0) }
         let limits = self.limits.limits(for: tenant)
         var view: WriteRequestView
         do {
@@ -150,9 +149,10 @@ public final class RemoteWriteIngester: Sendable {
         for (reason, count) in tally.counts where count > 0 { metrics.rejected(tenant: tenant, reason: reason, samples: count) }
         db.whenDurable(commit.position) { error in
             if let error { return answer(HTTPAnswer(status: 500, body: "WAL sync failed, retry: \(error)\n")) }
-            if tally.total == 0 { return respond(HTTPAnswer(status: 204, body: ""), commit, stored.written) }
+            let (samples, histograms) = (commit.appendedSamples + outcome.duplicateSamples, commit.appendedHistograms + outcome.duplicateHistograms)
+            if tally.total == 0 { return respond(HTTPAnswer(status: 204, body: ""), samples, histograms, stored.written) }
             let storedCount = commit.appendedSamples + commit.appendedHistograms
-            respond(HTTPAnswer(status: 400, body: tally.message(stored: storedCount, received: received)), commit, stored.written)
+            respond(HTTPAnswer(status: 400, body: tally.message(stored: storedCount, received: received)), samples, histograms, stored.written)
         }
     }
 
@@ -179,6 +179,9 @@ public final class RemoteWriteIngester: Sendable {
     /// exemplars may be kept (valid labels, held by the head).
     struct AppendOutcome {
         var tally = RejectionTally()
+        /// Samples and histograms already stored with the same value.
+        var duplicateSamples = 0
+        var duplicateHistograms = 0
         var seriesWithExemplars: [Int] = []
     }
 
@@ -259,14 +262,18 @@ public final class RemoteWriteIngester: Sendable {
                             outcome.tally.add("timestamp_out_of_bounds", 1)
                             continue
                         }
-                        outcome.tally.add(batch.add(handle, timestamp: sample.timestamp, valueBits: sample.valueBits))
+                        let verdict = batch.add(handle, timestamp: sample.timestamp, valueBits: sample.valueBits)
+                        if verdict == .duplicate { outcome.duplicateSamples += 1 }
+                        outcome.tally.add(verdict)
                     }
                     for histogram in view.histograms(of: series) {
                         guard window.contains(histogram.timestamp) else {
                             outcome.tally.add("timestamp_out_of_bounds", 1)
                             continue
                         }
-                        outcome.tally.add(batch.add(handle, timestamp: histogram.timestamp, histogram: view.storedHistogram(histogram)))
+                        let verdict = batch.add(handle, timestamp: histogram.timestamp, histogram: view.storedHistogram(histogram))
+                        if verdict == .duplicate { outcome.duplicateHistograms += 1 }
+                        outcome.tally.add(verdict)
                     }
                 }
                 return outcome

@@ -51,6 +51,11 @@ final class RemoteWriteV2Tests: XCTestCase {
         let second = try post(try XCTUnwrap(protobufCRequestV2.repacked(v2.bytes), "protobuf-c reads the request"), tenant: "sent-as-2")
         XCTAssertEqual(second.status, 204, second.body)
         XCTAssertEqual(written(second), [String(samples), "0", "0"])
+        // Sent again (a sender's retry): every sample is already stored with the same value, and
+        // counts as written, as Prometheus counts it, not as nothing written.
+        let again = try post(try XCTUnwrap(protobufCRequestV2.repacked(v2.bytes)), tenant: "sent-as-2")
+        XCTAssertEqual(again.status, 204, again.body)
+        XCTAssertEqual(written(again), [String(samples), "0", "0"])
         server.stop(SIGTERM)
         let asOne = try tallyDump(storage: storage, tenant: "sent-as-1"), asTwo = try tallyDump(storage: storage, tenant: "sent-as-2")
         XCTAssertEqual(asOne.split(separator: "\n").count, samples)
