@@ -244,6 +244,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var tooLarge = false
     /// The request was answered 408 or 503 before its end: its remaining parts are dropped.
     private var answeredEarly = false
+    /// An answer said `Connection: close`: a request pipelined behind it is neither run nor answered.
+    private var closing = false
 
     init(router: Router, limits: ConnectionLimits) {
         self.router = router
@@ -269,7 +271,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !answeredEarly else { return }
+        guard !answeredEarly && !closing else { return }
         switch unwrapInboundIn(data) {
         case let .head(requestHead):
             if waiting == .request { expect(.requestEnd, context: context) }
@@ -303,6 +305,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             body = ByteBuffer()
             reservedBytes = 0
             let keepAlive = requestHead.isKeepAlive && !tooLarge
+            if !keepAlive { closing = true }
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let limits = self.limits
             let answer = router.answer(requestHead, body: requestBody, bodyTooLarge: tooLarge, from: context.channel.remoteAddress, arrived: started,

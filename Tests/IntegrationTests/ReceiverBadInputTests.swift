@@ -193,6 +193,27 @@ final class ReceiverBadInputTests: XCTestCase {
         try assertStored()
     }
 
+    /// An answer that closes the connection (a 413 here) ends it: a write pipelined behind it is
+    /// neither answered nor stored (it was stored, and its sender, never answered, would retry it).
+    func testAWritePipelinedBehindAClosingAnswerIsNotRun() throws {
+        var encoder = WriteRequestEncoder()
+        encoder.addSeries(labels: [("__name__", "pipelined"), ("job", "ok")], samples: [sample(1_000, 1)])
+        let headers = protobuf + [("THANOS-TENANT", "t1")]
+        let oversized = LoopbackHTTP.requestBytes("POST", "/api/v1/write", headers: headers, body: [UInt8](repeating: 0, count: 5000), keepAlive: true)
+        let behind = LoopbackHTTP.requestBytes("POST", "/api/v1/write", headers: headers, body: encoder.compressed(), keepAlive: true)
+        let fd = try server.client.connect()
+        defer { close(fd) }
+        try LoopbackHTTP.sendAll(fd, oversized + behind)
+        var received: [UInt8] = [], buffer = [UInt8](repeating: 0, count: 65_536)
+        // Until the server closes (a reset with the bytes it left unread is a close too).
+        for _ in 0..<1000 where (try? LoopbackHTTP.receive(fd, into: &received, buffer: &buffer)) == true {}
+        let answers = String(decoding: received, as: UTF8.self).components(separatedBy: "HTTP/1.1 ").dropFirst()
+        XCTAssertLessThanOrEqual(answers.count, 1, String(decoding: received, as: UTF8.self))
+        if let first = answers.first { XCTAssertTrue(first.hasPrefix("413"), first) }
+        let series = try server.client.request("GET", "/api/v1/series?match[]=pipelined&start=0&end=10", headers: [("THANOS-TENANT", "t1")])
+        XCTAssertEqual(series.body, #"{"status":"success","data":[]}"#)
+    }
+
     /// A refused write stores nothing, so it makes nothing either: no tenant (which would use up
     /// `--limits.max-tenants` and leave a directory) and no head series (which would count against
     /// `--limits.max-series-per-tenant` until a restart).
