@@ -64,8 +64,14 @@ final class Router: Sendable {
     /// scheduler queue.
     func write(_ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
         guard let tenant = request.tenant else { preconditionFailure("the write route's middleware names the tenant") }
-        let headers = RemoteWriteIngester.RequestHeaders(contentType: request.head.headers.first(name: "Content-Type"),
-                                                         contentEncoding: request.head.headers.first(name: "Content-Encoding"))
+        // A header sent twice with different values is their list, which names no one type or
+        // coding (415), never the first alone.
+        func value(_ name: String) -> String? {
+            var distinct: [String] = []
+            for value in request.head.headers[name] where !distinct.contains(value) { distinct.append(value) }
+            return distinct.isEmpty ? nil : distinct.joined(separator: ", ")
+        }
+        let headers = RemoteWriteIngester.RequestHeaders(contentType: value("Content-Type"), contentEncoding: value("Content-Encoding"))
         let promise = request.eventLoop.makePromise(of: HTTPAnswer.self)
         let ingester = self.ingester
         let body = request.body

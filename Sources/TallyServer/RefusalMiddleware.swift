@@ -24,3 +24,14 @@ struct BodyLimit: HTTPMiddleware {
         return request.now(HTTPAnswer(status: 413, body: "request body over the limit of \(maxRequestBytes) bytes\n"))
     }
 }
+
+/// 501 for a request sent with a transfer coding other than `chunked` (RFC 9112: one a server does
+/// not understand): its body arrives still coded, and would otherwise be read as if it were not.
+struct TransferCodingRefusal: HTTPMiddleware {
+    func handle(_ request: RouteRequest, next: (RouteRequest) -> EventLoopFuture<HTTPAnswer>) -> EventLoopFuture<HTTPAnswer> {
+        let codings = request.head.headers["Transfer-Encoding"].flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: " \t").lowercased() }
+        guard let unknown = codings.first(where: { $0 != "chunked" }) else { return next(request) }
+        return request.now(HTTPAnswer(status: 501, body: "unsupported Transfer-Encoding \(unknown): send the body as it is, or chunked\n"))
+    }
+}

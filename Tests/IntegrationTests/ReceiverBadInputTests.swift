@@ -171,6 +171,12 @@ final class ReceiverBadInputTests: XCTestCase {
 
     func testTransportLevelRefusals() throws {
         XCTAssertEqual(try post(request(valid: "v_base", [sample(1000, 1)])).status, 204)
+        // A valid write, not recorded as expected: the cases that send it must store nothing.
+        let unrecorded = { () -> [UInt8] in
+            var encoder = WriteRequestEncoder()
+            encoder.addSeries(labels: [("__name__", "refused_write"), ("job", "ok")], samples: [sample(2000, 1)])
+            return encoder.compressed()
+        }()
         let cases: [(String, () throws -> LoopbackHTTP.Response, Int, String)] = [
             ("body over --max-request-bytes", { try self.post([UInt8](repeating: 7, count: 5000)) }, 413, "over the limit of 4096"),
             ("decoded over --max-decoded-bytes", {
@@ -182,6 +188,12 @@ final class ReceiverBadInputTests: XCTestCase {
                 ("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v3.Request"), ("Content-Encoding", "snappy")], body: [0]) },
              415, "io.prometheus.write.v3.Request"),
             ("gzip encoding", { try self.server.client.request("POST", "/api/v1/write", headers: [("Content-Encoding", "gzip")], body: [0]) }, 415, "Content-Encoding"),
+            // A header sent twice with different values names no one coding or type; the first alone must not win.
+            ("snappy, then gzip", { try self.server.client.request("POST", "/api/v1/write", headers: [
+                ("Content-Encoding", "snappy"), ("Content-Encoding", "gzip"), ("THANOS-TENANT", "t1")], body: unrecorded) }, 415, "Content-Encoding"),
+            ("two content types", { try self.server.client.request("POST", "/api/v1/write", headers: [
+                ("Content-Type", "application/x-protobuf"), ("Content-Type", "text/plain"), ("Content-Encoding", "snappy"), ("THANOS-TENANT", "t1")],
+                body: unrecorded) }, 415, "Content-Type"),
             ("GET", { try self.server.client.request("GET", "/api/v1/write") }, 405, "POST"),
             ("PUT", { try self.server.client.request("PUT", "/api/v1/write", body: [1]) }, 405, "POST"),
         ]
@@ -211,6 +223,26 @@ final class ReceiverBadInputTests: XCTestCase {
         XCTAssertLessThanOrEqual(answers.count, 1, String(decoding: received, as: UTF8.self))
         if let first = answers.first { XCTAssertTrue(first.hasPrefix("413"), first) }
         let series = try server.client.request("GET", "/api/v1/series?match[]=pipelined&start=0&end=10", headers: [("THANOS-TENANT", "t1")])
+        XCTAssertEqual(series.body, #"{"status":"success","data":[]}"#)
+    }
+
+    /// A body sent with a transfer coding other than chunked is refused (501, RFC 9112), not read as
+    /// if it were not coded.
+    func testAnUnknownTransferCodingIs501AndStoresNothing() throws {
+        var encoder = WriteRequestEncoder()
+        encoder.addSeries(labels: [("__name__", "transfer_coded"), ("job", "ok")], samples: [sample(1_000, 1)])
+        let body = encoder.compressed()
+        let head = "POST /api/v1/write HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip, chunked\r\nContent-Type: application/x-protobuf\r\n"
+            + "Content-Encoding: snappy\r\nTHANOS-TENANT: t1\r\nConnection: close\r\n\r\n" + String(body.count, radix: 16) + "\r\n"
+        let fd = try server.client.connect()
+        defer { close(fd) }
+        try LoopbackHTTP.sendAll(fd, Array(head.utf8) + body + Array("\r\n0\r\n\r\n".utf8))
+        var received: [UInt8] = [], buffer = [UInt8](repeating: 0, count: 65_536)
+        for _ in 0..<1000 where (try? LoopbackHTTP.receive(fd, into: &received, buffer: &buffer)) == true {}
+        let answer = String(decoding: received, as: UTF8.self)
+        XCTAssertTrue(answer.hasPrefix("HTTP/1.1 501"), answer)
+        XCTAssertTrue(answer.contains("unsupported Transfer-Encoding gzip"), answer)
+        let series = try server.client.request("GET", "/api/v1/series?match[]=transfer_coded&start=0&end=10", headers: [("THANOS-TENANT", "t1")])
         XCTAssertEqual(series.body, #"{"status":"success","data":[]}"#)
     }
 
