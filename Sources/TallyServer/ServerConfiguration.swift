@@ -77,10 +77,11 @@ public struct ServerConfiguration: Sendable {
 struct TenantSources: Sendable {
     private(set) var named: [(source: String, tenant: String)] = []
 
-    /// The tenants named by each of `headers` (the configured tenant headers), every value of each.
+    /// The tenants named by each of `headers` (the configured tenant headers), every value of each,
+    /// without the white space around it (HTTP's optional white space, on both sides).
     init(_ head: HTTPRequestHead, headers: [String]) {
         for name in headers {
-            for value in head.headers[name] { add(name, value) }
+            for value in head.headers[name] { add(name, value.trimmingCharacters(in: " \t")) }
         }
     }
 

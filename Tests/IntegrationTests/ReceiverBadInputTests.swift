@@ -323,6 +323,8 @@ final class ReceiverBadInputTests: XCTestCase {
         XCTAssertEqual(escapedName.status, 400, escapedName.body)
         XCTAssertTrue(escapedName.body.contains("disagree"), escapedName.body)
         XCTAssertEqual(try server.client.request("POST", "/api/v1/write?tenant=url%2D3", headers: protobuf + [("THANOS-TENANT", "url-3")], body: body).status, 204)
+        // White space around a header's value is not part of it, after the value as before it.
+        XCTAssertEqual(try server.client.request("POST", "/api/v1/write", headers: protobuf + [("THANOS-TENANT", "url-3 \t")], body: body).status, 204)
         let notUTF8 = try server.client.request("POST", "/api/v1/write?tenant=url-3%ff", headers: protobuf, body: body)
         XCTAssertEqual(notUTF8.status, 400, notUTF8.body)
         XCTAssertTrue(notUTF8.body.contains("invalid tenant"), notUTF8.body)
