@@ -141,7 +141,7 @@ public final class RemoteWriteIngester: Sendable {
         }
         let tally = outcome.tally
         // Exemplars are kept in memory only, once their series' samples are in the WAL.
-        let stored = exemplars.store(view, seriesAt: outcome.seriesWithExemplars, tenant: tenant)
+        let stored = exemplars.store(view, seriesAt: outcome.seriesWithExemplars, tenant: tenant, window: accepted)
         metrics.appended(tenant: tenant, samples: commit.appendedSamples + commit.appendedHistograms, series: commit.createdSeries)
         metrics.exemplars(tenant: tenant, appended: stored.appended, outOfOrder: stored.outOfOrder)
         metrics.notStored(tenant: tenant, kind: "metadata", count: view.metadataCount - metadata.store(view, tenant: tenant))

@@ -27,8 +27,9 @@ final class TenantExemplars: Sendable {
     }
 
     /// Stores the exemplars of the series at `seriesIndexes` (valid labels, held by the head) of
-    /// `view` for `tenant`.
-    func store(_ view: WriteRequestView, seriesAt seriesIndexes: [Int], tenant: String) -> Outcome {
+    /// `view` for `tenant` whose times are inside `window`, as samples' are: one far ahead would be
+    /// its series' newest and leave every later one out of order.
+    func store(_ view: WriteRequestView, seriesAt seriesIndexes: [Int], tenant: String, window: SampleWindow) -> Outcome {
         var outcome = Outcome()
         guard capacity > 0, !seriesIndexes.isEmpty else { return outcome }
         let storage = stores.withLock { stores in
@@ -46,7 +47,7 @@ final class TenantExemplars: Sendable {
             for index in seriesIndexes {
                 let series = view.series[index]
                 let seriesLabels = labels(view.labels(of: series))
-                for wire in view.exemplars(of: series) {
+                for wire in view.exemplars(of: series) where window.contains(wire.timestamp) {
                     let exemplar = Exemplar(labels: labels(view.labels(of: wire)), valueBits: wire.valueBits, timestamp: wire.timestamp)
                     switch storage.add(exemplar, to: seriesLabels) {
                     case .appended:

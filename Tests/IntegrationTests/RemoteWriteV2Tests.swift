@@ -206,6 +206,19 @@ final class RemoteWriteV2Tests: XCTestCase {
         let backwards = try query("query=m&start=10&end=5")
         XCTAssertEqual(backwards.status, 400)
         XCTAssertTrue(backwards.body.contains("end timestamp must not be before start timestamp"), backwards.body)
+
+        // An exemplar past --limits.max-future is not kept, as a sample there is not: kept, it
+        // would be its series' newest and every later exemplar of the series out of order.
+        var third = ProtobufWriter()
+        for s in symbols { third.bytesField(4, Array(s.utf8)) }
+        series(&third, [1, 2, 3, 9], [(6, 1, .max)])
+        XCTAssertEqual(written(try post(third.bytes, tenant: "ex")), ["1", "0", "0"])
+        var fourth = ProtobufWriter()
+        for s in symbols { fourth.bytesField(4, Array(s.utf8)) }
+        series(&fourth, [1, 2, 3, 9], [(7, 2, now - 1000)])
+        XCTAssertEqual(written(try post(fourth.bytes, tenant: "ex")), ["1", "0", "1"])
+        let zzz = try query("query=m%7Bjob%3D%22zzz%22%7D&start=0&end=\(now / 1000 + 1)")
+        XCTAssertTrue(zzz.body.contains(#""exemplars":[{"labels":{"trace_id":"t2"},"value":"2","timestamp":\#(seconds(now - 1000))}]"#), zzz.body)
     }
 
     /// A request with one valid series and one that breaks a 2.0 label rule: 400 naming the rule, the
