@@ -35,3 +35,13 @@ struct TransferCodingRefusal: HTTPMiddleware {
         return request.now(HTTPAnswer(status: 501, body: "unsupported Transfer-Encoding \(unknown): send the body as it is, or chunked\n"))
     }
 }
+
+/// 400 for an HTTP/1.1 request without exactly one `Host` header (RFC 9112 3.2), as Go's server
+/// answers it: a request that names no host, or two, is not one a client meant.
+struct HostHeaderRefusal: HTTPMiddleware {
+    func handle(_ request: RouteRequest, next: (RouteRequest) -> EventLoopFuture<HTTPAnswer>) -> EventLoopFuture<HTTPAnswer> {
+        let hosts = request.head.headers["Host"].count
+        guard request.head.version == .http1_1, hosts != 1 else { return next(request) }
+        return request.now(HTTPAnswer(status: 400, body: hosts == 0 ? "missing required Host header\n" : "too many Host headers\n"))
+    }
+}

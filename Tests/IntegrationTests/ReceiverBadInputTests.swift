@@ -226,6 +226,21 @@ final class ReceiverBadInputTests: XCTestCase {
         XCTAssertEqual(series.body, #"{"status":"success","data":[]}"#)
     }
 
+    /// An HTTP/1.1 request without exactly one Host header is 400, as Go's server answers it.
+    func testAnHTTP11RequestWithoutOneHostIs400() throws {
+        for (hosts, message) in [("", "missing required Host header"), ("Host: a\r\nHost: b\r\n", "too many Host headers")] {
+            let fd = try server.client.connect()
+            defer { close(fd) }
+            try LoopbackHTTP.sendAll(fd, Array("GET /-/healthy HTTP/1.1\r\n\(hosts)Connection: close\r\n\r\n".utf8))
+            var received: [UInt8] = [], buffer = [UInt8](repeating: 0, count: 65_536)
+            for _ in 0..<1000 where (try? LoopbackHTTP.receive(fd, into: &received, buffer: &buffer)) == true {}
+            let answer = String(decoding: received, as: UTF8.self)
+            XCTAssertTrue(answer.hasPrefix("HTTP/1.1 400"), answer)
+            XCTAssertTrue(answer.contains(message), answer)
+        }
+        XCTAssertEqual(try server.client.request("GET", "/-/healthy").status, 200)
+    }
+
     /// A body sent with a transfer coding other than chunked is refused (501, RFC 9112), not read as
     /// if it were not coded.
     func testAnUnknownTransferCodingIs501AndStoresNothing() throws {
