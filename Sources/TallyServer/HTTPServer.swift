@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Synchronization
+import TallyQuery
 import TallyStorage
 
 /// Where the server is in its life; writes are taken only while `ready`.
@@ -54,10 +55,12 @@ final class Router: Sendable {
 
     /// Answers a complete request from `sender` (the peer's address) whose head came at `arrived`; the
     /// future completes on `eventLoop`.
+    /// `cancellation` is set if the connection closes before the answer is written.
     func answer(_ head: HTTPRequestHead, body: ByteBuffer, bodyTooLarge: Bool, from sender: SocketAddress?, arrived: NIODeadline,
-                on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
+                cancellation: QueryCancellation, on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-        return routes.answer(self, head, path: path, body: body, bodyTooLarge: bodyTooLarge, from: sender, arrived: arrived, on: eventLoop)
+        return routes.answer(self, head, path: path, body: body, bodyTooLarge: bodyTooLarge, from: sender, arrived: arrived,
+                             cancellation: cancellation, on: eventLoop)
     }
 
     /// `POST /api/v1/write`, checked and its tenant named by its middleware: the work on the tenant's
@@ -96,7 +99,7 @@ final class Router: Sendable {
     /// the work on the query pool.
     func query(_ endpoint: QueryAPI.Endpoint, _ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
         let question = QueryAPI.Question(endpoint: endpoint, form: request.form, tenant: request.tenant, labelName: request.parameter,
-                                         arrived: wallClockMilliseconds())
+                                         arrived: wallClockMilliseconds(), cancellation: request.cancellation)
         return queries.answer(question, on: request.eventLoop)
     }
 
@@ -250,6 +253,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var tooLarge = false
     /// The request was answered 408 or 503 before its end: its remaining parts are dropped.
     private var answeredEarly = false
+    /// The request being answered: set if the connection closes first, so a query stops.
+    private var answering: QueryCancellation?
     /// An answer said `Connection: close`: a request pipelined behind it is neither run nor answered.
     private var closing = false
 
@@ -264,6 +269,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        answering?.cancel()
         deadline?.cancel()
         deadline = nil
         releaseBody()
@@ -314,13 +320,16 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             if !keepAlive { closing = true }
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let limits = self.limits
+            let cancellation = QueryCancellation()
+            answering = cancellation
             let answer = router.answer(requestHead, body: requestBody, bodyTooLarge: tooLarge, from: context.channel.remoteAddress, arrived: started,
-                                       on: context.eventLoop)
+                                       cancellation: cancellation, on: context.eventLoop)
             // The body is held (by the ingester too) until the answer is ready, whether or not the
             // connection is still there to take it.
             answer.whenComplete { _ in limits.release(heldBytes) }
             answer.whenSuccess { answer in
                 let (this, context) = bound.value
+                this.answering = nil
                 this.write(answer, version: requestHead.version, keepAlive: keepAlive, context: context)
             }
         }

@@ -43,6 +43,8 @@ final class QueryAPI: Sendable {
         let labelName: String?
         /// When the request came (ms), the default `time` of an instant query.
         let arrived: Int64
+        /// Set once the client is gone.
+        let cancellation: QueryCancellation
     }
 
     let registry: TenantRegistry
@@ -101,6 +103,8 @@ final class QueryAPI: Sendable {
         pool.runIfActive(eventLoop: eventLoop) { [self] () -> HTTPAnswer? in
             guard turn.take() else { return nil }
             timer?.cancel()
+            // Its client went away while it waited: nobody reads the answer.
+            if question.cancellation.isCanceled { return PrometheusJSON.failure(PrometheusAPIError(.canceled, "query was canceled in query queue")) }
             let waited = (NIODeadline.now() - queued).nanoseconds / 1_000_000
             do throws(PrometheusAPIError) {
                 return try compute(question, waitedMilliseconds: waited)
@@ -129,6 +133,8 @@ final class QueryAPI: Sendable {
         let parameters = QueryParameters(question.form)
         switch question.endpoint {
         case .query, .queryRange:
+            var options = options
+            options.cancellation = question.cancellation
             return try QueryEvaluation.answer(question.endpoint == .query ? .instant : .range, question.form, now: question.arrived,
                                               options: options, waitedMilliseconds: waitedMilliseconds) { () throws(PrometheusAPIError) in
                 try database(question)

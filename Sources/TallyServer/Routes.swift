@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import TallyQuery
 
 /// One complete request as a route's middleware and handler see it.
 struct RouteRequest {
@@ -19,6 +20,8 @@ struct RouteRequest {
     /// The path segment a pattern's `:name` stood for, percent-decoded (`/api/v1/label/:name/values`),
     /// or as sent where it does not decode.
     let parameter: String?
+    /// Set once the client is gone: a query asked by the request stops.
+    let cancellation: QueryCancellation
     // What the route's middleware found out, for the steps after it and the handler:
     /// The credential proven (`Authentication`, `AdminAuthorisation`); nil when auth is off.
     var credential: Credential?
@@ -96,11 +99,11 @@ struct RouteTable: Sendable {
     }
 
     func answer(_ router: Router, _ head: HTTPRequestHead, path: String, body: ByteBuffer, bodyTooLarge: Bool, from sender: SocketAddress?,
-                arrived: NIODeadline, on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
+                arrived: NIODeadline, cancellation: QueryCancellation, on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
         let found = find(path)
         let request = RouteRequest(head: head, path: path, body: body, bodyTooLarge: bodyTooLarge, sender: sender, eventLoop: eventLoop,
                                    arrived: arrived, routePattern: found?.route.pattern,
-                                   parameter: found.flatMap { $0.parameter.isEmpty ? nil : $0.parameter })
+                                   parameter: found.flatMap { $0.parameter.isEmpty ? nil : $0.parameter }, cancellation: cancellation)
         return middleware[...].run(request) { request in
             guard let route = found?.route else { return request.now(HTTPAnswer(status: 404, body: "not found: \(path)\n")) }
             if let methods = route.methods, !methods.contains(head.method) {

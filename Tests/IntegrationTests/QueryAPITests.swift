@@ -341,6 +341,26 @@ final class QueryAPITests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("--query.timeout"), bad.stderr)
     }
 
+    /// A query whose client goes away stops: with one query thread, a question asked after a long
+    /// query's client closed its connection gets the thread within its 3-second timeout (it waited
+    /// out the long query, 503 in its queue, before).
+    func testAQueryWhoseClientLeavesStopsAndFreesItsThread() throws {
+        let root = try makeTemporaryDirectory("query-api")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let tally = try TallyServerProcess(storage: root + "/storage", extraArguments: ["--query.max-concurrency", "1"])
+        try tally.waitReady()
+        let fd = try tally.client.connect()
+        // Four subqueries of 10 million points each, one after another: seconds of work, never
+        // more than one subquery's points held.
+        let long = (1...4).map { "count_over_time(vector(\($0))[120d:1s])" }.joined(separator: " + ")
+        try LoopbackHTTP.sendAll(fd, LoopbackHTTP.requestBytes("GET", "/api/v1/query?time=1&query=" + QueryParameterOracleTests.escape(long),
+                                                               headers: [], body: [], keepAlive: true))
+        usleep(300_000)
+        close(fd)
+        let next = try tally.client.request("GET", "/api/v1/query?query=1&time=1&timeout=3s")
+        XCTAssertEqual(next.status, 200, next.body)
+    }
+
     /// With one query thread, a question that waits longer than its timeout for it gets Prometheus'
     /// queue timeout (503 `timeout`); the one holding the thread (about a second) still answers.
     /// Meanwhile writes, `buildinfo`, `format_query` and queries refused for their parameters or

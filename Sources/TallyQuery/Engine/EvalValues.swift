@@ -42,24 +42,33 @@ struct EvalFailure: Error {
         execution("\(function)(): the label values this query makes would pass \(limit) bytes (16 bytes for each sample --query.max-samples allows)")
     }
     static let timedOut = EvalFailure(queryError: QueryError(.timeout, "query timed out in expression evaluation"))
+    static let canceled = EvalFailure(queryError: QueryError(.canceled, "query was canceled in expression evaluation"))
 }
 
-/// When the query must stop.
+/// When the query must stop: its time is up, or whoever asked it is gone.
 final class Deadline: @unchecked Sendable {
     private let end: ContinuousClock.Instant
+    private let cancellation: QueryCancellation?
     private var checks = 0
 
-    init(milliseconds: Int64) {
+    init(milliseconds: Int64, cancellation: QueryCancellation? = nil) {
         end = ContinuousClock.now.advanced(by: .milliseconds(max(0, min(milliseconds, Int64(Int32.max) * 1000))))
+        self.cancellation = cancellation
     }
 
     /// The same end, with a count of checks of its own (for another thread).
-    init(sharing other: Deadline) { end = other.end }
+    init(sharing other: Deadline) {
+        end = other.end
+        cancellation = other.cancellation
+    }
 
-    /// Throws once the time is up; looks at the clock only every 256th call, so loops can call it freely.
+    /// Throws once the time is up or the query is canceled; looks only every 256th call, so loops
+    /// can call it freely.
     func check() throws(EvalFailure) {
         checks &+= 1
-        if checks & 255 == 0, ContinuousClock.now >= end { throw EvalFailure.timedOut }
+        guard checks & 255 == 0 else { return }
+        if ContinuousClock.now >= end { throw EvalFailure.timedOut }
+        if cancellation?.isCanceled == true { throw EvalFailure.canceled }
     }
 }
 

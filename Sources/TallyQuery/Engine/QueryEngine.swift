@@ -1,5 +1,18 @@
 import Foundation
+import Synchronization
 import TallyStorage
+
+/// Set by whoever asked a query once its answer is no longer wanted (the client went away): the
+/// evaluation stops at its next deadline check.
+public final class QueryCancellation: Sendable {
+    private let canceled = Atomic<Bool>(false)
+
+    public init() {}
+
+    public func cancel() { canceled.store(true, ordering: .relaxed) }
+
+    public var isCanceled: Bool { canceled.load(ordering: .relaxed) }
+}
 
 /// Limits and defaults of query evaluation, as Prometheus 2.42's flags of the same names.
 public struct QueryOptions: Sendable {
@@ -14,6 +27,8 @@ public struct QueryOptions: Sendable {
     /// Samples and steps a per-series loop goes through, about, from which its series are split
     /// between the cores (`Evaluator.perSeries`); tests move it to take either way.
     var parallelWork = 50_000
+    /// Stops the evaluation once set (not a flag: one per query).
+    public var cancellation: QueryCancellation?
 
     public init(lookbackDelta: Int64 = 300_000, maxSamples: Int = 50_000_000, timeout: Int64 = 120_000, defaultSubqueryStep: Int64 = 60_000) {
         self.lookbackDelta = lookbackDelta
@@ -154,7 +169,7 @@ public final class QueryEngine: Sendable {
         var tree = try EvalNode.compile(expr)
         tree = tree.preprocessed(start: start, end: end)
         tree = tree.withAtOffsets(evaluationTime: start)
-        let deadline = Deadline(milliseconds: options.timeout)
+        let deadline = Deadline(milliseconds: options.timeout, cancellation: options.cancellation)
         let budget = SampleBudget(limit: options.maxSamples)
         let instant = step == 0
         let evaluator = Evaluator(start: start, end: end, interval: instant ? 1 : step, options: options, querier: querier,
