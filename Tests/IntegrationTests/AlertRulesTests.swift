@@ -96,6 +96,8 @@ final class AlertRulesTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: filler) }
         try allocate(filler, bytes: min(2 << 30, Int(try MetricsPage(of: server)["tally_storage_available_bytes"] ?? 0) / 4))
 
+        // Refusals name a tenant once it exists (a write that stores nothing creates none).
+        XCTAssertEqual(try write(client, tenant: "refused", [now]).status, 204)
         var firing: [[String: String]] = []
         try waitForPrometheus(prometheus, "every alert firing") { prometheus in
             XCTAssertEqual(try write(client, tenant: "busy", [now]).status, 204)
