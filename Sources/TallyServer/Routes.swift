@@ -107,7 +107,8 @@ struct RouteTable: Sendable {
         return middleware[...].run(request) { request in
             guard let route = found?.route else { return request.now(HTTPAnswer(status: 404, body: "not found: \(path)\n")) }
             if let methods = route.methods, !methods.contains(head.method) {
-                let names = methods.map(\.rawValue)
+                // A read route's OPTIONS is a browser's CORS preflight, not a method to use instead.
+                let names = methods.filter { $0 != .OPTIONS }.map(\.rawValue)
                 var refusal = HTTPAnswer(status: 405, body: "use \(names.joined(separator: " or ")) for \(path)\n")
                 refusal.headers.append(("Allow", names.joined(separator: ", ")))
                 return request.now(refusal)

@@ -46,6 +46,10 @@ public struct ServerConfiguration: Sendable {
     public var authConfigFile: String?
     /// HTTPS instead of HTTP when set.
     public var tls: TLSFiles?
+    /// Web pages of the origins this regex (RE2, fully anchored) matches may read the query and cost
+    /// API from a browser (CORS), as Prometheus' `--web.cors.origin`; ".*" answers every origin with
+    /// `Access-Control-Allow-Origin: *`, "" none.
+    public var corsOrigin = ".*"
     // Connections
     /// A kept-alive connection with no request for this long is closed. Longer than senders keep
     /// theirs idle (Prometheus 5 minutes, Go's default 90 s), so the server is never the one that

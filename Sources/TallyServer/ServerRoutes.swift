@@ -1,4 +1,5 @@
 import Logging
+import NIOHTTP1
 
 extension Router {
     /// Every path the server answers, with its methods, and the middleware every request passes
@@ -20,7 +21,15 @@ extension Router {
             WriteTenant(configuration: configuration, metrics: metrics, logger: logger),
             inFlight,
         ]
-        let costs: [any HTTPMiddleware] = [ready, authentication]
+        // Reads a browser page of an allowed origin may make: their preflight is answered before
+        // readiness and authentication. A pattern that does not compile allows no origin.
+        let crossOrigin = CrossOriginPolicy(pattern: configuration.corsOrigin, tenantHeaders: configuration.tenantHeaders)
+        /// A read route's methods, with OPTIONS for the preflight when pages of other origins may read.
+        func readMethods(_ methods: [HTTPMethod]) -> [HTTPMethod] { crossOrigin == nil ? methods : methods + [.OPTIONS] }
+        func crossOriginReads(_ methods: [HTTPMethod]) -> [any HTTPMiddleware] {
+            crossOrigin.map { [CrossOriginReads(policy: $0, methods: readMethods(methods))] } ?? []
+        }
+        let costs: [any HTTPMiddleware] = crossOriginReads([.GET]) + [ready, authentication]
         // The caller is settled before readiness, so a refused call is in the audit log even while starting.
         let maintenance: [any HTTPMiddleware] = [
             AdminStorageNaming(admin: admin),
@@ -29,13 +38,13 @@ extension Router {
             ready,
             AdminTenant(tenantHeaders: configuration.tenantHeaders),
         ]
-        func query(_ endpoint: QueryAPI.Endpoint) -> [any HTTPMiddleware] {
-            [ready, bodyLimit, authentication] + (endpoint.readsTenant ? [ReadTenant(configuration: configuration)] : []) + [inFlight]
+        func query(_ endpoint: QueryAPI.Endpoint, _ methods: [HTTPMethod]) -> [any HTTPMiddleware] {
+            crossOriginReads(methods) + [ready, bodyLimit, authentication] + (endpoint.readsTenant ? [ReadTenant(configuration: configuration)] : []) + [inFlight]
         }
         return RouteTable(
             middleware: [RequestMetrics(metrics: metrics), RequestLog(logger: logger), HostHeaderRefusal(), TransferCodingRefusal()],
             routes: [Route("/api/v1/write", [.POST], write) { $0.write($1) }]
-                + CostAPI.paths.map { Route($0, [.GET], costs) { $0.costs($1) } }
+                + CostAPI.paths.map { Route($0, readMethods([.GET]), costs) { $0.costs($1) } }
                 + [Route("/api/v1/admin/compact", [.POST], maintenance) { $0.maintain($1) },
                    Route("/api/v1/admin/retention", [.POST], maintenance) { $0.maintain($1) },
                    Route(deleteSeriesPath, [.POST, .PUT], maintenance) { $0.maintain($1) },
@@ -45,6 +54,8 @@ extension Router {
                        let ready = router.state.isReady
                        return request.now(HTTPAnswer(status: ready ? 200 : 503, body: ready ? "Tally is Ready.\n" : "Tally is not ready.\n"))
                    }]
-                + QueryAPI.endpoints.map { path, methods, endpoint in Route(path, methods, query(endpoint)) { $0.query(endpoint, $1) } })
+                + QueryAPI.endpoints.map { path, methods, endpoint in
+                    Route(path, readMethods(methods), query(endpoint, methods)) { $0.query(endpoint, $1) }
+                })
     }
 }

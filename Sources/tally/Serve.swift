@@ -90,6 +90,10 @@ struct Serve: AsyncParsableCommand {
         discussion: "Past it, the least recently written tenant's segment is padded, synced and closed; its next write starts a new segment."))
     var maxOpenTenants: Int?
 
+    @Option(name: .customLong("web.cors.origin"),
+            help: "Regex (RE2, fully anchored) of the web origins whose pages may read the query and cost API from a browser (CORS), as Prometheus' flag; '' allows none. Writes and admin calls from other origins are refused whatever it says.")
+    var corsOrigin = ".*"
+
     @Option(name: .customLong("query.timeout"), help: "Longest a PromQL query may run, its wait for a thread included (Prometheus' --query.timeout).")
     var queryTimeout = "2m"
 
@@ -132,6 +136,9 @@ struct Serve: AsyncParsableCommand {
         if let maxOpenTenants { guard maxOpenTenants > 0 else { throw ValidationError("--max-open-tenants must be positive") } }
         for (flag, value) in [("--query.timeout", queryTimeout), ("--query.lookback-delta", queryLookbackDelta)] {
             guard let duration = Self.milliseconds(value), duration > 0 else { throw ValidationError("\(flag) must be a positive duration like 2m or 5m") }
+        }
+        guard LinearRegex(corsOrigin) != nil else {
+            throw ValidationError("--web.cors.origin \(corsOrigin) is not a regular expression in RE2's syntax")
         }
         guard queryMaxSamples > 0 else { throw ValidationError("--query.max-samples must be positive") }
         if let queryMaxConcurrency { guard (1...1024).contains(queryMaxConcurrency) else { throw ValidationError("--query.max-concurrency must be from 1 to 1024") } }
@@ -193,6 +200,7 @@ struct Serve: AsyncParsableCommand {
         config.maxConnections = maxConnections
         config.maxBufferedBytes = maxBufferedBytes
         config.maxOpenTenants = maxOpenTenants
+        config.corsOrigin = corsOrigin
         config.queryOptions.timeout = Self.milliseconds(queryTimeout)!
         config.queryOptions.maxSamples = queryMaxSamples
         config.queryOptions.lookbackDelta = Self.milliseconds(queryLookbackDelta)!
