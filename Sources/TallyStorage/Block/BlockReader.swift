@@ -439,7 +439,7 @@ public final class BlockReader: Sendable {
             var low = 0, high = values.count
             while low < high {
                 let mid = (low + high) / 2
-                if values[mid].value.utf8.lexicographicallyPrecedes(value.utf8) { low = mid + 1 } else { high = mid }
+                if Labels.compareBytes(values[mid].value, value) < 0 { low = mid + 1 } else { high = mid }
             }
             guard low < values.count, Labels.compareBytes(values[low].value, value) == 0 else { return nil }
             let refs = Set(postings(values[low].offset))

@@ -12,7 +12,7 @@ public enum BlockVerifier {
     /// counts (samples, series, chunks, tombstones and the samples they delete) equal to the contents.
     static func verify(_ reader: BlockReader) throws {
         func fail(_ section: String, _ problem: String) -> BlockError { BlockError(block: reader.ulid, section: section, problem: problem) }
-        for (a, b) in zip(reader.symbols, reader.symbols.dropFirst()) where !a.utf8.lexicographicallyPrecedes(b.utf8) {
+        for (a, b) in zip(reader.symbols, reader.symbols.dropFirst()) where Labels.compareBytes(a, b) >= 0 {
             throw fail("index symbols", "not sorted or not unique at \(GoFormat.quote(b))")
         }
         var previous: [(String, String)]?

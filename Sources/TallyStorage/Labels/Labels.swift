@@ -50,7 +50,7 @@ public struct Labels: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// index, the head or another `Labels`) are checked in one pass and kept as they are.
     public init(_ pairs: [Label]) {
         let sorted = pairs.indices.dropFirst().allSatisfy { Self.compareBytes(pairs[$0 - 1].name, pairs[$0].name) < 0 }
-        self.pairs = sorted ? pairs : pairs.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        self.pairs = sorted ? pairs : pairs.sorted { Self.compareBytes($0.name, $1.name) < 0 }
     }
 
     /// Pairs the caller has found sorted by name, kept as they are.
@@ -91,15 +91,17 @@ public struct Labels: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// byte sequences equal when they are canonically equivalent).
     static func pairsPrecede(_ a: [(String, String)], _ b: [(String, String)]) -> Bool {
         for (x, y) in zip(a, b) {
-            if !x.0.utf8.elementsEqual(y.0.utf8) { return x.0.utf8.lexicographicallyPrecedes(y.0.utf8) }
-            if !x.1.utf8.elementsEqual(y.1.utf8) { return x.1.utf8.lexicographicallyPrecedes(y.1.utf8) }
+            let name = compareBytes(x.0, y.0)
+            if name != 0 { return name < 0 }
+            let value = compareBytes(x.1, y.1)
+            if value != 0 { return value < 0 }
         }
         return a.count < b.count
     }
 
     /// The same labels, byte for byte.
     static func pairsEqual(_ a: [(String, String)], _ b: [(String, String)]) -> Bool {
-        a.count == b.count && zip(a, b).allSatisfy { $0.0.utf8.elementsEqual($1.0.utf8) && $0.1.utf8.elementsEqual($1.1.utf8) }
+        a.count == b.count && zip(a, b).allSatisfy { compareBytes($0.0, $1.0) == 0 && compareBytes($0.1, $1.1) == 0 }
     }
 
     /// The form Prometheus prints: `{a="1", b="2"}` with Go-quoted values.

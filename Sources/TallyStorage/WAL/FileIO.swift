@@ -260,11 +260,10 @@ extension Array where Element == UInt8 {
     mutating func appendVarint(_ v: Int64) { appendUvarint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
 
     mutating func appendBigEndian(_ v: UInt32) {
-        append(contentsOf: [UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)])
+        Swift.withUnsafeBytes(of: v.bigEndian) { append(contentsOf: $0) }
     }
 
     mutating func appendBigEndian(_ v: UInt64) {
-        appendBigEndian(UInt32(v >> 32))
-        appendBigEndian(UInt32(v & 0xffff_ffff))
+        Swift.withUnsafeBytes(of: v.bigEndian) { append(contentsOf: $0) }
     }
 }

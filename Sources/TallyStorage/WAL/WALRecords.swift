@@ -114,8 +114,11 @@ struct WALRecordEncoder {
     private var base: (ref: UInt64, timestamp: Int64) = (0, 0)
 
     private mutating func appendString(_ s: String) {
-        bytes.appendUvarint(UInt64(s.utf8.count))
-        bytes.append(contentsOf: s.utf8)
+        var s = s
+        s.withUTF8 { utf8 in
+            bytes.appendUvarint(UInt64(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
     }
 
     private mutating func appendBigEndian(_ v: UInt64) { bytes.appendBigEndian(v) }
