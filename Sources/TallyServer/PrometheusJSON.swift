@@ -153,6 +153,24 @@ enum PrometheusJSON {
     }
 
     /// A list of strings, as `/api/v1/labels` and `/api/v1/label/<name>/values` answer.
+    /// `status/tsdb`, in the fields and order of Prometheus 2.42's `TSDBStatus`.
+    static func tsdbStatus(_ head: HeadCardinality) -> JSONText {
+        JSONText { out in
+            out.append("{\"headStats\":{\"numSeries\":\(head.series),\"numLabelPairs\":\(head.labelPairs),\"chunkCount\":\(head.chunks),")
+            out.append("\"minTime\":\(head.minTime),\"maxTime\":\(head.maxTime)}")
+            for (field, counts) in [("seriesCountByMetricName", head.seriesByMetricName), ("labelValueCountByLabelName", head.valuesByLabelName),
+                                    ("memoryInBytesByLabelName", head.valueBytesByLabelName), ("seriesCountByLabelValuePair", head.seriesByLabelPair)] {
+                out.append(",\"\(field)\":")
+                out.appendList(counts) { count, out in
+                    out.append("{\"name\":")
+                    out.appendString(count.name)
+                    out.append(",\"value\":\(count.count)}")
+                }
+            }
+            out.append("}")
+        }
+    }
+
     static func strings(_ values: [String]) -> JSONText {
         JSONText { $0.appendList(values) { value, out in out.appendString(value) } }
     }

@@ -14,7 +14,7 @@ import TallyStorage
 /// own, so it never waits behind queries that run, as in Prometheus, which queues evaluation only.
 final class QueryAPI: Sendable {
     enum Endpoint: Sendable {
-        case query, queryRange, series, labels, labelValues, metadata, queryExemplars, buildInfo, formatQuery
+        case query, queryRange, series, labels, labelValues, metadata, queryExemplars, buildInfo, formatQuery, tsdbStatus
 
         /// Whether the endpoint reads a tenant's data (and so names one).
         var readsTenant: Bool { ![.buildInfo, .formatQuery].contains(self) }
@@ -30,6 +30,7 @@ final class QueryAPI: Sendable {
         ("/api/v1/metadata", [.GET], .metadata),
         ("/api/v1/query_exemplars", [.GET, .POST], .queryExemplars),
         ("/api/v1/status/buildinfo", [.GET], .buildInfo),
+        ("/api/v1/status/tsdb", [.GET], .tsdbStatus),
         ("/api/v1/format_query", [.GET, .POST], .formatQuery),
     ]
 
@@ -174,6 +175,8 @@ final class QueryAPI: Sendable {
             return try queryExemplars(question, parameters)
         case .buildInfo:
             return PrometheusJSON.success(Self.buildInfo)
+        case .tsdbStatus:
+            return PrometheusJSON.success(PrometheusJSON.tsdbStatus(try database(question).headCardinality()))
         case .formatQuery:
             do {
                 return PrometheusJSON.success(JSONText.string(try PromQL.parse(question.form["query"] ?? "").prettified))

@@ -48,6 +48,43 @@ extension Head {
         return Set(postings.keys.lazy.filter { UInt32($0 >> 32) == n }.map { ByteString(self.symbols[UInt32($0 & 0xffff_ffff)]) })
     }
 
+    /// The head's size and its largest cardinality counts, `limit` of each, as Prometheus' head
+    /// reports them from its postings (`MemPostings.Stats`): a label pair counts once per series
+    /// that has it, whatever the series' samples.
+    func cardinality(limit: Int) -> HeadCardinality {
+        var found = HeadCardinality()
+        found.series = series.count
+        found.minTime = minTime
+        found.maxTime = maxTime
+        for index in 0..<series.count {
+            let s = series[index]
+            found.chunks += s.closed.count + (s.open.count > 0 ? 1 : 0)
+        }
+        for index in histograms.keys { forEachHistogramChunk(index) { _, _, _, _ in found.chunks += 1 } }
+        let metricName = symbols.id(of: "__name__")
+        var values: [UInt32: (count: Int, bytes: Int)] = [:]
+        var pairs: [(name: UInt32, value: UInt32, series: Int)] = []
+        var metrics: [(value: UInt32, series: Int)] = []
+        for (key, list) in postings where !list.isEmpty {
+            let name = UInt32(key >> 32), value = UInt32(key & 0xffff_ffff)
+            values[name, default: (0, 0)].count += 1
+            values[name, default: (0, 0)].bytes += symbols.withBytes(value) { $0.count }
+            pairs.append((name, value, list.count))
+            if name == metricName { metrics.append((value, list.count)) }
+        }
+        found.labelPairs = pairs.count
+        /// The `limit` largest counts, ties in byte order of their names.
+        func largest(_ counts: [(name: String, count: Int)]) -> [HeadCardinality.Count] {
+            counts.sorted { $0.count != $1.count ? $0.count > $1.count : Labels.compareBytes($0.name, $1.name) < 0 }
+                .prefix(limit).map { HeadCardinality.Count(name: $0.name, count: $0.count) }
+        }
+        found.seriesByMetricName = largest(metrics.map { (symbols[$0.value], $0.series) })
+        found.valuesByLabelName = largest(values.map { (symbols[$0.key], $0.value.count) })
+        found.valueBytesByLabelName = largest(values.map { (symbols[$0.key], $0.value.bytes) })
+        found.seriesByLabelPair = largest(pairs.map { (symbols[$0.name] + "=" + symbols[$0.value], $0.series) })
+        return found
+    }
+
     /// Whether the head holds any in-order or late sample in [minTime, maxTime].
     func overlaps(minTime: Int64, maxTime: Int64) -> Bool {
         if maxTime >= self.minTime && minTime <= self.maxTime { return true }

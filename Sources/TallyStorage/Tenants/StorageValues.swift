@@ -246,6 +246,34 @@ public struct SeriesSpan: Sendable {
     public var maxTime: Int64
 }
 
+/// What Prometheus' `/api/v1/status/tsdb` reports of a tenant's head: its size and span, and the
+/// largest of four cardinality counts, each largest first, ties in byte order of the name.
+public struct HeadCardinality: Sendable {
+    public struct Count: Sendable, Equatable {
+        public let name: String
+        public let count: Int
+    }
+
+    public var series = 0
+    /// Distinct label pairs (name and value) of the head's series.
+    public var labelPairs = 0
+    /// Float chunks, closed and open, and histogram chunks.
+    public var chunks = 0
+    /// The head's span: `.max` and `.min` while it holds nothing, as Prometheus' empty head.
+    public var minTime = Int64.max
+    public var maxTime = Int64.min
+    /// Series per metric name.
+    public var seriesByMetricName: [Count] = []
+    /// Distinct values per label name.
+    public var valuesByLabelName: [Count] = []
+    /// Bytes of the distinct values per label name (Prometheus' `memoryInBytesByLabelName`).
+    public var valueBytesByLabelName: [Count] = []
+    /// Series per label pair, named `name=value`.
+    public var seriesByLabelPair: [Count] = []
+
+    public init() {}
+}
+
 /// A (timestamp, value bits) pair.
 public struct Sample: Sendable, Equatable {
     public let timestamp: Int64

@@ -1,6 +1,12 @@
 /// Reads of head and blocks together under the tenant lock: `select` (every reader's path, as
-/// `SeriesQuerier`) and `seriesSpans` (`tally analyze`).
+/// `SeriesQuerier`) and `seriesSpans` (`tally analyze`); and of the head alone, `headCardinality`
+/// (`/api/v1/status/tsdb`).
 extension TenantDatabase {
+    /// The head's size and its `limit` largest cardinality counts of each kind.
+    public func headCardinality(limit: Int = 10) -> HeadCardinality {
+        lock.withLock { _ in head.cardinality(limit: limit) }
+    }
+
     /// Every series with its sample count and time span, from the blocks' indexes and the head's
     /// chunk headers (no sample is decoded): what `tally analyze` needs. A sample held in two
     /// overlapping blocks counts twice until they are compacted.
