@@ -14,10 +14,10 @@ import TallyStorage
 /// own, so it never waits behind queries that run, as in Prometheus, which queues evaluation only.
 final class QueryAPI: Sendable {
     enum Endpoint: Sendable {
-        case query, queryRange, series, labels, labelValues, metadata, queryExemplars, buildInfo, formatQuery, tsdbStatus
+        case query, queryRange, series, labels, labelValues, metadata, queryExemplars, buildInfo, formatQuery, tsdbStatus, rules, alerts
 
         /// Whether the endpoint reads a tenant's data (and so names one).
-        var readsTenant: Bool { ![.buildInfo, .formatQuery].contains(self) }
+        var readsTenant: Bool { ![.buildInfo, .formatQuery, .rules, .alerts].contains(self) }
     }
 
     /// Paths, methods and endpoints, as Prometheus registers them.
@@ -31,6 +31,8 @@ final class QueryAPI: Sendable {
         ("/api/v1/query_exemplars", [.GET, .POST], .queryExemplars),
         ("/api/v1/status/buildinfo", [.GET], .buildInfo),
         ("/api/v1/status/tsdb", [.GET], .tsdbStatus),
+        ("/api/v1/rules", [.GET], .rules),
+        ("/api/v1/alerts", [.GET], .alerts),
         ("/api/v1/format_query", [.GET, .POST], .formatQuery),
     ]
 
@@ -72,7 +74,7 @@ final class QueryAPI: Sendable {
         let arrived = NIODeadline.now()
         let checked: EventLoopFuture<HTTPAnswer?>
         switch question.endpoint {
-        case .buildInfo, .formatQuery:
+        case .buildInfo, .formatQuery, .rules, .alerts:
             checked = checkPool.runIfActive(eventLoop: eventLoop) { [self] () -> HTTPAnswer? in
                 do throws(PrometheusAPIError) { return try compute(question, waitedMilliseconds: 0) } catch { return PrometheusJSON.failure(error) }
             }
@@ -175,6 +177,15 @@ final class QueryAPI: Sendable {
             return try queryExemplars(question, parameters)
         case .buildInfo:
             return PrometheusJSON.success(Self.buildInfo)
+        // Tally evaluates no rules (Prometheus, vmalert or Thanos Ruler evaluate them against this
+        // API): no group and no alert, as from a Prometheus without rule files, so that clients
+        // that list rules (Grafana's alerting pages) show none rather than an error.
+        case .rules:
+            let type = (question.form["type"] ?? "").lowercased()
+            guard ["", "alert", "record"].contains(type) else { throw .invalidParameter("type", "not supported value \(GoFormat.quote(type))") }
+            return PrometheusJSON.success(JSONText(#"{"groups":[]}"#))
+        case .alerts:
+            return PrometheusJSON.success(JSONText(#"{"alerts":[]}"#))
         case .tsdbStatus:
             return PrometheusJSON.success(PrometheusJSON.tsdbStatus(try database(question).headCardinality()))
         case .formatQuery:

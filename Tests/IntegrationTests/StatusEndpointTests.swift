@@ -3,14 +3,15 @@ import TallyLoad
 import TallyWire
 import XCTest
 
-/// `/api/v1/status/tsdb`: a tenant's head, its size and its largest cardinality counts, answered as
-/// Prometheus 2.42 answers for the same remote-write requests (a running Prometheus is the oracle),
-/// and only ever the named tenant's.
-final class TSDBStatusTests: XCTestCase {
+/// Prometheus' status endpoints, answered as Prometheus 2.42 answers them (a running Prometheus is
+/// the oracle): `/api/v1/status/tsdb`, a tenant's head, its size and its largest cardinality counts,
+/// for the same remote-write requests and only ever the named tenant's; `/api/v1/rules` and
+/// `/api/v1/alerts`, empty as from a Prometheus without rule files.
+final class StatusEndpointTests: XCTestCase {
     private var root = ""
 
     override func setUpWithError() throws {
-        root = try makeTemporaryDirectory("tsdb-status")
+        root = try makeTemporaryDirectory("status-endpoints")
     }
 
     override func tearDown() {
@@ -41,21 +42,22 @@ final class TSDBStatusTests: XCTestCase {
         return try XCTUnwrap(object?["data"] as? NSDictionary, "\(context): \(response.body)")
     }
 
+    private func startPrometheus(_ name: String) throws -> PrometheusProcess {
+        let directory = root + "/" + name
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let prometheus = try PrometheusProcess(directory: directory, configuration: { _ in "global:\n  scrape_interval: 1m\n" },
+                                               arguments: ["--storage.tsdb.path=\(directory)/data", "--web.enable-remote-write-receiver"])
+        let client = prometheus.client()
+        for _ in 0..<300 where (try? client.request("GET", "/-/ready").status) != 200 { usleep(20_000) }
+        return prometheus
+    }
+
     func testTheHeadsCardinalityIsPrometheus242sForTheSameWritesAndOnlyTheNamedTenants() throws {
         let tally = try TallyServerProcess(storage: root + "/tally")
         defer { tally.stop(SIGTERM) }
         try tally.waitReady()
         // Two Prometheus servers: one written to, one left empty. Prometheus keeps its cardinality
         // counts for 30 s once asked, so one server cannot be asked before and after the writes.
-        func startPrometheus(_ name: String) throws -> PrometheusProcess {
-            let directory = root + "/" + name
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let prometheus = try PrometheusProcess(directory: directory, configuration: { _ in "global:\n  scrape_interval: 1m\n" },
-                                                   arguments: ["--storage.tsdb.path=\(directory)/data", "--web.enable-remote-write-receiver"])
-            let client = prometheus.client()
-            for _ in 0..<300 where (try? client.request("GET", "/-/ready").status) != 200 { usleep(20_000) }
-            return prometheus
-        }
         let prometheus = try startPrometheus("written")
         defer { stopChild(prometheus.process, SIGTERM, within: 10) }
         let emptyPrometheus = try startPrometheus("empty")
@@ -93,5 +95,26 @@ final class TSDBStatusTests: XCTestCase {
         XCTAssertEqual(try data(try tally.client.request("GET", path), "no tenant"), empty)
         // Asking creates no tenant.
         XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/tally/default-tenant"))
+    }
+
+    func testRulesAndAlertsAreEmptyAsFromAPrometheusWithoutRuleFiles() throws {
+        let tally = try TallyServerProcess(storage: root + "/tally")
+        defer { tally.stop(SIGTERM) }
+        try tally.waitReady()
+        let prometheus = try startPrometheus("no-rules")
+        defer { stopChild(prometheus.process, SIGTERM, within: 10) }
+        for path in ["/api/v1/rules", "/api/v1/rules?type=alert", "/api/v1/rules?type=RECORD", "/api/v1/rules?type=alerts",
+                     "/api/v1/alerts", "/api/v1/alerts?type=x"] {
+            let theirs = try prometheus.client().request("GET", path)
+            for headers in [[], [("THANOS-TENANT", "acme")]] {
+                let ours = try tally.client.request("GET", path, headers: headers)
+                XCTAssertEqual(ours.status, theirs.status, path)
+                XCTAssertEqual(ours.body, theirs.body, path)
+            }
+        }
+        XCTAssertEqual(try tally.client.request("GET", "/api/v1/rules?type=alerts").body,
+                       #"{"status":"error","errorType":"bad_data","error":"invalid parameter \"type\": not supported value \"alerts\""}"#)
+        XCTAssertEqual(try tally.client.request("POST", "/api/v1/rules").status, 405)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/tally/acme"), "asking creates no tenant")
     }
 }
