@@ -132,10 +132,11 @@ final class Router: Sendable {
         let query = Self.maintenanceParameters(request)
         let work: @Sendable (TenantDatabase) throws -> String
         switch path {
-        case "/api/v1/admin/compact":
+        case "/api/v1/admin/compact", Self.cleanTombstonesPath:
             let maintenance = self.maintenance
+            let cleaning = path == Self.cleanTombstonesPath
             work = { db in
-                let report = try maintenance.compact(db, .admin)
+                let report = try maintenance.compact(db, .admin, cleaningTombstones: cleaning)
                 let json = report.json(tenant: db.tenant, by: "the server")
                 // Some groups could not be merged: the caller must not read this as success.
                 guard report.failures.isEmpty else { throw MaintenanceFailure(description: json) }
@@ -171,6 +172,8 @@ final class Router: Sendable {
     }
 
     static let deleteSeriesPath = "/api/v1/admin/tsdb/delete_series"
+    /// Prometheus' name for a compaction that also rewrites every block holding a deletion.
+    static let cleanTombstonesPath = "/api/v1/admin/tsdb/clean_tombstones"
     /// Runs maintenance on one tenant (or every open one) now; one JSON line per tenant.
     static func maintain(_ registry: TenantRegistry, tenant: String?, _ work: (TenantDatabase) throws -> String) -> HTTPAnswer {
         var databases: [TenantDatabase]

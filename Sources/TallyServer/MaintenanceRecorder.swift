@@ -8,12 +8,13 @@ struct MaintenanceRecorder: Sendable {
     let metrics: ServerMetrics
     let logger: Logger
 
-    func compact(_ db: TenantDatabase, _ trigger: MaintenanceTrigger) throws -> CompactionReport {
+    /// `cleaningTombstones` also rewrites each block with any deletion (`clean_tombstones`).
+    func compact(_ db: TenantDatabase, _ trigger: MaintenanceTrigger, cleaningTombstones: Bool = false) throws -> CompactionReport {
         let clock = ContinuousClock()
         let started = clock.now
         let report: CompactionReport
         do {
-            report = try db.compact()
+            report = try db.compact(cleaningTombstones: cleaningTombstones)
         } catch {
             metrics.compaction(trigger, clock.now - started, failed: true)
             logger.error("compaction failed", metadata: ["tenant": "\(db.tenant)", "trigger": "\(trigger.rawValue)", "error": "\(error)"])

@@ -17,6 +17,9 @@ struct Compact: ParsableCommand {
     @Flag(help: "Print the plan (every step and the block count after) and change nothing.")
     var dryRun = false
 
+    @Flag(help: "Also rewrite every block holding a deletion, however small, so that deleted samples leave the disk now (Prometheus' clean_tombstones; POST /api/v1/admin/tsdb/clean_tombstones on a server).")
+    var cleanTombstones = false
+
     /// `tally compact --json` and `POST /api/v1/admin/compact`, one tenant.
     struct Answer: MaintenanceAnswer {
         struct Merge: Decodable {
@@ -47,10 +50,13 @@ struct Compact: ParsableCommand {
 
     func run() throws {
         if dryRun { return try plan(try target.tenants()) }
-        try target.run("compact", Answer.self, serverPath: { "/api/v1/admin/compact?tenant=\($0)" }) { db in
-            let meter = target.progress.meter("compact \(db.tenant)", total: CompactionPlanner.simulate(db.blockMetas).steps.reduce(0) { $0 + $1.count },
-                                              unit: "groups")
-            let report = try db.compact { _, group in meter.advance("\(group.parents.count) blocks -> 1, \(group.reason.rawValue)") }
+        let path = cleanTombstones ? "/api/v1/admin/tsdb/clean_tombstones" : "/api/v1/admin/compact"
+        try target.run("compact", Answer.self, serverPath: { "\(path)?tenant=\($0)" }) { db in
+            let steps = CompactionPlanner.simulate(db.blockMetas, cleaningTombstones: cleanTombstones).steps
+            let meter = target.progress.meter("compact \(db.tenant)", total: steps.reduce(0) { $0 + $1.count }, unit: "groups")
+            let report = try db.compact(cleaningTombstones: cleanTombstones) { _, group in
+                meter.advance("\(group.parents.count) blocks -> 1, \(group.reason.rawValue)")
+            }
             meter.finish()
             return report.json(tenant: db.tenant, by: "this process")
         }
@@ -60,7 +66,7 @@ struct Compact: ParsableCommand {
         var lines = ""
         for name in tenants {
             let metas = try BlockCatalog.list(tenantDirectory: target.storage + "/" + name).map(\.meta)
-            let (steps, after) = CompactionPlanner.simulate(metas)
+            let (steps, after) = CompactionPlanner.simulate(metas, cleaningTombstones: cleanTombstones)
             lines += "\(name): \(metas.count) blocks -> \(after) blocks in \(steps.count) step(s)\n"
             for (i, step) in steps.enumerated() {
                 for group in step {

@@ -93,6 +93,59 @@ final class DeletionTests: XCTestCase {
         XCTAssertEqual(verify.status, 0, verify.stdout)
     }
 
+    /// A deletion under the 5% rule stays as tombstones through compaction; `clean_tombstones` (the
+    /// server's endpoint, and `tally compact --clean-tombstones`) takes it off the disk now.
+    func testCleanTombstonesTakesASmallDeletionOffTheDiskNow() throws {
+        _ = try Binaries.debian("promtool")
+        let root = try makeTemporaryDirectory("clean-tombstones")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let storage = try stores.makeStore(root)
+        XCTAssertEqual(try runCommand(Binaries.tally, ["compact", "--storage", storage, "--tenant", "acme"]).status, 0)
+        let server = try TallyServerProcess(storage: storage, extraArguments: ["--compaction-interval", "0s", "--web.enable-admin-api"])
+        try server.waitReady()
+        let acme = [("THANOS-TENANT", "acme")]
+        // Ten minutes of one series on the first day: far under 5% of its block.
+        let start = stores.dataset.start + 3_600_000
+        let selector = LoopbackHTTP.escaped("{__name__=\"node_ram_hourly_cost\",cluster_id=\"\(stores.dataset.clusterPrefix)0\"}")
+        let deletion = try server.client.request("POST", "/api/v1/admin/tsdb/delete_series?match[]=\(selector)&start=\(start / 1000)&end=\((start + 599_000) / 1000)",
+                                                 headers: acme)
+        XCTAssertEqual(deletion.status, 200, deletion.body)
+        let deleted = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(deletion.body.utf8)) as? [String: Any])["samples"] as? Int
+        XCTAssertGreaterThan(deleted ?? 0, 0)
+        func tombstoned() throws -> [[String: Any]] {
+            try stores.blocks(storage).filter { (($0["stats"] as? [String: Any])?["numTombstones"] as? Int ?? 0) > 0 }
+        }
+        func samplesInBlocks() throws -> Int {
+            try stores.blocks(storage).reduce(0) { $0 + ((($1["stats"] as? [String: Any])?["numSamples"] as? Int) ?? 0) }
+        }
+        XCTAssertEqual(try tombstoned().count, 1)
+        let before = try samplesInBlocks()
+
+        let compact = try server.client.request("POST", "/api/v1/admin/compact", headers: acme)
+        XCTAssertEqual(compact.status, 200, compact.body)
+        XCTAssertTrue(compact.body.contains("\"merged\":[]"), "under the 5% rule, compaction leaves it: \(compact.body)")
+        XCTAssertEqual(try tombstoned().count, 1)
+        let plan = try runCommand(Binaries.tally, ["compact", "--storage", storage, "--tenant", "acme", "--clean-tombstones", "--dry-run"])
+        XCTAssertTrue(plan.stdout.contains("step 1: deleted-data 1 blocks"), plan.stdout)
+        // Another origin may not clean, as it may not delete.
+        XCTAssertEqual(try server.client.request("POST", "/api/v1/admin/tsdb/clean_tombstones", headers: acme + [("Origin", "http://evil.example")]).status, 403)
+        XCTAssertEqual(try tombstoned().count, 1)
+
+        let expected = try tallyDump(storage: storage, tenant: "acme")
+        let clean = try server.client.request("POST", "/api/v1/admin/tsdb/clean_tombstones", headers: acme)
+        XCTAssertEqual(clean.status, 200, clean.body)
+        XCTAssertTrue(clean.body.contains("\"reason\":\"deleted-data\""), clean.body)
+        XCTAssertEqual(try tombstoned().count, 0)
+        XCTAssertEqual(try samplesInBlocks(), before - (deleted ?? 0), "the deleted samples left the blocks")
+        XCTAssertEqual(try server.client.request("PUT", "/api/v1/admin/tsdb/clean_tombstones", headers: acme).body.contains("\"merged\":[]"), true,
+                       "nothing left to clean")
+        server.stop(SIGTERM)
+        XCTAssertEqual(try tallyDump(storage: storage, tenant: "acme"), expected)
+        XCTAssertEqual(try BlockInteropTests.promtoolDump(storage + "/acme"), expected.split(separator: "\n").map(String.init).sorted())
+        let verify = try runCommand(Binaries.tally, ["blocks", "verify", "--storage", storage, "--tenant", "acme"])
+        XCTAssertEqual(verify.status, 0, verify.stdout)
+    }
+
     private func iso8601(_ ms: Int64) -> String {
         let formatter = ISO8601DateFormatter()
         return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))

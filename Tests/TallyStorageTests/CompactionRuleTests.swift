@@ -117,6 +117,13 @@ final class CompactionRuleTests: XCTestCase {
         XCTAssertTrue(CompactionPlanner.holdsMuchDeletedData(meta(samples: .max, deleted: .max / 19)), "20 x deleted overflows: well over 5%")
         XCTAssertTrue(CompactionPlanner.holdsMuchDeletedData(meta(samples: 100, deleted: nil)), "tombstones of unknown size")
         XCTAssertFalse(CompactionPlanner.holdsMuchDeletedData(meta(samples: 100, deleted: nil, tombstones: nil)))
+        // Cleaning tombstones takes any deletion, and only blocks that hold one.
+        XCTAssertTrue(CompactionPlanner.holdsDeletedData(meta(samples: 100, deleted: 1)))
+        XCTAssertTrue(CompactionPlanner.holdsDeletedData(meta(samples: .max, deleted: 1)))
+        XCTAssertTrue(CompactionPlanner.holdsDeletedData(meta(samples: 100, deleted: 0)), "a tombstone that covers no sample is cleaned too")
+        XCTAssertTrue(CompactionPlanner.holdsDeletedData(meta(samples: 100, deleted: nil)))
+        XCTAssertFalse(CompactionPlanner.holdsDeletedData(meta(samples: 100, deleted: nil, tombstones: nil)))
+        XCTAssertFalse(CompactionPlanner.holdsDeletedData(meta(samples: 100, deleted: 0, tombstones: 0)))
     }
 
     /// Through a real deletion and compaction: 5 of 100 samples deleted rewrites the block without
@@ -140,5 +147,32 @@ final class CompactionRuleTests: XCTestCase {
             XCTAssertEqual(db.blockMetas[0].stats.numTombstones ?? 0, rewritten ? 0 : 1)
             XCTAssertEqual(try everything(db)["{__name__=\"m\", s=\"0\"}"]?.count, 100 - deleted, "reads skip the deleted samples either way")
         }
+    }
+
+    /// Cleaning tombstones (Prometheus' `clean_tombstones`) rewrites a block whose deletion is under
+    /// the 5% rule, and leaves a block without deletions as it is.
+    func testCleaningTombstonesRewritesEveryBlockWithADeletionAndNoOther() throws {
+        let d = Self.day
+        let timestamps = (0..<100).map { d + Int64($0) * 60_000 }
+        try? FileSystem.removeTree(directory)
+        try writeBlock(d, d + 2 * Self.hour, at: timestamps)
+        try writeBlock(d + 2 * Self.hour, d + 4 * Self.hour, at: timestamps.map { $0 + 2 * Self.hour })
+        let db = try TenantDatabase.open(directory: directory, tenant: "t")
+        defer { try? db.close() }
+        let untouched = try XCTUnwrap(db.blockMetas.first { $0.minTime == d + 2 * Self.hour }?.ulid)
+        _ = try db.deleteSeries([[try LabelMatcher("s", .equal, "0")]], in: DeletedInterval(minTime: timestamps[10], maxTime: timestamps[10]))
+        XCTAssertEqual(try db.compact().groups.count, 0, "1 of 100 deleted: under the 5% rule")
+        XCTAssertEqual(CompactionPlanner.simulate(db.blockMetas, ranges: [2 * Self.hour], cleaningTombstones: true).steps.map { $0.map(\.reason) },
+                       [[.deletedData]])
+        let report = try db.compact(ranges: [2 * Self.hour], cleaningTombstones: true)
+        XCTAssertEqual(report.groups.map(\.reason), [.deletedData])
+        XCTAssertEqual(report.groups.first?.parents.first?.minTime, d)
+        XCTAssertEqual(db.blockMetas.count, 2)
+        XCTAssertTrue(db.blockMetas.contains { $0.ulid == untouched }, "a block without deletions is left as it is")
+        let cleaned = try XCTUnwrap(db.blockMetas.first { $0.minTime == d })
+        XCTAssertEqual(cleaned.stats.numSamples, 99)
+        XCTAssertEqual(cleaned.stats.numTombstones ?? 0, 0)
+        XCTAssertEqual(try everything(db)["{__name__=\"m\", s=\"0\"}"]?.count, 199)
+        XCTAssertEqual(try db.compact(ranges: [2 * Self.hour], cleaningTombstones: true).groups.count, 0, "nothing left to clean")
     }
 }

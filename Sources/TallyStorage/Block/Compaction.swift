@@ -5,7 +5,8 @@ public struct CompactionGroup: Sendable, Equatable {
         case overlapping
         /// Blocks inside one aligned window of a larger range (2h -> 6h -> 24h).
         case levelUp = "level-up"
-        /// One block whose tombstones cover 5% or more of its samples, rewritten without them.
+        /// One block whose tombstones cover 5% or more of its samples (any, when cleaning
+        /// tombstones), rewritten without them.
         case deletedData = "deleted-data"
     }
 
@@ -22,11 +23,12 @@ public struct CompactionGroup: Sendable, Equatable {
 /// days), the blocks that fit one window are merged once the window lies wholly behind the newest
 /// block (no more in-order data will come for it). One call plans one step; the caller repeats until
 /// the plan is empty, since a merge can make a new candidate. Last, each block whose tombstones
-/// cover 5% or more of its samples is rewritten alone, so deleted data leaves the disk.
+/// cover 5% or more of its samples is rewritten alone, so deleted data leaves the disk; when
+/// `cleaningTombstones` (Prometheus' `clean_tombstones`), each block with any tombstone.
 public enum CompactionPlanner {
     public static let defaultRanges: [Int64] = [2 * 3_600_000, 6 * 3_600_000, 24 * 3_600_000]
 
-    public static func plan(_ metas: [BlockMeta], ranges: [Int64] = defaultRanges) -> [CompactionGroup] {
+    public static func plan(_ metas: [BlockMeta], ranges: [Int64] = defaultRanges, cleaningTombstones: Bool = false) -> [CompactionGroup] {
         let sorted = metas.sorted { ($0.minTime, $0.ulid) < ($1.minTime, $1.ulid) }
         var overlapping: [CompactionGroup] = []
         var current: [BlockMeta] = []
@@ -61,7 +63,7 @@ public enum CompactionPlanner {
             }
             if !groups.isEmpty { return groups }
         }
-        return sorted.filter(holdsMuchDeletedData).map {
+        return sorted.filter(cleaningTombstones ? holdsDeletedData : holdsMuchDeletedData).map {
             CompactionGroup(reason: .deletedData, parents: [$0], minTime: $0.minTime, maxTime: $0.maxTime)
         }
     }
@@ -74,13 +76,19 @@ public enum CompactionPlanner {
         return deleted > 0 && (overflow || twentyTimes >= meta.stats.numSamples)
     }
 
+    /// Any tombstone, whatever it covers.
+    static func holdsDeletedData(_ meta: BlockMeta) -> Bool {
+        (meta.tally?.deletedSamples ?? 0) > 0 || (meta.stats.numTombstones ?? 0) > 0
+    }
+
     /// Every step `plan` would take, each merge simulated on the metas, and how many blocks remain:
     /// what `--dry-run` reports, and what a real compaction must end with.
-    public static func simulate(_ metas: [BlockMeta], ranges: [Int64] = defaultRanges) -> (steps: [[CompactionGroup]], blocksAfter: Int) {
+    public static func simulate(_ metas: [BlockMeta], ranges: [Int64] = defaultRanges,
+                                cleaningTombstones: Bool = false) -> (steps: [[CompactionGroup]], blocksAfter: Int) {
         var metas = metas
         var steps: [[CompactionGroup]] = []
         for step in 0..<64 {
-            let plan = plan(metas, ranges: ranges)
+            let plan = plan(metas, ranges: ranges, cleaningTombstones: cleaningTombstones)
             if plan.isEmpty { break }
             steps.append(plan)
             for (k, group) in plan.enumerated() {

@@ -9,7 +9,7 @@ extension TenantDatabase {
     /// Compacts the tenant's blocks by the planner until nothing is left to do (at most 64 steps),
     /// serialised with block cuts. Each child is written `.tmp` -> fsync -> rename before its
     /// parents are removed; a compaction refuses to start when free disk is below its parents' size.
-    public func compact(ranges: [Int64] = CompactionPlanner.defaultRanges,
+    public func compact(ranges: [Int64] = CompactionPlanner.defaultRanges, cleaningTombstones: Bool = false,
                         progress: (_ done: Int, _ group: CompactionGroup) -> Void = { _, _ in }) throws -> CompactionReport {
         guard wal != nil else { throw StorageError.readOnly }
         return cutQueue.sync { () -> CompactionReport in
@@ -20,7 +20,8 @@ extension TenantDatabase {
             for _ in 0..<64 {
                 // Nor may a later group cover their time: a day merged around them would have a hole
                 // and overlap them, and every later run would plan that overlap again.
-                let plan = CompactionPlanner.plan(blockMetas.filter { meta in !failed.contains { $0.ulid == meta.ulid } }, ranges: ranges)
+                let plan = CompactionPlanner.plan(blockMetas.filter { meta in !failed.contains { $0.ulid == meta.ulid } }, ranges: ranges,
+                                                  cleaningTombstones: cleaningTombstones)
                     .filter { group in !failed.contains { $0.minTime < group.maxTime && group.minTime < $0.maxTime } }
                 if plan.isEmpty { break }
                 for group in plan {
