@@ -50,7 +50,8 @@ extension Head {
 
     /// The head's size and its largest cardinality counts, `limit` of each, as Prometheus' head
     /// reports them from its postings (`MemPostings.Stats`): a label pair counts once per series
-    /// that has it, whatever the series' samples.
+    /// that has it, whatever the series' samples. One pass over the postings keeps only the
+    /// largest, so a head of millions of label pairs makes no string but the `limit` it reports.
     func cardinality(limit: Int) -> HeadCardinality {
         var found = HeadCardinality()
         found.series = series.count
@@ -62,26 +63,32 @@ extension Head {
         }
         for index in histograms.keys { forEachHistogramChunk(index) { _, _, _, _ in found.chunks += 1 } }
         let metricName = symbols.id(of: "__name__")
+        /// Ties in byte order of the name, then of the value.
+        let byBytes = { [symbols] (a: (name: UInt32, value: UInt32), b: (name: UInt32, value: UInt32)) -> Bool in
+            let name = Labels.compareBytes(symbols[a.name], symbols[b.name])
+            return name != 0 ? name < 0 : Labels.compareBytes(symbols[a.value], symbols[b.value]) < 0
+        }
+        var metrics = LargestCounts<(name: UInt32, value: UInt32)>(limit: limit, tie: byBytes)
+        var pairs = LargestCounts<(name: UInt32, value: UInt32)>(limit: limit, tie: byBytes)
         var values: [UInt32: (count: Int, bytes: Int)] = [:]
-        var pairs: [(name: UInt32, value: UInt32, series: Int)] = []
-        var metrics: [(value: UInt32, series: Int)] = []
         for (key, list) in postings where !list.isEmpty {
-            let name = UInt32(key >> 32), value = UInt32(key & 0xffff_ffff)
-            values[name, default: (0, 0)].count += 1
-            values[name, default: (0, 0)].bytes += symbols.withBytes(value) { $0.count }
-            pairs.append((name, value, list.count))
-            if name == metricName { metrics.append((value, list.count)) }
+            let pair = (name: UInt32(key >> 32), value: UInt32(key & 0xffff_ffff))
+            values[pair.name, default: (0, 0)].count += 1
+            values[pair.name, default: (0, 0)].bytes += symbols.withBytes(pair.value) { $0.count }
+            found.labelPairs += 1
+            pairs.offer(pair, list.count)
+            if pair.name == metricName { metrics.offer(pair, list.count) }
         }
-        found.labelPairs = pairs.count
-        /// The `limit` largest counts, ties in byte order of their names.
-        func largest(_ counts: [(name: String, count: Int)]) -> [HeadCardinality.Count] {
-            counts.sorted { $0.count != $1.count ? $0.count > $1.count : Labels.compareBytes($0.name, $1.name) < 0 }
-                .prefix(limit).map { HeadCardinality.Count(name: $0.name, count: $0.count) }
+        let byName = { [symbols] (a: UInt32, b: UInt32) in Labels.compareBytes(symbols[a], symbols[b]) < 0 }
+        var valueCounts = LargestCounts<UInt32>(limit: limit, tie: byName), valueBytes = LargestCounts<UInt32>(limit: limit, tie: byName)
+        for (name, counts) in values {
+            valueCounts.offer(name, counts.count)
+            valueBytes.offer(name, counts.bytes)
         }
-        found.seriesByMetricName = largest(metrics.map { (symbols[$0.value], $0.series) })
-        found.valuesByLabelName = largest(values.map { (symbols[$0.key], $0.value.count) })
-        found.valueBytesByLabelName = largest(values.map { (symbols[$0.key], $0.value.bytes) })
-        found.seriesByLabelPair = largest(pairs.map { (symbols[$0.name] + "=" + symbols[$0.value], $0.series) })
+        found.seriesByMetricName = metrics.kept.map { .init(name: symbols[$0.key.value], count: $0.count) }
+        found.valuesByLabelName = valueCounts.kept.map { .init(name: symbols[$0.key], count: $0.count) }
+        found.valueBytesByLabelName = valueBytes.kept.map { .init(name: symbols[$0.key], count: $0.count) }
+        found.seriesByLabelPair = pairs.kept.map { .init(name: symbols[$0.key.name] + "=" + symbols[$0.key.value], count: $0.count) }
         return found
     }
 
@@ -90,5 +97,29 @@ extension Head {
         if maxTime >= self.minTime && minTime <= self.maxTime { return true }
         if let late = outOfOrderMinTime, late <= maxTime { return true }
         return false
+    }
+}
+
+/// The `limit` largest counts offered, largest first, `tie` ordering equal counts: kept sorted as
+/// they come, so memory and work per offer are bounded by `limit` whatever the number offered.
+struct LargestCounts<Key> {
+    let limit: Int
+    let tie: (Key, Key) -> Bool
+    private(set) var kept: [(key: Key, count: Int)] = []
+
+    init(limit: Int, tie: @escaping (Key, Key) -> Bool) {
+        self.limit = max(0, limit)
+        self.tie = tie
+    }
+
+    private func precedes(_ a: (key: Key, count: Int), _ b: (key: Key, count: Int)) -> Bool {
+        a.count != b.count ? a.count > b.count : tie(a.key, b.key)
+    }
+
+    mutating func offer(_ key: Key, _ count: Int) {
+        let item = (key: key, count: count)
+        if kept.count == limit { guard let last = kept.last, precedes(item, last) else { return } }
+        kept.insert(item, at: kept.firstIndex { precedes(item, $0) } ?? kept.count)
+        if kept.count > limit { kept.removeLast() }
     }
 }
