@@ -99,7 +99,7 @@ final class Router: Sendable {
     /// the work on the query pool.
     func query(_ endpoint: QueryAPI.Endpoint, _ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
         let question = QueryAPI.Question(endpoint: endpoint, form: request.form, tenant: request.tenant, labelName: request.parameter,
-                                         arrived: wallClockMilliseconds(), cancellation: request.cancellation)
+                                         arrived: wallClockMilliseconds(), cancellation: request.cancellation, body: request.body)
         return queries.answer(question, on: request.eventLoop)
     }
 

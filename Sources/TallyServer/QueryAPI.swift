@@ -14,7 +14,7 @@ import TallyStorage
 /// own, so it never waits behind queries that run, as in Prometheus, which queues evaluation only.
 final class QueryAPI: Sendable {
     enum Endpoint: Sendable {
-        case query, queryRange, series, labels, labelValues, metadata, queryExemplars, buildInfo, formatQuery, tsdbStatus, rules, alerts
+        case query, queryRange, series, labels, labelValues, metadata, queryExemplars, buildInfo, formatQuery, tsdbStatus, rules, alerts, remoteRead
 
         /// Whether the endpoint reads a tenant's data (and so names one).
         var readsTenant: Bool { ![.buildInfo, .formatQuery, .rules, .alerts].contains(self) }
@@ -31,6 +31,7 @@ final class QueryAPI: Sendable {
         ("/api/v1/query_exemplars", [.GET, .POST], .queryExemplars),
         ("/api/v1/status/buildinfo", [.GET], .buildInfo),
         ("/api/v1/status/tsdb", [.GET], .tsdbStatus),
+        ("/api/v1/read", [.POST], .remoteRead),
         ("/api/v1/rules", [.GET], .rules),
         ("/api/v1/alerts", [.GET], .alerts),
         ("/api/v1/format_query", [.GET, .POST], .formatQuery),
@@ -48,22 +49,27 @@ final class QueryAPI: Sendable {
         let arrived: Int64
         /// Set once the client is gone.
         let cancellation: QueryCancellation
+        /// The request's body: a Remote-Read request for `remoteRead`.
+        let body: ByteBuffer
     }
 
     let registry: TenantRegistry
     let exemplars: TenantExemplars
     let metadata: TenantMetadata
     let options: QueryOptions
+    /// Largest Remote-Read request after snappy decompression.
+    let maxDecodedBytes: Int
     private let pool: NIOThreadPool
     /// Threads for what reads no data.
     private let checkPool: NIOThreadPool
 
-    init(registry: TenantRegistry, exemplars: TenantExemplars, metadata: TenantMetadata, options: QueryOptions, pool: NIOThreadPool,
-         checkPool: NIOThreadPool) {
+    init(registry: TenantRegistry, exemplars: TenantExemplars, metadata: TenantMetadata, options: QueryOptions, maxDecodedBytes: Int,
+         pool: NIOThreadPool, checkPool: NIOThreadPool) {
         self.registry = registry
         self.exemplars = exemplars
         self.metadata = metadata
         self.options = options
+        self.maxDecodedBytes = maxDecodedBytes
         self.pool = pool
         self.checkPool = checkPool
     }
@@ -186,6 +192,8 @@ final class QueryAPI: Sendable {
             return PrometheusJSON.success(JSONText(#"{"groups":[]}"#))
         case .alerts:
             return PrometheusJSON.success(JSONText(#"{"alerts":[]}"#))
+        case .remoteRead:
+            return RemoteReadAPI.answer(question.body, database: try database(question), sampleLimit: options.maxSamples, maxDecodedBytes: maxDecodedBytes)
         case .tsdbStatus:
             return PrometheusJSON.success(PrometheusJSON.tsdbStatus(try database(question).headCardinality()))
         case .formatQuery:

@@ -18,8 +18,10 @@ enum ResponseCompression {
         try pipeline.addHandler(HTTPResponseCompressor(responseCompressionPredicate: compressesLargeBodies))
     }
 
-    /// Every answer is written with its `Content-Length`, so its size is known before its body.
+    /// Every answer is written with its `Content-Length`, so its size is known before its body. An
+    /// answer already in a coding (Remote-Read's snappy) goes as it is.
     private static func compressesLargeBodies(_ head: inout HTTPResponseHead, _ clientAccepts: Bool) -> HTTPResponseCompressor.CompressionIntent {
+        guard !head.headers.contains(name: "Content-Encoding") else { return .doNotCompress }
         let length = head.headers.first(name: "Content-Length").flatMap(Int.init) ?? 0
         return length > minimumBytes ? .compressIfPossible : .doNotCompress
     }

@@ -74,7 +74,8 @@ public final class TallyServer: Service, Sendable {
         let ingester = RemoteWriteIngester(configuration: configuration, registry: registry, metrics: metrics, limits: limits)
         let router = Router(configuration: configuration, ingester: ingester,
                             costs: CostAPI(configuration: configuration, registry: registry, metrics: metrics),
-                            queries: QueryAPI(registry: registry, exemplars: ingester.exemplars, metadata: ingester.metadata, options: configuration.queryOptions, pool: queryPool,
+                            queries: QueryAPI(registry: registry, exemplars: ingester.exemplars, metadata: ingester.metadata, options: configuration.queryOptions,
+                                              maxDecodedBytes: configuration.maxDecodedBytes, pool: queryPool,
                                               checkPool: queryCheckPool),
                             metrics: metrics, admin: admin, authenticator: authenticator, logger: logger, threadPool: threadPool)
         let connectionLimits = ConnectionLimits(configuration: configuration, metrics: metrics)
