@@ -24,8 +24,12 @@ public struct RemoteReadRequest: Sendable {
     /// Decodes a compressed body; every failure is the client's (a 400). Hints are read past: they
     /// only let a server answer with fewer samples, and this one answers with all of them.
     public static func decode(compressed: [UInt8], maxDecodedBytes: Int) throws(WireError) -> RemoteReadRequest {
-        let body = try SnappyBlock.decompress(compressed, maxDecodedBytes: maxDecodedBytes)
-        return try body.withUnsafeBufferPointer { (bytes) throws(WireError) -> RemoteReadRequest in
+        try decode(body: try SnappyBlock.decompress(compressed, maxDecodedBytes: maxDecodedBytes))
+    }
+
+    /// Decodes a decompressed body.
+    public static func decode(body: [UInt8]) throws(WireError) -> RemoteReadRequest {
+        try body.withUnsafeBufferPointer { (bytes) throws(WireError) -> RemoteReadRequest in
             var request = RemoteReadRequest()
             var reader = ProtobufReader(bytes, range: 0..<bytes.count)
             while !reader.isAtEnd {

@@ -3,7 +3,8 @@ import TallyWire
 
 // A Remote-Write body through the receiver's path, as 1.0 and as 2.0: snappy and protobuf decoding
 // of the input as it arrives (compressed), protobuf decoding of the input as a decompressed body, and
-// the lazy label validation the receiver runs per series.
+// the lazy label validation the receiver runs per series. And the same bytes as a Remote-Read request,
+// compressed and not: the other request body any client can send as protobuf.
 
 /// Smaller than the receiver's 64 MiB so runs stay far below the RSS limit; inputs can still claim
 /// more than they hold, which is the case the limit guards.
@@ -32,6 +33,21 @@ public func initialize(_ argc: OpaquePointer?, _ argv: OpaquePointer?) -> CInt {
         }
         requests["request-v2.snappy"] = v2.compressed()
         requests["request-v2.pb"] = v2.bytes
+        var read = ProtobufWriter()
+        read.messageField(1) { query in
+            query.varintField(1, 1)
+            query.varintField(2, 2)
+            for (type, name, value) in [(UInt64(0), "__name__", "m"), (2, "job", "a|b.*"), (1, "x", ""), (3, "y", "z")] {
+                query.messageField(3) { matcher in
+                    matcher.varintField(1, type)
+                    matcher.bytesField(2, Array(name.utf8))
+                    matcher.bytesField(3, Array(value.utf8))
+                }
+            }
+        }
+        read.bytesField(2, [0, 1])
+        requests["read-request.pb"] = read.bytes
+        requests["read-request.snappy"] = SnappyBlock.compress(read.bytes)
         return requests
     }
     return 0
@@ -54,6 +70,12 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     if let view = try? RemoteWriteV2Decoder.decode(compressed: input, maxDecodedBytes: maxDecodedBytes) {
         check(view)
+    }
+    for request in [try? RemoteReadRequest.decode(compressed: input, maxDecodedBytes: maxDecodedBytes), try? RemoteReadRequest.decode(body: input)] {
+        guard let request else { continue }
+        // Each query and matcher takes at least a key and a length of the body.
+        let matchers = request.queries.reduce(0) { $0 + $1.matchers.count }
+        precondition(request.queries.count + matchers <= max(input.count, maxDecodedBytes) / 2, "more messages than bytes")
     }
     if var view = try? RemoteWriteV2Decoder.decode(body: input) {
         // Each label's two symbols are in the table, read before validation as the receiver reads them.
