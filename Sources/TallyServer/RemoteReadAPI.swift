@@ -29,7 +29,8 @@ enum RemoteReadAPI {
             } catch {
                 return HTTPAnswer(status: 400, body: "\(error)\n")
             }
-            guard query.start <= query.end else {
+            // No matcher selects nothing, as in Prometheus (its postings intersect no list).
+            guard query.start <= query.end, !matchers.isEmpty else {
                 encoder.endResult()
                 continue
             }

@@ -206,6 +206,10 @@ final class RemoteReadTests: XCTestCase {
             XCTAssertEqual(refused.status, 400, "\(what): \(refused.body)")
             XCTAssertTrue(refused.body.contains(message), "\(what): \(refused.body)")
         }
+        // A query without matchers selects nothing, as in Prometheus (its postings intersect no list).
+        let unmatched = try read(readRequest([(minutes[0], end, [])]))
+        XCTAssertEqual(unmatched.status, 200, unmatched.body)
+        XCTAssertEqual(try decodeResponse(unmatched.bytes).seriesPerResult, [0])
         // Streamed chunks listed after raw samples: raw samples, which the client also takes.
         XCTAssertEqual(try read(readRequest([(minutes[0], end, [(0, "__name__", "m")])], accepting: [1, 0])).status, 200)
         XCTAssertEqual(try tally.client.request("GET", "/api/v1/read", headers: acme).status, 405)
