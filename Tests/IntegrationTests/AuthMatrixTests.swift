@@ -158,4 +158,59 @@ final class AuthMatrixTests: XCTestCase {
         XCTAssertEqual(try connection.request("POST", "/api/v1/write", headers: protobuf + [Self.writer], body: body("acme-cluster")).status, 401)
         XCTAssertEqual(connection.connectionsOpened, 1)
     }
+
+    /// The endpoints added beside the ones above, each like its kind: `status/tsdb` and Remote-Read
+    /// read a tenant (the read scope for it), `rules` and `alerts` read none (any credential),
+    /// `clean_tombstones` maintains (the admin scope); a CORS preflight needs none.
+    func testTheStatusRemoteReadAndCleaningEndpointsAnswerEachCredentialAsTheirKind() throws {
+        let storage = try makeTemporaryDirectory("auth-more")
+        defer { try? FileManager.default.removeItem(atPath: storage) }
+        let configPath = storage + "-auth.yaml"
+        defer { try? FileManager.default.removeItem(atPath: configPath) }
+        try Self.config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let server = try TallyServerProcess(storage: storage, extraArguments: ["--auth.config-file", configPath, "--web.enable-admin-api"])
+        defer { server.stop(SIGTERM) }
+        try server.waitReady()
+        var encoder = WriteRequestEncoder()
+        encoder.addSeries(labels: [("__name__", "m")], samples: [WireSample(timestamp: Int64(Date().timeIntervalSince1970 * 1000), valueBits: 1.0.bitPattern)])
+        let protobuf = [("Content-Type", "application/x-protobuf"), ("Content-Encoding", "snappy")]
+        XCTAssertEqual(try server.client.request("POST", "/api/v1/write", headers: protobuf + [("THANOS-TENANT", "acme"), Self.writer],
+                                                 body: encoder.compressed()).status, 204)
+        var read = ProtobufWriter()
+        read.messageField(1) { query in
+            query.varintField(1, 0)
+            query.varintField(2, UInt64(Int64.max))
+            query.messageField(3) { matcher in
+                matcher.bytesField(2, Array("__name__".utf8))
+                matcher.bytesField(3, Array("m".utf8))
+            }
+        }
+        typealias Call = (name: String, method: String, path: String, body: [UInt8])
+        let calls: [(call: Call, wrongScope: (String, String)?, right: (String, String), rightStatus: Int)] = [
+            (("status/tsdb", "GET", "/api/v1/status/tsdb", []), Self.writer, Self.reader, 200),
+            (("remote read", "POST", "/api/v1/read", SnappyBlock.compress(read.bytes)), Self.writer, Self.reader, 200),
+            (("rules", "GET", "/api/v1/rules", []), nil, Self.writer, 200),
+            (("alerts", "GET", "/api/v1/alerts", []), nil, Self.reader, 200),
+            (("clean_tombstones", "POST", "/api/v1/admin/tsdb/clean_tombstones", []), Self.reader, Self.ops, 200),
+        ]
+        for (call, wrongScope, right, rightStatus) in calls {
+            func ask(_ credential: (String, String)?) throws -> LoopbackHTTP.Response {
+                try server.client.request(call.method, call.path, headers: [("THANOS-TENANT", "acme")] + (credential.map { [$0] } ?? []), body: call.body)
+            }
+            XCTAssertEqual(try ask(nil).status, 401, "\(call.name), no credential")
+            XCTAssertEqual(try ask(("Authorization", "Bearer not-a-token")).status, 401, "\(call.name), unknown token")
+            if let wrongScope {
+                XCTAssertEqual(try ask(Self.beta).status, 403, "\(call.name), beta's credential")
+                XCTAssertEqual(try ask(wrongScope).status, 403, "\(call.name), wrong scope")
+            }
+            let answer = try ask(right)
+            XCTAssertEqual(answer.status, rightStatus, "\(call.name), right credential: \(answer.body)")
+            let preflight = try server.client.request("OPTIONS", call.path, headers: [("Origin", "http://dashboards.example")])
+            XCTAssertEqual(preflight.status, call.name == "clean_tombstones" ? 405 : 204, "\(call.name), preflight")
+        }
+        // What the reader was shown is acme's own head: the one series written.
+        let tsdb = try server.client.request("GET", "/api/v1/status/tsdb", headers: [("THANOS-TENANT", "acme"), Self.reader])
+        XCTAssertTrue(tsdb.body.contains("\"numSeries\":1,"), tsdb.body)
+        XCTAssertEqual(try server.client.request("GET", "/api/v1/status/tsdb?tenant=beta", headers: [Self.reader]).status, 403)
+    }
 }
