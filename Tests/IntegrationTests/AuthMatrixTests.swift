@@ -37,15 +37,24 @@ final class AuthMatrixTests: XCTestCase {
     private static let beta = ("Authorization", "Bearer beta-token")
     private static let ops = basic("ops", "ops-pass")
 
-    func testEveryEndpointAnswersEachCredentialAsDocumented() throws {
-        let storage = try makeTemporaryDirectory("auth")
-        defer { try? FileManager.default.removeItem(atPath: storage) }
+    /// A ready server on a new storage with the credentials above and the admin API; the storage
+    /// and the file go when the test ends.
+    private func startServer(_ name: String) throws -> (server: TallyServerProcess, storage: String, configPath: String) {
+        let storage = try makeTemporaryDirectory(name)
         let configPath = storage + "-auth.yaml"
-        defer { try? FileManager.default.removeItem(atPath: configPath) }
+        addTeardownBlock {
+            try? FileManager.default.removeItem(atPath: storage)
+            try? FileManager.default.removeItem(atPath: configPath)
+        }
         try Self.config.write(toFile: configPath, atomically: true, encoding: .utf8)
         let server = try TallyServerProcess(storage: storage, extraArguments: ["--auth.config-file", configPath, "--web.enable-admin-api"])
-        defer { server.stop(SIGTERM) }
         try server.waitReady()
+        return (server, storage, configPath)
+    }
+
+    func testEveryEndpointAnswersEachCredentialAsDocumented() throws {
+        let (server, storage, configPath) = try startServer("auth")
+        defer { server.stop(SIGTERM) }
 
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         func body(_ cluster: String) -> [UInt8] {
@@ -163,14 +172,8 @@ final class AuthMatrixTests: XCTestCase {
     /// read a tenant (the read scope for it), `rules` and `alerts` read none (any credential),
     /// `clean_tombstones` maintains (the admin scope); a CORS preflight needs none.
     func testTheStatusRemoteReadAndCleaningEndpointsAnswerEachCredentialAsTheirKind() throws {
-        let storage = try makeTemporaryDirectory("auth-more")
-        defer { try? FileManager.default.removeItem(atPath: storage) }
-        let configPath = storage + "-auth.yaml"
-        defer { try? FileManager.default.removeItem(atPath: configPath) }
-        try Self.config.write(toFile: configPath, atomically: true, encoding: .utf8)
-        let server = try TallyServerProcess(storage: storage, extraArguments: ["--auth.config-file", configPath, "--web.enable-admin-api"])
+        let server = try startServer("auth-more").server
         defer { server.stop(SIGTERM) }
-        try server.waitReady()
         var encoder = WriteRequestEncoder()
         encoder.addSeries(labels: [("__name__", "m")], samples: [WireSample(timestamp: Int64(Date().timeIntervalSince1970 * 1000), valueBits: 1.0.bitPattern)])
         let protobuf = [("Content-Type", "application/x-protobuf"), ("Content-Encoding", "snappy")]
