@@ -19,9 +19,11 @@ enum ResponseCompression {
     }
 
     /// Every answer is written with its `Content-Length`, so its size is known before its body. An
-    /// answer already in a coding (Remote-Read's snappy) goes as it is.
+    /// answer already in a coding (Remote-Read's snappy) goes as it is, and so do Remote-Read's
+    /// streamed frames, which a reader takes one by one as they come, as Prometheus sends them.
     private static func compressesLargeBodies(_ head: inout HTTPResponseHead, _ clientAccepts: Bool) -> HTTPResponseCompressor.CompressionIntent {
-        guard !head.headers.contains(name: "Content-Encoding") else { return .doNotCompress }
+        guard !head.headers.contains(name: "Content-Encoding"),
+              head.headers.first(name: "Content-Type")?.hasPrefix("application/x-streamed-protobuf") != true else { return .doNotCompress }
         let length = head.headers.first(name: "Content-Length").flatMap(Int.init) ?? 0
         return length > minimumBytes ? .compressIfPossible : .doNotCompress
     }

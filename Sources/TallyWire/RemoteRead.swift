@@ -17,6 +17,14 @@ public struct RemoteReadRequest: Sendable {
 
     /// `ReadRequest.ResponseType`: 0 raw samples, 1 streamed XOR chunks.
     public static let samplesResponseType: UInt64 = 0
+    public static let streamedChunksResponseType: UInt64 = 1
+
+    /// The response type to answer with, as Prometheus negotiates it: the first the client lists
+    /// that this server writes; none listed means raw samples; nil when it lists only others.
+    public var responseType: UInt64? {
+        let supported = [Self.samplesResponseType, Self.streamedChunksResponseType]
+        return acceptedResponseTypes.isEmpty ? Self.samplesResponseType : acceptedResponseTypes.first { supported.contains($0) }
+    }
 
     public var queries: [Query] = []
     public var acceptedResponseTypes: [UInt64] = []
@@ -153,4 +161,55 @@ public struct ReadResponseEncoder: Sendable {
     }
 
     public var compressed: [UInt8] { SnappyBlock.compress(response.bytes) }
+}
+
+/// One message of a streamed Remote-Read answer (`prompb.ChunkedReadResponse`): one series' sorted
+/// labels and some of its chunks, for the query at `queryIndex`. Fields holding zero are left out,
+/// as Prometheus' encoder leaves them out. The caller frames each message (its length, then its
+/// CRC32C).
+public enum ChunkedReadResponse {
+    public struct Chunk: Sendable {
+        public var minTime: Int64
+        public var maxTime: Int64
+        /// `prompb.Chunk.Encoding`: 1 XOR.
+        public var encoding: UInt64
+        public var data: [UInt8]
+
+        public init(minTime: Int64, maxTime: Int64, encoding: UInt64, data: [UInt8]) {
+            (self.minTime, self.maxTime, self.encoding, self.data) = (minTime, maxTime, encoding, data)
+        }
+
+        /// The encoded message's size, which Prometheus counts against a frame's budget.
+        public var encodedSize: Int { encoded.bytes.count }
+
+        var encoded: ProtobufWriter {
+            var writer = ProtobufWriter()
+            if minTime != 0 { writer.varintField(1, UInt64(bitPattern: minTime)) }
+            if maxTime != 0 { writer.varintField(2, UInt64(bitPattern: maxTime)) }
+            if encoding != 0 { writer.varintField(3, encoding) }
+            if !data.isEmpty { writer.bytesField(4, data) }
+            return writer
+        }
+    }
+
+    /// The encoded size of one label, which Prometheus takes off a frame's budget for every frame
+    /// of the series.
+    public static func encodedSize(name: String, value: String) -> Int { label(name, value).bytes.count }
+
+    public static func message(labels: [(name: String, value: String)], chunks: [Chunk], queryIndex: Int64) -> [UInt8] {
+        var response = ProtobufWriter()
+        response.messageField(1) { series in
+            for (name, value) in labels { series.bytesField(1, label(name, value).bytes) }
+            for chunk in chunks { series.bytesField(2, chunk.encoded.bytes) }
+        }
+        if queryIndex != 0 { response.varintField(2, UInt64(bitPattern: queryIndex)) }
+        return response.bytes
+    }
+
+    private static func label(_ name: String, _ value: String) -> ProtobufWriter {
+        var writer = ProtobufWriter()
+        if !name.isEmpty { writer.bytesField(1, name.utf8) }
+        if !value.isEmpty { writer.bytesField(2, value.utf8) }
+        return writer
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import TallyLoad
+import TallyStorage
 import TallyWire
 import XCTest
 
@@ -195,7 +196,8 @@ final class RemoteReadTests: XCTestCase {
 
         let refusals: [(String, [UInt8], String)] = [
             ("more samples than --query.max-samples (36)", readRequest([(minutes[0], end, [(2, "__name__", ".+")])]), "exceeded sample limit (35)"),
-            ("only streamed chunks accepted", readRequest([(minutes[0], end, [(0, "__name__", "m")])], accepting: [1]), "server does not support any of the requested response types"),
+            ("only response types this server does not write", readRequest([(minutes[0], end, [(0, "__name__", "m")])], accepting: [5, 2]),
+             "server does not support any of the requested response types: [5, 2]"),
             ("a regex that does not compile", readRequest([(minutes[0], end, [(2, "__name__", "(m")])]), "invalid regex"),
             ("an unknown matcher type", readRequest([(minutes[0], end, [(7, "__name__", "m")])]), "label matcher type 7"),
             ("a body that is not snappy", Array("not snappy".utf8), "snappy"),
@@ -210,9 +212,215 @@ final class RemoteReadTests: XCTestCase {
         let unmatched = try read(readRequest([(minutes[0], end, [])]))
         XCTAssertEqual(unmatched.status, 200, unmatched.body)
         XCTAssertEqual(try decodeResponse(unmatched.bytes).seriesPerResult, [0])
-        // Streamed chunks listed after raw samples: raw samples, which the client also takes.
-        XCTAssertEqual(try read(readRequest([(minutes[0], end, [(0, "__name__", "m")])], accepting: [1, 0])).status, 200)
+        // The first response type the client lists that Tally writes, as Prometheus negotiates.
+        for (types, contentType) in [([5, 0, 1], "application/x-protobuf"), ([1, 0], Self.streamedContentType)] as [([UInt64], String)] {
+            let negotiated = try read(readRequest([(minutes[0], end, [(0, "__name__", "m")])], accepting: types))
+            XCTAssertEqual(negotiated.status, 200, negotiated.body)
+            XCTAssertEqual(negotiated.headers["content-type"], contentType, "\(types)")
+        }
+        let streamedOverLimit = try read(readRequest([(minutes[0], end, [(2, "__name__", ".+")])], accepting: [1]))
+        XCTAssertEqual(streamedOverLimit.status, 400, streamedOverLimit.body)
+        XCTAssertTrue(streamedOverLimit.body.contains("exceeded sample limit (35)"), streamedOverLimit.body)
         XCTAssertEqual(try tally.client.request("GET", "/api/v1/read", headers: acme).status, 405)
         XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/tally/beta"), "reading creates no tenant")
+    }
+
+    private static let streamedContentType = "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse"
+
+    private struct MalformedStream: Error {
+        let reason: String
+        init(_ reason: String) { self.reason = reason }
+    }
+
+    /// One frame of a streamed answer: its query index, its series' labels, and each chunk's
+    /// (min time, max time, encoding, data).
+    private struct Frame {
+        var queryIndex: Int64 = 0
+        var labels: [String] = []
+        var chunks: [(minTime: Int64, maxTime: Int64, encoding: UInt64, data: [UInt8])] = []
+        var messageBytes = 0
+    }
+
+    /// Splits a streamed answer into frames, checking each frame's CRC32C.
+    private func decodeFrames(_ bytes: [UInt8]) throws -> [Frame] {
+        var position = 0
+        func varint(_ end: Int) throws -> UInt64 {
+            var value: UInt64 = 0, shift: UInt64 = 0
+            while true {
+                guard position < end, shift < 64 else { throw MalformedStream("varint runs past \(end)") }
+                let byte = bytes[position]
+                position += 1
+                value |= UInt64(byte & 0x7f) << shift
+                if byte < 0x80 { return value }
+                shift += 7
+            }
+        }
+        func fields(until end: Int, _ body: (UInt64, UInt64, Int) throws -> Void) throws {
+            while position < end {
+                let key = try varint(end)
+                if key & 7 == 2 {
+                    let length = Int(try varint(end))
+                    let fieldEnd = position + length
+                    guard fieldEnd <= end else { throw MalformedStream("field \(key >> 3) runs past its message") }
+                    try body(key >> 3, 0, fieldEnd)
+                    position = fieldEnd
+                } else {
+                    guard key & 7 == 0 else { throw MalformedStream("unexpected wire type in \(key)") }
+                    try body(key >> 3, try varint(end), -1)
+                }
+            }
+        }
+        var frames: [Frame] = []
+        while position < bytes.count {
+            let length = Int(try varint(bytes.count))
+            guard position + 4 + length <= bytes.count else { throw MalformedStream("frame at \(position) runs past the answer") }
+            let checksum = bytes[position..<position + 4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            position += 4
+            let messageEnd = position + length
+            XCTAssertEqual(CRC32C.checksum(bytes[position..<messageEnd]), checksum, "frame \(frames.count)")
+            var frame = Frame(messageBytes: length)
+            try fields(until: messageEnd) { field, value, fieldEnd in
+                if field == 2 { frame.queryIndex = Int64(bitPattern: value) }
+                guard field == 1 else { return }
+                try fields(until: fieldEnd) { field, _, innerEnd in
+                    if field == 1 {
+                        var label = ("", "")
+                        try fields(until: innerEnd) { field, _, end in
+                            let text = String(decoding: bytes[position..<end], as: UTF8.self)
+                            if field == 1 { label.0 = text } else { label.1 = text }
+                        }
+                        frame.labels.append("\(label.0)=\(label.1)")
+                    } else if field == 2 {
+                        var chunk: (minTime: Int64, maxTime: Int64, encoding: UInt64, data: [UInt8]) = (0, 0, 0, [])
+                        try fields(until: innerEnd) { field, value, end in
+                            switch field {
+                            case 1: chunk.minTime = Int64(bitPattern: value)
+                            case 2: chunk.maxTime = Int64(bitPattern: value)
+                            case 3: chunk.encoding = value
+                            default: chunk.data = Array(bytes[position..<end])
+                            }
+                        }
+                        frame.chunks.append(chunk)
+                    }
+                }
+            }
+            position = messageEnd
+            frames.append(frame)
+        }
+        return frames
+    }
+
+    /// A streamed answer as query index -> series labels in the order sent -> the samples of
+    /// their chunks that fall in the query's range, in order.
+    private func streamedSamples(_ frames: [Frame], ranges: [ClosedRange<Int64>]) -> [Int64: [(labels: String, samples: [(Int64, UInt64)])]] {
+        var out: [Int64: [(labels: String, samples: [(Int64, UInt64)])]] = [:]
+        for frame in frames {
+            let labels = frame.labels.joined(separator: ",")
+            var samples: [(Int64, UInt64)] = []
+            for chunk in frame.chunks {
+                XCTAssertEqual(chunk.encoding, 1, "XOR")
+                chunk.data.withUnsafeBufferPointer { bytes in
+                    var iterator = XORIterator(bytes)
+                    while let sample = iterator.next() {
+                        if ranges[Int(frame.queryIndex)].contains(sample.timestamp) { samples.append(sample) }
+                    }
+                    XCTAssertFalse(iterator.failed, labels)
+                }
+            }
+            // A series split over frames comes in consecutive frames.
+            if out[frame.queryIndex]?.last?.labels == labels {
+                out[frame.queryIndex]![out[frame.queryIndex]!.count - 1].samples += samples
+            } else {
+                out[frame.queryIndex, default: []].append((labels, samples))
+            }
+        }
+        return out
+    }
+
+    func testStreamedChunksHoldWhatPrometheusStreamsForTheSameWrites() throws {
+        let tally = try TallyServerProcess(storage: root + "/tally")
+        defer { tally.stop(SIGTERM) }
+        try tally.waitReady()
+        let prometheus = try PrometheusProcess(directory: root, configuration: { _ in "global:\n  scrape_interval: 1m\n" },
+                                               arguments: ["--storage.tsdb.path=\(root)/prometheus", "--web.enable-remote-write-receiver"])
+        defer { stopChild(prometheus.process, SIGTERM, within: 10) }
+        let theirs = prometheus.client(timeoutSeconds: 60)
+        for _ in 0..<300 where (try? theirs.request("GET", "/-/ready").status) != 200 { usleep(20_000) }
+
+        // A counter with a reset, a gauge that goes stale, -0.0, and a series of 300,000 samples
+        // with values that change in every bit, whose chunks take more than two frames.
+        let counter = minutes.enumerated().map { WireSample(timestamp: $0.element, valueBits: Double($0.offset < 20 ? $0.offset * 10 : ($0.offset - 20) * 3).bitPattern) }
+        let gauge = minutes.prefix(15).map { WireSample(timestamp: $0, valueBits: 0.1.bitPattern) } + [WireSample(timestamp: minutes[15], valueBits: Self.staleNaN)]
+        var state: UInt64 = 42
+        let noisy = (0..<300_000).map { i -> WireSample in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return WireSample(timestamp: end - 1_500_000 + Int64(i) * 5, valueBits: (Double(state >> 11) * 0x1p-53).bitPattern)
+        }
+        let series: [([(String, String)], [WireSample])] = [
+            ([("__name__", "kubecost_cluster_requests_total"), ("cluster_id", "a"), ("node", "n1")], counter),
+            ([("__name__", "kubecost_cluster_requests_total"), ("cluster_id", "a"), ("node", "n2")], counter.map { WireSample(timestamp: $0.timestamp, valueBits: (Double(bitPattern: $0.valueBits) * 2).bitPattern) }),
+            ([("__name__", "node_ram_hourly_cost"), ("cluster_id", "a"), ("node", "n1")], gauge),
+            ([("__name__", "pv_hourly_cost"), ("cluster_id", "a"), ("volume", "v")], minutes.map { WireSample(timestamp: $0, valueBits: (-0.0).bitPattern) }),
+            ([("__name__", "noisy"), ("cluster_id", "a")], noisy),
+        ]
+        try write(tally, tenant: "acme", series)
+        try write(tally, tenant: "beta", [([("__name__", "kubecost_cluster_requests_total"), ("cluster_id", "b"), ("node", "n9")], counter)])
+        var encoder = WriteRequestEncoder()
+        for (labels, samples) in series { encoder.addSeries(labels: labels, samples: samples) }
+        let written = try theirs.request("POST", "/api/v1/write", headers: Self.protobuf, body: encoder.compressed())
+        XCTAssertEqual(written.status, 204, written.body)
+
+        // Ranges that start and end inside chunks; a query matching nothing in the middle.
+        let queries: [(start: Int64, end: Int64, matchers: [(UInt64, String, String)])] = [
+            (minutes[3] + 1, minutes[25], [(2, "__name__", "kubecost_.*|node_.*|pv_.*"), (1, "node", "n2")]),
+            (minutes[0], end, [(0, "__name__", "nothing")]),
+            (end - 1_400_000 + 3, end - 2, [(0, "__name__", "noisy")]),
+        ]
+        let body = readRequest(queries, accepting: [1])
+        // gzip asked for changes nothing: the frames go as they are, as Prometheus sends them.
+        let ours = try tally.client.request("POST", "/api/v1/read", headers: Self.protobuf + [("THANOS-TENANT", "acme"), ("Accept-Encoding", "gzip")], body: body)
+        let read = try theirs.request("POST", "/api/v1/read", headers: Self.protobuf + [("Accept-Encoding", "gzip")], body: body)
+        XCTAssertEqual(ours.status, 200, ours.body)
+        XCTAssertEqual(read.status, 200, read.body)
+        XCTAssertEqual(ours.headers["content-type"], Self.streamedContentType)
+        XCTAssertEqual(ours.headers["content-type"], read.headers["content-type"])
+        XCTAssertNil(ours.headers["content-encoding"])
+        XCTAssertNil(read.headers["content-encoding"])
+
+        let ranges = queries.map { $0.start...$0.end }
+        let ourFrames = try decodeFrames(ours.bytes), theirFrames = try decodeFrames(read.bytes)
+        let mine = streamedSamples(ourFrames, ranges: ranges), prometheusSamples = streamedSamples(theirFrames, ranges: ranges)
+        XCTAssertEqual(mine.keys.sorted(), [0, 2], "no frame for the query matching nothing")
+        XCTAssertEqual(mine.keys.sorted(), prometheusSamples.keys.sorted())
+        for index in mine.keys.sorted() {
+            let a = mine[index] ?? [], b = prometheusSamples[index] ?? []
+            XCTAssertEqual(a.map(\.labels), b.map(\.labels), "query \(index): the series, in order")
+            for (x, y) in zip(a, b) {
+                XCTAssertEqual(x.samples.count, y.samples.count, "\(x.labels)")
+                XCTAssertTrue(x.samples.elementsEqual(y.samples) { $0 == $1 }, "\(x.labels): samples differ")
+            }
+        }
+        XCTAssertEqual(mine[0]?.map(\.labels), ["__name__=kubecost_cluster_requests_total,cluster_id=a,node=n1",
+                                                "__name__=node_ram_hourly_cost,cluster_id=a,node=n1", "__name__=pv_hourly_cost,cluster_id=a,volume=v"],
+                       "the regex and the negative matcher; beta's series is not acme's")
+        XCTAssertEqual(mine[2]?.first?.samples.count, 279_999)
+        // Tally's chunks hold only the range's samples, at most 120 each, ends as their headers say.
+        // A frame passes 1 MiB by what Prometheus' count leaves out (the last chunk, each chunk's
+        // tag and length): 1,052,305 bytes in Prometheus' largest when this was written.
+        let noisyFrames = ourFrames.filter { $0.queryIndex == 2 }
+        XCTAssertGreaterThan(noisyFrames.count, 2)
+        for frame in ourFrames {
+            XCTAssertLessThanOrEqual(frame.messageBytes, 1_048_576 + 8_192)
+            for chunk in frame.chunks {
+                let samples = chunk.data.withUnsafeBufferPointer { bytes in
+                    var iterator = XORIterator(bytes)
+                    return Array(AnyIterator { iterator.next() })
+                }
+                XCTAssertTrue((1...120).contains(samples.count))
+                XCTAssertEqual(samples.first?.timestamp, chunk.minTime)
+                XCTAssertEqual(samples.last?.timestamp, chunk.maxTime)
+                XCTAssertTrue(ranges[Int(frame.queryIndex)].contains(chunk.minTime) && ranges[Int(frame.queryIndex)].contains(chunk.maxTime))
+            }
+        }
     }
 }
