@@ -131,6 +131,8 @@ final class Router: Sendable {
         }
         let query = Self.maintenanceParameters(request)
         let work: @Sendable (TenantDatabase) throws -> String
+        // What the caller gets: the tenants' report lines, or for a snapshot Prometheus' answer.
+        var answered: @Sendable (HTTPAnswer) -> HTTPAnswer = { $0 }
         switch path {
         case "/api/v1/admin/compact", Self.cleanTombstonesPath:
             let maintenance = self.maintenance
@@ -148,6 +150,24 @@ final class Router: Sendable {
             }
             let maintenance = self.maintenance
             work = { RetentionPolicy.json(try maintenance.applyRetention($0, keep: keep, .admin), tenant: $0.tenant, by: "the server") }
+        case Self.snapshotPath:
+            // Go's `strconv.ParseBool`, as Prometheus reads the parameter.
+            let skipHead = query["skip_head"] ?? ""
+            let skipping: Bool
+            switch skipHead {
+            case "", "0", "f", "F", "FALSE", "false", "False": skipping = false
+            case "1", "t", "T", "TRUE", "true", "True": skipping = true
+            default:
+                return now(PrometheusJSON.failure(PrometheusAPIError(.badData,
+                    "unable to parse boolean 'skip_head' argument: strconv.ParseBool: parsing \(GoFormat.quote(skipHead)): invalid syntax")))
+            }
+            // One name for every tenant of the call, so that the answer is Prometheus' own.
+            let name = TenantDatabase.snapshotName()
+            work = { db in
+                _ = try db.snapshot(name: name, includingHead: !skipping)
+                return ""
+            }
+            answered = { $0.status == 200 ? PrometheusJSON.success(JSONText { $0.append(#"{"name":"#); $0.appendString(name); $0.append("}") }) : $0 }
         default:
             // As writes: a request that names no tenant means the default one, never every tenant.
             let deletion: DeleteSeriesRequest
@@ -161,19 +181,21 @@ final class Router: Sendable {
                                                "tenant": "\(tenant ?? "every tenant")"])
         let registry = ingester.registry
         let target = isDeletion ? tenant ?? configuration.defaultTenant : tenant
-        return threadPool.runIfActive(eventLoop: request.eventLoop) { Self.maintain(registry, tenant: target, work) }
+        return threadPool.runIfActive(eventLoop: request.eventLoop) { [answered] in answered(Self.maintain(registry, tenant: target, work)) }
             .recover { _ in Self.shuttingDown }
     }
 
-    /// An admin call's parameters: deletion takes them from a form body too, as Prometheus does;
-    /// compaction and retention from the URL only.
+    /// An admin call's parameters: deletion and snapshots take them from a form body too, as
+    /// Prometheus does; compaction and retention from the URL only.
     static func maintenanceParameters(_ request: RouteRequest) -> QueryString {
-        request.path == deleteSeriesPath ? request.form : QueryString(uri: request.head.uri)
+        request.path == deleteSeriesPath || request.path == snapshotPath ? request.form : QueryString(uri: request.head.uri)
     }
 
     static let deleteSeriesPath = "/api/v1/admin/tsdb/delete_series"
     /// Prometheus' name for a compaction that also rewrites every block holding a deletion.
     static let cleanTombstonesPath = "/api/v1/admin/tsdb/clean_tombstones"
+    /// Prometheus' snapshot of the data as it is now (`TenantDatabase.snapshot`).
+    static let snapshotPath = "/api/v1/admin/tsdb/snapshot"
     /// Runs maintenance on one tenant (or every open one) now; one JSON line per tenant.
     static func maintain(_ registry: TenantRegistry, tenant: String?, _ work: (TenantDatabase) throws -> String) -> HTTPAnswer {
         var databases: [TenantDatabase]

@@ -49,6 +49,7 @@ extension Router {
                    Route("/api/v1/admin/retention", [.POST], maintenance) { $0.maintain($1) },
                    Route(deleteSeriesPath, [.POST, .PUT], maintenance) { $0.maintain($1) },
                    Route(cleanTombstonesPath, [.POST, .PUT], maintenance) { $0.maintain($1) },
+                   Route(snapshotPath, [.POST, .PUT], maintenance) { $0.maintain($1) },
                    Route("/metrics") { $0.metricsPage($1) },
                    Route("/-/healthy") { $1.now(HTTPAnswer(status: 200, body: "Tally is Healthy.\n")) },
                    Route("/-/ready") { router, request in

@@ -170,7 +170,7 @@ final class AuthMatrixTests: XCTestCase {
 
     /// The endpoints added beside the ones above, each like its kind: `status/tsdb` and Remote-Read
     /// read a tenant (the read scope for it), `rules` and `alerts` read none (any credential),
-    /// `clean_tombstones` maintains (the admin scope); a CORS preflight needs none.
+    /// `clean_tombstones` and `snapshot` maintain (the admin scope); a CORS preflight needs none.
     func testTheStatusRemoteReadAndCleaningEndpointsAnswerEachCredentialAsTheirKind() throws {
         let server = try startServer("auth-more").server
         defer { server.stop(SIGTERM) }
@@ -195,6 +195,7 @@ final class AuthMatrixTests: XCTestCase {
             (("rules", "GET", "/api/v1/rules", []), nil, Self.writer, 200),
             (("alerts", "GET", "/api/v1/alerts", []), nil, Self.reader, 200),
             (("clean_tombstones", "POST", "/api/v1/admin/tsdb/clean_tombstones", []), Self.reader, Self.ops, 200),
+            (("snapshot", "POST", "/api/v1/admin/tsdb/snapshot", []), Self.reader, Self.ops, 200),
         ]
         for (call, wrongScope, right, rightStatus) in calls {
             func ask(_ credential: (String, String)?) throws -> LoopbackHTTP.Response {
@@ -209,7 +210,7 @@ final class AuthMatrixTests: XCTestCase {
             let answer = try ask(right)
             XCTAssertEqual(answer.status, rightStatus, "\(call.name), right credential: \(answer.body)")
             let preflight = try server.client.request("OPTIONS", call.path, headers: [("Origin", "http://dashboards.example")])
-            XCTAssertEqual(preflight.status, call.name == "clean_tombstones" ? 405 : 204, "\(call.name), preflight")
+            XCTAssertEqual(preflight.status, ["clean_tombstones", "snapshot"].contains(call.name) ? 405 : 204, "\(call.name), preflight")
         }
         // What the reader was shown is acme's own head: the one series written.
         let tsdb = try server.client.request("GET", "/api/v1/status/tsdb", headers: [("THANOS-TENANT", "acme"), Self.reader])

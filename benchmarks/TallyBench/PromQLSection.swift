@@ -58,7 +58,10 @@ extension TallyBench {
     /// Asks each question `promqlWarmups` times untimed and `promqlRepetitions`
     /// times timed, one at a time on one kept-alive connection. VictoriaMetrics' rollup result cache
     /// is emptied before every request: otherwise it would answer repeats from the cache, which
-    /// neither other system has. Then counts the samples the system holds.
+    /// neither other system has. That untimed request wakes the server's threads just before the
+    /// timed one, so the other systems get one too (their ready endpoint): a server woken from idle
+    /// takes a few tenths of a millisecond longer to answer on this machine, which is most of a
+    /// short answer's time. Then counts the samples the system holds.
     func askPromQL(_ system: System, process: Process, client: LoopbackHTTP, dataset: KubecostDataset, directory: String) -> PromQLResult {
         var result = PromQLResult()
         if !system.name.hasPrefix("VictoriaMetrics") {
@@ -68,7 +71,7 @@ extension TallyBench {
         let connection = LoopbackConnection(client)
         let isVictoriaMetrics = system.name.hasPrefix("VictoriaMetrics")
         func ask(_ path: String) throws -> (seconds: Double, body: [UInt8]) {
-            if isVictoriaMetrics { _ = try connection.request("GET", "/internal/resetRollupResultCache") }
+            _ = try connection.request("GET", isVictoriaMetrics ? "/internal/resetRollupResultCache" : system.readyPath, headers: system.headers)
             let started = DispatchTime.now().uptimeNanoseconds
             let r = try connection.request("GET", path, headers: system.headers)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
@@ -138,7 +141,8 @@ extension TallyBench {
         out += "Once the fresh process is idle, each question is asked \(promqlWarmups) times untimed, then \(promqlRepetitions) times timed, one request at a "
         out += "time on one kept-alive connection, from sending the request to the last byte of the answer (uncompressed JSON). "
         out += "VictoriaMetrics' rollup result cache is emptied (`/internal/resetRollupResultCache`, untimed) before each request, since "
-        out += "Tally and Prometheus keep no query results. Index caches stay as they are in all three: VictoriaMetrics' series-search "
+        out += "Tally and Prometheus keep no query results; they get an untimed request to their ready endpoint at the same point, so that "
+        out += "every server has just answered one when the timed request comes. Index caches stay as they are in all three: VictoriaMetrics' series-search "
         out += "caches, and Tally's answers to series questions from the blocks a range wholly covers, which question 3 reuses. Peak RSS: the server's `VmHWM` after the last question, reset to the current RSS through "
         out += "`/proc/PID/clear_refs` before the first. The sample count is asked after the timed questions, so that its own memory is not in "
         out += "the peaks.\n\n"

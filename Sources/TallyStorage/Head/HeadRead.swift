@@ -22,6 +22,29 @@ extension Head {
         return out
     }
 
+    /// Every series' in-order chunks, floats and histograms (open ones copied as they stand), in
+    /// time order, with the times they span: the head as it is now, for a snapshot's block. The
+    /// head is left as it is (late samples: `outOfOrderRanges`).
+    func inOrderBlockSeries() -> (series: [BlockSeries], minTime: Int64, maxTime: Int64) {
+        var out: [BlockSeries] = []
+        var minTime = Int64.max, maxTime = Int64.min
+        for i in series.indices {
+            var chunks: [EncodedChunk] = []
+            forEachChunk(Int32(i)) { chunkMin, chunkMax, bytes in chunks.append(EncodedChunk(minTime: chunkMin, maxTime: chunkMax, bytes: Array(bytes))) }
+            if hasHistograms(Int32(i)) {
+                forEachHistogramChunk(Int32(i)) { chunkMin, chunkMax, encoding, bytes in
+                    chunks.append(EncodedChunk(minTime: chunkMin, maxTime: chunkMax, bytes: Array(bytes), encoding: encoding))
+                }
+                chunks.sort { $0.minTime < $1.minTime }
+            }
+            guard let first = chunks.first else { continue }
+            out.append(BlockSeries(labels: labelPairs(Int32(i)), chunks: chunks))
+            minTime = min(minTime, first.minTime)
+            maxTime = max(maxTime, chunks.lazy.map(\.maxTime).max()!)
+        }
+        return (out, minTime, maxTime)
+    }
+
     /// Whether the series holds any sample in [minTime, maxTime], histograms included (as a block's
     /// chunk metas say for the series API), without copying a chunk.
     func hasChunk(_ index: Int32, minTime: Int64, maxTime: Int64) -> Bool {

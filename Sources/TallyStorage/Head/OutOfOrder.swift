@@ -65,32 +65,41 @@ extension Head {
 
     func collectOutOfOrder(blockRange: Int64) -> CollectedOutOfOrder {
         var out = CollectedOutOfOrder()
-        // In series order, as the blocks list them.
-        for k in late.keys.sorted() where !late[k]!.isEmpty {
-            let i = Int(k)
+        for k in late.keys where !late[k]!.isEmpty {
             late[k]!.seal()
             let chunks = late[k]!.chunks
-            out.drops[series[i].ref] = chunks.count
+            out.drops[series[Int(k)].ref] = chunks.count
             out.bytes += chunks.reduce(0) { $0 + $1.bytes.count }
+        }
+        out.ranges = outOfOrderRanges(blockRange: blockRange)
+        return out
+    }
+
+    /// Every series' late samples (chunks and buffer) as block series, per aligned range of
+    /// `blockRange`, in series order as the blocks list them; the head is left as it is.
+    func outOfOrderRanges(blockRange: Int64) -> [Int64: [BlockSeries]] {
+        var ranges: [Int64: [BlockSeries]] = [:]
+        for k in late.keys.sorted() where !late[k]!.isEmpty {
+            // Chunks, then the buffer: the order in which sealing would have put them.
             var samples: [Sample] = []
-            for c in chunks {
+            for c in late[k]!.chunks {
                 c.bytes.withUnsafeBufferPointer { bytes in
                     var it = XORIterator(bytes)
                     while let (t, v) = it.next() { samples.append(Sample(timestamp: t, valueBits: v)) }
                 }
             }
-            samples = SeriesMerger.sortedUnique(samples)
+            samples = SeriesMerger.sortedUnique(samples + late[k]!.buffer)
             let labels = labelPairs(k)
             var start = 0
             while start < samples.count {
                 let range = Self.rangeStart(samples[start].timestamp, blockRange)
                 var end = start
                 while end < samples.count && Self.rangeStart(samples[end].timestamp, blockRange) == range { end += 1 }
-                out.ranges[range, default: []].append(BlockSeries(labels: labels, chunks: EncodedChunk.encode(samples[start..<end])))
+                ranges[range, default: []].append(BlockSeries(labels: labels, chunks: EncodedChunk.encode(samples[start..<end])))
                 start = end
             }
         }
-        return out
+        return ranges
     }
 
     func dropOutOfOrder(_ drops: [UInt64: Int], bytes: Int) {
