@@ -40,12 +40,16 @@ struct TenantSelection: ParsableArguments {
 protocol MaintenanceAnswer: Decodable {
     static var header: [String] { get }
     var rows: [[String]] { get }
+    /// The rows of tenant `tenant`'s answer; `rows` unless the answer does not name its tenant.
+    func rows(tenant: String) -> [[String]]
     /// What went wrong in part (printed to stderr; the command exits 1).
     var problems: [String] { get }
 }
 
 extension MaintenanceAnswer {
     var problems: [String] { [] }
+
+    func rows(tenant: String) -> [[String]] { rows }
 
     static func decode(_ line: String) -> Self? {
         let decoder = JSONDecoder()
@@ -54,7 +58,7 @@ extension MaintenanceAnswer {
     }
 }
 
-/// What the maintenance commands (`compact`, `retention`, `delete-series`) share: which tenants,
+/// What the maintenance commands (`compact`, `retention`, `delete-series`, `snapshot`) share: which tenants,
 /// and who does the work. With no server on the storage this process takes the storage lock and
 /// works; when a server holds it, that server is asked, found through what it announced inside the
 /// storage (`StorageServer`), so two writers never touch one tenant and no other store is touched.
@@ -128,7 +132,7 @@ struct MaintenanceTarget: ParsableArguments {
                 continue
             }
             lines += line + "\n"
-            rows += decoded.rows
+            rows += decoded.rows(tenant: outcome.tenant)
             for problem in decoded.problems { Output.error("tally \(what): \(outcome.tenant): \(problem)\n") }
             failed = failed || !decoded.problems.isEmpty
         }

@@ -8,7 +8,7 @@ struct Tally: AsyncParsableCommand {
         commandName: "tally",
         abstract: "Prometheus remote-write ingestion and query engine for Kubernetes cost metrics.",
         version: TallyVersion.version,
-        subcommands: [Serve.self, Dump.self, Query.self, Costs.self, Blocks.self, Compact.self, Retention.self, DeleteSeries.self, Analyze.self, Import.self])
+        subcommands: [Serve.self, Dump.self, Query.self, Costs.self, Blocks.self, Compact.self, Retention.self, DeleteSeries.self, Snapshot.self, Analyze.self, Import.self])
 
     /// ArgumentParser's own main, except for a bad argument found by `run` (after the parser has
     /// reported its own errors, such as a misspelled option): it is printed with the usage of the

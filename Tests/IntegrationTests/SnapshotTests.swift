@@ -99,4 +99,46 @@ final class SnapshotTests: XCTestCase {
             XCTAssertTrue(FileManager.default.fileExists(atPath: "\(storage)/\(tenant)/snapshots/\(everyName)"), tenant)
         }
     }
+
+    /// `tally snapshot`: on a stopped store this process writes it; with a server on the store, the
+    /// server is asked. Either way promtool reads the samples written.
+    func testTallySnapshotWritesItAloneOrAsksTheServer() throws {
+        _ = try Binaries.debian("promtool")
+        let storage = try makeTemporaryDirectory("snapshot-cli")
+        defer { try? FileManager.default.removeItem(atPath: storage) }
+        var server = try TallyServerProcess(storage: storage)
+        try server.waitReady()
+        let now = Int64(Date().timeIntervalSince1970) / 60 * 60_000
+        let samples = (0..<30).map { WireSample(timestamp: now - Int64(29 - $0) * 60_000, valueBits: Double($0).bitPattern) }
+        var encoder = WriteRequestEncoder()
+        encoder.addSeries(labels: [("__name__", "snapshot_cli"), ("pod", "a")], samples: samples)
+        XCTAssertEqual(try server.client.request("POST", "/api/v1/write", headers: protobuf + [("THANOS-TENANT", "acme")], body: encoder.compressed()).status, 204)
+        let expected = samples.map { "{__name__=\"snapshot_cli\", pod=\"a\"} \(GoFormat.float(Double(bitPattern: $0.valueBits))) \($0.timestamp)" }.sorted()
+        server.stop(SIGTERM)
+
+        func name(_ json: String) throws -> String {
+            let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+            return try XCTUnwrap((object?["data"] as? [String: String])?["name"], json)
+        }
+        let alone = try runCommand(Binaries.tally, ["snapshot", "--storage", storage, "--tenant", "acme", "--json"])
+        XCTAssertEqual(alone.status, 0, alone.stderr)
+        let first = try name(alone.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        XCTAssertEqual(try BlockInteropTests.promtoolDump(storage + "/acme/snapshots/" + first), expected)
+
+        server = try TallyServerProcess(storage: storage)
+        defer { server.stop(SIGTERM) }
+        try server.waitReady()
+        let asked = try runCommand(Binaries.tally, ["snapshot", "--storage", storage, "--all-tenants"])
+        XCTAssertEqual(asked.status, 0, asked.stderr)
+        XCTAssertTrue(asked.stdout.contains("asked it to snapshot"), asked.stdout)
+        let row = try XCTUnwrap(asked.stdout.split(separator: "\n").first { $0.hasPrefix("acme") }, asked.stdout)
+        let second = String(try XCTUnwrap(row.split(separator: " ").last))
+        XCTAssertNotEqual(second, first)
+        XCTAssertEqual(try BlockInteropTests.promtoolDump(storage + "/acme/snapshots/" + second), expected)
+        let blocksOnly = try runCommand(Binaries.tally, ["snapshot", "--storage", storage, "--tenant", "acme", "--skip-head", "--json"])
+        XCTAssertEqual(blocksOnly.status, 0, blocksOnly.stderr)
+        let third = try name(blocksOnly.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: storage + "/acme/snapshots/" + third), [], "no block yet, and the head left out")
+        XCTAssertNotEqual(try runCommand(Binaries.tally, ["snapshot", "--storage", storage, "--tenant", "nobody"]).status, 0)
+    }
 }
