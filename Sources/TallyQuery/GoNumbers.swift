@@ -125,7 +125,7 @@ public enum GoNumbers {
     }
 
     /// Go's `%v` of a float64: `1`, `0.5`, `1e+06`, `1.5e-05`, `+Inf`, `NaN`.
-    static func format(_ value: Double) -> String {
+    public static func format(_ value: Double) -> String {
         if value.isNaN { return "NaN" }
         if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
         let sign = value.sign == .minus ? "-" : ""

@@ -8,10 +8,7 @@ extension PromQL {
     public static func parseMetricSelector(_ text: String) throws(PromQLParseError) -> [TallyStorage.LabelMatcher] {
         let bytes = Array(text.utf8)
         var parser = Parser(bytes, maxDepth: maxNestingDepth)
-        let expr = try parser.parseQuery()
-        guard case .vectorSelector(let selector) = expr, selector.offset == 0, selector.at == nil else {
-            throw PromQLParseError("unexpected \(expr.type.documentedName) expression: expected a series selector", at: expr.position, in: bytes)
-        }
+        let selector = try parser.parseMetricSelector()
         do {
             return try selector.allMatchers.map { matcher throws(SelectorError) in try matcher.storageMatcher() }
         } catch {

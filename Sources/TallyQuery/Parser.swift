@@ -42,6 +42,23 @@ struct Parser {
         return parsed.expr
     }
 
+    /// `ParseMetricSelector`'s grammar (what `match[]` holds): a metric name (any word that can
+    /// name one, aggregation names and `offset` included), label matchers, or both, and nothing
+    /// after them. The type checker does not run, as Prometheus runs none there.
+    mutating func parseMetricSelector() throws(PromQLParseError) -> VectorSelector {
+        let first = try peek()
+        let parsed: Parsed
+        switch first.kind {
+        case .leftBrace: parsed = try parseVectorSelector(name: nil)
+        case .identifier, .aggregator: parsed = try parseVectorSelector(name: advance())
+        case let kind where Self.namesMetric(kind): parsed = try parseVectorSelector(name: advance())
+        default: throw unexpected(first)
+        }
+        let next = try peek()
+        guard next.kind == .eof, case .vectorSelector(let selector) = parsed.expr else { throw unexpected(next) }
+        return selector
+    }
+
     // MARK: expressions
 
     // The functions on the path of nesting (parseExpr, parseUnary, parsePrimary and what they call

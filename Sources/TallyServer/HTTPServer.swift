@@ -99,7 +99,8 @@ final class Router: Sendable {
     /// the work on the query pool.
     func query(_ endpoint: QueryAPI.Endpoint, _ request: RouteRequest) -> EventLoopFuture<HTTPAnswer> {
         let question = QueryAPI.Question(endpoint: endpoint, form: request.form, tenant: request.tenant, labelName: request.parameter,
-                                         arrived: wallClockMilliseconds(), cancellation: request.cancellation, body: request.body)
+                                         arrived: wallClockMilliseconds(), cancellation: request.cancellation, body: request.body,
+                                         accept: request.head.headers.first(name: "Accept"))
         return queries.answer(question, on: request.eventLoop)
     }
 

@@ -14,7 +14,7 @@ import TallyStorage
 /// own, so it never waits behind queries that run, as in Prometheus, which queues evaluation only.
 final class QueryAPI: Sendable {
     enum Endpoint: Sendable {
-        case query, queryRange, series, labels, labelValues, metadata, queryExemplars, buildInfo, formatQuery, tsdbStatus, rules, alerts, remoteRead
+        case query, queryRange, series, labels, labelValues, metadata, queryExemplars, buildInfo, formatQuery, tsdbStatus, rules, alerts, remoteRead, federate
 
         /// Whether the endpoint reads a tenant's data (and so names one).
         var readsTenant: Bool { ![.buildInfo, .formatQuery, .rules, .alerts].contains(self) }
@@ -35,6 +35,7 @@ final class QueryAPI: Sendable {
         ("/api/v1/rules", [.GET], .rules),
         ("/api/v1/alerts", [.GET], .alerts),
         ("/api/v1/format_query", [.GET, .POST], .formatQuery),
+        ("/federate", [.GET], .federate),
     ]
 
     /// One question, everything read from the request on the event loop.
@@ -51,6 +52,8 @@ final class QueryAPI: Sendable {
         let cancellation: QueryCancellation
         /// The request's body: a Remote-Read request for `remoteRead`.
         let body: ByteBuffer
+        /// The formats the client takes (`Accept`), for `federate`.
+        let accept: String?
     }
 
     let registry: TenantRegistry
@@ -194,6 +197,9 @@ final class QueryAPI: Sendable {
             return PrometheusJSON.success(JSONText(#"{"alerts":[]}"#))
         case .remoteRead:
             return RemoteReadAPI.answer(question.body, database: try database(question), sampleLimit: options.maxSamples, maxDecodedBytes: maxDecodedBytes)
+        case .federate:
+            return Federation.answer(question.form, accept: question.accept, database: { () throws(PrometheusAPIError) in try database(question) },
+                                     now: question.arrived, lookbackDelta: options.lookbackDelta)
         case .tsdbStatus:
             return PrometheusJSON.success(PrometheusJSON.tsdbStatus(try database(question).headCardinality()))
         case .formatQuery:

@@ -168,8 +168,8 @@ final class AuthMatrixTests: XCTestCase {
         XCTAssertEqual(connection.connectionsOpened, 1)
     }
 
-    /// The endpoints added beside the ones above, each like its kind: `status/tsdb` and Remote-Read
-    /// read a tenant (the read scope for it), `rules` and `alerts` read none (any credential),
+    /// The endpoints added beside the ones above, each like its kind: `status/tsdb`, Remote-Read and
+    /// `federate` read a tenant (the read scope for it), `rules` and `alerts` read none (any credential),
     /// `clean_tombstones` and `snapshot` maintain (the admin scope); a CORS preflight needs none.
     func testTheStatusRemoteReadAndCleaningEndpointsAnswerEachCredentialAsTheirKind() throws {
         let server = try startServer("auth-more").server
@@ -192,6 +192,7 @@ final class AuthMatrixTests: XCTestCase {
         let calls: [(call: Call, wrongScope: (String, String)?, right: (String, String), rightStatus: Int)] = [
             (("status/tsdb", "GET", "/api/v1/status/tsdb", []), Self.writer, Self.reader, 200),
             (("remote read", "POST", "/api/v1/read", SnappyBlock.compress(read.bytes)), Self.writer, Self.reader, 200),
+            (("federate", "GET", "/federate?match[]=m", []), Self.writer, Self.reader, 200),
             (("rules", "GET", "/api/v1/rules", []), nil, Self.writer, 200),
             (("alerts", "GET", "/api/v1/alerts", []), nil, Self.reader, 200),
             (("clean_tombstones", "POST", "/api/v1/admin/tsdb/clean_tombstones", []), Self.reader, Self.ops, 200),
@@ -216,5 +217,8 @@ final class AuthMatrixTests: XCTestCase {
         let tsdb = try server.client.request("GET", "/api/v1/status/tsdb", headers: [("THANOS-TENANT", "acme"), Self.reader])
         XCTAssertTrue(tsdb.body.contains("\"numSeries\":1,"), tsdb.body)
         XCTAssertEqual(try server.client.request("GET", "/api/v1/status/tsdb?tenant=beta", headers: [Self.reader]).status, 403)
+        let federated = try server.client.request("GET", "/federate?match[]=m", headers: [("THANOS-TENANT", "acme"), Self.reader])
+        XCTAssertTrue(federated.body.hasPrefix("# TYPE m untyped\nm{instance=\"\"} 1 "), federated.body)
+        XCTAssertEqual(try server.client.request("GET", "/federate?match[]=m&tenant=beta", headers: [Self.reader]).status, 403)
     }
 }

@@ -235,7 +235,7 @@ final class QueryAPITests: XCTestCase {
             ("/api/v1/format_query?query=up%7B", #"invalid parameter \"query\""#),
             ("/api/v1/series?start=1", "no match[] parameter provided"),
             ("/api/v1/series?match[]=%7B%7D", #"invalid parameter \"match[]\": match[] must contain at least one non-empty matcher"#),
-            ("/api/v1/series?match[]=rate(up%5B5m%5D)", "expected a series selector"),
+            ("/api/v1/series?match[]=rate(up%5B5m%5D)", #"invalid parameter \"match[]\": 1:5: parse error: unexpected \"(\""#),
             ("/api/v1/series?match[]=up%7Ba%3D~%22(%22%7D", "error parsing regexp"),
             ("/api/v1/series?match[]=up%7B", #"invalid parameter \"match[]\""#),
             ("/api/v1/series?match[]=up&limit=x", #"invalid parameter \"limit\": strconv.Atoi: parsing \"x\": invalid syntax"#),
