@@ -45,17 +45,6 @@ final class FederationTests: XCTestCase {
         return encoder.compressed()
     }
 
-    private func startPrometheus(_ name: String, configuration: @escaping (Int) -> String = { _ in "global:\n  scrape_interval: 1m\n" },
-                                 arguments: [String] = ["--web.enable-remote-write-receiver"]) throws -> PrometheusProcess {
-        let directory = root + "/" + name
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let prometheus = try PrometheusProcess(directory: directory, configuration: configuration,
-                                               arguments: ["--storage.tsdb.path=\(directory)/data"] + arguments)
-        let client = prometheus.client()
-        for _ in 0..<300 where (try? client.request("GET", "/-/ready").status) != 200 { usleep(20_000) }
-        return prometheus
-    }
-
     private static func encoded(_ selector: String) -> String {
         selector.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? selector
     }
@@ -64,7 +53,7 @@ final class FederationTests: XCTestCase {
         let tally = try TallyServerProcess(storage: root + "/tally")
         defer { tally.stop(SIGTERM) }
         try tally.waitReady()
-        let prometheus = try startPrometheus("oracle")
+        let prometheus = try PrometheusProcess.started(in: root + "/oracle", arguments: ["--web.enable-remote-write-receiver"])
         defer { stopChild(prometheus.process, SIGTERM, within: 10) }
         let theirs = prometheus.client()
 
@@ -152,7 +141,7 @@ final class FederationTests: XCTestCase {
         beta.addSeries(labels: [("__name__", "fed_cost"), ("job", "kubecost"), ("zone", "beta-only")], samples: [WireSample(timestamp: now - 10_000, valueBits: 3.0.bitPattern)])
         XCTAssertEqual(try tally.client.request("POST", "/api/v1/write", headers: Self.protobuf + [("THANOS-TENANT", "beta")], body: beta.compressed()).status, 204)
 
-        let prometheus = try startPrometheus("federating", configuration: { [port = tally.port] _ in
+        let prometheus = try PrometheusProcess.started(in: root + "/federating", configuration: { [port = tally.port] _ in
             """
             global:
               scrape_interval: 1s

@@ -42,25 +42,15 @@ final class StatusEndpointTests: XCTestCase {
         return try XCTUnwrap(object?["data"] as? NSDictionary, "\(context): \(response.body)")
     }
 
-    private func startPrometheus(_ name: String) throws -> PrometheusProcess {
-        let directory = root + "/" + name
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let prometheus = try PrometheusProcess(directory: directory, configuration: { _ in "global:\n  scrape_interval: 1m\n" },
-                                               arguments: ["--storage.tsdb.path=\(directory)/data", "--web.enable-remote-write-receiver"])
-        let client = prometheus.client()
-        for _ in 0..<300 where (try? client.request("GET", "/-/ready").status) != 200 { usleep(20_000) }
-        return prometheus
-    }
-
     func testTheHeadsCardinalityIsPrometheus242sForTheSameWritesAndOnlyTheNamedTenants() throws {
         let tally = try TallyServerProcess(storage: root + "/tally")
         defer { tally.stop(SIGTERM) }
         try tally.waitReady()
         // Two Prometheus servers: one written to, one left empty. Prometheus keeps its cardinality
         // counts for 30 s once asked, so one server cannot be asked before and after the writes.
-        let prometheus = try startPrometheus("written")
+        let prometheus = try PrometheusProcess.started(in: root + "/written", arguments: ["--web.enable-remote-write-receiver"])
         defer { stopChild(prometheus.process, SIGTERM, within: 10) }
-        let emptyPrometheus = try startPrometheus("empty")
+        let emptyPrometheus = try PrometheusProcess.started(in: root + "/empty", arguments: ["--web.enable-remote-write-receiver"])
         defer { stopChild(emptyPrometheus.process, SIGTERM, within: 10) }
         let theirClient = prometheus.client()
         let path = "/api/v1/status/tsdb"
@@ -101,7 +91,7 @@ final class StatusEndpointTests: XCTestCase {
         let tally = try TallyServerProcess(storage: root + "/tally")
         defer { tally.stop(SIGTERM) }
         try tally.waitReady()
-        let prometheus = try startPrometheus("no-rules")
+        let prometheus = try PrometheusProcess.started(in: root + "/no-rules", arguments: ["--web.enable-remote-write-receiver"])
         defer { stopChild(prometheus.process, SIGTERM, within: 10) }
         for path in ["/api/v1/rules", "/api/v1/rules?type=alert", "/api/v1/rules?type=RECORD", "/api/v1/rules?type=alerts",
                      "/api/v1/alerts", "/api/v1/alerts?type=x"] {
