@@ -65,11 +65,11 @@ public struct CostDay: Sendable, Hashable, Comparable {
         CostDay(index: index + days, calendar: CostCalendar(offsetMinutes: offsetMinutes))
     }
 
-    /// `YYYY-MM-DD`.
+    /// `YYYY-MM-DD`; a year before 1 with its sign, as Go writes it (`-0001`, year 0 is `0000`).
     public var date: String {
         let (y, m, d) = Self.civil(fromDays: index)
-        let year = String(y)
-        return String(repeating: "0", count: max(0, 4 - year.count)) + year + "-" + twoDigits(m) + "-" + twoDigits(d)
+        let year = String(y.magnitude)
+        return (y < 0 ? "-" : "") + String(repeating: "0", count: max(0, 4 - year.count)) + year + "-" + twoDigits(m) + "-" + twoDigits(d)
     }
 
     /// The calendar month holding the day, [its first day's start, the next month's first day's start).

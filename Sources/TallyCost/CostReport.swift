@@ -235,15 +235,16 @@ public enum CostReport {
         }.joined(separator: "\n") + "\n"
     }
 
-    /// RFC 3339 in the given offset (`Z` for UTC).
-    public static func timestamp(_ ms: Int64, _ offsetMinutes: Int) -> String {
+    /// RFC 3339 in the given offset (`Z` for UTC), the milliseconds written when there are any or
+    /// when `milliseconds` asks for them always (tables of times that line up).
+    public static func timestamp(_ ms: Int64, _ offsetMinutes: Int, milliseconds: Bool = false) -> String {
         let local = ms + Int64(offsetMinutes) * 60_000
         let dayIndex = local >= 0 ? local / 86_400_000 : (local + 1) / 86_400_000 - 1
         let within = local - dayIndex * 86_400_000
         let date = CostDay(index: dayIndex, calendar: CostCalendar(offsetMinutes: offsetMinutes)).date
         let seconds = within / 1000
         var out = date + "T" + twoDigits(seconds / 3600) + ":" + twoDigits(seconds / 60 % 60) + ":" + twoDigits(seconds % 60)
-        if within % 1000 != 0 { out += "." + String(within % 1000 + 1000).dropFirst() }
+        if milliseconds || within % 1000 != 0 { out += "." + String(within % 1000 + 1000).dropFirst() }
         return out + (offsetMinutes == 0 ? "Z" : CostCalendar(offsetMinutes: offsetMinutes).label)
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TallyCost
 import TallyStorage
 
 struct Blocks: ParsableCommand {
@@ -101,11 +102,8 @@ struct Blocks: ParsableCommand {
             return "head: \(replay.series) series; WAL: \(replay.samples) samples in \(replay.segments) segment(s), \(bytes(walBytes))"
         }
 
-        static func utc(_ ms: Int64) -> String {
-            let formatter = ISO8601DateFormatter()
-            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
-        }
+        /// RFC 3339 in UTC with milliseconds; a year before 1 keeps its sign.
+        static func utc(_ ms: Int64) -> String { CostReport.timestamp(ms, 0, milliseconds: true) }
 
         static func duration(_ ms: Int64) -> String {
             let seconds = ms / 1000
