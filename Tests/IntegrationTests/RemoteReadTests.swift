@@ -65,7 +65,7 @@ final class RemoteReadTests: XCTestCase {
         }, arguments: ["--storage.tsdb.path=\(root)/prometheus"])
         defer { stopChild(prometheus.process, SIGTERM, within: 10) }
         let theirs = prometheus.client()
-        prometheus.waitReady()
+        try prometheus.waitReady()
 
         let range = "start=\(Double(end) / 1000 - 1800)&end=\(Double(end) / 1000)&step=60"
         for query in ["kubecost_cluster_requests_total", "rate(kubecost_cluster_requests_total[5m])", "node_ram_hourly_cost", "pv_hourly_cost",
@@ -345,7 +345,7 @@ final class RemoteReadTests: XCTestCase {
                                                arguments: ["--storage.tsdb.path=\(root)/prometheus", "--web.enable-remote-write-receiver"])
         defer { stopChild(prometheus.process, SIGTERM, within: 10) }
         let theirs = prometheus.client(timeoutSeconds: 60)
-        prometheus.waitReady()
+        try prometheus.waitReady()
 
         // A counter with a reset, a gauge that goes stale, -0.0, and a series of 300,000 samples
         // with values that change in every bit, whose chunks take more than two frames.

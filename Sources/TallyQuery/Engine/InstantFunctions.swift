@@ -87,8 +87,8 @@ enum InstantFunctions {
     }
 
     private static let mathFunctions: [String: @Sendable (Double) -> Double] = [
-        "ceil": { $0.rounded(.up) }, "floor": { $0.rounded(.down) }, "exp": Foundation.exp, "sqrt": { $0.squareRoot() },
-        "ln": Foundation.log, "log2": Foundation.log2, "log10": Foundation.log10,
+        "ceil": { $0.rounded(.up) }, "floor": { $0.rounded(.down) }, "exp": GoMath.exp, "sqrt": { $0.squareRoot() },
+        "ln": GoMath.log, "log2": GoMath.log2, "log10": GoMath.log10,
         "sin": Foundation.sin, "cos": Foundation.cos, "tan": Foundation.tan,
         "asin": Foundation.asin, "acos": Foundation.acos, "atan": Foundation.atan,
         "sinh": Foundation.sinh, "cosh": Foundation.cosh, "tanh": Foundation.tanh,

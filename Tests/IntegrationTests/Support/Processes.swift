@@ -234,20 +234,14 @@ final class PrometheusProcess {
     func client(timeoutSeconds: Int = 10) -> LoopbackHTTP { LoopbackHTTP(port: port, timeoutSeconds: timeoutSeconds) }
 
     /// A Prometheus with its data in `directory/data` (the directory made if needed), once it
-    /// answers ready or 6 s have passed: it listens before its TSDB is open.
+    /// answers ready: it listens before its TSDB is open.
     static func started(in directory: String, configuration: (Int) -> String = { _ in "global:\n  scrape_interval: 1m\n" },
                         arguments: [String]) throws -> PrometheusProcess {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let prometheus = try PrometheusProcess(directory: directory, configuration: configuration,
                                                arguments: ["--storage.tsdb.path=\(directory)/data"] + arguments)
-        prometheus.waitReady()
+        try prometheus.waitReady()
         return prometheus
-    }
-
-    /// Waits until Prometheus answers ready, at most 6 s.
-    func waitReady() {
-        let client = client()
-        for _ in 0..<300 where (try? client.request("GET", "/-/ready").status) != 200 { usleep(20_000) }
     }
 
     /// The last lines of Prometheus' log, for failure messages.
