@@ -257,7 +257,7 @@ extension Evaluator {
             switch op {
             case .topk, .bottomk:
                 var elements = group.heap?.elements ?? []
-                if elements.count > 1 { GoSort.sortReversed(&elements, heapLess: heapLess, ascending: op == .bottomk) }
+                if elements.count > 1 { GoSort.sortReversed(&elements, heapLess: heapLess) }
                 out += elements
                 continue
             case .quantile: value = quantile(parameter, group.all.map(\.value))

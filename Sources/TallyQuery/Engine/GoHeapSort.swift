@@ -1,7 +1,6 @@
-/// Go's `container/heap` and the `sort.Sort` that Prometheus 2.42 orders `topk`, `bottomk`, `sort`
-/// and `sort_desc` with. Neither is stable, so values that tie come out in an order only the same
-/// algorithm reproduces; these follow Go's steps exactly where it matters (heaps, and sorts of
-/// up to 12 elements, which Go does by insertion sort).
+/// Go's `container/heap` and the `sort.Sort` (`GoPdqsort`) that Prometheus 2.42 orders `topk`,
+/// `bottomk`, `sort` and `sort_desc` with. Neither is stable, so values that tie come out in an
+/// order only the same algorithm reproduces; these follow Go's steps exactly.
 struct GoHeap {
     var elements: [VectorElement]
     /// `Less(i, j)`: the element that belongs nearer the top.
@@ -47,27 +46,9 @@ struct GoHeap {
 
 enum GoSort {
     /// `sort.Sort(sort.Reverse(data))` where `data.Less` is `heapLess`: NaN last, then ascending
-    /// (`heapLess` descending) or descending (`heapLess` ascending).
-    static func sortReversed(_ elements: inout [VectorElement], heapLess: (VectorElement, VectorElement) -> Bool, ascending: Bool) {
-        if elements.count <= 12 {
-            for i in elements.indices.dropFirst() {
-                var j = i
-                while j > 0 && heapLess(elements[j - 1], elements[j]) {
-                    elements.swapAt(j, j - 1)
-                    j -= 1
-                }
-            }
-            return
-        }
-        // Larger inputs: Go's pattern-defeating quicksort orders ties its own way; a stable sort
-        // gives the same order wherever values differ.
-        let ordered = elements.enumerated().sorted { a, b in
-            let x = a.element.value, y = b.element.value
-            if x.isNaN != y.isNaN { return y.isNaN }
-            if !x.isNaN && x != y { return ascending ? x < y : x > y }
-            return a.offset < b.offset
-        }
-        elements = ordered.map(\.element)
+    /// (`heapLess` descending) or descending (`heapLess` ascending), ties in Go's order.
+    static func sortReversed(_ elements: inout [VectorElement], heapLess: @escaping (VectorElement, VectorElement) -> Bool) {
+        GoPdqsort.sort(&elements) { heapLess($1, $0) }
     }
 
     /// `vectorByValueHeap.Less`: NaN first, then ascending.

@@ -59,13 +59,13 @@ enum InstantFunctions {
         case "sort":
             return { v, _, _, _ in
                 var out = v[0]
-                GoSort.sortReversed(&out, heapLess: GoSort.descendingNaNFirst, ascending: true)
+                GoSort.sortReversed(&out, heapLess: GoSort.descendingNaNFirst)
                 return out
             }
         case "sort_desc":
             return { v, _, _, _ in
                 var out = v[0]
-                GoSort.sortReversed(&out, heapLess: GoSort.ascendingNaNFirst, ascending: false)
+                GoSort.sortReversed(&out, heapLess: GoSort.ascendingNaNFirst)
                 return out
             }
         case "histogram_quantile": return { v, _, _, _ in histogramQuantile(scalar(v[0]), v[1]) }
