@@ -21,7 +21,7 @@ final class ParallelEvaluationTests: XCTestCase {
                 for (start, step) in [(Int64(0), Int64(60_000)), (Int64(7_000), Int64(17_000)), (end, Int64(60_000))] {
                     let one = loop.rangeQuery(query, start: start, end: end, step: step, database: script.tenant)
                     let other = split.rangeQuery(query, start: start, end: end, step: step, database: script.tenant)
-                    XCTAssertEqual(Self.describe(other), Self.describe(one), "\(query) from \(start) by \(step), max-samples \(maxSamples)")
+                    XCTAssertEqual(describeBits(other), describeBits(one), "\(query) from \(start) by \(step), max-samples \(maxSamples)")
                 }
             }
         }
@@ -36,7 +36,7 @@ final class ParallelEvaluationTests: XCTestCase {
         let before = try Self.peakResidentBytes(resetting: true)
         let result = engine.instantQuery("sum_over_time(m[2h:1ms])", time: 200 * 60_000, database: script.tenant)
         let grown = try Self.peakResidentBytes(resetting: false) - before
-        XCTAssertEqual(Self.describe(result), "error execution: query processing would load too many samples into memory in query execution")
+        XCTAssertEqual(describeBits(result), "error execution: query processing would load too many samples into memory in query execution")
         XCTAssertLessThan(grown, 64 << 20, "peak resident set grew by \(grown >> 20) MiB")
     }
 
@@ -46,15 +46,5 @@ final class ParallelEvaluationTests: XCTestCase {
         let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
         let line = try XCTUnwrap(status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") })
         return try XCTUnwrap(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])) * 1024
-    }
-
-    /// Every label set, time and value bit pattern in order, or the error.
-    private static func describe(_ result: Result<QueryResult, QueryError>) -> String {
-        switch result {
-        case .failure(let error): return "error \(error.kind.rawValue): \(error.message)"
-        case .success(let answer):
-            guard case .matrix(let series) = answer.value else { return "\(answer.value)" }
-            return series.map { s in s.labels.description + s.points.map { " \($0.timestamp):\($0.value.bitPattern)" }.joined() }.joined(separator: "\n")
-        }
     }
 }

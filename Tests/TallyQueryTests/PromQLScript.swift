@@ -314,3 +314,14 @@ struct SeriesWriter {
     }
 
 }
+
+/// Every label set, time and value bit pattern of a query's answer in order, or its error: two
+/// ways of evaluating that must agree exactly compare these.
+func describeBits(_ result: Result<QueryResult, QueryError>) -> String {
+    switch result {
+    case .failure(let error): return "error \(error.kind.rawValue): \(error.message)"
+    case .success(let answer):
+        guard case .matrix(let series) = answer.value else { return "\(answer.value)" }
+        return series.map { s in s.labels.description + s.points.map { " \($0.timestamp):\($0.value.bitPattern)" }.joined() }.joined(separator: "\n")
+    }
+}

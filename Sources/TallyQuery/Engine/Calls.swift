@@ -64,8 +64,12 @@ extension Evaluator {
         // What every step reads, taken out of `input` once: read through it, the whole input (its
         // matchers too) was copied and destroyed at each step.
         let range = input.range, offset = input.offset, latest = input.latest ?? .max
+        let sideBySide = options.sideBySideWindows && scalarArgs.isEmpty ? RangeFunctions.sideBySide(call.name) : nil
         let points = try perSeries(input.series.count, work: input.work) { i, budget, deadline in
             var window = RangeWindow(input.series[i].1)
+            if let sideBySide {
+                return try stepsSideBySide(&window, sideBySide, range: range, offset: offset, latest: latest, budget: budget, deadline: deadline)
+            }
             var points: [Point] = []
             try forEachStep(deadline: deadline) { step, ts in
                 let maxTime = ts.subtractingSaturated(offset)
@@ -91,6 +95,35 @@ extension Evaluator {
         }
         try Self.checkDistinct(matrix.map(\.labels))
         return matrix
+    }
+
+    /// One series' points from a range function that works on `RangeFunctions.lanes` steps'
+    /// windows at once: the points, and the samples taken from `budget`, that the step-by-step loop
+    /// gives.
+    private func stepsSideBySide(_ window: inout RangeWindow, _ function: RangeFunctions.SideBySide, range: Int64, offset: Int64, latest: Int64,
+                                 budget: SampleBudget, deadline: Deadline) throws -> [Point] {
+        var points: [Point] = []
+        var steps: [Int64] = [], bounds: [(minTime: Int64, maxTime: Int64)] = [], places: [Range<Int>] = [], values: [Double] = []
+        func flush() throws(EvalFailure) {
+            guard !bounds.isEmpty else { return }
+            try window.slide(over: bounds, budget: budget, places: &places) { samples, windows throws(EvalFailure) in
+                values.removeAll(keepingCapacity: true)
+                function(samples, windows, &values)
+                for (j, samples) in windows.enumerated() where !samples.isEmpty { points.append(Point(timestamp: steps[j], value: values[j])) }
+            }
+            steps.removeAll(keepingCapacity: true)
+            bounds.removeAll(keepingCapacity: true)
+        }
+        try forEachStep(deadline: deadline) { _, ts in
+            let maxTime = ts.subtractingSaturated(offset)
+            steps.append(ts)
+            bounds.append((maxTime.subtractingSaturated(range), min(maxTime, latest)))
+            if bounds.count == RangeFunctions.lanes { try flush() }
+        }
+        try flush()
+        window.release(budget)
+        if !points.isEmpty { try budget.take(points.count) }
+        return points
     }
 
     /// 1 at each step where no series had a sample in its window, with the labels the selector

@@ -27,6 +27,9 @@ public struct QueryOptions: Sendable {
     /// Samples and steps a per-series loop goes through, about, from which its series are split
     /// between the cores (`Evaluator.perSeries`); tests move it to take either way.
     var parallelWork = 50_000
+    /// Range functions that can work on several steps' windows at once do (`RangeFunctions.sideBySide`);
+    /// tests turn it off to compare.
+    var sideBySideWindows = true
     /// Stops the evaluation once set (not a flag: one per query).
     public var cancellation: QueryCancellation?
 

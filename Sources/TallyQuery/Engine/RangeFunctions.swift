@@ -89,16 +89,29 @@ enum RangeFunctions {
     /// faster) differs from it in the last digits and, where the values cancel, in sign or by far:
     /// 2.42 answers -5.55e-16 where the sum gives 0 for 59 minutes of `minute() - 29.5`.
     private static func average(_ p: Window) -> Double {
-        var mean = KahanSum(), count = 0.0
-        for x in p {
-            count += 1
-            if mean.sum.isInfinite {
-                if x.value.isInfinite && (mean.sum > 0) == (x.value > 0) { continue }
-                if !x.value.isInfinite && !x.value.isNaN { continue }
-            }
-            mean.add(x.value / count - mean.sum / count)
-        }
+        var mean = RunningMean()
+        mean.add(p[...])
         return mean.value
+    }
+
+    /// `average` part way through a window: `averages` hands the windows it ran side by side on to
+    /// it, to go on alone.
+    struct RunningMean {
+        var mean = KahanSum()
+        var count = 0.0
+
+        mutating func add(_ p: Slice<Window>) {
+            for x in p {
+                count += 1
+                if mean.sum.isInfinite {
+                    if x.value.isInfinite && (mean.sum > 0) == (x.value > 0) { continue }
+                    if !x.value.isInfinite && !x.value.isNaN { continue }
+                }
+                mean.add(x.value / count - mean.sum / count)
+            }
+        }
+
+        var value: Double { mean.value }
     }
 
     private static func variance(_ p: Window) -> Double {

@@ -43,17 +43,62 @@ struct RangeWindow {
     mutating func slide<Result>(minTime: Int64, maxTime: Int64, budget: SampleBudget,
                                 _ body: (UnsafeBufferPointer<Point>) throws(EvalFailure) -> Result) throws(EvalFailure) -> Result {
         let kept = samples.count - first
-        // In time order: the first sample the window keeps is found by halving, not by a walk over
-        // the step's worth of samples that leave.
-        first = samples.withUnsafeBufferPointer { all in
-            var low = first, high = all.count
+        dropSamples(before: minTime)
+        budget.release(kept - (samples.count - first))
+        let before = samples.count
+        load(minTime: minTime, maxTime: maxTime)
+        try budget.take(samples.count - before)
+        return try samples.withUnsafeBufferPointer { all throws(EvalFailure) in
+            try UnsafeBufferPointer(rebasing: all[first...]).withMemoryRebound(to: Point.self, body)
+        }
+    }
+
+    /// Moves the window over each of `bounds` in turn (the bounds of consecutive steps, as `slide`
+    /// takes them) and calls `body` once with the samples of them all and each one's place among
+    /// them, in `places`. The window ends where `slide` over each in turn would leave it, and the
+    /// budget has held each window's samples in turn, as it would have.
+    mutating func slide<Result>(over bounds: [(minTime: Int64, maxTime: Int64)], budget: SampleBudget, places: inout [Range<Int>],
+                                _ body: (UnsafeBufferPointer<Point>, [Range<Int>]) throws(EvalFailure) -> Result) throws(EvalFailure) -> Result {
+        guard let firstBounds = bounds.first, let lastBounds = bounds.last else { preconditionFailure("no window to slide over") }
+        var held = samples.count - first
+        dropSamples(before: firstBounds.minTime)
+        load(minTime: firstBounds.minTime, maxTime: lastBounds.maxTime)
+        places.removeAll(keepingCapacity: true)
+        for (minTime, maxTime) in bounds {
+            let lower = firstIndex(from: first) { $0 >= minTime }
+            let upper = max(lower, firstIndex(from: lower) { $0 > maxTime })
+            budget.release(held)
+            try budget.take(upper - lower)
+            held = upper - lower
+            places.append(lower..<upper)
+        }
+        // What stays is the last window, as after `slide` to it: its samples are the last loaded.
+        first = places[places.count - 1].lowerBound
+        let windows = places
+        return try samples.withUnsafeBufferPointer { all throws(EvalFailure) in
+            try all.withMemoryRebound(to: Point.self) { points throws(EvalFailure) in try body(points, windows) }
+        }
+    }
+
+    /// The first index from `start` on whose sample's time passes `test` (samples are in time
+    /// order, so it is found by halving), or the end.
+    private func firstIndex(from start: Int, where test: (Int64) -> Bool) -> Int {
+        samples.withUnsafeBufferPointer { all in
+            var low = start, high = all.count
             while low < high {
                 let middle = (low + high) / 2
-                if all[middle].timestamp < minTime { low = middle + 1 } else { high = middle }
+                if test(all[middle].timestamp) { high = middle } else { low = middle + 1 }
             }
             return low
         }
-        budget.release(kept - (samples.count - first))
+    }
+
+    /// Leaves out of the window the samples before `minTime`, removing them once they are at least
+    /// half the array.
+    private mutating func dropSamples(before minTime: Int64) {
+        // In time order: the first sample the window keeps is found by halving, not by a walk over
+        // the step's worth of samples that leave.
+        first = firstIndex(from: first) { $0 >= minTime }
         if first == samples.count {
             samples.removeAll(keepingCapacity: true)
             first = 0
@@ -61,6 +106,11 @@ struct RangeWindow {
             samples.removeSubrange(0..<first)
             first = 0
         }
+    }
+
+    /// Appends the source's samples through `maxTime`, leaving out those before `minTime` and, of a
+    /// stored series, its staleness markers.
+    private mutating func load(minTime: Int64, maxTime: Int64) {
         let before = samples.count
         if isStored {
             // Whole chunks before the window are passed over undecoded (steps far apart).
@@ -73,10 +123,6 @@ struct RangeWindow {
                 position += 1
                 if point.timestamp >= minTime { samples.append(Sample(timestamp: point.timestamp, valueBits: point.value.bitPattern)) }
             }
-        }
-        try budget.take(samples.count - before)
-        return try samples.withUnsafeBufferPointer { all throws(EvalFailure) in
-            try UnsafeBufferPointer(rebasing: all[first...]).withMemoryRebound(to: Point.self, body)
         }
     }
 
