@@ -66,25 +66,24 @@ extension Evaluator {
         let range = input.range, offset = input.offset, latest = input.latest ?? .max
         let sideBySide = options.sideBySideWindows && scalarArgs.isEmpty ? RangeFunctions.sideBySide(call.name) : nil
         let points = try perSeries(input.series.count, work: input.work) { i, budget, deadline in
-            var window = RangeWindow(input.series[i].1)
             if let sideBySide {
-                return try stepsSideBySide(&window, sideBySide, range: range, offset: offset, latest: latest, budget: budget, deadline: deadline)
+                return try stepsSideBySide(RangeWindow(input.series[i].1), sideBySide, range: range, offset: offset, latest: latest, budget: budget, deadline: deadline)
             }
-            var points: [Point] = []
-            try forEachStep(deadline: deadline) { step, ts in
+            var series = (window: RangeWindow(input.series[i].1), points: [Point]())
+            try forEachStep(deadline: deadline, carrying: &series) { step, ts, series in
                 let maxTime = ts.subtractingSaturated(offset)
-                let value = try window.slide(minTime: maxTime.subtractingSaturated(range), maxTime: min(maxTime, latest), budget: budget) {
+                let value = try series.window.slide(minTime: maxTime.subtractingSaturated(range), maxTime: min(maxTime, latest), budget: budget) {
                     samples throws(EvalFailure) -> Double? in
                     guard !samples.isEmpty else { return nil }
                     // Scalars have a point at every step.
                     let scalars = scalarArgs.isEmpty ? [:] : scalarArgs.mapValues { $0.first.flatMap { step < $0.points.count ? $0.points[step].value : nil } ?? .nan }
                     return try function(samples, RangeContext(ts: ts, range: range, offset: offset, scalars: scalars))
                 }
-                if let value { points.append(Point(timestamp: ts, value: value)) }
+                if let value { series.points.append(Point(timestamp: ts, value: value)) }
             }
-            window.release(budget)
-            if !points.isEmpty { try budget.take(points.count) }
-            return points
+            series.window.release(budget)
+            if !series.points.isEmpty { try budget.take(series.points.count) }
+            return series.points
         }
         var matrix: Matrix = []
         for ((labels, _), points) in zip(input.series, points) where !points.isEmpty {
@@ -100,30 +99,37 @@ extension Evaluator {
     /// One series' points from a range function that works on `RangeFunctions.lanes` steps'
     /// windows at once: the points, and the samples taken from `budget`, that the step-by-step loop
     /// gives.
-    private func stepsSideBySide(_ window: inout RangeWindow, _ function: RangeFunctions.SideBySide, range: Int64, offset: Int64, latest: Int64,
+    private func stepsSideBySide(_ window: RangeWindow, _ function: RangeFunctions.SideBySide, range: Int64, offset: Int64, latest: Int64,
                                  budget: SampleBudget, deadline: Deadline) throws -> [Point] {
+        var steps = StepsSideBySide(window: window)
+        try forEachStep(deadline: deadline, carrying: &steps) { _, ts, steps throws in
+            let maxTime = ts.subtractingSaturated(offset)
+            steps.times.append(ts)
+            steps.bounds.append((maxTime.subtractingSaturated(range), min(maxTime, latest)))
+            if steps.bounds.count == RangeFunctions.lanes { try steps.flush(function, budget: budget) }
+        }
+        try steps.flush(function, budget: budget)
+        steps.window.release(budget)
+        if !steps.points.isEmpty { try budget.take(steps.points.count) }
+        return steps.points
+    }
+
+    /// The steps waiting to go through a side-by-side range function together, and the points so far.
+    private struct StepsSideBySide {
+        var window: RangeWindow
         var points: [Point] = []
-        var steps: [Int64] = [], bounds: [(minTime: Int64, maxTime: Int64)] = [], places: [Range<Int>] = [], values: [Double] = []
-        func flush() throws(EvalFailure) {
+        var times: [Int64] = []
+        var bounds: [(minTime: Int64, maxTime: Int64)] = []
+        var places: [Range<Int>] = []
+        var values: [Double] = []
+
+        mutating func flush(_ function: RangeFunctions.SideBySide, budget: SampleBudget) throws(EvalFailure) {
             guard !bounds.isEmpty else { return }
-            try window.slide(over: bounds, budget: budget, places: &places) { samples, windows throws(EvalFailure) in
-                values.removeAll(keepingCapacity: true)
-                function(samples, windows, &values)
-                for (j, samples) in windows.enumerated() where !samples.isEmpty { points.append(Point(timestamp: steps[j], value: values[j])) }
-            }
-            steps.removeAll(keepingCapacity: true)
+            try window.slide(over: bounds, budget: budget, places: &places, applying: function, into: &values)
+            for (j, place) in places.enumerated() where !place.isEmpty { points.append(Point(timestamp: times[j], value: values[j])) }
+            times.removeAll(keepingCapacity: true)
             bounds.removeAll(keepingCapacity: true)
         }
-        try forEachStep(deadline: deadline) { _, ts in
-            let maxTime = ts.subtractingSaturated(offset)
-            steps.append(ts)
-            bounds.append((maxTime.subtractingSaturated(range), min(maxTime, latest)))
-            if bounds.count == RangeFunctions.lanes { try flush() }
-        }
-        try flush()
-        window.release(budget)
-        if !points.isEmpty { try budget.take(points.count) }
-        return points
     }
 
     /// 1 at each step where no series had a sample in its window, with the labels the selector

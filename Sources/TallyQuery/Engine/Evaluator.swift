@@ -40,11 +40,19 @@ final class Evaluator {
 
     /// The evaluation times, start to end by the interval, never overflowing.
     func forEachStep(deadline: Deadline? = nil, _ body: (_ step: Int, _ ts: Int64) throws -> Void) throws {
+        var nothing: Void = ()
+        try forEachStep(deadline: deadline, carrying: &nothing) { step, ts, _ in try body(step, ts) }
+    }
+
+    /// `forEachStep` handing `state` to each step: a loop over a state of its own, where a closure
+    /// capturing variables would have each access checked for exclusivity while the program runs.
+    func forEachStep<State>(deadline: Deadline? = nil, carrying state: inout State,
+                            _ body: (_ step: Int, _ ts: Int64, _ state: inout State) throws -> Void) throws {
         let deadline = deadline ?? self.deadline
         var ts = start, step = 0
         while ts <= end {
             try deadline.check()
-            try body(step, ts)
+            try body(step, ts, &state)
             step += 1
             let (next, overflow) = ts.addingReportingOverflow(interval)
             if overflow { break }
@@ -183,15 +191,14 @@ final class Evaluator {
         // Read through `selector` at each step, the whole node (its matchers too) was copied.
         let offset = selector.offset
         let points = try perSeries(series.count, work: work) { i, budget, deadline in
-            var cursor = LatestSampleCursor(series[i].makeIterator())
-            var points: [Point] = []
-            try forEachStep(deadline: deadline) { _, ts in
+            var series = (cursor: LatestSampleCursor(series[i].makeIterator()), points: [Point]())
+            try forEachStep(deadline: deadline, carrying: &series) { _, ts, series in
                 let refTime = ts.subtractingSaturated(offset)
-                guard let sample = cursor.latest(atOrBefore: refTime, notBefore: refTime.subtractingSaturated(lookback)) else { return }
+                guard let sample = series.cursor.latest(atOrBefore: refTime, notBefore: refTime.subtractingSaturated(lookback)) else { return }
                 try budget.take()
-                points.append(Point(timestamp: ts, value: Double(bitPattern: sample.valueBits)))
+                series.points.append(Point(timestamp: ts, value: Double(bitPattern: sample.valueBits)))
             }
-            return points
+            return series.points
         }
         return zip(series, points).compactMap { s, points in points.isEmpty ? nil : EvalSeries(labels: s.labels, points: points) }
     }

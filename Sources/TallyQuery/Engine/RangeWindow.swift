@@ -54,11 +54,11 @@ struct RangeWindow {
     }
 
     /// Moves the window over each of `bounds` in turn (the bounds of consecutive steps, as `slide`
-    /// takes them) and calls `body` once with the samples of them all and each one's place among
-    /// them, in `places`. The window ends where `slide` over each in turn would leave it, and the
-    /// budget has held each window's samples in turn, as it would have.
-    mutating func slide<Result>(over bounds: [(minTime: Int64, maxTime: Int64)], budget: SampleBudget, places: inout [Range<Int>],
-                                _ body: (UnsafeBufferPointer<Point>, [Range<Int>]) throws(EvalFailure) -> Result) throws(EvalFailure) -> Result {
+    /// takes them) and applies `function` to them all at once, its answers in `values` and each
+    /// window's place among the samples in `places`. The window ends where `slide` over each in
+    /// turn would leave it, and the budget has held each window's samples in turn, as it would have.
+    mutating func slide(over bounds: [(minTime: Int64, maxTime: Int64)], budget: SampleBudget, places: inout [Range<Int>],
+                        applying function: RangeFunctions.SideBySide, into values: inout [Double]) throws(EvalFailure) {
         guard let firstBounds = bounds.first, let lastBounds = bounds.last else { preconditionFailure("no window to slide over") }
         var held = samples.count - first
         dropSamples(before: firstBounds.minTime)
@@ -74,9 +74,9 @@ struct RangeWindow {
         }
         // What stays is the last window, as after `slide` to it: its samples are the last loaded.
         first = places[places.count - 1].lowerBound
-        let windows = places
-        return try samples.withUnsafeBufferPointer { all throws(EvalFailure) in
-            try all.withMemoryRebound(to: Point.self) { points throws(EvalFailure) in try body(points, windows) }
+        values.removeAll(keepingCapacity: true)
+        samples.withUnsafeBufferPointer { all in
+            all.withMemoryRebound(to: Point.self) { points in function(points, places, &values) }
         }
     }
 
