@@ -322,6 +322,13 @@ func describeBits(_ result: Result<QueryResult, QueryError>) -> String {
     case .failure(let error): return "error \(error.kind.rawValue): \(error.message)"
     case .success(let answer):
         guard case .matrix(let series) = answer.value else { return "\(answer.value)" }
-        return series.map { s in s.labels.description + s.points.map { " \($0.timestamp):\($0.value.bitPattern)" }.joined() }.joined(separator: "\n")
+        return series.map { s in s.labels.description + s.points.map { " \($0.timestamp):\(bits($0.value))" }.joined() }.joined(separator: "\n")
     }
+}
+
+/// A value's bits, every NaN as one: which NaN an operation on two NaNs gives depends on the order
+/// the compiler puts its operands in, and no answer shows it (JSON and every PromQL operation
+/// see NaN alike).
+func bits(_ value: Double) -> String {
+    value.isNaN ? "NaN" : String(value.bitPattern)
 }

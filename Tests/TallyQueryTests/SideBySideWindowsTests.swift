@@ -3,14 +3,17 @@ import XCTest
 import TallyStorage
 import TallyTestSupport
 
-/// `avg_over_time` over several steps' windows side by side (`RangeFunctions.averages`) answers
-/// what the one-window mean answers, bit for bit, and holds the samples the step-by-step loop
-/// holds, so that it fails on the sample limit exactly where that loop fails.
+/// The range functions that run several steps' windows side by side (`RangeFunctions.sideBySide`:
+/// `avg_over_time`, `sum_over_time`, `stddev_over_time`, `stdvar_over_time`) answer what the
+/// one-window function answers, bit for bit, and hold the samples the step-by-step loop holds, so
+/// that they fail on the sample limit exactly where that loop fails.
 final class SideBySideWindowsTests: XCTestCase {
+    static let functions = ["avg_over_time", "sum_over_time", "stddev_over_time", "stdvar_over_time"]
+
     /// Windows of every length up to 70 in groups of one to four, some empty, over values that
     /// cancel, overflow to infinity part way, are infinite or NaN from the start, or are plain.
-    func testAveragesAreTheOneWindowMeansBitForBit() throws {
-        var random = SeededGenerator(test: "side-by-side averages", fixedSeed: 20261204)
+    func testSideBySideAnswersAreTheOneWindowAnswersBitForBit() throws {
+        var random = SeededGenerator(test: "side-by-side windows", fixedSeed: 20261204)
         let kinds: [(inout SeededGenerator) -> Double] = [
             { r in Double(r.next() % 4_000_000_000) },
             { r in Double(r.next() % 60) - 29.5 },
@@ -18,26 +21,29 @@ final class SideBySideWindowsTests: XCTestCase {
             { r in [Double.infinity, -.infinity, .nan, 1][Int(r.next() % 4)] },
             { r in Double(bitPattern: r.next()) },
         ]
-        let oneWindow = try RangeFunctions.function("avg_over_time")
         let context = RangeContext(ts: 0, range: 0, offset: 0, scalars: [:])
-        var compared = 0
-        for round in 0..<3000 {
-            let kind = kinds[round % kinds.count]
-            let points = (0..<300).map { i in Point(timestamp: Int64(i), value: kind(&random)) }
-            let windows = (0..<Int(random.next() % 4 + 1)).map { _ in
-                let start = Int(random.next() % 200)
-                return start..<(start + Int(random.next() % 71))
+        for name in Self.functions {
+            let oneWindow = try RangeFunctions.function(name)
+            let sideBySide = try XCTUnwrap(RangeFunctions.sideBySide(name), name)
+            var compared = 0
+            for round in 0..<3000 {
+                let kind = kinds[round % kinds.count]
+                let points = (0..<300).map { i in Point(timestamp: Int64(i), value: kind(&random)) }
+                let windows = (0..<Int(random.next() % 4 + 1)).map { _ in
+                    let start = Int(random.next() % 200)
+                    return start..<(start + Int(random.next() % 71))
+                }
+                var values: [Double] = []
+                points.withUnsafeBufferPointer { samples in sideBySide(samples, windows, &values) }
+                XCTAssertEqual(values.count, windows.count)
+                for (window, value) in zip(windows, values) where !window.isEmpty {
+                    let expected = try points.withUnsafeBufferPointer { samples in try oneWindow(UnsafeBufferPointer(rebasing: samples[window]), context) }
+                    XCTAssertEqual(bits(value), expected.map(bits), "\(name), round \(round), window \(window)")
+                    compared += 1
+                }
             }
-            var values: [Double] = []
-            points.withUnsafeBufferPointer { samples in RangeFunctions.averages(samples, windows, &values) }
-            XCTAssertEqual(values.count, windows.count)
-            for (window, value) in zip(windows, values) where !window.isEmpty {
-                let expected = try points.withUnsafeBufferPointer { samples in try oneWindow(UnsafeBufferPointer(rebasing: samples[window]), context) }
-                XCTAssertEqual(value.bitPattern, expected?.bitPattern, "round \(round), window \(window)")
-                compared += 1
-            }
+            XCTAssertGreaterThan(compared, 5000, name)
         }
-        XCTAssertGreaterThan(compared, 5000)
     }
 
     /// Steps closer than the range, further apart than it, unaligned, offset and pinned with `@`,
@@ -47,8 +53,8 @@ final class SideBySideWindowsTests: XCTestCase {
         let script = try PromQLScript.loaded((0..<3).map { s in
             "m{s=\"\(s)\"} 0+\(s + 1)x90 _x\(s * 4 + 3) stale 7+0.\(s)x40 1e308 1e308 -Inf 5 NaN 3 -\(s)x30"
         })
-        let queries = ["avg_over_time(m[5m])", "avg_over_time(m[1h])", "avg_over_time(m[10m] offset 7m)", "avg_over_time(m[20m] @ 100)",
-                       "sum(avg_over_time(m[3m]))", "avg_over_time(m[2m:30s])"]
+        let queries = ["avg_over_time(m[5m])", "avg_over_time(m[1h])", "sum_over_time(m[10m] offset 7m)", "stddev_over_time(m[20m] @ 100)",
+                       "sum(stdvar_over_time(m[3m]))", "avg_over_time(m[2m:30s])"]
         let end: Int64 = 190 * 60_000
         func engine(_ sideBySide: Bool, maxSamples: Int) -> QueryEngine {
             var options = QueryOptions(maxSamples: maxSamples)

@@ -28,7 +28,7 @@ enum RangeFunctions {
         case "sum_over_time":
             return { p, _ in
                 var sum = KahanSum()
-                for x in p { sum.add(x.value) }
+                sum.add(p[...])
                 return sum.value
             }
         case "quantile_over_time": return { p, c in quantile(c.scalars[0] ?? .nan, p.map(\.value)) }
@@ -81,6 +81,10 @@ enum RangeFunctions {
             sum = t
         }
 
+        mutating func add(_ p: Slice<Window>) {
+            for x in p { add(x.value) }
+        }
+
         var value: Double { sum.isInfinite ? sum : sum + compensation }
     }
 
@@ -94,8 +98,7 @@ enum RangeFunctions {
         return mean.value
     }
 
-    /// `average` part way through a window: `averages` hands the windows it ran side by side on to
-    /// it, to go on alone.
+    /// `average` part way through a window.
     struct RunningMean {
         var mean = KahanSum()
         var count = 0.0
@@ -115,15 +118,28 @@ enum RangeFunctions {
     }
 
     private static func variance(_ p: Window) -> Double {
+        var variance = RunningVariance()
+        variance.add(p[...])
+        return variance.value
+    }
+
+    /// `variance` part way through a window: Welford's running mean and sum of squared
+    /// differences, both compensated, as Prometheus 2.42's `funcStdvarOverTime`.
+    struct RunningVariance {
+        var mean = KahanSum()
+        var aux = KahanSum()
         var count = 0.0
-        var mean = KahanSum(), aux = KahanSum()
-        for x in p {
-            count += 1
-            let delta = x.value - (mean.sum + mean.compensation)
-            mean.add(delta / count)
-            aux.add(delta * (x.value - (mean.sum + mean.compensation)))
+
+        mutating func add(_ p: Slice<Window>) {
+            for x in p {
+                count += 1
+                let delta = x.value - (mean.sum + mean.compensation)
+                mean.add(delta / count)
+                aux.add(delta * (x.value - (mean.sum + mean.compensation)))
+            }
         }
-        return (aux.sum + aux.compensation) / count
+
+        var value: Double { (aux.sum + aux.compensation) / count }
     }
 
     /// `rate`, `increase` and `delta`: the change over the window (with counter resets added back
