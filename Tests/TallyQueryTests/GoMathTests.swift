@@ -1,9 +1,9 @@
 @testable import TallyQuery
 import XCTest
 
-/// `ln`, `log2`, `log10` and `exp` give Prometheus 2.42's bits. Each expected value is what a running
-/// Prometheus 2.42 (Debian's, on this kind of machine) answered for the function of `vector(x)`;
-/// where the C library answers otherwise, that is said beside it.
+/// `ln`, `log2`, `log10`, `exp` and `^` give Prometheus 2.42's bits. Each expected value is what a
+/// running Prometheus 2.42 (Debian's, on this kind of machine) answered for the function of
+/// `vector(x)`, or for `(x) ^ (y)`; where the C library answers otherwise, that is said beside it.
 final class GoMathTests: XCTestCase {
     /// Subnormal arguments and results, by their bits (their decimal literals would warn).
     private let tiny = Double.leastNonzeroMagnitude // 5e-324
@@ -47,5 +47,35 @@ final class GoMathTests: XCTestCase {
                               (0.5, 1.6487212707001282), (-723.8403484685223, e315)] {
             XCTAssertEqual(GoMath.exp(x).bitPattern, expected.bitPattern, "exp(\(x)) = \(GoMath.exp(x)), Prometheus \(expected)") // C: exp(10.2847) = 29281.172158218487
         }
+    }
+
+    func testPowIsGo119s() {
+        let cases: [(Double, Double, UInt64)] = [
+            (1.5473662528133199, 100, 0x43DF_9776_8801_0DBD), // C: 9.105673852657506e+18
+            (1.1157333721600828, 50, 0x406D_D95E_5252_7229), // C: 238.7927638635892
+            (240.54015201894202, 11, 0x4560_20B4_2639_FB34), // C: 1.5597801607782405e+26
+            (4.003083378841142, -13, 0x3E4F_AE59_70FD_8544), // C: 1.4752639581902938e-08
+            (0.9999999, 1e9, 0x36EA_8C16_73A3_3933), // C: 3.720057571493637e-44, 1.3e-8 apart
+            (1.1618922292929503, 7, 0x4006_DE83_B32B_F10F),
+            (2.5, 0.3, 0x3FF5_0FE6_C94A_6E58),
+            (10, -3.7, 0x3F2A_26FD_4727_80C1),
+            (2, -1074.5, 0x0000_0000_0000_0001),
+            // Subnormal answers, rounded once (Swift's `scalbn` rounds twice: 4.9907956886007e-311, 8.840861651099e-311).
+            (0.39057830659753895, 760, 0x0000_092F_EF4D_45ED),
+            (0.5372217746166006, 1149, 0x0000_1046_4BAA_1807),
+            (Double.leastNonzeroMagnitude, 0.5, 0x1E60_0000_0000_0000),
+            (-2, 63, 0xC3E0_0000_0000_0000),
+            (-0.0, -3, 0xFFF0_0000_0000_0000),
+            (0, -.infinity, 0x7FF0_0000_0000_0000),
+            (-1, .infinity, 0x3FF0_0000_0000_0000),
+            (3, 1075, 0x7FF0_0000_0000_0000),
+        ]
+        for (x, y, expected) in cases {
+            let answer = GoMath.pow(x, y)
+            XCTAssertEqual(answer.bitPattern, expected, "(\(x)) ^ (\(y)) = \(answer), Prometheus \(Double(bitPattern: expected))")
+        }
+        XCTAssertTrue(GoMath.pow(-8, 1.0 / 3).isNaN)
+        XCTAssertTrue(GoMath.pow(.nan, 1).isNaN)
+        XCTAssertEqual(GoMath.pow(.nan, 0), 1)
     }
 }

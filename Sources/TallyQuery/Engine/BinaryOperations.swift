@@ -157,7 +157,7 @@ extension Evaluator {
         case .sub: (l - r, true)
         case .mul: (l * r, true)
         case .div: (l / r, true)
-        case .pow: (Foundation.pow(l, r), true)
+        case .pow: (GoMath.pow(l, r), true)
         case .mod: (fmod(l, r), true)
         case .atan2: (Foundation.atan2(l, r), true)
         case .equal: (l, l == r)

@@ -2,9 +2,9 @@
 import Glibc
 #endif
 
-/// Go's `math.Log` and `math.Exp` as Prometheus 2.42 runs them on x86-64: the assembly routines of
-/// Go's `math` package, operation for operation, so `ln`, `log2`, `log10` and `exp` answer with
-/// Prometheus' bits. The C library's functions are correctly rounded more often but differ in the
+/// Go's `math.Log`, `math.Exp` and `math.Pow` as Prometheus 2.42 runs them on x86-64: the first two
+/// Go's assembly routines, the third pure Go built on them, operation for operation, so `ln`,
+/// `log2`, `log10`, `exp` and `^` answer with Prometheus' bits. The C library's functions are correctly rounded more often but differ in the
 /// last bit for many arguments (which `count_values` turns into different label values), and Go's
 /// `Log` reads a subnormal argument as if its exponent field were that of 2^-1023 (`ln(5e-324)` is
 /// -709.09 there, not -744.44).
@@ -43,6 +43,103 @@ enum GoMath {
         let (fraction, exponent) = frexp(x)
         if fraction == 0.5 { return Double(exponent - 1) }
         return log(fraction) * Double(bitPattern: 0x3FF7_1547_652B_82FE) + Double(exponent)
+    }
+
+    /// `math.Pow` of Go 1.19 (pure Go on x86-64): the special cases in Go's order, then the
+    /// fractional part of the exponent as `Exp(yf * Log(x))` and the integer part by squaring
+    /// `Frexp(x)`'s fraction, the powers of two kept apart until one `Ldexp` at the end. The C
+    /// library's `pow` rounds differently (`1.5473662528133199 ^ 100` is 9.10567385265753e+18 in
+    /// Prometheus, 9.105673852657506e+18 from C), which `count_values` shows as another label.
+    static func pow(_ x: Double, _ y: Double) -> Double {
+        if y == 0 || x == 1 { return 1 }
+        if x.isNaN || y.isNaN { return .nan }
+        if x == 0 {
+            if y < 0 { return isOddInteger(y) ? Double(signOf: x, magnitudeOf: .infinity) : .infinity }
+            return isOddInteger(y) ? x : 0
+        }
+        if y.isInfinite {
+            if x == -1 { return 1 }
+            return (abs(x) < 1) == (y > 0) ? 0 : .infinity
+        }
+        if x.isInfinite {
+            if x < 0 { return pow(1 / x, -y) }
+            return y < 0 ? 0 : .infinity
+        }
+        if y == 0.5 { return x.squareRoot() }
+        if y == -0.5 { return 1 / x.squareRoot() }
+        var yi = abs(y).rounded(.towardZero)
+        var yf = abs(y) - yi
+        if yf != 0 && x < 0 { return .nan }
+        if yi >= 0x1p63 {
+            // An even integer that overflows, or underflows to 0, for every x but -1.
+            if x == -1 { return 1 }
+            return (abs(x) < 1) == (y > 0) ? 0 : .infinity
+        }
+        var a1 = 1.0, ae = 0
+        if yf != 0 {
+            if yf > 0.5 {
+                yf -= 1
+                yi += 1
+            }
+            a1 = exp(yf * log(x))
+        }
+        var (x1, xe) = frexp(x)
+        var i = Int64(yi)
+        while i != 0 {
+            // Past 2^±4096 the answer is 0 or infinite whatever is left: the exponent stops growing.
+            if xe < -(1 << 12) || (1 << 12) < xe {
+                ae += xe
+                break
+            }
+            if i & 1 == 1 {
+                a1 *= x1
+                ae += xe
+            }
+            x1 *= x1
+            xe <<= 1
+            if x1 < 0.5 {
+                x1 += x1
+                xe -= 1
+            }
+            i >>= 1
+        }
+        if y < 0 {
+            a1 = 1 / a1
+            ae = -ae
+        }
+        return ldexp(a1, ae)
+    }
+
+    /// `math.Ldexp` (pure Go on x86-64): `fraction` x 2^`exponent` with one rounding, a subnormal
+    /// answer made by one multiply by 2^-53 (scaling in two steps, as Swift's `scalbn` does past
+    /// 2^-1022, can round twice). `exponent` is `pow`'s, within a few hundred thousand of zero.
+    private static func ldexp(_ fraction: Double, _ exponent: Int) -> Double {
+        if fraction == 0 || fraction.isInfinite || fraction.isNaN { return fraction }
+        var x = fraction, e = exponent
+        if abs(x) < Double.leastNormalMagnitude {
+            x *= 4_503_599_627_370_496 // 2^52
+            e -= 52
+        }
+        var bits = x.bitPattern
+        e += Int((bits >> 52) & 0x7FF) - 1023
+        if e < -1075 { return Double(signOf: x, magnitudeOf: 0) }
+        if e > 1023 { return x < 0 ? -.infinity : .infinity }
+        var scale = 1.0
+        if e < -1022 {
+            e += 53
+            scale = 0x1p-53
+        }
+        bits &= ~(0x7FF << 52)
+        bits |= UInt64(e + 1023) << 52
+        return scale * Double(bitPattern: bits)
+    }
+
+    /// Go's `isOddInt`: an integer whose `int64` conversion is odd (past 2^63 Go's conversion gives
+    /// the smallest `int64`, which is even; so are all such doubles).
+    private static func isOddInteger(_ x: Double) -> Bool {
+        let integer = x.rounded(.towardZero)
+        guard x == integer, abs(integer) < 0x1p63 else { return false }
+        return Int64(integer) & 1 == 1
     }
 
     /// `math.Frexp` (pure Go on x86-64): subnormals normalised first.
