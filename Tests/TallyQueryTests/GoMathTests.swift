@@ -1,9 +1,10 @@
 @testable import TallyQuery
 import XCTest
 
-/// `ln`, `log2`, `log10`, `exp` and `^` give Prometheus 2.42's bits. Each expected value is what a
-/// running Prometheus 2.42 (Debian's, on this kind of machine) answered for the function of
-/// `vector(x)`, or for `(x) ^ (y)`; where the C library answers otherwise, that is said beside it.
+/// `ln`, `log2`, `log10`, `exp`, `^`, the trigonometric and hyperbolic functions and `atan2` give
+/// Prometheus 2.42's bits. Each expected value is what a running Prometheus 2.42 (Debian's, on this
+/// kind of machine) answered for the function of `vector(x)`, for `(x) ^ (y)` or for
+/// `vector(y) atan2 vector(x)`; where the C library answers otherwise, that is said beside it.
 final class GoMathTests: XCTestCase {
     /// Subnormal arguments and results, by their bits (their decimal literals would warn).
     private let tiny = Double.leastNonzeroMagnitude // 5e-324
@@ -77,5 +78,50 @@ final class GoMathTests: XCTestCase {
         XCTAssertTrue(GoMath.pow(-8, 1.0 / 3).isNaN)
         XCTAssertTrue(GoMath.pow(.nan, 1).isNaN)
         XCTAssertEqual(GoMath.pow(.nan, 0), 1)
+    }
+
+    func testTrigonometryAndHyperbolicFunctionsAreGo119s() {
+        let cases: [(String, (Double) -> Double, Double, Double)] = [
+            ("sin", GoMath.sin, 2, 0.9092974268256816), // C: 0.9092974268256817
+            ("sin", GoMath.sin, 0x1p29, 0.3265676630185634), // the first angle reduced by Payne-Hanek; C: 0.3265676630185633
+            ("sin", GoMath.sin, 1e300, -0.8178819121159087), // C: -0.8178819121159085
+            ("cos", GoMath.cos, 0.7, 0.7648421872844884), // C: 0.7648421872844885
+            ("cos", GoMath.cos, 21, -0.5477292602242685),
+            ("tan", GoMath.tan, 1, 1.557407724654902), // C: 1.5574077246549023
+            ("tan", GoMath.tan, 1e300, 1.4214488238747243),
+            ("asin", GoMath.asin, 0.66, 0.7208187608700896), // C: 0.7208187608700897
+            ("acos", GoMath.acos, 0.5, 1.0471975511965976), // C: 1.0471975511965979
+            ("atan", GoMath.atan, 44.1, 1.5481244751733603),
+            ("sinh", GoMath.sinh, 0.7, 0.7585837018395336), // C: 0.7585837018395334
+            ("cosh", GoMath.cosh, 44, 6.425800057179655e18), // C: 6425800057179654000
+            ("cosh", GoMath.cosh, 0.2869321605396833, 1.04144823523842), // (e + 1/e) / 2; (e + Exp(-x)) / 2 is 1.0414482352384202
+            ("cosh", GoMath.cosh, 710, .infinity), // Go's Exp overflows first; C: 1.1169973830808557e+308
+            ("tanh", GoMath.tanh, 0.7, 0.6043677771171635),
+            ("asinh", GoMath.asinh, 21.5, 3.761740510352456), // C: 3.7617405103524564
+            ("acosh", GoMath.acosh, 5.539953844840914, 2.3968862936872775),
+            ("atanh", GoMath.atanh, -0.925153249830472, -1.6236590809202105),
+            // Go negates only arguments below zero, so -0 stays -0.
+            ("sinh", GoMath.sinh, -0.0, -0.0), ("asinh", GoMath.asinh, -0.0, -0.0),
+            ("atanh", GoMath.atanh, -0.0, -0.0), ("tanh", GoMath.tanh, -0.0, -0.0),
+        ]
+        for (name, function, x, expected) in cases {
+            XCTAssertEqual(function(x).bitPattern, expected.bitPattern, "\(name)(\(x)) = \(function(x)), Prometheus \(expected)")
+        }
+        for function in [GoMath.sin, GoMath.cos, GoMath.tan] {
+            XCTAssertTrue(function(.infinity).isNaN)
+        }
+        XCTAssertTrue(GoMath.asin(1.5).isNaN)
+        XCTAssertTrue(GoMath.acosh(0.5).isNaN)
+        XCTAssertEqual(GoMath.atanh(-1), -.infinity)
+        let atan2Cases: [(Double, Double, Double)] = [
+            (7.600603375468236, -88.74999246291165, 3.0561605000448044), // C: 3.056160500044805
+            // y / x underflows to +0, whose Atan Go moves up by π; C: -3.141592653589793
+            (-6.595605135450752e-40, -8.688184024766879e+304, 3.141592653589793),
+            (-0.0, -1, -3.141592653589793), (0, -0.0, 3.141592653589793),
+            (.infinity, -.infinity, 2.356194490192345), (-1, .infinity, -0.0),
+        ]
+        for (y, x, expected) in atan2Cases {
+            XCTAssertEqual(GoMath.atan2(y, x).bitPattern, expected.bitPattern, "\(y) atan2 \(x) = \(GoMath.atan2(y, x)), Prometheus \(expected)")
+        }
     }
 }

@@ -159,7 +159,7 @@ extension Evaluator {
         case .div: (l / r, true)
         case .pow: (GoMath.pow(l, r), true)
         case .mod: (fmod(l, r), true)
-        case .atan2: (Foundation.atan2(l, r), true)
+        case .atan2: (GoMath.atan2(l, r), true)
         case .equal: (l, l == r)
         case .notEqual: (l, l != r)
         case .greater: (l, l > r)

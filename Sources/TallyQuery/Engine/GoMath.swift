@@ -2,9 +2,10 @@
 import Glibc
 #endif
 
-/// Go's `math.Log`, `math.Exp` and `math.Pow` as Prometheus 2.42 runs them on x86-64: the first two
-/// Go's assembly routines, the third pure Go built on them, operation for operation, so `ln`,
-/// `log2`, `log10`, `exp` and `^` answer with Prometheus' bits. The C library's functions are correctly rounded more often but differ in the
+/// Go's `math.Log`, `math.Exp`, `math.Log1p` and `math.Pow` as Prometheus 2.42 runs them on x86-64: the
+/// first two Go's assembly routines, the others pure Go, operation for operation, so `ln`, `log2`,
+/// `log10`, `exp` and `^` answer with Prometheus' bits (the trigonometric and hyperbolic functions,
+/// built on these, are in `GoTrigonometry.swift`). The C library's functions are correctly rounded more often but differ in the
 /// last bit for many arguments (which `count_values` turns into different label values), and Go's
 /// `Log` reads a subnormal argument as if its exponent field were that of 2^-1023 (`ln(5e-324)` is
 /// -709.09 there, not -744.44).
@@ -43,6 +44,67 @@ enum GoMath {
         let (fraction, exponent) = frexp(x)
         if fraction == 0.5 { return Double(exponent - 1) }
         return log(fraction) * Double(bitPattern: 0x3FF7_1547_652B_82FE) + Double(exponent)
+    }
+
+    /// `math.Log1p` (pure Go on x86-64, FreeBSD's `s_log1p.c`).
+    static func log1p(_ x: Double) -> Double {
+        if x < -1 || x.isNaN { return .nan }
+        if x == -1 { return -.infinity }
+        if x == .infinity { return .infinity }
+        let magnitude = abs(x)
+        var f = 0.0, fractionBits: UInt64 = 0, k = 1
+        if magnitude < 4.142135623730950488017e-01 { // √2 - 1
+            if magnitude < 0x1p-29 {
+                if magnitude < 0x1p-54 { return x }
+                return x - x * x * 0.5
+            }
+            if x > -2.928932188134524755992e-01 { // √2/2 - 1
+                k = 0
+                f = x
+                fractionBits = 1
+            }
+        }
+        var correction = 0.0
+        if k != 0 {
+            var u: Double
+            if magnitude < 0x1p53 {
+                u = 1.0 + x
+                fractionBits = u.bitPattern
+                k = Int(fractionBits >> 52) - 1023
+                correction = k > 0 ? 1.0 - (u - x) : x - (u - 1.0)
+                correction /= u
+            } else {
+                u = x
+                fractionBits = u.bitPattern
+                k = Int(fractionBits >> 52) - 1023
+            }
+            fractionBits &= 0x000F_FFFF_FFFF_FFFF
+            if fractionBits < 0x0006_A09E_667F_3BCD { // the fraction bits of √2
+                u = Double(bitPattern: fractionBits | 0x3FF0_0000_0000_0000)
+            } else {
+                k += 1
+                u = Double(bitPattern: fractionBits | 0x3FE0_0000_0000_0000)
+                fractionBits = (0x0010_0000_0000_0000 - fractionBits) >> 2
+            }
+            f = u - 1.0
+        }
+        let hfsq = 0.5 * f * f
+        let kd = Double(k)
+        if fractionBits == 0 {
+            if f == 0 {
+                if k == 0 { return 0 }
+                correction += kd * ln2Lo
+                return kd * ln2Hi + correction
+            }
+            let r = hfsq * (1.0 - 0.66666666666666666 * f)
+            if k == 0 { return f - r }
+            return kd * ln2Hi - ((r - (kd * ln2Lo + correction)) - f)
+        }
+        let s = f / (2.0 + f)
+        let z = s * s
+        let r = z * (l1 + z * (l2 + z * (l3 + z * (l4 + z * (l5 + z * (l6 + z * l7))))))
+        if k == 0 { return f - (hfsq - s * (hfsq + r)) }
+        return kd * ln2Hi - ((hfsq - (s * (hfsq + r) + (kd * ln2Lo + correction))) - f)
     }
 
     /// `math.Pow` of Go 1.19 (pure Go on x86-64): the special cases in Go's order, then the

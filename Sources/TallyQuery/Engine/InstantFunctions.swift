@@ -89,10 +89,10 @@ enum InstantFunctions {
     private static let mathFunctions: [String: @Sendable (Double) -> Double] = [
         "ceil": { $0.rounded(.up) }, "floor": { $0.rounded(.down) }, "exp": GoMath.exp, "sqrt": { $0.squareRoot() },
         "ln": GoMath.log, "log2": GoMath.log2, "log10": GoMath.log10,
-        "sin": Foundation.sin, "cos": Foundation.cos, "tan": Foundation.tan,
-        "asin": Foundation.asin, "acos": Foundation.acos, "atan": Foundation.atan,
-        "sinh": Foundation.sinh, "cosh": Foundation.cosh, "tanh": Foundation.tanh,
-        "asinh": Foundation.asinh, "acosh": Foundation.acosh, "atanh": Foundation.atanh,
+        "sin": GoMath.sin, "cos": GoMath.cos, "tan": GoMath.tan,
+        "asin": GoMath.asin, "acos": GoMath.acos, "atan": GoMath.atan,
+        "sinh": GoMath.sinh, "cosh": GoMath.cosh, "tanh": GoMath.tanh,
+        "asinh": GoMath.asinh, "acosh": GoMath.acosh, "atanh": GoMath.atanh,
         "rad": { $0 * .pi / 180 }, "deg": { $0 * 180 / .pi },
         "sgn": { $0 < 0 ? -1 : ($0 > 0 ? 1 : $0) },
     ]
