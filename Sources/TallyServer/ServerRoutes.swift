@@ -42,7 +42,7 @@ extension Router {
             crossOriginReads(methods) + [ready, bodyLimit, authentication] + (endpoint.readsTenant ? [ReadTenant(configuration: configuration)] : []) + [inFlight]
         }
         return RouteTable(
-            middleware: [RequestMetrics(metrics: metrics), RequestLog(logger: logger), HostHeaderRefusal(), TransferCodingRefusal()],
+            middleware: [RequestMetrics(metrics: metrics), RequestLog(logger: logger), HostHeaderRefusal(), TransferCodingRefusal(), PathCleaning()],
             routes: [Route("/api/v1/write", [.POST], write) { $0.write($1) }]
                 + CostAPI.paths.map { Route($0, readMethods([.GET]), costs) { $0.costs($1) } }
                 + [Route("/api/v1/admin/compact", [.POST], maintenance) { $0.maintain($1) },

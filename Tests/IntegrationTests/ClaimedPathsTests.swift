@@ -186,6 +186,35 @@ final class ClaimedPathsTests: XCTestCase {
         server.stop(SIGTERM)
     }
 
+    /// A path with empty, `.` or `..` segments gets 301 to its clean form, for every method, with the
+    /// query string kept, as Go's `ServeMux` in front of a running Prometheus 2.42 answered each of
+    /// these (`Location` and body byte for byte); following it answers the query.
+    func testAnUncleanPathIsRedirectedToItsCleanFormAsPrometheusDoes() throws {
+        let server = try startServer()
+        let cases: [(method: String, path: String, location: String, body: String)] = [
+            ("GET", "//api/v1/query?query=1%2B1&time=1'x\"<", "/api/v1/query?query=1%2B1&time=1'x\"<",
+             "<a href=\"/api/v1/query?query=1%2B1&amp;time=1&#39;x&#34;&lt;\">Moved Permanently</a>.\n\n"),
+            ("POST", "//api/v1/write", "/api/v1/write", ""),
+            ("GET", "/api/v1/x/../../v1/query", "/api/v1/query", "<a href=\"/api/v1/query\">Moved Permanently</a>.\n\n"),
+            ("GET", "/..", "/", "<a href=\"/\">Moved Permanently</a>.\n\n"),
+            ("GET", "/api//", "/api/", "<a href=\"/api/\">Moved Permanently</a>.\n\n"),
+            ("GET", "/api/v1/label//values", "/api/v1/label/values", "<a href=\"/api/v1/label/values\">Moved Permanently</a>.\n\n"),
+        ]
+        for (method, path, location, body) in cases {
+            let answer = try server.client.request(method, path)
+            XCTAssertEqual(answer.status, 301, "\(method) \(path)")
+            XCTAssertEqual(answer.headers["location"], location, "\(method) \(path)")
+            XCTAssertEqual(answer.body, body, "\(method) \(path)")
+            XCTAssertEqual(answer.headers["content-type"], body.isEmpty ? nil : "text/html; charset=utf-8", "\(method) \(path)")
+        }
+        let followed = try server.client.request("GET", "/api/v1/query?query=1%2B1&time=1")
+        XCTAssertEqual(followed.status, 200)
+        XCTAssertEqual(followed.body, #"{"status":"success","data":{"resultType":"scalar","result":[1,"2"]}}"#)
+        // Clean paths are not redirected, a trailing slash included.
+        XCTAssertEqual(try server.client.request("GET", "/api/v1/nothing-here/").status, 404)
+        server.stop(SIGTERM)
+    }
+
     /// While draining, a kept-alive connection is answered 503 and new connections are refused. The
     /// drain is held open on purpose: a block cut waits for the tenant's read lease, which this test
     /// holds shared (as `tally dump` does), and closing the tenant waits for that cut.
