@@ -58,8 +58,7 @@ final class Router: Sendable {
     /// `cancellation` is set if the connection closes before the answer is written.
     func answer(_ head: HTTPRequestHead, body: ByteBuffer, bodyTooLarge: Bool, from sender: SocketAddress?, arrived: NIODeadline,
                 cancellation: QueryCancellation, on eventLoop: EventLoop) -> EventLoopFuture<HTTPAnswer> {
-        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-        return routes.answer(self, head, path: path, body: body, bodyTooLarge: bodyTooLarge, from: sender, arrived: arrived,
+        return routes.answer(self, head, path: RouteRequest.path(of: head.uri), body: body, bodyTooLarge: bodyTooLarge, from: sender, arrived: arrived,
                              cancellation: cancellation, on: eventLoop)
     }
 
@@ -130,7 +129,8 @@ final class Router: Sendable {
             logger.warning("admin call refused", metadata: ["path": "\(path)", "by": "\(caller)", "status": "403"])
             return now(refusal)
         }
-        let query = Self.maintenanceParameters(request)
+        // From the URL or a form body, as Prometheus reads its admin calls' parameters.
+        let query = request.form
         let work: @Sendable (TenantDatabase) throws -> String
         // What the caller gets: the tenants' report lines, or for a snapshot Prometheus' answer.
         var answered: @Sendable (HTTPAnswer) -> HTTPAnswer = { $0 }
@@ -186,12 +186,6 @@ final class Router: Sendable {
             .recover { _ in Self.shuttingDown }
     }
 
-    /// An admin call's parameters: deletion and snapshots take them from a form body too, as
-    /// Prometheus does; compaction and retention from the URL only.
-    static func maintenanceParameters(_ request: RouteRequest) -> QueryString {
-        request.path == deleteSeriesPath || request.path == snapshotPath ? request.form : QueryString(uri: request.head.uri)
-    }
-
     static let deleteSeriesPath = "/api/v1/admin/tsdb/delete_series"
     /// Prometheus' name for a compaction that also rewrites every block holding a deletion.
     static let cleanTombstonesPath = "/api/v1/admin/tsdb/clean_tombstones"
@@ -238,7 +232,6 @@ struct DeleteSeriesRequest: Sendable {
 
     static func parse(_ query: QueryString, tenant: String) -> Result<DeleteSeriesRequest, HTTPAnswer> {
         func refuse(_ message: String) -> Result<DeleteSeriesRequest, HTTPAnswer> { .failure(HTTPAnswer(status: 400, body: message + "\n")) }
-        guard TenantID.isValid(tenant) else { return refuse(TenantError.invalidName(tenant).description) }
         do {
             let arguments = try DeletionArguments(selectors: query.all("match[]"), start: query["start"], end: query["end"])
             return .success(DeleteSeriesRequest(tenant: tenant, arguments: arguments, dryRun: ["1", "true"].contains(query["dry_run"] ?? "")))

@@ -7,7 +7,8 @@ struct PathCleaning: HTTPMiddleware {
     func handle(_ request: RouteRequest, next: (RouteRequest) -> EventLoopFuture<HTTPAnswer>) -> EventLoopFuture<HTTPAnswer> {
         let path = request.path
         let cleaned = Self.clean(path)
-        guard path.hasPrefix("/"), cleaned != path else { return next(request) }
+        // Not `*` (`OPTIONS *`), which has no path to clean.
+        guard path.isEmpty || path.hasPrefix("/"), cleaned != path else { return next(request) }
         let query = request.head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).dropFirst().first
         let location = query.map { cleaned + "?" + $0 } ?? cleaned
         // Go writes a short page for GET and HEAD only; other methods get the header alone.
@@ -20,6 +21,7 @@ struct PathCleaning: HTTPMiddleware {
 
     /// Go's `path.Clean` of a rooted path: empty and `.` segments dropped, each `..` taking the
     /// segment before it away (none above the root); a trailing `/` kept, as `ServeMux` keeps it.
+    /// An empty path (an absolute-form target with none) is `/`.
     static func clean(_ path: String) -> String {
         var segments: [Substring] = []
         for segment in path.split(separator: "/") {

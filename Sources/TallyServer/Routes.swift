@@ -33,6 +33,18 @@ struct RouteRequest {
     /// An answer that is ready now, on the request's event loop.
     func now(_ answer: HTTPAnswer) -> EventLoopFuture<HTTPAnswer> { eventLoop.makeSucceededFuture(answer) }
 
+    /// The path of a request target: before the query string, and after the scheme and authority of
+    /// the absolute form (`GET http://host/api/v1/query`, RFC 9112 3.2.2), which Go's server takes
+    /// too; there an empty path is "" (which `PathCleaning` sends to `/`).
+    static func path(of target: String) -> String {
+        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        for scheme in ["http://", "https://"] where path.lowercased().hasPrefix(scheme) {
+            let authorityAndPath = path.dropFirst(scheme.count)
+            return authorityAndPath.firstIndex(of: "/").map { String(authorityAndPath[$0...]) } ?? ""
+        }
+        return String(path)
+    }
+
     /// Every query and (for a form POST) body parameter, percent-decoded.
     var form: QueryString { QueryString(uri: head.uri, formBody: body, contentType: head.headers.first(name: "Content-Type")) }
 }

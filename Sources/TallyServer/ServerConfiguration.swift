@@ -101,12 +101,15 @@ struct TenantSources: Sendable {
 
     /// The tenant all sources name, or the default when none does. Sources that disagree are refused:
     /// a proxy may set one header and trust it, so a second one that names another tenant must not win.
+    /// A name that is not a valid tenant id is refused here, for every endpoint alike, before
+    /// anything looks it up (an endpoint that only reads memory would otherwise answer it as empty).
     func resolve(default defaultTenant: String) -> Result<String, HTTPAnswer> {
         guard let first = named.first else { return .success(defaultTenant) }
         if named.contains(where: { $0.tenant != first.tenant }) {
             let listed = named.map { "\($0.source)=\(GoFormat.quote(String($0.tenant.prefix(64))))" }.joined(separator: ", ")
             return .failure(HTTPAnswer(status: 400, body: "tenant sources disagree: \(listed)\n"))
         }
+        guard TenantID.isValid(first.tenant) else { return .failure(HTTPAnswer(status: 400, body: TenantError.invalidName(first.tenant).description + "\n")) }
         return .success(first.tenant)
     }
 

@@ -90,7 +90,7 @@ struct AdminTenant: HTTPMiddleware {
 
     func handle(_ request: RouteRequest, next: (RouteRequest) -> EventLoopFuture<HTTPAnswer>) -> EventLoopFuture<HTTPAnswer> {
         var sources = TenantSources(request.head, headers: tenantHeaders)
-        sources.add("tenant parameter", Router.maintenanceParameters(request).all("tenant"))
+        sources.add("tenant parameter", request.form.all("tenant"))
         switch sources.resolve(default: "") {
         case let .success(name):
             var request = request

@@ -215,6 +215,20 @@ final class ClaimedPathsTests: XCTestCase {
         server.stop(SIGTERM)
     }
 
+    /// A request target in absolute form (`GET http://host/path`, as some proxies send it) is
+    /// answered by its path, as a running Prometheus 2.42 answered these; with no path, 301 to `/`.
+    func testAnAbsoluteFormTargetIsAnsweredByItsPath() throws {
+        let server = try startServer()
+        let query = try server.client.request("GET", "http://tally.example/api/v1/query?query=1%2B1&time=1")
+        XCTAssertEqual(query.status, 200, query.body)
+        XCTAssertEqual(query.body, #"{"status":"success","data":{"resultType":"scalar","result":[1,"2"]}}"#)
+        XCTAssertEqual(try server.client.request("GET", "HTTPS://tally.example:1/-/ready").body, "Tally is Ready.\n")
+        let bare = try server.client.request("GET", "http://tally.example")
+        XCTAssertEqual(bare.status, 301)
+        XCTAssertEqual(bare.headers["location"], "/")
+        server.stop(SIGTERM)
+    }
+
     /// While draining, a kept-alive connection is answered 503 and new connections are refused. The
     /// drain is held open on purpose: a block cut waits for the tenant's read lease, which this test
     /// holds shared (as `tally dump` does), and closing the tenant waits for that cut.

@@ -57,6 +57,18 @@ final class MaintenanceTests: XCTestCase {
         let other = try server.client.request("POST", "/api/v1/admin/retention?keep=1d", headers: [("THANOS-TENANT", "beta")])
         XCTAssertEqual(other.status, 404, other.body)
         XCTAssertEqual(try stores.blocks(storage).count, before.count)
+        // So does a form body's `tenant` (what `curl -d tenant=beta` sends), never read as no tenant
+        // and so every tenant; one that disagrees with the header is refused.
+        let form = [("Content-Type", "application/x-www-form-urlencoded")]
+        let inBody = try server.client.request("POST", "/api/v1/admin/retention?keep=1d", headers: form, body: Array("tenant=beta".utf8))
+        XCTAssertEqual(inBody.status, 404, inBody.body)
+        let disagreeing = try server.client.request("POST", "/api/v1/admin/retention", headers: form + [("THANOS-TENANT", "acme")],
+                                                    body: Array("tenant=beta&keep=1d".utf8))
+        XCTAssertEqual(disagreeing.status, 400, disagreeing.body)
+        XCTAssertTrue(disagreeing.body.contains("tenant sources disagree"), disagreeing.body)
+        let compactInBody = try server.client.request("POST", "/api/v1/admin/compact", headers: form, body: Array("tenant=beta".utf8))
+        XCTAssertEqual(compactInBody.status, 404, compactInBody.body)
+        XCTAssertEqual(try stores.blocks(storage).count, before.count)
         let run = try runCommand(Binaries.tally, ["retention", "--storage", storage, "--tenant", "acme", "--keep", "1d", "--server-port", String(server.port)])
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertTrue(run.stdout.contains("asked it to apply retention"), run.stdout)

@@ -258,6 +258,10 @@ final class QueryAPITests: XCTestCase {
             ("/api/v1/series?match[]=up%7Bjob%3D%22%ff%22%7D&match[]=up", #"invalid parameter \"match[]\""#),
             ("/api/v1/labels?start=%ff", #"invalid parameter \"start\""#),
             ("/api/v1/query?query=up&tenant=acme%ff", "invalid tenant"),
+            // Endpoints that read only memory refuse it too, rather than answer it as an empty tenant.
+            ("/api/v1/metadata?tenant=..", "invalid tenant"),
+            ("/api/v1/query_exemplars?query=up&tenant=..", "invalid tenant"),
+            ("/federate?match[]=up&tenant=..", "invalid tenant"),
         ]
         for (path, message) in cases {
             let r = try tally.client.request("GET", path)
@@ -272,7 +276,11 @@ final class QueryAPITests: XCTestCase {
         XCTAssertEqual(delete.status, 405)
         XCTAssertEqual(delete.headers["allow"], "GET, POST")
         XCTAssertEqual(try tally.client.request("POST", "/api/v1/label/job/values").headers["allow"], "GET")
-        XCTAssertEqual(try tally.client.request("GET", "/api/v1/label//values").status, 404)
+        // An empty name leaves an empty segment: 301 to the clean path, as Prometheus' server answers.
+        let emptyName = try tally.client.request("GET", "/api/v1/label//values")
+        XCTAssertEqual(emptyName.status, 301)
+        XCTAssertEqual(emptyName.headers["location"], "/api/v1/label/values")
+        XCTAssertEqual(try tally.client.request("GET", "/api/v1/label/values").status, 404)
         // Writes still get their own 405, now with Allow.
         XCTAssertEqual(try tally.client.request("GET", "/api/v1/write").headers["allow"], "POST")
         // Still up, still writing.
