@@ -6,9 +6,10 @@ import NIOCore
 struct PathCleaning: HTTPMiddleware {
     func handle(_ request: RouteRequest, next: (RouteRequest) -> EventLoopFuture<HTTPAnswer>) -> EventLoopFuture<HTTPAnswer> {
         let path = request.path
-        let cleaned = Self.clean(path)
         // Not `*` (`OPTIONS *`), which has no path to clean.
-        guard path.isEmpty || path.hasPrefix("/"), cleaned != path else { return next(request) }
+        guard path.isEmpty || path.hasPrefix("/"), Self.mayNeedCleaning(path) else { return next(request) }
+        let cleaned = Self.clean(path)
+        guard cleaned != path else { return next(request) }
         let query = request.head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).dropFirst().first
         let location = query.map { cleaned + "?" + $0 } ?? cleaned
         // Go writes a short page for GET and HEAD only; other methods get the header alone.
@@ -17,6 +18,17 @@ struct PathCleaning: HTTPMiddleware {
             : HTTPAnswer(status: 301, body: "")
         answer.headers.append(("Location", location))
         return request.now(answer)
+    }
+
+    /// Whether a `/` is followed by `/` or `.` (or the path is empty): only then can cleaning change
+    /// it. A scan without allocating, for every request.
+    static func mayNeedCleaning(_ path: String) -> Bool {
+        var previous: UInt8 = 0
+        for byte in path.utf8 {
+            if previous == UInt8(ascii: "/") && (byte == UInt8(ascii: "/") || byte == UInt8(ascii: ".")) { return true }
+            previous = byte
+        }
+        return path.isEmpty
     }
 
     /// Go's `path.Clean` of a rooted path: empty and `.` segments dropped, each `..` taking the
