@@ -115,4 +115,5 @@ public struct CostDay: Sendable, Hashable, Comparable {
     }
 }
 
-func twoDigits(_ n: some BinaryInteger) -> String { n < 10 ? "0\(n)" : "\(n)" }
+/// `n` with a leading zero below 10, for dates, times and durations.
+public func twoDigits(_ n: some BinaryInteger) -> String { n < 10 ? "0\(n)" : "\(n)" }

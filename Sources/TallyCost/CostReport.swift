@@ -235,10 +235,16 @@ public enum CostReport {
         }.joined(separator: "\n") + "\n"
     }
 
+    /// About 571,000 years either side of 1970, the dates' arithmetic far from overflowing.
+    private static let writableMilliseconds: ClosedRange<Int64> = -(1 << 54) ... (1 << 54)
+
     /// RFC 3339 in the given offset (`Z` for UTC), the milliseconds written when there are any or
     /// when `milliseconds` asks for them always (tables of times that line up).
+    /// A time past ±2^54 ms (past the times a block may span; a corrupt or hostile chunk can hold
+    /// any 64 bits) is its milliseconds as they are.
     public static func timestamp(_ ms: Int64, _ offsetMinutes: Int, milliseconds: Bool = false) -> String {
-        let local = ms + Int64(offsetMinutes) * 60_000
+        let (local, overflow) = ms.addingReportingOverflow(Int64(offsetMinutes) * 60_000)
+        guard !overflow, writableMilliseconds.contains(local) else { return String(ms) + "ms" }
         let dayIndex = local >= 0 ? local / 86_400_000 : (local + 1) / 86_400_000 - 1
         let within = local - dayIndex * 86_400_000
         let date = CostDay(index: dayIndex, calendar: CostCalendar(offsetMinutes: offsetMinutes)).date

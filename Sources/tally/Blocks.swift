@@ -107,7 +107,7 @@ struct Blocks: ParsableCommand {
 
         static func duration(_ ms: Int64) -> String {
             let seconds = ms / 1000
-            return String(format: "%dh%02dm%02ds", seconds / 3600, seconds / 60 % 60, seconds % 60)
+            return "\(seconds / 3600)h\(twoDigits(seconds / 60 % 60))m\(twoDigits(seconds % 60))s"
         }
 
         static func bytes(_ n: Int) -> String {

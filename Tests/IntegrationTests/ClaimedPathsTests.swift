@@ -229,6 +229,26 @@ final class ClaimedPathsTests: XCTestCase {
         server.stop(SIGTERM)
     }
 
+    /// A WAL segment that is a symbolic link is not followed: the start fails naming it, and the file
+    /// it points at, outside the storage, is neither cut by the tail repair nor copied into it.
+    func testASymlinkedWALSegmentIsRefusedAndWhatItPointsAtIsLeftAlone() throws {
+        let server = try startServer()
+        XCTAssertEqual(try write(server.client, body("linked", at: [now])).status, 204)
+        server.stop(SIGTERM)
+        let wal = storage + "/" + tenant + "/wal"
+        let segment = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: wal).sorted().last)
+        let victim = storage + ".victim"
+        defer { try? FileManager.default.removeItem(atPath: victim) }
+        try Data("precious, and not a WAL segment".utf8).write(to: URL(fileURLWithPath: victim))
+        try FileManager.default.removeItem(atPath: wal + "/" + segment)
+        try FileManager.default.createSymbolicLink(atPath: wal + "/" + segment, withDestinationPath: victim)
+        let start = try runCommand(Binaries.tally, ["serve", "--storage", storage, "--listen", "127.0.0.1:0"], timeout: 60)
+        XCTAssertNotEqual(start.status, 0, start.stderr)
+        XCTAssertTrue(start.stderr.contains(segment) && start.stderr.contains("symbolic link"), start.stderr)
+        XCTAssertEqual(try String(contentsOfFile: victim, encoding: .utf8), "precious, and not a WAL segment")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: storage + "/" + tenant + "/wal-quarantine"))
+    }
+
     /// While draining, a kept-alive connection is answered 503 and new connections are refused. The
     /// drain is held open on purpose: a block cut waits for the tenant's read lease, which this test
     /// holds shared (as `tally dump` does), and closing the tenant waits for that cut.

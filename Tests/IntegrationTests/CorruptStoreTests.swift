@@ -121,5 +121,42 @@ final class CorruptStoreTests: XCTestCase {
         let line = try XCTUnwrap(verify.stdout.split(separator: "\n").first { $0.contains(other) }, verify.stdout)
         XCTAssertTrue(line.contains("FAILED") && line.contains("meta.json"), String(line))
         XCTAssertTrue(verify.stdout.contains(", 2 failed"), verify.stdout)
+
+        // A block that does not load is in no compaction plan: a child could be written over it.
+        // When its meta.json cannot say its time (`other`), nothing is merged; the run names it and fails.
+        let directories = { try FileManager.default.contentsOfDirectory(atPath: storage + "/acme").sorted() }
+        let before = try directories()
+        let compact = try runCommand(Binaries.tally, ["compact", "--storage", storage, "--tenant", "acme"])
+        XCTAssertEqual(compact.status, 1, compact.stdout + compact.stderr)
+        XCTAssertTrue(compact.stderr.contains("not loaded") && compact.stderr.contains(other) && compact.stderr.contains("time range is unknown"),
+                      compact.stderr)
+        XCTAssertEqual(try directories(), before)
+    }
+
+    /// A compaction level no compactor writes (the next compaction adds one to it) is corruption:
+    /// verify and import refuse it, and compaction leaves the block alone instead of trapping.
+    func testAnImpossibleCompactionLevelIsRefusedNotOverflowed() throws {
+        let root = try makeTemporaryDirectory("corrupt-level")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let storage = try stores.makeStore(root)
+        let block = try XCTUnwrap(try stores.blocks(storage).compactMap { $0["ulid"] as? String }.sorted().first)
+        let path = storage + "/acme/" + block + "/meta.json"
+        var meta = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        var compaction = try XCTUnwrap(meta["compaction"] as? [String: Any])
+        compaction["level"] = Int.max
+        meta["compaction"] = compaction
+        try JSONSerialization.data(withJSONObject: meta).write(to: URL(fileURLWithPath: path))
+
+        let verify = try runCommand(Binaries.tally, ["blocks", "verify", "--storage", storage, "--tenant", "acme"])
+        XCTAssertEqual(verify.status, 1, verify.stdout + verify.stderr)
+        let line = try XCTUnwrap(verify.stdout.split(separator: "\n").first { $0.contains(block) }, verify.stdout)
+        XCTAssertTrue(line.contains("compaction level"), String(line))
+        let compact = try runCommand(Binaries.tally, ["compact", "--storage", storage, "--tenant", "acme"])
+        XCTAssertEqual(compact.status, 1, compact.stdout + compact.stderr)
+        XCTAssertTrue(compact.stderr.contains(block), compact.stderr)
+        try FileManager.default.createDirectory(atPath: root + "/other", withIntermediateDirectories: true)
+        let imported = try runCommand(Binaries.tally, ["import", "blocks", storage + "/acme/" + block, "--storage", root + "/other", "--tenant", "acme"])
+        XCTAssertEqual(imported.status, 1, imported.stdout + imported.stderr)
+        XCTAssertTrue((imported.stdout + imported.stderr).contains("compaction level"), imported.stdout + imported.stderr)
     }
 }

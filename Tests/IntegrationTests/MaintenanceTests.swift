@@ -29,14 +29,33 @@ final class MaintenanceTests: XCTestCase {
         // Nothing was repaired or deleted.
         XCTAssertEqual(try stores.blocks(storage).count, blocks.count)
 
-        // Compaction leaves the group holding the unreadable chunk as it was, says so, fails, and
-        // still compacts the rest of the tenant.
+        // blocks[2] (its index broken) did not load: compaction keeps every child clear of its time,
+        // read from its meta.json, and so leaves blocks[1] (an unreadable chunk) beside it as it
+        // was too; it says so, fails, and still compacts the rest of the tenant.
         let compact = try runCommand(Binaries.tally, ["compact", "--storage", storage, "--tenant", "acme"])
         XCTAssertEqual(compact.status, 1, compact.stdout)
-        XCTAssertTrue(compact.stderr.contains("left as they were") && compact.stderr.contains(blocks[1]), compact.stderr)
+        XCTAssertTrue(compact.stderr.contains("left as they were: block \(blocks[2]) is on disk but not loaded"), compact.stderr)
         let after = try stores.blocks(storage).compactMap { $0["ulid"] as? String }
         XCTAssertTrue(after.contains(blocks[1]) && after.contains(blocks[2]))
         XCTAssertLessThan(after.count, blocks.count / 2)
+        let metas = try stores.blocks(storage)
+        let unloaded = try XCTUnwrap(metas.first { $0["ulid"] as? String == blocks[2] })
+        let (start, end) = (try XCTUnwrap(unloaded["minTime"] as? Int64), try XCTUnwrap(unloaded["maxTime"] as? Int64))
+        for meta in metas where meta["ulid"] as? String != blocks[2] {
+            XCTAssertFalse((meta["minTime"] as? Int64 ?? .max) < end && start < (meta["maxTime"] as? Int64 ?? .min), "\(meta) overlaps \(blocks[2])")
+        }
+
+        // With blocks[2]'s index mended (the flipped bit flipped back), the group holding the
+        // unreadable chunk is tried, fails, and is left as it was, named.
+        let indexPath = storage + "/acme/" + blocks[2] + "/index"
+        var index = try XCTUnwrap(FileManager.default.contents(atPath: indexPath))
+        index[index.count / 2] ^= 0x40
+        try index.write(to: URL(fileURLWithPath: indexPath))
+        let again = try runCommand(Binaries.tally, ["compact", "--storage", storage, "--tenant", "acme"])
+        XCTAssertEqual(again.status, 1, again.stdout)
+        XCTAssertTrue(again.stderr.contains("left as they were") && again.stderr.contains(blocks[1]) && !again.stderr.contains("not loaded"),
+                      again.stderr)
+        XCTAssertTrue(try stores.blocks(storage).contains { $0["ulid"] as? String == blocks[1] })
     }
 
     func testRetentionDropsWholeBlocksPastTheHorizonThroughTheServer() throws {

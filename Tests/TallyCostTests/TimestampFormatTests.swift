@@ -21,4 +21,14 @@ final class TimestampFormatTests: XCTestCase {
         }
         XCTAssertEqual(CostReport.timestamp(-62_198_755_200_000, 120), "-0001-01-01T02:00:00+02:00")
     }
+
+    /// A corrupt or hostile chunk can hold any 64-bit time: past ±2^54 ms (571,000 years) it is
+    /// written as milliseconds, where the date arithmetic used to overflow (and trap) near Int64.min.
+    func testTimesPastTheBlockRangeAreMillisecondsNotATrap() {
+        XCTAssertEqual(CostReport.timestamp(.min, 0), "-9223372036854775808ms")
+        XCTAssertEqual(CostReport.timestamp(.max, 0, milliseconds: true), "9223372036854775807ms")
+        XCTAssertEqual(CostReport.timestamp(.max - 1000, -120), "9223372036854774807ms")
+        // The edge itself is still a date (checked against a proleptic Gregorian calendar in Python).
+        XCTAssertEqual(CostReport.timestamp(1 << 54, 0), "572823-07-25T17:58:01.984Z")
+    }
 }

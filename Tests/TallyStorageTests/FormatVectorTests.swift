@@ -520,6 +520,48 @@ final class FormatVectorTests: XCTestCase {
         XCTAssertThrowsError(try Tombstones.decode(corrupt, block: "b")) { XCTAssertTrue("\($0)".contains("tombstones: checksum mismatch")) }
     }
 
+    /// Intervals added in any order, overlapping, touching or apart, merge into the runs of deleted
+    /// times a model of the set computes, and `deletes` answers each time as the model does; a file
+    /// of 20,000 apart intervals in descending order loads whole (each used to re-sort the list).
+    func testTombstonesMergeIntoTheRunsOfDeletedTimes() throws {
+        var random = SeededGenerator(test: "tombstone merging")
+        for round in 0..<300 {
+            var tombstones = Tombstones()
+            var deleted = Set<Int64>()
+            for _ in 0..<Int.random(in: 1...12, using: &random) {
+                let start = Int64.random(in: 0...60, using: &random)
+                let end = start + Int64.random(in: 0...6, using: &random)
+                tombstones.add(1, DeletedInterval(minTime: start, maxTime: end))
+                deleted.formUnion(start...end)
+            }
+            var runs: [DeletedInterval] = []
+            for t in deleted.sorted() {
+                if let last = runs.last, last.maxTime + 1 == t { runs[runs.count - 1].maxTime = t } else { runs.append(DeletedInterval(minTime: t, maxTime: t)) }
+            }
+            XCTAssertEqual(tombstones.intervals[1], runs, "round \(round)")
+            for t in Int64(-1)...70 { XCTAssertEqual(tombstones.deletes(1, t), deleted.contains(t), "round \(round), t \(t)") }
+            XCTAssertEqual(try Tombstones.decode(tombstones.encoded(), block: "b"), tombstones)
+        }
+        var edges = Tombstones()
+        edges.add(2, DeletedInterval(minTime: 10, maxTime: .max))
+        edges.add(2, DeletedInterval(minTime: .min, maxTime: 8))
+        edges.add(2, DeletedInterval(minTime: 9, maxTime: 9))
+        XCTAssertEqual(edges.intervals[2], [DeletedInterval(minTime: .min, maxTime: .max)])
+        XCTAssertTrue(edges.deletes(2, .min) && edges.deletes(2, .max))
+
+        var records: [UInt8] = []
+        for k in stride(from: 19_999, through: 0, by: -1) {
+            records.appendUvarint(18)
+            records.appendVarint(Int64(2 * k))
+            records.appendVarint(Int64(2 * k))
+        }
+        var file = BlockWriter.tombstonesMagic + [1] + records
+        file.appendBigEndian(CRC32C.checksum(records))
+        let many = try Tombstones.decode(file, block: "b")
+        XCTAssertEqual(many.count, 20_000)
+        XCTAssertTrue(many.deletes(18, 39_998) && many.deletes(18, 0) && !many.deletes(18, 39_999) && !many.deletes(18, 1))
+    }
+
     func testGoFloatFormatting() {
         let cases: [(Double, String)] = [
             (1, "1"), (0.5, "0.5"), (-0.0, "-0"), (0, "0"), (100000, "100000"), (1e6, "1e+06"),

@@ -71,8 +71,16 @@ public struct BlockMeta: Codable, Sendable, Equatable {
         guard meta.minTime <= meta.maxTime, times.contains(meta.minTime), times.contains(meta.maxTime) else {
             throw BlockError(block: block, section: "meta.json", problem: "time range [\(meta.minTime), \(meta.maxTime)) is reversed or beyond ±2^54 ms")
         }
+        // A compaction adds one to the highest parent's level: a level no compactor reaches is
+        // corruption, refused here rather than overflowing there.
+        guard (0...Self.maxCompactionLevel).contains(meta.compaction.level) else {
+            throw BlockError(block: block, section: "meta.json", problem: "compaction level \(meta.compaction.level) is negative or over \(Self.maxCompactionLevel)")
+        }
         return meta
     }
+
+    /// Far above any level a compactor writes (Prometheus' and Tally's reach single digits).
+    static let maxCompactionLevel = 1_000_000
 
     /// The decoder's own words and where it stopped, without the context dump of its description.
     private static func describe(_ error: DecodingError) -> String {

@@ -8,9 +8,13 @@ final class MappedFile: @unchecked Sendable {
     let bytes: UnsafeRawBufferPointer
     let path: String
 
+    /// Only a regular file, never through a symbolic link: a link in a tenant's directory must not
+    /// make its files (and the WAL repair that cuts them) reach outside it, and a FIFO would block
+    /// every read (opening it does not wait, with O_NONBLOCK; the check then refuses it).
     init(path: String) throws(StorageIOError) {
         self.path = path
-        let file = try OpenFile(path: path, flags: O_RDONLY)
+        let file = try OpenFile(path: path, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
+        guard try file.isRegular() else { throw StorageIOError("map (not a regular file)", path, errno: EINVAL) }
         let size = try file.size()
         guard size > 0 else {
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)

@@ -28,24 +28,16 @@ public struct Tombstones: Sendable, Equatable {
 
     /// Adds an interval, merging it with those it overlaps or touches.
     public mutating func add(_ ref: UInt32, _ interval: DeletedInterval) {
-        var merged = interval
-        var kept: [DeletedInterval] = []
-        for existing in intervals[ref] ?? [] {
-            let touches = existing.minTime <= (merged.maxTime == .max ? .max : merged.maxTime + 1)
-                && merged.minTime <= (existing.maxTime == .max ? .max : existing.maxTime + 1)
-            if touches {
-                merged = DeletedInterval(minTime: min(merged.minTime, existing.minTime), maxTime: max(merged.maxTime, existing.maxTime))
-            } else {
-                kept.append(existing)
-            }
-        }
-        kept.append(merged)
-        intervals[ref] = kept.sorted { $0.minTime < $1.minTime }
+        intervals[ref, default: []].insertMerging(interval)
     }
 
-    /// Whether the sample of series `ref` at `t` is deleted.
+    /// Whether the sample of series `ref` at `t` is deleted: a binary search, since every read asks
+    /// it of every sample of a series with tombstones.
     func deletes(_ ref: UInt32, _ t: Int64) -> Bool {
-        intervals[ref]?.contains { $0.covers(t) } ?? false
+        guard let list = intervals[ref] else { return false }
+        // The last interval starting at or before t is the only one that can cover it.
+        let after = list.firstIndex(from: 0) { $0.minTime > t }
+        return after > 0 && list[after - 1].covers(t)
     }
 
     public func encoded() -> [UInt8] {
@@ -70,7 +62,7 @@ public struct Tombstones: Sendable, Equatable {
         let records = Array(bytes[5..<bytes.count - 4])
         let stored = bytes[bytes.count - 4..<bytes.count].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
         guard CRC32C.checksum(records) == stored else { throw fail("checksum mismatch") }
-        var tombstones = Tombstones()
+        var read: [UInt32: [DeletedInterval]] = [:]
         try records.withUnsafeBytes { raw in
             var c = ByteCursor(raw, from: 0)
             while c.position < c.end {
@@ -78,8 +70,14 @@ public struct Tombstones: Sendable, Equatable {
                     throw fail("malformed record at offset \(5 + c.position)")
                 }
                 guard minTime <= maxTime else { throw fail("interval [\(minTime), \(maxTime)] of series \(ref) is reversed") }
-                tombstones.add(UInt32(ref), DeletedInterval(minTime: minTime, maxTime: maxTime))
+                read[UInt32(ref), default: []].append(DeletedInterval(minTime: minTime, maxTime: maxTime))
             }
+        }
+        // Sorted once, then merged in order: each merge touches only the list's end, so a file of
+        // many intervals, in any order, loads in n log n.
+        var tombstones = Tombstones()
+        for (ref, list) in read {
+            for interval in list.sorted(by: { $0.minTime < $1.minTime }) { tombstones.add(ref, interval) }
         }
         return tombstones
     }
@@ -89,5 +87,32 @@ public struct Tombstones: Sendable, Equatable {
     static func read(directory: String, block: String) throws -> Tombstones {
         let path = directory + "/tombstones"
         return FileSystem.exists(path) ? try decode(try FileSystem.readFile(path), block: block) : Tombstones()
+    }
+}
+
+extension [DeletedInterval] {
+    /// Inserts `interval` into this sorted list of disjoint, non-touching intervals, merged with the
+    /// run of those it overlaps or touches (found by binary search), keeping the list so.
+    mutating func insertMerging(_ interval: DeletedInterval) {
+        // The first interval ending at or after the one before `interval` starts.
+        let start = firstIndex(from: 0) { $0.maxTime == .max || $0.maxTime + 1 >= interval.minTime }
+        var end = start
+        var merged = interval
+        while end < count, self[end].minTime <= (merged.maxTime == .max ? .max : merged.maxTime + 1) {
+            merged = DeletedInterval(minTime: Swift.min(merged.minTime, self[end].minTime), maxTime: Swift.max(merged.maxTime, self[end].maxTime))
+            end += 1
+        }
+        replaceSubrange(start..<end, with: CollectionOfOne(merged))
+    }
+
+    /// The first index at or after `low` where `isPast` holds, for a predicate false then true
+    /// along the list (a binary search); `count` when it never holds.
+    func firstIndex(from low: Int, where isPast: (DeletedInterval) -> Bool) -> Int {
+        var low = low, high = count
+        while low < high {
+            let middle = low + (high - low) / 2
+            if isPast(self[middle]) { high = middle } else { low = middle + 1 }
+        }
+        return low
     }
 }

@@ -263,7 +263,7 @@ final class MappedHeadChunks {
                 try FileSystem.removeTree(path)
                 fileMaxTimes[sequence] = nil
             } else {
-                try OpenFile(path: path, flags: O_WRONLY).truncate(to: validEnd)
+                try OpenFile(path: path, flags: O_WRONLY | O_NOFOLLOW).truncate(to: validEnd)
             }
             try FileSystem.syncDirectory(directory)
             break

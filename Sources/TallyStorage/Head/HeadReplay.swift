@@ -242,7 +242,7 @@ extension Head {
         }
         let padded = (keep + WALFormat.pageSize - 1) / WALFormat.pageSize * WALFormat.pageSize
         guard padded != bytes.count || keep != bytes.count else { return }
-        let file = try OpenFile(path: path, flags: O_WRONLY)
+        let file = try OpenFile(path: path, flags: O_WRONLY | O_NOFOLLOW)
         try file.truncate(to: keep)
         try file.truncate(to: padded)
         try file.sync()

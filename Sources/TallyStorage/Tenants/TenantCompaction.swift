@@ -17,6 +17,20 @@ extension TenantDatabase {
             // A group that fails (an unreadable parent, a full disk) is reported and its blocks
             // are left out of this run's later plans, so the rest of the tenant still compacts.
             var failed: [BlockMeta] = []
+            // A block on disk that did not load is not in any plan, so a child could be written
+            // over it and both be read: its time, read from its `meta.json`, is kept clear like a
+            // failed group's. One whose time cannot be read stops every merge until it is mended
+            // or moved.
+            for name in unloadedBlockDirectories() {
+                do {
+                    failed.append(try BlockMeta.read(directory: directory + "/" + name, block: name))
+                    report.failures.append("block \(name) is on disk but not loaded (tally blocks verify says why): nothing over its time is compacted")
+                } catch {
+                    report.failures.append("block \(name) is on disk but not loaded, and its time range is unknown (\(error)): nothing is compacted")
+                    report.blocksAfter = report.blocksBefore
+                    return report
+                }
+            }
             for _ in 0..<64 {
                 // Nor may a later group cover their time: a day merged around them would have a hole
                 // and overlap them, and every later run would plan that overlap again.
@@ -38,6 +52,13 @@ extension TenantDatabase {
             report.blocksAfter = blockMetas.count
             return report
         }
+    }
+
+    /// Block directories (strict ULID names) that are not among the loaded blocks.
+    private func unloadedBlockDirectories() -> [String] {
+        let loaded = Set(lock.withLock { _ in blocks.map(\.ulid) })
+        let names = (try? FileSystem.listDirectory(directory)) ?? []
+        return names.filter { ULID($0) != nil && !loaded.contains($0) && FileSystem.isDirectory(directory + "/" + $0) }.sorted()
     }
 
     private func compact(_ group: CompactionGroup) throws -> BlockMeta? {

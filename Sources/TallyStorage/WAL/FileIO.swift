@@ -7,7 +7,11 @@ public struct StorageIOError: Error, CustomStringConvertible, Sendable {
     public let operation: String
     public let path: String
     public let errno: Int32
-    public var description: String { "\(operation) \(path): \(String(cString: strerror(errno)))" }
+    public var description: String {
+        // What O_NOFOLLOW's refusal means here: the storage's own files are never reached through a link.
+        let reason = errno == ELOOP ? "a symbolic link, which is not followed inside the storage" : String(cString: strerror(errno))
+        return "\(operation) \(path): \(reason)"
+    }
     /// The process or the system has no file descriptor left (EMFILE, ENFILE): retrying later can
     /// succeed, once connections or other tenants' files have closed.
     public var isOutOfDescriptors: Bool { errno == EMFILE || errno == ENFILE }
@@ -79,10 +83,14 @@ final class OpenFile: @unchecked Sendable {
         if ftruncate(fd, off_t(size)) != 0 { throw StorageIOError("ftruncate", path) }
     }
 
-    func size() throws(StorageIOError) -> Int {
+    func size() throws(StorageIOError) -> Int { Int(try status().st_size) }
+
+    func isRegular() throws(StorageIOError) -> Bool { try status().st_mode & S_IFMT == S_IFREG }
+
+    private func status() throws(StorageIOError) -> stat {
         var st = stat()
         if fstat(fd, &st) != 0 { throw StorageIOError("fstat", path) }
-        return Int(st.st_size)
+        return st
     }
 }
 
