@@ -164,29 +164,29 @@ final class QueryAPI: Sendable {
             let sets: [[TallyStorage.LabelMatcher]]
             do { sets = try parameters.matcherSets() } catch { throw .invalidParameter("match[]", error.message) }
             let limit = try parameters.limit()
-            let found = try read(question, start, end) { querier in try querier.seriesLabels(sets, minTime: start, maxTime: end) }
+            let (found, leftOut) = try read(question, start, end) { querier in try querier.seriesLabels(sets, minTime: start, maxTime: end) }
             let (kept, warnings) = Self.truncated(found, to: limit)
-            return PrometheusJSON.success(PrometheusJSON.labelSets(kept), warnings: warnings)
+            return PrometheusJSON.success(PrometheusJSON.labelSets(kept), warnings: leftOut + warnings)
         case .labels:
             let (start, end) = try span(parameters)
             let sets = try parameters.matcherSets()
             let limit = try parameters.limit()
-            let names = try read(question, start, end) { querier in
+            let (names, leftOut) = try read(question, start, end) { querier in
                 sets.isEmpty ? try querier.labelNames([]) : Self.union(try sets.map { try querier.labelNames($0) })
             }
             let (kept, warnings) = Self.truncated(names, to: limit)
-            return PrometheusJSON.success(PrometheusJSON.strings(kept), warnings: warnings)
+            return PrometheusJSON.success(PrometheusJSON.strings(kept), warnings: leftOut + warnings)
         case .labelValues:
             let name = question.labelName ?? ""
             guard PromQL.isValidLabelName(name) else { throw PrometheusAPIError(.badData, "invalid label name: \(GoFormat.quote(name))") }
             let (start, end) = try span(parameters)
             let sets = try parameters.matcherSets()
             let limit = try parameters.limit()
-            let values = try read(question, start, end) { querier in
+            let (values, leftOut) = try read(question, start, end) { querier in
                 sets.isEmpty ? try querier.labelValues(name, []) : Self.union(try sets.map { try querier.labelValues(name, $0) })
             }
             let (kept, warnings) = Self.truncated(values, to: limit)
-            return PrometheusJSON.success(PrometheusJSON.strings(kept), warnings: warnings)
+            return PrometheusJSON.success(PrometheusJSON.strings(kept), warnings: leftOut + warnings)
         case .metadata:
             return try metricMetadata(question, parameters)
         case .queryExemplars:
@@ -295,13 +295,17 @@ final class QueryAPI: Sendable {
         }
     }
 
-    /// Runs `body` on a querier over the question's span of its tenant; storage errors are
+    /// Runs `body` on a querier over the question's span of its tenant, with the querier's warnings; storage errors are
     /// `execution` errors, as Prometheus reports a failed series set.
-    private func read<T>(_ question: Question, _ start: Int64, _ end: Int64, _ body: (TenantQuerier) throws -> T) throws(PrometheusAPIError) -> T {
+    private func read<T>(_ question: Question, _ start: Int64, _ end: Int64,
+                         _ body: (TenantQuerier) throws -> T) throws(PrometheusAPIError) -> (T, warnings: [String]) {
         let db = try database(question)
         // Released (and its blocks unpinned) when the answer is made.
         let querier = db.querier(minTime: start, maxTime: end)
-        do { return try body(querier) } catch {
+        do {
+            let answer = try body(querier)
+            return (answer, querier.warnings)
+        } catch {
             throw PrometheusAPIError(.execution, "\(error)")
         }
     }

@@ -159,4 +159,57 @@ final class CorruptStoreTests: XCTestCase {
         XCTAssertEqual(imported.status, 1, imported.stdout + imported.stderr)
         XCTAssertTrue((imported.stdout + imported.stderr).contains("compaction level"), imported.stdout + imported.stderr)
     }
+    /// A block directory that does not load is data the answers lack: every answer that could have
+    /// held its samples says so (PromQL, series, labels, costs, the CLI), answers elsewhere in time
+    /// do not, and once the block loads (mended, at the next block scan) the warning goes.
+    func testAnswersOverABlockThatDidNotLoadSayItsSamplesAreLeftOut() throws {
+        let root = try makeTemporaryDirectory("unloaded-answers")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let storage = try stores.makeStore(root)
+        let metas = try stores.blocks(storage).sorted { ($0["minTime"] as? Int64 ?? 0) < ($1["minTime"] as? Int64 ?? 0) }
+        XCTAssertGreaterThan(metas.count, 3)
+        let broken = metas[metas.count / 2], earlier = metas[0]
+        let block = try XCTUnwrap(broken["ulid"] as? String)
+        let (minTime, maxTime) = (try XCTUnwrap(broken["minTime"] as? Int64), try XCTUnwrap(broken["maxTime"] as? Int64))
+        let earlierEnd = try XCTUnwrap(earlier["maxTime"] as? Int64)
+        XCTAssertLessThanOrEqual(earlierEnd, minTime)
+        let path = storage + "/acme/" + block + "/index"
+        let pristine = try XCTUnwrap(FileManager.default.contents(atPath: path))
+        var bytes = pristine
+        bytes[bytes.count - 52] = 0xFF
+        try bytes.write(to: URL(fileURLWithPath: path))
+
+        let span = { (lo: Int64, hi: Int64) in "start=\(lo / 1000)&end=\((hi - 1) / 1000)" }
+        let range = "/api/v1/query_range?query=count(%7B__name__%3D~%22.%2B%22%7D)&step=600&"
+        let server = try TallyServerProcess(storage: storage, extraArguments: ["--compaction-interval", "0s"])
+        defer { server.stop(SIGTERM) }
+        try server.waitReady()
+        func warnings(_ path: String) throws -> [String] {
+            let answer = try server.client.request("GET", path, headers: [("THANOS-TENANT", "acme")])
+            XCTAssertEqual(answer.status, 200, "\(path): \(answer.body)")
+            let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(answer.bytes)) as? [String: Any], answer.body)
+            return json["warnings"] as? [String] ?? []
+        }
+        let over = span(minTime, maxTime)
+        for path in [range + over, "/api/v1/series?match[]=%7Bjob%3D~%22.%2B%22%7D&" + over, "/api/v1/labels?" + over,
+                     "/api/v1/label/__name__/values?" + over, "/api/v1/costs/daily?start=\(utcDate(minTime))&end=\(utcDate(minTime))"] {
+            let said = try warnings(path)
+            XCTAssertTrue(said.contains { $0.contains("block \(block), for [\(minTime), \(maxTime)) ms,") && $0.contains("left out") && $0.contains("index TOC") },
+                          "\(path): \(said)")
+        }
+        XCTAssertEqual(try warnings(range + span(earlier["minTime"] as? Int64 ?? 0, earlierEnd)), [], "an answer before the block lacks nothing")
+
+        let cli = try runCommand(Binaries.tally, ["query", "range", "count({__name__=~\".+\"})", "--storage", storage, "--tenant", "acme",
+                                                  "--start", "\(minTime / 1000)", "--end", "\((maxTime - 1) / 1000)", "--step", "600"])
+        XCTAssertTrue(cli.stderr.contains("tally query: warning: block \(block)"), cli.stderr)
+
+        // Mended, the block loads at the next scan (every 5 s) and the answers are whole again.
+        try pristine.write(to: URL(fileURLWithPath: path))
+        var said = try warnings(range + over)
+        for _ in 0..<60 where !said.isEmpty {
+            Thread.sleep(forTimeInterval: 0.25)
+            said = try warnings(range + over)
+        }
+        XCTAssertEqual(said, [], "no warning once the block is loaded")
+    }
 }

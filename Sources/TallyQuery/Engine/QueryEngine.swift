@@ -187,7 +187,8 @@ public final class QueryEngine: Sendable {
         } catch {
             throw QueryError(.internal, "\(error)")
         }
-        let warnings = evaluator.warnings
+        // What storage could not read first, as Prometheus' querier warnings come before its own.
+        let warnings = querier.warnings + evaluator.warnings
         switch value {
         case .string(let text):
             return QueryResult(value: .string(timestamp: start, value: text), warnings: warnings)

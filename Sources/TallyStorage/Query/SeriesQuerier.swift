@@ -30,10 +30,12 @@ public final class SkippingQuerier: SeriesQuerier {
     public var warnings: [String] { skipped.withLock { $0 } }
 
     public func select(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64) throws -> [SeriesSamples] {
-        try database.select(matchers, minTime: minTime, maxTime: maxTime) { error in
-            let line = "left out unreadable data: \(error)"
-            self.skipped.withLock { if !$0.contains(line) { $0.append(line) } }
-        }
+        for block in database.unloadedBlocks where block.mayHold(minTime: minTime, maxTime: maxTime) { note(block.warning) }
+        return try database.select(matchers, minTime: minTime, maxTime: maxTime) { error in self.note("left out unreadable data: \(error)") }
+    }
+
+    private func note(_ line: String) {
+        skipped.withLock { if !$0.contains(line) { $0.append(line) } }
     }
 
     public func immutableVersion(minTime: Int64, maxTime: Int64) -> String? {

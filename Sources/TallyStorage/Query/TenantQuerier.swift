@@ -12,14 +12,28 @@ import Synchronization
 public final class TenantQuerier: @unchecked Sendable {
     private let database: TenantDatabase
     private let pinnedBlocks: [BlockReader]
+    /// Block directories that did not load when the querier was made.
+    private let unloadedBlocks: [UnloadedBlock]
+    private let leftOut = Mutex<[String]>([])
     public let minTime: Int64
     public let maxTime: Int64
 
-    init(database: TenantDatabase, blocks: [BlockReader], minTime: Int64, maxTime: Int64) {
+    init(database: TenantDatabase, blocks: [BlockReader], unloaded: [UnloadedBlock], minTime: Int64, maxTime: Int64) {
         self.database = database
         pinnedBlocks = blocks
+        unloadedBlocks = unloaded
         self.minTime = minTime
         self.maxTime = maxTime
+    }
+
+    /// One line for each block directory that did not load and may hold samples in a range read so
+    /// far: the answers made from this querier lack them.
+    public var warnings: [String] { leftOut.withLock { $0 } }
+
+    private func noteUnloaded(minTime lo: Int64, maxTime hi: Int64) {
+        for block in unloadedBlocks where block.mayHold(minTime: lo, maxTime: hi) {
+            leftOut.withLock { if !$0.contains(block.warning) { $0.append(block.warning) } }
+        }
     }
 
     /// Series matching every matcher with a sample in [minTime, maxTime] (within the querier's
@@ -28,6 +42,7 @@ public final class TenantQuerier: @unchecked Sendable {
     public func select(_ matchers: [LabelMatcher], minTime: Int64, maxTime: Int64) throws -> [QueriedSeries] {
         let lo = max(minTime, self.minTime), hi = min(maxTime, self.maxTime)
         guard lo <= hi else { return [] }
+        noteUnloaded(minTime: lo, maxTime: hi)
         let (fromHead, blocks) = database.readView { head, live in
             let fromHead = head.select(matchers).map { index in
                 (head.labels(index), head.chunkCopies(index, minTime: lo, maxTime: hi, sourceRank: Int.max))
@@ -93,6 +108,7 @@ public final class TenantQuerier: @unchecked Sendable {
         // A range whose start is after its end is not empty here, as in Prometheus: a series with a
         // chunk reaching from before the end to after the start is in it (the overlap test below).
         let lo = max(minTime, self.minTime), hi = min(maxTime, self.maxTime)
+        noteUnloaded(minTime: min(lo, hi), maxTime: max(lo, hi))
         var inHead: [Labels] = []
         let blocks = database.readView { head, live in
             for matchers in matcherSets {
@@ -143,6 +159,7 @@ public final class TenantQuerier: @unchecked Sendable {
     /// a series whose samples all lie outside the range still names its labels while the head or a
     /// block in the range holds it.
     private func indexedLabelSets(_ matchers: [LabelMatcher]) throws -> [Labels] {
+        noteUnloaded(minTime: minTime, maxTime: maxTime)
         let (inHead, blocks) = database.readView { head, live in
             (head.overlaps(minTime: minTime, maxTime: maxTime) ? head.select(matchers).map { head.labels($0) } : [],
              sources(live).filter { $0.meta.maxTime > minTime && $0.meta.minTime <= maxTime })
@@ -162,6 +179,7 @@ public final class TenantQuerier: @unchecked Sendable {
         guard matchers.isEmpty else {
             return Set(try indexedLabelSets(matchers).flatMap { $0.pairs.map { ByteString($0.name) } }).sorted().map(\.string)
         }
+        noteUnloaded(minTime: minTime, maxTime: maxTime)
         let (names, blocks) = database.readView { head, live in
             (head.overlaps(minTime: minTime, maxTime: maxTime) ? head.labelNames() : [], sources(live))
         }
@@ -178,6 +196,7 @@ public final class TenantQuerier: @unchecked Sendable {
         guard matchers.isEmpty else {
             return Set(try indexedLabelSets(matchers).compactMap { $0[name].map { ByteString($0) } }).sorted().map(\.string)
         }
+        noteUnloaded(minTime: minTime, maxTime: maxTime)
         let (values, blocks) = database.readView { head, live in
             (head.overlaps(minTime: minTime, maxTime: maxTime) ? head.labelValues(name) : [], sources(live))
         }
@@ -199,6 +218,6 @@ public final class TenantQuerier: @unchecked Sendable {
 extension TenantDatabase {
     /// A querier over [minTime, maxTime] that pins the blocks live now until it is released.
     public func querier(minTime: Int64, maxTime: Int64) -> TenantQuerier {
-        readView { _, blocks in TenantQuerier(database: self, blocks: blocks, minTime: minTime, maxTime: maxTime) }
+        lock.withLock { _ in TenantQuerier(database: self, blocks: blocks, unloaded: unloaded, minTime: minTime, maxTime: maxTime) }
     }
 }

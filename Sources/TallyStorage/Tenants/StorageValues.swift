@@ -117,6 +117,36 @@ public struct ReplayReport: Sendable {
     public var duration: Duration = .zero
 }
 
+/// A block directory that is on disk but could not be opened: its samples are in no answer until
+/// it loads (the server tries again at each block scan).
+public struct UnloadedBlock: Sendable, Equatable {
+    public let name: String
+    /// Its `meta.json`'s [minTime, maxTime), when that much can be read.
+    public let minTime: Int64?
+    public let maxTime: Int64?
+    public let reason: String
+
+    init(name: String, directory: String, reason: String) {
+        self.name = name
+        self.reason = reason
+        let meta = try? BlockMeta.read(directory: directory, block: name)
+        minTime = meta?.minTime
+        maxTime = meta?.maxTime
+    }
+
+    /// Whether its samples may lie in [minTime, maxTime]: always when its own range is unknown.
+    public func mayHold(minTime lo: Int64, maxTime hi: Int64) -> Bool {
+        guard let minTime, let maxTime else { return true }
+        return minTime <= hi && lo < maxTime
+    }
+
+    /// What an answer that could have held its samples says.
+    public var warning: String {
+        let span = minTime.flatMap { lo in maxTime.map { hi in ", for [\(lo), \(hi)) ms," } } ?? ""
+        return "block \(name)\(span) is on disk but could not be read, so its samples are left out: \(reason)"
+    }
+}
+
 /// Whether one sample was taken.
 public enum SampleVerdict: Sendable, Equatable {
     case accepted

@@ -26,6 +26,9 @@ public final class TenantDatabase: @unchecked Sendable {
     let options: StorageOptions
     /// Blocks by ascending minTime then ULID (`inBlockOrder`); replaced, never mutated, under `lock`.
     var blocks: [BlockReader]
+    /// Block directories that did not open, at the open or the last block scan, under `lock`: reads
+    /// over their time say that their samples are left out.
+    var unloaded: [UnloadedBlock] = []
     /// Serialises block cuts, compactions, retention, deletions and block scans.
     let cutQueue = DispatchQueue(label: "tally.block-cut")
     let cutScheduled = Atomic<Bool>(false)
@@ -109,12 +112,14 @@ public final class TenantDatabase: @unchecked Sendable {
         // the checkpoint that dropped them (see ReadLease).
         let nextSegment = try head.loadWAL(tenantDirectory: directory, readOnly: readOnly, mapped: mapped, &report)
         mapped = nil
-        let blocks = try openBlocks(directory, readOnly: readOnly, &report)
+        let (blocks, unloaded) = try openBlocks(directory, readOnly: readOnly, &report)
         report.series = head.seriesCount
         report.duration = clock.now - started
         guard !readOnly else {
-            return TenantDatabase(tenant: tenant, directory: directory, head: head, wal: nil, durability: nil,
-                                  blocks: blocks, options: options, replay: report)
+            let db = TenantDatabase(tenant: tenant, directory: directory, head: head, wal: nil, durability: nil,
+                                    blocks: blocks, options: options, replay: report)
+            db.unloaded = unloaded
+            return db
         }
         // The next segment is created by the first append: a replayed tenant holds no descriptor.
         let wal = WALWriter(directory: walDirectory, segmentIndex: nextSegment, segmentSize: options.walSegmentSize,
@@ -122,6 +127,7 @@ public final class TenantDatabase: @unchecked Sendable {
         let durability = WALDurability(policy: options.syncPolicy, observeSync: options.observeSync)
         let db = TenantDatabase(tenant: tenant, directory: directory, head: head, wal: wal, durability: durability,
                                 blocks: blocks, options: options, replay: report)
+        db.unloaded = unloaded
         // A replayed head may already owe blocks (a restart after a crash mid-cut): catch up now.
         if db.needsCut { db.scheduleCut() }
         return db
@@ -129,12 +135,13 @@ public final class TenantDatabase: @unchecked Sendable {
 
     /// Opens every block directory (a strict ULID name); in write mode first removes `.tmp`
     /// leftovers of interrupted block writes, and of the files a deletion replaces inside a block.
-    /// An unreadable block is reported and left on disk.
+    /// An unreadable block is reported, left on disk and returned among `unloaded`.
     /// `neighbour`, a block already open, shares its symbols with the first one opened.
     private static func openBlocks(_ directory: String, readOnly: Bool, skipping known: Set<String> = [], neighbour: BlockReader? = nil,
-                                   _ report: inout ReplayReport) throws(StorageIOError) -> [BlockReader] {
-        guard FileSystem.isDirectory(directory) else { return [] }
+                                   _ report: inout ReplayReport) throws(StorageIOError) -> (blocks: [BlockReader], unloaded: [UnloadedBlock]) {
+        guard FileSystem.isDirectory(directory) else { return ([], []) }
         var blocks: [BlockReader] = []
+        var unloaded: [UnloadedBlock] = []
         for name in try FileSystem.listDirectory(directory).sorted() {
             if name.hasSuffix(".tmp"), ULID(String(name.dropLast(4))) != nil {
                 if !readOnly {
@@ -156,6 +163,7 @@ public final class TenantDatabase: @unchecked Sendable {
             } catch {
                 report.problems.append("block \(name) not loaded: \(error)")
                 report.unloadedBlocks.append(name)
+                unloaded.append(UnloadedBlock(name: name, directory: directory + "/" + name, reason: "\(error)"))
             }
         }
         // A compaction renames its child into place before it removes the parents: a parent still
@@ -167,7 +175,7 @@ public final class TenantDatabase: @unchecked Sendable {
                 report.problems.append("removed block \(block.ulid): a compaction had already merged it into a child")
             }
         }
-        return blocks.filter { !compacted.contains($0.ulid) }.inBlockOrder
+        return (blocks.filter { !compacted.contains($0.ulid) }.inBlockOrder, unloaded)
     }
 
     /// Loads block directories that appeared since the last look (imports); returns their ULIDs.
@@ -180,8 +188,10 @@ public final class TenantDatabase: @unchecked Sendable {
     private func loadNewBlocksNow() -> [String] {
         let (known, newest) = lock.withLock { _ in (Set(blocks.map(\.ulid)), blocks.last) }
         var report = ReplayReport()
-        guard let fresh = try? Self.openBlocks(directory, readOnly: true, skipping: known, neighbour: newest, &report) else { return [] }
+        guard let (fresh, unloaded) = try? Self.openBlocks(directory, readOnly: true, skipping: known, neighbour: newest, &report) else { return [] }
         for problem in report.problems { options.report(StorageEvent("block scan problem", ["tenant": tenant, "problem": problem], isProblem: true)) }
+        // Every directory not loaded before was looked at: these are all that stay unloaded.
+        lock.withLock { _ in self.unloaded = unloaded }
         guard !fresh.isEmpty else { return [] }
         lock.withLock { _ in
             let current = Set(blocks.map(\.ulid))
@@ -194,6 +204,9 @@ public final class TenantDatabase: @unchecked Sendable {
     func readView<T>(_ body: (Head, [BlockReader]) -> T) -> T {
         lock.withLock { _ in body(head, blocks) }
     }
+
+    /// Block directories on disk that did not open, at the open or the last block scan.
+    public var unloadedBlocks: [UnloadedBlock] { lock.withLock { _ in unloaded } }
 
     /// Block metas, oldest first.
     public var blockMetas: [BlockMeta] { lock.withLock { _ in blocks.map(\.meta) } }
