@@ -120,7 +120,7 @@ final class RawConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
         guard let answer = event as? Answer else { return context.triggerUserOutboundEvent(event, promise: promise) }
         answered = true
-        var head = "HTTP/1.1 \(answer.status.code) \(answer.status.reasonPhrase)\r\nConnection: close\r\n"
+        var head = "HTTP/1.1 \(answer.status.code) \(answer.status.reasonPhrase)\r\nDate: \(HTTPDate.format(time(nil)))\r\nConnection: close\r\n"
             + "Content-Type: text/plain; charset=utf-8\r\nContent-Length: \(answer.message.utf8.count)\r\n"
         if let seconds = answer.retryAfterSeconds { head += "Retry-After: \(seconds)\r\n" }
         context.writeAndFlush(wrapOutboundOut(.byteBuffer(ByteBuffer(string: head + "\r\n" + answer.message))), promise: promise)

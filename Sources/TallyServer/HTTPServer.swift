@@ -276,6 +276,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var answering: QueryCancellation?
     /// An answer said `Connection: close`: a request pipelined behind it is neither run nor answered.
     private var closing = false
+    private var date = HTTPDate()
 
     init(router: Router, limits: ConnectionLimits) {
         self.router = router
@@ -392,6 +393,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private func write(_ answer: HTTPAnswer, version: HTTPVersion, keepAlive: Bool, context: ChannelHandlerContext) {
         var headers = HTTPHeaders()
         let bytes = answer.body
+        headers.add(name: "Date", value: date.now())
         headers.add(name: "Content-Length", value: String(bytes.count))
         if !bytes.isEmpty { headers.add(name: "Content-Type", value: answer.contentType) }
         for (name, value) in answer.headers { headers.add(name: name, value: value) }

@@ -14,7 +14,7 @@ struct QueryParameters {
     static let minTime: Int64 = -9_223_309_901_257_974_000
     static let maxTime: Int64 = 9_223_309_901_257_974_999
     private static let minTimeText = "-292273086-05-16T16:47:06Z"
-    private static let maxTimeText = "292277025-08-17T07:12:55.999999999Z"
+    private static let maxTimeText = "292277025-08-18T07:12:54.999999999Z"
 
     /// Most points a range query may return per series.
     static let maxPointsPerSeries: Int64 = 11_000

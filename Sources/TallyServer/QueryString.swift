@@ -1,4 +1,6 @@
+import Foundation
 import NIOCore
+import NIOHTTP1
 
 /// A request's query parameters, percent-decoded as HTML forms encode them (`+` is a space), read
 /// as Go's `net/http` reads them for Prometheus: a pair with a `;` or a broken escape is left out
@@ -14,10 +16,13 @@ struct QueryString {
     /// Parameters already decoded, in order.
     init(pairs: [(name: String, value: String)]) { self.pairs = pairs }
 
-    /// Also reads an `application/x-www-form-urlencoded` body, as Prometheus' API does for POST. The
-    /// body's pairs come first, then the URL's (Go's `Request.Form`), so a body value wins.
-    init(uri: String, formBody: ByteBuffer, contentType: String?) {
-        if contentType?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true {
+    /// Also reads the body of a POST, PUT or PATCH whose media type is
+    /// `application/x-www-form-urlencoded`, as Go's `ParseForm` does for Prometheus' API (the body
+    /// of a GET is never read). The body's pairs come first, then the URL's (Go's `Request.Form`),
+    /// so a body value wins.
+    init(uri: String, method: HTTPMethod, formBody: ByteBuffer, contentType: String?) {
+        if [.POST, .PUT, .PATCH].contains(method), let contentType,
+           contentType.split(separator: ";", maxSplits: 1).first?.trimmingCharacters(in: .whitespaces).lowercased() == "application/x-www-form-urlencoded" {
             add(Substring(decoding: formBody.readableBytesView, as: UTF8.self))
         }
         add(Self.query(of: uri))

@@ -45,8 +45,8 @@ struct RouteRequest {
         return String(path)
     }
 
-    /// Every query and (for a form POST) body parameter, percent-decoded.
-    var form: QueryString { QueryString(uri: head.uri, formBody: body, contentType: head.headers.first(name: "Content-Type")) }
+    /// Every query and (for a form POST, PUT or PATCH) body parameter, percent-decoded.
+    var form: QueryString { QueryString(uri: head.uri, method: head.method, formBody: body, contentType: head.headers.first(name: "Content-Type")) }
 }
 
 /// A path (or a pattern with one `:name` segment), the methods it takes, the middleware its requests

@@ -209,6 +209,43 @@ final class QueryAPITests: XCTestCase {
                        #"{"status":"success","data":{"resultType":"scalar","result":[8,"8"]}}"#)
     }
 
+    /// What Go's server does that clients lean on: a `Date` on every answer (IMF-fixdate), the body
+    /// of a GET never read as a form, a form's media type with parameters, and Prometheus' own texts
+    /// for its smallest and largest times taken as those times (a text a second off is refused).
+    func testDatesFormBodiesAndPrometheusTimeTextsAreAsInGo() throws {
+        let root = try makeTemporaryDirectory("query-api-go")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let tally = try TallyServerProcess(storage: root + "/storage")
+        try tally.waitReady()
+        let imfFixdate = DateFormatter()
+        imfFixdate.locale = Locale(identifier: "en_US_POSIX")
+        imfFixdate.timeZone = TimeZone(identifier: "UTC")
+        imfFixdate.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        for (method, path) in [("GET", "/api/v1/status/buildinfo"), ("GET", "/nowhere"), ("POST", "/api/v1/write"), ("GET", "/api/v1/query")] {
+            let answer = try tally.client.request(method, path)
+            let date = try XCTUnwrap(answer.headers["date"], "\(method) \(path): \(answer.headers)")
+            let when = try XCTUnwrap(imfFixdate.date(from: date), date)
+            XCTAssertEqual(imfFixdate.string(from: when), date)
+            XCTAssertLessThan(abs(when.timeIntervalSinceNow), 5, date)
+        }
+
+        let form = "application/x-www-form-urlencoded"
+        let one = #"{"status":"success","data":{"resultType":"scalar","result":[100,"1"]}}"#
+        XCTAssertEqual(try tally.client.request("GET", "/api/v1/query?query=1&time=100", headers: [("Content-Type", form)], body: Array("query=2".utf8)).body, one)
+        let bodyOnly = try tally.client.request("GET", "/api/v1/series", headers: [("Content-Type", form)], body: Array("match[]=up".utf8))
+        XCTAssertEqual(bodyOnly.status, 400, bodyOnly.body)
+        for (contentType, expected) in [("Application/X-WWW-Form-Urlencoded; charset=UTF-8", #"[100,"3"]"#), (form + "x", #"[100,"1"]"#)] {
+            let answer = try tally.client.request("POST", "/api/v1/query?query=1&time=100", headers: [("Content-Type", contentType)], body: Array("query=3".utf8))
+            XCTAssertTrue(answer.body.contains(expected), "\(contentType): \(answer.body)")
+        }
+
+        for (name, text, status) in [("end", "292277025-08-18T07:12:54.999999999Z", 200), ("start", "-292273086-05-16T16:47:06Z", 200),
+                                     ("end", "292277025-08-17T07:12:55.999999999Z", 400)] {
+            let answer = try tally.client.request("GET", "/api/v1/labels?\(name)=\(text)")
+            XCTAssertEqual(answer.status, status, "\(name)=\(text): \(answer.body)")
+        }
+    }
+
     func testBadInputIs400BadDataWithAMessageAndNeverACrash() throws {
         let root = try makeTemporaryDirectory("query-api")
         defer { try? FileManager.default.removeItem(atPath: root) }
