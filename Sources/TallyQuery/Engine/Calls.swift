@@ -21,12 +21,13 @@ extension Evaluator {
         let window: WindowedInput
         switch call.args[matrixIndex].unwrappedInvariant {
         case .matrix(let selector, let range):
-            // With `@`, only the samples up to `@ - offset` are read, as Prometheus 2.42 selects
-            // them; a window moving past them (a time-dependent call, `predict_linear`, is evaluated
-            // at every step over an offset fixed at the start) finds fewer, then none.
-            let latest = selector.timestamp.map { $0.subtractingSaturated(selector.originalOffset) }
+            // Only the samples up to its readable end are read, as Prometheus 2.42 selects them
+            // (with `@`, up to `@ - offset`); a window moving past them (a time-dependent call,
+            // `predict_linear`, is evaluated at every step over an offset fixed at the start)
+            // finds fewer, then none.
+            let latest = selector.readableThrough
             let lo = start.subtractingSaturated(selector.offset).subtractingSaturated(range)
-            let hi = min(end.subtractingSaturated(selector.offset), latest ?? .max)
+            let hi = min(end.subtractingSaturated(selector.offset), latest)
             let series = lo <= hi ? try querier.select(selector.matchers, minTime: lo, maxTime: hi) : []
             window = WindowedInput(series: series.map { ($0.labels, RangeWindow.Source.stored($0.makeIterator())) },
                                    range: range, offset: selector.offset, latest: latest, written: selector.written,
@@ -35,7 +36,7 @@ extension Evaluator {
             let matrix = try evalSubquery(subquery)
             let offset = subquery.timestamp.map { subquery.originalOffset.addingSaturated(start.subtractingSaturated($0)) } ?? subquery.offset
             window = WindowedInput(series: matrix.map { ($0.labels, RangeWindow.Source.computed($0.points)) },
-                                   range: subquery.range, offset: offset, latest: nil, written: nil,
+                                   range: subquery.range, offset: offset, latest: .max, written: nil,
                                    work: matrix.reduce(0) { $0 &+ $1.points.count } &+ matrix.count &* stepCount)
             let result = try evalRangeFunction(call, window, scalarArgs: scalarArgs, matrixIndex: matrixIndex)
             // The subquery's points were held only while the function read them.
@@ -51,8 +52,8 @@ extension Evaluator {
         let series: [(Labels, RangeWindow.Source)]
         let range: Int64
         let offset: Int64
-        /// The newest time a window reads, if bounded (a selector with `@`).
-        let latest: Int64?
+        /// The newest time a window reads: a selector's readable end, none for a subquery's points.
+        let latest: Int64
         /// The selector's matchers as written, for `absent_over_time`'s labels; nil for a subquery.
         let written: [LabelMatcher]?
         /// Samples and steps the windows will go through, about.
@@ -63,7 +64,7 @@ extension Evaluator {
         let function = try RangeFunctions.function(call.name)
         // What every step reads, taken out of `input` once: read through it, the whole input (its
         // matchers too) was copied and destroyed at each step.
-        let range = input.range, offset = input.offset, latest = input.latest ?? .max
+        let range = input.range, offset = input.offset, latest = input.latest
         let sideBySide = options.sideBySideWindows && scalarArgs.isEmpty ? RangeFunctions.sideBySide(call.name) : nil
         let points = try perSeries(input.series.count, work: input.work) { i, budget, deadline in
             if let sideBySide {

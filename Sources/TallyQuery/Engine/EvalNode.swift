@@ -11,6 +11,9 @@ struct SelectorNode {
     /// `@`, in ms, once `start()` and `end()` are resolved.
     var timestamp: Int64?
     let startOrEnd: AtModifier?
+    /// The times its samples are read in (`EvalNode.withReadableTimes`); all until that is set.
+    var readableFrom = Int64.min
+    var readableThrough = Int64.max
 }
 
 struct SubqueryNode {
@@ -196,13 +199,7 @@ indirect enum EvalNode {
     /// Sets each selector's and subquery's offset so that, evaluated from `evaluationTime`, it
     /// reads at its `@` time: the offsets and `@` of enclosing subqueries are taken back out.
     func withAtOffsets(evaluationTime: Int64) -> EvalNode {
-        var node = self
-        node.setAtOffsets(evaluationTime, enclosing: [])
-        return node
-    }
-
-    private mutating func setAtOffsets(_ evaluationTime: Int64, enclosing: [SubqueryNode]) {
-        func offset(_ timestamp: Int64?, _ original: Int64) -> Int64 {
+        func offset(_ timestamp: Int64?, _ original: Int64, _ enclosing: [SubqueryNode]) -> Int64 {
             guard let timestamp else { return original }
             var subqueryOffset: Int64 = 0
             var subqueryTimestamp: Int64?
@@ -216,38 +213,83 @@ indirect enum EvalNode {
             if let subqueryTimestamp { subqueryOffset = subqueryOffset &+ (evaluationTime &- subqueryTimestamp) }
             return original &+ ((evaluationTime &- timestamp) &- subqueryOffset)
         }
+        var node = self
+        node.updateEach(enclosing: [],
+                        selector: { s, _, enclosing in s.offset = offset(s.timestamp, s.originalOffset, enclosing) },
+                        subquery: { s, enclosing in s.offset = offset(s.timestamp, s.originalOffset, enclosing) })
+        return node
+    }
+
+    // MARK: the times each selector reads (Prometheus' getTimeRangesForSelector)
+
+    /// Sets the times each selector's samples are read in, as Prometheus 2.42 selects them for a
+    /// query from `start` to `end`: its series come from storage trimmed to the times its place in
+    /// the query asks for, so an evaluation that moves past them (a subquery with `@` inside a
+    /// function evaluated at every step, whose windows move on past the `@` time) finds only the
+    /// samples before, then none.
+    func withReadableTimes(start: Int64, end: Int64, lookback: Int64) -> EvalNode {
+        var node = self
+        node.updateEach(enclosing: [], selector: { s, range, enclosing in
+            var subqueryOffset: Int64 = 0, subqueryRange: Int64 = 0
+            var from = start, through = end
+            for q in enclosing {
+                subqueryOffset = subqueryOffset.addingSaturated(q.originalOffset)
+                subqueryRange = subqueryRange.addingSaturated(q.range)
+                // A subquery's `@` sets the time and drops the offsets and ranges around it.
+                if let t = q.timestamp {
+                    (subqueryOffset, subqueryRange) = (q.originalOffset, q.range)
+                    (from, through) = (t, t)
+                }
+            }
+            if let t = s.timestamp {
+                (from, through) = (t, t)
+            } else {
+                from = from.subtractingSaturated(subqueryOffset).subtractingSaturated(subqueryRange)
+                through = through.subtractingSaturated(subqueryOffset)
+            }
+            from = from.subtractingSaturated(range == 0 ? lookback : range)
+            s.readableFrom = from.subtractingSaturated(s.originalOffset)
+            s.readableThrough = through.subtractingSaturated(s.originalOffset)
+        }, subquery: { _, _ in })
+        return node
+    }
+
+    /// Runs `selector` on every selector (with its range, 0 for an instant selector) and `subquery`
+    /// on every subquery before its inside, each with the subqueries around it, outermost first.
+    private mutating func updateEach(enclosing: [SubqueryNode], selector: (inout SelectorNode, _ range: Int64, _ enclosing: [SubqueryNode]) -> Void,
+                                     subquery: (inout SubqueryNode, _ enclosing: [SubqueryNode]) -> Void) {
+        func update(_ node: inout EvalNode) { node.updateEach(enclosing: enclosing, selector: selector, subquery: subquery) }
         switch self {
         case .selector(var s):
-            s.offset = offset(s.timestamp, s.originalOffset)
+            selector(&s, 0, enclosing)
             self = .selector(s)
         case .matrix(var s, let range):
-            s.offset = offset(s.timestamp, s.originalOffset)
+            selector(&s, range, enclosing)
             self = .matrix(s, range: range)
         case .subquery(var s):
-            s.offset = offset(s.timestamp, s.originalOffset)
-            var inner = s.expr
-            inner.setAtOffsets(evaluationTime, enclosing: enclosing + [s])
-            s.expr = inner
+            subquery(&s, enclosing)
+            let around = enclosing + [s]
+            s.expr.updateEach(enclosing: around, selector: selector, subquery: subquery)
             self = .subquery(s)
         case .aggregate(var a):
-            a.expr.setAtOffsets(evaluationTime, enclosing: enclosing)
+            update(&a.expr)
             if var p = a.parameter {
-                p.setAtOffsets(evaluationTime, enclosing: enclosing)
+                update(&p)
                 a.parameter = p
             }
             self = .aggregate(a)
         case .binary(var b):
-            b.lhs.setAtOffsets(evaluationTime, enclosing: enclosing)
-            b.rhs.setAtOffsets(evaluationTime, enclosing: enclosing)
+            update(&b.lhs)
+            update(&b.rhs)
             self = .binary(b)
         case .call(var c):
-            for i in c.args.indices { c.args[i].setAtOffsets(evaluationTime, enclosing: enclosing) }
+            for i in c.args.indices { update(&c.args[i]) }
             self = .call(c)
         case .negate(var inner):
-            inner.setAtOffsets(evaluationTime, enclosing: enclosing)
+            update(&inner)
             self = .negate(inner)
         case .stepInvariant(var inner):
-            inner.setAtOffsets(evaluationTime, enclosing: enclosing)
+            update(&inner)
             self = .stepInvariant(inner)
         case .number, .string:
             break

@@ -185,8 +185,9 @@ final class Evaluator {
     /// step's time (less the offset), if it is at most the lookback delta old and not a staleness marker.
     private func evalSelector(_ selector: SelectorNode) throws -> Matrix {
         let lookback = options.lookbackDelta
-        let series = try select(selector, from: start.subtractingSaturated(selector.offset).subtractingSaturated(lookback),
-                                through: end.subtractingSaturated(selector.offset))
+        let (readableFrom, readableThrough) = (selector.readableFrom, selector.readableThrough)
+        let series = try select(selector, from: max(start.subtractingSaturated(selector.offset).subtractingSaturated(lookback), readableFrom),
+                                through: min(end.subtractingSaturated(selector.offset), readableThrough))
         let work = series.reduce(0) { $0 &+ $1.sampleCount } &+ series.count &* stepCount
         // Read through `selector` at each step, the whole node (its matchers too) was copied.
         let offset = selector.offset
@@ -194,7 +195,8 @@ final class Evaluator {
             var series = (cursor: LatestSampleCursor(series[i].makeIterator()), points: [Point]())
             try forEachStep(deadline: deadline, carrying: &series) { _, ts, series in
                 let refTime = ts.subtractingSaturated(offset)
-                guard let sample = series.cursor.latest(atOrBefore: refTime, notBefore: refTime.subtractingSaturated(lookback)) else { return }
+                guard let sample = series.cursor.latest(atOrBefore: min(refTime, readableThrough),
+                                                        notBefore: max(refTime.subtractingSaturated(lookback), readableFrom)) else { return }
                 try budget.take()
                 series.points.append(Point(timestamp: ts, value: Double(bitPattern: sample.valueBits)))
             }

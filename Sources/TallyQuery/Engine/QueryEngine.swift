@@ -172,6 +172,7 @@ public final class QueryEngine: Sendable {
         var tree = try EvalNode.compile(expr)
         tree = tree.preprocessed(start: start, end: end)
         tree = tree.withAtOffsets(evaluationTime: start)
+        tree = tree.withReadableTimes(start: start, end: end, lookback: options.lookbackDelta)
         let deadline = Deadline(milliseconds: options.timeout, cancellation: options.cancellation)
         let budget = SampleBudget(limit: options.maxSamples)
         let instant = step == 0
