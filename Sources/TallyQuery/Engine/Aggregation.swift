@@ -7,6 +7,7 @@ import TallyStorage
 extension Evaluator {
     func evalAggregate(_ node: AggregateNode) throws -> Matrix {
         if let parameter = node.parameter, case .string(let label) = parameter.unwrappedInvariant {
+            node.countValuesGrouping?.startEvaluation()
             return try rangeEval([node.expr]) { vectors, _, _ in
                 try Self.aggregate(node, countLabel: label, parameter: 0, vectors[0], keys: nil)
             }
@@ -191,14 +192,11 @@ extension Evaluator {
             k = goInt64(parameter)
             if k < 1 { return [] }
         }
-        var grouping = node.grouping
+        var groupingSet = Set(node.grouping)
         if let countLabel {
             guard PromQL.isValidLabelName(countLabel) else { throw EvalFailure.execution("invalid label name \(GoFormat.quote(countLabel))") }
-            if !without {
-                grouping.append(countLabel)
-            }
+            if let list = node.countValuesGrouping { groupingSet = list.step(valueLabel: countLabel) }
         }
-        let groupingSet = Set(grouping)
         let heapLess: (VectorElement, VectorElement) -> Bool = op == .bottomk ? { GoSort.descendingNaNFirst($0, $1) } : { GoSort.ascendingNaNFirst($0, $1) }
         // Groups in the order their first element arrives, found by key id or, for elements without
         // one, by key.
@@ -214,7 +212,7 @@ extension Evaluator {
             let (key, id) = if let keys, element.series >= 0 { keys.key(element.series, make) } else { (make(), -1) }
             if id >= slotByID.count { slotByID += Array(repeating: -1, count: id + 1 - slotByID.count) }
             guard let slot = id >= 0 ? (slotByID[id] >= 0 ? slotByID[id] : nil) : slotByKey[key] else {
-                var group = Group(labels: without || !grouping.isEmpty ? key : Labels([]), running: Running(first: element.value, op))
+                var group = Group(labels: without || !groupingSet.isEmpty ? key : Labels([]), running: Running(first: element.value, op))
                 switch op {
                 case .quantile: group.all = [element]
                 case .topk, .bottomk:

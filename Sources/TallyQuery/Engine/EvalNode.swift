@@ -33,6 +33,8 @@ struct AggregateNode {
     /// Sorted, as Prometheus sorts them before grouping.
     let grouping: [String]
     let without: Bool
+    /// `count_values ... by (...)` only: the list as 2.42 rewrites it from step to step.
+    var countValuesGrouping: CountValuesGrouping?
 }
 
 struct BinaryNode {
@@ -85,8 +87,10 @@ indirect enum EvalNode {
             return .subquery(SubqueryNode(expr: try compile(s.expr), range: s.range, step: s.step, originalOffset: s.offset,
                                           offset: s.offset, timestamp: fixedTime(s.at), startOrEnd: s.at))
         case .aggregate(let a):
+            let grouping = a.grouping.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
             return .aggregate(AggregateNode(op: a.op, expr: try compile(a.expr), parameter: try a.parameter.map { (p) throws(QueryError) in try compile(p) },
-                                            grouping: a.grouping.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }, without: a.without))
+                                            grouping: grouping, without: a.without,
+                                            countValuesGrouping: a.op == .countValues && !a.without ? CountValuesGrouping(grouping) : nil))
         case .binary(let b):
             return .binary(BinaryNode(op: b.op, lhs: try compile(b.lhs), rhs: try compile(b.rhs), matching: b.matching, returnBool: b.returnBool))
         case .call(let c):
