@@ -5,7 +5,7 @@ import TallyStorage
 struct Dump: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print a tenant's samples in the text form of `promtool tsdb dump`, sorted by series then time.",
-        discussion: "Reads the store without changing it, so it works whether or not a server is running on it. A block, series or chunk that cannot be read is named on stderr and left out; the rest is printed, and the exit status is 1.")
+        discussion: "Reads the store without changing it, so it works whether or not a server is running on it. A block, series, chunk or WAL record that cannot be read is named on stderr and left out; the rest is printed, and the exit status is 1.")
 
     @Option(help: "Storage root.")
     var storage = "storage"
@@ -34,7 +34,7 @@ struct Dump: ParsableCommand {
         let db = try TenantDatabase.open(directory: directory, tenant: tenant, readOnly: true)
         for problem in db.replay.problems { Output.error("tally dump: \(problem)\n") }
         // Everything readable is printed; what is not is named on stderr and fails the command.
-        var unreadable = db.replay.unloadedBlocks.count
+        var unreadable = db.replay.unloadedBlocks.count + db.replay.leftOut + (db.replay.orphanSamples > 0 ? 1 : 0)
         let skip = { (error: BlockError) in
             Output.error("tally dump: skipped \(error)\n")
             unreadable += 1

@@ -1,5 +1,6 @@
 import Foundation
 import TallyStorage
+import TallyWire
 import XCTest
 
 /// The commands over a store with corrupt block bytes: they name the block and the section, read
@@ -211,5 +212,35 @@ final class CorruptStoreTests: XCTestCase {
             said = try warnings(range + over)
         }
         XCTAssertEqual(said, [], "no warning once the block is loaded")
+    }
+    /// WAL records that cannot be read leave their samples out of the head: `tally dump` prints the
+    /// rest, names the segment and exits 1. The same store read before the damage exits 0.
+    func testDumpFailsWhenWALRecordsAreLeftOut() throws {
+        let root = try makeTemporaryDirectory("corrupt-wal-dump")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let storage = root + "/storage"
+        let server = try TallyServerProcess(storage: storage)
+        try server.waitReady()
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        for name in ["first", "second", "third", "fourth"] {
+            var encoder = WriteRequestEncoder()
+            encoder.addSeries(labels: [("__name__", name)], samples: (0..<20).map { WireSample(timestamp: now - Int64(20 - $0) * 1000, valueBits: Double($0).bitPattern) })
+            try push([encoder.compressed()], to: server.client, headers: [("THANOS-TENANT", "acme")])
+        }
+        server.stop(SIGKILL)
+        let dumpArguments = ["dump", "--storage", storage, "--tenant", "acme"]
+        let whole = try runCommand(Binaries.tally, dumpArguments)
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        XCTAssertTrue(whole.stdout.contains("fourth"), whole.stdout)
+
+        let wal = storage + "/acme/wal"
+        let segment = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: wal).sorted().last)
+        var bytes = try XCTUnwrap(FileManager.default.contents(atPath: wal + "/" + segment))
+        bytes[bytes.count / 2] ^= 0x55
+        try bytes.write(to: URL(fileURLWithPath: wal + "/" + segment))
+        let damaged = try runCommand(Binaries.tally, dumpArguments)
+        XCTAssertEqual(damaged.status, 1, damaged.stderr)
+        XCTAssertTrue(damaged.stderr.contains("wal/" + segment), damaged.stderr)
+        XCTAssertTrue(damaged.stdout.contains("first") && !damaged.stdout.contains("fourth"), damaged.stdout)
     }
 }

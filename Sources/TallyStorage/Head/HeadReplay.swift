@@ -36,7 +36,10 @@ extension Head {
             case let .fileEnd(path, end):
                 filesRead += 1
                 if filesRead <= checkpointFiles.count {
-                    if end != .clean { report.problems.append("\(checkpointPath ?? path): checkpoint unreadable past offset \(end.validEnd ?? 0)") }
+                    if end != .clean {
+                        report.problems.append("\(checkpointPath ?? path): checkpoint unreadable past offset \(end.validEnd ?? 0)")
+                        report.leftOut += 1
+                    }
                     if case let .corrupt(_, corruption) = end { report.corruptions.append(corruption) }
                     continue
                 }
@@ -49,6 +52,7 @@ extension Head {
                     report.problems.append("\(path): torn record at offset \(validEnd) (a write cut short); \(isLast && !readOnly ? "cut there" : "read up to it")")
                 case let .corrupt(validEnd, corruption):
                     report.corruptions.append(corruption)
+                    report.leftOut += 1
                     report.problems.append("\(corruption); records after offset \(validEnd) \(isLast && !readOnly ? "moved to wal-quarantine/" : "not read")")
                 }
             case let .failed(error):
@@ -109,7 +113,10 @@ extension Head {
         switch record {
         case let .samples(samples, undecodable):
             replaySamples(samples, into: head, &scratch, &report)
-            if let undecodable { report.problems.append("\(undecodable)") }
+            if let undecodable {
+                report.problems.append("\(undecodable)")
+                report.leftOut += 1
+            }
         case let .other(bytes):
             bytes.withUnsafeBytes { replayOther($0, into: head, &scratch, &report) }
         }
@@ -119,7 +126,10 @@ extension Head {
                                       _ scratch: inout ReplayScratch, _ report: inout ReplayReport) {
         var unstorable = 0
         defer {
-            if unstorable > 0 { report.problems.append("skipped \(unstorable) WAL samples with timestamps beyond ±2^53 ms") }
+            if unstorable > 0 {
+                report.problems.append("skipped \(unstorable) WAL samples with timestamps beyond ±2^53 ms")
+                report.leftOut += 1
+            }
             report.unstorableSamples += unstorable
         }
         // The series first (a sample its series' chunk files hold is passed over at once: it
@@ -171,6 +181,7 @@ extension Head {
                     // The head numbers new series after the largest ref it holds: 2^64-1 leaves no next.
                     guard ref < .max else {
                         report.problems.append("skipped WAL series record with ref \(ref), which no writer assigns")
+                        report.leftOut += 1
                         return
                     }
                     head.restore(ref: ref, labels: labels)
@@ -197,9 +208,11 @@ extension Head {
                 try replayHistograms(&decoder, FloatHistogram.self, into: head, scratch.chunkFiles, &report)
             default:
                 report.problems.append("skipped WAL record of unknown type \(decoder.type)")
+                report.leftOut += 1
             }
         } catch {
             report.problems.append("\(error)")
+            report.leftOut += 1
         }
     }
 
@@ -210,7 +223,12 @@ extension Head {
                                                              _ chunkFiles: ChunkFileReplay?, _ report: inout ReplayReport) throws(WALRecordError) {
         chunkFiles?.track(head.seriesCount)
         var skipped = 0
-        defer { if skipped > 0 { report.problems.append("skipped \(skipped) malformed WAL histograms or with timestamps beyond ±2^53 ms") } }
+        defer {
+            if skipped > 0 {
+                report.problems.append("skipped \(skipped) malformed WAL histograms or with timestamps beyond ±2^53 ms")
+                report.leftOut += 1
+            }
+        }
         try decoder.forEachHistogramSample { (ref, t, h: H) in
             guard StorableTime.range.contains(t), h.isWellFormed else {
                 skipped += 1

@@ -107,6 +107,10 @@ public struct ReplayReport: Sendable {
     public var unstorableSamples = 0
     /// Torn tails cut and corruption found, one readable line each.
     public var problems: [String] = []
+    /// The problems that left WAL records or samples out of the head (a corrupt segment or
+    /// checkpoint, undecodable or unknown records, samples skipped): a read of the head lacks them.
+    /// A torn tail is not among them: its record was never whole, so never acknowledged.
+    public var leftOut = 0
     /// The corruption among them, typed: file, section of the format, offset (each also in `problems`).
     public var corruptions: [WALCorruption] = []
     /// Corruption found in the head chunk files (each also in `problems`): the chunks from there on
