@@ -102,6 +102,11 @@ final class RawConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         var retryAfterSeconds: Int?
     }
 
+    /// The outbound user event that sends `100 Continue` ahead of a request's answer. It is written
+    /// here as bytes, below the HTTP encoder and the response compressor, which take every
+    /// response head they see for a request's final one (the compressor traps on a second).
+    struct Continue: Sendable {}
+
     static let drainTime = TimeAmount.seconds(2)
     private var answered = false
 
@@ -118,6 +123,10 @@ final class RawConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        if event is Continue {
+            guard !answered else { return }
+            return context.writeAndFlush(wrapOutboundOut(.byteBuffer(ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n"))), promise: promise)
+        }
         guard let answer = event as? Answer else { return context.triggerUserOutboundEvent(event, promise: promise) }
         answered = true
         var head = "HTTP/1.1 \(answer.status.code) \(answer.status.reasonPhrase)\r\nDate: \(HTTPDate.format(time(nil)))\r\nConnection: close\r\n"

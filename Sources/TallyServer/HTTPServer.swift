@@ -313,6 +313,12 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             tooLarge = declared > router.configuration.maxRequestBytes
             // Address space only: pages count (and are reserved) as bytes arrive.
             if !tooLarge && declared > 0 { body = context.channel.allocator.buffer(capacity: declared) }
+            // A client that asks first (curl does past 1 MiB) sends the body on this, not after a
+            // wait, as Go's server answers it.
+            if !tooLarge && requestHead.version == .http1_1
+                && requestHead.headers["Expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                context.triggerUserOutboundEvent(RawConnectionHandler.Continue(), promise: nil)
+            }
         case var .body(buffer):
             guard !tooLarge else { return }
             if body.readableBytes + buffer.readableBytes > router.configuration.maxRequestBytes {
