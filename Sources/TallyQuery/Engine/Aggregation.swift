@@ -273,8 +273,10 @@ func quantile(_ q: Double, _ values: [Double]) -> Double {
     if values.isEmpty || q.isNaN { return .nan }
     if q < 0 { return -.infinity }
     if q > 1 { return .infinity }
-    // NaN sorts first, as Prometheus' `vectorByValueHeap` orders it.
-    let sorted = values.sorted { a, b in a.isNaN ? !b.isNaN : (!b.isNaN && a < b) }
+    // Sorted by Go's sort with `vectorByValueHeap.Less` (NaN first): 0 and -0 compare equal, and
+    // which of them lands at a rank is where Go's steps leave them (`count_values` shows the sign).
+    var sorted = values
+    GoPdqsort.sort(&sorted) { a, b in a.isNaN || a < b }
     let n = Double(sorted.count)
     let rank = q * (n - 1)
     let lower = max(0, rank.rounded(.down))

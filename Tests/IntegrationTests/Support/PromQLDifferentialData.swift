@@ -364,7 +364,8 @@ struct PromQLDifferentialData {
     }
 
     /// `edge_values{case=...}` every 60 s: zeros, negatives, large, huge and tiny values, NaN and
-    /// infinities, -0, a sign that changes, integer steps, and a series with a long gap.
+    /// infinities, -0, zeros of both signs among ±1, a sign that changes, integer steps, and a series
+    /// with a long gap.
     private mutating func addEdgeValues() {
         let t = times(Self.blockStart + 9_000, Self.blockEnd, every: Self.minute, jitter: 3_000)
         let cases: [(String, (Int) -> Double?)] = [
@@ -374,6 +375,8 @@ struct PromQLDifferentialData {
             ("huge", { 1.5e300 * Double($0 % 3 + 1) }),
             ("tiny", { 1e-300 * Double($0 % 5) }),
             ("specials", { [Double.nan, .infinity, 1, -.infinity, -0.0, 2.5][$0 % 6] }),
+            // 0 and -0 compare equal: where a sort of 13 or more leaves them tells Go's sort apart.
+            ("signed_zeros", { [1, 1, -1, 1, 0, -1, -0.0, -0.0, -1, 0, -1, 1, -0.0][$0 % 13] }),
             ("sign", { sin(Double($0) / 5) * 10 }),
             ("steps", { Double($0 / 10) }),
             ("gap", { $0 < 60 || $0 > 180 ? Double($0) : nil }),
