@@ -8,7 +8,7 @@ struct LimitOptions: ParsableArguments {
     var maxFuture = "10m"
 
     @Option(name: .customLong("limits.max-past"),
-            help: "Samples older than now minus this get 400 timestamp_out_of_bounds; 0s leaves only --ooo-window (relative to the tenant's newest sample).")
+            help: "Samples older than now minus this get 400 timestamp_out_of_bounds. With 0s no age is refused for itself: a series' samples in time order (a new series' first one too) are taken however old, and only samples older than their series' newest are bounded, by --ooo-window.")
     var maxPast = "0s"
 
     @Option(name: .customLong("limits.max-samples-per-request"), help: "Larger requests get 400 max_samples_per_request; nothing of them is stored.")
