@@ -16,16 +16,20 @@ struct QueryString {
     /// Parameters already decoded, in order.
     init(pairs: [(name: String, value: String)]) { self.pairs = pairs }
 
-    /// Also reads the body of a POST, PUT or PATCH whose media type is
-    /// `application/x-www-form-urlencoded`, as Go's `ParseForm` does for Prometheus' API (the body
-    /// of a GET is never read). The body's pairs come first, then the URL's (Go's `Request.Form`),
-    /// so a body value wins.
+    /// Also reads the body as Go's `Request.FormValue` does for Prometheus' API: of a POST, PUT or
+    /// PATCH whose media type is `application/x-www-form-urlencoded`, the body's pairs first, then
+    /// the URL's (so a body value wins; the body of a GET is never read so); of a
+    /// `multipart/form-data` body, whatever the method, its values after the URL's.
     init(uri: String, method: HTTPMethod, formBody: ByteBuffer, contentType: String?) {
-        if [.POST, .PUT, .PATCH].contains(method), let contentType,
-           contentType.split(separator: ";", maxSplits: 1).first?.trimmingCharacters(in: .whitespaces).lowercased() == "application/x-www-form-urlencoded" {
+        let (mediaType, parameters) = contentType.map(MultipartForm.mediaType) ?? ("", [:])
+        if [.POST, .PUT, .PATCH].contains(method) && mediaType == "application/x-www-form-urlencoded" {
             add(Substring(decoding: formBody.readableBytesView, as: UTF8.self))
         }
         add(Self.query(of: uri))
+        if mediaType == "multipart/form-data", let boundary = parameters["boundary"],
+           let values = MultipartForm.values(Array(formBody.readableBytesView), boundary: boundary) {
+            pairs += values
+        }
     }
 
     private static func query(of uri: String) -> Substring { uri.split(separator: "?", maxSplits: 1).dropFirst().first ?? "" }

@@ -246,6 +246,32 @@ final class QueryAPITests: XCTestCase {
         }
     }
 
+    /// A `multipart/form-data` body (what a browser's `FormData` sends) is read as Go's `FormValue`
+    /// reads it: its values after the URL's, files left out, and nothing from a body that does not
+    /// parse.
+    func testMultipartFormBodiesAreReadAsGoReadsThem() throws {
+        let root = try makeTemporaryDirectory("query-api-multipart")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let tally = try TallyServerProcess(storage: root + "/storage")
+        try tally.waitReady()
+        func multipart(_ parts: [String], boundary: String = "x-7MA4YWxk", close: Bool = true) -> [UInt8] {
+            Array((parts.map { "--\(boundary)\r\n\($0)\r\n" }.joined() + (close ? "--\(boundary)--\r\n" : "")).utf8)
+        }
+        func field(_ name: String, _ value: String) -> String { "Content-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)" }
+        func ask(_ path: String, _ body: [UInt8], boundary: String = "x-7MA4YWxk") throws -> String {
+            try tally.client.request("POST", path, headers: [("Content-Type", "multipart/form-data; boundary=\"\(boundary)\"")], body: body).body
+        }
+        let answer = { (value: String) in #"{"status":"success","data":{"resultType":"scalar","result":[100,""# + value + #""]}}"# }
+        XCTAssertEqual(try ask("/api/v1/query", multipart([field("query", "1+1"), field("time", "100")])), answer("2"))
+        XCTAssertEqual(try ask("/api/v1/query?query=3", multipart([field("query", "1+1"), field("time", "100")])), answer("3"), "the URL's value first")
+        XCTAssertEqual(try ask("/api/v1/query", multipart([field("query", "4\r\n"), "Content-Type: text/plain\r\n" + field("time", "100")])), answer("4"))
+        let file = "Content-Disposition: form-data; name=\"query\"; filename=\"q.txt\"\r\nContent-Type: text/plain\r\n\r\n5"
+        XCTAssertTrue(try ask("/api/v1/query", multipart([file, field("time", "100")])).contains("no expression found"), "a file is no value")
+        XCTAssertTrue(try ask("/api/v1/query", multipart([field("query", "6"), field("time", "100")], close: false)).contains("no expression found"),
+                      "an unfinished body gives nothing")
+        XCTAssertTrue(try ask("/api/v1/query", multipart([field("query", "7")]), boundary: "other").contains("no expression found"))
+    }
+
     func testBadInputIs400BadDataWithAMessageAndNeverACrash() throws {
         let root = try makeTemporaryDirectory("query-api")
         defer { try? FileManager.default.removeItem(atPath: root) }
