@@ -2,10 +2,10 @@
 /// `Request.FormValue`: each part named by `Content-Disposition: form-data; name="..."` without a
 /// `filename` is a value, in part order; parts with a filename (files) are not values. A body that
 /// does not parse gives no values at all, as Go's `ParseMultipartForm` merges nothing then.
-enum MultipartForm {
+public enum MultipartForm {
     /// A media type and its parameters, as Go's `mime.ParseMediaType` reads the common forms: the
     /// type and parameter names lowercased, values as a token or a quoted string.
-    static func mediaType(_ text: String) -> (type: String, parameters: [String: String]) {
+    public static func mediaType(_ text: String) -> (type: String, parameters: [String: String]) {
         let parts = text.split(separator: ";", omittingEmptySubsequences: false)
         var parameters: [String: String] = [:]
         for part in parts.dropFirst() {
@@ -29,7 +29,7 @@ enum MultipartForm {
 
     /// The (name, value) pairs of `body`, or nil when it is not a whole multipart body with this
     /// boundary.
-    static func values(_ body: [UInt8], boundary: String) -> [(name: String, value: String)]? {
+    public static func values(_ body: [UInt8], boundary: String) -> [(name: String, value: String)]? {
         guard !boundary.isEmpty, boundary.utf8.count <= 70 else { return nil }
         let delimiter = Array(("--" + boundary).utf8)
         var lines = LineCursor(body)
