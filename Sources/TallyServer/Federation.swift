@@ -7,7 +7,8 @@ import TallyWire
 /// writes it: series of every `match[]` (once each), grouped into untyped families by metric name,
 /// `instance=""` added where a series has no `instance`, a staleness marker leaving its series
 /// out, explicit timestamps. The text format unless the client's `Accept` prefers the delimited
-/// protobuf one. Errors are plain text: 400 for a selector that does not parse, 500 for storage
+/// protobuf one. Errors are plain text: 400 for parameters Go's `ParseForm` refuses or a selector
+/// that does not parse, 500 for storage
 /// that cannot be read. Native histograms are not federated (Prometheus 2.42 sends them only in
 /// protobuf; Tally's read path gives floats).
 enum Federation {
@@ -17,6 +18,7 @@ enum Federation {
     /// The answer at `now` (ms) over `database`.
     static func answer(_ form: QueryString, accept: String?, database: () throws(PrometheusAPIError) -> TenantDatabase,
                        now: Int64, lookbackDelta: Int64) -> HTTPAnswer {
+        if let error = form.parseError { return HTTPAnswer(status: 400, body: "error parsing form values: \(error)\n") }
         var sets: [[TallyStorage.LabelMatcher]] = []
         for text in form.all("match[]") {
             do { sets.append(try PromQL.parseMetricSelector(text)) } catch { return HTTPAnswer(status: 400, body: "\(error)\n") }
@@ -38,9 +40,11 @@ enum Federation {
                 latest.append((series.labels, timestamp, Double(bitPattern: bits)))
             }
         }
-        // Grouped by name, each group in label order (Prometheus sorts a label-ordered vector by name).
-        let named = latest.compactMap { sample in sample.labels[metricNameLabel].map { (ByteString($0), sample) } }
-        let families = named.enumerated().sorted { ($0.element.0, $0.offset) < ($1.element.0, $1.offset) }.map(\.element)
+        // Grouped by name as Prometheus 2.42 groups them: the label-ordered vector through Go 1.19's
+        // sort.Sort by name alone, which is not stable, so 13 or more series of one name come out of
+        // label order exactly as Go's steps leave them.
+        var families = latest.compactMap { sample in sample.labels[metricNameLabel].map { (ByteString($0), sample) } }
+        GoPdqsort.sort(&families) { $0.0 < $1.0 }
         var out: any FamilyWriter = protobuf ? ProtobufFamilies() : TextFamilies()
         var familyName: ByteString?
         for (name, sample) in families {
@@ -52,10 +56,8 @@ enum Federation {
             if sample.labels["instance"] == nil || sample.labels["instance"] == "" { labels.append(Label("instance", "")) }
             out.addSample(labels: labels, value: sample.value, timestamp: sample.timestamp)
         }
-        var answer = HTTPAnswer(status: 200, bytes: out.finished(), contentType: protobuf ? protobufFormat : textFormat)
-        // Prometheus names the format even when nothing is selected; an empty body otherwise goes without a type.
-        if answer.body.isEmpty { answer.headers.append(("Content-Type", answer.contentType)) }
-        return answer
+        // Prometheus names the format even when nothing is selected.
+        return HTTPAnswer(status: 200, bytes: out.finished(), contentType: protobuf ? protobufFormat : textFormat).typedWhenEmpty()
     }
 
     private static let metricNameLabel = "__name__"

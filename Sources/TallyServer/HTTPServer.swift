@@ -232,6 +232,7 @@ struct DeleteSeriesRequest: Sendable {
 
     static func parse(_ query: QueryString, tenant: String) -> Result<DeleteSeriesRequest, HTTPAnswer> {
         func refuse(_ message: String) -> Result<DeleteSeriesRequest, HTTPAnswer> { .failure(HTTPAnswer(status: 400, body: message + "\n")) }
+        if let error = query.parseError { return refuse("error parsing form values: \(error)") }
         do {
             let arguments = try DeletionArguments(selectors: query.all("match[]"), start: query["start"], end: query["end"])
             return .success(DeleteSeriesRequest(tenant: tenant, arguments: arguments, dryRun: ["1", "true"].contains(query["dry_run"] ?? "")))

@@ -159,6 +159,7 @@ final class QueryAPI: Sendable {
                 try database(question)
             }
         case .series:
+            if let error = question.form.parseError { throw PrometheusAPIError(.badData, "error parsing form values: \(error)") }
             guard !question.form.all("match[]").isEmpty else { throw PrometheusAPIError(.badData, "no match[] parameter provided") }
             let (start, end) = try span(parameters)
             let sets: [[TallyStorage.LabelMatcher]]
@@ -272,8 +273,8 @@ final class QueryAPI: Sendable {
 
     /// `start` and `end` of the metadata endpoints, Prometheus' whole range when absent.
     private func span(_ parameters: QueryParameters) throws(PrometheusAPIError) -> (Int64, Int64) {
-        (try parameters.time("start", default: QueryParameters.minTime, rounding: .down),
-         try parameters.time("end", default: QueryParameters.maxTime, rounding: .down))
+        (try parameters.time("start", default: TimeParameter.prometheusMinTime, rounding: .down),
+         try parameters.time("end", default: TimeParameter.prometheusMaxTime, rounding: .down))
     }
 
     /// The question's tenant, or an empty read-only one when it has never written here: an unknown

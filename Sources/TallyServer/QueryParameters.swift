@@ -9,13 +9,6 @@ struct QueryParameters {
 
     init(_ form: QueryString) { self.form = form }
 
-    /// Prometheus' `minTime` and `maxTime`, the defaults of `start` and `end` where they are
-    /// optional, in milliseconds; clients also send their RFC 3339 text.
-    static let minTime: Int64 = -9_223_309_901_257_974_000
-    static let maxTime: Int64 = 9_223_309_901_257_974_999
-    private static let minTimeText = "-292273086-05-16T16:47:06Z"
-    private static let maxTimeText = "292277025-08-18T07:12:54.999999999Z"
-
     /// Most points a range query may return per series.
     static let maxPointsPerSeries: Int64 = 11_000
 
@@ -29,7 +22,7 @@ struct QueryParameters {
     /// endpoint's Prometheus code takes it.
     func time(_ name: String, default fallback: Int64, rounding: TimeParameter.Rounding) throws(PrometheusAPIError) -> Int64 {
         guard let text = value(name) else { return fallback }
-        guard let milliseconds = Self.parseTime(text, rounding: rounding) else {
+        guard let milliseconds = TimeParameter.milliseconds(text, rounding: rounding) else {
             throw .invalidParameter(name, "Invalid time value for '\(name)': cannot parse \(GoFormat.quote(text)) to a valid timestamp")
         }
         return milliseconds
@@ -38,19 +31,10 @@ struct QueryParameters {
     /// A time that must be given (`start` and `end` of a range query), as the query engine takes it.
     func requiredTime(_ name: String) throws(PrometheusAPIError) -> Int64 {
         let text = form[name] ?? ""
-        guard let milliseconds = Self.parseTime(text, rounding: .towardZero) else {
+        guard let milliseconds = TimeParameter.milliseconds(text, rounding: .towardZero) else {
             throw .invalidParameter(name, "cannot parse \(GoFormat.quote(text)) to a valid timestamp")
         }
         return milliseconds
-    }
-
-    /// RFC 3339 or Unix seconds with a fraction, in milliseconds; Prometheus' own bounds too.
-    static func parseTime(_ text: String, rounding: TimeParameter.Rounding) -> Int64? {
-        switch text {
-        case minTimeText: return minTime
-        case maxTimeText: return maxTime
-        default: return TimeParameter.milliseconds(text, rounding: rounding)
-        }
     }
 
     /// A duration (`timeout`) in milliseconds, rounded toward zero as Prometheus turns its

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import TallyStorage
 
 /// A request's query parameters, percent-decoded as HTML forms encode them (`+` is a space), read
 /// as Go's `net/http` reads them for Prometheus: a pair with a `;` or a broken escape is left out
@@ -10,6 +11,10 @@ import NIOHTTP1
 struct QueryString {
     /// Every (name, value) pair in order; a repeated name (`match[]`) appears once per value.
     private(set) var pairs: [(name: String, value: String)] = []
+    /// What Go's `ParseForm` returns as its error for these parameters (for a pair with a `;` or a
+    /// broken escape, left out either way): Prometheus' `series`, `delete_series` and `/federate`
+    /// refuse the request with it; the endpoints that read by `FormValue` never see it.
+    private(set) var parseError: String?
 
     init(uri: String) { add(Self.query(of: uri)) }
 
@@ -34,12 +39,49 @@ struct QueryString {
 
     private static func query(of uri: String) -> Substring { uri.split(separator: "?", maxSplits: 1).dropFirst().first ?? "" }
 
+    /// Go's `url.ParseQuery`: its error is the last `;` found, else the first broken escape. The
+    /// body's error (read first) wins over the URL's, as in `ParseForm`.
     private mutating func add(_ query: Substring) {
-        for pair in query.split(separator: "&") where !pair.contains(";") {
+        var error: String?
+        for pair in query.split(separator: "&") {
+            if pair.contains(";") {
+                error = "invalid semicolon separator in query"
+                continue
+            }
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = Self.decode(parts[0]), let value = parts.count > 1 ? Self.decode(parts[1]) : "" else { continue }
+            guard let name = Self.decode(parts[0]) else {
+                error = error ?? Self.escapeError(parts[0])
+                continue
+            }
+            guard let value = parts.count > 1 ? Self.decode(parts[1]) : "" else {
+                error = error ?? Self.escapeError(parts[1])
+                continue
+            }
             pairs.append((name, value))
         }
+        parseError = parseError ?? error
+    }
+
+    /// Go's `url.EscapeError` for the first broken escape in `text`: its `%` and at most the two
+    /// bytes after it.
+    private static func escapeError(_ text: Substring) -> String {
+        let bytes = Array(text.utf8)
+        var i = 0
+        while i < bytes.count {
+            guard bytes[i] == UInt8(ascii: "%") else {
+                i += 1
+                continue
+            }
+            guard i + 2 < bytes.count, isHexDigit(bytes[i + 1]), isHexDigit(bytes[i + 2]) else {
+                return "invalid URL escape " + GoFormat.quote(String(decoding: bytes[i..<min(i + 3, bytes.count)], as: UTF8.self))
+            }
+            i += 3
+        }
+        return "invalid URL escape"
+    }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte | 0x20)
     }
 
     /// The first value given for `name` (Go's `FormValue`).
@@ -62,7 +104,9 @@ struct QueryString {
             switch byte {
             case UInt8(ascii: "+") where plusIsSpace: bytes.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
-                guard utf8.count >= 2, let value = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16) else { return nil }
+                // Two hex digits, as Go's `ishex` takes them (`UInt8(_:radix:)` would take a sign).
+                guard utf8.count >= 2, isHexDigit(utf8[utf8.startIndex]), isHexDigit(utf8[utf8.startIndex + 1]),
+                      let value = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16) else { return nil }
                 bytes.append(value)
                 utf8 = utf8.dropFirst(2)
             default: bytes.append(byte)

@@ -29,7 +29,7 @@ enum RemoteReadAPI {
             var stream = ChunkStream()
             if let refusal = forEachSeries(request, database, sampleLimit, series: { stream.addSeries(labels: $1, samples: $2, queryIndex: $0) },
                                            queryEnd: {}) { return refusal }
-            return HTTPAnswer(status: 200, bytes: stream.bytes, contentType: "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse")
+            return HTTPAnswer(status: 200, bytes: stream.bytes, contentType: "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse").typedWhenEmpty()
         default:
             return HTTPAnswer(status: 400, body: "server does not support any of the requested response types: \(request.acceptedResponseTypes); "
                 + "supported: [0 (SAMPLES) 1 (STREAMED_XOR_CHUNKS)]\n")

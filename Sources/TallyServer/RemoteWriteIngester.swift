@@ -21,6 +21,15 @@ public struct HTTPAnswer: Sendable, Error {
         self.contentType = contentType
     }
 
+    /// The same answer with its Content-Type sent even when the body is empty (an empty answer goes
+    /// without one otherwise), where Prometheus names the format of an empty answer too.
+    func typedWhenEmpty() -> HTTPAnswer {
+        guard body.isEmpty else { return self }
+        var answer = self
+        answer.headers.append(("Content-Type", contentType))
+        return answer
+    }
+
     /// 503 with Retry-After when the process ran out of descriptors, which closing connections and
     /// other tenants' WAL segments gives back, else 500.
     static func storageFailure(_ failure: StorageIOError, _ message: String) -> HTTPAnswer {

@@ -12,11 +12,17 @@ public enum TimeParameter {
         case towardZero
     }
 
+    /// Prometheus' `minTime` and `maxTime`, the defaults of `start` and `end` where they are
+    /// optional, in milliseconds.
+    public static let prometheusMinTime: Int64 = -9_223_309_901_257_974_000
+    public static let prometheusMaxTime: Int64 = 9_223_309_901_257_974_999
+
     /// Prometheus' `parseTime`: first Go's `strconv.ParseFloat`, its fraction rounded to the
     /// millisecond on its own (`math.Modf`, then `math.Round(frac*1000)/1000`), so `1.0005` is 1000 ms
     /// as there, not the 1001 that rounding the product gives; else Go's `time.Parse` with
-    /// `time.RFC3339Nano`. Unlike Prometheus, which wraps them into times of its own choosing, a
-    /// number that is not finite or past ±9e15 seconds is no time.
+    /// `time.RFC3339Nano`; else the RFC 3339 texts Prometheus writes for its `minTime` and
+    /// `maxTime`, which clients send back. Unlike Prometheus, which wraps them into times of its own
+    /// choosing, a number that is not finite or past ±9e15 seconds is no time.
     public static func milliseconds(_ text: String, rounding: Rounding = .down) -> Int64? {
         switch GoNumbers.parseFloat(text) {
         case let .value(seconds):
@@ -26,7 +32,12 @@ public enum TimeParameter {
             let fraction = ((seconds - whole) * 1000).rounded(.toNearestOrAwayFromZero)
             return Int64(whole) * 1000 + Int64(fraction)
         case .invalidSyntax, .outOfRange:
-            return RFC3339.milliseconds(text, rounding: rounding)
+            if let milliseconds = RFC3339.milliseconds(text, rounding: rounding) { return milliseconds }
+            switch text {
+            case "-292273086-05-16T16:47:06Z": return prometheusMinTime
+            case "292277025-08-18T07:12:54.999999999Z": return prometheusMaxTime
+            default: return nil
+            }
         }
     }
 }

@@ -57,6 +57,14 @@ final class DeletionTests: XCTestCase {
         let refused = try server.client.request("POST", "/api/v1/admin/tsdb/delete_series?match[]=%7Bjob%3D~%22.%2A%22%7D",
                                                  headers: [("THANOS-TENANT", "acme")])
         XCTAssertEqual(refused.status, 400, "a selector matching everything is refused")
+        // Parameters Go's ParseForm refuses are refused, as Prometheus does; its own texts for its
+        // smallest and largest times are times (a dry run over all time).
+        let brokenEscape = try server.client.request("POST", "/api/v1/admin/tsdb/delete_series?match[]=node_gpu_count&x=%zz", headers: [("THANOS-TENANT", "acme")])
+        XCTAssertEqual(brokenEscape.status, 400)
+        XCTAssertEqual(brokenEscape.body, "error parsing form values: invalid URL escape \"%zz\"\n")
+        let allTime = try server.client.request("POST", "/api/v1/admin/tsdb/delete_series?match[]=node_gpu_count&dry_run=1"
+                                                + "&start=-292273086-05-16T16:47:06Z&end=292277025-08-18T07:12:54.999999999Z", headers: [("THANOS-TENANT", "acme")])
+        XCTAssertEqual(allTime.status, 200, allTime.body)
 
         // Gone from the running server's reads at once.
         let costs = try server.client.request("GET", "/api/v1/costs/daily?start=\(utcDate(stores.dataset.start))&end=\(utcDate(stores.dataset.start + 2 * 86_400_000))",

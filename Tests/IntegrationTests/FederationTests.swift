@@ -21,10 +21,11 @@ final class FederationTests: XCTestCase {
                                    ("X-Prometheus-Remote-Write-Version", "0.1.0")]
     private static let staleMarker: UInt64 = 0x7ff0_0000_0000_0002
 
-    /// Eleven series answer `{job=~".+"}` (Prometheus sorts them by name with an unstable sort, which
-    /// keeps label order up to twelve): values written in each of expfmt's forms, a label value to
-    /// escape, one series with an `instance`, one whose name sorts after a label name (`A`), and
-    /// series left out for a staleness marker or a last sample older than the lookback.
+    /// Twenty-five series answer `{job=~".+"}`, which Prometheus sorts by name with an unstable sort
+    /// (it keeps label order only up to twelve): values written in each of expfmt's forms, a label
+    /// value to escape, one series with an `instance`, fifteen whose name sorts after a label name
+    /// (`A`), fourteen of them of one name, and series left out for a staleness marker or a last
+    /// sample older than the lookback.
     private func request(now: Int64) -> [UInt8] {
         var encoder = WriteRequestEncoder()
         func add(_ labels: [(String, String)], _ samples: [(Int64, UInt64)]) {
@@ -42,6 +43,10 @@ final class FederationTests: XCTestCase {
         add([("__name__", "fed_values"), ("job", "kubecost"), ("v", "small")], [(45, 0.00001.bitPattern)])
         add([("__name__", "fed_values"), ("job", "kubecost"), ("v", "one")], [(45, (-1.0).bitPattern)])
         add([("A", "first"), ("__name__", "fed_a_label_first"), ("job", "kubecost")], [(20, 0.0001.bitPattern)])
+        // Fourteen series of one name: Go's sort moves them out of label order past twelve elements.
+        for k in 0..<14 {
+            add([("A", "a\((k * 5) % 14 + 10)"), ("__name__", "fed_many"), ("job", "kubecost")], [(15, Double(k).bitPattern)])
+        }
         return encoder.compressed()
     }
 
@@ -85,6 +90,12 @@ final class FederationTests: XCTestCase {
             ("/federate?match[]=" + Self.encoded("1 + fed_cost"), nil),
             ("/federate?match[]=" + Self.encoded(#"{job="kubecost",}"#), nil),
             ("/federate?match[]=", nil),
+            ("/federate?match[]=fed_many", nil),
+            // Parameters Go's ParseForm refuses: a broken escape (the pair is left out either way), a `;`.
+            ("/federate?match[]=%zz", nil),
+            ("/federate?match[]=fed_cost&x=%g1", nil),
+            ("/federate?match[]=fed_cost;x=1", nil),
+            ("/federate?match[]=fed_cost&%+1=2", nil),
         ]
         // The message after `error parsing regexp:` is Tally's own wording (docs/promql.md).
         let badRegex = "/federate?match[]=" + Self.encoded(#"{job=~"("}"#)

@@ -386,6 +386,13 @@ final class RemoteReadTests: XCTestCase {
         XCTAssertEqual(ours.headers["content-type"], read.headers["content-type"])
         XCTAssertNil(ours.headers["content-encoding"])
         XCTAssertNil(read.headers["content-encoding"])
+        // A read matching nothing is an empty stream, its type named as Prometheus names it.
+        let nothing = readRequest([(minutes[0], end, [(0, "__name__", "nothing")])], accepting: [1])
+        let ourEmpty = try tally.client.request("POST", "/api/v1/read", headers: Self.protobuf + [("THANOS-TENANT", "acme")], body: nothing)
+        let theirEmpty = try theirs.request("POST", "/api/v1/read", headers: Self.protobuf, body: nothing)
+        XCTAssertEqual([ourEmpty.status, theirEmpty.status], [200, 200])
+        XCTAssertEqual(ourEmpty.bytes, theirEmpty.bytes)
+        XCTAssertEqual(ourEmpty.headers["content-type"], theirEmpty.headers["content-type"])
 
         let ranges = queries.map { $0.start...$0.end }
         let ourFrames = try decodeFrames(ours.bytes), theirFrames = try decodeFrames(read.bytes)

@@ -2,13 +2,13 @@
 /// (insertion sort up to 12 elements, heapsort after too many unbalanced partitions, a fixed
 /// xorshift to break patterns). It is not stable, so elements that compare equal end in an order
 /// only the same steps reproduce; these are Go's, comparison for comparison and swap for swap.
-struct GoPdqsort<Element> {
+public struct GoPdqsort<Element> {
     private var data: [Element]
     /// `Less(i, j)` of the elements.
     private let isLess: (Element, Element) -> Bool
 
     /// `sort.Sort` of `elements` by `less`.
-    static func sort(_ elements: inout [Element], by less: @escaping (Element, Element) -> Bool) {
+    public static func sort(_ elements: inout [Element], by less: @escaping (Element, Element) -> Bool) {
         guard elements.count > 1 else { return }
         var sorter = GoPdqsort(data: elements, isLess: less)
         elements = []
