@@ -4,7 +4,7 @@ import Synchronization
 /// Daily rows computed once from immutable blocks and kept beside them in
 /// `<tenant>/rollups/daily<offset>.json`, keyed by day and by the version of the data they were
 /// computed from (`SeriesQuerier.immutableVersion`). A new block over a day (late data flushed,
-/// an import, a compaction) changes the version, so that day is computed again.
+/// an import, a compaction) or a deletion in one changes the version, so that day is computed again.
 ///
 /// The file is a cache: written with a temporary file and a rename so readers never see half of
 /// it, not fsynced, and ignored when it does not parse or was computed with other options.

@@ -80,6 +80,19 @@ final class CostRollupTests: XCTestCase {
         XCTAssertEqual(warnings?.count, 1, warned.body)
         XCTAssertTrue(warnings?.first?.hasPrefix("left out 1 series of kubecost_load_balancer_cost without a cluster_id label") == true, warned.body)
         XCTAssertTrue(warned.body.contains("\"computed_at\":\"\(again[key1]?.computedAt ?? "?")\""), "read back from the rollup: \(warned.body)")
+
+        // Deleting the late load balancer gives its block tombstones: day 1 is computed again without
+        // it (its rollup named the block without them), then read back from the new rollup.
+        server.stop(SIGTERM)
+        let deleted = try runCommand(Binaries.tally, ["delete-series", "--storage", storage, "--tenant", "acme", "--match", "{ingress_ip=\"10.9.9.9\"}"])
+        XCTAssertEqual(deleted.status, 0, deleted.stderr)
+        server = try TallyServerProcess(storage: storage, extraArguments: arguments)
+        try server.waitReady()
+        let afterDeletion = try ask()
+        XCTAssertEqual(afterDeletion[key1]?.row["load_balancer"] ?? -1, first[key1]?.row["load_balancer"] ?? 0, accuracy: 1e-9)
+        XCTAssertNotEqual(afterDeletion[key1]?.computedAt, again[key1]?.computedAt, "computed again")
+        XCTAssertEqual(afterDeletion[key0]?.computedAt, first[key0]?.computedAt, "day 0's blocks hold no tombstones")
+        XCTAssertEqual(try ask()[key1]?.computedAt, afterDeletion[key1]?.computedAt, "read back from the new rollup")
         server.stop(SIGTERM)
     }
 }

@@ -159,6 +159,9 @@ public final class BlockReader: Sendable {
     public let seriesRefs: [UInt32]
     /// Deleted intervals, skipped by every read of this block.
     public let tombstones: Tombstones
+    /// A hash of `tombstones`' contents, nil without any: the block's data as reads see it is named
+    /// by its ULID and this (`TenantDatabase.immutableVersion`), the same after a restart.
+    let tombstonesDigest: UInt64?
     /// A number no other reader made by this process has: a reader with other tombstones (after a
     /// deletion) is another reader, so what was read through one is told apart from the other's.
     let serial: UInt64
@@ -287,6 +290,7 @@ public final class BlockReader: Sendable {
         }
 
         tombstones = try Tombstones.read(directory: directory, block: name)
+        tombstonesDigest = tombstones.digest
         serial = Self.nextSerial()
         let chunkFiles = try FileSystem.listDirectory(directory + "/chunks").filter { $0.count == 6 && $0.allSatisfy(\.isNumber) }
         segments = try chunkFiles.map { (file) throws -> MappedFile in
@@ -310,6 +314,7 @@ public final class BlockReader: Sendable {
         postingsOffsets = other.postingsOffsets
         seriesRefs = other.seriesRefs
         self.tombstones = tombstones
+        tombstonesDigest = tombstones.digest
         serial = Self.nextSerial()
     }
 

@@ -40,6 +40,14 @@ public struct Tombstones: Sendable, Equatable {
         return after > 0 && list[after - 1].covers(t)
     }
 
+    /// A hash of the encoded intervals, nil when there are none.
+    var digest: UInt64? {
+        guard !isEmpty else { return nil }
+        var hasher = LabelHasher()
+        encoded().withUnsafeBytes { hasher.combine($0) }
+        return hasher.value
+    }
+
     public func encoded() -> [UInt8] {
         var records: [UInt8] = []
         for ref in intervals.keys.sorted() {

@@ -241,13 +241,15 @@ public final class TenantDatabase: @unchecked Sendable {
     public var outOfOrderBytes: Int { lock.withLock { _ in head.outOfOrderBytes } }
 
     /// A name for the data in [minTime, maxTime] that changes whenever that data may have: nil
-    /// while the head holds samples there (in order or late), else the overlapping blocks' ULIDs,
-    /// hashed. Readers key caches of derived figures (cost rollups) by it.
+    /// while the head holds samples there (in order or late), else the overlapping blocks' ULIDs
+    /// (each with a hash of its tombstones once a deletion gave it some), hashed. Readers key caches
+    /// of derived figures (cost rollups) by it.
     public func immutableVersion(minTime: Int64, maxTime: Int64) -> String? {
         lock.withLock { _ -> String? in
             if head.maxTime != .min && head.minTime <= maxTime && head.maxTime >= minTime { return nil }
             if let late = head.outOfOrderMinTime, late <= maxTime { return nil }
-            let ulids = blocks.filter { $0.meta.minTime <= maxTime && $0.meta.maxTime > minTime }.map(\.ulid).sorted()
+            let ulids = blocks.filter { $0.meta.minTime <= maxTime && $0.meta.maxTime > minTime }
+                .map { block in block.tombstonesDigest.map { block.ulid + "~" + String($0, radix: 16) } ?? block.ulid }.sorted()
             var hash: UInt64 = 0xcbf2_9ce4_8422_2325
             for byte in ulids.joined(separator: ",").utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
             return "\(ulids.count)-" + String(hash, radix: 16)
