@@ -147,12 +147,19 @@ public struct CostEngine: Sendable {
     /// For each pair of consecutive counter samples whose later one lies in the counted part of the
     /// day: the increase (a drop is a reset: the later value is the increase) times the price held
     /// at the later sample's time. A staleness marker ends a counter's life, so no pair spans one.
+    ///
+    /// A flow is a counter's cluster, `namespace`, `pod_name`, `service` and category. Series of one
+    /// flow that count over the same instant are copies of one counter (two jobs scraping one
+    /// exporter, an upgrade that adds a label), so each pair's cost is divided by the number of the
+    /// flow's series with a pair spanning its later sample's time: averaged, never summed.
     func egressCosts(_ signals: DaySignals, cluster: String?) throws -> (costs: [EgressCost], leftOut: [LeftOutSeries.Entry]) {
         let day = signals.day
         let counters = try querier.select(DaySignals.matchers([Self.egressCounter], cluster: cluster),
                                           minTime: day.start - options.counterReach, maxTime: day.end - 1)
         let identity = DaySignals.identities[Self.egressCounter]!
-        var costs: [EgressCost] = [], leftOut: [LeftOutSeries.Entry] = []
+        var leftOut: [LeftOutSeries.Entry] = []
+        var flows: [ItemKey: [[CounterPair]]] = [:]
+        var counted: [(key: ItemKey, category: NetworkCategory, flow: ItemKey, pairs: [CounterPair], held: HeldSignal)] = []
         for series in counters {
             var labels: [String: String] = [:]
             for pair in series.labels.pairs { labels[pair.name] = pair.value }
@@ -162,25 +169,61 @@ public struct CostEngine: Sendable {
                 continue
             }
             let key = ItemKey(values: [labels[clusterLabel]!] + identity.map { labels[$0]! })
-            guard let price = signals.items(category.priceMetric)[ItemKey(values: [key.cluster])] else {
-                costs.append(EgressCost(key: key, category: category, cost: 0, counted: .empty))
+            let flow = ItemKey(values: key.values + [labels["service"] ?? "", category.rawValue])
+            let pairs = CounterPair.pairs(series.samples)
+            flows[flow, default: []].append(pairs)
+            counted.append((key, category, flow, pairs,
+                            HeldSignal(samples: series.samples, lookback: options.lookback).clipped(to: day.start, signals.end)))
+        }
+        var costs: [EgressCost] = []
+        for counter in counted {
+            guard let price = signals.items(counter.category.priceMetric)[ItemKey(values: [counter.key.cluster])] else {
+                costs.append(EgressCost(key: counter.key, category: counter.category, cost: 0, counted: .empty))
                 continue
             }
-            var previous: Double?
+            let copies = flows[counter.flow]!
             var sum = NeumaierSum()
-            for sample in series.samples {
-                guard sample.valueBits != staleMarkerBits else { previous = nil; continue }
-                let value = Double(bitPattern: sample.valueBits)
-                guard value.isFinite else { continue }
-                defer { previous = value }
-                guard let earlier = previous, sample.timestamp >= day.start, sample.timestamp < signals.end,
-                      let unitPrice = price.value(at: sample.timestamp) else { continue }
-                let increase = value >= earlier ? value - earlier : value
-                sum.add(increase / bytesPerGiB * unitPrice)
+            for pair in counter.pairs where pair.later >= day.start && pair.later < signals.end {
+                guard let unitPrice = price.value(at: pair.later) else { continue }
+                let counting = copies.count == 1 ? 1 : copies.count { CounterPair.span($0, pair.later) }
+                sum.add(pair.increase / bytesPerGiB * unitPrice / Double(counting))
             }
-            let held = HeldSignal(samples: series.samples, lookback: options.lookback).clipped(to: day.start, signals.end)
-            costs.append(EgressCost(key: key, category: category, cost: sum.value, counted: price.multiplied(by: held)))
+            costs.append(EgressCost(key: counter.key, category: counter.category, cost: sum.value, counted: price.multiplied(by: counter.held)))
         }
         return (costs, leftOut)
+    }
+}
+
+/// Two consecutive samples of a counter (no staleness marker between them; samples that are not
+/// finite passed over) and its increase between them: a drop is a reset, the later value the increase.
+struct CounterPair {
+    let earlier: Int64
+    let later: Int64
+    let increase: Double
+
+    static func pairs(_ samples: [Sample]) -> [CounterPair] {
+        var out: [CounterPair] = []
+        var previous: (timestamp: Int64, value: Double)?
+        for sample in samples {
+            guard sample.valueBits != staleMarkerBits else { previous = nil; continue }
+            let value = Double(bitPattern: sample.valueBits)
+            guard value.isFinite else { continue }
+            if let earlier = previous {
+                out.append(CounterPair(earlier: earlier.timestamp, later: sample.timestamp,
+                                       increase: value >= earlier.value ? value - earlier.value : value))
+            }
+            previous = (sample.timestamp, value)
+        }
+        return out
+    }
+
+    /// Whether one of `pairs` (in time order) spans `t`: earlier < t <= later.
+    static func span(_ pairs: [CounterPair], _ t: Int64) -> Bool {
+        var low = 0, high = pairs.count
+        while low < high {
+            let mid = (low + high) / 2
+            if pairs[mid].later < t { low = mid + 1 } else { high = mid }
+        }
+        return low < pairs.count && pairs[low].earlier < t
     }
 }

@@ -115,6 +115,25 @@ final class DailyCostRuleTests: XCTestCase {
         XCTAssertEqual(r.coveredMinutes[.network], 0)
     }
 
+    func testCopiesOfOneEgressCounterAreAveragedNotSummed() throws {
+        var q = MemoryQuerier()
+        let egress = "kubecost_pod_network_egress_bytes_total"
+        let flow = ["cluster_id": "c1", "namespace": "a", "pod_name": "p", "same_zone": "false", "same_region": "true", "service": "db"]
+        func bytes(_ t: Int64) -> Double { Double((t - self.start) / minute + 1) * gib }
+        // +1 GiB a minute, scraped by job a all day and by job b (the same values) from 06:00 to its
+        // marker at 18:00.
+        q.add(egress, flow.merging(["job": "a"]) { $1 }, from: start - minute, to: end + hour, value: bytes)
+        q.add(egress, flow.merging(["job": "b"]) { $1 }, from: start + 6 * hour, to: start + 18 * hour, stale: true, value: bytes)
+        // Another service of the same pod is another flow: +0.5 GiB a minute, added.
+        q.add(egress, flow.merging(["service": "cache"]) { $1 }, from: start - minute, to: end + hour) { bytes($0) / 2 }
+        q.add("kubecost_network_zone_egress_cost", ["cluster_id": "c1"], from: start - hour, to: end + hour) { _ in 0.01 }
+        // db: 1440 pairs of 1 GiB (from 06:01 to 17:59 each copy's pair counts half); cache: 1440 x
+        // 0.5 GiB. (1440 + 720) GiB x $0.01 = 21.6; summing the copies would add 719 GiB (28.79).
+        let r = try row(q)
+        XCTAssertEqual(r.network[.zone] ?? -1, 21.6, accuracy: 1e-9)
+        XCTAssertEqual(r.coveredMinutes[.network], 1440)
+    }
+
     func testDayBoundaryUnderAFixedOffset() throws {
         var q = MemoryQuerier()
         capacities(&q, "n1", cores: 1, from: start - 24 * hour, to: end + 24 * hour)
