@@ -295,9 +295,9 @@ final class TenantDatabaseTests: XCTestCase {
         XCTAssertNil(find([("__name__", "up"), ("job", "a")]), "dropped by the rebuild")
     }
 
-    /// Label bytes as Prometheus encodes them are checked against the series' own labels and not
-    /// kept: found again, never for another series, and the same label names are stored once.
-    func testPrometheusEncodedLabelsAreComparedWithTheSeriesNotKept() {
+    /// Remembered encodings are found again by their exact bytes only, never for another series,
+    /// across the cache's pages; one longer than a page is not remembered.
+    func testEncodedLabelsAreFoundByTheirExactBytesOnly() {
         let head = Head(chunkRange: 7_200_000)
         head.restore(ref: 1, labels: [("__name__", "up"), ("job", "a")])
         head.restore(ref: 2, labels: [("__name__", "up"), ("job", "b")])
@@ -307,19 +307,34 @@ final class TenantDatabaseTests: XCTestCase {
                 return [0x0a, UInt8(label.count)] + label
             }
         }
+        func remember(_ bytes: [UInt8], _ index: Int32) {
+            bytes.withUnsafeBytes { head.remember(encodedLabels: $0, hash: Head.hash(encodedLabels: $0), series: index) }
+        }
+        func find(_ bytes: [UInt8]) -> Int32? { bytes.withUnsafeBytes { head.series(encodedLabels: $0, hash: Head.hash(encodedLabels: $0)) } }
         let a = encoded([("__name__", "up"), ("job", "a")]), b = encoded([("__name__", "up"), ("job", "b")])
-        a.withUnsafeBytes { head.remember(encodedLabels: $0, hash: Head.hash(encodedLabels: $0), series: 0) }
-        XCTAssertEqual(head.encodedLabelEntries.count, 0, "kept as bytes")
-        a.withUnsafeBytes { XCTAssertEqual(head.series(encodedLabels: $0, hash: Head.hash(encodedLabels: $0)), 0) }
+        remember(a, 0)
+        XCTAssertEqual(find(a), 0)
+        XCTAssertNil(find(b), "never remembered")
         // Series 1's bytes under series 0's key (a hash collision) are compared and refused.
         a.withUnsafeBytes { key in
             b.withUnsafeBytes { XCTAssertNil(head.series(encodedLabels: $0, hash: Head.hash(encodedLabels: key))) }
         }
-        // Bytes that are not series 0's labels (a truncated copy) are kept as bytes, and still found.
-        let other = Array(a.dropLast())
-        other.withUnsafeBytes { head.remember(encodedLabels: $0, hash: Head.hash(encodedLabels: $0), series: 0) }
-        XCTAssertEqual(head.encodedLabelEntries.count, 1)
-        other.withUnsafeBytes { XCTAssertEqual(head.series(encodedLabels: $0, hash: Head.hash(encodedLabels: $0)), 0) }
+        remember(b, 1)
+        XCTAssertEqual(find(b), 1)
+        let truncated = Array(a.dropLast())
+        XCTAssertNil(find(truncated), "a prefix of a remembered encoding")
+        remember(truncated, 0)
+        XCTAssertEqual(find(truncated), 0)
+        XCTAssertEqual(find(a), 0)
+        // Enough encodings to fill several pages: each is still found, those at page ends too.
+        let long = (0..<900).map { i in Array("encoding \(i) ".utf8) + [UInt8](repeating: 0x78, count: 400) }
+        for encoding in long { remember(encoding, 1) }
+        XCTAssertGreaterThan(head.encodedLabelPages.count, 1)
+        XCTAssertTrue(head.encodedLabelPages.allSatisfy { $0.count <= Head.encodedLabelPageBytes })
+        XCTAssertEqual(long.filter { find($0) != 1 }.count, 0)
+        let overPage = [UInt8](repeating: 0x0a, count: Head.encodedLabelPageBytes + 1)
+        remember(overPage, 1)
+        XCTAssertNil(find(overPage), "longer than a page: not remembered")
         XCTAssertEqual(head.labelStore.names.count, 3, "one name set: its count and two names")
         XCTAssertEqual(head.labelPairs(1).map(\.1), ["up", "b"])
     }

@@ -247,8 +247,7 @@ final class Head {
     /// Without `hash`, the labels' hash is taken from the symbols' bytes (as stored: a WAL's invalid
     /// UTF-8 is stored repaired, and hashed so).
     private func insert(ref: UInt64, count: Int, hash: UInt64?, symbolIds: (inout SymbolTable, Int) -> (UInt32, UInt32)) -> Int32 {
-        // Indexes below 2^30 leave the encoded-label index a bit to mark its other entries.
-        precondition(series.count < Int(Self.rawEncodedFlag), "head full")
+        precondition(series.count < Int(Int32.max), "head full")
         let index = Int32(series.count)
         // Name ids, then value ids.
         let stored = withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 2 * count) { ids in
@@ -334,17 +333,20 @@ final class Head {
 
     /// Series by the exact bytes their labels arrived as in a request (see `AppendBatch`): a known
     /// series is found with one hash over the bytes and one comparison, without decoding, checking
-    /// or looking up its labels one by one. Bytes that are the series' own labels as Prometheus
-    /// encodes them (what every Prometheus sends) are compared with those labels, so they are not
-    /// kept; other bytes that validated to the series (labels out of order, empty values, other
-    /// field layouts) are kept in `rawEncodedLabels` and compared with one memcmp. A value in the
-    /// index is a series index, or `rawEncodedFlag` and an index into `encodedLabelEntries`; keys
-    /// whose tags collide replace each other, which costs a lookup, never a wrong series. Emptied
-    /// whenever series indexes change (`rebuild`).
+    /// or looking up its labels one by one. Every remembered encoding is kept, back to back in
+    /// pages, and compared with one memcmp: comparing Prometheus' encoding with the series' own
+    /// labels instead (a symbol lookup and a comparison per name and value, each a likely cache miss)
+    /// took a fifth of the server's CPU on the write path, for about as many bytes a series as
+    /// Prometheus keeps for its labels. A value in the index is an index into
+    /// `encodedLabelEntries`; keys whose tags collide replace each other, which costs a lookup,
+    /// never a wrong series. Emptied whenever series indexes change (`rebuild`).
     private(set) var encodedLabelIndex = IndexMap(.hashed)
-    private(set) var encodedLabelEntries: [(start: Int, count: Int32, series: Int32)] = []
-    private(set) var rawEncodedLabels: [UInt8] = []
-    private static let rawEncodedFlag: Int32 = 1 << 30
+    private(set) var encodedLabelEntries: [(page: Int32, start: Int32, count: Int32, series: Int32)] = []
+    /// Pages of a fixed capacity, so the cache grows without copying what it holds (a million
+    /// series' encodings are hundreds of MiB). An encoding longer than a page is not remembered: its
+    /// series is found by its labels.
+    private(set) var encodedLabelPages: [[UInt8]] = []
+    static let encodedLabelPageBytes = 1 << 18
 
     static func hash(encodedLabels bytes: UnsafeRawBufferPointer) -> UInt64 {
         var hasher = LabelHasher()
@@ -354,64 +356,33 @@ final class Head {
 
     func series(encodedLabels bytes: UnsafeRawBufferPointer, hash: UInt64) -> Int32? {
         guard let value = encodedLabelIndex[hash] else { return nil }
-        if value & Self.rawEncodedFlag == 0 { return isEncoding(bytes, ofLabelsOf: Int(value)) ? value : nil }
-        let entry = encodedLabelEntries[Int(value & ~Self.rawEncodedFlag)]
+        let entry = encodedLabelEntries[Int(value)]
         guard Int(entry.count) == bytes.count else { return nil }
-        let equal = rawEncodedLabels.withUnsafeBytes { memcmp($0.baseAddress! + entry.start, bytes.baseAddress!, bytes.count) == 0 }
+        let equal = encodedLabelPages[Int(entry.page)].withUnsafeBytes {
+            memcmp($0.baseAddress! + Int(entry.start), bytes.baseAddress!, bytes.count) == 0
+        }
         return equal ? entry.series : nil
     }
 
     func remember(encodedLabels bytes: UnsafeRawBufferPointer, hash: UInt64, series index: Int32) {
-        guard !bytes.isEmpty else { return }
+        guard !bytes.isEmpty, bytes.count <= Self.encodedLabelPageBytes else { return }
         // A sender that orders labels differently each time would add an entry per sample: past two
         // entries a series (on average), start over, so memory stays bounded whatever senders do.
-        if encodedLabelIndex.count >= max(1024, 2 * series.count) { forgetEncodedLabels() }
-        if isEncoding(bytes, ofLabelsOf: Int(index)) {
-            encodedLabelIndex.set(hash, index)
-            return
+        if encodedLabelEntries.count >= max(1024, 2 * series.count) { forgetEncodedLabels() }
+        if encodedLabelPages.last.map({ $0.count + bytes.count > Self.encodedLabelPageBytes }) ?? true {
+            encodedLabelPages.append([])
+            encodedLabelPages[encodedLabelPages.count - 1].reserveCapacity(Self.encodedLabelPageBytes)
         }
-        encodedLabelEntries.append((rawEncodedLabels.count, Int32(bytes.count), index))
-        rawEncodedLabels.append(contentsOf: bytes)
-        encodedLabelIndex.set(hash, Self.rawEncodedFlag | Int32(encodedLabelEntries.count - 1))
+        let page = encodedLabelPages.count - 1
+        encodedLabelEntries.append((Int32(page), Int32(encodedLabelPages[page].count), Int32(bytes.count), index))
+        encodedLabelPages[page].append(contentsOf: bytes)
+        encodedLabelIndex.set(hash, Int32(encodedLabelEntries.count - 1))
     }
 
     private func forgetEncodedLabels() {
         encodedLabelIndex = IndexMap(.hashed)
         encodedLabelEntries = []
-        rawEncodedLabels = []
-    }
-
-    /// Whether `bytes` are series `index`'s labels as Prometheus writes a TimeSeries' label fields:
-    /// per label in order, field 1 holding field 1 (the name) then field 2 (the value), lengths as
-    /// varints, and nothing else.
-    private func isEncoding(_ bytes: UnsafeRawBufferPointer, ofLabelsOf index: Int) -> Bool {
-        var p = 0
-        /// Reads field `key`'s key and length at `p` inside `end`: p at its content, its end returned.
-        func enter(_ key: UInt8, _ end: Int) -> Int? {
-            guard p < end, bytes[p] == key else { return nil }
-            p += 1
-            var length = 0, shift = 0
-            while true {
-                guard p < end, shift < 35 else { return nil }
-                let byte = bytes[p]
-                p += 1
-                length |= Int(byte & 0x7f) << shift
-                if byte < 0x80 { break }
-                shift += 7
-            }
-            return length <= end - p ? p + length : nil
-        }
-        func symbol(_ id: UInt32, _ key: UInt8, _ end: Int) -> Bool {
-            guard let fieldEnd = enter(key, end), symbols.equals(id, UnsafeRawBufferPointer(rebasing: bytes[p..<fieldEnd])) else { return false }
-            p = fieldEnd
-            return true
-        }
-        let ids = labelIds(index)
-        for k in 0..<ids.count {
-            guard let labelEnd = enter(0x0a, bytes.count), symbol(labelStore.names[ids.names + k], 0x0a, labelEnd),
-                  symbol(labelStore.values[ids.values + k], 0x12, labelEnd), p == labelEnd else { return false }
-        }
-        return p == bytes.count
+        encodedLabelPages = []
     }
 
     /// Rebuilds the lookup structures over the series `keep` accepts (by index), so dropped series

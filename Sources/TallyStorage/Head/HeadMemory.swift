@@ -72,8 +72,8 @@ extension Head {
         })
         m.add("postings", HeadMemory.dictionary(postings) + postings.values.reduce(0) { $0 + HeadMemory.array($1) })
         m.add("series maps (by label hash, by ref, by label symbol ids)", byHash.heapBytes + byRef.heapBytes + byLabelIds.heapBytes)
-        m.add("encoded label cache (\(encodedLabelIndex.count) keys, \(encodedLabelEntries.count) kept as bytes)",
-              encodedLabelIndex.heapBytes + HeadMemory.array(encodedLabelEntries) + HeadMemory.array(rawEncodedLabels))
+        m.add("encoded label cache (\(encodedLabelEntries.count) encodings)",
+              encodedLabelPages.reduce(encodedLabelIndex.heapBytes + HeadMemory.array(encodedLabelEntries) + HeadMemory.array(encodedLabelPages)) { $0 + HeadMemory.array($1) })
         m.add("symbol table (\(symbols.count) symbols)", symbols.heapBytes)
         return m
     }

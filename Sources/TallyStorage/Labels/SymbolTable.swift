@@ -76,7 +76,7 @@ struct SymbolTable {
     }
 
     /// Whether `count` bytes at `a` and `b` are equal: eight at a time, inline. Symbols are mostly
-    /// under 40 bytes, and the known-series lookup compares about twenty a sample, where a call to
+    /// under 40 bytes, and a lookup by labels compares about twenty a series, where a call to
     /// `memcmp` each cost more than the comparing.
     @inline(__always)
     private static func sameBytes(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ count: Int) -> Bool {
