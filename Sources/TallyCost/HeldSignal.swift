@@ -55,7 +55,17 @@ struct HeldSignal: Equatable {
                     count += 1
                 }
             }
-            if count > 0 { out.append(Step(start: start, end: end, value: sum.value / Double(count))) }
+            guard count > 0 else { continue }
+            var mean = sum.value / Double(count)
+            if !mean.isFinite {
+                // Finite values whose sum overflows (two prices near Double's largest): their shares.
+                var shares = NeumaierSum()
+                for (s, signal) in present.enumerated() where cursors[s] < signal.steps.count && signal.steps[cursors[s]].start <= start {
+                    shares.add(signal.steps[cursors[s]].value / Double(count))
+                }
+                mean = shares.value
+            }
+            out.append(Step(start: start, end: end, value: mean))
         }
         return HeldSignal(steps: out)
     }
@@ -142,5 +152,6 @@ struct NeumaierSum {
         sum = t
     }
 
-    var value: Double { sum + compensation }
+    /// The sum; once it overflows, the infinity itself (its compensation would make it NaN).
+    var value: Double { sum.isFinite ? sum + compensation : sum }
 }

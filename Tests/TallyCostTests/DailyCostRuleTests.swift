@@ -70,6 +70,23 @@ final class DailyCostRuleTests: XCTestCase {
         XCTAssertEqual(r.coveredMinutes[.cpu], 1440)
     }
 
+    func testCopiesAtPricesNearTheLargestDoubleAverageWithoutOverflow() throws {
+        var q = MemoryQuerier()
+        let balancer = ["cluster_id": "c1", "namespace": "a", "service_name": "s", "ingress_ip": "10.0.0.1"]
+        // Two copies at 1e308 $/h for an hour (with its marker): their sum overflows, their average
+        // does not. 1e308 x 1 h.
+        for job in ["a", "b"] {
+            q.add("kubecost_load_balancer_cost", balancer.merging(["job": job]) { $1 }, from: start, to: start + hour, stale: true) { _ in 1e308 }
+        }
+        let r = try row(q)
+        XCTAssertEqual(r.costs[.loadBalancer], 1e308, accuracy: 1e296)
+        XCTAssertEqual(r.total, 1e308, accuracy: 1e296)
+        // A sum that overflows stays infinite, never NaN.
+        var sum = NeumaierSum()
+        for x in [1e308, 1e308, -1.0] { sum.add(x) }
+        XCTAssertEqual(sum.value, .infinity)
+    }
+
     func testSpotAndOnDemandNodesEachAtTheirOwnPrice() throws {
         var q = MemoryQuerier()
         capacities(&q, "spot-1")
