@@ -116,7 +116,10 @@ extension CostEngine {
         for (key, categories) in itemCost.sums {
             for (category, cost) in categories {
                 let used = category == .pv ? claimed[key, .pv] : allocated[key, category]
-                groups.add([key.cluster, AllocationRow.idleName], category, max(0, cost.value - used))
+                // Never past zero: an over-allocated resource has no idle. A credit (a negative
+                // price) leaves a negative idle, toward zero the same way.
+                let idle = cost.value - used
+                groups.add([key.cluster, AllocationRow.idleName], category, cost.value < 0 ? min(0, idle) : max(0, idle))
             }
         }
         for (key, rate) in PricedItems.of(.loadBalancer).rates(signals) {

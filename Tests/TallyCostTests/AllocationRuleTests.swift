@@ -58,6 +58,27 @@ final class AllocationRuleTests: XCTestCase {
         XCTAssertEqual(rows[1].costs[.cpu], 0)
     }
 
+    /// A credit (a negative price) leaves a negative idle where nothing is over-allocated, so the rows
+    /// still add up to the daily row; over-allocated, its idle is zero as for a positive price.
+    func testACreditLeavesANegativeIdleAndTheRowsAddUp() throws {
+        let (start, end) = (day.start, day.end)
+        for (cores, allocated, idle) in [(4.0, 1.0, -0.5 * 3 * 24), (1.0, 2.0, 0)] {
+            var q = MemoryQuerier()
+            q.add("kube_node_status_capacity_cpu_cores", ["cluster_id": "c1", "node": "n1"], from: start - hour, to: end + hour) { _ in cores }
+            q.add("node_cpu_hourly_cost", node("n1"), from: start - hour, to: end + hour) { _ in -0.5 }
+            q.add("container_cpu_allocation", ["cluster_id": "c1", "namespace": "a", "pod": "p", "container": "c", "node": "n1"],
+                  from: start - hour, to: end + hour) { _ in allocated }
+            let rows = try CostEngine(querier: q).allocation(from: day, to: day, aggregate: .namespace, now: end)
+            XCTAssertEqual(rows.map(\.name), ["a", AllocationRow.idleName])
+            XCTAssertEqual(rows[0].costs[.cpu], -0.5 * allocated * 24, accuracy: 1e-12)
+            XCTAssertEqual(rows[1].costs[.cpu], idle, accuracy: 1e-12, "\(cores) cores, \(allocated) allocated")
+            if allocated <= cores {
+                let daily = try XCTUnwrap(CostEngine(querier: q).daily(from: day, to: day, now: end).first)
+                XCTAssertEqual(rows[0].costs[.cpu] + rows[1].costs[.cpu], daily.costs[.cpu], accuracy: 1e-12)
+            }
+        }
+    }
+
     /// Every category of the daily row is allocated: load balancers to their namespace, egress to
     /// its pod, the management fee to the shared row, an unclaimed part of a volume to idle. Under
     /// every aggregate the rows add up to the daily total.
