@@ -223,9 +223,10 @@ public enum CostReport {
         return ([header] + rows).map { $0.map(cell).joined(separator: ",") }.joined(separator: "\r\n") + "\r\n"
     }
 
-    /// Aligned columns: the first `textColumns` to the left, numbers to the right.
+    /// Aligned columns: the first `textColumns` to the left, numbers to the right. Control characters
+    /// in a cell (a cluster named with a newline) are written as escapes, so each row stays one line.
     static func table(_ header: [String], _ rows: [[String]], textColumns: Int) -> String {
-        let all = [header] + rows
+        let all = ([header] + rows).map { $0.map(printable) }
         let widths = header.indices.map { i in all.map { $0[i].count }.max() ?? 0 }
         return all.map { row in
             row.enumerated().map { i, cell in
@@ -233,6 +234,22 @@ public enum CostReport {
                 return i < textColumns ? cell + pad : pad + cell
             }.joined(separator: "  ")
         }.joined(separator: "\n") + "\n"
+    }
+
+    /// `s` with each control character as an escape: `\n`, `\r`, `\t`, else `\u{1b}` and the like.
+    static func printable(_ s: String) -> String {
+        guard s.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return s }
+        var out = ""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.properties.generalCategory == .control: out += "\\u{" + String(scalar.value, radix: 16) + "}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 
     /// About 571,000 years either side of 1970, the dates' arithmetic far from overflowing.

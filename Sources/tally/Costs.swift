@@ -17,16 +17,16 @@ struct Costs: ParsableCommand {
         @Option(help: "Tenant to read.")
         var tenant: String
 
-        @Option(help: "First day: YYYY-MM-DD, or the day holding an RFC 3339 time or Unix seconds.")
+        @Option(parsing: .unconditional, help: "First day: YYYY-MM-DD, or the day holding an RFC 3339 time or Unix seconds.")
         var from: String
 
-        @Option(help: "Last day (inclusive): YYYY-MM-DD, or the day holding an RFC 3339 time or Unix seconds.")
+        @Option(parsing: .unconditional, help: "Last day (inclusive): YYYY-MM-DD, or the day holding an RFC 3339 time or Unix seconds.")
         var to: String
 
         @Option(help: "Only this cluster (its cluster_id).")
         var cluster: String?
 
-        @Option(help: "Days of this fixed UTC offset, e.g. +05:30.")
+        @Option(parsing: .unconditional, help: "Days of this fixed UTC offset, e.g. +05:30.")
         var tz = "Z"
 
         @Option(help: "table, json, csv or focus.")

@@ -20,10 +20,10 @@ struct DeleteSeries: ParsableCommand {
     @Option(help: "Series selector, e.g. '{__name__=\"node_cpu_hourly_cost\",cluster_id=\"c1\"}'; repeat for several.")
     var match: [String] = []
 
-    @Option(help: "Oldest time to delete, inclusive: YYYY-MM-DD (UTC, from the day's start), RFC 3339 or Unix seconds. Default: all time.")
+    @Option(parsing: .unconditional, help: "Oldest time to delete, inclusive: YYYY-MM-DD (UTC, from the day's start), RFC 3339 or Unix seconds. Default: all time.")
     var start: String?
 
-    @Option(help: "Newest time to delete, inclusive: YYYY-MM-DD (UTC, to the day's end), RFC 3339 or Unix seconds. Default: all time.")
+    @Option(parsing: .unconditional, help: "Newest time to delete, inclusive: YYYY-MM-DD (UTC, to the day's end), RFC 3339 or Unix seconds. Default: all time.")
     var end: String?
 
     @Flag(help: "Count what would be deleted and change nothing.")

@@ -96,7 +96,7 @@ struct Query: ParsableCommand {
         @Argument(help: "PromQL expression.")
         var expression: String
 
-        @Option(help: "Evaluation time: \(TimeArgument.forms). Default: now.")
+        @Option(parsing: .unconditional, help: "Evaluation time: \(TimeArgument.forms). Default: now.")
         var time: String?
 
         @OptionGroup var target: Target
@@ -118,10 +118,10 @@ struct Query: ParsableCommand {
         @Argument(help: "PromQL expression.")
         var expression: String
 
-        @Option(help: "First evaluation time: \(TimeArgument.forms) (a day means its start).")
+        @Option(parsing: .unconditional, help: "First evaluation time: \(TimeArgument.forms) (a day means its start).")
         var start: String
 
-        @Option(help: "Last evaluation time: \(TimeArgument.forms) (a day means its end).")
+        @Option(parsing: .unconditional, help: "Last evaluation time: \(TimeArgument.forms) (a day means its end).")
         var end: String
 
         @Option(help: "Time between evaluations: a duration like 1h, or seconds.")

@@ -59,6 +59,14 @@ final class CommandLineTests: XCTestCase {
             let costs = try tally(["costs", "daily", "--from", start, "--to", end, "--format", "json"] + storage)
             XCTAssertEqual(costs.status, 0, costs.stderr)
         }
+        // Values that start with a minus sign are values, not options: a west offset, times before 1970.
+        let west = try tally(["costs", "daily", "--from", "2026-12-01", "--to", "2026-12-01", "--tz", "-08:00", "--format", "json"] + storage)
+        XCTAssertEqual(west.status, 0, west.stderr)
+        let early = try tally(["delete-series", "--match", "{__name__=\"m\"}", "--start", "-86400", "--end", "-1", "--dry-run"] + storage)
+        XCTAssertEqual(early.status, 0, early.stderr)
+        let before1970 = try tally(["query", "time()", "--time", "-1.5"] + storage)
+        XCTAssertEqual(before1970.status, 0, before1970.stderr)
+        XCTAssertTrue(before1970.stdout.contains("-1.5"), before1970.stdout)
         for keep in ["1y", "8w", "400d", "36h", "90m"] {
             let r = try tally(["retention", "--keep", keep, "--dry-run"] + storage)
             XCTAssertEqual(r.status, 0, "\(keep): \(r.stderr)")

@@ -1,5 +1,5 @@
 import Foundation
-import TallyCost
+@testable import TallyCost
 import XCTest
 
 /// Every JSON answer quotes its strings with `CostReport.quoted`: a JSON parser must read each
@@ -23,5 +23,13 @@ final class JSONQuotingTests: XCTestCase {
             CostReport.appendQuoted(s, to: &bytes)
             XCTAssertEqual(bytes, [0x5b] + Array(quoted.utf8))
         }
+    }
+
+    /// A table row stays one line whatever its names hold: control characters are escapes.
+    func testTableCellsWriteControlCharactersAsEscapes() {
+        let table = CostReport.table(["cluster", "total"], [["a\nb\tc\u{1b}[31m", "1"], ["plain", "2"]], textColumns: 1)
+        XCTAssertEqual(table.split(separator: "\n", omittingEmptySubsequences: false).count, 4, table)
+        XCTAssertTrue(table.contains("\na\\nb\\tc\\u{1b}[31m      1\n"), table)
+        XCTAssertEqual(CostReport.printable("é€😀 plain"), "é€😀 plain")
     }
 }
