@@ -61,7 +61,11 @@ public struct LoopbackHTTP: Sendable {
         func address(_ host: String, _ port: Int) throws -> sockaddr_in {
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            guard let port16 = UInt16(exactly: port) else {
+                close(fd)
+                throw Failure.io("not a port: \(port)")
+            }
+            address.sin_port = in_port_t(port16.bigEndian)
             guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
                 close(fd)
                 throw Failure.io("not an IPv4 address: \(host)")

@@ -14,6 +14,10 @@ struct Analyze: ParsableCommand {
     @Option(help: "Rows per table.")
     var limit = 10
 
+    func validate() throws {
+        guard limit >= 0 else { throw ValidationError("--limit must be 0 or more") }
+    }
+
     struct Tally: Encodable {
         var name = ""
         var series = 0

@@ -154,7 +154,12 @@ struct ServerAddress {
               parsed.path.isEmpty || parsed.path == "/" else {
             throw ValidationError("--server \(url): expected http://HOST:PORT (https is not supported; use curl with the same parameters)")
         }
-        port = parsed.port ?? 80
+        // A port given must be one; URLComponents reads `:` alone or one past 65535 as none.
+        let authority = url.dropFirst("http://".count).prefix { $0 != "/" }
+        guard let port = parsed.port ?? (authority.contains(":") ? nil : 80), (1...65535).contains(port) else {
+            throw ValidationError("--server \(url): the port must be 1-65535")
+        }
+        self.port = port
         var hints = addrinfo()
         hints.ai_family = AF_INET
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)

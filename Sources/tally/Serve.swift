@@ -37,7 +37,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Sync period for --wal-sync interval, in milliseconds.")
     var walSyncIntervalMs = 1000
 
-    @Option(help: "WAL segment size in bytes (Prometheus' default: 128 MiB).")
+    @Option(help: "WAL segment size in bytes, 64 KiB to 1 GiB (Prometheus' default: 128 MiB).")
     var walSegmentBytes = 128 * 1024 * 1024
 
     @Option(help: ArgumentHelp(
@@ -115,14 +115,15 @@ struct Serve: AsyncParsableCommand {
     func validate() throws {
         guard ["always", "interval"].contains(walSync) else { throw ValidationError("--wal-sync must be always or interval") }
         guard Self.milliseconds(oooWindow) != nil else { throw ValidationError("--ooo-window must be a duration like 24h, 90m or 0s") }
-        guard let range = Self.milliseconds(blockRange), range >= 60_000, range % 60_000 == 0 else {
-            throw ValidationError("--block-range must be a whole number of minutes, at least 1m (e.g. 2h)")
+        guard let range = Self.milliseconds(blockRange), range >= 60_000, range <= 31 * 86_400_000, range % 60_000 == 0 else {
+            throw ValidationError("--block-range must be a whole number of minutes from 1m to 31d (e.g. 2h)")
         }
         guard Self.milliseconds(compactionInterval) != nil else { throw ValidationError("--compaction-interval must be a duration like 5m or 0s") }
         if let retention { guard let keep = Self.milliseconds(retention), keep > 0 else { throw ValidationError("--retention must be a positive duration like 400d") } }
         guard oooMaxBytes > 0 else { throw ValidationError("--ooo-max-bytes must be positive") }
         guard blockScanIntervalMs > 0 else { throw ValidationError("--block-scan-interval-ms must be positive") }
-        guard walSyncIntervalMs > 0 else { throw ValidationError("--wal-sync-interval-ms must be positive") }
+        guard (1...86_400_000).contains(walSyncIntervalMs) else { throw ValidationError("--wal-sync-interval-ms must be from 1 to 86400000 (a day)") }
+        guard (65_536...(1 << 30)).contains(walSegmentBytes) else { throw ValidationError("--wal-segment-bytes must be from 65536 (64 KiB) to 1073741824 (1 GiB)") }
         guard TenantID.isValid(defaultTenant) else { throw ValidationError("--default-tenant is not a valid tenant id") }
         guard maxRequestBytes > 0, maxDecodedBytes > 0 else { throw ValidationError("request limits must be positive") }
         guard maxExemplars >= 0 else { throw ValidationError("--max-exemplars must be 0 or more") }

@@ -74,6 +74,23 @@ final class CommandLineTests: XCTestCase {
         try assertRefused(["retention", "--keep", "1mo"] + storage, saying: "--keep must be a positive duration like 400d", usage: "retention")
     }
 
+    /// Numbers past what they can mean are refused up front: each of these crashed the command, or
+    /// the server at its first write.
+    func testNumbersPastTheirRangeAreRefusedUpFront() throws {
+        let serve = ["serve", "--storage", root + "/new", "--listen", "127.0.0.1:0"]
+        try assertRefused(serve + ["--wal-sync", "interval", "--wal-sync-interval-ms=9223372036854775807"],
+                          saying: "--wal-sync-interval-ms must be from 1 to 86400000 (a day)", usage: "serve")
+        try assertRefused(serve + ["--block-range=99999999999d"], saying: "--block-range must be a whole number of minutes from 1m to 31d (e.g. 2h)", usage: "serve")
+        for bytes in ["0", "-1", "9223372036854775807"] {
+            try assertRefused(serve + ["--wal-segment-bytes=" + bytes], saying: "--wal-segment-bytes must be from 65536 (64 KiB) to 1073741824 (1 GiB)", usage: "serve")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/new"), "nothing created")
+        try assertRefused(["analyze", "--storage", root + "/storage", "--tenant", "acme", "--limit=-1"], saying: "--limit must be 0 or more", usage: "analyze")
+        for url in ["http://127.0.0.1:65536", "http://127.0.0.1:", "http://127.0.0.1:99999999999999999999", "http://127.0.0.1:0"] {
+            try assertRefused(["query", "1", "--server", url, "--tenant", "acme"], saying: "--server \(url): the port must be 1-65535", usage: "query")
+        }
+    }
+
     func testListenAddressesAreCheckedBeforeAnythingIsCreated() throws {
         for listen in ["no-such-host.invalid:9201", "127.0.0.1:65536", "127.0.0.1", ":x"] {
             let storage = root + "/never"
