@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Adds existing Prometheus blocks to a tenant, safely next to a running server: each block is
 /// verified in full, copied under `<ulid>.tmp`, synced, then renamed into place; the server loads
 /// it on its next block scan. A block already present (same ULID) is skipped.
@@ -24,6 +28,10 @@ public enum BlockImporter {
         if !root.isEmpty { try FileSystem.makeDirectory(root) }
         try FileSystem.makeDirectory(tenantDirectory)
         try FileSystem.makeDirectory(tenantDirectory + "/wal")
+        let lock = try ImportLock(tenantDirectory: tenantDirectory, ulid: ulid)
+        defer { lock.release() }
+        // Checked again under the lock: another import of the same block may have just finished.
+        if FileSystem.exists(tenantDirectory + "/" + ulid) { return .alreadyPresent(ulid: ulid) }
         let temporary = tenantDirectory + "/" + ulid + ".tmp"
         try FileSystem.removeTree(temporary)
         try FileSystem.makeDirectory(temporary)
@@ -43,5 +51,46 @@ public enum BlockImporter {
         try FileSystem.publishDirectory(temporary, as: tenantDirectory + "/" + ulid, in: tenantDirectory) { Failpoint.hit("import-before-rename") }
         Failpoint.hit("import-block-renamed")
         return .imported(ulid: ulid, series: meta.stats.numSeries, samples: meta.stats.numSamples)
+    }
+}
+
+/// `<tenant>/<ulid>.importing`, held (`flock`) by an import from before it makes `<ulid>.tmp` until
+/// the block is renamed into place. A server opening the tenant removes a `<ulid>.tmp` left by an
+/// interrupted write, but not one whose lock an import holds: it would pull the files from under
+/// the import, which then published a block without them.
+struct ImportLock {
+    private let file: OpenFile
+
+    static func path(_ tenantDirectory: String, _ ulid: String) -> String { tenantDirectory + "/" + ulid + ".importing" }
+
+    init(tenantDirectory: String, ulid: String) throws(StorageIOError) {
+        for _ in 0..<100 {
+            let file = try OpenFile(path: Self.path(tenantDirectory, ulid), flags: O_RDONLY | O_CREAT)
+            while flock(file.fd, LOCK_EX) != 0 {
+                guard errno == EINTR else { throw StorageIOError("flock", file.path) }
+            }
+            // Locked after the import before us removed the file: this lock guards nothing.
+            var held = stat(), named = stat()
+            if fstat(file.fd, &held) == 0, stat(file.path, &named) == 0, held.st_ino == named.st_ino, held.st_dev == named.st_dev {
+                self.file = file
+                return
+            }
+        }
+        throw StorageIOError("flock", Self.path(tenantDirectory, ulid))
+    }
+
+    /// Removes the lock file, then lets go of it (a waiting import of the same block then finds it
+    /// in place).
+    func release() {
+        unlink(file.path)
+        flock(file.fd, LOCK_UN)
+    }
+
+    /// Whether an import holds the lock of `<ulid>.tmp` in `tenantDirectory`.
+    static func isHeld(_ tenantDirectory: String, _ ulid: String) -> Bool {
+        guard let file = try? OpenFile(path: path(tenantDirectory, ulid), flags: O_RDONLY) else { return false }
+        guard flock(file.fd, LOCK_EX | LOCK_NB) == 0 else { return errno == EWOULDBLOCK || errno == EINTR }
+        flock(file.fd, LOCK_UN)
+        return false
     }
 }

@@ -134,7 +134,8 @@ public final class TenantDatabase: @unchecked Sendable {
     }
 
     /// Opens every block directory (a strict ULID name); in write mode first removes `.tmp`
-    /// leftovers of interrupted block writes, and of the files a deletion replaces inside a block.
+    /// leftovers of interrupted block writes (not those an import is filling: `ImportLock`), and of
+    /// the files a deletion replaces inside a block.
     /// An unreadable block is reported, left on disk and returned among `unloaded`.
     /// `neighbour`, a block already open, shares its symbols with the first one opened.
     private static func openBlocks(_ directory: String, readOnly: Bool, skipping known: Set<String> = [], neighbour: BlockReader? = nil,
@@ -144,7 +145,7 @@ public final class TenantDatabase: @unchecked Sendable {
         var unloaded: [UnloadedBlock] = []
         for name in try FileSystem.listDirectory(directory).sorted() {
             if name.hasSuffix(".tmp"), ULID(String(name.dropLast(4))) != nil {
-                if !readOnly {
+                if !readOnly && !ImportLock.isHeld(directory, String(name.dropLast(4))) {
                     try FileSystem.removeTree(directory + "/" + name)
                     report.problems.append("removed unfinished block write \(name)")
                 }
