@@ -17,11 +17,12 @@ enum StoreLocation {
         guard TenantID.isValid(tenant) else { throw CommandFailure(TenantError.invalidName(tenant).description) }
         let directory = try root(storage) + "/" + tenant
         guard isDirectory(directory) else { throw CommandFailure("unknown tenant \(tenant): it has never written under \(storage)") }
+        guard isDirectory(directory, followingLinks: false) else { throw CommandFailure("\(directory) is a symbolic link: a tenant's directory must be in the storage itself") }
         return directory
     }
 
-    static func isDirectory(_ path: String) -> Bool {
+    static func isDirectory(_ path: String, followingLinks: Bool = true) -> Bool {
         var st = stat()
-        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+        return (followingLinks ? stat(path, &st) : lstat(path, &st)) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 }

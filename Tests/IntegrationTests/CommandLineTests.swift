@@ -91,6 +91,31 @@ final class CommandLineTests: XCTestCase {
         }
     }
 
+    /// A tenant directory that is a symbolic link is never written through: named, it is refused;
+    /// among all tenants, it is not one.
+    func testATenantThatIsASymbolicLinkIsNeverWrittenThrough() throws {
+        let outside = root + "/outside"
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: root + "/storage/linked", withDestinationPath: outside)
+        for command in [["compact"], ["retention", "--keep", "1d"], ["delete-series", "--match", "{__name__=\"m\"}"], ["snapshot"]] {
+            let r = try tally(command + ["--storage", root + "/storage", "--tenant", "linked"])
+            XCTAssertEqual(r.status, 1, "\(command): \(r.stdout)\(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("linked is a symbolic link: a tenant's directory must be in the storage itself"), r.stderr)
+        }
+        let all = try tally(["compact", "--storage", root + "/storage", "--all-tenants"])
+        XCTAssertEqual(all.status, 0, all.stderr)
+        let server = try TallyServerProcess(storage: root + "/storage")
+        try server.waitReady()
+        var encoder = WriteRequestEncoder()
+        encoder.addSeries(labels: [("__name__", "m")], samples: [WireSample(timestamp: 1_796_083_200_000, valueBits: 1.0.bitPattern)])
+        let write = try server.client.request("POST", "/api/v1/write", headers: [("THANOS-TENANT", "linked"), ("Content-Encoding", "snappy"),
+                                                                                 ("Content-Type", "application/x-protobuf")], body: encoder.compressed())
+        XCTAssertEqual(write.status, 400, write.body)
+        XCTAssertTrue(write.body.contains("names something in the storage root that is not a tenant"), write.body)
+        server.stop(SIGTERM)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: outside), [], "nothing written outside the storage")
+    }
+
     func testListenAddressesAreCheckedBeforeAnythingIsCreated() throws {
         for listen in ["no-such-host.invalid:9201", "127.0.0.1:65536", "127.0.0.1", ":x"] {
             let storage = root + "/never"

@@ -27,6 +27,7 @@ public enum BlockImporter {
         let root = String(tenantDirectory[..<(tenantDirectory.lastIndex(of: "/") ?? tenantDirectory.startIndex)])
         if !root.isEmpty { try FileSystem.makeDirectory(root) }
         try FileSystem.makeDirectory(tenantDirectory)
+        guard FileSystem.isRealDirectory(tenantDirectory) else { throw StorageIOError("open", tenantDirectory, errno: ELOOP) }
         try FileSystem.makeDirectory(tenantDirectory + "/wal")
         let lock = try ImportLock(tenantDirectory: tenantDirectory, ulid: ulid)
         defer { lock.release() }

@@ -56,6 +56,8 @@ public final class TenantDatabase: @unchecked Sendable {
     /// nothing on disk, so they are safe on a store a server is writing, and under its `ReadLease`
     /// they see every sample it acknowledged before they started.
     public static func open(directory: String, tenant: String, options: StorageOptions = StorageOptions(), readOnly: Bool = false) throws(StorageIOError) -> TenantDatabase {
+        // A link would take every file written for the tenant outside the storage.
+        if FileSystem.exists(directory) && !FileSystem.isRealDirectory(directory) { throw StorageIOError("open", directory, errno: ELOOP) }
         if readOnly {
             return try ReadLease.reading(directory) { () throws(StorageIOError) in
                 try openOrCreate(directory: directory, tenant: tenant, options: options, readOnly: true)

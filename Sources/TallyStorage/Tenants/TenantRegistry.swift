@@ -50,7 +50,7 @@ public final class TenantRegistry: Sendable {
 
     /// Tenant directories already in the root (anything else there is left alone).
     public static func existingTenants(root: String) -> [String] {
-        ((try? FileSystem.listDirectory(root)) ?? []).filter { TenantID.isValid($0) && FileSystem.isDirectory(root + "/" + $0) }
+        ((try? FileSystem.listDirectory(root)) ?? []).filter { TenantID.isValid($0) && FileSystem.isRealDirectory(root + "/" + $0) }
     }
 
     /// Opens every existing tenant (replaying its WAL); called before the server turns ready.
@@ -65,7 +65,7 @@ public final class TenantRegistry: Sendable {
         return try tenants.withLock { (map) throws(TenantError) -> TenantDatabase in
             if let db = map[tenant] { return db }
             let path = root + "/" + tenant
-            if FileSystem.exists(path) && !FileSystem.isDirectory(path) { throw .reservedName(tenant) }
+            if FileSystem.exists(path) && !FileSystem.isRealDirectory(path) { throw .reservedName(tenant) }
             if !FileSystem.exists(path) && map.count >= maxTenants { throw .tooManyTenants(maxTenants) }
             do throws(StorageIOError) {
                 let db = try TenantDatabase.open(directory: path, tenant: tenant, options: options)
@@ -82,7 +82,7 @@ public final class TenantRegistry: Sendable {
     public func existingDatabase(for tenant: String) throws(TenantError) -> TenantDatabase? {
         guard TenantID.isValid(tenant) else { throw .invalidName(tenant) }
         if let db = tenants.withLock({ $0[tenant] }) { return db }
-        guard FileSystem.isDirectory(root + "/" + tenant) else { return nil }
+        guard FileSystem.isRealDirectory(root + "/" + tenant) else { return nil }
         return try database(for: tenant)
     }
 

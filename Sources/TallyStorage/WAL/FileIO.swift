@@ -164,6 +164,13 @@ enum FileSystem {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
+    /// A directory itself, not a symbolic link to one: what a tenant directory must be, so that
+    /// nothing written for a tenant lands outside the storage root.
+    static func isRealDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
     static func rename(_ from: String, _ to: String) throws(StorageIOError) {
         if Glibc.rename(from, to) != 0 { throw StorageIOError("rename", from + " -> " + to) }
     }
