@@ -123,15 +123,8 @@ struct TenantSources: Sendable {
 }
 
 extension ServerConfiguration {
-    /// A Prometheus-style duration (`500ms`, `30s`, `90m`, `24h`, `2d`, `1w`, `1y` = 365d) in milliseconds.
-    public static func milliseconds(_ text: String) -> Int64? {
-        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000), ("w", 604_800_000), ("y", 31_536_000_000)]
-        for (suffix, scale) in units where text.hasSuffix(suffix) {
-            let number = text.dropLast(suffix.count)
-            guard !number.isEmpty, number.allSatisfy(\.isNumber), let n = Int64(number) else { continue }
-            let (value, overflow) = n.multipliedReportingOverflow(by: scale)
-            return overflow ? nil : value
-        }
-        return nil
-    }
+    /// A duration flag or parameter in milliseconds, read as Prometheus reads its own (`500ms`, `90m`,
+    /// `1h30m`, `2d`, `1w`, `1y` = 365d; at most about 292 years), so every flag takes what a PromQL
+    /// duration takes.
+    public static func milliseconds(_ text: String) -> Int64? { PromQL.parseDuration(text) }
 }

@@ -67,7 +67,7 @@ final class CommandLineTests: XCTestCase {
         let before1970 = try tally(["query", "time()", "--time", "-1.5"] + storage)
         XCTAssertEqual(before1970.status, 0, before1970.stderr)
         XCTAssertTrue(before1970.stdout.contains("-1.5"), before1970.stdout)
-        for keep in ["1y", "8w", "400d", "36h", "90m"] {
+        for keep in ["1y", "8w", "400d", "36h", "90m", "1d12h", "1h30m"] {
             let r = try tally(["retention", "--keep", keep, "--dry-run"] + storage)
             XCTAssertEqual(r.status, 0, "\(keep): \(r.stderr)")
         }
