@@ -58,6 +58,25 @@ final class MaintenanceTests: XCTestCase {
         XCTAssertTrue(try stores.blocks(storage).contains { $0["ulid"] as? String == blocks[1] })
     }
 
+    /// A meta.json naming another ULID than its directory (a neighbour's, say) is a corrupt block:
+    /// verify names it, and the tenant does not load it.
+    func testVerifyNamesABlockWhoseMetaNamesAnotherULID() throws {
+        let root = try makeTemporaryDirectory("verify-ulid")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let storage = try stores.makeStore(root)
+        let blocks = try stores.blocks(storage).compactMap { $0["ulid"] as? String }.sorted()
+        XCTAssertGreaterThan(blocks.count, 3)
+        let metaPath = storage + "/acme/" + blocks[3] + "/meta.json"
+        let meta = try String(contentsOfFile: metaPath, encoding: .utf8)
+        try meta.replacingOccurrences(of: blocks[3], with: blocks[0]).write(toFile: metaPath, atomically: true, encoding: .utf8)
+        let verify = try runCommand(Binaries.tally, ["blocks", "verify", "--storage", storage, "--tenant", "acme"])
+        XCTAssertEqual(verify.status, 1, verify.stdout)
+        let line = try XCTUnwrap(verify.stdout.split(separator: "\n").first { $0.contains(blocks[3]) }, verify.stdout)
+        XCTAssertTrue(line.contains("FAILED") && line.contains("meta.json") && line.contains("is not the block directory's name"), String(line))
+        let compact = try runCommand(Binaries.tally, ["compact", "--storage", storage, "--tenant", "acme"])
+        XCTAssertTrue(compact.stderr.contains("block \(blocks[3]) is on disk but not loaded"), compact.stderr)
+    }
+
     func testRetentionDropsWholeBlocksPastTheHorizonThroughTheServer() throws {
         let root = try makeTemporaryDirectory("retention")
         defer { try? FileManager.default.removeItem(atPath: root) }

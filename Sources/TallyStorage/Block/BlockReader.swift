@@ -320,6 +320,14 @@ public final class BlockReader: Sendable {
 
     /// This block with `tombstones` and `meta`, sharing the mapped files: what reads use once a
     /// deletion's files are on disk.
+    /// A block in a store is named by its ULID: a meta.json naming another (or the ULID of a
+    /// neighbour) is a corrupt block, which Prometheus lists under neither name.
+    func checkNamed(_ name: String) throws(BlockError) {
+        guard meta.ulid == name else {
+            throw BlockError(block: name, section: "meta.json", problem: "ulid \(GoFormat.quote(meta.ulid)) is not the block directory's name")
+        }
+    }
+
     func replacing(tombstones: Tombstones, meta: BlockMeta) -> BlockReader {
         BlockReader(self, meta: meta, tombstones: tombstones)
     }

@@ -3,7 +3,10 @@
 public enum BlockVerifier {
     /// Opens (every index checksum, the TOC, the postings offset table) then checks everything else.
     public static func verify(directory: String) throws {
-        try verify(try BlockReader(directory: directory))
+        let reader = try BlockReader(directory: directory)
+        let name = String(directory.split(separator: "/").last ?? "")
+        if ULID(name) != nil { try reader.checkNamed(name) }
+        try verify(reader)
     }
 
     /// Symbols sorted and unique; series sorted, each chunk decodable with a valid CRC, in time

@@ -162,7 +162,9 @@ public final class TenantDatabase: @unchecked Sendable {
             }
             do {
                 // Names list in ULID order, so neighbours are mostly of the same time and series.
-                blocks.append(try BlockReader(directory: directory + "/" + name, sharingSymbolsWith: blocks.last ?? neighbour))
+                let block = try BlockReader(directory: directory + "/" + name, sharingSymbolsWith: blocks.last ?? neighbour)
+                try block.checkNamed(name)
+                blocks.append(block)
             } catch {
                 report.problems.append("block \(name) not loaded: \(error)")
                 report.unloadedBlocks.append(name)
