@@ -126,7 +126,7 @@ final class CostAPI: Sendable {
         do {
             found = try registry.existingDatabase(for: tenant)
         } catch {
-            if case let .io(failure) = error { throw HTTPAnswer.storageFailure(failure, "reading the tenant failed: \(error)\n") }
+            if case let .io(failure) = error { throw HTTPAnswer.storageFailure(failure, "reading the tenant failed: \(error)\n", root: registry.root) }
             throw HTTPAnswer(status: 400, body: error.description + "\n")
         }
         guard let db = found else {

@@ -30,9 +30,16 @@ public struct HTTPAnswer: Sendable, Error {
         return answer
     }
 
+    /// `message` with paths named from the storage `root`.
+    static func withoutStorageRoot(_ message: String, root: String) -> String {
+        message.replacingOccurrences(of: root.hasSuffix("/") ? root : root + "/", with: "")
+    }
+
     /// 503 with Retry-After when the process ran out of descriptors, which closing connections and
-    /// other tenants' WAL segments gives back, else 500.
-    static func storageFailure(_ failure: StorageIOError, _ message: String) -> HTTPAnswer {
+    /// other tenants' WAL segments gives back, else 500. Paths are named from the storage `root`
+    /// (`acme/wal/00000006`): a client is not told where the storage lies.
+    static func storageFailure(_ failure: StorageIOError, _ message: String, root: String) -> HTTPAnswer {
+        let message = withoutStorageRoot(message, root: root)
         guard failure.isOutOfDescriptors else { return HTTPAnswer(status: 500, body: message) }
         var answer = HTTPAnswer(status: 503, body: message)
         answer.headers.append(("Retry-After", "1"))
@@ -133,7 +140,7 @@ public final class RemoteWriteIngester: Sendable {
             db = try registry.database(for: tenant)
         } catch {
             switch error {
-            case let .io(failure): return answer(HTTPAnswer.storageFailure(failure, error.description + "\n"))
+            case let .io(failure): return answer(HTTPAnswer.storageFailure(failure, error.description + "\n", root: registry.root))
             case .tooManyTenants: metrics.rejected(tenant: "", reason: "max_tenants", samples: received)
             case .invalidName, .reservedName: metrics.rejected(.invalidTenant)
             }
@@ -145,7 +152,7 @@ public final class RemoteWriteIngester: Sendable {
             (outcome, commit) = try append(&view, to: db, limits: limits, window: accepted)
         } catch {
             if case .closed = error { return answer(HTTPAnswer(status: 503, body: "shutting down\n")) }
-            if case let .io(failure) = error { return answer(HTTPAnswer.storageFailure(failure, "storage: \(error)\n")) }
+            if case let .io(failure) = error { return answer(HTTPAnswer.storageFailure(failure, "storage: \(error)\n", root: registry.root)) }
             return answer(HTTPAnswer(status: 500, body: "storage: \(error)\n"))
         }
         let tally = outcome.tally
@@ -156,8 +163,9 @@ public final class RemoteWriteIngester: Sendable {
         metrics.notStored(tenant: tenant, kind: "metadata", count: view.metadataCount - metadata.store(view, tenant: tenant))
         metrics.notStored(tenant: tenant, kind: "exemplar", count: view.exemplarCount - stored.written)
         for (reason, count) in tally.counts where count > 0 { metrics.rejected(tenant: tenant, reason: reason, samples: count) }
+        let root = registry.root
         db.whenDurable(commit.position) { error in
-            if let error { return answer(HTTPAnswer(status: 500, body: "WAL sync failed, retry: \(error)\n")) }
+            if let error { return answer(HTTPAnswer(status: 500, body: HTTPAnswer.withoutStorageRoot("WAL sync failed, retry: \(error)\n", root: root))) }
             let (samples, histograms) = (commit.appendedSamples + outcome.duplicateSamples, commit.appendedHistograms + outcome.duplicateHistograms)
             if tally.total == 0 { return respond(HTTPAnswer(status: 204, body: ""), samples, histograms, stored.written) }
             let storedCount = commit.appendedSamples + commit.appendedHistograms

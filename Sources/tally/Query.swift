@@ -29,7 +29,7 @@ struct Query: ParsableCommand {
         @Option(help: "table or json.")
         var format = "table"
 
-        @Option(help: "Longest the query may run, e.g. 30s (a server also applies its own --query.timeout).")
+        @Option(help: "Longest the query may run, e.g. 30s (default on a stopped store: 2m; a server applies its own --query.timeout).")
         var timeout: String?
 
         @Option(help: "Lookback delta for a stopped store (a server uses its own --query.lookback-delta).")

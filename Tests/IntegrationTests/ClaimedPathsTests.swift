@@ -339,7 +339,9 @@ final class ClaimedPathsTests: XCTestCase {
         for k in 1...3 {
             let later = try write(failing.client, body("after_poisoning", at: [now + Int64(k)]))
             XCTAssertEqual(later.status, 500, "write \(k) after the failed sync: \(later.body)")
+            XCTAssertFalse(later.body.contains(storage), "a client is not told where the storage lies: \(later.body)")
         }
+        XCTAssertFalse(first.body.contains(storage), "a client is not told where the storage lies: \(first.body)")
         XCTAssertEqual(try failing.client.request("GET", "/-/ready").status, 200, "the server itself serves on")
         failing.stop(SIGKILL)
 
