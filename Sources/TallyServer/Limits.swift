@@ -84,7 +84,9 @@ public struct LimitsConfig: Sendable, Equatable {
         if let tenants = mapping["tenants"] {
             guard let entries = tenants.mapping else { throw LimitsConfigError("tenants: expected a mapping of tenant names") }
             for (name, limits) in entries {
-                guard let tenant = name.string, TenantID.isValid(tenant) else { throw LimitsConfigError("tenants: \(name) is not a valid tenant id") }
+                guard let tenant = name.string, TenantID.isValid(tenant) else {
+                    throw LimitsConfigError("tenants: \(name.string.map(GoFormat.quote) ?? "a key that is not a string") is not a valid tenant id")
+                }
                 var own = config.defaults
                 try own.apply(limits, context: "tenants.\(tenant)")
                 config.tenants[tenant] = own

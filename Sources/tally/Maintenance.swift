@@ -15,7 +15,7 @@ struct TenantSelection: ParsableArguments {
     @Flag(help: "Work on every tenant.")
     var allTenants = false
 
-    @Flag(help: "Print JSON lines instead of a table.")
+    @Flag(help: "Print JSON instead of a table: a line per tenant (`blocks ls`: one array of blocks).")
     var json = false
 
     func validate() throws {

@@ -116,6 +116,18 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: outside), [], "nothing written outside the storage")
     }
 
+    /// A file the server cannot load is named with its flag; a bad tenant in the limits file is quoted.
+    func testFilesThatDoNotLoadAreNamed() throws {
+        let serve = ["serve", "--storage", root + "/storage", "--listen", "127.0.0.1:0"]
+        let tls = try tally(serve + ["--tls.cert-file", root + "/missing.pem", "--tls.key-file", root + "/missing.key"])
+        XCTAssertNotEqual(tls.status, 0)
+        XCTAssertTrue(tls.stderr.contains("--tls.cert-file \(root)/missing.pem: not a PEM file this server can load"), tls.stderr)
+        try "tenants:\n  \"../x\":\n    ingestion_rate: 5\n".write(toFile: root + "/limits.yml", atomically: true, encoding: .utf8)
+        let limits = try tally(serve + ["--limits.config-file", root + "/limits.yml"])
+        XCTAssertNotEqual(limits.status, 0)
+        XCTAssertTrue(limits.stderr.contains("tenants: \"../x\" is not a valid tenant id"), limits.stderr)
+    }
+
     func testListenAddressesAreCheckedBeforeAnythingIsCreated() throws {
         for listen in ["no-such-host.invalid:9201", "127.0.0.1:65536", "127.0.0.1", ":x"] {
             let storage = root + "/never"
