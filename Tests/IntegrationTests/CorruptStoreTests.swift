@@ -243,4 +243,33 @@ final class CorruptStoreTests: XCTestCase {
         XCTAssertTrue(damaged.stderr.contains("wal/" + segment), damaged.stderr)
         XCTAssertTrue(damaged.stdout.contains("first") && !damaged.stdout.contains("fourth"), damaged.stdout)
     }
+
+    /// Samples whose Series records were in a WAL file now gone are left out, and the WAL is named
+    /// as the reason: not a bare count.
+    func testSamplesWhoseSeriesRecordsAreLostAreNamed() throws {
+        let root = try makeTemporaryDirectory("orphan-samples")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let storage = root + "/storage"
+        let server = try TallyServerProcess(storage: storage, extraArguments: ["--wal-segment-bytes", "65536"])
+        try server.waitReady()
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        var generator = SystemRandomNumberGenerator()
+        func request(_ name: String, _ count: Int, from start: Int64) -> [UInt8] {
+            var encoder = WriteRequestEncoder()
+            encoder.addSeries(labels: [("__name__", name)],
+                              samples: (0..<count).map { WireSample(timestamp: start + Int64($0), valueBits: generator.next() >> 2) })
+            return encoder.compressed()
+        }
+        try push([request("orphaned", 5, from: now - 60_000), request("filler", 20_000, from: now - 50_000),
+                  request("orphaned", 5, from: now - 10_000)], to: server.client, headers: [("THANOS-TENANT", "acme")])
+        server.stop(SIGKILL)
+        let wal = storage + "/acme/wal"
+        let segments = try FileManager.default.contentsOfDirectory(atPath: wal).filter { $0.allSatisfy(\.isNumber) }.sorted()
+        XCTAssertGreaterThan(segments.count, 1, "the filler fills a segment")
+        try FileManager.default.removeItem(atPath: wal + "/" + segments[0])
+        let dump = try runCommand(Binaries.tally, ["dump", "--storage", storage, "--tenant", "acme"])
+        XCTAssertEqual(dump.status, 1, dump.stderr)
+        XCTAssertTrue(dump.stderr.contains("samples name series that no Series record defines, left out: a segment before them lost or damaged"),
+                      dump.stderr)
+    }
 }

@@ -64,6 +64,12 @@ extension Head {
         }
         scratch.chunkFiles?.finish(self)
         if let failure = failure ?? scratch.failure { throw failure }
+        if report.orphanSamples > 0 {
+            // Their Series records were in a checkpoint or segment that is gone or damaged.
+            let defining = checkpointPath.map { "\($0) (\(checkpointFiles.isEmpty ? "no segment" : "\(checkpointFiles.count) segment(s)")) or an earlier segment" }
+                ?? "a segment before them"
+            report.problems.append("\(walDirectory): \(report.orphanSamples) samples name series that no Series record defines, left out: \(defining) lost or damaged")
+        }
         if !readOnly, let last = segmentFiles.last {
             let bytes = try SegmentBytes(path: last, mapped: true)
             try Self.repairTail(path: last, bytes: bytes.bytes, validEnd: lastSegmentEnd.validEnd, quarantine: directory + "/wal-quarantine")
