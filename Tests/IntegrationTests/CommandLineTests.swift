@@ -116,6 +116,24 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: outside), [], "nothing written outside the storage")
     }
 
+    /// A root given by mistake (a home directory, `/`) has no tenants: only directories with a
+    /// `wal/` are tenants, so nothing is written into the others.
+    func testOnlyDirectoriesWithAWALAreTenants() throws {
+        let mistaken = root + "/home"
+        for directory in ["etc/ssh", "user/.config"] {
+            try FileManager.default.createDirectory(atPath: mistaken + "/" + directory, withIntermediateDirectories: true)
+        }
+        let all = try tally(["compact", "--storage", mistaken, "--all-tenants"])
+        XCTAssertEqual(all.status, 0, all.stderr)
+        let named = try tally(["compact", "--storage", mistaken, "--tenant", "etc"])
+        XCTAssertEqual(named.status, 1, named.stdout)
+        XCTAssertTrue(named.stderr.contains("\(mistaken)/etc holds no wal/: not a tenant's directory"), named.stderr)
+        for directory in ["etc", "etc/ssh", "user", "user/.config"] {
+            let made = try FileManager.default.contentsOfDirectory(atPath: mistaken + "/" + directory).filter { $0 != "ssh" && $0 != ".config" }
+            XCTAssertEqual(made, [], "nothing written into \(directory)")
+        }
+    }
+
     /// A file the server cannot load is named with its flag; a bad tenant in the limits file is quoted.
     func testFilesThatDoNotLoadAreNamed() throws {
         let serve = ["serve", "--storage", root + "/storage", "--listen", "127.0.0.1:0"]

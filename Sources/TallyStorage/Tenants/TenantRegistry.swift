@@ -48,9 +48,13 @@ public final class TenantRegistry: Sendable {
         try FileSystem.makeDirectory(root)
     }
 
-    /// Tenant directories already in the root (anything else there is left alone).
+    /// Tenant directories already in the root: directories (not links) with a valid tenant name
+    /// and a `wal/`, which every tenant gets when it is made. Anything else there is left alone, so a
+    /// root given by mistake (`/`, a home directory) has no tenants to write into.
     public static func existingTenants(root: String) -> [String] {
-        ((try? FileSystem.listDirectory(root)) ?? []).filter { TenantID.isValid($0) && FileSystem.isRealDirectory(root + "/" + $0) }
+        ((try? FileSystem.listDirectory(root)) ?? []).filter {
+            TenantID.isValid($0) && FileSystem.isRealDirectory(root + "/" + $0) && FileSystem.isRealDirectory(root + "/" + $0 + "/wal")
+        }
     }
 
     /// Opens every existing tenant (replaying its WAL); called before the server turns ready.
