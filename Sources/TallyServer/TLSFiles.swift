@@ -36,9 +36,8 @@ public struct TLSFiles: Sendable {
         if let clientCA {
             // Client certificates name no host: the chain to the CA is what is checked.
             configuration.certificateVerification = .noHostnameVerification
-            configuration.trustRoots = .file(clientCA)
+            configuration.trustRoots = .certificates(try Self.loading("--tls.client-ca-file", clientCA) { try NIOSSLCertificate.fromPEMFile(clientCA) })
         }
-        guard let clientCA else { return try NIOSSLContext(configuration: configuration) }
-        return try Self.loading("--tls.client-ca-file", clientCA) { try NIOSSLContext(configuration: configuration) }
+        return try NIOSSLContext(configuration: configuration)
     }
 }

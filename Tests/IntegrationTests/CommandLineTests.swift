@@ -102,8 +102,15 @@ final class CommandLineTests: XCTestCase {
             XCTAssertEqual(r.status, 1, "\(command): \(r.stdout)\(r.stderr)")
             XCTAssertTrue(r.stderr.contains("linked is a symbolic link: a tenant's directory must be in the storage itself"), r.stderr)
         }
-        let all = try tally(["compact", "--storage", root + "/storage", "--all-tenants"])
+        // A tenant whose wal/ is a link (to a faster disk) is a tenant.
+        try FileManager.default.createDirectory(atPath: root + "/storage/fastwal", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/wal-disk", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: root + "/storage/fastwal/wal", withDestinationPath: root + "/wal-disk")
+        let fast = try tally(["compact", "--storage", root + "/storage", "--tenant", "fastwal"])
+        XCTAssertEqual(fast.status, 0, fast.stderr)
+        let all = try tally(["compact", "--storage", root + "/storage", "--all-tenants", "--dry-run"])
         XCTAssertEqual(all.status, 0, all.stderr)
+        XCTAssertTrue(all.stdout.contains("fastwal") && !all.stdout.contains("linked"), all.stdout)
         let server = try TallyServerProcess(storage: root + "/storage")
         try server.waitReady()
         var encoder = WriteRequestEncoder()

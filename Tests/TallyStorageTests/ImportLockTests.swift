@@ -19,5 +19,12 @@ final class ImportLockTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: ImportLock.path(directory, ulid)), "the lock file goes with the lock")
         try TenantDatabase.open(directory: directory, tenant: "t").close()
         XCTAssertFalse(FileManager.default.fileExists(atPath: temporary), "left by an interrupted write: removed")
+
+        // A crashed import left its lock file, held by no one: the .tmp and the lock file go.
+        try FileManager.default.createDirectory(atPath: temporary + "/chunks", withIntermediateDirectories: true)
+        XCTAssertTrue(FileManager.default.createFile(atPath: ImportLock.path(directory, ulid), contents: nil))
+        try TenantDatabase.open(directory: directory, tenant: "t").close()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: temporary))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: ImportLock.path(directory, ulid)))
     }
 }

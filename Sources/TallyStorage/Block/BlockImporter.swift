@@ -87,11 +87,18 @@ struct ImportLock {
         flock(file.fd, LOCK_UN)
     }
 
-    /// Whether an import holds the lock of `<ulid>.tmp` in `tenantDirectory`.
-    static func isHeld(_ tenantDirectory: String, _ ulid: String) -> Bool {
-        guard let file = try? OpenFile(path: path(tenantDirectory, ulid), flags: O_RDONLY) else { return false }
-        guard flock(file.fd, LOCK_EX | LOCK_NB) == 0 else { return errno == EWOULDBLOCK || errno == EINTR }
-        flock(file.fd, LOCK_UN)
-        return false
+    /// Runs `remove` (of `<ulid>.tmp`) holding the lock, unless an import holds it: then nothing
+    /// and false. The lock file goes too, so a crashed import's is not left behind; an import
+    /// waiting on it finds it gone and locks a new one.
+    static func removingUnlessHeld(_ tenantDirectory: String, _ ulid: String, _ remove: () throws(StorageIOError) -> Void) throws(StorageIOError) -> Bool {
+        let file = try OpenFile(path: path(tenantDirectory, ulid), flags: O_RDONLY | O_CREAT)
+        guard flock(file.fd, LOCK_EX | LOCK_NB) == 0 else {
+            if errno == EWOULDBLOCK || errno == EINTR { return false }
+            throw StorageIOError("flock", file.path)
+        }
+        defer { flock(file.fd, LOCK_UN) }
+        try remove()
+        unlink(file.path)
+        return true
     }
 }

@@ -342,9 +342,9 @@ final class Head {
     /// never a wrong series. Emptied whenever series indexes change (`rebuild`).
     private(set) var encodedLabelIndex = IndexMap(.hashed)
     private(set) var encodedLabelEntries: [(page: Int32, start: Int32, count: Int32, series: Int32)] = []
-    /// Pages of a fixed capacity, so the cache grows without copying what it holds (a million
-    /// series' encodings are hundreds of MiB). An encoding longer than a page is not remembered: its
-    /// series is found by its labels.
+    /// Pages of at most `encodedLabelPageBytes`, so the cache grows without copying what it holds
+    /// past one page (a million series' encodings are hundreds of MiB). An encoding longer than a
+    /// page is not remembered: its series is found by its labels.
     private(set) var encodedLabelPages: [[UInt8]] = []
     static let encodedLabelPageBytes = 1 << 18
 
@@ -368,10 +368,10 @@ final class Head {
         guard !bytes.isEmpty, bytes.count <= Self.encodedLabelPageBytes else { return }
         // A sender that orders labels differently each time would add an entry per sample: past two
         // entries a series (on average), start over, so memory stays bounded whatever senders do.
-        if encodedLabelEntries.count >= max(1024, 2 * series.count) { forgetEncodedLabels() }
+        if encodedLabelEntries.count >= min(Int(Int32.max), max(1024, 2 * series.count)) { forgetEncodedLabels() }
+        // A page grows as arrays do, up to its size: a tenant of a few series keeps a few bytes.
         if encodedLabelPages.last.map({ $0.count + bytes.count > Self.encodedLabelPageBytes }) ?? true {
             encodedLabelPages.append([])
-            encodedLabelPages[encodedLabelPages.count - 1].reserveCapacity(Self.encodedLabelPageBytes)
         }
         let page = encodedLabelPages.count - 1
         encodedLabelEntries.append((Int32(page), Int32(encodedLabelPages[page].count), Int32(bytes.count), index))

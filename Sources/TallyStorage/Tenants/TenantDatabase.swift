@@ -147,8 +147,9 @@ public final class TenantDatabase: @unchecked Sendable {
         var unloaded: [UnloadedBlock] = []
         for name in try FileSystem.listDirectory(directory).sorted() {
             if name.hasSuffix(".tmp"), ULID(String(name.dropLast(4))) != nil {
-                if !readOnly && !ImportLock.isHeld(directory, String(name.dropLast(4))) {
+                if !readOnly, try ImportLock.removingUnlessHeld(directory, String(name.dropLast(4)), { () throws(StorageIOError) in
                     try FileSystem.removeTree(directory + "/" + name)
+                }) {
                     report.problems.append("removed unfinished block write \(name)")
                 }
                 continue

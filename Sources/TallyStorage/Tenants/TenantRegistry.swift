@@ -48,12 +48,18 @@ public final class TenantRegistry: Sendable {
         try FileSystem.makeDirectory(root)
     }
 
-    /// Tenant directories already in the root: directories (not links) with a valid tenant name
-    /// and a `wal/`, which every tenant gets when it is made. Anything else there is left alone, so a
-    /// root given by mistake (`/`, a home directory) has no tenants to write into.
+    /// A tenant's directory: a directory itself (not a link) holding a `wal/` (which may be a link
+    /// to another disk), as every tenant has from when it is made.
+    static func isTenantDirectory(_ path: String) -> Bool {
+        FileSystem.isRealDirectory(path) && FileSystem.isDirectory(path + "/wal")
+    }
+
+    /// Tenant directories already in the root (`isTenantDirectory`, with a valid tenant name).
+    /// Anything else there is left alone, so a root given by mistake (`/`, a home directory) has no
+    /// tenants to write into.
     public static func existingTenants(root: String) -> [String] {
         ((try? FileSystem.listDirectory(root)) ?? []).filter {
-            TenantID.isValid($0) && FileSystem.isRealDirectory(root + "/" + $0) && FileSystem.isRealDirectory(root + "/" + $0 + "/wal")
+            TenantID.isValid($0) && isTenantDirectory(root + "/" + $0)
         }
     }
 
@@ -86,7 +92,7 @@ public final class TenantRegistry: Sendable {
     public func existingDatabase(for tenant: String) throws(TenantError) -> TenantDatabase? {
         guard TenantID.isValid(tenant) else { throw .invalidName(tenant) }
         if let db = tenants.withLock({ $0[tenant] }) { return db }
-        guard FileSystem.isRealDirectory(root + "/" + tenant) else { return nil }
+        guard Self.isTenantDirectory(root + "/" + tenant) else { return nil }
         return try database(for: tenant)
     }
 
