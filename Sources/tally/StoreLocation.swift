@@ -18,8 +18,8 @@ enum StoreLocation {
         let directory = try root(storage) + "/" + tenant
         guard isDirectory(directory) else { throw CommandFailure("unknown tenant \(tenant): it has never written under \(storage)") }
         guard isDirectory(directory, followingLinks: false) else { throw CommandFailure("\(directory) is a symbolic link: a tenant's directory must be in the storage itself") }
-        guard isDirectory(directory + "/wal") else {
-            throw CommandFailure("\(directory) holds no wal/: not a tenant's directory (every tenant has one from its first write)")
+        guard TenantRegistry.isTenantDirectory(directory) else {
+            throw CommandFailure("\(directory) holds no wal/ and no block: not a tenant's directory")
         }
         return directory
     }

@@ -134,7 +134,7 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(all.status, 0, all.stderr)
         let named = try tally(["compact", "--storage", mistaken, "--tenant", "etc"])
         XCTAssertEqual(named.status, 1, named.stdout)
-        XCTAssertTrue(named.stderr.contains("\(mistaken)/etc holds no wal/: not a tenant's directory"), named.stderr)
+        XCTAssertTrue(named.stderr.contains("\(mistaken)/etc holds no wal/ and no block: not a tenant's directory"), named.stderr)
         for directory in ["etc", "etc/ssh", "user", "user/.config"] {
             let made = try FileManager.default.contentsOfDirectory(atPath: mistaken + "/" + directory).filter { $0 != "ssh" && $0 != ".config" }
             XCTAssertEqual(made, [], "nothing written into \(directory)")

@@ -49,9 +49,12 @@ public final class TenantRegistry: Sendable {
     }
 
     /// A tenant's directory: a directory itself (not a link) holding a `wal/` (which may be a link
-    /// to another disk), as every tenant has from when it is made.
-    static func isTenantDirectory(_ path: String) -> Bool {
-        FileSystem.isRealDirectory(path) && FileSystem.isDirectory(path + "/wal")
+    /// to another disk), as every tenant has from when it is made, or a block (blocks copied in from
+    /// a backup or a Prometheus).
+    public static func isTenantDirectory(_ path: String) -> Bool {
+        guard FileSystem.isRealDirectory(path) else { return false }
+        if FileSystem.isDirectory(path + "/wal") { return true }
+        return ((try? FileSystem.listDirectory(path)) ?? []).contains { ULID($0) != nil && FileSystem.exists(path + "/" + $0 + "/meta.json") }
     }
 
     /// Tenant directories already in the root (`isTenantDirectory`, with a valid tenant name).
