@@ -228,7 +228,10 @@ public final class RemoteWriteIngester: Sendable {
                     var (known, key): (SeriesHandle?, EncodedLabelsKey?) = (nil, nil)
                     if storable > 0 {
                         if !encoded.isEmpty {
-                            (known, key) = batch.knownSeries(encodedLabels: encoded)
+                            switch batch.knownSeries(encodedLabels: encoded) {
+                            case let .known(handle): known = handle
+                            case let .unknown(unknownKey): key = unknownKey
+                            }
                         } else if series.rejection == nil && !view.labelSymbols.isEmpty {
                             known = symbols.knownSeries(series, in: batch)
                         }

@@ -338,6 +338,54 @@ final class TenantDatabaseTests: XCTestCase {
         XCTAssertEqual(head.labelStore.names.count, 3, "one name set: its count and two names")
         XCTAssertEqual(head.labelPairs(1).map(\.1), ["up", "b"])
     }
+
+    /// Series are found by their encoded labels in any order a request brings them: in the order
+    /// they were made (each found from the last), shuffled, with new ones between, and never as
+    /// another series whose encoding has the same length or sits where the next one is expected.
+    func testKnownSeriesAreFoundByTheirEncodingsInAnyOrder() throws {
+        let db = try TenantDatabase.open(directory: directory, tenant: "t")
+        defer { try? db.close() }
+        func encoded(_ job: String) -> [UInt8] {
+            [("__name__", "up"), ("job", job)].flatMap { name, value -> [UInt8] in
+                let label = [0x0a, UInt8(name.utf8.count)] + Array(name.utf8) + [0x12, UInt8(value.utf8.count)] + Array(value.utf8)
+                return [0x0a, UInt8(label.count)] + label
+            }
+        }
+        /// Each job's series index, made or found in one batch in the order given; nil for a job
+        /// the head does not know.
+        func lookUp(_ jobs: [String], creating: Bool = false) throws -> [Int32?] {
+            try db.append { batch -> [Int32?] in
+                jobs.map { job in
+                    let bytes = encoded(job), name = Array("__name__".utf8), up = Array("up".utf8), jobName = Array("job".utf8), value = Array(job.utf8)
+                    return bytes.withUnsafeBytes { bytes -> Int32? in
+                        switch batch.knownSeries(encodedLabels: bytes) {
+                        case let .known(handle): return handle.index
+                        case let .unknown(key):
+                            guard creating else { return nil }
+                            return name.withUnsafeBytes { n in up.withUnsafeBytes { u in jobName.withUnsafeBytes { j in value.withUnsafeBytes { v in
+                                [RawLabel(name: n, value: u), RawLabel(name: j, value: v)].withUnsafeBufferPointer {
+                                    try! batch.series($0, encodedLabels: bytes, key: key).index
+                                }
+                            } } } }
+                        }
+                    }
+                }
+            }.0
+        }
+        let jobs = (0..<8).map { "job-\($0)" }
+        let made = try lookUp(jobs, creating: true)
+        XCTAssertEqual(made, (0..<8).map { Int32($0) })
+        XCTAssertEqual(try lookUp(jobs), made, "in the order they were made")
+        XCTAssertEqual(try lookUp(jobs.reversed()), made.reversed(), "in the opposite order")
+        let shuffled = [3, 4, 0, 7, 1, 2, 6, 5]
+        XCTAssertEqual(try lookUp(shuffled.map { jobs[$0] }), shuffled.map { made[$0] })
+        // job-x has job-1's length and comes where job-1 is expected (after job-0): unknown, not job-1.
+        XCTAssertEqual(try lookUp(["job-0", "job-x", "job-1", "job-2"]), [0, nil, 1, 2])
+        XCTAssertEqual(try lookUp(["job-0", "job-x", "job-1", "job-2"], creating: true), [0, 8, 1, 2])
+        XCTAssertEqual(try lookUp(["job-x", "job-0", "job-1", "job-2", "job-x"]), [8, 0, 1, 2, 8])
+        XCTAssertEqual(try lookUp(["job-7", "job-0"]), [7, 0], "after the last entry but one")
+        XCTAssertEqual(try lookUp(["job-x", "job-x"]), [8, 8], "after the last entry")
+    }
 }
 
 private extension Head {

@@ -65,13 +65,15 @@ struct HeadMemoryBench {
                 for index in view.series.indices {
                     let series = view.series[index]
                     let encoded = UnsafeRawBufferPointer(rebasing: base[series.encodedLabels.range])
-                    let (known, key) = batch.knownSeries(encodedLabels: encoded)
-                    var handle = known
-                    if handle == nil, view.validateLabels(ofSeriesAt: index) == nil {
+                    var handle: SeriesHandle?
+                    switch batch.knownSeries(encodedLabels: encoded) {
+                    case let .known(known): handle = known
+                    case let .unknown(key) where view.validateLabels(ofSeriesAt: index) == nil:
                         labels = view.labels(of: view.series[index]).map {
                             RawLabel(name: UnsafeRawBufferPointer(rebasing: base[$0.name.range]), value: UnsafeRawBufferPointer(rebasing: base[$0.value.range]))
                         }
                         handle = labels.withUnsafeBufferPointer { try? batch.series($0, encodedLabels: encoded, key: key) }
+                    case .unknown: break
                     }
                     guard let handle else { continue }
                     for sample in view.samples(of: series) where batch.add(handle, timestamp: sample.timestamp, valueBits: sample.valueBits) == .accepted {

@@ -355,13 +355,26 @@ final class Head {
     }
 
     func series(encodedLabels bytes: UnsafeRawBufferPointer, hash: UInt64) -> Int32? {
-        guard let value = encodedLabelIndex[hash] else { return nil }
-        let entry = encodedLabelEntries[Int(value)]
-        guard Int(entry.count) == bytes.count else { return nil }
-        let equal = encodedLabelPages[Int(entry.page)].withUnsafeBytes {
-            memcmp($0.baseAddress! + Int(entry.start), bytes.baseAddress!, bytes.count) == 0
+        encodedLabelEntry(bytes, hash: hash)?.series
+    }
+
+    /// The remembered encoding with exactly these bytes, found by their hash: its place in
+    /// `encodedLabelEntries` and its series.
+    func encodedLabelEntry(_ bytes: UnsafeRawBufferPointer, hash: UInt64) -> (entry: Int32, series: Int32)? {
+        guard let entry = encodedLabelIndex[hash], let series = series(encodedLabels: bytes, entry: entry) else { return nil }
+        return (entry, series)
+    }
+
+    /// The series of entry `entry` of `encodedLabelEntries` if that entry remembers exactly these
+    /// bytes; nil for any other bytes and for a place past the entries.
+    func series(encodedLabels bytes: UnsafeRawBufferPointer, entry: Int32) -> Int32? {
+        guard entry >= 0, Int(entry) < encodedLabelEntries.count else { return nil }
+        let remembered = encodedLabelEntries[Int(entry)]
+        guard Int(remembered.count) == bytes.count else { return nil }
+        let equal = encodedLabelPages[Int(remembered.page)].withUnsafeBytes {
+            memcmp($0.baseAddress! + Int(remembered.start), bytes.baseAddress!, bytes.count) == 0
         }
-        return equal ? entry.series : nil
+        return equal ? remembered.series : nil
     }
 
     func remember(encodedLabels bytes: UnsafeRawBufferPointer, hash: UInt64, series index: Int32) {

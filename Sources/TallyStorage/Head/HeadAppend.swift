@@ -29,6 +29,8 @@ public struct AppendBatch {
     /// timestamps stays linear instead of scanning the batch per sample.
     private var pendingInOrder: [LateKey: UInt64] = [:]
     private var pendingIndexed = 0
+    /// The remembered encoding `knownSeries(encodedLabels:)` tries first (see there).
+    private var expectedEncodedEntry: Int32 = 0
     /// The histograms accepted, which `pending` refers to by place.
     private(set) var histograms: [HistogramValue] = []
     /// Per series, this batch's newest accepted histogram: its time and place in `histograms`.
@@ -62,11 +64,22 @@ public struct AppendBatch {
     }
 
     /// The series whose labels arrived before as exactly these encoded bytes (a request's label
-    /// fields), if the head knows them; else nil and the key to pass to `series(_:encodedLabels:key:)`.
+    /// fields), if the head knows them; else the key to pass to `series(_:encodedLabels:key:)`.
     /// Only bytes whose labels passed validation may be given, so equal bytes mean the same series.
-    public func knownSeries(encodedLabels bytes: UnsafeRawBufferPointer) -> (SeriesHandle?, EncodedLabelsKey) {
+    ///
+    /// A sender sends its series in the same order every scrape (Prometheus' shards forward its
+    /// WAL in scrape order), and the head remembers encodings in the order their series first came:
+    /// the entry after the last one found is tried first, with one comparison and no hash, and the
+    /// hash finds the rest. Equal bytes are required either way.
+    public mutating func knownSeries(encodedLabels bytes: UnsafeRawBufferPointer) -> EncodedLabelsLookup {
+        if let series = head.series(encodedLabels: bytes, entry: expectedEncodedEntry) {
+            expectedEncodedEntry &+= 1
+            return .known(SeriesHandle(index: series))
+        }
         let hash = Head.hash(encodedLabels: bytes)
-        return (head.series(encodedLabels: bytes, hash: hash).map(SeriesHandle.init), EncodedLabelsKey(hash: hash))
+        guard let found = head.encodedLabelEntry(bytes, hash: hash) else { return .unknown(EncodedLabelsKey(hash: hash)) }
+        expectedEncodedEntry = found.entry &+ 1
+        return .known(SeriesHandle(index: found.series))
     }
 
     /// The head's id of the symbol with these bytes, if it holds one: a request that names labels by

@@ -192,6 +192,13 @@ public struct SeriesHandle: Sendable { let index: Int32 }
 /// The hash of a series' encoded label bytes, computed once for the lookup and the remembering.
 public struct EncodedLabelsKey: Sendable { let hash: UInt64 }
 
+/// What `AppendBatch.knownSeries(encodedLabels:)` found: the series, or the key to remember the
+/// bytes by once the series is made.
+public enum EncodedLabelsLookup: Sendable {
+    case known(SeriesHandle)
+    case unknown(EncodedLabelsKey)
+}
+
 /// What one append wrote; `position` is what `whenDurable` waits for.
 public struct AppendCommit: Sendable {
     public let position: UInt64
