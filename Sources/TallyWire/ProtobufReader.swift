@@ -76,7 +76,14 @@ struct ProtobufReader: ~Copyable {
     }
 
     /// Checks that a known field arrived with the wire type its schema gives it.
+    @inline(__always)
     static func expect(_ type: WireType, _ wanted: WireType, _ what: StaticString) throws(WireError) {
-        if type != wanted { throw .invalidProtobuf("\(what) has wire type \(type.rawValue), want \(wanted.rawValue)") }
+        if type != wanted { throw wrongType(type, wanted, what) }
+    }
+
+    /// Kept out of line: every field is checked, and the message is built only for a wrong one.
+    @inline(never)
+    private static func wrongType(_ type: WireType, _ wanted: WireType, _ what: StaticString) -> WireError {
+        .invalidProtobuf("\(what) has wire type \(type.rawValue), want \(wanted.rawValue)")
     }
 }

@@ -62,9 +62,20 @@ public enum RemoteWriteDecoder {
             labelStart: Int32(view.labels.count), labelCount: 0,
             sampleStart: Int32(view.samples.count), sampleCount: 0,
             histogramCount: 0, histogramStart: Int32(view.histograms.count), exemplarStart: Int32(view.exemplars.count), rejection: nil)
-        var reader = ProtobufReader(bytes, range: range)
+        // How every Prometheus writes a series: its labels first, back to back, each a field of at
+        // most 127 bytes holding only a name and a value. That run is read here by its bytes, without
+        // the general loop's work per field; anything else, and whatever follows, takes the loop.
+        var position = range.lowerBound
+        while range.upperBound - position >= 2 && bytes[position] == 0x0a && bytes[position + 1] < 0x80 {
+            let labelEnd = position + 2 + Int(bytes[position + 1])
+            guard labelEnd <= range.upperBound, let label = prometheusLabel(bytes, position + 2..<labelEnd) else { break }
+            view.labels.append(label)
+            series.labelCount += 1
+            position = labelEnd
+        }
+        var reader = ProtobufReader(bytes, range: position..<range.upperBound)
         // The label fields' bytes, while they come back to back (Prometheus writes them first).
-        var encodedLabels: Range<Int>?
+        var encodedLabels: Range<Int>? = position > range.lowerBound ? range.lowerBound..<position : nil
         var labelsContiguous = true
         while !reader.isAtEnd {
             let fieldStart = reader.position
@@ -128,18 +139,21 @@ public enum RemoteWriteDecoder {
         }
     }
 
-    private static func decodeLabel(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) throws(WireError) -> WireLabel {
-        // How every Prometheus encodes a label: name then value, each with a one-byte length, and
-        // nothing else. Anything other than exactly that takes the general path below.
+    /// A `Label` message as every Prometheus encodes one: name then value, each with a one-byte
+    /// length, and nothing else; nil for anything other than exactly that.
+    @inline(__always)
+    private static func prometheusLabel(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> WireLabel? {
         let start = range.lowerBound
-        if range.count >= 4 && bytes[start] == 0x0a && bytes[start + 1] < 0x80 {
-            let valueKey = start + 2 + Int(bytes[start + 1])
-            if valueKey + 2 <= range.upperBound && bytes[valueKey] == 0x12 && bytes[valueKey + 1] < 0x80
-                && valueKey + 2 + Int(bytes[valueKey + 1]) == range.upperBound {
-                return WireLabel(name: ByteSpan(start: Int32(start + 2), count: Int32(bytes[start + 1])),
-                                 value: ByteSpan(start: Int32(valueKey + 2), count: Int32(bytes[valueKey + 1])))
-            }
-        }
+        guard range.count >= 4 && bytes[start] == 0x0a && bytes[start + 1] < 0x80 else { return nil }
+        let valueKey = start + 2 + Int(bytes[start + 1])
+        guard valueKey + 2 <= range.upperBound && bytes[valueKey] == 0x12 && bytes[valueKey + 1] < 0x80
+            && valueKey + 2 + Int(bytes[valueKey + 1]) == range.upperBound else { return nil }
+        return WireLabel(name: ByteSpan(start: Int32(start + 2), count: Int32(bytes[start + 1])),
+                         value: ByteSpan(start: Int32(valueKey + 2), count: Int32(bytes[valueKey + 1])))
+    }
+
+    private static func decodeLabel(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) throws(WireError) -> WireLabel {
+        if let label = prometheusLabel(bytes, range) { return label }
         var label = WireLabel(name: ByteSpan(start: Int32(range.lowerBound), count: 0),
                               value: ByteSpan(start: Int32(range.lowerBound), count: 0))
         var reader = ProtobufReader(bytes, range: range)
