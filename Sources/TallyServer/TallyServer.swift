@@ -82,6 +82,10 @@ public final class TallyServer: Service, Sendable {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // A remote-write body is about 100 KiB: read in one piece rather than NIO's default of
+            // at most 64 KiB a read, each read going through the whole pipeline. The buffer adapts
+            // to what the connection sends, so a small request still takes a small one.
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 256 * 1024))
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(logger: logger)) }
             }
