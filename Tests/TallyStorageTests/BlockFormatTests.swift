@@ -69,6 +69,34 @@ final class BlockFormatTests: XCTestCase {
             """))
     }
 
+    /// Series are written in the byte order of their labels, as Prometheus' `labels.Compare` orders
+    /// them, whatever order they come in: not Swift's string order (canonically equal strings of
+    /// other bytes, a NUL inside a value, non-ASCII bytes after ASCII ones), a shorter label set
+    /// before a longer one that starts with it.
+    func testSeriesAreWrittenInTheByteOrderOfTheirLabels() throws {
+        var chunk = XORChunk()
+        chunk.append(timestamp: 1_000, valueBits: 1.0.bitPattern)
+        let values = ["é", "e\u{301}", "z", "a", "a\u{0}", "ab", "a\u{0}b", "A", "\u{10FFFF}", "\u{FFFF}"]
+        var labelSets = values.map { [("__name__", "m"), ("k", $0)] }
+        labelSets += [[("__name__", "m")], [("__name__", "m"), ("k", "a"), ("l", "x")], [("__name__", "m"), ("j", "z")],
+                      [("__name__", "n"), ("a", "b")], [("__name__", "m\u{0}")]]
+        var generator = SystemRandomNumberGenerator()
+        let directory = try temporaryDirectory()
+        for round in 0..<3 {
+            let given = labelSets.shuffled(using: &generator)
+            let meta = try BlockWriter.write(series: given.map { BlockSeries(labels: $0, chunks: [EncodedChunk(minTime: 1_000, maxTime: 1_000, bytes: chunk.bytes)]) },
+                                             minTime: 1_000, maxTime: 1_001, into: directory, tenant: "t")
+            let block = try BlockReader(directory: directory + "/" + meta.ulid)
+            let written = try block.seriesRefs.map { try block.series($0).labels }
+            let expected = labelSets.sorted { Labels.pairsPrecede($0, $1) }
+            XCTAssertEqual(written.count, expected.count)
+            for (w, e) in zip(written, expected) {
+                XCTAssertTrue(Labels.pairsEqual(w, e), "round \(round): \(w) where \(e) belongs")
+            }
+            XCTAssertEqual(block.symbols.map { Array($0.utf8) }, block.symbols.map { Array($0.utf8) }.sorted { $0.lexicographicallyPrecedes($1) })
+        }
+    }
+
     func testULIDRoundTripsAndSortsByTime() {
         let a = ULID(milliseconds: 1_700_000_000_000, random: (0, 0))
         let b = ULID(milliseconds: 1_700_000_000_001, random: (.max, .max))

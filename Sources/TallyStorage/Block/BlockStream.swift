@@ -25,11 +25,23 @@ final class BlockStream {
     private var stats = BlockMeta.Stats(numSamples: 0, numSeries: 0, numChunks: 0)
     private var entry: [UInt8] = []
     private var previousLabels: [(String, String)]?
+    /// The previous series' label symbol ids (name, value, ...): ids follow the symbols' byte
+    /// order, so the ids' order is the labels' order.
+    private var previousIds: [UInt32] = []
 
     var seriesCount: Int { all.count }
 
-    init(symbols: Set<ByteString>, minTime: Int64, maxTime: Int64, into directory: String, tenant: String,
+    convenience init(symbols: Set<ByteString>, minTime: Int64, maxTime: Int64, into directory: String, tenant: String,
+                     compaction: BlockMeta.Compaction?, ulid: ULID?) throws {
+        try self.init(sortedSymbols: symbols.union([ByteString("")]).sorted(), minTime: minTime, maxTime: maxTime, into: directory,
+                      tenant: tenant, compaction: compaction, ulid: ulid)
+    }
+
+    /// A stream whose symbols are `sorted`: distinct, in byte order, the empty string first. A
+    /// symbol's id in the index is its place there.
+    init(sortedSymbols sorted: [ByteString], minTime: Int64, maxTime: Int64, into directory: String, tenant: String,
          compaction: BlockMeta.Compaction?, ulid: ULID?) throws {
+        precondition(sorted.first == ByteString(""), "the symbols start with the empty string")
         let name = (ulid ?? ULID(milliseconds: UInt64(max(0, timeNowMilliseconds())))).description
         self.directory = directory
         self.name = name
@@ -39,7 +51,6 @@ final class BlockStream {
         self.maxTime = maxTime
         self.compaction = compaction ?? BlockMeta.Compaction(level: 1, sources: [])
         if self.compaction.sources.isEmpty { self.compaction.sources = [name] }
-        let sorted = symbols.union([ByteString("")]).sorted()
         var symbolIndex: [ByteString: UInt32] = [:]
         symbolIndex.reserveCapacity(sorted.count)
         for (i, symbol) in sorted.enumerated() { symbolIndex[symbol] = UInt32(i) }
@@ -66,11 +77,29 @@ final class BlockStream {
     /// Adds a series after every series added before it in label order, with its chunks in time
     /// order; a series without chunks is left out.
     func add(labels: [(String, String)], chunks seriesChunks: [EncodedChunk]) throws {
+        var ids: [UInt32] = []
+        ids.reserveCapacity(2 * labels.count)
+        for (n, v) in labels {
+            guard let name = symbolIndex[ByteString(n)], let value = symbolIndex[ByteString(v)] else {
+                throw BlockError(block: name, section: "index symbols", problem: "label \(n)=\(v) is not among the symbols")
+            }
+            ids.append(name)
+            ids.append(value)
+        }
+        try add(labels: labels, symbolIds: ids[...], chunks: seriesChunks)
+    }
+
+    /// `add(labels:chunks:)` for a caller that knows each label's symbol ids (name, value, ... in
+    /// label order; see `init(sortedSymbols:)`).
+    func add(labels: [(String, String)], symbolIds ids: ArraySlice<UInt32>, chunks seriesChunks: [EncodedChunk]) throws {
         guard !seriesChunks.isEmpty else { return }
-        if let previousLabels, !Labels.pairsPrecede(previousLabels, labels) {
+        precondition(ids.count == 2 * labels.count, "a name and a value id a label")
+        if let previousLabels, !previousIds.lexicographicallyPrecedes(ids) {
             throw BlockError(block: name, section: "index series", problem: "series out of label order: \(labels) after \(previousLabels)")
         }
         previousLabels = labels
+        previousIds.removeAll(keepingCapacity: true)
+        previousIds.append(contentsOf: ids)
         var refs: [UInt64] = []
         refs.reserveCapacity(seriesChunks.count)
         for chunk in seriesChunks { refs.append(try write(chunk)) }
@@ -80,10 +109,8 @@ final class BlockStream {
         all.append(ref)
         entry.removeAll(keepingCapacity: true)
         entry.appendUvarint(UInt64(labels.count))
-        for (n, v) in labels {
-            guard let name = symbolIndex[ByteString(n)], let value = symbolIndex[ByteString(v)] else {
-                throw BlockError(block: name, section: "index symbols", problem: "label \(n)=\(v) is not among the symbols")
-            }
+        for k in stride(from: ids.startIndex, to: ids.endIndex, by: 2) {
+            let (name, value) = (ids[k], ids[k + 1])
             entry.appendUvarint(UInt64(name))
             entry.appendUvarint(UInt64(value))
             postings[UInt64(name) << 32 | UInt64(value), default: []].append(ref)

@@ -48,13 +48,40 @@ public enum BlockWriter {
     public static func write(series input: [BlockSeries], minTime: Int64, maxTime: Int64, into directory: String,
                              tenant: String, compaction: BlockMeta.Compaction? = nil,
                              ulid: ULID? = nil) throws -> BlockMeta {
-        let series = input.filter { !$0.chunks.isEmpty }.sorted { Labels.pairsPrecede($0.labels, $1.labels) }
-        var symbols: Set<ByteString> = []
-        for s in series { for (n, v) in s.labels { symbols.insert(ByteString(n)); symbols.insert(ByteString(v)) } }
-        let stream = try BlockStream(symbols: symbols, minTime: minTime, maxTime: maxTime, into: directory, tenant: tenant,
-                                     compaction: compaction, ulid: ulid)
+        let series = input.filter { !$0.chunks.isEmpty }
+        // Each string is hashed once: numbered as first seen, then renumbered by byte order, which
+        // makes the numbers the index's symbol ids and orders series by integers, as their labels'
+        // bytes would (a cut sorted thousands of series by comparing strings).
+        var seen: [ByteString: UInt32] = [ByteString(""): 0]
+        var strings = [ByteString("")]
+        var ids: [UInt32] = []
+        var starts = [0]
+        starts.reserveCapacity(series.count + 1)
+        func number(_ string: String) -> UInt32 {
+            let key = ByteString(string)
+            if let id = seen[key] { return id }
+            let id = UInt32(strings.count)
+            seen[key] = id
+            strings.append(key)
+            return id
+        }
+        for s in series {
+            for (n, v) in s.labels {
+                ids.append(number(n))
+                ids.append(number(v))
+            }
+            starts.append(ids.count)
+        }
+        let byteOrder = strings.indices.sorted { strings[$0] < strings[$1] }
+        var symbolId = [UInt32](repeating: 0, count: strings.count)
+        for (id, first) in byteOrder.enumerated() { symbolId[first] = UInt32(id) }
+        for k in ids.indices { ids[k] = symbolId[Int(ids[k])] }
+        func labelIds(_ i: Int) -> ArraySlice<UInt32> { ids[starts[i]..<starts[i + 1]] }
+        let labelOrder = series.indices.sorted { labelIds($0).lexicographicallyPrecedes(labelIds($1)) }
+        let stream = try BlockStream(sortedSymbols: byteOrder.map { strings[$0] }, minTime: minTime, maxTime: maxTime, into: directory,
+                                     tenant: tenant, compaction: compaction, ulid: ulid)
         do {
-            for s in series { try stream.add(labels: s.labels, chunks: s.chunks) }
+            for i in labelOrder { try stream.add(labels: series[i].labels, symbolIds: labelIds(i), chunks: series[i].chunks) }
             return try stream.finish()
         } catch {
             stream.abandon()
