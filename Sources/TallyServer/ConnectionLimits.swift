@@ -107,6 +107,10 @@ final class RawConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// response head they see for a request's final one (the compressor traps on a second).
     struct Continue: Sendable {}
 
+    /// The outbound user event that closes gently after an answer already written: sent after a
+    /// request answered before its body was all read (413).
+    struct Linger: Sendable {}
+
     static let drainTime = TimeAmount.seconds(2)
     private var answered = false
 
@@ -127,12 +131,19 @@ final class RawConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
             guard !answered else { return }
             return context.writeAndFlush(wrapOutboundOut(.byteBuffer(ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n"))), promise: promise)
         }
+        if event is Linger { return linger(context: context) }
         guard let answer = event as? Answer else { return context.triggerUserOutboundEvent(event, promise: promise) }
-        answered = true
         var head = "HTTP/1.1 \(answer.status.code) \(answer.status.reasonPhrase)\r\nDate: \(HTTPDate.format(time(nil)))\r\nConnection: close\r\n"
             + "Content-Type: text/plain; charset=utf-8\r\nContent-Length: \(answer.message.utf8.count)\r\n"
         if let seconds = answer.retryAfterSeconds { head += "Retry-After: \(seconds)\r\n" }
         context.writeAndFlush(wrapOutboundOut(.byteBuffer(ByteBuffer(string: head + "\r\n" + answer.message))), promise: promise)
+        linger(context: context)
+    }
+
+    /// Output shut; input read and dropped until the client closes or `drainTime` passes.
+    private func linger(context: ChannelHandlerContext) {
+        guard !answered else { return }
+        answered = true
         context.close(mode: .output, promise: nil)
         let channel = context.channel
         context.eventLoop.scheduleTask(in: Self.drainTime) { channel.close(promise: nil) }

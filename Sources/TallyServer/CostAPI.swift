@@ -45,7 +45,7 @@ final class CostAPI: Sendable {
             return try metroculus(q, sources: request.tenantSources, credential: request.credential, now: now)
         }
         var sources = request.tenantSources
-        sources.add("tenant parameter", q.all("tenant"))
+        sources.add("tenant parameter", parameter: "tenant", of: q)
         let tenant = try readableTenant(sources, request.credential)
         guard let calendar = CostCalendar(parsing: q["tz"] ?? "") else { throw CostQueryError("tz: expected Z or an offset like +05:30, got \(q["tz"]!)") }
         let first = try day(q, "start", calendar), last = try day(q, "end", calendar)
@@ -73,8 +73,8 @@ final class CostAPI: Sendable {
     private func metroculus(_ q: QueryString, sources: TenantSources, credential: Credential?, now: Int64) throws -> HTTPAnswer {
         guard let account = q["cloud_account_id"], !account.isEmpty else { throw CostQueryError("cloud_account_id is required") }
         var sources = sources
-        sources.add("cloud_account_id", q.all("cloud_account_id"))
-        sources.add("tenant parameter", q.all("tenant"))
+        sources.add("cloud_account_id", parameter: "cloud_account_id", of: q)
+        sources.add("tenant parameter", parameter: "tenant", of: q)
         let tenant = try readableTenant(sources, credential)
         let seconds = Self.unixSecondsRange
         guard let startText = q["start_date"], let start = Int64(startText), let endText = q["end_date"], let end = Int64(endText) else {

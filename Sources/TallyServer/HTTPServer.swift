@@ -312,20 +312,22 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             started = .now()
             let declared = requestHead.headers.first(name: "Content-Length").flatMap(Int.init) ?? 0
             tooLarge = declared > router.configuration.maxRequestBytes
+            // Answered now (413), not once a body that will be dropped has come: a client that
+            // waits for `100 Continue`, or sends less than it declared, would otherwise wait for
+            // the read timeout.
+            if tooLarge { return dispatch(context: context) }
             // Address space only: pages count (and are reserved) as bytes arrive.
-            if !tooLarge && declared > 0 { body = context.channel.allocator.buffer(capacity: declared) }
+            if declared > 0 { body = context.channel.allocator.buffer(capacity: declared) }
             // A client that asks first (curl does past 1 MiB) sends the body on this, not after a
             // wait, as Go's server answers it.
-            if !tooLarge && requestHead.version == .http1_1
-                && requestHead.headers["Expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            if requestHead.version == .http1_1 && requestHead.headers["Expect"].contains(where: { $0.lowercased() == "100-continue" }) {
                 context.triggerUserOutboundEvent(RawConnectionHandler.Continue(), promise: nil)
             }
         case var .body(buffer):
-            guard !tooLarge else { return }
             if body.readableBytes + buffer.readableBytes > router.configuration.maxRequestBytes {
                 tooLarge = true
                 releaseBody()
-                return
+                return dispatch(context: context)
             }
             guard limits.reserve(buffer.readableBytes) else {
                 answerEarly(.bufferedBytes, RawConnectionHandler.Answer(
@@ -336,29 +338,36 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             reservedBytes += buffer.readableBytes
             body.writeBuffer(&buffer)
         case .end:
-            guard let requestHead = head else { return }
-            expect(.answer, context: context)
-            head = nil
-            let requestBody = body
-            let heldBytes = reservedBytes
-            body = ByteBuffer()
-            reservedBytes = 0
-            let keepAlive = requestHead.isKeepAlive && !tooLarge
-            if !keepAlive { closing = true }
-            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            let limits = self.limits
-            let cancellation = QueryCancellation()
-            answering = cancellation
-            let answer = router.answer(requestHead, body: requestBody, bodyTooLarge: tooLarge, from: context.channel.remoteAddress, arrived: started,
-                                       cancellation: cancellation, on: context.eventLoop)
-            // The body is held (by the ingester too) until the answer is ready, whether or not the
-            // connection is still there to take it.
-            answer.whenComplete { _ in limits.release(heldBytes) }
-            answer.whenSuccess { answer in
-                let (this, context) = bound.value
-                this.answering = nil
-                this.write(answer, version: requestHead.version, keepAlive: keepAlive, context: context)
-            }
+            dispatch(context: context)
+        }
+    }
+
+    /// Hands the request to the router, at its end or, for a body over the limit, as soon as that
+    /// is known (the rest of it is then dropped, and the connection closed after the answer).
+    private func dispatch(context: ChannelHandlerContext) {
+        guard let requestHead = head else { return }
+        expect(.answer, context: context)
+        head = nil
+        let requestBody = body
+        let heldBytes = reservedBytes
+        body = ByteBuffer()
+        reservedBytes = 0
+        let keepAlive = requestHead.isKeepAlive && !tooLarge
+        let bodyRefused = tooLarge
+        if !keepAlive { closing = true }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let limits = self.limits
+        let cancellation = QueryCancellation()
+        answering = cancellation
+        let answer = router.answer(requestHead, body: requestBody, bodyTooLarge: tooLarge, from: context.channel.remoteAddress, arrived: started,
+                                   cancellation: cancellation, on: context.eventLoop)
+        // The body is held (by the ingester too) until the answer is ready, whether or not the
+        // connection is still there to take it.
+        answer.whenComplete { _ in limits.release(heldBytes) }
+        answer.whenSuccess { answer in
+            let (this, context) = bound.value
+            this.answering = nil
+            this.write(answer, version: requestHead.version, keepAlive: keepAlive, bodyRefused: bodyRefused, context: context)
         }
     }
 
@@ -397,7 +406,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         reservedBytes = 0
     }
 
-    private func write(_ answer: HTTPAnswer, version: HTTPVersion, keepAlive: Bool, context: ChannelHandlerContext) {
+    private func write(_ answer: HTTPAnswer, version: HTTPVersion, keepAlive: Bool, bodyRefused: Bool, context: ChannelHandlerContext) {
         var headers = HTTPHeaders()
         let bytes = answer.body
         headers.add(name: "Date", value: date.now())
@@ -413,7 +422,12 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         // Before the end goes out: writing it may hand over a pipelined request already read.
         if keepAlive && context.channel.isActive { expect(.request, context: context) }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive {
+        if bodyRefused {
+            // Its body may still be coming: closed at once, the bytes left unread would reset the
+            // connection, maybe before the client has read the answer.
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            done.whenComplete { _ in bound.value.triggerUserOutboundEvent(RawConnectionHandler.Linger(), promise: nil) }
+        } else if !keepAlive {
             let channel = context.channel
             done.whenComplete { _ in channel.close(promise: nil) }
         }

@@ -15,6 +15,9 @@ struct QueryString {
     /// broken escape, left out either way): Prometheus' `series`, `delete_series` and `/federate`
     /// refuse the request with it; the endpoints that read by `FormValue` never see it.
     private(set) var parseError: String?
+    /// The names of the pairs left out (each `;`-separated part's, decoded where it decodes): a
+    /// parameter named by one may have been meant, so its absence proves nothing.
+    private var leftOutNames: [String] = []
 
     init(uri: String) { add(Self.query(of: uri)) }
 
@@ -44,17 +47,24 @@ struct QueryString {
     private mutating func add(_ query: Substring) {
         var error: String?
         for pair in query.split(separator: "&") {
+            func name(of part: Substring) -> String {
+                let name = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0]
+                return Self.decode(name) ?? String(name)
+            }
             if pair.contains(";") {
                 error = "invalid semicolon separator in query"
+                leftOutNames += pair.split(separator: ";").map(name)
                 continue
             }
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard let name = Self.decode(parts[0]) else {
                 error = error ?? Self.escapeError(parts[0])
+                leftOutNames.append(String(parts[0]))
                 continue
             }
             guard let value = parts.count > 1 ? Self.decode(parts[1]) : "" else {
                 error = error ?? Self.escapeError(parts[1])
+                leftOutNames.append(name)
                 continue
             }
             pairs.append((name, value))
@@ -89,6 +99,9 @@ struct QueryString {
 
     /// Every value given for `name`, in order.
     func all(_ name: String) -> [String] { pairs.filter { $0.name == name }.map(\.value) }
+
+    /// Whether a pair left out for a `;` or a broken escape may have been `name`'s.
+    func mayHaveLeftOut(_ name: String) -> Bool { leftOutNames.contains(name) }
 
     /// Undoes form percent-encoding; nil for a broken escape.
     static func decode(_ text: Substring) -> String? { bytes(text, plusIsSpace: true).map { String(decoding: $0, as: UTF8.self) } }

@@ -129,10 +129,13 @@ public final class RemoteWriteIngester: Sendable {
             return answer(refusal)
         }
         let accepted = SampleWindow(now: now, limits: limits)
-        // A tenant that does not exist yet is made only for a request that may store something: a
-        // refused write naming new tenants uses up no tenant slot and leaves no directory behind.
-        if view.metadataCount == 0 && !registry.hasTenant(tenant), let refusals = Self.refusalsStoringNothing(&view, limits: limits, window: accepted) {
+        // A tenant that does not exist yet is made only for a request that may store a sample: a
+        // refused write, or one of metadata alone, uses up no tenant slot and leaves no directory
+        // behind. Its metadata is kept as any tenant's is (in memory, within the same bounds).
+        if !registry.hasTenant(tenant), let refusals = Self.refusalsStoringNothing(&view, limits: limits, window: accepted) {
             for (reason, count) in refusals.counts where count > 0 { metrics.rejected(tenant: "", reason: reason, samples: count) }
+            metrics.notStored(tenant: "", kind: "metadata", count: view.metadataCount - metadata.store(view, tenant: tenant))
+            metrics.notStored(tenant: "", kind: "exemplar", count: view.exemplarCount)
             return answer(refusals.total == 0 ? HTTPAnswer(status: 204, body: "") : HTTPAnswer(status: 400, body: refusals.message(stored: 0, received: received)))
         }
         let db: TenantDatabase
@@ -346,14 +349,15 @@ struct RequestSymbols {
 }
 
 /// The sample times a request may carry: up to `maxFuture` ahead of now and, when `maxPast` is
-/// set, that far behind it. Computed once per request with saturating arithmetic.
+/// set, that far behind it, and never outside `StorableTime.range` (no series can hold such a time,
+/// so none is made for it). Computed once per request with saturating arithmetic.
 struct SampleWindow {
     let oldest: Int64
     let newest: Int64
 
     init(now: Int64, limits: TenantLimits) {
-        newest = StorableTime.adding(limits.maxFuture, to: now)
-        oldest = limits.maxPast > 0 ? StorableTime.subtracting(limits.maxPast, from: now) : .min
+        newest = min(StorableTime.adding(limits.maxFuture, to: now), StorableTime.range.upperBound)
+        oldest = max(limits.maxPast > 0 ? StorableTime.subtracting(limits.maxPast, from: now) : .min, StorableTime.range.lowerBound)
     }
 
     /// Whether any of the series' samples or histograms is inside.

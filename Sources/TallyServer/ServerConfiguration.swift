@@ -80,6 +80,8 @@ public struct ServerConfiguration: Sendable {
 /// with) and the URL parameters that name one (`tenant`, `cloud_account_id`).
 struct TenantSources: Sendable {
     private(set) var named: [(source: String, tenant: String)] = []
+    /// Why a parameter that may name a tenant could not be read, if one could not.
+    private var unreadable: String?
 
     /// The tenants named by each of `headers` (the configured tenant headers), every value of each,
     /// without the white space around it (HTTP's optional white space, on both sides).
@@ -99,11 +101,19 @@ struct TenantSources: Sendable {
         for tenant in tenants { named.append((source, tenant)) }
     }
 
+    /// Every value of the parameter `name`; a pair that may have named it but could not be read
+    /// (a `;`, a broken escape) makes the tenant unknown: refused, rather than taken for absent.
+    mutating func add(_ source: String, parameter name: String, of query: QueryString) {
+        add(source, query.all(name))
+        if unreadable == nil, query.mayHaveLeftOut(name) { unreadable = "\(source) unreadable: \(query.parseError ?? "")" }
+    }
+
     /// The tenant all sources name, or the default when none does. Sources that disagree are refused:
     /// a proxy may set one header and trust it, so a second one that names another tenant must not win.
     /// A name that is not a valid tenant id is refused here, for every endpoint alike, before
     /// anything looks it up (an endpoint that only reads memory would otherwise answer it as empty).
     func resolve(default defaultTenant: String) -> Result<String, HTTPAnswer> {
+        if let unreadable { return .failure(HTTPAnswer(status: 400, body: unreadable + "\n")) }
         guard let first = named.first else { return .success(defaultTenant) }
         if named.contains(where: { $0.tenant != first.tenant }) {
             let listed = named.map { "\($0.source)=\(GoFormat.quote(String($0.tenant.prefix(64))))" }.joined(separator: ", ")

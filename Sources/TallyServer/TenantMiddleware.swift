@@ -21,7 +21,7 @@ struct WriteTenant: HTTPMiddleware {
 
     func handle(_ request: RouteRequest, next: (RouteRequest) -> EventLoopFuture<HTTPAnswer>) -> EventLoopFuture<HTTPAnswer> {
         var sources = TenantSources(request.head, headers: configuration.tenantHeaders)
-        sources.add("tenant parameter", QueryString(uri: request.head.uri).all("tenant"))
+        sources.add("tenant parameter", parameter: "tenant", of: QueryString(uri: request.head.uri))
         let tenant: String
         switch sources.resolve(default: request.credential?.onlyTenant ?? configuration.defaultTenant) {
         case let .success(name): tenant = name
@@ -69,7 +69,7 @@ struct ReadTenant: HTTPMiddleware {
 
     func handle(_ request: RouteRequest, next: (RouteRequest) -> EventLoopFuture<HTTPAnswer>) -> EventLoopFuture<HTTPAnswer> {
         var sources = TenantSources(request.head, headers: configuration.tenantHeaders)
-        sources.add("tenant parameter", request.form.all("tenant"))
+        sources.add("tenant parameter", parameter: "tenant", of: request.form)
         switch sources.readableTenant(request.credential, default: configuration.defaultTenant) {
         case let .success(name):
             var request = request
@@ -90,7 +90,7 @@ struct AdminTenant: HTTPMiddleware {
 
     func handle(_ request: RouteRequest, next: (RouteRequest) -> EventLoopFuture<HTTPAnswer>) -> EventLoopFuture<HTTPAnswer> {
         var sources = TenantSources(request.head, headers: tenantHeaders)
-        sources.add("tenant parameter", request.form.all("tenant"))
+        sources.add("tenant parameter", parameter: "tenant", of: request.form)
         switch sources.resolve(default: "") {
         case let .success(name):
             var request = request

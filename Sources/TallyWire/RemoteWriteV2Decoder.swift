@@ -183,9 +183,13 @@ public enum RemoteWriteV2Decoder {
             name = nil
             let label = WireLabel(name: labelName.span, value: try table.resolve(ref, "a label value"))
             if series.rejection == nil {
-                if label.value.count == 0 {
+                // An empty name is out of order too, and a repeated one is not in order: each is
+                // named for what it is (the label validator names a repeated one).
+                if label.name.count == 0 {
+                    series.rejection = .emptyLabelName
+                } else if label.value.count == 0 {
                     series.rejection = .emptyLabelValue
-                } else if series.labelCount > 0, let previous = view.labels.last, LabelValidator.compare(bytes, previous.name, label.name) >= 0 {
+                } else if series.labelCount > 0, let previous = view.labels.last, LabelValidator.compare(bytes, previous.name, label.name) > 0 {
                     series.rejection = .unsortedLabels
                 }
             }

@@ -81,7 +81,8 @@ final class ClaimedPathsTests: XCTestCase {
         let answer = try server.client.request("GET", "/api/v1/metadata?tenant=\(tenant)")
         let helps = (2..<10).map { #"{"type":"gauge","help":"help \#($0)","unit":""}"# }.joined(separator: ",")
         XCTAssertEqual(answer.body, #"{"status":"success","data":{"bounded":["# + helps + "]}}")
-        XCTAssertEqual(try MetricsPage(of: server)["tally_received_not_stored_total{tenant=\"\(tenant)\",kind=\"metadata\"}"], 1)
+        // Metadata alone makes no tenant: what is not kept counts under no tenant name.
+        XCTAssertEqual(try MetricsPage(of: server)["tally_received_not_stored_total{tenant=\"\",kind=\"metadata\"}"], 1)
 
         // All tenants together hold at most 64 MiB: sixteen tenants of almost 4 MiB each fit, the
         // seventeenth's entry does not.
@@ -95,6 +96,14 @@ final class ClaimedPathsTests: XCTestCase {
         }
         XCTAssertTrue(try served("t15"))
         XCTAssertFalse(try served("t16"))
+        XCTAssertEqual(try MetricsPage(of: server)["tally_received_not_stored_total{tenant=\"\",kind=\"metadata\"}"], 2)
+        // Once a tenant holds samples, its own name counts.
+        var sample = WriteRequestEncoder()
+        sample.addSeries(labels: [("__name__", "m")], samples: [WireSample(timestamp: now, valueBits: 1.0.bitPattern)])
+        XCTAssertEqual(try write(server.client, sample.compressed(), tenantHeader: ("THANOS-TENANT", "t16")).status, 204)
+        var more = WriteRequestEncoder()
+        more.addMetadata(type: 2, name: "more", help: String(repeating: "h", count: 4096), unit: "")
+        XCTAssertEqual(try write(server.client, more.compressed(), tenantHeader: ("THANOS-TENANT", "t16")).status, 204)
         XCTAssertEqual(try MetricsPage(of: server)["tally_received_not_stored_total{tenant=\"t16\",kind=\"metadata\"}"], 1)
         server.stop(SIGTERM)
     }

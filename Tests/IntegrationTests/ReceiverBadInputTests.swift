@@ -226,6 +226,29 @@ final class ReceiverBadInputTests: XCTestCase {
         XCTAssertEqual(series.body, #"{"status":"success","data":[]}"#)
     }
 
+    /// A body declared over `--max-request-bytes` is refused as soon as its head arrives: a client
+    /// that waits for `100 Continue` (curl, past 1 MiB), or that declared more than it sends, gets
+    /// 413 at once, not 408 after the read timeout. Nothing is stored.
+    func testADeclaredBodyOverTheLimitIs413AtOnce() throws {
+        let headers = protobuf + [("THANOS-TENANT", "t1")]
+        for (what, expect, sent) in [("waiting for 100 Continue", true, 0), ("sending less than declared", false, 100)] {
+            var bytes = LoopbackHTTP.requestBytes("POST", "/api/v1/write", headers: headers + (expect ? [("Expect", "100-continue")] : []),
+                                                  body: [UInt8](repeating: 0, count: 5000), keepAlive: true)
+            bytes.removeLast(5000 - sent)
+            let fd = try server.client.connect()
+            defer { close(fd) }
+            try LoopbackHTTP.sendAll(fd, bytes)
+            let asked = Date()
+            var received: [UInt8] = [], buffer = [UInt8](repeating: 0, count: 65_536)
+            for _ in 0..<1000 where (try? LoopbackHTTP.receive(fd, into: &received, buffer: &buffer)) == true {}
+            let answer = String(decoding: received, as: UTF8.self)
+            XCTAssertTrue(answer.hasPrefix("HTTP/1.1 413"), "\(what): \(answer)")
+            XCTAssertTrue(answer.contains("over the limit of 4096"), "\(what): \(answer)")
+            XCTAssertLessThan(Date().timeIntervalSince(asked), 10, "\(what): answered after the body's wait, not at its head")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: storage + "/t1"), "nothing stored, no tenant made")
+    }
+
     /// An HTTP/1.1 request without exactly one Host header is 400, as Go's server answers it.
     func testAnHTTP11RequestWithoutOneHostIs400() throws {
         for (hosts, message) in [("", "missing required Host header"), ("Host: a\r\nHost: b\r\n", "too many Host headers")] {
@@ -283,7 +306,18 @@ final class ReceiverBadInputTests: XCTestCase {
         XCTAssertEqual(future.status, 400, future.body)
         XCTAssertTrue(future.body.contains("timestamp_out_of_bounds"), future.body)
         XCTAssertEqual(try write([], at: now, tenant: "junk-c").status, 204, "an empty request stores nothing and is no error")
-        for tenant in ["junk-a", "junk-b", "junk-c"] {
+        // A time no series can hold (before -2^53 ms), with no --limits.max-past to refuse it first.
+        let unstorable = try write([[("__name__", "m")]], at: .min, tenant: "junk-d")
+        XCTAssertEqual(unstorable.status, 400, unstorable.body)
+        XCTAssertTrue(unstorable.body.contains("timestamp_out_of_bounds"), unstorable.body)
+        // Metadata alone: kept (in memory), but no tenant is made for it.
+        var metadataOnly = WriteRequestEncoder()
+        metadataOnly.addMetadata(type: 1, name: "m_total", help: "help text", unit: "")
+        XCTAssertEqual(try limited.client.request("POST", "/api/v1/write", headers: protobuf + [("THANOS-TENANT", "junk-e")],
+                                                  body: metadataOnly.compressed()).status, 204)
+        let metadata = try limited.client.request("GET", "/api/v1/metadata", headers: [("THANOS-TENANT", "junk-e")])
+        XCTAssertTrue(metadata.body.contains("help text"), metadata.body)
+        for tenant in ["junk-a", "junk-b", "junk-c", "junk-d", "junk-e"] {
             XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/storage/" + tenant), tenant)
         }
         // Both tenant slots are still free.
@@ -291,8 +325,8 @@ final class ReceiverBadInputTests: XCTestCase {
         XCTAssertEqual(try write([[("__name__", "m")]], at: now, tenant: "real-b").status, 204)
 
         // New series whose only samples are refused: none made, so two more real ones still fit.
-        for k in 0..<3 {
-            let refused = try write([[("__name__", "m"), ("k", String(k))]], at: now + 3_600_000, tenant: "real-a")
+        for (k, t) in [now + 3_600_000, .min, -(Int64(1) << 53) - 1].enumerated() {
+            let refused = try write([[("__name__", "m"), ("k", String(k))]], at: t, tenant: "real-a")
             XCTAssertEqual(refused.status, 400, refused.body)
         }
         let more = try write([[("__name__", "m"), ("k", "a")], [("__name__", "m"), ("k", "b")]], at: now, tenant: "real-a")
@@ -340,6 +374,15 @@ final class ReceiverBadInputTests: XCTestCase {
         XCTAssertEqual(try server.client.request("POST", "/api/v1/write?tenant=url%2D3", headers: protobuf + [("THANOS-TENANT", "url-3")], body: body).status, 204)
         // White space around a header's value is not part of it, after the value as before it.
         XCTAssertEqual(try server.client.request("POST", "/api/v1/write", headers: protobuf + [("THANOS-TENANT", "url-3 \t")], body: body).status, 204)
+        // A pair Go's parser leaves out (a `;`, a broken escape) may be the tenant: refused, never
+        // taken for absent (which would write to the default tenant).
+        for query in ["tenant=url-4;x=1", "x=1;tenant=url-4", "tenant=url-4%zz", "%74enant=url-4%zz"] {
+            let unreadable = try server.client.request("POST", "/api/v1/write?" + query, headers: protobuf, body: body)
+            XCTAssertEqual(unreadable.status, 400, query)
+            XCTAssertTrue(unreadable.body.contains("tenant parameter unreadable"), "\(query): \(unreadable.body)")
+        }
+        XCTAssertEqual(try server.client.request("POST", "/api/v1/write?tenant=url-3&x=1;y=2", headers: protobuf, body: body).status, 204,
+                       "a pair that cannot name the tenant leaves it readable")
         let notUTF8 = try server.client.request("POST", "/api/v1/write?tenant=url-3%ff", headers: protobuf, body: body)
         XCTAssertEqual(notUTF8.status, 400, notUTF8.body)
         XCTAssertTrue(notUTF8.body.contains("invalid tenant"), notUTF8.body)

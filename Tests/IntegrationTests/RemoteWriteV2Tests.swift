@@ -227,8 +227,11 @@ final class RemoteWriteV2Tests: XCTestCase {
     func testEachRuleIs400WithTheWrittenCountAndNothingInvalidStored() throws {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let sample = WireSample(timestamp: now - 60_000, valueBits: 1.0.bitPattern)
+        // An empty or repeated name is out of order too; the answer names what is wrong with it.
         for (rule, labels) in [("unsorted_labels", [("node", "n1"), ("__name__", "unsorted")]),
-                               ("empty_label_value", [("__name__", "empty_value"), ("node", "")])] {
+                               ("empty_label_value", [("__name__", "empty_value"), ("node", "")]),
+                               ("empty_label_name", [("__name__", "empty_name"), ("", "x")]),
+                               ("duplicate_label_name", [("__name__", "duplicate_name"), ("node", "n1"), ("node", "n2")])] {
             var request = WriteRequestV2Encoder()
             request.addSeries(labels: [("__name__", "kept_\(rule)")], samples: [sample])
             request.addSeries(labels: labels, samples: [sample, WireSample(timestamp: now - 30_000, valueBits: 2.0.bitPattern)])
@@ -301,7 +304,7 @@ final class RemoteWriteV2Tests: XCTestCase {
         XCTAssertEqual(try post(histogram.bytes, tenant: "rules", contentType: "application/x-protobuf;proto=io.prometheus.write.v3.Request").status, 415)
         server.stop(SIGTERM)
         let stored = try tallyDump(storage: storage, tenant: "rules").split(separator: "\n").map(String.init)
-        XCTAssertEqual(stored.count, 3, "only the two valid series and the valid histogram: \(stored)")
+        XCTAssertEqual(stored.count, 5, "only the four valid series and the valid histogram: \(stored)")
         XCTAssertTrue(stored.allSatisfy { $0.hasPrefix("{__name__=\"kept_") || $0.hasPrefix("{__name__=\"native\"} {count:3") }, "\(stored)")
     }
 }

@@ -129,9 +129,11 @@ enum V2Decoding {
                 for pair in stride(from: 0, to: series.n_labels_refs, by: 2) {
                     guard let name = resolve(series.labels_refs[pair]), let value = resolve(series.labels_refs[pair + 1]) else { return nil }
                     if read.rejection == nil {
-                        if value.isEmpty {
+                        if name.isEmpty {
+                            read.rejection = SeriesRejection.emptyLabelName.rawValue
+                        } else if value.isEmpty {
                             read.rejection = SeriesRejection.emptyLabelValue.rawValue
-                        } else if let previous = read.labels.dropLast().last, !previous.lexicographicallyPrecedes(name) {
+                        } else if let previous = read.labels.dropLast().last, name.lexicographicallyPrecedes(previous) {
                             read.rejection = SeriesRejection.unsortedLabels.rawValue
                         }
                     }
