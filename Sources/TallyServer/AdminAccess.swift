@@ -40,10 +40,11 @@ public struct AdminAccess: Sendable {
         return .success("network (--web.enable-admin-api)")
     }
 
-    /// Names this server's storage in the answer to a caller that presented a token (the CLI), so it
-    /// can refuse an answer from a server of another store; network callers are not told the path.
+    /// Names this server's storage in the answer to a caller that presented its token (the CLI), so it
+    /// can refuse an answer from a server of another store; no other caller is told the path, one
+    /// with a wrong token (another store's, or a guess) included.
     func naming(_ answer: HTTPAnswer, for head: HTTPRequestHead) -> HTTPAnswer {
-        guard head.headers.first(name: Self.tokenHeader) != nil else { return answer }
+        guard let presented = head.headers.first(name: Self.tokenHeader), constantTimeEqual(presented, token) else { return answer }
         var named = answer
         named.headers.append((ServerAnnouncement.storageHeader, storage))
         return named

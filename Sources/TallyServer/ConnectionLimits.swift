@@ -120,6 +120,12 @@ final class RawConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         context.fireChannelRead(data)
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // After an answer of its own, the client's end of input is what the drain waits for.
+        if answered, case ChannelEvent.inputClosed = event { return context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
         // The pipelining handler may hold reads back while it waits for a request's end that will
         // never come: drain from here.

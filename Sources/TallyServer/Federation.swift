@@ -21,7 +21,12 @@ enum Federation {
         if let error = form.parseError { return HTTPAnswer(status: 400, body: "error parsing form values: \(error)\n") }
         var sets: [[TallyStorage.LabelMatcher]] = []
         for text in form.all("match[]") {
-            do { sets.append(try PromQL.parseMetricSelector(text)) } catch { return HTTPAnswer(status: 400, body: "\(error)\n") }
+            do {
+                // `{}` parses here (no check for a non-empty matcher, as in Prometheus) and, as in
+                // Prometheus' storage, selects nothing: it is not "every series".
+                let matchers = try PromQL.parseMetricSelector(text)
+                if !matchers.isEmpty { sets.append(matchers) }
+            } catch { return HTTPAnswer(status: 400, body: "\(error)\n") }
         }
         let protobuf = prefersProtobuf(accept)
         let (minTime, maxTime) = (now.subtractingReportingOverflow(lookbackDelta).partialValue, now)

@@ -154,11 +154,7 @@ final class Router: Sendable {
         case Self.snapshotPath:
             // Go's `strconv.ParseBool`, as Prometheus reads the parameter.
             let skipHead = query["skip_head"] ?? ""
-            let skipping: Bool
-            switch skipHead {
-            case "", "0", "f", "F", "FALSE", "false", "False": skipping = false
-            case "1", "t", "T", "TRUE", "true", "True": skipping = true
-            default:
+            guard let skipping = goBool(skipHead) else {
                 return now(PrometheusJSON.failure(PrometheusAPIError(.badData,
                     "unable to parse boolean 'skip_head' argument: strconv.ParseBool: parsing \(GoFormat.quote(skipHead)): invalid syntax")))
             }
@@ -222,6 +218,16 @@ struct MaintenanceFailure: Error, CustomStringConvertible {
     let description: String
 }
 
+/// Go's `strconv.ParseBool`, as Prometheus reads its boolean parameters, with an absent or empty one
+/// false; nil for anything else (a typo must not pass for "no", as `dry_run=yes` would).
+func goBool(_ text: String) -> Bool? {
+    switch text {
+    case "", "0", "f", "F", "FALSE", "false", "False": false
+    case "1", "t", "T", "TRUE", "true", "True": true
+    default: nil
+    }
+}
+
 /// `POST /api/v1/admin/tsdb/delete_series?match[]=...&start=...&end=...` as Prometheus takes it
 /// (query or form body; times RFC 3339 or Unix seconds; no start or end means all time), plus
 /// `dry_run=1` to count without deleting. The tenant is chosen as for writes and reads.
@@ -235,7 +241,10 @@ struct DeleteSeriesRequest: Sendable {
         if let error = query.parseError { return refuse("error parsing form values: \(error)") }
         do {
             let arguments = try DeletionArguments(selectors: query.all("match[]"), start: query["start"], end: query["end"])
-            return .success(DeleteSeriesRequest(tenant: tenant, arguments: arguments, dryRun: ["1", "true"].contains(query["dry_run"] ?? "")))
+            guard let dryRun = goBool(query["dry_run"] ?? "") else {
+                return refuse("dry_run: expected a boolean (1, t, true, 0, f, false, ...), got \(GoFormat.quote(query["dry_run"] ?? ""))")
+            }
+            return .success(DeleteSeriesRequest(tenant: tenant, arguments: arguments, dryRun: dryRun))
         } catch {
             return refuse(error.description)
         }
@@ -277,6 +286,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var answering: QueryCancellation?
     /// An answer said `Connection: close`: a request pipelined behind it is neither run nor answered.
     private var closing = false
+    /// The client sent its last byte (see `userInboundEventTriggered`): the answer under way is the last.
+    private var inputClosed = false
     private var date = HTTPDate()
 
     init(router: Router, limits: ConnectionLimits) {
@@ -298,6 +309,15 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            // The client sends nothing more: a half-close (`shutdown(SHUT_WR)`, `nc -N`) looks the
+            // same as a close here. As Go's server does, a query under way stops as on a close, and
+            // the request being answered is still answered; then the connection closes.
+            inputClosed = true
+            answering?.cancel()
+            if waiting != .answer { context.close(promise: nil) }
+            return
+        }
         guard event is RawConnectionHandler.BytesArrived else { return context.fireUserInboundEventTriggered(event) }
         // Part of a request came, maybe of its head only, which the decoder keeps until it is complete.
         if waiting == .request { expect(.requestEnd, context: context) }
@@ -407,6 +427,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     private func write(_ answer: HTTPAnswer, version: HTTPVersion, keepAlive: Bool, bodyRefused: Bool, context: ChannelHandlerContext) {
+        let keepAlive = keepAlive && !inputClosed
         var headers = HTTPHeaders()
         let bytes = answer.body
         headers.add(name: "Date", value: date.now())

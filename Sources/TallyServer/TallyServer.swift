@@ -86,6 +86,8 @@ public final class TallyServer: Service, Sendable {
             // at most 64 KiB a read, each read going through the whole pipeline. The buffer adapts
             // to what the connection sends, so a small request still takes a small one.
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 256 * 1024))
+            // A client that shuts down its sending side after a request still reads the answer.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(logger: logger)) }
             }

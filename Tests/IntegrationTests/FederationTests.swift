@@ -89,6 +89,9 @@ final class FederationTests: XCTestCase {
             ("/federate?match[]=" + Self.encoded("sum"), nil),
             ("/federate?match[]=" + Self.encoded("1 + fed_cost"), nil),
             ("/federate?match[]=" + Self.encoded(#"{job="kubecost",}"#), nil),
+            // No matcher at all selects nothing, alone or beside another selector.
+            ("/federate?match[]=" + Self.encoded("{}"), nil),
+            ("/federate?match[]=" + Self.encoded("{}") + "&match[]=fed_cost", nil),
             ("/federate?match[]=", nil),
             ("/federate?match[]=fed_many", nil),
             // Parameters Go's ParseForm refuses: a broken escape (the pair is left out either way), a `;`.

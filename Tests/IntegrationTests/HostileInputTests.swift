@@ -245,6 +245,7 @@ final class HostileInputTests: XCTestCase {
             XCTAssertEqual(open.status, 403, "\(path) without --web.enable-admin-api: \(open.body)")
             let wrong = try server.client.request("POST", path, headers: [("THANOS-TENANT", "acme"), (adminTokenHeader, "0123")])
             XCTAssertEqual(wrong.status, 403, "\(path) with another storage's token: \(wrong.body)")
+            XCTAssertNil(wrong.headers["tally-storage"], "a wrong token is not told where the storage is")
         }
         let tokenPath = storage + "/" + ".admin-token"
         let attributes = try FileManager.default.attributesOfItem(atPath: tokenPath)
@@ -253,7 +254,14 @@ final class HostileInputTests: XCTestCase {
         let owner = try server.client.request("POST", "/api/v1/admin/tsdb/delete_series?match[]=m&dry_run=1",
                                               headers: [("THANOS-TENANT", "acme"), (adminTokenHeader, token)])
         XCTAssertEqual(owner.status, 200, owner.body)
+        XCTAssertNotNil(owner.headers["tally-storage"], "the storage's own token is told which storage answered")
         XCTAssertTrue(server.log.contains("admin call"), "admin calls are logged")
+        // dry_run is read as Go reads a boolean: a value that is none is refused, never taken for "no".
+        for (value, status) in [("t", 200), ("True", 200), ("yes", 400), ("on", 400), ("2", 400)] {
+            let answer = try server.client.request("POST", "/api/v1/admin/tsdb/delete_series?match[]=m&dry_run=" + value,
+                                                   headers: [("THANOS-TENANT", "acme"), (adminTokenHeader, token)])
+            XCTAssertEqual(answer.status, status, "dry_run=\(value): \(answer.body)")
+        }
         // A form POST from a web page of another origin, even with the token.
         let crossOrigin = try server.client.request("POST", "/api/v1/admin/tsdb/delete_series?match[]=m",
                                                     headers: [("THANOS-TENANT", "acme"), (adminTokenHeader, token), ("Origin", "http://evil.example")])

@@ -439,6 +439,32 @@ final class QueryAPITests: XCTestCase {
         XCTAssertEqual(next.status, 200, next.body)
     }
 
+    /// A client that shuts down its sending side after its request (`nc -N`, some proxies) still gets
+    /// the answer, as from Go's server, then the connection closes; a query it asked for stops as on
+    /// a close and is answered 503 `canceled` if it had not finished.
+    func testAClientThatHalfClosesStillReadsTheAnswer() throws {
+        let root = try makeTemporaryDirectory("query-api")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let tally = try TallyServerProcess(storage: root + "/storage")
+        try tally.waitReady()
+        let long = "count_over_time(vector(1)[120d:1s])"
+        for (path, status, body) in [("/api/v1/status/buildinfo", 200, #""status":"success""#), ("/-/healthy", 200, "Healthy"),
+                                     ("/api/v1/query?time=1&query=" + QueryParameterOracleTests.escape(long), 503, #""errorType":"canceled""#)] {
+            for keepAlive in [true, false] {
+                let fd = try tally.client.connect()
+                defer { close(fd) }
+                try LoopbackHTTP.sendAll(fd, LoopbackHTTP.requestBytes("GET", path, headers: [], body: [], keepAlive: keepAlive))
+                shutdown(fd, Int32(SHUT_WR))
+                var received: [UInt8] = [], buffer = [UInt8](repeating: 0, count: 65_536)
+                // Until the server closes, which it must do once it has answered.
+                for _ in 0..<1000 where (try? LoopbackHTTP.receive(fd, into: &received, buffer: &buffer)) == true {}
+                let answer = String(decoding: received, as: UTF8.self)
+                XCTAssertTrue(answer.hasPrefix("HTTP/1.1 \(status)"), "\(path): \(answer)")
+                XCTAssertTrue(answer.contains(body), "\(path): \(answer)")
+            }
+        }
+    }
+
     /// With one query thread, a question that waits longer than its timeout for it gets Prometheus'
     /// queue timeout (503 `timeout`); the one holding the thread (about a second) still answers.
     /// Meanwhile writes, `buildinfo`, `format_query` and queries refused for their parameters or
