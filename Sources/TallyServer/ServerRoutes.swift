@@ -50,9 +50,10 @@ extension Router {
                    Route(deleteSeriesPath, [.POST, .PUT], maintenance) { $0.maintain($1) },
                    Route(cleanTombstonesPath, [.POST, .PUT], maintenance) { $0.maintain($1) },
                    Route(snapshotPath, [.POST, .PUT], maintenance) { $0.maintain($1) },
-                   Route("/metrics") { $0.metricsPage($1) },
-                   Route("/-/healthy") { $1.now(HTTPAnswer(status: 200, body: "Tally is Healthy.\n")) },
-                   Route("/-/ready") { router, request in
+                   // GET and HEAD, as Prometheus' own: another method is a client's mistake (405).
+                   Route("/metrics", [.GET, .HEAD]) { $0.metricsPage($1) },
+                   Route("/-/healthy", [.GET, .HEAD]) { $1.now(HTTPAnswer(status: 200, body: "Tally is Healthy.\n")) },
+                   Route("/-/ready", [.GET, .HEAD]) { router, request in
                        let ready = router.state.isReady
                        return request.now(HTTPAnswer(status: ready ? 200 : 503, body: ready ? "Tally is Ready.\n" : "Tally is not ready.\n"))
                    }]

@@ -192,6 +192,15 @@ final class ClaimedPathsTests: XCTestCase {
         let answer = try server.client.request("GET", "/api/v1/nothing-here")
         XCTAssertEqual(answer.status, 404)
         XCTAssertEqual(answer.body, "not found: /api/v1/nothing-here\n")
+        // The health, readiness and metrics pages take GET and HEAD, as Prometheus' own.
+        for path in ["/-/healthy", "/-/ready", "/metrics"] {
+            XCTAssertEqual(try server.client.request("HEAD", path).status, 200, path)
+            for method in ["POST", "PUT", "DELETE"] {
+                let refused = try server.client.request(method, path)
+                XCTAssertEqual(refused.status, 405, "\(method) \(path)")
+                XCTAssertEqual(refused.headers["allow"], "GET, HEAD", "\(method) \(path)")
+            }
+        }
         server.stop(SIGTERM)
     }
 
