@@ -154,7 +154,8 @@ public struct DeletionArguments: Sendable {
         }
         var bounds: [Int64] = []
         for (name, text, fallback) in [("start", start, Int64.min), ("end", end, Int64.max)] {
-            guard let text else { bounds.append(fallback); continue }
+            // Empty is absent, as Prometheus' `parseTimeParam` reads it (`start=&end=...`).
+            guard let text, !text.isEmpty else { bounds.append(fallback); continue }
             guard let ms = TimeParameter.milliseconds(text) else { throw Problem(description: "\(name) \(text): expected RFC 3339 or Unix seconds") }
             bounds.append(ms)
         }

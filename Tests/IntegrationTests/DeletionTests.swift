@@ -65,6 +65,11 @@ final class DeletionTests: XCTestCase {
         let allTime = try server.client.request("POST", "/api/v1/admin/tsdb/delete_series?match[]=node_gpu_count&dry_run=1"
                                                 + "&start=-292273086-05-16T16:47:06Z&end=292277025-08-18T07:12:54.999999999Z", headers: [("THANOS-TENANT", "acme")])
         XCTAssertEqual(allTime.status, 200, allTime.body)
+        // An empty time is none, as Prometheus reads it: the same dry run over all time.
+        let emptyTimes = try server.client.request("POST", "/api/v1/admin/tsdb/delete_series?match[]=node_gpu_count&dry_run=1&start=&end=",
+                                                   headers: [("THANOS-TENANT", "acme")])
+        XCTAssertEqual(emptyTimes.status, 200, emptyTimes.body)
+        XCTAssertEqual(emptyTimes.body, allTime.body)
 
         // Gone from the running server's reads at once.
         let costs = try server.client.request("GET", "/api/v1/costs/daily?start=\(utcDate(stores.dataset.start))&end=\(utcDate(stores.dataset.start + 2 * 86_400_000))",
