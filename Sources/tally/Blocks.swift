@@ -81,7 +81,12 @@ struct Blocks: ParsableCommand {
                                  String(m.stats.numChunks), Self.bytes(b.bytes)])
                 }
                 Output.write(Table.render(rows))
-                Output.write("\(blocks.count) blocks, \(blocks.reduce(0) { $0 + $1.meta.stats.numSamples }) samples, \(Self.bytes(blocks.reduce(0) { $0 + $1.bytes }))\n")
+                // meta.json's counts are whatever the file says: a total past 2^64 is shown as such, not trapped on.
+                let samples = blocks.reduce(into: (total: UInt64(0), over: false)) { sum, block in
+                    let (total, overflow) = sum.total.addingReportingOverflow(block.meta.stats.numSamples)
+                    sum = overflow ? (.max, true) : (total, sum.over)
+                }
+                Output.write("\(blocks.count) blocks, \(samples.over ? "over \(UInt64.max)" : String(samples.total)) samples, \(Self.bytes(blocks.reduce(0) { $0 + $1.bytes }))\n")
                 Output.write(try Self.headAndWAL(selection.storage + "/" + tenant, tenant: tenant) + "\n")
             }
         }

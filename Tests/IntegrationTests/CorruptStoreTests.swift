@@ -160,6 +160,40 @@ final class CorruptStoreTests: XCTestCase {
         XCTAssertEqual(imported.status, 1, imported.stdout + imported.stderr)
         XCTAssertTrue((imported.stdout + imported.stderr).contains("compaction level"), imported.stdout + imported.stderr)
     }
+    /// Numbers on disk past what arithmetic holds are refused or shown, never trapped on: sample
+    /// counts in `meta.json` that sum past 2^64 (`blocks ls`), and a WAL segment numbered 2^63-1
+    /// (every command that reads the WAL, and the server).
+    func testHugeNumbersOnDiskAreNamedNotTrappedOn() throws {
+        let root = try makeTemporaryDirectory("corrupt-numbers")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let storage = try stores.makeStore(root)
+        let blocks = try stores.blocks(storage).compactMap { $0["ulid"] as? String }.sorted()
+        for block in blocks.prefix(2) {
+            let path = storage + "/acme/" + block + "/meta.json"
+            var meta = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+            var stats = try XCTUnwrap(meta["stats"] as? [String: Any])
+            stats["numSamples"] = UInt64.max
+            meta["stats"] = stats
+            try JSONSerialization.data(withJSONObject: meta).write(to: URL(fileURLWithPath: path))
+        }
+        let ls = try runCommand(Binaries.tally, ["blocks", "ls", "--storage", storage, "--tenant", "acme"])
+        XCTAssertEqual(ls.status, 0, ls.stdout + ls.stderr)
+        XCTAssertTrue(ls.stdout.contains("over \(UInt64.max) samples"), ls.stdout)
+
+        let wal = storage + "/acme/wal"
+        let last = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: wal).filter { $0.allSatisfy(\.isNumber) }.sorted().last)
+        try FileManager.default.copyItem(atPath: wal + "/" + last, toPath: wal + "/9223372036854775807")
+        for command in [["dump"], ["blocks", "ls"], ["query", "up"]] {
+            let r = try runCommand(Binaries.tally, command + ["--storage", storage, "--tenant", "acme"])
+            XCTAssertEqual(r.status, 1, "\(command): \(r.stdout) \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("WAL segment number past 2147483647: \(wal)/9223372036854775807"), "\(command): \(r.stderr)")
+        }
+        let server = try TallyServerProcess(storage: storage)
+        defer { server.stop(SIGKILL) }
+        XCTAssertTrue(waitUntil(seconds: 30) { !server.process.isRunning || server.log.contains("9223372036854775807") }, server.log)
+        XCTAssertFalse(server.log.contains("Fatal error"), server.log)
+    }
+
     /// A block directory that does not load is data the answers lack: every answer that could have
     /// held its samples says so (PromQL, series, labels, costs, the CLI), answers elsewhere in time
     /// do not, and once the block loads (mended, at the next block scan) the warning goes.

@@ -23,12 +23,20 @@ enum WALFormat {
     }
 
     /// Segment indexes found in `directory`, ascending (names that are not all digits are ignored,
-    /// as Prometheus does).
+    /// as Prometheus does). A number past `maxSegmentIndex` is no segment any writer made (at 128 MiB
+    /// a segment, 256 PiB of WAL): refused with its file named, before arithmetic on it can trap.
     static func segments(in directory: String) throws(StorageIOError) -> [Int] {
-        try FileSystem.listDirectory(directory).compactMap { name in
-            name.allSatisfy(\.isASCII) && name.allSatisfy(\.isNumber) ? Int(name) : nil
-        }.sorted()
+        var found: [Int] = []
+        for name in try FileSystem.listDirectory(directory) where !name.isEmpty && name.allSatisfy(\.isASCII) && name.allSatisfy(\.isNumber) {
+            guard let index = Int(name), index <= maxSegmentIndex else {
+                throw StorageIOError("WAL segment number past \(maxSegmentIndex):", directory + "/" + name, errno: EOVERFLOW)
+            }
+            found.append(index)
+        }
+        return found.sorted()
     }
+
+    static let maxSegmentIndex = Int(Int32.max)
 }
 
 /// Appends records to the active segment. Not thread-safe: the tenant's lock serialises callers.
