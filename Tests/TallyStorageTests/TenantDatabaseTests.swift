@@ -91,6 +91,33 @@ final class TenantDatabaseTests: XCTestCase {
         XCTAssertEqual(stored["b"]?.count, 1, "later segments still read")
     }
 
+    /// Acknowledged records lost from a segment before the last are named as lost: a segment missing
+    /// between others, and one cut short after it was finished (only the last can be torn by a crash).
+    func testALostOrCutEarlierSegmentIsNamedAsLoss() throws {
+        for damage in ["missing", "cut"] {
+            try? FileManager.default.removeItem(atPath: directory)
+            var db = try TenantDatabase.open(directory: directory, tenant: "t")
+            for name in ["a", "b", "c"] {
+                try appendSamples(db, name, [(1, 1), (2, 2)])
+                try db.close()
+                db = try TenantDatabase.open(directory: directory, tenant: "t")
+            }
+            try db.close()
+            let middle = directory + "/wal/00000001"
+            if damage == "missing" {
+                try FileManager.default.removeItem(atPath: middle)
+            } else {
+                let bytes = try FileSystem.readFile(middle)
+                try FileSystem.writeFile(middle, Array(bytes[..<(bytes.lastIndex { $0 != 0 }! - 3)]))
+            }
+            db = try TenantDatabase.open(directory: directory, tenant: "t", readOnly: true)
+            let expected = damage == "missing" ? "segment 00000001 missing before 00000002; its records are lost" : "of a segment that was finished; the rest are lost"
+            XCTAssertTrue(db.replay.problems.contains { $0.contains(expected) }, "\(damage): \(db.replay.problems)")
+            XCTAssertGreaterThan(db.replay.leftOut, 0, damage)
+            XCTAssertEqual(try contents(db)["c"]?.count, 2, "\(damage): later segments still read")
+        }
+    }
+
     func testFailedWALWriteLeavesNothingBehind() throws {
         let db = try TenantDatabase.open(directory: directory, tenant: "t")
         try appendSamples(db, "a", [(1, 1)])

@@ -23,6 +23,14 @@ extension Head {
         let segments = FileSystem.isDirectory(walDirectory)
             ? try WALFormat.segments(in: walDirectory).filter { $0 > (checkpoint ?? -1) } : []
         let segmentFiles = segments.map { walDirectory + "/" + WALFormat.segmentName($0) }
+        // Segments are numbered one after another from the checkpoint's, and none is removed but by
+        // a checkpoint: a missing number is a segment lost, with the records acknowledged in it.
+        for (previous, next) in zip([checkpoint ?? (segments.first ?? 0) - 1] + segments, segments) where next != previous + 1 {
+            let missing = next - previous - 1 == 1 ? WALFormat.segmentName(previous + 1)
+                : "\(WALFormat.segmentName(previous + 1)) to \(WALFormat.segmentName(next - 1))"
+            report.problems.append("\(walDirectory): segment \(missing) missing before \(WALFormat.segmentName(next)); its records are lost")
+            report.leftOut += 1
+        }
 
         let reader = WALReadAhead(paths: checkpointFiles + segmentFiles, mapped: !readOnly, decode: ReplayRecord.init)
         var scratch = ReplayScratch(mapped: mapped)
@@ -48,8 +56,13 @@ extension Head {
                 if isLast { lastSegmentEnd = end }
                 switch end {
                 case .clean: break
+                case let .torn(validEnd) where isLast:
+                    report.problems.append("\(path): torn record at offset \(validEnd) (a write cut short); \(readOnly ? "read up to it" : "cut there")")
                 case let .torn(validEnd):
-                    report.problems.append("\(path): torn record at offset \(validEnd) (a write cut short); \(isLast && !readOnly ? "cut there" : "read up to it")")
+                    // Only the last segment can end in a write cut short (a start cuts it there
+                    // before writing on): an earlier one was damaged after it was whole.
+                    report.problems.append("\(path): records end at offset \(validEnd) of a segment that was finished; the rest are lost")
+                    report.leftOut += 1
                 case let .corrupt(validEnd, corruption):
                     report.corruptions.append(corruption)
                     report.leftOut += 1
