@@ -111,6 +111,17 @@ final class CommandLineTests: XCTestCase {
         let all = try tally(["compact", "--storage", root + "/storage", "--all-tenants", "--dry-run"])
         XCTAssertEqual(all.status, 0, all.stderr)
         XCTAssertTrue(all.stdout.contains("fastwal") && !all.stdout.contains("linked"), all.stdout)
+        // But never into the storage beside it: two tenants would share one WAL and read each other's.
+        try FileManager.default.createDirectory(atPath: root + "/storage/plain/wal", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/storage/borrower", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: root + "/storage/borrower/wal", withDestinationPath: root + "/storage/plain/wal")
+        for command in [["dump"], ["compact"]] {
+            let borrowed = try tally(command + ["--storage", root + "/storage", "--tenant", "borrower"])
+            XCTAssertEqual(borrowed.status, 1, "\(command): \(borrowed.stdout)")
+            XCTAssertTrue(borrowed.stderr.contains("borrower/wal: a symbolic link, which is not followed inside the storage"), "\(command): \(borrowed.stderr)")
+        }
+        try FileManager.default.removeItem(atPath: root + "/storage/borrower")
+        try FileManager.default.removeItem(atPath: root + "/storage/plain")
         let server = try TallyServerProcess(storage: root + "/storage")
         try server.waitReady()
         var encoder = WriteRequestEncoder()

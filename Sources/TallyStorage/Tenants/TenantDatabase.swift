@@ -58,6 +58,14 @@ public final class TenantDatabase: @unchecked Sendable {
     public static func open(directory: String, tenant: String, options: StorageOptions = StorageOptions(), readOnly: Bool = false) throws(StorageIOError) -> TenantDatabase {
         // A link would take every file written for the tenant outside the storage.
         if FileSystem.exists(directory) && !FileSystem.isRealDirectory(directory) { throw StorageIOError("open", directory, errno: ELOOP) }
+        // `wal/` and `chunks_head/` may be links (to a faster disk), but never into the storage
+        // root beside their tenant: two tenants would then write one WAL, and read each other's.
+        if let tenant = FileSystem.resolved(directory), let root = FileSystem.resolved(directory + "/..") {
+            for inner in ["/wal", "/chunks_head"] {
+                guard let target = FileSystem.resolved(directory + inner), target != tenant + inner else { continue }
+                if target.hasPrefix(root + "/") || target == root { throw StorageIOError("open", directory + inner, errno: ELOOP) }
+            }
+        }
         if readOnly {
             return try ReadLease.reading(directory) { () throws(StorageIOError) in
                 try openOrCreate(directory: directory, tenant: tenant, options: options, readOnly: true)

@@ -164,6 +164,13 @@ enum FileSystem {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
+    /// `realpath(3)`: the path with every link resolved; nil if it does not resolve.
+    static func resolved(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
     /// A directory itself, not a symbolic link to one: what a tenant directory must be, so that
     /// nothing written for a tenant lands outside the storage root.
     static func isRealDirectory(_ path: String) -> Bool {
