@@ -194,6 +194,25 @@ final class CorruptStoreTests: XCTestCase {
         XCTAssertFalse(server.log.contains("Fatal error"), server.log)
     }
 
+    /// A FIFO put where a file of the storage belongs is refused, naming it, not waited on: opening
+    /// one for reading blocks until a writer comes, which would hang every command and the server.
+    func testAFIFOInPlaceOfAFileIsRefusedNotWaitedOn() throws {
+        let root = try makeTemporaryDirectory("corrupt-fifo")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let storage = try stores.makeStore(root)
+        let block = try XCTUnwrap(try stores.blocks(storage).compactMap { $0["ulid"] as? String }.sorted().first)
+        let meta = storage + "/acme/" + block + "/meta.json"
+        try FileManager.default.removeItem(atPath: meta)
+        XCTAssertEqual(mkfifo(meta, 0o644), 0)
+        for command in [["blocks", "verify"], ["blocks", "ls"], ["dump"]] {
+            let started = Date()
+            let r = try runCommand(Binaries.tally, command + ["--storage", storage, "--tenant", "acme"], timeout: 60)
+            XCTAssertLessThan(Date().timeIntervalSince(started), 30, "\(command) waited on the FIFO")
+            XCTAssertEqual(r.status, 1, "\(command): \(r.stdout) \(r.stderr)")
+            XCTAssertTrue((r.stdout + r.stderr).contains("\(block)/meta.json: not a regular file"), "\(command): \(r.stdout) \(r.stderr)")
+        }
+    }
+
     /// A block directory that does not load is data the answers lack: every answer that could have
     /// held its samples says so (PromQL, series, labels, costs, the CLI), answers elsewhere in time
     /// do not, and once the block loads (mended, at the next block scan) the warning goes.

@@ -9,7 +9,11 @@ public struct StorageIOError: Error, CustomStringConvertible, Sendable {
     public let errno: Int32
     public var description: String {
         // What O_NOFOLLOW's refusal means here: the storage's own files are never reached through a link.
-        let reason = errno == ELOOP ? "a symbolic link, which is not followed inside the storage" : String(cString: strerror(errno))
+        let reason = switch errno {
+        case ELOOP: "a symbolic link, which is not followed inside the storage"
+        case ESPIPE: "not a regular file (a FIFO, socket or device), which is never read inside the storage"
+        default: String(cString: strerror(errno))
+        }
         return "\(operation) \(path): \(reason)"
     }
     /// The process or the system has no file descriptor left (EMFILE, ENFILE): retrying later can
@@ -49,9 +53,18 @@ final class OpenFile: @unchecked Sendable {
     let fd: Int32
     let path: String
 
+    /// Opens only regular files and directories: a FIFO, socket or device put in the storage is
+    /// refused, naming it, rather than waited on (opening a FIFO blocks until a writer comes, and
+    /// reading a device need never end). O_NONBLOCK is what keeps the open itself from blocking; it
+    /// changes nothing for regular files and directories.
     init(path: String, flags: Int32, mode: mode_t = 0o644) throws(StorageIOError) {
-        let fd = open(path, flags | O_CLOEXEC, mode)
+        let fd = open(path, flags | O_CLOEXEC | O_NONBLOCK, mode)
         if fd < 0 { throw StorageIOError("open", path) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, [S_IFREG, S_IFDIR].contains(st.st_mode & S_IFMT) else {
+            close(fd)
+            throw StorageIOError("open", path, errno: ESPIPE)
+        }
         self.fd = fd
         self.path = path
     }
