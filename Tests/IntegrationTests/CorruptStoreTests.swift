@@ -136,17 +136,22 @@ final class CorruptStoreTests: XCTestCase {
 
     /// A compaction level no compactor writes (the next compaction adds one to it) is corruption:
     /// verify and import refuse it, and compaction leaves the block alone instead of trapping.
+    /// Sets `meta.json`'s `section.key` in block directory `block`.
+    private func setMeta(_ block: String, _ section: String, _ key: String, to value: Any) throws {
+        let path = block + "/meta.json"
+        var meta = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        var inner = try XCTUnwrap(meta[section] as? [String: Any])
+        inner[key] = value
+        meta[section] = inner
+        try JSONSerialization.data(withJSONObject: meta).write(to: URL(fileURLWithPath: path))
+    }
+
     func testAnImpossibleCompactionLevelIsRefusedNotOverflowed() throws {
         let root = try makeTemporaryDirectory("corrupt-level")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let storage = try stores.makeStore(root)
         let block = try XCTUnwrap(try stores.blocks(storage).compactMap { $0["ulid"] as? String }.sorted().first)
-        let path = storage + "/acme/" + block + "/meta.json"
-        var meta = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
-        var compaction = try XCTUnwrap(meta["compaction"] as? [String: Any])
-        compaction["level"] = Int.max
-        meta["compaction"] = compaction
-        try JSONSerialization.data(withJSONObject: meta).write(to: URL(fileURLWithPath: path))
+        try setMeta(storage + "/acme/" + block, "compaction", "level", to: Int.max)
 
         let verify = try runCommand(Binaries.tally, ["blocks", "verify", "--storage", storage, "--tenant", "acme"])
         XCTAssertEqual(verify.status, 1, verify.stdout + verify.stderr)
@@ -168,14 +173,7 @@ final class CorruptStoreTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let storage = try stores.makeStore(root)
         let blocks = try stores.blocks(storage).compactMap { $0["ulid"] as? String }.sorted()
-        for block in blocks.prefix(2) {
-            let path = storage + "/acme/" + block + "/meta.json"
-            var meta = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
-            var stats = try XCTUnwrap(meta["stats"] as? [String: Any])
-            stats["numSamples"] = UInt64.max
-            meta["stats"] = stats
-            try JSONSerialization.data(withJSONObject: meta).write(to: URL(fileURLWithPath: path))
-        }
+        for block in blocks.prefix(2) { try setMeta(storage + "/acme/" + block, "stats", "numSamples", to: UInt64.max) }
         let ls = try runCommand(Binaries.tally, ["blocks", "ls", "--storage", storage, "--tenant", "acme"])
         XCTAssertEqual(ls.status, 0, ls.stdout + ls.stderr)
         XCTAssertTrue(ls.stdout.contains("over \(UInt64.max) samples"), ls.stdout)
