@@ -146,9 +146,11 @@ final class FloatHistogramStorageTests: XCTestCase {
         try writer.finishSegment()
         let replayed = try TenantDatabase.open(directory: directory, tenant: "t", readOnly: true)
         // The cut-short copy: its malformed histogram skipped again, then a typed error for the rest.
-        XCTAssertEqual(replayed.replay.problems, ["skipped 1 malformed WAL histograms or with timestamps beyond ±2^53 ms",
-                                                  "skipped 1 malformed WAL histograms or with timestamps beyond ±2^53 ms",
-                                                  "malformed WAL record: truncated u64"])
+        // Each names its segment and its record there.
+        let segment = directory + "/wal/" + WALFormat.segmentName(next)
+        XCTAssertEqual(replayed.replay.problems, ["\(segment): record 1: skipped 1 malformed WAL histograms or with timestamps beyond ±2^53 ms",
+                                                  "\(segment): record 2: skipped 1 malformed WAL histograms or with timestamps beyond ±2^53 ms",
+                                                  "\(segment): record 2: malformed WAL record: truncated u64"])
         XCTAssertEqual(try stored(replayed).map(\.timestamp), [1000, 5000])
 
         // A float-histogram chunk cut short in a block: `HistogramStorageTests`.

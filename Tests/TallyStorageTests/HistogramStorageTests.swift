@@ -188,7 +188,8 @@ final class HistogramStorageTests: XCTestCase {
         _ = try writer.log([encoder.bytes])
         try writer.finishSegment()
         let replayed = try TenantDatabase.open(directory: directory, tenant: "t", readOnly: true)
-        XCTAssertEqual(replayed.replay.problems, ["skipped 3 malformed WAL histograms or with timestamps beyond ±2^53 ms"])
+        let segment = directory + "/wal/" + WALFormat.segmentName(next)
+        XCTAssertEqual(replayed.replay.problems, ["\(segment): record 1: skipped 3 malformed WAL histograms or with timestamps beyond ±2^53 ms"])
         XCTAssertEqual(try stored(replayed).map(\.timestamp), [1000, 5000])
 
         // Blocks: a chunk of an encoding this reader does not know, and a histogram and a float-histogram chunk cut short,

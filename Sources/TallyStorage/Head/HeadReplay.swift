@@ -34,15 +34,26 @@ extension Head {
 
         let reader = WALReadAhead(paths: checkpointFiles + segmentFiles, mapped: !readOnly, decode: ReplayRecord.init)
         var scratch = ReplayScratch(mapped: mapped)
+        let files = checkpointFiles + segmentFiles
         var filesRead = 0
+        var recordsInFile = 0
         var failure: StorageIOError?
         var lastSegmentEnd = WALReadEnd.clean
         reading: while true {
             switch reader.next() {
             case let .records(records):
-                for record in records { Self.replay(record, into: self, &scratch, &report) }
+                for record in records {
+                    recordsInFile += 1
+                    let problems = report.problems.count
+                    Self.replay(record, into: self, &scratch, &report)
+                    // A record's problem names its file and its place there (records come in file order).
+                    for k in problems..<report.problems.count where filesRead < files.count {
+                        report.problems[k] = "\(files[filesRead]): record \(recordsInFile): " + report.problems[k]
+                    }
+                }
             case let .fileEnd(path, end):
                 filesRead += 1
+                recordsInFile = 0
                 if filesRead <= checkpointFiles.count {
                     if end != .clean {
                         report.problems.append("\(checkpointPath ?? path): checkpoint unreadable past offset \(end.validEnd ?? 0)")
