@@ -130,7 +130,7 @@ public final class TallyServer: Service, Sendable {
         // The block scan, compaction and retention, once the WALs are replayed.
         var background: Task<Void, Never>?
         do {
-            try await maintenancePool.runIfActive { try registry.openExisting { db in
+            try await maintenancePool.runIfActive { Self.holdReplayForTest(); return try registry.openExisting { db in
                 let r = db.replay
                 logger.info("replayed WAL", metadata: [
                     "tenant": "\(db.tenant)", "segments": "\(r.segments)", "series": "\(r.series)",
@@ -199,5 +199,12 @@ public final class TallyServer: Service, Sendable {
         for problem in registry.closeAll() { logger.error("closing WAL failed", metadata: ["problem": "\(problem)"]) }
         for pool in threadPools { try? await pool.shutdownGracefully() }
         try? await group.shutdownGracefully()
+    }
+
+    /// `TALLY_TEST_HOLD_REPLAY=<path>`: the WAL replay waits while that file exists (at most 60 s),
+    /// so a test can see the server answer before it is ready. Unset, as in production, nothing waits.
+    private static func holdReplayForTest() {
+        guard let path = getenv("TALLY_TEST_HOLD_REPLAY").map({ String(cString: $0) }), !path.isEmpty else { return }
+        for _ in 0..<60_000 where access(path, F_OK) == 0 { usleep(1_000) }
     }
 }

@@ -21,8 +21,7 @@ final class ServerLifecycleTests: XCTestCase {
     private func body(_ name: String, from: Int, count: Int) -> [UInt8] { lifeBody(name, from: from, count: count) }
 
     /// The server listens before it replays the WALs and answers 503 to writes and /-/ready until
-    /// then. The replay is held on purpose: the tenant's read-lease file is a FIFO, whose opening
-    /// (the first step of opening a tenant) blocks until this test opens its other end.
+    /// then. The replay is held on purpose (`TALLY_TEST_HOLD_REPLAY`) until this test lets it go.
     func testAnswers503WhileReplayingThenServes() throws {
         let storage = try makeTemporaryDirectory("replay")
         defer { try? FileManager.default.removeItem(atPath: storage) }
@@ -37,11 +36,10 @@ final class ServerLifecycleTests: XCTestCase {
             }
         }
         try db.close()
-        let lease = storage + "/life/.read-lease"
-        try FileManager.default.removeItem(atPath: lease)
-        XCTAssertEqual(mkfifo(lease, 0o644), 0)
+        let hold = storage + "/hold-replay"
+        try Data().write(to: URL(fileURLWithPath: hold))
 
-        let server = try TallyServerProcess(storage: storage)
+        let server = try TallyServerProcess(storage: storage, environment: ["TALLY_TEST_HOLD_REPLAY": hold])
         for _ in 0..<3 {
             XCTAssertEqual(try server.client.request("GET", "/-/ready").status, 503)
             XCTAssertEqual(try server.client.request("POST", "/api/v1/write", headers: headers, body: body("during_replay", from: 0, count: 1)).status, 503)
@@ -49,20 +47,8 @@ final class ServerLifecycleTests: XCTestCase {
         }
         XCTAssertFalse(server.log.contains("replayed WAL"), server.log)
 
-        // Let the tenant open. Without a reader, a non-blocking open of a FIFO's writing end fails
-        // (ENXIO): it succeeds once the server waits in its open, and releases it. A regular file
-        // then takes the FIFO's place for every later open of the lease; until it has, the open
-        // writing end lets any open of the FIFO through.
-        var writer: Int32 = -1
-        let deadline = Date().addingTimeInterval(30)
-        while writer < 0 && server.process.isRunning && Date() < deadline {
-            writer = open(lease, O_WRONLY | O_NONBLOCK)
-            if writer < 0 { usleep(1_000) }
-        }
-        XCTAssertGreaterThanOrEqual(writer, 0, "the server opened the tenant within 30 s: \(server.log)")
-        try Data().write(to: URL(fileURLWithPath: lease + ".regular"))
-        XCTAssertEqual(rename(lease + ".regular", lease), 0)
-        close(writer)
+        // Let the replay go.
+        try FileManager.default.removeItem(atPath: hold)
         try server.waitReady()
         XCTAssertTrue(server.log.contains("replayed WAL"), server.log)
         XCTAssertEqual(try server.client.request("POST", "/api/v1/write", headers: headers, body: body("after_replay", from: 0, count: 1)).status, 204)
