@@ -230,6 +230,35 @@ final class HeadChunkFileTests: XCTestCase {
         XCTAssertEqual(try contents(reopened), expected)
     }
 
+    /// With more chunks than one core checks, every chunk's form is checked on every core at open:
+    /// a malformed chunk is refused in any core's share (first, middle, last), the others taken.
+    func testMalformedChunksAreRefusedInEveryShareOfTheFormChecks() throws {
+        let db = try TenantDatabase.open(directory: directory, tenant: "t")
+        let series = 2100
+        try fill(db, series: series, minutes: 130)
+        let expected = try contents(db)
+        db.cutQueue.sync {}
+        try FileSystem.removeTree(chunkDirectory)
+        // Each series' first 120 samples as the WAL has them; the forged ones swap two times.
+        let forged: Set = [0, series / 2, series - 1]
+        let writer = HeadChunkWriter(directory: chunkDirectory, existing: [:])
+        for k in 0..<series {
+            let ref = db.head.ref(try XCTUnwrap(db.head.select([try LabelMatcher("__name__", .equal, "m\(k)")]).first))
+            var chunk = XORChunk()
+            for minute in forged.contains(k) ? [0, 2, 1] + Array(3..<120) : Array(0..<120) {
+                chunk.append(timestamp: Int64(minute) * Self.minute, valueBits: Double(k * 1000 + minute % 17).bitPattern)
+            }
+            writer.append(ref: ref, minTime: 0, maxTime: 119 * Self.minute, chunk.bytes)
+        }
+        writer.sync()
+        let reopened = try TenantDatabase.open(directory: directory, tenant: "t")
+        XCTAssertEqual(reopened.replay.headChunks, series - forged.count)
+        let replayed = try contents(reopened)
+        for k in forged { XCTAssertEqual(replayed["m\(k)"], expected["m\(k)"], "m\(k)") }
+        // Not XCTAssertEqual: its message would print every series.
+        XCTAssertTrue(replayed == expected, "the replayed head differs from what was appended")
+    }
+
     /// Chunks written under a longer block range cross this one's range ends: a restart under a
     /// 2-hour range takes none of those, and replays their samples from the WAL.
     func testChunksWrittenUnderAnotherBlockRangeAreTakenOnlyWhereTheyFit() throws {
