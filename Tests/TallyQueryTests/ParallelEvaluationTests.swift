@@ -41,7 +41,7 @@ final class ParallelEvaluationTests: XCTestCase {
     }
 
     /// The process's peak resident set (`VmHWM`), after setting it back to the current one when asked.
-    private static func peakResidentBytes(resetting: Bool) throws -> Int {
+    static func peakResidentBytes(resetting: Bool) throws -> Int {
         if resetting { try "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8) }
         let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
         let line = try XCTUnwrap(status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") })

@@ -91,7 +91,7 @@ extension Evaluator {
             matrix.append(EvalSeries(labels: call.name == "last_over_time" ? labels : labels.withoutMetricName, points: points))
         }
         if call.name == "absent_over_time" {
-            return absentOverTime(matrix, written: input.written)
+            return try absentOverTime(matrix, written: input.written)
         }
         try Self.checkDistinct(matrix.map(\.labels))
         return matrix
@@ -134,12 +134,20 @@ extension Evaluator {
     }
 
     /// 1 at each step where no series had a sample in its window, with the labels the selector
-    /// pins down; nothing where some series had one.
-    private func absentOverTime(_ present: Matrix, written: [LabelMatcher]?) -> Matrix {
+    /// pins down; nothing where some series had one. Each point counts against the query's samples
+    /// and the loop against its deadline, as any step's output: a range of centuries at a
+    /// millisecond step must end in the samples limit, not in an allocation the machine cannot make.
+    private func absentOverTime(_ present: Matrix, written: [LabelMatcher]?) throws -> Matrix {
         var found = Set<Int64>()
         for series in present { for point in series.points { found.insert(point.timestamp) } }
+        // The present points end here: only their times are kept.
+        budget.release(present.reduce(0) { $0 &+ $1.points.count })
         var points: [Point] = []
-        try? forEachStep { _, ts in if !found.contains(ts) { points.append(Point(timestamp: ts, value: 1)) } }
+        try forEachStep { _, ts in
+            guard !found.contains(ts) else { return }
+            try budget.take()
+            points.append(Point(timestamp: ts, value: 1))
+        }
         guard !points.isEmpty else { return [] }
         return [EvalSeries(labels: absentLabels(written), points: points)]
     }
