@@ -40,6 +40,28 @@ final class ParallelEvaluationTests: XCTestCase {
         XCTAssertLessThan(grown, 64 << 20, "peak resident set grew by \(grown >> 20) MiB")
     }
 
+    /// The same for a range function's points, step by step (`changes`) and side by side
+    /// (`sum_over_time`): a series' points were counted once its loop was done, so `[3h:1ms]` over a
+    /// day's window held 10.8 million points a series (more than 170 MB each) before the limit was
+    /// looked at. Every engine fails with the limit's error, whichever way it loops.
+    func testRangeFunctionsHoldNoMorePointsThanTheLimitAllows() throws {
+        let script = try PromQLScript.loaded((0..<4).map { s in "m{s=\"\(s)\"} 0+1x200" })
+        for function in ["changes", "sum_over_time"] {
+            for (parallelWork, sideBySide) in [(0, true), (Int.max, true), (Int.max, false)] {
+                var options = QueryOptions(maxSamples: 20_000)
+                options.parallelWork = parallelWork
+                options.sideBySideWindows = sideBySide
+                let before = try Self.peakResidentBytes(resetting: true)
+                let result = QueryEngine(options: options).instantQuery("count_over_time((\(function)(m[1d]))[3h:1ms])", time: 200 * 60_000,
+                                                                        database: script.tenant)
+                let grown = try Self.peakResidentBytes(resetting: false) - before
+                let how = "\(function), parallel work \(parallelWork), side by side \(sideBySide)"
+                XCTAssertEqual(describeBits(result), "error execution: query processing would load too many samples into memory in query execution", how)
+                XCTAssertLessThan(grown, 64 << 20, "\(how): peak resident set grew by \(grown >> 20) MiB")
+            }
+        }
+    }
+
     /// The process's peak resident set (`VmHWM`), after setting it back to the current one when asked.
     static func peakResidentBytes(resetting: Bool) throws -> Int {
         if resetting { try "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8) }

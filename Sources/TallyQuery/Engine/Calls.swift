@@ -67,8 +67,14 @@ extension Evaluator {
         let range = input.range, offset = input.offset, latest = input.latest
         let sideBySide = options.sideBySideWindows && scalarArgs.isEmpty ? RangeFunctions.sideBySide(call.name) : nil
         let points = try perSeries(input.series.count, work: input.work) { i, budget, deadline in
+            // A series' points are taken from the budget once its loop is done, as Prometheus counts
+            // them; more than the budget has left then fails there whatever comes after, so the
+            // loop fails as soon as they pass it. A subquery of days at a millisecond step held
+            // gigabytes of one series' points first.
+            let room = budget.limit &- budget.current
             if let sideBySide {
-                return try stepsSideBySide(RangeWindow(input.series[i].1), sideBySide, range: range, offset: offset, latest: latest, budget: budget, deadline: deadline)
+                return try stepsSideBySide(RangeWindow(input.series[i].1), sideBySide, range: range, offset: offset, latest: latest,
+                                           room: room, budget: budget, deadline: deadline)
             }
             var series = (window: RangeWindow(input.series[i].1), points: [Point]())
             try forEachStep(deadline: deadline, carrying: &series) { step, ts, series in
@@ -80,7 +86,10 @@ extension Evaluator {
                     let scalars = scalarArgs.isEmpty ? [:] : scalarArgs.mapValues { $0.first.flatMap { step < $0.points.count ? $0.points[step].value : nil } ?? .nan }
                     return try function(samples, RangeContext(ts: ts, range: range, offset: offset, scalars: scalars))
                 }
-                if let value { series.points.append(Point(timestamp: ts, value: value)) }
+                if let value {
+                    series.points.append(Point(timestamp: ts, value: value))
+                    if series.points.count > room { throw EvalFailure.tooManySamples }
+                }
             }
             series.window.release(budget)
             if !series.points.isEmpty { try budget.take(series.points.count) }
@@ -99,15 +108,18 @@ extension Evaluator {
 
     /// One series' points from a range function that works on `RangeFunctions.lanes` steps'
     /// windows at once: the points, and the samples taken from `budget`, that the step-by-step loop
-    /// gives.
+    /// gives, failing as it does once the points pass `room`.
     private func stepsSideBySide(_ window: RangeWindow, _ function: RangeFunctions.SideBySide, range: Int64, offset: Int64, latest: Int64,
-                                 budget: SampleBudget, deadline: Deadline) throws -> [Point] {
+                                 room: Int, budget: SampleBudget, deadline: Deadline) throws -> [Point] {
         var steps = StepsSideBySide(window: window)
         try forEachStep(deadline: deadline, carrying: &steps) { _, ts, steps throws in
             let maxTime = ts.subtractingSaturated(offset)
             steps.times.append(ts)
             steps.bounds.append((maxTime.subtractingSaturated(range), min(maxTime, latest)))
-            if steps.bounds.count == RangeFunctions.lanes { try steps.flush(function, budget: budget) }
+            if steps.bounds.count == RangeFunctions.lanes {
+                try steps.flush(function, budget: budget)
+                if steps.points.count > room { throw EvalFailure.tooManySamples }
+            }
         }
         try steps.flush(function, budget: budget)
         steps.window.release(budget)
